@@ -1,0 +1,454 @@
+"""Load and validate config.toml; environment variables override the file, the file the defaults.
+
+Every key is a field of one of the section dataclasses below: adding a setting means adding
+a field (with its default) and, if it needs more than a type check, a validator in
+``_VALIDATORS``. An error names the key, the file and the line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from seriesfeed.errors import ConfigError
+
+ENV_PREFIX = "SERIESFEED_"
+DEFAULT_CONFIG = Path("config.toml")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    title: str = "SocialistWorker.org"
+    url: str = "https://socialistworker.org"
+    time_zone: str = "America/New_York"
+    default_language: str = "en"
+    rights: str = (
+        "Material on this Web site is licensed by SocialistWorker.org, under a Creative "
+        "Commons (by-nc-nd 3.0) license."
+    )
+    rights_url: str = "https://creativecommons.org/licenses/by-nc-nd/3.0/"
+    entry_url_pattern: str = "{site_url}/{yyyy}/{mm}/{dd}/{slug}/"
+    tag_authority: str = ""
+    organizations: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LanguageConfig:
+    code: str
+    name: str = ""
+    locale: str = ""
+    feed_title: str = ""
+    feed_description: str = ""
+    bylines: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///var/seriesfeed.sqlite3"
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = ""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    password: str = ""
+    security: str = "starttls"
+    connections: int = 4
+    rate: float = 0.0
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    from_: str = "SocialistWorker.org <digest@localhost>"
+    maildir: str = "var/maildir"
+    bounce_limit: int = 3
+    max_attempts: int = 8
+    retry_seconds: float = 60.0
+    dkim_key: str = ""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    secret_key: str = ""
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    max_entries: int = 50
+    out_dir: str = "var/public"
+
+
+@dataclass(frozen=True)
+class WebSubConfig:
+    hub: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    feeds: str = "*/10 * * * *"
+    daily: str = "0 7 * * *"
+    weekly: str = "0 7 * * mon"
+    drain_seconds: float = 15.0
+    watch_seconds: float = 5.0
+    shutdown_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    base_dir: Path
+    site: SiteConfig
+    languages: dict[str, LanguageConfig]
+    database: DatabaseConfig
+    web: WebConfig
+    smtp: SmtpConfig
+    mail: MailConfig
+    security: SecurityConfig
+    feeds: FeedsConfig
+    schedule: ScheduleConfig
+    websub: WebSubConfig
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.site.time_zone)
+
+    @property
+    def public_url(self) -> str:
+        """The URL readers reach this server at, without a trailing slash."""
+        if self.web.base_url:
+            return self.web.base_url.rstrip("/")
+        return f"http://{self.web.host}:{self.web.port}"
+
+    def resolve(self, value: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+_SECTIONS: dict[str, type] = {
+    "site": SiteConfig,
+    "database": DatabaseConfig,
+    "web": WebConfig,
+    "smtp": SmtpConfig,
+    "mail": MailConfig,
+    "security": SecurityConfig,
+    "feeds": FeedsConfig,
+    "schedule": ScheduleConfig,
+    "websub": WebSubConfig,
+}
+
+DEFAULT_LANGUAGES: dict[str, dict[str, Any]] = {
+    "en": {"name": "English", "locale": "en_US", "feed_title": "SocialistWorker.org",
+           "feed_description": "Articles from SocialistWorker.org"},
+    "es": {"name": "Español", "locale": "es", "feed_title": "Obrero Socialista",
+           "feed_description": "Artículos en español de SocialistWorker.org",
+           "bylines": ["Obrero Socialista"], "sections": ["Obrero Socialista"]},
+}
+
+
+def _toml_key(name: str) -> str:
+    return name.rstrip("_")  # from_ -> from
+
+
+def _check_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"'{value}' is not an http(s) URL"
+    return None
+
+
+def _check_url_or_empty(value: str) -> str | None:
+    return None if value == "" else _check_url(value)
+
+
+def _check_zone(value: str) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"'{value}' is not a known time zone (use an IANA name like America/New_York)"
+    return None
+
+
+def _check_positive(value: int | float) -> str | None:
+    return None if value > 0 else f"must be greater than 0, not {value}"
+
+
+def _check_not_negative(value: int | float) -> str | None:
+    return None if value >= 0 else f"must not be negative, not {value}"
+
+
+def _check_port(value: int) -> str | None:
+    return None if 0 <= value <= 65535 else f"{value} is not a TCP port (0-65535)"
+
+
+def _check_security(value: str) -> str | None:
+    choices = ("starttls", "tls", "none")
+    return None if value in choices else f"'{value}' is not one of {', '.join(choices)}"
+
+
+def _check_db_url(value: str) -> str | None:
+    if re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+        return None
+    return f"'{value}' is not a sqlite:/// or postgresql:// URL"
+
+
+def _check_pattern(value: str) -> str | None:
+    try:
+        value.format(site_url="", yyyy="", mm="", dd="", slug="", series="", language="")
+    except (KeyError, IndexError, ValueError) as exc:
+        return f"unknown placeholder {exc} (use {{site_url}} {{yyyy}} {{mm}} {{dd}} {{slug}} " \
+               "{{series}} {{language}})"
+    return None
+
+
+def _check_cron(value: str) -> str | None:
+    # the full parse happens in scheduler.py (APScheduler); this catches the common slip
+    if len(value.split()) not in (5, 6):
+        return (f"'{value}' is not a cron expression of 5 fields (minute hour day month "
+                "weekday; a 6th, leading field gives seconds)")
+    return None
+
+
+_VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("site", "url"): _check_url,
+    ("site", "time_zone"): _check_zone,
+    ("site", "entry_url_pattern"): _check_pattern,
+    ("database", "url"): _check_db_url,
+    ("web", "port"): _check_port,
+    ("web", "base_url"): _check_url_or_empty,
+    ("smtp", "port"): _check_port,
+    ("smtp", "security"): _check_security,
+    ("smtp", "connections"): _check_positive,
+    ("smtp", "rate"): _check_not_negative,
+    ("smtp", "timeout"): _check_positive,
+    ("mail", "bounce_limit"): _check_positive,
+    ("mail", "max_attempts"): _check_positive,
+    ("mail", "retry_seconds"): _check_positive,
+    ("feeds", "max_entries"): _check_positive,
+    ("websub", "hub"): _check_url_or_empty,
+    ("schedule", "feeds"): _check_cron,
+    ("schedule", "daily"): _check_cron,
+    ("schedule", "weekly"): _check_cron,
+    ("schedule", "drain_seconds"): _check_positive,
+    ("schedule", "watch_seconds"): _check_positive,
+    ("schedule", "shutdown_timeout"): _check_positive,
+}
+
+
+class _Source:
+    """Finds the line of a key in the TOML text, for error messages."""
+
+    def __init__(self, path: Path | None, text: str) -> None:
+        self.path = str(path) if path else None
+        self.lines = text.splitlines()
+
+    def line_of(self, table: str | None, key: str | None) -> int | None:
+        current: str | None = None
+        for number, raw in enumerate(self.lines, start=1):
+            line = raw.strip()
+            header = re.match(r"^\[\s*([^\]]+?)\s*\]", line)
+            if header:
+                current = header.group(1).replace('"', "").replace(" ", "")
+                if key is None and current == table:
+                    return number
+                continue
+            if key is not None and current == table and re.match(
+                rf'^"?{re.escape(key)}"?\s*=', line
+            ):
+                return number
+        return None
+
+    def error(self, message: str, table: str | None, key: str | None) -> ConfigError:
+        dotted = ".".join(p for p in (table, key) if p)
+        return ConfigError(f"{dotted}: {message}" if dotted else message, key=dotted or None,
+                           line=self.line_of(table, key), path=self.path)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return "a list of strings"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Return (ok, value converted to ``tp``)."""
+    if typing.get_origin(tp) is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return ok, list(value) if ok else value
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if isinstance(tp, type):
+        return isinstance(value, tp), value
+    if isinstance(tp, types.UnionType):  # not used by any field today
+        return True, value
+    return False, value
+
+
+def _from_env(raw: str, tp: Any) -> Any:
+    """Parse an environment variable's text as the field's type (lists: TOML array or commas)."""
+    if tp is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off", ""):
+            return False
+        return raw
+    if tp is int:
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    if tp is float:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if typing.get_origin(tp) is list:
+        if raw.strip().startswith("["):
+            try:
+                return tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                return raw
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    return raw
+
+
+def _build(cls: type, table: str, data: Mapping[str, Any], env: Mapping[str, str],
+           env_name: str, src: _Source, extra: dict[str, Any] | None = None) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {_toml_key(f.name): f for f in dataclasses.fields(cls) if f.name != "code"}
+    for key in data:
+        if key not in known:
+            choices = ", ".join(sorted(known))
+            raise src.error(f"unknown key (known keys: {choices})", table, key)
+    values: dict[str, Any] = dict(extra or {})
+    for key, f in known.items():
+        tp = hints[f.name]
+        where = "file"
+        if f"{env_name}_{key.upper()}" in env:
+            value = _from_env(env[f"{env_name}_{key.upper()}"], tp)
+            where = "env"
+        elif key in data:
+            value = data[key]
+        else:
+            continue
+        ok, value = _coerce(value, tp)
+        if not ok:
+            msg = f"must be {_type_name(tp)}, not {value!r}"
+            if where == "env":
+                raise ConfigError(f"{env_name}_{key.upper()}: {msg}", key=f"{table}.{key}")
+            raise src.error(msg, table, key)
+        check = _VALIDATORS.get((table.split(".")[0], key))
+        problem = check(value) if check else None
+        if problem:
+            if where == "env":
+                raise ConfigError(f"{env_name}_{key.upper()}: {problem}", key=f"{table}.{key}")
+            raise src.error(problem, table, key)
+        values[f.name] = value
+    return cls(**values)
+
+
+def _known_env_names(languages: list[str]) -> set[str]:
+    names = {"SERIESFEED_CONFIG"}
+    for table, cls in _SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            names.add(f"{ENV_PREFIX}{table.upper()}_{_toml_key(f.name).upper()}")
+    for code in languages:
+        for f in dataclasses.fields(LanguageConfig):
+            names.add(f"{ENV_PREFIX}LANGUAGES_{code.upper()}_{f.name.upper()}")
+    return names
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load ``path`` (default ``./config.toml``; embedded defaults when that is absent).
+
+    Raises ConfigError naming the key and line for anything invalid."""
+    env = dict(os.environ if env is None else env)
+    explicit = path is not None
+    path = path if path is not None else DEFAULT_CONFIG
+    if path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the configuration: {exc}", path=str(path)) from exc
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", path=str(path)) from exc
+        base_dir = path.resolve().parent
+    elif explicit:
+        raise ConfigError("no such configuration file", path=str(path))
+    else:
+        text, data, base_dir, path = "", {}, Path.cwd(), None
+    src = _Source(path, text)
+
+    for table in data:
+        if table not in _SECTIONS and table != "languages":
+            raise src.error(
+                f"unknown section (known: {', '.join(sorted([*_SECTIONS, 'languages']))})",
+                table, None)
+        if not isinstance(data[table], dict):
+            raise src.error("must be a table", table, None)
+
+    lang_data = data.get("languages", {key: dict(v) for key, v in DEFAULT_LANGUAGES.items()})
+    for code, body in lang_data.items():
+        if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", code):
+            raise src.error("a language code like 'en' or 'pt-BR' is expected", "languages", code)
+        if not isinstance(body, dict):
+            raise src.error("must be a table", f"languages.{code}", None)
+
+    unknown_env = sorted(
+        name for name in env
+        if name.startswith(ENV_PREFIX) and name not in _known_env_names(list(lang_data))
+        and name.split("_")[1].lower() in [*_SECTIONS, "languages"]
+    )
+    if unknown_env:
+        raise ConfigError(f"{unknown_env[0]}: no such setting (see config.toml for the keys)")
+
+    sections = {
+        table: _build(cls, table, data.get(table, {}), env, f"{ENV_PREFIX}{table.upper()}", src)
+        for table, cls in _SECTIONS.items()
+    }
+    languages: dict[str, LanguageConfig] = {}
+    for code, body in lang_data.items():
+        table = f"languages.{code}"
+        lang = _build(LanguageConfig, table, body, env,
+                      f"{ENV_PREFIX}LANGUAGES_{code.upper().replace('-', '_')}", src,
+                      extra={"code": code})
+        languages[code] = dataclasses.replace(
+            lang, name=lang.name or code, locale=lang.locale or code.replace("-", "_"))
+    if not languages:
+        raise src.error("at least one language is needed", "languages", None)
+    site: SiteConfig = sections["site"]
+    if site.default_language not in languages:
+        raise src.error(f"'{site.default_language}' is not one of the [languages] tables",
+                        "site", "default_language")
+    return Config(path=path, base_dir=base_dir, languages=languages, **sections)

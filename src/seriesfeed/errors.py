@@ -1,0 +1,97 @@
+"""The one exception tree for every failure a user can cause or act on.
+
+    SeriesfeedError                 root; the CLI prints "Error: <message>" and exits 1
+    ├── ConfigError                 config.toml or environment override (key, line)
+    ├── StoreError                  database unreachable, migration failed, constraint
+    │   └── NotFoundError           an entry, series or subscriber that does not exist
+    ├── ImportError_                an input file (path, line, field); nothing was stored
+    ├── ValidationError             a value given on the command line or a form (field)
+    ├── LockError                   another process holds the single-runner lock
+    └── DeliveryError               an SMTP or Maildir failure (code, recipient)
+        ├── TransientDeliveryError  4xx, connection lost, timeout: retry later
+        └── PermanentDeliveryError  5xx: never retried
+
+Foreign exceptions are translated where they enter (the store, the importers, the
+mailer); anything else reaching the CLI is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class SeriesfeedError(Exception):
+    """Base of every user-facing failure; ``str(err)`` is a one-line message."""
+
+    exit_code: int = 1
+
+
+class ConfigError(SeriesfeedError):
+    """A configuration value is missing, unknown or invalid."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, key: str | None = None, line: int | None = None,
+                 path: str | None = None) -> None:
+        self.key = key
+        self.line = line
+        self.path = path
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+
+
+class StoreError(SeriesfeedError):
+    """The store cannot do what was asked (unreachable, locked, inconsistent)."""
+
+
+class NotFoundError(StoreError):
+    """A named object does not exist in the store."""
+
+
+class ImportError_(SeriesfeedError):
+    """An input file cannot be imported; nothing of it was stored."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.field = field
+        parts = []
+        if path is not None:
+            parts.append(path if line is None else f"{path}:{line}")
+        elif line is not None:
+            parts.append(f"line {line}")
+        if field is not None:
+            parts.append(f"field '{field}'")
+        prefix = ", ".join(parts)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class ValidationError(SeriesfeedError):
+    """A value given by a user (option, argument, form field) is invalid."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class LockError(SeriesfeedError):
+    """Another process already holds the lock this one needs."""
+
+
+class DeliveryError(SeriesfeedError):
+    """A message could not be handed to the mail transport."""
+
+    def __init__(self, message: str, *, code: int | None = None,
+                 recipient: str | None = None) -> None:
+        self.code = code
+        self.recipient = recipient
+        super().__init__(message)
+
+
+class TransientDeliveryError(DeliveryError):
+    """Try again later: a 4xx reply, a dropped connection or a timeout."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Do not try again: a 5xx reply for this recipient or message."""

@@ -1,0 +1,152 @@
+"""Plain data passed between the modules: series, entries, subscribers, digests, outbox rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class AuthorKind(StrEnum):
+    PERSON = "person"
+    ORGANIZATION = "organization"
+
+
+class Frequency(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class OutboxState(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+class OutboxKind(StrEnum):
+    DIGEST = "digest"
+    CONFIRM = "confirm"
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    kind: AuthorKind = AuthorKind.PERSON
+
+
+@dataclass(frozen=True)
+class SeriesText:
+    """A series' words in one language."""
+
+    title: str
+    description: str = ""
+    url: str | None = None
+
+
+@dataclass
+class Series:
+    slug: str
+    texts: dict[str, SeriesText] = field(default_factory=dict)  # by language code
+
+    def text(self, language: str) -> SeriesText | None:
+        return self.texts.get(language)
+
+
+@dataclass
+class Entry:
+    """One article. ``id`` (a tag URI or the id it was imported with) is stable forever;
+    ``seq`` is the store's insertion sequence, the cursor digests advance on."""
+
+    series: str  # series slug
+    language: str
+    title: str
+    summary: str
+    published: datetime  # always timezone-aware
+    authors: tuple[Author, ...] = ()
+    section: str | None = None
+    content_html: str | None = None
+    url: str | None = None
+    updated: datetime | None = None
+    id: str | None = None
+    translation_of: str | None = None  # the other entry's id
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "series": self.series,
+            "language": self.language,
+            "section": self.section,
+            "authors": [{"name": a.name, "kind": a.kind.value} for a in self.authors],
+            "title": self.title,
+            "summary": self.summary,
+            "content_html": self.content_html,
+            "url": self.url,
+            "published": self.published.isoformat(),
+            "updated": (self.updated or self.published).isoformat(),
+            "translation_of": self.translation_of,
+        }
+
+
+@dataclass
+class Subscriber:
+    email: str
+    language: str
+    frequency: Frequency
+    status: SubscriberStatus
+    name: str | None = None
+    series: tuple[str, ...] = ()  # slugs followed; empty means all
+    id: int | None = None
+    created_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    unsubscribed_at: datetime | None = None
+    consent_at: datetime | None = None
+    consent_ip: str | None = None
+    consent_source: str | None = None
+    last_seq: int = 0  # digest cursor: entries with seq > last_seq have not been sent
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "email": self.email,
+            "name": self.name,
+            "language": self.language,
+            "frequency": self.frequency.value,
+            "status": self.status.value,
+            "series": list(self.series),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
+        }
+
+
+@dataclass
+class Digest:
+    id: int
+    language: str
+    frequency: Frequency
+    period: str
+    from_seq: int
+    to_seq: int
+    created_at: datetime
+
+
+@dataclass
+class OutboxItem:
+    id: int
+    kind: OutboxKind
+    subscriber_id: int | None
+    recipient: str
+    message_id: str
+    state: OutboxState
+    attempts: int = 0
+    digest_id: int | None = None
+    next_at: datetime | None = None
+    last_error: str | None = None

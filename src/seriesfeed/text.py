@@ -1,0 +1,43 @@
+"""Text hygiene shared by every entry point: slugs and XML 1.0-safe strings."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# XML 1.0 allows TAB, LF, CR and U+0020..U+D7FF, U+E000..U+FFFD, U+10000..U+10FFFF.
+# C1 controls (U+0080..U+009F) are legal XML but are never meant as text (they are
+# mis-decoded cp1252) and validators flag them, so they go too; so do the bidi
+# override/embedding controls that can disguise text (U+202A..U+202E, U+2066..U+2069).
+_ILLEGAL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+    "\u202a-\u202e\u2066-\u2069]"
+)
+_BOM = "\ufeff"
+_SPACE_RUN = re.compile(r"\s+")
+
+
+def clean_text(value: str) -> str:
+    """Return ``value`` with every character XML 1.0 cannot carry removed, a stray BOM
+    dropped and CRLF/CR folded to LF. Applied when text enters the store."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace(_BOM, "")
+    return _ILLEGAL.sub("", value)
+
+
+def clean_line(value: str) -> str:
+    """``clean_text`` for one-line fields (titles, names): whitespace runs become one space."""
+    return _SPACE_RUN.sub(" ", clean_text(value)).strip()
+
+
+def slugify(value: str, *, max_length: int = 80) -> str:
+    """``"Reflections on the ISO crisis"`` -> ``"reflections-on-the-iso-crisis"``.
+
+    Accents are folded to ASCII, typographic apostrophes are dropped rather than
+    splitting words (``"ISO’s"`` -> ``"isos"``), anything else not alphanumeric becomes
+    one hyphen."""
+    value = value.replace("’", "").replace("'", "")
+    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    if len(slug) > max_length:
+        slug = slug[:max_length].rsplit("-", 1)[0] or slug[:max_length]
+    return slug

@@ -1,0 +1,161 @@
+"""config.toml loading: defaults, overrides from the environment, errors that name the key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from seriesfeed.config import load_config
+from seriesfeed.errors import ConfigError
+from tests.conftest import ROOT, ConfigFactory
+
+
+def test_shipped_config_loads_with_both_languages() -> None:
+    cfg = load_config(ROOT / "config.toml", env={})
+    assert set(cfg.languages) == {"en", "es"}
+    assert cfg.languages["es"].bylines == ["Obrero Socialista"]
+    assert cfg.site.time_zone == "America/New_York"
+    assert "by-nc-nd 3.0" in cfg.site.rights
+    assert cfg.mail.from_.startswith("SocialistWorker.org")
+    assert cfg.smtp.host == ""
+
+
+def test_every_key_of_the_shipped_file_is_documented_by_a_comment() -> None:
+    lines = (ROOT / "config.toml").read_text(encoding="utf-8").splitlines()
+    data = tomllib.loads("\n".join(lines))
+    assert data  # parsed
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "[")) or "=" not in stripped:
+            continue
+        # a key is documented when a comment sits above it within its block, or the same
+        # key was documented in an earlier language table
+        block = []
+        for prev in reversed(lines[:number]):
+            if not prev.strip() or prev.strip().startswith("["):
+                break
+            block.append(prev.strip())
+        key = stripped.split("=")[0].strip()
+        documented = any(b.startswith("#") for b in block) or any(
+            f"{key} =" in earlier for earlier in lines[:number - len(block)])
+        assert documented, f"config.toml line {number + 1}: '{key}' has no comment"
+
+
+def test_missing_default_file_gives_embedded_defaults(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, env={})
+    assert cfg.path is None
+    assert cfg.base_dir == tmp_path
+    assert cfg.resolve(cfg.mail.maildir) == tmp_path / "var" / "maildir"
+    assert set(cfg.languages) == {"en", "es"}
+
+
+def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_environment_overrides_the_file(make_config: ConfigFactory) -> None:
+    path = make_config()
+    cfg = load_config(path, env={
+        "SERIESFEED_DATABASE_URL": "postgresql://u@127.0.0.1:5432/x",
+        "SERIESFEED_SMTP_PORT": "2525",
+        "SERIESFEED_WEB_PORT": "9000",
+        "SERIESFEED_SMTP_RATE": "12.5",
+        "SERIESFEED_LANGUAGES_ES_FEED_TITLE": "Obrero",
+        "SERIESFEED_SITE_ORGANIZATIONS": "A Org, B Org",
+        "SERIESFEED_MAIL_FROM": "x@example.org",
+    })
+    assert cfg.database.url == "postgresql://u@127.0.0.1:5432/x"
+    assert cfg.smtp.port == 2525
+    assert cfg.web.port == 9000
+    assert cfg.smtp.rate == 12.5
+    assert cfg.languages["es"].feed_title == "Obrero"
+    assert cfg.site.organizations == ["A Org", "B Org"]
+    assert cfg.mail.from_ == "x@example.org"
+
+
+@pytest.mark.parametrize(("extra_section", "message", "key"), [
+    ({"smtp": {"prot": 25}}, "unknown key", "smtp.prot"),
+    ({"smtp": {"port": "twenty-five"}}, "must be an integer", "smtp.port"),
+    ({"smtp": {"port": 70000}}, "not a TCP port", "smtp.port"),
+    ({"smtp": {"security": "ssl"}}, "not one of starttls, tls, none", "smtp.security"),
+    ({"web": {"base_url": "example.org/feeds"}}, "not an http(s) URL", "web.base_url"),
+    ({"database": {"url": "mysql://x"}}, "not a sqlite:/// or postgresql:// URL",
+     "database.url"),
+    ({"feeds": {"max_entries": 0}}, "greater than 0", "feeds.max_entries"),
+])
+def test_bad_values_name_the_key_and_line(make_config: ConfigFactory,
+                                          extra_section: dict[str, dict[str, object]],
+                                          message: str, key: str) -> None:
+    path = make_config(**extra_section)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    err = info.value
+    assert message in str(err)
+    assert err.key == key
+    assert err.line is not None
+    _section, name = key.split(".")
+    line = path.read_text(encoding="utf-8").splitlines()[err.line - 1]
+    assert line.startswith(name), line
+    assert f"{path}:{err.line}:" in str(err)
+
+
+def test_bad_time_zone_is_named(tmp_path: Path) -> None:
+    text = (ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        'time_zone = "America/New_York"', 'time_zone = "America/Nowhere"')
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"site.time_zone: 'America/Nowhere' is not a known"):
+        load_config(path, env={})
+
+
+def test_unknown_section_and_bad_toml(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[smpt]\nhost = 'x'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="smpt: unknown section") as info:
+        load_config(path, env={})
+    assert info.value.line == 1
+    path.write_text("[smtp\nhost = 'x'\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, env={})
+
+
+def test_bad_environment_value_names_the_variable(make_config: ConfigFactory) -> None:
+    path = make_config()
+    with pytest.raises(ConfigError, match="SERIESFEED_SMTP_PORT: must be an integer"):
+        load_config(path, env={"SERIESFEED_SMTP_PORT": "abc"})
+    with pytest.raises(ConfigError, match="SERIESFEED_SMTP_PASWORD: no such setting"):
+        load_config(path, env={"SERIESFEED_SMTP_PASWORD": "x"})
+
+
+def test_default_language_must_be_configured(make_config: ConfigFactory) -> None:
+    path = make_config(extra='\n[languages.fr]\nname = "Français"\n')
+    cfg = load_config(path, env={})
+    assert cfg.languages["fr"].locale == "fr"
+    text = path.read_text(encoding="utf-8").replace('default_language = "en"',
+                                                    'default_language = "de"')
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"site\.default_language"):
+        load_config(path, env={})
+
+
+def test_relative_paths_resolve_against_the_config_folder(make_config: ConfigFactory) -> None:
+    path = make_config()
+    cfg = load_config(path, env={})
+    assert cfg.resolve("var/maildir") == path.parent / "var" / "maildir"
+    assert cfg.resolve("/abs/dir") == Path("/abs/dir")
+
+
+def test_cli_reports_config_errors_in_one_line_with_exit_2(make_config: ConfigFactory,
+                                                           run_cli) -> None:  # type: ignore[no-untyped-def]
+    path = make_config(smtp={"port": "x"})
+    result = run_cli("--config", path, "init")
+    assert result.code == 2
+    assert result.err.startswith("Error: ")
+    assert result.err.count("\n") == 1
+    assert "smtp.port" in result.err
+    assert "Traceback" not in result.err
