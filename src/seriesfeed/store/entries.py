@@ -1,0 +1,281 @@
+"""Queries for series and entries. Every function takes an open connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
+
+from seriesfeed.errors import NotFoundError
+from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
+from seriesfeed.store.tables import (
+    content_version,
+    entries,
+    entry_authors,
+    series,
+    series_texts,
+)
+
+_CHUNK = 500
+
+
+# -- series ---------------------------------------------------------------------------
+
+def list_series(conn: Connection) -> list[Series]:
+    rows = conn.execute(
+        select(series.c.id, series.c.slug, series_texts)
+        .select_from(series.outerjoin(series_texts, series_texts.c.series_id == series.c.id))
+        .order_by(series.c.slug, series_texts.c.language)
+    ).all()
+    out: dict[str, Series] = {}
+    for row in rows:
+        item = out.setdefault(row.slug, Series(slug=row.slug))
+        if row.language is not None:
+            item.texts[row.language] = SeriesText(row.title, row.description, row.url)
+    return list(out.values())
+
+
+def get_series(conn: Connection, slug: str) -> Series | None:
+    return next((s for s in list_series(conn) if s.slug == slug), None)
+
+
+def series_id(conn: Connection, slug: str) -> int | None:
+    return conn.execute(select(series.c.id).where(series.c.slug == slug)).scalar()
+
+
+def upsert_series(conn: Connection, item: Series, now: datetime) -> int:
+    """Create the series or merge the given languages' texts into it."""
+    sid = series_id(conn, item.slug)
+    if sid is None:
+        sid = conn.execute(
+            insert(series).values(slug=item.slug, created_at=now).returning(series.c.id)
+        ).scalar_one()
+        bump_version(conn)
+    for language, t in item.texts.items():
+        current = conn.execute(
+            select(series_texts).where(series_texts.c.series_id == sid,
+                                       series_texts.c.language == language)
+        ).first()
+        values = {"title": t.title, "description": t.description, "url": t.url}
+        if current is None:
+            conn.execute(insert(series_texts).values(series_id=sid, language=language, **values))
+            bump_version(conn)
+        elif (current.title, current.description, current.url) != (t.title, t.description,
+                                                                    t.url):
+            conn.execute(update(series_texts)
+                         .where(series_texts.c.series_id == sid,
+                                series_texts.c.language == language)
+                         .values(**values))
+            bump_version(conn)
+    return sid
+
+
+# -- entries --------------------------------------------------------------------------
+
+_other = entries.alias("other")
+_ENTRY_COLUMNS = (
+    entries.c.seq, entries.c.id, series.c.slug.label("series"), entries.c.language,
+    entries.c.section, entries.c.title, entries.c.summary, entries.c.content_html,
+    entries.c.url, entries.c.published, entries.c.updated,
+    _other.c.id.label("translation_of"),
+)
+
+
+def _entry_select() -> Select[tuple[object, ...]]:
+    return select(*_ENTRY_COLUMNS).select_from(
+        entries.join(series, series.c.id == entries.c.series_id)
+        .outerjoin(_other, _other.c.seq == entries.c.translation_of)
+    )
+
+
+def _load(conn: Connection, query: Select[tuple[object, ...]]) -> list[Entry]:
+    rows = conn.execute(query).all()
+    authors = _authors_for(conn, [r.seq for r in rows])
+    return [
+        Entry(
+            seq=r.seq, id=r.id, series=r.series, language=r.language, section=r.section,
+            title=r.title, summary=r.summary, content_html=r.content_html, url=r.url,
+            published=r.published, updated=r.updated, translation_of=r.translation_of,
+            authors=authors.get(r.seq, ()),
+        )
+        for r in rows
+    ]
+
+
+def _authors_for(conn: Connection, seqs: Sequence[int]) -> dict[int, tuple[Author, ...]]:
+    found: dict[int, list[Author]] = {}
+    for start in range(0, len(seqs), _CHUNK):
+        chunk = seqs[start:start + _CHUNK]
+        for row in conn.execute(
+            select(entry_authors).where(entry_authors.c.entry_seq.in_(chunk))
+            .order_by(entry_authors.c.entry_seq, entry_authors.c.position)
+        ):
+            found.setdefault(row.entry_seq, []).append(Author(row.name, AuthorKind(row.kind)))
+    return {seq: tuple(a) for seq, a in found.items()}
+
+
+def list_entries(conn: Connection, *, language: str | None = None,
+                 series_slug: str | None = None, limit: int | None = None,
+                 after_seq: int | None = None, upto_seq: int | None = None,
+                 newest_first: bool = True) -> list[Entry]:
+    """Entries filtered as asked; newest published first (ties broken by seq) by default."""
+    query = _entry_select()
+    if language is not None:
+        query = query.where(entries.c.language == language)
+    if series_slug is not None:
+        query = query.where(series.c.slug == series_slug)
+    if after_seq is not None:
+        query = query.where(entries.c.seq > after_seq)
+    if upto_seq is not None:
+        query = query.where(entries.c.seq <= upto_seq)
+    if newest_first:
+        query = query.order_by(entries.c.published.desc(), entries.c.seq.desc())
+    else:
+        query = query.order_by(entries.c.published, entries.c.seq)
+    if limit is not None:
+        query = query.limit(limit)
+    return _load(conn, query)
+
+
+def get_entry(conn: Connection, ref: str) -> Entry:
+    """An entry by its id, its URL or its sequence number."""
+    cond = or_(entries.c.id == ref, entries.c.url == ref)
+    if ref.isdigit():
+        cond = or_(cond, entries.c.seq == int(ref))
+    found = _load(conn, _entry_select().where(cond))
+    if not found:
+        raise NotFoundError(f"no entry with id, URL or number '{ref}'")
+    return found[0]
+
+
+def find_seq(conn: Connection, *, entry_id: str | None = None,
+             url: str | None = None) -> int | None:
+    conds = []
+    if entry_id is not None:
+        conds.append(entries.c.id == entry_id)
+    if url is not None:
+        conds.append(entries.c.url == url)
+    if not conds:
+        return None
+    # an id match wins over a URL match
+    rows = conn.execute(select(entries.c.seq, entries.c.id).where(or_(*conds))).all()
+    for row in rows:
+        if entry_id is not None and row.id == entry_id:
+            return int(row.seq)
+    return int(rows[0].seq) if rows else None
+
+
+def max_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(entries.c.seq), 0))).scalar_one())
+
+
+def fingerprint(conn: Connection) -> tuple[object, ...]:
+    """Changes whenever anything a feed or page shows changes: one primary-key read."""
+    return (conn.execute(select(content_version.c.version)
+                         .where(content_version.c.id == 1)).scalar(),)
+
+
+def bump_version(conn: Connection) -> None:
+    """Record that series or entries changed (call inside the changing transaction)."""
+    conn.execute(update(content_version).where(content_version.c.id == 1)
+                 .values(version=content_version.c.version + 1))
+
+
+def count_entries(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(entries.c.language, func.count()).group_by(entries.c.language))
+    return {lang: int(n) for lang, n in rows}
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    seq: int
+    created: bool
+    changed: bool
+
+
+def _row_values(e: Entry, sid: int) -> dict[str, object]:
+    return {
+        "series_id": sid, "language": e.language, "section": e.section, "title": e.title,
+        "summary": e.summary, "content_html": e.content_html, "url": e.url,
+        "published": e.published,
+    }
+
+
+def save_entry(conn: Connection, e: Entry, sid: int, now: datetime) -> StoredRow:
+    """Insert ``e`` or update the stored entry with the same id (else the same URL).
+
+    ``updated`` is kept when nothing changed; on a change it becomes ``e.updated`` if the
+    input carried one newer than the stored value, else ``now``."""
+    assert e.id is not None and e.url is not None
+    seq = find_seq(conn, entry_id=e.id, url=e.url)
+    values = _row_values(e, sid)
+    if seq is None:
+        seq = conn.execute(
+            insert(entries).values(id=e.id, updated=e.updated or e.published, created_at=now,
+                                   **values).returning(entries.c.seq)
+        ).scalar_one()
+        _write_authors(conn, seq, e.authors)
+        bump_version(conn)
+        return StoredRow(seq, created=True, changed=True)
+    current = conn.execute(select(entries).where(entries.c.seq == seq)).one()._mapping
+    stored_authors = _authors_for(conn, [seq]).get(seq, ())
+    changed = any(current[k] != v for k, v in values.items()) or stored_authors != e.authors
+    if changed:
+        stamp = e.updated if e.updated is not None and e.updated > current["updated"] else now
+        conn.execute(update(entries).where(entries.c.seq == seq).values(updated=stamp, **values))
+        if stored_authors != e.authors:
+            conn.execute(delete(entry_authors).where(entry_authors.c.entry_seq == seq))
+            _write_authors(conn, seq, e.authors)
+        bump_version(conn)
+    return StoredRow(seq, created=False, changed=changed)
+
+
+def _write_authors(conn: Connection, seq: int, authors: Iterable[Author]) -> None:
+    rows = [{"entry_seq": seq, "position": i, "name": a.name, "kind": a.kind.value}
+            for i, a in enumerate(authors)]
+    if rows:
+        conn.execute(insert(entry_authors), rows)
+
+
+def set_translation(conn: Connection, seq: int, other_seq: int | None) -> bool:
+    """Record that entry ``seq`` translates ``other_seq``; return whether anything changed."""
+    result = conn.execute(
+        update(entries).where(entries.c.seq == seq,
+                              or_(entries.c.translation_of.is_(None),
+                                  entries.c.translation_of != other_seq)
+                              if other_seq is not None else entries.c.translation_of.isnot(None))
+        .values(translation_of=other_seq)
+    )
+    if result.rowcount:
+        bump_version(conn)
+    return bool(result.rowcount)
+
+
+def translations_of(conn: Connection, seqs: Sequence[int]) -> dict[int, list[int]]:
+    """For each seq, the seqs of entries linked to it in either direction."""
+    out: dict[int, list[int]] = {}
+    for start in range(0, len(seqs), _CHUNK):
+        chunk = list(seqs[start:start + _CHUNK])
+        rows = conn.execute(
+            select(entries.c.seq, entries.c.translation_of).where(
+                and_(entries.c.translation_of.isnot(None),
+                     or_(entries.c.seq.in_(chunk), entries.c.translation_of.in_(chunk))))
+        )
+        for seq, other in rows:
+            if seq in chunk:
+                out.setdefault(seq, []).append(other)
+            if other in chunk:
+                out.setdefault(other, []).append(seq)
+    return {k: sorted(set(v)) for k, v in out.items()}
+
+
+def remove_entry(conn: Connection, ref: str) -> Entry:
+    entry = get_entry(conn, ref)
+    conn.execute(update(entries).where(entries.c.translation_of == entry.seq)
+                 .values(translation_of=None))
+    conn.execute(delete(entry_authors).where(entry_authors.c.entry_seq == entry.seq))
+    conn.execute(delete(entries).where(entries.c.seq == entry.seq))
+    bump_version(conn)
+    return entry

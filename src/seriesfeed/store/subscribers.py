@@ -1,0 +1,215 @@
+"""Queries for subscribers, the series they follow, suppressed (removed) addresses and the
+rate-limit counters of the subscribe form."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from seriesfeed.errors import NotFoundError
+from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
+from seriesfeed.store import entries as eq
+from seriesfeed.store.tables import (
+    rate_limits,
+    series,
+    subscriber_series,
+    subscribers,
+    suppressions,
+)
+
+
+def email_key(email: str) -> str:
+    """One subscription per mailbox whatever the case typed (callers pass the address
+    email-validator normalised)."""
+    return email.strip().lower()
+
+
+def email_hash(email: str) -> str:
+    """What a removed address leaves behind: sha256 of its key, enough to refuse it again."""
+    return hashlib.sha256(email_key(email).encode("utf-8")).hexdigest()
+
+
+def _series_of(conn: Connection, ids: list[int]) -> dict[int, tuple[str, ...]]:
+    out: dict[int, list[str]] = {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(
+            select(subscriber_series.c.subscriber_id, series.c.slug)
+            .join(series, series.c.id == subscriber_series.c.series_id)
+            .where(subscriber_series.c.subscriber_id.in_(ids[start:start + 500]))
+            .order_by(series.c.slug))
+        for sid, slug in rows:
+            out.setdefault(sid, []).append(slug)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _model(row: Row[tuple[object, ...]], followed: tuple[str, ...]) -> Subscriber:
+    m = row._mapping
+    return Subscriber(
+        id=m["id"], email=m["email"], name=m["name"], language=m["language"],
+        frequency=Frequency(m["frequency"]), status=SubscriberStatus(m["status"]),
+        series=followed, created_at=m["created_at"], confirmed_at=m["confirmed_at"],
+        unsubscribed_at=m["unsubscribed_at"], consent_at=m["consent_at"],
+        consent_ip=m["consent_ip"], consent_source=m["consent_source"], last_seq=m["last_seq"])
+
+
+def get(conn: Connection, *, email: str | None = None, id: int | None = None,
+        for_update: bool = False) -> Subscriber | None:
+    """By address (any case) or by id. ``for_update`` locks the row on PostgreSQL (SQLite's
+    write transactions already hold the whole database)."""
+    query = select(subscribers)
+    query = query.where(subscribers.c.email_key == email_key(email)) if email is not None \
+        else query.where(subscribers.c.id == id)
+    if for_update and conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return _model(row, _series_of(conn, [row.id]).get(row.id, ()))
+
+
+def confirm_sent_at(conn: Connection, subscriber_id: int) -> datetime | None:
+    value = conn.execute(select(subscribers.c.confirm_sent_at)
+                         .where(subscribers.c.id == subscriber_id)).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def iterate(conn: Connection, status: SubscriberStatus | None = None,
+            batch: int = 1000) -> Iterator[Subscriber]:
+    """All subscribers (or those with ``status``) by id, streamed in batches of ``batch``
+    (keyset pagination: memory stays flat however long the list)."""
+    last = 0
+    while True:
+        query = select(subscribers).where(subscribers.c.id > last)
+        if status is not None:
+            query = query.where(subscribers.c.status == status.value)
+        rows = conn.execute(query.order_by(subscribers.c.id).limit(batch)).all()
+        if not rows:
+            return
+        followed = _series_of(conn, [r.id for r in rows])
+        for row in rows:
+            yield _model(row, followed.get(row.id, ()))
+        last = rows[-1].id
+
+
+def is_suppressed(conn: Connection, email: str) -> bool:
+    return conn.execute(select(suppressions.c.email_hash)
+                        .where(suppressions.c.email_hash == email_hash(email))).first() is not None
+
+
+def add(conn: Connection, sub: Subscriber, now: datetime) -> int:
+    """Insert ``sub`` with its status; a confirmed one starts its digests from now."""
+    confirmed = sub.status is SubscriberStatus.CONFIRMED
+    sid = conn.execute(insert(subscribers).values(
+        email=sub.email, email_key=email_key(sub.email), name=sub.name, language=sub.language,
+        frequency=sub.frequency.value, status=sub.status.value, created_at=now,
+        confirmed_at=now if confirmed else None,
+        unsubscribed_at=now if sub.status is SubscriberStatus.UNSUBSCRIBED else None,
+        consent_at=sub.consent_at or now, consent_ip=sub.consent_ip,
+        consent_source=sub.consent_source,
+        last_seq=eq.max_seq(conn) if confirmed else 0, hard_bounces=0,
+    ).returning(subscribers.c.id)).scalar_one()
+    set_series(conn, sid, sub.series)
+    return int(sid)
+
+
+def set_series(conn: Connection, subscriber_id: int, slugs: tuple[str, ...]) -> None:
+    """Follow exactly ``slugs`` (none: every series)."""
+    conn.execute(delete(subscriber_series).where(
+        subscriber_series.c.subscriber_id == subscriber_id))
+    for slug in sorted(set(slugs)):
+        sid = eq.series_id(conn, slug)
+        if sid is None:
+            raise NotFoundError(f"no series '{slug}'")
+        conn.execute(insert(subscriber_series).values(subscriber_id=subscriber_id,
+                                                      series_id=sid))
+
+
+def update_fields(conn: Connection, subscriber_id: int, **values: object) -> None:
+    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
+
+
+def resubscribe(conn: Connection, subscriber_id: int, *, language: str, frequency: Frequency,
+                series_slugs: tuple[str, ...], ip: str | None, source: str,
+                now: datetime) -> None:
+    """An unsubscribed person asked again: pending, with a fresh consent record."""
+    update_fields(conn, subscriber_id, status=SubscriberStatus.PENDING.value,
+                  language=language, frequency=frequency.value, consent_at=now,
+                  consent_ip=ip, consent_source=source)
+    set_series(conn, subscriber_id, series_slugs)
+
+
+def set_preferences(conn: Connection, subscriber_id: int, *, language: str,
+                    frequency: Frequency, series_slugs: tuple[str, ...] | None) -> None:
+    update_fields(conn, subscriber_id, language=language, frequency=frequency.value)
+    if series_slugs is not None:
+        set_series(conn, subscriber_id, series_slugs)
+
+
+def confirm(conn: Connection, subscriber_id: int, now: datetime) -> None:
+    """Confirmed from now on: the first digest holds entries stored after this moment."""
+    update_fields(conn, subscriber_id, status=SubscriberStatus.CONFIRMED.value,
+                  confirmed_at=now, unsubscribed_at=None, last_seq=eq.max_seq(conn))
+
+
+def unsubscribe(conn: Connection, subscriber_id: int, now: datetime) -> bool:
+    """True when this call changed the status (False: it was unsubscribed already)."""
+    result = conn.execute(update(subscribers).where(
+        subscribers.c.id == subscriber_id,
+        subscribers.c.status != SubscriberStatus.UNSUBSCRIBED.value,
+    ).values(status=SubscriberStatus.UNSUBSCRIBED.value, unsubscribed_at=now))
+    return bool(result.rowcount)
+
+
+def restore_confirm_sent(conn: Connection, subscriber_id: int, claimed: datetime,
+                         previous: datetime | None) -> None:
+    """Undo a confirmation claim whose mail was not delivered (unless a newer claim won)."""
+    conn.execute(update(subscribers).where(
+        subscribers.c.id == subscriber_id, subscribers.c.confirm_sent_at == claimed,
+    ).values(confirm_sent_at=previous))
+
+
+def remove(conn: Connection, email: str, now: datetime, reason: str = "removed") -> Subscriber:
+    """Erase the subscriber's personal data; keep a one-way hash so the address stays
+    suppressed (an import or a form cannot bring it back)."""
+    sub = get(conn, email=email)
+    if sub is None:
+        raise NotFoundError(f"no subscriber '{email}'")
+    conn.execute(delete(subscriber_series).where(subscriber_series.c.subscriber_id == sub.id))
+    conn.execute(delete(subscribers).where(subscribers.c.id == sub.id))
+    if not is_suppressed(conn, email):
+        conn.execute(insert(suppressions).values(email_hash=email_hash(email), reason=reason,
+                                                 created_at=now))
+    return sub
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(subscribers.c.status, func.count())
+                        .group_by(subscribers.c.status))
+    return {s: int(n) for s, n in rows}
+
+
+def hit(conn: Connection, key: str, expires_at: datetime) -> int:
+    """Count one hit on ``key`` (a client and a time window) and return the total so far:
+    one upsert, so concurrent requests never lose a count."""
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(rate_limits).values(key=key, hits=1, expires_at=expires_at)
+        upsert = pg.on_conflict_do_update(index_elements=[rate_limits.c.key],
+                                          set_={"hits": rate_limits.c.hits + 1})
+        return int(conn.execute(upsert.returning(rate_limits.c.hits)).scalar_one())
+    lite = sqlite.insert(rate_limits).values(key=key, hits=1, expires_at=expires_at)
+    stmt = lite.on_conflict_do_update(index_elements=[rate_limits.c.key],
+                                      set_={"hits": rate_limits.c.hits + 1})
+    return int(conn.execute(stmt.returning(rate_limits.c.hits)).scalar_one())
+
+
+def hits(conn: Connection, key: str) -> int:
+    value = conn.execute(select(rate_limits.c.hits).where(rate_limits.c.key == key)).scalar()
+    return int(value or 0)
+
+
+def prune_rate_limits(conn: Connection, now: datetime) -> int:
+    return int(conn.execute(delete(rate_limits).where(rate_limits.c.expires_at < now)).rowcount)

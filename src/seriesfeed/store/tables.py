@@ -1,0 +1,228 @@
+"""SQLAlchemy Core table definitions: the schema the queries use.
+
+The migrations in ``migrations/versions`` create exactly this schema; a test compares
+the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zone type: values are stored as UTC without an offset. Naive
+    datetimes are refused at bind time because they are always a bug here."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+series = Table(
+    "series",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(200), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+series_texts = Table(
+    "series_texts",
+    metadata,
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("language", String(16), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("url", Text),
+)
+
+# seq is the insertion sequence (AUTOINCREMENT on SQLite: never reused), the cursor
+# digests advance on; id is the public, stable entry id (a tag URI unless imported).
+entries = Table(
+    "entries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(1000), nullable=False, unique=True),
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="RESTRICT"), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("section", Text),
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("content_html", Text),
+    Column("url", String(2000), nullable=False, unique=True),
+    Column("published", UTCDateTime, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("translation_of", Integer, ForeignKey("entries.seq", ondelete="SET NULL")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "language", "published"),
+    Index(None, "series_id", "language", "published"),
+    sqlite_autoincrement=True,
+)
+
+entry_authors = Table(
+    "entry_authors",
+    metadata,
+    Column("entry_seq", Integer, ForeignKey("entries.seq", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False),
+    # lower-cased address: one subscription per mailbox whatever the case typed
+    Column("email_key", String(320), nullable=False, unique=True),
+    Column("name", Text),
+    Column("language", String(16), nullable=False),
+    Column("frequency", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime),
+    Column("unsubscribed_at", UTCDateTime),
+    Column("consent_at", UTCDateTime),
+    Column("consent_ip", String(64)),
+    Column("consent_source", String(200)),
+    Column("confirm_sent_at", UTCDateTime),
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("hard_bounces", Integer, nullable=False, default=0),
+    Index(None, "status", "language", "frequency"),
+    sqlite_autoincrement=True,
+)
+
+# series a subscriber follows; none means every series
+subscriber_series = Table(
+    "subscriber_series",
+    metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# addresses removed on request: only a one-way hash, so they stay suppressed
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column("reason", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# hit counters for rate limits (per client, per window), kept in the store so that limits
+# hold across restarts and processes; keys carry no raw address, rows past expires_at go
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("hits", Integer, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "expires_at"),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("language", String(16), nullable=False),
+    Column("frequency", String(16), nullable=False),
+    Column("period", String(32), nullable=False),
+    Column("from_seq", Integer, nullable=False),
+    Column("to_seq", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("language", "frequency", "period"),
+    sqlite_autoincrement=True,
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("digest_id", Integer, ForeignKey("digests.id", ondelete="CASCADE")),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="SET NULL")),
+    Column("recipient", String(320), nullable=False),
+    Column("message_id", String(300), nullable=False, unique=True),
+    Column("from_seq", Integer),
+    Column("to_seq", Integer),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_at", UTCDateTime),
+    Column("lease_until", UTCDateTime),
+    Column("uncertain", Boolean, nullable=False, default=False),
+    Column("last_error", Text),
+    Column("smtp_code", Integer),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    UniqueConstraint("digest_id", "subscriber_id"),
+    Index(None, "state", "next_at"),
+    sqlite_autoincrement=True,
+)
+
+# one row (id 1) whose version grows with every change to series or entries: what feeds
+# and pages show can be checked for change with one primary-key read
+content_version = Table(
+    "content_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+)
+
+# one row per job run, for `seriesfeed status` and /healthz
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("ok", Boolean),
+    Column("summary", Text),
+    Index(None, "job", "started_at"),
+)
