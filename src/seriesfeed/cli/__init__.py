@@ -1,0 +1,121 @@
+"""The ``seriesfeed`` command: thin click commands that parse arguments and call actions.
+
+Each command group lives in its own module of this package; this one holds the root
+group, the shared context (config and store, opened lazily) and the error boundary that
+turns a SeriesfeedError into ``Error: <message>`` and an exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from seriesfeed.config import Config, load_config
+from seriesfeed.errors import SeriesfeedError
+from seriesfeed.store import Store, open_store
+
+
+@dataclass
+class AppContext:
+    config_path: Path | None
+    _config: Config | None = None
+    _store: Store | None = None
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        """The store, migrated to the newest schema on first use."""
+        if self._store is None:
+            self._store = open_store(self.config.database.url, self.config.base_dir)
+            self.cleanups.append(self._store.close)
+        return self._store
+
+    def close(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            cleanup()
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="SERIESFEED_CONFIG", default=None,
+              help="config.toml to use (default: ./config.toml; built-in defaults if absent).")
+@click.version_option(package_name="seriesfeed")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """seriesfeed: feeds and email digests for an article series."""
+    app = AppContext(config_path)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+@cli.command()
+@pass_app
+def init(app: AppContext) -> None:
+    """Create the store (or upgrade its schema) and check the configuration."""
+    store = Store(app.config.database.url, base_dir=app.config.base_dir)
+    app.cleanups.append(store.close)
+    applied = store.migrate()
+    revision = store.schema_revision()
+    done = f"applied {', '.join(applied)}" if applied else "already up to date"
+    click.echo(f"Store {store.describe()}: schema {revision} ({done}).")
+
+
+def _register() -> None:
+    from seriesfeed.cli import (  # noqa: F401 - registers their commands
+        daemon,
+        digest,
+        entries,
+        feeds,
+        subscribers,
+    )
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the command, map errors to a one-line message and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="seriesfeed", standalone_mode=False)
+    except SeriesfeedError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.UsageError as exc:
+        exc.show()
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

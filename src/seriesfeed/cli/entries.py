@@ -1,0 +1,178 @@
+"""``seriesfeed import`` and ``seriesfeed entries …``: getting articles in and out."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from pathlib import Path
+
+import click
+
+from seriesfeed import actions
+from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.errors import ValidationError
+from seriesfeed.importers import FORMATS
+from seriesfeed.importers.bylines import split_byline
+from seriesfeed.importers.csvfmt import dump_csv
+from seriesfeed.importers.jsonfmt import dump_json
+from seriesfeed.models import Author, AuthorKind, Entry
+from seriesfeed.text import clean_line, clean_text, slugify
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="Input format (default: detected from the name and content).")
+@click.option("--series", "series_slug", help="Series slug for entries of a feed file.")
+@pass_app
+def import_command(app: AppContext, file: Path, fmt: str | None,
+                   series_slug: str | None) -> None:
+    """Import entries from a series page capture, JSON, CSV or an RSS/Atom feed.
+
+    The whole file is imported in one transaction: a bad row imports nothing."""
+    report = actions.import_entries(app.store, app.config, file, fmt, series_slug)
+    click.echo(report.summary())
+
+
+@cli.group()
+def entries() -> None:
+    """Add, list, show, link, export and remove entries."""
+
+
+def _entry_line(e: Entry) -> str:
+    byline = ", ".join(a.name for a in e.authors) or "-"
+    return f"{e.seq:>5}  {e.language}  {e.published:%Y-%m-%d}  {e.title}  ({byline})"
+
+
+@entries.command("list")
+@click.option("--lang", "language", help="Only entries in this language.")
+@click.option("--series", "series_slug", help="Only entries of this series (slug).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def list_command(app: AppContext, language: str | None, series_slug: str | None,
+                 as_json: bool) -> None:
+    """List entries, oldest first."""
+    if language is not None and language not in app.config.languages:
+        raise ValidationError(f"unknown language '{language}'", field="--lang")
+    found = [actions.localized(e, app.config)
+             for e in actions.list_entries(app.store, language, series_slug)]
+    if as_json:
+        print_json([e.to_json() for e in found])
+        return
+    for e in found:
+        click.echo(_entry_line(e))
+    click.echo(f"{len(found)} entries")
+
+
+@entries.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def show_command(app: AppContext, ref: str, as_json: bool) -> None:
+    """Show one entry by id, URL or number."""
+    e = actions.localized(actions.show_entry(app.store, ref), app.config)
+    if as_json:
+        print_json(e.to_json())
+        return
+    for key, value in e.to_json().items():
+        if key == "authors":
+            value = "; ".join(f"{a.name} ({a.kind.value})" for a in e.authors)
+        click.echo(f"{key:>15}: {'' if value is None else value}")
+
+
+def _parse_date(value: str, app: AppContext) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationError(f"'{value}' is not an ISO 8601 date (2019-03-15 or "
+                              "2019-03-15T09:30:00-04:00)", field="--published") from exc
+    if len(value) == 10:
+        parsed = datetime.combine(parsed.date(), time(0))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=app.config.zone)
+
+
+@entries.command("add")
+@click.option("--series", "series_slug", required=True, help="Series slug.")
+@click.option("--series-title", help="Creates the series with this title if it is new.")
+@click.option("--title", required=True)
+@click.option("--summary", default="")
+@click.option("--published", required=True, help="Date or date-time (ISO 8601).")
+@click.option("--lang", "language", default=None, help="Language code (default: site's).")
+@click.option("--byline", default="", help='Authors as printed: "A, B and C".')
+@click.option("--org", "orgs", multiple=True, help="An organisation author (repeatable).")
+@click.option("--section", default=None)
+@click.option("--url", default=None, help="Article URL (default: from the URL pattern).")
+@click.option("--content-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="HTML body of the article.")
+@click.option("--translation-of", default=None, help="Id or URL of the original entry.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored entry as JSON.")
+@pass_app
+def add_command(app: AppContext, series_slug: str, series_title: str | None, title: str,
+                summary: str, published: str, language: str | None, byline: str,
+                orgs: tuple[str, ...], section: str | None, url: str | None,
+                content_file: Path | None, translation_of: str | None, as_json: bool) -> None:
+    """Add one entry (or update the one with the same URL)."""
+    if slugify(series_slug) != series_slug:
+        raise ValidationError(f"'{series_slug}' is not a slug (try '{slugify(series_slug)}')",
+                              field="--series")
+    authors: list[Author] = list(split_byline(byline, tuple(app.config.site.organizations)))
+    authors += [Author(clean_line(o), AuthorKind.ORGANIZATION) for o in orgs if clean_line(o)]
+    content = None
+    if content_file is not None:
+        try:
+            content = clean_text(content_file.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValidationError("the file is not UTF-8", field="--content-file") from exc
+    entry = Entry(
+        series=series_slug, language=language or app.config.site.default_language,
+        title=clean_line(title), summary=clean_text(summary).strip(),
+        published=_parse_date(published, app), authors=tuple(authors),
+        section=clean_line(section) if section else None, content_html=content, url=url,
+        translation_of=translation_of)
+    stored = actions.localized(actions.add_entry(app.store, app.config, entry, series_title),
+                               app.config)
+    if as_json:
+        print_json(stored.to_json())
+    else:
+        click.echo(f"Stored {stored.id}")
+
+
+@entries.command("remove")
+@click.argument("ref")
+@pass_app
+def remove_command(app: AppContext, ref: str) -> None:
+    """Remove an entry by id, URL or number."""
+    removed = actions.remove_entry(app.store, ref)
+    click.echo(f"Removed {removed.id}")
+
+
+@entries.command("link")
+@click.argument("original")
+@click.argument("translation")
+@pass_app
+def link_command(app: AppContext, original: str, translation: str) -> None:
+    """Link TRANSLATION (id, URL or number) as a translation of ORIGINAL."""
+    a, b = actions.link_translations(app.store, original, translation)
+    click.echo(f"Linked {b.id} ({b.language}) as a translation of {a.id} ({a.language})")
+
+
+@entries.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (default: standard output).")
+@click.option("--series", "series_slug", help="Only this series.")
+@pass_app
+def export_command(app: AppContext, fmt: str, out: Path | None, series_slug: str | None) -> None:
+    """Export entries in a format `seriesfeed import` reads back."""
+    found = [actions.localized(e, app.config)
+             for e in actions.list_entries(app.store, None, series_slug)]
+    series = [s for s in actions.list_all_series(app.store)
+              if series_slug is None or s.slug == series_slug]
+    data = dump_json(series, found) if fmt == "json" else dump_csv(found)
+    if out is None:
+        click.echo(data.decode("utf-8"), nl=False)
+    else:
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(out)
+        click.echo(f"Wrote {len(found)} entries to {out}")

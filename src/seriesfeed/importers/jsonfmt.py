@@ -1,0 +1,181 @@
+"""The JSON format: read and write series and entries.
+
+    {"format": "seriesfeed/1",
+     "series": [{"slug": "...", "texts": {"en": {"title", "description", "url"}}}],
+     "entries": [{"id", "series", "language", "section", "authors": [{"name", "kind"}],
+                  "title", "summary", "content_html", "url", "published", "updated",
+                  "translation_of"}]}
+
+A bare list of entry objects is accepted too. Per entry only ``series``, ``title`` and
+``published`` are required; ``authors`` may also be a byline string or a list of names.
+Dates are ISO 8601; a date alone means midnight in the site's time zone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from seriesfeed.errors import ImportError_
+from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
+from seriesfeed.importers.bylines import split_byline
+from seriesfeed.importers.dates import parse_iso
+from seriesfeed.importers.seriespage import decode_text
+from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
+from seriesfeed.text import clean_line, clean_text
+
+FORMAT = "seriesfeed/1"
+MAX_DEPTH = 64
+MAX_INT_DIGITS = 50
+ENTRY_KEYS = {"id", "series", "language", "section", "authors", "title", "summary",
+              "content_html", "url", "published", "updated", "translation_of"}
+LIMITS = {"title": 1000, "summary": 10_000, "content_html": 1_000_000}
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse deep nesting before json.loads recurses into it."""
+    depth = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ImportError_(f"JSON nested deeper than {MAX_DEPTH} levels", path=source)
+        elif ch in "]}":
+            depth -= 1
+
+
+def _parse_int(value: str) -> int:
+    if len(value.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(value)} digits")
+    return int(value)
+
+
+def _text(item: dict[str, Any], key: str, n: int, source: str, *, required: bool = False,
+          line: bool = True) -> str | None:
+    value = item.get(key)
+    if value is None:
+        if required:
+            raise ImportError_(f"entry {n}: '{key}' is required", path=source, line=n,
+                               field=key)
+        return None
+    if not isinstance(value, str):
+        raise ImportError_(f"entry {n}: '{key}' must be a string", path=source, line=n,
+                           field=key)
+    if key in LIMITS and len(value) > LIMITS[key]:
+        raise ImportError_(f"entry {n}: '{key}' is longer than {LIMITS[key]} characters",
+                           path=source, line=n, field=key)
+    return clean_line(value) if line else clean_text(value).strip()
+
+
+def _authors(value: Any, n: int, settings: ImportSettings, source: str) -> tuple[Author, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return split_byline(value, settings.organizations)
+    if not isinstance(value, list):
+        raise ImportError_(f"entry {n}: 'authors' must be a list", path=source, line=n,
+                           field="authors")
+    out: list[Author] = []
+    for a in value:
+        if isinstance(a, str):
+            out.extend(split_byline(a, settings.organizations))
+        elif isinstance(a, dict) and isinstance(a.get("name"), str) and \
+                a.get("kind", "person") in ("person", "organization") and \
+                set(a) <= {"name", "kind"}:
+            if clean_line(a["name"]):
+                out.append(Author(clean_line(a["name"]), AuthorKind(a.get("kind", "person"))))
+        else:
+            raise ImportError_(f"entry {n}: each author is a name or {{'name', 'kind'}} with "
+                               "kind 'person' or 'organization'", path=source, line=n,
+                               field="authors")
+    return tuple(out)
+
+
+def _entry(item: Any, n: int, settings: ImportSettings, source: str) -> Entry:
+    if not isinstance(item, dict):
+        raise ImportError_(f"entry {n} is not an object", path=source, line=n)
+    unknown = sorted(set(item) - ENTRY_KEYS)
+    if unknown:
+        raise ImportError_(f"entry {n}: unknown field '{unknown[0]}'", path=source, line=n,
+                           field=unknown[0])
+    dates = {}
+    for key in ("published", "updated"):
+        raw = _text(item, key, n, source, required=key == "published")
+        if raw is not None:
+            try:
+                dates[key] = parse_iso(raw, settings.time_zone)
+            except ValueError as exc:
+                raise ImportError_(f"entry {n}: {exc}", path=source, line=n, field=key) from exc
+    return Entry(
+        id=_text(item, "id", n, source), series=_text(item, "series", n, source,
+                                                      required=True) or "",
+        language=_text(item, "language", n, source) or settings.default_language,
+        section=_text(item, "section", n, source),
+        authors=_authors(item.get("authors"), n, settings, source),
+        title=_text(item, "title", n, source, required=True) or "",
+        summary=_text(item, "summary", n, source, line=False) or "",
+        content_html=_text(item, "content_html", n, source, line=False),
+        url=_text(item, "url", n, source), published=dates["published"],
+        updated=dates.get("updated"), translation_of=_text(item, "translation_of", n, source))
+
+
+def _series(item: Any, n: int, source: str) -> Series:
+    if not isinstance(item, dict) or not isinstance(item.get("slug"), str) or \
+            not isinstance(item.get("texts", {}), dict):
+        raise ImportError_(f"series {n}: needs a 'slug' and a 'texts' object", path=source,
+                           field="series")
+    texts: dict[str, SeriesText] = {}
+    for lang, t in item.get("texts", {}).items():
+        if not isinstance(t, dict) or not isinstance(t.get("title"), str):
+            raise ImportError_(f"series {n}: texts.{lang} needs a 'title'", path=source,
+                               field="series")
+        texts[str(lang)] = SeriesText(clean_line(t["title"]),
+                                      clean_text(str(t.get("description") or "")).strip(),
+                                      t.get("url") if isinstance(t.get("url"), str) else None)
+    return Series(clean_line(item["slug"]), texts)
+
+
+def parse_json(data: bytes, settings: ImportSettings, *, source: str) -> ImportBatch:
+    if not data.strip():
+        raise ImportError_("the file is empty", path=source)
+    text = decode_text(data, source)
+    _check_depth(text, source)
+    try:
+        doc = json.loads(text, parse_int=_parse_int)
+    except (ValueError, RecursionError) as exc:
+        raise ImportError_(f"not valid JSON: {exc}", path=source) from exc
+    if isinstance(doc, list):
+        doc = {"entries": doc}
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries", []), list) or \
+            not isinstance(doc.get("series", []), list):
+        raise ImportError_("expected an object with 'series' and 'entries' lists, or a list "
+                           "of entries", path=source)
+    if doc.get("format", FORMAT) != FORMAT:
+        raise ImportError_(f"unknown format '{doc.get('format')}' (expected '{FORMAT}')",
+                           path=source, field="format")
+    batch = ImportBatch(series=[_series(s, n, source) for n, s in
+                                enumerate(doc.get("series", []), start=1)])
+    batch.entries = [ImportedEntry(_entry(item, n, settings, source), n)
+                     for n, item in enumerate(doc.get("entries", []), start=1)]
+    return batch
+
+
+def dump_json(series: list[Series], entries: list[Entry]) -> bytes:
+    doc = {
+        "format": FORMAT,
+        "series": [{"slug": s.slug, "texts": {
+            lang: {"title": t.title, "description": t.description, "url": t.url}
+            for lang, t in sorted(s.texts.items())}} for s in sorted(series, key=lambda s: s.slug)],
+        "entries": [e.to_json() for e in entries],
+    }
+    return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
