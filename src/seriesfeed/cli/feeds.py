@@ -1,0 +1,39 @@
+"""``seriesfeed feeds build`` and ``seriesfeed serve``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from seriesfeed import actions
+from seriesfeed.cli import AppContext, cli, pass_app
+
+
+@cli.group()
+def feeds() -> None:
+    """Build the feeds and series pages."""
+
+
+@feeds.command("build")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write to (default: [feeds] out_dir).")
+@pass_app
+def build(app: AppContext, out: Path | None) -> None:
+    """Write every feed and series page under DIR, mirroring their URLs
+    (DIR/feeds/en/atom.xml, DIR/es/<series>/index.html, ...); only changed files are written."""
+    out_dir = out or app.config.resolve(app.config.feeds.out_dir)
+    report = actions.build_feeds(app.store, app.config, out_dir)
+    click.echo(str(report))
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default: [web] host).")
+@click.option("--port", type=int, default=None, help="Port (default: [web] port).")
+@pass_app
+def serve(app: AppContext, host: str | None, port: int | None) -> None:
+    """Serve the web app only (feeds, pages, subscribe flow), without the scheduler."""
+    from seriesfeed.web.embedded import serve_forever
+
+    asyncio.run(serve_forever(app.config, app.store, host, port))

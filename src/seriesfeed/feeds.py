@@ -1,0 +1,299 @@
+"""Entries -> RSS 2.0, Atom 1.0 (with RFC 5005 archives) and JSON Feed 1.1 documents.
+
+feedgen is used with care (its defaults mislead readers): one FeedGenerator per document,
+every date passed explicitly (the feed's own ``updated``/``lastBuildDate`` is the newest
+entry change, never the build time, so the same store gives the same bytes), the entry's
+own alternate link added last (feedgen's RSS keeps the last one), authors by name through
+Dublin Core in RSS (``<author>`` there must be an email address).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from feedgen.entry import FeedEntry
+from feedgen.feed import FeedGenerator
+from sqlalchemy import Connection
+
+from seriesfeed import __version__
+from seriesfeed.config import Config
+from seriesfeed.models import AuthorKind, Entry, Series
+from seriesfeed.store import Store
+from seriesfeed.store import entries as q
+from seriesfeed.text import clean_line, clean_text
+
+ATOM = "application/atom+xml; charset=utf-8"
+RSS = "application/rss+xml; charset=utf-8"
+JSONFEED = "application/feed+json; charset=utf-8"
+HTML = "text/html; charset=utf-8"
+GENERATOR_URI = "https://github.com/seriesfeed/seriesfeed"
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+UNTITLED = "(untitled)"
+
+
+@dataclass(frozen=True)
+class FeedDocument:
+    path: str  # URL path, e.g. /feeds/en/atom.xml
+    media_type: str
+    body: bytes
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One set of entries: a language site-wide, or a language within one series."""
+
+    language: str
+    series: Series | None
+    title: str
+    description: str
+
+    @property
+    def base_path(self) -> str:
+        lang = f"/feeds/{self.language}"
+        return f"{lang}/{self.series.slug}" if self.series else lang
+
+    def page_url(self, config: Config) -> str:
+        """The HTML page this feed is the feed of: the series page, or the publisher's site."""
+        if self.series:
+            return f"{config.public_url}/{self.language}/{self.series.slug}/"
+        return config.site.url.rstrip("/") + "/"
+
+
+@dataclass(frozen=True)
+class Translation:
+    language: str
+    url: str
+
+
+class _Entry(FeedEntry):  # type: ignore[misc]
+    """feedgen 1.0 drops rel, type and hreflang of Atom entry links (its loop rebinds the
+    link dict to the new element before reading the attributes); write them ourselves."""
+
+    def atom_entry(self, extensions: bool = True) -> object:
+        element = super().atom_entry(extensions)
+        for old in [child for child in element if child.tag == "link"]:
+            element.remove(old)
+        # the entry's own link stays last: feedparser (and feedgen's RSS) take the last
+        # alternate as the entry's link; its hreflang tells the others apart
+        for link in self.link() or []:
+            new = element.makeelement("link", {"href": link["href"]})
+            for key in ("rel", "type", "hreflang", "title", "length"):
+                if link.get(key):
+                    new.set(key, str(link[key]))
+            element.append(new)
+        return element
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _safe(value: str) -> str:
+    return clean_line(value)
+
+
+def _newest(entries: list[Entry], fallback: datetime) -> datetime:
+    return max((e.updated or e.published for e in entries), default=fallback)
+
+
+def _generator(config: Config, scope: Scope, self_url: str, updated: datetime) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.id(config.public_url + scope.base_path + "/")
+    fg.title(_safe(scope.title))
+    fg.subtitle(_safe(scope.description) or _safe(scope.title))
+    fg.language(scope.language)
+    fg.rights(_safe(config.site.rights))
+    fg.generator("seriesfeed", __version__, GENERATOR_URI)
+    fg.updated(updated)
+    fg.lastBuildDate(updated)
+    return fg
+
+
+def _add_entries(fg: FeedGenerator, entries: list[Entry],
+                 translations: dict[str, list[Translation]]) -> None:
+    for e in entries:
+        assert e.id is not None and e.url is not None
+        fe = fg.add_entry(feedEntry=_Entry(), order="append")
+        fe.id(e.id)
+        fe.guid(e.id, permalink=e.id == e.url)
+        title = _safe(e.title) or UNTITLED
+        fe.title(title)
+        fe.summary(clean_text(e.summary).strip() or title)
+        if e.content_html:
+            fe.content(clean_text(e.content_html), type="html")
+        fe.published(e.published)
+        fe.updated(e.updated or e.published)
+        for name in (_safe(a.name) for a in e.authors):
+            if name:
+                fe.author({"name": name})
+                fe.dc.dc_creator(name)
+        if e.section:
+            fe.category(term=_safe(e.section))
+        for t in translations.get(e.id, []):
+            fe.link(href=t.url, rel="alternate", type="text/html", hreflang=t.language)
+        # last: feedgen's RSS <link> is the last alternate
+        fe.link(href=e.url, rel="alternate", type="text/html", hreflang=e.language)
+
+
+def _feed_links(fg: FeedGenerator, config: Config, scope: Scope, self_url: str,
+                self_type: str, other_languages: list[str]) -> None:
+    fg.link(href=self_url, rel="self", type=self_type.split(";")[0])
+    if config.websub.hub:
+        fg.link(href=config.websub.hub, rel="hub")
+    for lang in other_languages:
+        path = scope.base_path.replace(f"/feeds/{scope.language}", f"/feeds/{lang}", 1)
+        fg.link(href=f"{config.public_url}{path}/atom.xml", rel="alternate",
+                type="application/atom+xml", hreflang=lang)
+    # last, because feedgen's RSS <link> is the last link
+    fg.link(href=scope.page_url(config), rel="alternate", type="text/html")
+
+
+def build_atom(config: Config, scope: Scope, entries: list[Entry],
+               translations: dict[str, list[Translation]], *, updated: datetime,
+               other_languages: list[str], archive: tuple[int, int] | None = None,
+               archive_count: int = 0) -> bytes:
+    """An Atom document; ``archive=(page, pages)`` makes it an RFC 5005 archive page."""
+    base = config.public_url + scope.base_path
+    self_url = f"{base}/archive/{archive[0]}.xml" if archive else f"{base}/atom.xml"
+    fg = _generator(config, scope, self_url, updated)
+    if archive:
+        fg.id(f"{config.public_url}{scope.base_path}/archive/{archive[0]}")
+    _feed_links(fg, config, scope, self_url, ATOM, other_languages)
+    if archive:
+        page, _pages = archive
+        fg.link(href=f"{base}/atom.xml", rel="current", type="application/atom+xml")
+        if page > 1:
+            fg.link(href=f"{base}/archive/{page - 1}.xml", rel="prev-archive",
+                    type="application/atom+xml")
+        if page < archive_count:
+            fg.link(href=f"{base}/archive/{page + 1}.xml", rel="next-archive",
+                    type="application/atom+xml")
+    elif archive_count:
+        fg.link(href=f"{base}/archive/{archive_count}.xml", rel="prev-archive",
+                type="application/atom+xml")
+    _add_entries(fg, entries, translations)
+    body: bytes = fg.atom_str(pretty=True)
+    if archive:  # feedgen knows no fh:archive; it marks the document as an archive
+        body = body.replace(b'<feed xmlns="http://www.w3.org/2005/Atom"',
+                            b'<feed xmlns="http://www.w3.org/2005/Atom" '
+                            b'xmlns:fh="http://purl.org/syndication/history/1.0"', 1)
+        body = body.replace(b"<id>", b"<fh:archive/><id>", 1)
+    return body
+
+
+def build_rss(config: Config, scope: Scope, entries: list[Entry],
+              translations: dict[str, list[Translation]], *, updated: datetime) -> bytes:
+    self_url = config.public_url + scope.base_path + "/rss.xml"
+    fg = _generator(config, scope, self_url, updated)
+    fg.description(_safe(scope.description) or _safe(scope.title))
+    _feed_links(fg, config, scope, self_url, RSS, [])
+    _add_entries(fg, entries, translations)
+    body: bytes = fg.rss_str(pretty=True)
+    return body
+
+
+def build_json_feed(config: Config, scope: Scope, entries: list[Entry]) -> bytes:
+    base = config.public_url + scope.base_path
+    doc: dict[str, object] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": _safe(scope.title),
+        "home_page_url": scope.page_url(config),
+        "feed_url": f"{base}/feed.json",
+        "description": _safe(scope.description),
+        "language": scope.language,
+        "items": [{
+            "id": e.id,
+            "url": e.url,
+            "title": _safe(e.title) or UNTITLED,
+            "summary": clean_text(e.summary),
+            "content_text": clean_text(e.summary),
+            **({"content_html": clean_text(e.content_html)} if e.content_html else {}),
+            "date_published": _iso(e.published),
+            "date_modified": _iso(e.updated or e.published),
+            "authors": [{"name": _safe(a.name)} for a in e.authors if _safe(a.name)],
+            "language": e.language,
+            **({"tags": [_safe(e.section)]} if e.section else {}),
+            "_seriesfeed": {"authors": [{"name": a.name, "kind": a.kind.value}
+                                        for a in e.authors
+                                        if a.kind is AuthorKind.ORGANIZATION]}
+            if any(a.kind is AuthorKind.ORGANIZATION for a in e.authors) else {},
+        } for e in entries],
+    }
+    text = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False)
+    return (text + "\n").encode("utf-8")
+
+
+def scopes(config: Config, conn: Connection) -> list[Scope]:
+    out: list[Scope] = []
+    all_series = q.list_series(conn)
+    for code, lang in config.languages.items():
+        out.append(Scope(code, None, lang.feed_title or config.site.title,
+                         lang.feed_description))
+        for s in all_series:
+            text = s.texts.get(code) or s.texts.get(config.site.default_language) or \
+                next(iter(s.texts.values()), None)
+            title = text.title if text else s.slug
+            out.append(Scope(code, s, f"{title} — {lang.feed_title or config.site.title}",
+                             text.description if text else ""))
+    return out
+
+
+def _translations(conn: Connection, entries: list[Entry]) -> dict[str, list[Translation]]:
+    seqs = [e.seq for e in entries if e.seq is not None]
+    links = q.translations_of(conn, seqs)
+    others = {seq for v in links.values() for seq in v}
+    lookup = {e.seq: e for e in entries}
+    missing = [s for s in others if s not in lookup]
+    for seq in missing:
+        lookup[seq] = q.get_entry(conn, str(seq))
+    out: dict[str, list[Translation]] = {}
+    for e in entries:
+        for other in links.get(e.seq or -1, []):
+            o = lookup[other]
+            if o.url and o.language != e.language and e.id:
+                out.setdefault(e.id, []).append(Translation(o.language, o.url))
+    return out
+
+
+def plan_feeds(config: Config, store: Store) -> list[FeedDocument]:
+    """Every feed document the store gives, deterministically."""
+    docs: list[FeedDocument] = []
+    n = config.feeds.max_entries
+    with store.read() as conn:
+        # one read of everything, partitioned in memory: each entry appears in its language's
+        # site-wide feed and its series' feed, and reading it once is most of the saving
+        everything = q.list_entries(conn)
+        translations = _translations(conn, everything)
+        all_scopes = scopes(config, conn)
+    by_scope: dict[tuple[str, str | None], list[Entry]] = {}
+    for e in everything:
+        by_scope.setdefault((e.language, None), []).append(e)
+        by_scope.setdefault((e.language, e.series), []).append(e)
+    for scope in all_scopes:
+        slug = scope.series.slug if scope.series else None
+        newest = by_scope.get((scope.language, slug), [])
+        current = newest[:n]
+        every = sorted(newest, key=lambda e: e.seq or 0)
+        updated = _newest(every, EPOCH)
+        others = [c for c in config.languages if c != scope.language]
+        pages = len(every) // n if len(every) > n else 0
+        docs.append(FeedDocument(scope.base_path + "/atom.xml", ATOM, build_atom(
+            config, scope, current, translations, updated=updated, other_languages=others,
+            archive_count=pages), updated))
+        docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
+            config, scope, current, translations, updated=updated), updated))
+        docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED,
+                                 build_json_feed(config, scope, current), updated))
+        for page in range(1, pages + 1):
+            chunk = every[(page - 1) * n: page * n]
+            docs.append(FeedDocument(
+                f"{scope.base_path}/archive/{page}.xml", ATOM,
+                build_atom(config, scope, list(reversed(chunk)), translations,
+                           updated=_newest(chunk, updated), other_languages=[],
+                           archive=(page, pages), archive_count=pages),
+                _newest(chunk, updated)))
+    return docs

@@ -1,0 +1,57 @@
+"""The one Jinja2 environment factory, for email templates and web pages alike.
+
+Autoescaping is on for every HTML template; ``.txt.j2`` templates are plain text.
+Templates live in the project's ``templates/`` folder (``email/<lang>/…``, ``web/…``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from seriesfeed.errors import ConfigError
+
+# src/seriesfeed/templating.py -> the project root's templates/
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+def templates_dir(configured: Path | None = None) -> Path:
+    """The configured templates folder if it exists, else the one shipped with the project."""
+    if configured is not None and configured.is_dir():
+        return configured
+    if PACKAGE_TEMPLATES.is_dir():
+        return PACKAGE_TEMPLATES
+    raise ConfigError(f"no templates folder at {configured or PACKAGE_TEMPLATES}")
+
+
+def _autoescape(name: str | None) -> bool:
+    return bool(name) and not str(name).endswith((".txt.j2", ".txt"))
+
+
+@lru_cache(maxsize=8)
+def environment(folder: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        autoescape=_autoescape,  # noqa: S701 - on for every template but *.txt.j2
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return env
+
+
+def render(folder: Path, name: str, context: dict[str, Any]) -> str:
+    """Render template ``name`` (relative to ``folder``); a missing template is a
+    ConfigError naming it."""
+    try:
+        return environment(folder).get_template(name).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise ConfigError(f"template {folder / name} is missing") from exc
+
+
+def template_exists(folder: Path, name: str) -> bool:
+    return (folder / name).is_file()

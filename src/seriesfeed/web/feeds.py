@@ -1,0 +1,120 @@
+"""Serve the feeds and series pages from memory with ETag, Last-Modified, 304 and gzip.
+
+The documents are rebuilt when the store's fingerprint changes (checked on every request:
+a few aggregates), so a committed change is never answered with a stale 304.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from dataclasses import dataclass
+from email.utils import format_datetime, parsedate_to_datetime
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from seriesfeed import actions
+from seriesfeed.config import Config
+from seriesfeed.feeds import FeedDocument
+from seriesfeed.publish import etag_of
+from seriesfeed.store import Store
+from seriesfeed.store import entries as q
+
+CACHE_CONTROL = "public, max-age=300"
+
+
+@dataclass(frozen=True)
+class Served:
+    doc: FeedDocument
+    etag: str
+    gzipped: bytes
+    last_modified: str
+
+
+class SiteCache:
+    """The built site, keyed by URL path, rebuilt when the store changes."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config, self.store = config, store
+        self.lock = threading.Lock()
+        self.fingerprint: tuple[object, ...] | None = None
+        self.docs: dict[str, Served] = {}
+
+    def current(self) -> dict[str, Served]:
+        with self.store.read() as conn:
+            fp = q.fingerprint(conn)
+        if fp != self.fingerprint:
+            with self.lock:
+                if fp != self.fingerprint:
+                    docs = actions.plan_site(self.store, self.config)
+                    self.docs = {d.path: Served(
+                        d, etag_of(d.body), gzip.compress(d.body, mtime=0),
+                        format_datetime(d.last_modified, usegmt=True)) for d in docs}
+                    self.fingerprint = fp
+        return self.docs
+
+
+def _not_modified(request: Request, served: Served, etag: str) -> bool:
+    inm = request.headers.get("if-none-match")
+    if inm is not None:
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        return "*" in tags or etag in tags or served.etag in tags
+    ims = request.headers.get("if-modified-since")
+    if ims:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            return False
+        return since is not None and since.tzinfo is not None and \
+            served.doc.last_modified.replace(microsecond=0) <= since
+    return False
+
+
+def not_found_page(config: Config) -> HTMLResponse:
+    return HTMLResponse("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">"
+                        "<title>Not found</title><h1>Not found</h1><p>No such feed or page. "
+                        f"<a href=\"{config.public_url}/\">Home</a></p></html>",
+                        status_code=404)
+
+
+def routes(config: Config, store: Store) -> list[BaseRoute]:
+    cache = SiteCache(config, store)
+
+    def serve(request: Request) -> Response:
+        path = request.url.path
+        docs = cache.current()
+        served = docs.get(path) or (docs.get(path + "/") if not path.endswith("/") else None)
+        if served is None:
+            return not_found_page(config)
+        if served.doc.path != path:  # /en/slug -> /en/slug/
+            return RedirectResponse(served.doc.path, status_code=308)
+        gz = "gzip" in request.headers.get("accept-encoding", "").lower()
+        etag = served.etag[:-1] + '-gz"' if gz else served.etag
+        headers = {"ETag": etag, "Last-Modified": served.last_modified,
+                   "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+        if _not_modified(request, served, etag):
+            return Response(status_code=304, headers=headers)
+        if gz:
+            headers["Content-Encoding"] = "gzip"
+        body = served.gzipped if gz else served.doc.body
+        if request.method == "HEAD":
+            headers["Content-Length"] = str(len(body))
+            return Response(b"", headers=headers, media_type=served.doc.media_type)
+        return Response(body, headers=headers, media_type=served.doc.media_type)
+
+    def home(request: Request) -> Response:
+        docs = cache.current()
+        first = next((p for p in sorted(docs) if p.startswith(
+            f"/{config.site.default_language}/") and p.endswith("/")), None)
+        if first is None:
+            return not_found_page(config)
+        return RedirectResponse(first, status_code=302)
+
+    return [
+        Route("/", home, methods=["GET", "HEAD"]),
+        Route("/feeds/{rest:path}", serve, methods=["GET", "HEAD"]),
+        Route("/{lang:str}/{slug:str}", serve, methods=["GET", "HEAD"]),
+        Route("/{lang:str}/{slug:str}/", serve, methods=["GET", "HEAD"]),
+    ]
