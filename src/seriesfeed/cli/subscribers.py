@@ -1,0 +1,109 @@
+"""``seriesfeed subscribers …``: add, list, import, export, remove."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import click
+
+from seriesfeed import subscriptions
+from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.models import SubscriberStatus
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage subscribers."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default=None)
+@click.option("--lang", "language", default=None, help="Language code (default: site's).")
+@click.option("--frequency", type=click.Choice(["daily", "weekly"]), default="weekly",
+              show_default=True)
+@click.option("--series", "series", multiple=True, help="Follow only this series (repeatable).")
+@click.option("--confirmed", is_flag=True,
+              help="Consent was recorded elsewhere: no confirmation mail.")
+@pass_app
+def add(app: AppContext, email: str, name: str | None, language: str | None, frequency: str,
+        series: tuple[str, ...], confirmed: bool) -> None:
+    """Add a subscriber (pending, with a confirmation mail, unless --confirmed)."""
+    result = subscriptions.add_subscriber(
+        app.store, app.config, email, name=name, language=language, frequency=frequency,
+        confirmed=confirmed, source="cli", series=series, resubscribe=True)
+    if result.subscriber is None:
+        click.echo(f"{email}: suppressed (removed earlier); nothing done")
+        return
+    sub = result.subscriber
+    if result.send_confirmation:
+        sent = subscriptions.send_confirmation(app.store, app.config, sub)
+        click.echo(f"{sub.email}: {sub.status.value}; confirmation mail "
+                   f"{'sent' if sent else 'not sent (one was sent within the hour)'}")
+    else:
+        click.echo(f"{sub.email}: {sub.status.value}" + ("" if result.created
+                                                          else " (already subscribed)"))
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
+    """List subscribers."""
+    found = subscriptions.list_subscribers(app.store, SubscriberStatus(status) if status
+                                           else None)
+    if as_json:
+        print_json([s.to_json() for s in found])
+        return
+    n = 0
+    for s in found:
+        n += 1
+        click.echo(f"{s.email}  {s.language}  {s.frequency.value}  {s.status.value}"
+                   f"{'  ' + s.name if s.name else ''}")
+    click.echo(f"{n} subscribers")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def import_command(app: AppContext, file: Path) -> None:
+    """Import FILE.csv (columns email,name,language,frequency,status; only email required).
+
+    status 'confirmed' is for lists whose consent was recorded elsewhere; unsubscribed and
+    removed addresses are never resubscribed by an import."""
+    report = subscriptions.import_subscribers(app.store, app.config, file)
+    click.echo(report.summary(str(file)))
+
+
+@subscribers.command("export")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (default: standard output).")
+@pass_app
+def export(app: AppContext, out: Path | None) -> None:
+    """Export subscribers as CSV (the columns `subscribers import` reads)."""
+    if out is None:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        for row in subscriptions.export_rows(app.store):
+            writer.writerow(row)
+        return
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\r\n")
+        count = -1
+        for row in subscriptions.export_rows(app.store):
+            writer.writerow(row)
+            count += 1
+    tmp.replace(out)
+    click.echo(f"Wrote {count} subscribers to {out}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@pass_app
+def remove(app: AppContext, email: str) -> None:
+    """Erase a subscriber's personal data; the address stays suppressed (a hash is kept)."""
+    sub = subscriptions.remove_subscriber(app.store, email)
+    click.echo(f"Removed {sub.email}; the address stays suppressed")

@@ -1,0 +1,174 @@
+"""Signed tokens for the links in mail (confirm, unsubscribe, preferences) and for the CSRF
+field of the pages those links open.
+
+A token is ``base64url(payload).base64url(mac)``; the MAC is HMAC-SHA256 under a key derived
+per purpose from the secret key, so a token made for one purpose is refused for another.
+Payloads carry the subscriber's id, the issue time and a purpose-specific binding, never the
+address. Lifetimes (``LIFETIME_S``): confirm links a week, and they are bound to the
+confirmation request they came from, so they work once (the caller checks the binding);
+unsubscribe links never expire (a year-old digest's button must still work, RFC 8058);
+preferences links 400 days; CSRF fields two hours.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from seriesfeed.config import Config
+from seriesfeed.errors import ConfigError, ValidationError
+
+
+class Purpose(StrEnum):
+    CONFIRM = "confirm"
+    UNSUBSCRIBE = "unsubscribe"
+    PREFERENCES = "preferences"
+    CSRF = "csrf"
+
+
+DAY = 24 * 3600
+LIFETIME_S: dict[Purpose, int | None] = {
+    Purpose.CONFIRM: 7 * DAY,
+    Purpose.UNSUBSCRIBE: None,
+    Purpose.PREFERENCES: 400 * DAY,
+    Purpose.CSRF: 2 * 3600,
+}
+CLOCK_SKEW_S = 300  # tokens from a few minutes "in the future" (another host's clock) pass
+MAX_TOKEN = 512
+MIN_KEY = 16
+INVALID = "this link is invalid or has expired"
+
+
+@dataclass(frozen=True)
+class Claims:
+    subscriber_id: int
+    issued_at: int
+    bound: str  # purpose-specific binding (e.g. the confirmation request's time)
+
+
+def ensure_secret_key(config: Config) -> bytes:
+    """The configured ``[security] secret_key``, or one generated once into
+    ``var/secret_key`` (mode 0600) beside the config and reused from then on."""
+    configured = config.security.secret_key
+    if configured:
+        if len(configured) < MIN_KEY:
+            raise ConfigError(f"security.secret_key: use at least {MIN_KEY} characters (32 "
+                              "random bytes, hex-encoded, are best)", key="security.secret_key")
+        return configured.encode("utf-8")
+    path = config.resolve("var/secret_key")
+    try:
+        key = path.read_bytes().strip()
+    except FileNotFoundError:
+        key = _create_key_file(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the secret key {path}: {exc}",
+                          key="security.secret_key") from exc
+    if len(key) < MIN_KEY:
+        raise ConfigError(f"the secret key in {path} is shorter than {MIN_KEY} characters; "
+                          "delete the file to generate a new one (links already sent stop "
+                          "working)", key="security.secret_key")
+    return key
+
+
+def _create_key_file(target: Path) -> bytes:
+    """Write a fresh key to a private temporary file, then link it into place: another
+    process starting at the same moment either wins (and we read its key) or loses, and no
+    one ever reads a half-written file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode("ascii")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            return target.read_bytes().strip()
+        return key
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    """Strict decoding: the text must be the canonical encoding of the bytes it decodes to,
+    so no two spellings of a token exist (stray characters or flipped padding bits would
+    otherwise decode to the same bytes and pass the MAC)."""
+    if not text.isascii():
+        raise ValueError("not base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
+
+
+def _mac(key: bytes, purpose: Purpose, payload: bytes) -> bytes:
+    purpose_key = hmac.new(key, f"seriesfeed/{purpose.value}".encode(), hashlib.sha256).digest()
+    return hmac.new(purpose_key, payload, hashlib.sha256).digest()
+
+
+def make_token(key: bytes, purpose: Purpose, subscriber_id: int, *, bound: str = "",
+               now: float | None = None) -> str:
+    payload = json.dumps({"s": subscriber_id, "t": int(now if now is not None else time.time()),
+                          "b": bound}, separators=(",", ":")).encode("utf-8")
+    return f"{_b64(payload)}.{_b64(_mac(key, purpose, payload))}"
+
+
+def read_token(key: bytes, purpose: Purpose, token: str, *, now: float | None = None) -> Claims:
+    """The token's claims, or ValidationError('this link is invalid or has expired') for
+    anything else: one message for every failure, so a token cannot be probed."""
+    invalid = ValidationError(INVALID, field="token")
+    if len(token) > MAX_TOKEN or token.count(".") != 1:
+        raise invalid
+    body, mac = token.split(".")
+    try:
+        payload, given = _unb64(body), _unb64(mac)
+    except (ValueError, binascii.Error):
+        raise invalid from None
+    if not hmac.compare_digest(given, _mac(key, purpose, payload)):
+        raise invalid
+    try:
+        data = json.loads(payload)
+        claims = Claims(int(data["s"]), int(data["t"]), str(data.get("b", "")))
+    except (ValueError, KeyError, TypeError):
+        raise invalid from None
+    lifetime = LIFETIME_S[purpose]
+    current = now if now is not None else time.time()
+    if claims.issued_at > current + CLOCK_SKEW_S:
+        raise invalid
+    if lifetime is not None and current > claims.issued_at + lifetime:
+        raise invalid
+    return claims
+
+
+def _link_digest(link_token: str) -> str:
+    return hashlib.sha256(link_token.encode("utf-8")).hexdigest()
+
+
+def make_csrf(key: bytes, link_token: str, *, now: float | None = None) -> str:
+    """The CSRF field for a page opened by ``link_token``: valid for that link only, for
+    two hours. Stateless (no cookie): forging it needs the secret key."""
+    return make_token(key, Purpose.CSRF, 0, bound=_link_digest(link_token), now=now)
+
+
+def check_csrf(key: bytes, link_token: str, given: str, *, now: float | None = None) -> bool:
+    try:
+        claims = read_token(key, Purpose.CSRF, given, now=now)
+    except ValidationError:
+        return False
+    return hmac.compare_digest(claims.bound, _link_digest(link_token))

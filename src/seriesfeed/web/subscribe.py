@@ -1,0 +1,233 @@
+"""The subscribe flow: form, confirmation, preferences and one-click unsubscribe.
+
+GET never changes anything (mail scanners fetch every link): confirm, preferences and
+unsubscribe links show a page whose button POSTs, with a CSRF token bound to the link. The
+one exception to CSRF is RFC 8058's cookie-less ``List-Unsubscribe=One-Click`` POST, whose
+link token is its authorisation. The subscribe form is also published as a static page, so
+it carries no token: a cross-site POST is refused by its Origin / Sec-Fetch-Site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict, deque
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from seriesfeed import i18n, subscriptions, tokens
+from seriesfeed.config import Config
+from seriesfeed.errors import SeriesfeedError, ValidationError
+from seriesfeed.models import SubscriberStatus
+from seriesfeed.store import Store
+from seriesfeed.templating import render, templates_dir
+
+MAX_BODY = 16 * 1024
+MAX_FIELDS = 20
+PER_MINUTE, PER_DAY = 5, 30
+
+
+class RateLimiter:
+    """Subscribe attempts per client address, in this process (bounded memory)."""
+
+    def __init__(self, per_minute: int = PER_MINUTE, per_day: int = PER_DAY) -> None:
+        self.per_minute, self.per_day = per_minute, per_day
+        self.hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, client: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if len(self.hits) > 100_000:
+            self.hits.clear()
+        hits = self.hits[client]
+        while hits and now - hits[0] > 86_400:
+            hits.popleft()
+        recent = sum(1 for t in hits if now - t < 60)
+        if recent >= self.per_minute or len(hits) >= self.per_day:
+            return False
+        hits.append(now)
+        return True
+
+
+def routes(config: Config, store: Store) -> list[BaseRoute]:
+    folder = templates_dir(config.resolve("templates"))
+    limiter = RateLimiter()
+    own_origin = "{0.scheme}://{0.netloc}".format(urlsplit(config.public_url))
+
+    def page(lang: str, status: int = 200, **ctx: object) -> HTMLResponse:
+        lang = lang if lang in config.languages else config.site.default_language
+        body = render(folder, "web/page.html.j2", {
+            "_": i18n.translator(lang), "lang": lang, "site": config.site,
+            "public_url": config.public_url, "languages": config.languages,
+            "form": None, "paragraphs": [], **ctx})
+        return HTMLResponse(body, status_code=status)
+
+    def error(lang: str, status: int, message: str) -> HTMLResponse:
+        _ = i18n.translator(lang)
+        return page(lang, status, heading=_("Something is not right"), paragraphs=[message])
+
+    def csrf_for(link_token: str) -> str:
+        bound = hashlib.sha256(link_token.encode()).hexdigest()
+        return tokens.make_token(tokens.ensure_secret_key(config), tokens.Purpose.CSRF, 0,
+                                 bound=bound)
+
+    def csrf_ok(link_token: str, given: str) -> bool:
+        try:
+            claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.CSRF,
+                                       given)
+        except ValidationError:
+            return False
+        return claims.bound == hashlib.sha256(link_token.encode()).hexdigest()
+
+    async def form_data(request: Request) -> dict[str, str] | Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return Response("request body too large", status_code=413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                return Response("request body too large", status_code=413)
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                              max_num_fields=MAX_FIELDS)
+        except (ValueError, UnicodeDecodeError):
+            return Response("bad form", status_code=400)
+        return dict(pairs)
+
+    def cross_site(request: Request) -> bool:
+        site = request.headers.get("sec-fetch-site")
+        if site is not None:
+            return site == "cross-site"
+        origin = request.headers.get("origin")
+        return origin is not None and origin != own_origin
+
+    async def subscribe(request: Request) -> Response:
+        lang = request.query_params.get("lang", config.site.default_language)
+        _ = i18n.translator(lang if lang in config.languages else config.site.default_language)
+        if request.method == "GET":
+            if lang not in config.languages:
+                return error(config.site.default_language, 404, "Unknown language.")
+            return page(lang, heading=_("Get new articles by email"), form={
+                "action": f"{config.public_url}/subscribe", "subscribe": True,
+                "hidden": {"language": lang, "series": ""}, "button": _("Subscribe")})
+        if cross_site(request):
+            return error(lang, 403, _("This form can only be sent from our own pages."))
+        data = await form_data(request)
+        if isinstance(data, Response):
+            return data
+        lang = data.get("language", lang)
+        if lang not in config.languages:
+            return error(config.site.default_language, 400, "Unknown language.")
+        _ = i18n.translator(lang)
+        done = page(lang, heading=_("Check your inbox"), paragraphs=[
+            _("If the address is right, a message with a confirmation link is on its way. "
+              "Nothing will be sent until you confirm.")])
+        if data.get("website"):  # the honeypot: only bots fill it in
+            return done
+        client = request.client.host if request.client else "unknown"
+        if not limiter.allow(client):
+            return error(lang, 429, _("Too many requests; please try again later."))
+        try:
+            result = subscriptions.add_subscriber(
+                store, config, data.get("email", ""), name=data.get("name"), language=lang,
+                frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
+                ip=client, series=tuple(s for s in [data.get("series", "")] if s))
+        except ValidationError as exc:
+            return error(lang, 400, _("Please check the address and try again.")
+                         if exc.field == "email" else str(exc))
+        except SeriesfeedError as exc:
+            return error(lang, 400, str(exc))
+        if result.send_confirmation and result.subscriber is not None:
+            done.background = BackgroundTask(subscriptions.send_confirmation, store, config,
+                                             result.subscriber)
+        return done  # the same answer for new, pending, confirmed and suppressed addresses
+
+    async def confirm(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            sub = subscriptions.subscriber_for(store, config, tokens.Purpose.CONFIRM, token)
+        except ValidationError as exc:
+            return error(config.site.default_language, 400, str(exc))
+        _ = i18n.translator(sub.language)
+        if request.method == "GET":
+            if sub.status is SubscriberStatus.CONFIRMED:
+                return page(sub.language, heading=_("You are subscribed"))
+            return page(sub.language, heading=_("Confirm your subscription"), form={
+                "action": f"{config.public_url}/confirm/{token}",
+                "hidden": {"csrf": csrf_for(token)}, "button": _("Confirm my subscription")})
+        data = await form_data(request)
+        if isinstance(data, Response):
+            return data
+        if not csrf_ok(token, data.get("csrf", "")):
+            return error(sub.language, 403, _("This form has expired; open the link again."))
+        try:
+            subscriptions.confirm(store, config, token)
+        except ValidationError as exc:
+            return error(sub.language, 400, str(exc))
+        link = subscriptions.unsubscribe_link(config, tokens.ensure_secret_key(config),
+                                              sub.id or 0)
+        return page(sub.language, heading=_("You are subscribed"), paragraphs=[
+            _("New articles will reach you by email."),
+            _("You can unsubscribe at any time with the link in every message.")],
+            links=[(_("Unsubscribe"), link)])
+
+    async def unsubscribe(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            sub = subscriptions.subscriber_for(store, config, tokens.Purpose.UNSUBSCRIBE, token)
+        except ValidationError as exc:
+            return error(config.site.default_language, 400, str(exc))
+        _ = i18n.translator(sub.language)
+        if request.method == "GET":
+            return page(sub.language, heading=_("Unsubscribe"), paragraphs=[
+                _("Press the button to stop receiving these emails.")], form={
+                "action": f"{config.public_url}/unsubscribe/{token}",
+                "hidden": {"csrf": csrf_for(token)}, "button": _("Unsubscribe")})
+        data = await form_data(request)
+        if isinstance(data, Response):
+            return data
+        one_click = data.get("List-Unsubscribe") == "One-Click"  # RFC 8058
+        if not one_click and not csrf_ok(token, data.get("csrf", "")):
+            return error(sub.language, 403, _("This form has expired; open the link again."))
+        subscriptions.unsubscribe(store, config, token)
+        return page(sub.language, heading=_("You are unsubscribed"), paragraphs=[
+            _("You will get no more emails from us.")])
+
+    async def preferences(request: Request) -> Response:
+        token = request.path_params["token"]
+        try:
+            sub = subscriptions.subscriber_for(store, config, tokens.Purpose.PREFERENCES, token)
+        except ValidationError as exc:
+            return error(config.site.default_language, 400, str(exc))
+        _ = i18n.translator(sub.language)
+        note: list[str] = []
+        if request.method == "POST":
+            data = await form_data(request)
+            if isinstance(data, Response):
+                return data
+            if not csrf_ok(token, data.get("csrf", "")):
+                return error(sub.language, 403, _("This form has expired; open the link again."))
+            try:
+                sub = subscriptions.update_preferences(
+                    store, config, token, language=data.get("language", sub.language),
+                    frequency=data.get("frequency", sub.frequency.value))
+            except ValidationError as exc:
+                return error(sub.language, 400, str(exc))
+            _ = i18n.translator(sub.language)
+            note = [_("Your preferences are saved.")]
+        return page(sub.language, heading=_("Your email preferences"), paragraphs=note, form={
+            "action": f"{config.public_url}/preferences/{token}",
+            "hidden": {"csrf": csrf_for(token)}, "button": _("Save"),
+            "preferences": {"language": sub.language, "frequency": sub.frequency.value}})
+
+    methods = ["GET", "HEAD", "POST"]
+    return [
+        Route("/subscribe", subscribe, methods=methods),
+        Route("/confirm/{token}", confirm, methods=methods),
+        Route("/unsubscribe/{token}", unsubscribe, methods=methods),
+        Route("/preferences/{token}", preferences, methods=methods),
+    ]
