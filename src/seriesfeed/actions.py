@@ -1,0 +1,299 @@
+"""The verbs the CLI, the web app and the scheduler call: one function per thing a user does."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from seriesfeed import __version__
+from seriesfeed.config import Config
+from seriesfeed.digest import RecordedDigest, count_due, record_digests
+from seriesfeed.errors import ImportError_, NotFoundError, ValidationError
+from seriesfeed.feeds import FeedDocument, plan_feeds
+from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
+from seriesfeed.importers.parse import parse_file
+from seriesfeed.mailer import Transport
+from seriesfeed.models import Entry, Frequency, Series, SeriesText
+from seriesfeed.outbox import drain_outbox
+from seriesfeed.pages import build_pages
+from seriesfeed.publish import PublishReport, publish, write_if_changed
+from seriesfeed.store import Store
+from seriesfeed.store import entries as q
+from seriesfeed.text import slugify
+from seriesfeed.websub import notify_hub
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def import_settings(config: Config) -> ImportSettings:
+    markers = {code: tuple(lang.bylines) + tuple(lang.sections)
+               for code, lang in config.languages.items() if lang.bylines or lang.sections}
+    return ImportSettings(time_zone=config.zone, default_language=config.site.default_language,
+                          language_markers=markers,
+                          organizations=tuple(config.site.organizations))
+
+
+def tag_authority(config: Config) -> str:
+    return config.site.tag_authority or (urlsplit(config.site.url).hostname or "localhost")
+
+
+def derive_url(config: Config, entry: Entry) -> str:
+    local = entry.published.astimezone(config.zone)
+    return config.site.entry_url_pattern.format(
+        site_url=config.site.url.rstrip("/"), yyyy=f"{local.year:04d}", mm=f"{local.month:02d}",
+        dd=f"{local.day:02d}", slug=slugify(entry.title) or "entry", series=entry.series,
+        language=entry.language)
+
+
+def mint_id(config: Config, entry: Entry) -> str:
+    """A tag URI (RFC 4151) from the authority, the publication date and the URL's path.
+
+    Minted once, when the entry is first stored, and never recomputed: fixing a title or
+    moving the URL later leaves the id alone."""
+    assert entry.url is not None
+    local = entry.published.astimezone(config.zone)
+    parts = urlsplit(entry.url)
+    specific = parts.path + (f"?{parts.query}" if parts.query else "")
+    if parts.hostname and parts.hostname != tag_authority(config):
+        specific = f"{parts.hostname}{specific}"
+    return f"tag:{tag_authority(config)},{local:%Y-%m-%d}:{specific or '/'}"
+
+
+def _valid_id(value: str) -> bool:
+    parts = urlsplit(value)
+    return bool(parts.scheme) and (bool(parts.netloc) or bool(parts.path)) and " " not in value
+
+
+@dataclass
+class ImportReport:
+    path: str
+    format: str | None
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    linked: int = 0
+    series: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.path}: {self.added} added, {self.updated} updated, "
+                f"{self.unchanged} unchanged, {self.linked} translation links set")
+
+
+def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
+    e = item.entry
+    if e.language not in config.languages:
+        raise ImportError_(f"unknown language '{e.language}' (configured: "
+                           f"{', '.join(config.languages)})", path=source, line=item.line,
+                           field="language")
+    if not e.title:
+        raise ImportError_("the title is empty", path=source, line=item.line, field="title")
+    if e.published.tzinfo is None:
+        raise ImportError_("the date has no time zone", path=source, line=item.line,
+                           field="published")
+    url = e.url or derive_url(config, e)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ImportError_(f"'{url}' is not an http(s) URL", path=source, line=item.line,
+                           field="url")
+    if e.id is not None and not _valid_id(e.id):
+        raise ImportError_(f"'{e.id}' is not a URI (ids are tag:, http(s): or urn: URIs)",
+                           path=source, line=item.line, field="id")
+    return dataclasses.replace(e, url=url)
+
+
+def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
+                report: ImportReport) -> ImportReport:
+    """Store a parsed batch in one transaction: all of it, or (on any error) none of it."""
+    checked = [(_check_entry(config, item, source), item) for item in batch.entries]
+    seen_ids: dict[str, int | None] = {}
+    seen_urls: dict[str, int | None] = {}
+    for e, item in checked:
+        if e.id is not None:
+            if e.id in seen_ids:
+                raise ImportError_(f"the id '{e.id}' appears twice (first at {seen_ids[e.id]})",
+                                   path=source, line=item.line, field="id")
+            seen_ids[e.id] = item.line
+        assert e.url is not None
+        if e.url in seen_urls:
+            raise ImportError_(f"the URL '{e.url}' appears twice (first at {seen_urls[e.url]})",
+                               path=source, line=item.line, field="url")
+        seen_urls[e.url] = item.line
+    now = now_utc()
+    with store.write() as conn:
+        series_ids = {s.slug: q.upsert_series(conn, s, now) for s in batch.series}
+        report.series = sorted(series_ids)
+        stored: list[tuple[int, Entry, ImportedEntry]] = []
+        for e, item in checked:
+            sid = series_ids.get(e.series)
+            if sid is None:
+                if not e.series or slugify(e.series) != e.series:
+                    raise ImportError_(f"'{e.series}' is not a series slug (lower-case words "
+                                       "joined by '-')", path=source, line=item.line,
+                                       field="series")
+                sid = q.series_id(conn, e.series)
+                if sid is None:
+                    # a CSV carries no series list: name the series after its slug; a JSON
+                    # import or `entries add --series-title` can set the real title later
+                    title = e.series.replace("-", " ").capitalize()
+                    sid = q.upsert_series(conn, Series(e.series, {e.language: SeriesText(
+                        title)}), now)
+                series_ids[e.series] = sid
+            if e.id is None:
+                assert e.url is not None
+                existing = q.find_seq(conn, url=e.url)
+                e = dataclasses.replace(
+                    e, id=q.get_entry(conn, str(existing)).id if existing else mint_id(config, e))
+            row = q.save_entry(conn, e, sid, now)
+            if row.created:
+                report.added += 1
+            elif row.changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+            stored.append((row.seq, e, item))
+        for seq, e, item in stored:
+            if e.translation_of is None:
+                continue
+            other = q.find_seq(conn, entry_id=e.translation_of, url=e.translation_of)
+            if other is None:
+                raise ImportError_(f"no entry with id or URL '{e.translation_of}'",
+                                   path=source, line=item.line, field="translation_of")
+            if other == seq:
+                raise ImportError_("an entry cannot be its own translation", path=source,
+                                   line=item.line, field="translation_of")
+            if q.set_translation(conn, seq, other):
+                report.linked += 1
+    return report
+
+
+def import_entries(store: Store, config: Config, path: Path, fmt: str | None = None,
+                   series_slug: str | None = None) -> ImportReport:
+    batch = parse_file(path, fmt, import_settings(config), series_slug=series_slug)
+    return store_batch(store, config, batch, str(path), ImportReport(str(path), fmt))
+
+
+def add_entry(store: Store, config: Config, entry: Entry,
+              series_title: str | None = None) -> Entry:
+    """Add (or update) one entry given on the command line."""
+    batch = ImportBatch(entries=[ImportedEntry(entry, None)])
+    if series_title:
+        batch.series.append(Series(entry.series, {entry.language: SeriesText(series_title)}))
+    try:
+        store_batch(store, config, batch, "entry", ImportReport("entry", None))
+    except ImportError_ as exc:
+        raise ValidationError(str(exc).split(": ", 1)[-1], field=exc.field) from exc
+    with store.read() as conn:
+        return q.get_entry(conn, entry.id or entry.url or derive_url(config, entry))
+
+
+def link_translations(store: Store, first: str, second: str) -> tuple[Entry, Entry]:
+    """Link two entries as translations of each other (``second`` translates ``first``)."""
+    with store.write() as conn:
+        a = q.get_entry(conn, first)
+        b = q.get_entry(conn, second)
+        if a.seq == b.seq:
+            raise ValidationError("an entry cannot be its own translation", field="ID")
+        if a.language == b.language:
+            raise ValidationError(f"both entries are in '{a.language}'; a translation is in "
+                                  "another language", field="ID")
+        assert a.seq is not None and b.seq is not None
+        q.set_translation(conn, b.seq, a.seq)
+        return a, q.get_entry(conn, str(b.seq))
+
+
+def remove_entry(store: Store, ref: str) -> Entry:
+    with store.write() as conn:
+        return q.remove_entry(conn, ref)
+
+
+def show_entry(store: Store, ref: str) -> Entry:
+    with store.read() as conn:
+        return q.get_entry(conn, ref)
+
+
+def list_entries(store: Store, language: str | None = None,
+                 series_slug: str | None = None) -> list[Entry]:
+    with store.read() as conn:
+        if series_slug is not None and q.series_id(conn, series_slug) is None:
+            raise NotFoundError(f"no series '{series_slug}'")
+        return q.list_entries(conn, language=language, series_slug=series_slug,
+                              newest_first=False)
+
+
+def localized(entry: Entry, config: Config) -> Entry:
+    """The entry with its dates in the site's time zone (for output)."""
+    zone = config.zone
+    return dataclasses.replace(entry, published=entry.published.astimezone(zone),
+                               updated=(entry.updated or entry.published).astimezone(zone))
+
+
+def list_all_series(store: Store) -> list[Series]:
+    with store.read() as conn:
+        return q.list_series(conn)
+
+
+def plan_site(store: Store, config: Config) -> list[FeedDocument]:
+    """Every feed document and series page, as bytes, in a stable order."""
+    return plan_feeds(config, store) + build_pages(config, store)
+
+
+def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
+    """Write every feed and page under ``out_dir`` (only files whose bytes changed).
+
+    When neither the store nor the settings changed since the last build into ``out_dir``
+    (a stamp file records both), nothing is generated at all."""
+    with store.read() as conn:
+        stamp = f"{q.fingerprint(conn)!r} {_settings_digest(config)}"
+    stamp_file = out_dir / ".seriesfeed-build"
+    try:
+        if stamp_file.read_text(encoding="utf-8") == stamp:
+            return PublishReport(out_dir, skipped=True)
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    report = publish(plan_site(store, config), out_dir)
+    if report.written:
+        notify_hub(config, report.written)
+    write_if_changed(stamp_file, stamp.encode("utf-8"))
+    return report
+
+
+def _settings_digest(config: Config) -> str:
+    """What, besides the store, the built files depend on."""
+    relevant = repr((config.public_url, config.site, config.languages, config.feeds,
+                     config.websub, __version__))
+    return hashlib.sha256(relevant.encode("utf-8")).hexdigest()[:16]
+
+
+async def send_digests(store: Store, config: Config, *, frequency: Frequency | None = None,
+                       stopping: asyncio.Event | None = None, scheduled: bool = True,
+                       transport: Transport | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> str:
+    """Record the due digests (one frequency, or all) and drain the outbox."""
+    recorded: list[RecordedDigest] = []
+    for freq in [frequency] if frequency else list(Frequency):
+        recorded += await asyncio.to_thread(record_digests, store, config, freq, now_utc(),
+                                            scheduled=scheduled)
+    queued = sum(d.recipients for d in recorded)
+    step = (lambda done: progress(done, queued)) if progress else None
+    report = await drain_outbox(store, config, stopping=stopping, transport=transport,
+                                progress=step)
+    return f"{len(recorded)} digests recorded ({queued} messages queued); {report}"
+
+
+def digest_dry_run(store: Store, config: Config, frequency: Frequency | None) -> str:
+    """Who would get a digest now, per language and frequency; records nothing."""
+    lines = []
+    with store.read() as conn:
+        for freq in [frequency] if frequency else list(Frequency):
+            for language in config.languages:
+                lines.append(f"{language} {freq.value}: "
+                             f"{count_due(conn, language, freq)} subscribers would get a digest")
+    return "\n".join(lines)

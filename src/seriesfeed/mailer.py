@@ -1,0 +1,262 @@
+"""Mail transports: a pool of reused SMTP connections (aiosmtplib) or a local Maildir.
+
+Both implement :class:`Transport`. SMTP failures are translated here, where they enter:
+4xx, timeouts and dropped connections become :class:`TransientDeliveryError` (``uncertain``
+when the connection broke during DATA, after which the server may have accepted the
+message), 5xx becomes :class:`PermanentDeliveryError`. After any error the connection is
+reset (RSET) or dropped, never reused dirty (RELIABILITY invariant 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from email.message import EmailMessage
+from itertools import count
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from seriesfeed.config import Config
+from seriesfeed.emails import message_bytes, sender_address
+from seriesfeed.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
+
+class Transport(Protocol):
+    """Where messages go. ``send`` returns the server's reply (or the Maildir file name)."""
+
+    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+class UncertainDeliveryError(TransientDeliveryError):
+    """The connection broke after the message data was (perhaps) sent: retry, but count it."""
+
+
+# -- Maildir ----------------------------------------------------------------------------
+
+_seq = count()
+
+
+class MaildirTransport:
+    """Delivers into a Maildir (``tmp/`` -> fsync -> rename into ``new/``), readable by any
+    mail client. Line endings are stored as LF, the Maildir convention."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _deliver(self, message: bytes) -> str:
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}.P{os.getpid()}Q{next(_seq)}.{socket.gethostname()}"
+        tmp = self.path / "tmp" / name
+        data = message.replace(b"\r\n", b"\n")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path / "new" / name)
+        return name
+
+    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> str:
+        try:
+            return await asyncio.to_thread(self._deliver, message)
+        except OSError as exc:
+            raise TransientDeliveryError(f"cannot write to the Maildir {self.path}: {exc}") \
+                from exc
+
+    async def aclose(self) -> None:
+        return None
+
+
+# -- SMTP -------------------------------------------------------------------------------
+
+class _RateLimiter:
+    """At most ``rate`` sends per second over the whole pool (0: unlimited)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self.lock:
+            now = time.monotonic()
+            delay = self.next_at - now
+            self.next_at = max(now, self.next_at) + self.interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class SmtpPool:
+    """``connections`` SMTP sessions, each reused for many messages."""
+
+    def __init__(self, *, host: str, port: int, security: str = "starttls",
+                 username: str = "", password: str = "", connections: int = 4,
+                 rate: float = 0.0, timeout: float = 30.0,
+                 tls_context: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.security = host, port, security
+        self.username, self.password = username, password
+        self.timeout = timeout
+        self.tls_context = tls_context
+        self.size = connections
+        self.idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        for _ in range(connections):
+            self.idle.put_nowait(None)  # connected lazily
+        self.limiter = _RateLimiter(rate)
+        self.last_error: str | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, timeout=self.timeout,
+            use_tls=self.security == "tls",
+            start_tls=self.security == "starttls",
+            tls_context=self.tls_context,
+        )
+        try:
+            await client.connect()
+            if self.username:
+                await client.login(self.username, self.password)
+        except BaseException:
+            client.close()  # a failed STARTTLS or AUTH must not leave the socket open
+            raise
+        return client
+
+    async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> str:
+        await self.limiter.wait()
+        client = await self.idle.get()
+        keep: aiosmtplib.SMTP | None = None
+        try:
+            if client is None or not client.is_connected:
+                client = await self._connect()
+            reply = await _transaction(client, message, sender, recipients)
+            keep = client
+            self.last_error = None
+            return reply
+        except DeliveryError as exc:
+            self.last_error = str(exc)
+            if isinstance(exc, UncertainDeliveryError):
+                await _drop(client)
+            else:
+                keep = await _reset_or_drop(client)
+            raise
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            await _drop(client)
+            code = getattr(exc, "code", None)
+            if isinstance(code, int) and 500 <= code < 600:
+                raise PermanentDeliveryError(f"{self.host}: {exc}", code=code) from exc
+            raise TransientDeliveryError(f"{self.host}:{self.port}: {exc}",
+                                         code=code if isinstance(code, int) else None) from exc
+        finally:
+            if client is not None and client is not keep:
+                client.close()  # idempotent; covers cancellation mid-transaction too
+            self.idle.put_nowait(keep)
+
+    async def aclose(self) -> None:
+        while not self.idle.empty():
+            client = self.idle.get_nowait()
+            await _drop(client)
+        for _ in range(self.size):
+            self.idle.put_nowait(None)
+
+
+def _raise_for_reply(exc: aiosmtplib.SMTPResponseException, recipient: str | None,
+                     phase: str) -> DeliveryError:
+    message = f"{phase}: {exc.code} {exc.message}".strip()
+    if 400 <= exc.code < 500:
+        return TransientDeliveryError(message, code=exc.code, recipient=recipient)
+    return PermanentDeliveryError(message, code=exc.code, recipient=recipient)
+
+
+async def _transaction(client: aiosmtplib.SMTP, message: bytes, sender: str,
+                       recipients: Sequence[str]) -> str:
+    """MAIL, RCPT, DATA step by step, so a failure is known to be before or after DATA."""
+    try:
+        await client.mail(sender)
+    except aiosmtplib.SMTPResponseException as exc:
+        raise _raise_for_reply(exc, None, "MAIL FROM") from exc
+    for rcpt in recipients:
+        try:
+            await client.rcpt(rcpt)
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _raise_for_reply(exc, rcpt, "RCPT TO") from exc
+    try:
+        response = await client.data(message)
+    except aiosmtplib.SMTPServerDisconnected as exc:
+        raise UncertainDeliveryError(f"connection lost during DATA: {exc}") from exc
+    except (aiosmtplib.SMTPTimeoutError, TimeoutError) as exc:
+        raise UncertainDeliveryError(f"timeout during DATA: {exc}") from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        raise _raise_for_reply(exc, recipients[0] if recipients else None, "DATA") from exc
+    return f"{response.code} {response.message}"
+
+
+async def _reset_or_drop(client: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP | None:
+    if client is None or not client.is_connected:
+        return None
+    try:
+        await client.rset()
+        return client
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        await _drop(client)
+        return None
+
+
+async def _drop(client: aiosmtplib.SMTP | None) -> None:
+    if client is None:
+        return
+    try:
+        if client.is_connected:
+            await asyncio.wait_for(client.quit(), timeout=2)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        pass
+    finally:
+        client.close()  # QUIT may leave the transport open when the server already hung up
+
+
+def make_transport(config: Config) -> Transport:
+    """SMTP pool when ``[smtp] host`` is set, else the local Maildir."""
+    if not config.smtp.host:
+        return MaildirTransport(config.resolve(config.mail.maildir))
+    s = config.smtp
+    return SmtpPool(host=s.host, port=s.port, security=s.security, username=s.username,
+                    password=s.password, connections=s.connections, rate=s.rate,
+                    timeout=s.timeout)
+
+
+def envelope_sender(config: Config) -> str:
+    return sender_address(config).addr_spec
+
+
+async def send_message(transport: Transport, config: Config, msg: EmailMessage) -> str:
+    recipients = [a.addr_spec for a in msg["To"].addresses]
+    return await transport.send(message_bytes(msg), sender=envelope_sender(config),
+                                recipients=recipients)
+
+
+def send_now(config: Config, msg: EmailMessage) -> str:
+    """Send one message with a fresh transport (for confirmations and test copies)."""
+
+    async def run() -> str:
+        transport = make_transport(config)
+        try:
+            return await send_message(transport, config, msg)
+        finally:
+            await transport.aclose()
+
+    return asyncio.run(run())

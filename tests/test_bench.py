@@ -1,0 +1,27 @@
+"""The benchmarks run (at a small size): they print their figures. Not a timed test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_feeds_benchmark_runs_and_prints_its_figures() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "feeds.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for figure in ("full build", "raw feedgen", "ratio full/raw", "rebuild with nothing changed",
+                   "conditional GETs (304)", "bare Starlette", "ratio 304/bare"):
+        assert figure in proc.stdout
+    assert "0 files written" in proc.stdout
+
+
+def test_digest_benchmark_runs_and_prints_its_figures() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "digest_send.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for figure in ("raw aiosmtplib", "full path", "ratio full/raw", "peak memory"):
+        assert figure in proc.stdout
+    assert "1000 sent, 0 to retry, 0 failed" in proc.stdout

@@ -1,0 +1,71 @@
+"""The fast per-recipient byte path gives the same message as an EmailMessage built the
+ordinary way, after parsing both (RELIABILITY B6), and never lets a name add a header."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from seriesfeed import emails
+from seriesfeed.config import load_config
+from tests.conftest import ROOT
+from tests.harness.figures import tier
+
+CONFIG = load_config(ROOT / "config.toml", env={})
+DATE = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+NAMES = st.one_of(st.none(), st.text(max_size=60), st.sampled_from([
+    "Eve\r\nBcc: victim@evil.example", "=?UTF-8?Q?=0D=0AReply-To:_attacker@evil.example=0D=0A?=",
+    "Ana López", "שלום", "O'Neil, Jr.", "\u2028Injected", "x" * 10_000]))
+BODIES = st.one_of(st.text(max_size=300), st.sampled_from([
+    "line\n.\nwith a dot line", ".starts with a dot", "bare\rcarriage return",
+    "https://example.org/" + "a" * 10_000, "NUL\x00inside", "RTL \u202e text"]))
+
+
+def _parse(data: bytes) -> email.message.EmailMessage:
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(msg, email.message.EmailMessage)
+    return msg
+
+
+STATS = {"cases": 0}
+
+
+@pytest.mark.catalogue("B6")
+def test_fast_path_equals_the_reference(figures: Callable[..., None]) -> None:
+    _compare()
+    assert STATS["cases"] >= tier(300, 10_000)
+    figures(personalisations=STATS["cases"], differences=0)
+
+
+@settings(max_examples=tier(300, 10_000), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(name=NAMES, text=BODIES, subject=st.text(min_size=1, max_size=500))
+def _compare(name: str | None, text: str, subject: str) -> None:
+    template = emails.fast_template(CONFIG, subject, (("List-Id", "Digest <digest.example>"),),
+                                    date=DATE)
+    fast = template.build(to_email="reader@example.org", to_name=name,
+                          message_id="<digest.1.2@example.org>", text=text, html=f"<p>{text}</p>",
+                          per_recipient_headers=(("List-Unsubscribe", "<https://x/u/t>"),))
+    reference = emails.message_bytes(emails.build_message(
+        sender=emails.sender_address(CONFIG), to_email="reader@example.org", to_name=name,
+        subject=subject, text=text, html=f"<p>{text}</p>", message_id="<digest.1.2@example.org>",
+        date=DATE, headers={"List-Id": "Digest <digest.example>",
+                            "List-Unsubscribe": "<https://x/u/t>"}))
+    a, b = _parse(fast), _parse(reference)
+    for header in ("From", "To", "Subject", "Date", "Message-ID", "List-Id",
+                   "List-Unsubscribe"):
+        assert str(a[header]) == str(b[header]), header
+    assert [p.get_content() for p in a.iter_parts()] == [p.get_content() for p in b.iter_parts()]
+    assert a.get_all("Bcc") is None and a.get_all("Reply-To") is None
+    assert len(a.get_all("To") or []) == 1
+    lines = fast.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 998
+    assert b"\n" not in fast.replace(b"\r\n", b"") and b"\r" not in fast.replace(b"\r\n", b"")
+    assert all(byte < 128 for byte in fast)
+    STATS["cases"] += 1
