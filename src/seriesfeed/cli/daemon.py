@@ -1,0 +1,64 @@
+"""``seriesfeed run`` (the daemon) and ``seriesfeed status``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import click
+
+from seriesfeed import daemon as daemon_mod
+from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.logs import setup_logging
+
+
+@cli.command()
+@click.option("--sender-only", is_flag=True,
+              help="Only drain the outbox (PostgreSQL: join another daemon's store).")
+@click.option("--no-web", is_flag=True, help="Do not serve HTTP.")
+@click.option("--log-format", type=click.Choice(["human", "json"]), default="human",
+              show_default=True)
+@pass_app
+def run(app: AppContext, sender_only: bool, no_web: bool, log_format: str) -> None:
+    """Run the daemon: rebuild feeds, send digests on schedule, serve the web app.
+
+    Stops cleanly on SIGTERM or SIGINT (work in flight finishes, bounded by
+    [schedule] shutdown_timeout) and exits 0."""
+    setup_logging(log_format)
+    config, store = app.config, app.store
+    daemon = daemon_mod.build_daemon(config, store, sender_only=sender_only,
+                                     serve_web=not no_web and not sender_only)
+    with daemon_mod.runner_lock(config, store, sender_only=sender_only):
+        if not sender_only and not no_web:
+            for line in daemon_mod.startup_urls(config, store):
+                click.echo(line, err=True)
+        asyncio.run(daemon.run())
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def status(app: AppContext, as_json: bool) -> None:
+    """Show jobs (next and last run), outbox and subscriber counts, entries, the store."""
+    report = daemon_mod.status_report(app.config, app.store)
+    if as_json:
+        print_json(report)
+        return
+    click.echo(f"store: {report['store']} (schema {report['schema']})")
+    click.echo("entries: " + ", ".join(f"{k} {v}" for k, v in
+                                       dict(report["entries"]).items()) or "none")
+    click.echo("subscribers: " + (", ".join(f"{k} {v}" for k, v in
+                                           dict(report["subscribers"]).items()) or "none"))
+    click.echo("outbox: " + (", ".join(f"{k} {v}" for k, v in
+                                      dict(report["outbox"]).items()) or "empty"))
+    if report["last_error"]:
+        click.echo(f"last delivery error: {report['last_error']}")
+    for job in report["jobs"]:
+        last = job["last"] or {}
+        result = "-" if not last else ("ok" if last.get("ok") else "FAILED")
+        click.echo(f"job {job['name']:<14} next {job['next'] or '-':<26} last "
+                   f"{last.get('started_at') or '-'} {result} {last.get('summary') or ''}")

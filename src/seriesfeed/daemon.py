@@ -1,0 +1,145 @@
+"""What the daemon runs: the jobs bound to the verbs in ``actions``, the lock, and `status`.
+
+The jobs call exactly what the CLI calls (``feeds build``, ``digest send``), so a scheduled
+run and a manual one do the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from seriesfeed import actions
+from seriesfeed.config import Config
+from seriesfeed.errors import ConfigError
+from seriesfeed.models import Frequency
+from seriesfeed.outbox import drain_outbox
+from seriesfeed.runlock import RunnerLock
+from seriesfeed.scheduler import Daemon, Job, make_trigger
+from seriesfeed.store import Store
+from seriesfeed.store import entries as eq
+from seriesfeed.store import jobs as jq
+
+
+def store_fingerprint(store: Store) -> tuple[object, ...]:
+    """Cheap summary that changes whenever anything a feed or page shows changes."""
+    with store.read() as conn:
+        return eq.fingerprint(conn)
+
+
+def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
+                 serve_web: bool = True) -> Daemon:
+    out_dir = config.resolve(config.feeds.out_dir)
+    jobs: list[Job] = []
+    built_from: list[tuple[object, ...]] = []  # the store's fingerprint at the last build
+    async def drain(stopping: asyncio.Event) -> str:
+        report = await drain_outbox(store, config, stopping=stopping)
+        return str(report) if report.sent or report.retried or report.failed else "idle"
+
+    jobs.append(Job("outbox", drain, interval=config.schedule.drain_seconds, record=False))
+    if not sender_only:
+        async def feeds(stopping: asyncio.Event) -> str:
+            # the fingerprint is taken before reading, so a change committed during the
+            # build is seen by the next watch
+            built_from[:] = [await asyncio.to_thread(store_fingerprint, store)]
+            report = await asyncio.to_thread(actions.build_feeds, store, config, out_dir)
+            return str(report)
+
+        feeds_job = Job("feeds", feeds, trigger=make_trigger(config.schedule.feeds, config,
+                                                              "feeds"), catch_up=True)
+        jobs.append(feeds_job)
+        for frequency in Frequency:
+            jobs.append(_digest_job(config, store, frequency))
+    daemon = Daemon(config, store, jobs)
+    if not sender_only:
+        daemon.jobs.append(_watch_job(daemon, store, next(j for j in jobs if j.name == "feeds"),
+                                      built_from))
+    if serve_web:
+        from seriesfeed.web.embedded import serve_until
+
+        async def serve(stop: asyncio.Event) -> None:
+            await serve_until(config, store, stop)
+
+        daemon.serve = serve
+    return daemon
+
+
+def _digest_job(config: Config, store: Store, frequency: Frequency) -> Job:
+    async def run(stopping: asyncio.Event) -> str:
+        return await actions.send_digests(store, config, frequency=frequency,
+                                          stopping=stopping, scheduled=True)
+
+    return Job(f"digest-{frequency.value}", run,
+               trigger=make_trigger(getattr(config.schedule, frequency.value), config,
+                                    frequency.value), catch_up=True)
+
+
+def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
+               built_from: list[tuple[object, ...]]) -> Job:
+    async def watch(stopping: asyncio.Event) -> str:
+        if not built_from:
+            return "no build yet"
+        current = await asyncio.to_thread(store_fingerprint, store)
+        if current != built_from[0]:
+            await daemon.run_job(feeds_job)
+        return "checked"
+
+    # not recorded in job_runs (it runs every few seconds); a rebuild it triggers is
+    return Job("watch", watch, interval=daemon.config.schedule.watch_seconds, record=False)
+
+
+@contextlib.contextmanager
+def runner_lock(config: Config, store: Store, *, sender_only: bool) -> Iterator[None]:
+    """The single-runner lock; sender-only processes share the outbox without it."""
+    if sender_only:
+        if store.dialect == "sqlite":
+            raise ConfigError("--sender-only needs PostgreSQL: on SQLite the one daemon "
+                              "sends", key="database.url")
+        yield
+        return
+    with RunnerLock(store):
+        yield
+
+
+def startup_urls(config: Config, store: Store) -> list[str]:
+    base = config.public_url
+    lines = [f"seriesfeed: serving {base}/ (store {store.describe()})"]
+    for s in actions.list_all_series(store):
+        for lang in config.languages:
+            lines.append(f"  {lang}: {base}/{lang}/{s.slug}/  feeds: {base}/feeds/{lang}/"
+                         f"{s.slug}/atom.xml")
+    for lang in config.languages:
+        lines.append(f"  {lang} site feeds: {base}/feeds/{lang}/atom.xml "
+                     f"{base}/feeds/{lang}/rss.xml {base}/feeds/{lang}/feed.json")
+    return lines
+
+
+def status_report(config: Config, store: Store) -> dict[str, Any]:
+    now = datetime.now(config.zone)
+    daemon = build_daemon(config, store, serve_web=False)
+    with store.read() as conn:
+        last = jq.last_runs(conn)
+        report: dict[str, Any] = {
+            "store": store.describe(),
+            "schema": None,
+            "entries": eq.count_entries(conn),
+            "subscribers": jq.subscriber_counts(conn),
+            "outbox": jq.outbox_counts(conn),
+            "last_error": jq.outbox_last_error(conn),
+        }
+    report["schema"] = store.schema_revision()
+    report["jobs"] = []
+    for job in daemon.jobs:
+        if not job.record:
+            continue
+        nxt = job.trigger.get_next_fire_time(None, now) if job.trigger else None
+        report["jobs"].append({
+            "name": job.name,
+            "schedule": str(job.trigger) if job.trigger else f"every {job.interval}s",
+            "next": nxt.isoformat(timespec="seconds") if nxt else None,
+            "last": last[job.name].to_json() if job.name in last else None,
+        })
+    return report

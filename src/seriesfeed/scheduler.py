@@ -1,0 +1,227 @@
+"""The daemon: APScheduler (an alarm clock only), the web app and the outbox sender in one loop.
+
+Whether a digest is due is decided by the store, not the scheduler: at start, a digest
+whose latest slot passed without a successful run is run once (catch-up, never once per
+missed slot); cron fires coalesce and are never dropped for lateness; and the digest
+cursors make a second run in the same slot find nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from seriesfeed.config import Config
+from seriesfeed.errors import ConfigError, SeriesfeedError
+from seriesfeed.store import Store
+from seriesfeed.store import jobs as jq
+
+log = logging.getLogger("seriesfeed.daemon")
+
+JobFn = Callable[[asyncio.Event], Any]  # returns a summary string, or an awaitable of one
+
+
+async def _call(job: Job, stopping: asyncio.Event) -> str:
+    result = job.run(stopping)
+    if inspect.isawaitable(result):
+        result = await result
+    return str(result or "ok")
+
+
+class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
+    """A cron trigger that fires once per wall-clock time.
+
+    APScheduler 3.11's CronTrigger fires twice when the clock falls back and the time
+    exists twice (02:30 on the night Europe/Madrid leaves summer time: fold 0, then
+    fold 1): two daily digests on one local day. The second occurrence is skipped."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime | None:
+        for _ in range(4):  # at most one skip per transition; bounded anyway
+            fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+            if fire is None or not _second_occurrence(fire):
+                return fire
+            previous_fire_time = fire
+            now = (fire.astimezone(UTC) + timedelta(microseconds=1)).astimezone(fire.tzinfo)
+        return None
+
+
+def _second_occurrence(moment: datetime) -> bool:
+    return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
+
+
+def make_trigger(expression: str, config: Config, key: str) -> CronTrigger:
+    fields = expression.split()
+    try:
+        if len(fields) == 6:  # a leading seconds field, for tests and tight schedules
+            second, minute, hour, day, month, dow = fields
+            return WallClockCronTrigger(second=second, minute=minute, hour=hour, day=day,
+                                        month=month, day_of_week=dow, timezone=config.zone)
+        minute, hour, day, month, dow = fields
+        return WallClockCronTrigger(minute=minute, hour=hour, day=day, month=month,
+                                    day_of_week=dow, timezone=config.zone)
+    except ValueError as exc:
+        raise ConfigError(f"schedule.{key}: '{expression}' is not a valid cron expression "
+                          f"({exc})", key=f"schedule.{key}") from exc
+
+
+FIRE_LIMIT = 10_000
+
+
+def fire_times(trigger: CronTrigger, start: datetime, end: datetime,
+               limit: int = FIRE_LIMIT) -> list[datetime]:
+    """Every fire time in [start, end), bounded by ``limit``."""
+    out: list[datetime] = []
+    previous: datetime | None = None
+    current = trigger.get_next_fire_time(None, start)
+    while current is not None and current < end and len(out) < limit:
+        out.append(current)
+        previous = current
+        # step in UTC: wall-clock arithmetic would drop ``fold`` and go back an hour
+        after = (previous.astimezone(UTC) + timedelta(microseconds=1)).astimezone(
+            previous.tzinfo)
+        current = trigger.get_next_fire_time(previous, after)
+    return out
+
+
+def previous_fire_time(trigger: CronTrigger, now: datetime,
+                       lookback: timedelta = timedelta(days=32)) -> datetime | None:
+    """The latest fire time at or before ``now`` (within ``lookback``).
+
+    Searched in widening windows: one window of 32 days holds more fires than ``fire_times``
+    returns for a schedule of every minute (or every few seconds), and the last of a
+    truncated list is weeks old."""
+    end = now + timedelta(microseconds=1)
+    for window in (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1),
+                   timedelta(days=8), lookback):
+        window = min(window, lookback)
+        times = fire_times(trigger, now - window, end, limit=FIRE_LIMIT)
+        if times and len(times) < FIRE_LIMIT:
+            return times[-1]
+        if window == lookback:
+            break
+    return None
+
+
+@dataclass
+class Job:
+    name: str
+    run: JobFn
+    trigger: CronTrigger | None = None
+    interval: float | None = None
+    catch_up: bool = False  # run at start if its latest slot passed without a success
+    record: bool = True  # write a job_runs row (not for the frequent store watcher)
+
+
+@dataclass
+class Daemon:
+    config: Config
+    store: Store
+    jobs: list[Job]
+    serve: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    running: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def run_job(self, job: Job) -> None:
+        """Run one job, recording its start and result; errors are logged, never fatal."""
+        if self.stopping.is_set():
+            return
+        task = asyncio.current_task()
+        if task is not None:  # tracked so that shutdown waits for work in flight
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        if not job.record:
+            await self._guarded(job)
+            return
+        now = datetime.now(self.config.zone)
+        try:
+            with self.store.write() as conn:
+                run_id = jq.start_run(conn, job.name, now)
+        except SeriesfeedError as exc:  # a full disk, say: log, try again at the next fire
+            log.error("job %s not started: %s", job.name, exc)
+            return
+        ok, summary = await self._guarded(job)
+        try:
+            with self.store.write() as conn:
+                jq.finish_run(conn, run_id, datetime.now(self.config.zone), ok, summary)
+        except SeriesfeedError as exc:
+            log.error("job %s result not recorded: %s", job.name, exc)
+
+    async def _guarded(self, job: Job) -> tuple[bool, str]:
+        """Run the job's work; a failure is logged and returned, never raised."""
+        try:
+            summary = await _call(job, self.stopping)
+        except SeriesfeedError as exc:
+            log.error("job %s failed: %s", job.name, exc)
+            return False, str(exc)
+        except Exception as exc:  # a bug: keep the daemon up, keep the traceback in the log
+            log.exception("job %s crashed", job.name)
+            return False, f"{type(exc).__name__}: {exc}"
+        if job.record:  # the frequent unrecorded jobs (outbox, watch) would flood the log
+            log.info("job %s: %s", job.name, summary)
+        return True, summary
+
+    def spawn(self, job: Job) -> None:
+        task = asyncio.get_running_loop().create_task(self.run_job(job), name=job.name)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    def due_at_start(self, job: Job, now: datetime) -> bool:
+        if job.trigger is None:
+            return False
+        slot = previous_fire_time(job.trigger, now)
+        if slot is None:
+            return False
+        with self.store.read() as conn:
+            last = jq.last_success(conn, job.name)
+        return last is None or last < slot
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        scheduler = AsyncIOScheduler(timezone=self.config.zone, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        for job in self.jobs:
+            if job.trigger is not None:
+                scheduler.add_job(self.run_job, job.trigger, args=[job], id=job.name)
+            elif job.interval is not None:
+                scheduler.add_job(self.run_job, "interval", seconds=job.interval, args=[job],
+                                  id=job.name)
+        scheduler.start()
+        server = loop.create_task(self.serve(self.stopping)) if self.serve else None
+        now = datetime.now(self.config.zone)
+        for job in self.jobs:
+            if job.catch_up and self.due_at_start(job, now):
+                log.info("job %s: its slot passed while the daemon was down; running it now",
+                         job.name)
+                self.spawn(job)
+        for job in self.jobs:
+            nxt = scheduler.get_job(job.name)
+            if nxt is not None and nxt.next_run_time is not None:
+                log.info("job %s: next run %s", job.name, nxt.next_run_time.isoformat())
+        await self.stopping.wait()
+        log.info("stopping: no new work; waiting up to %ss for work in flight",
+                 self.config.schedule.shutdown_timeout)
+        scheduler.shutdown(wait=False)
+        pending = [t for t in self.running if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.config.schedule.shutdown_timeout)
+            for task in late:
+                task.cancel()
+        if server is not None:
+            await server
+        log.info("stopped")
+
+    def _on_signal(self, sig: int) -> None:
+        log.info("received %s", signal.Signals(sig).name)
+        self.stopping.set()
