@@ -1,0 +1,610 @@
+"""Security tests S1-S7 of ../shared/RELIABILITY.md: the web app on a real uvicorn server,
+mail through the scripted SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from seriesfeed import actions, subscriptions, tokens
+from seriesfeed.config import Config, load_config
+from seriesfeed.errors import ImportError_, ValidationError
+from seriesfeed.models import Frequency, SubscriberStatus
+from seriesfeed.store import Store, open_store
+from seriesfeed.store import subscribers as sq
+from seriesfeed.store.tables import outbox, subscribers
+from seriesfeed.web import create_app
+from tests.conftest import SEED_PAGE
+from tests.harness.fault_smtp import FaultServer
+from tests.harness.web import live
+
+BASE = "https://feeds.example.org"
+SLUG = "reflections-on-the-iso-crisis"
+HOSTILE_NAMES = [
+    "=?UTF-8?Q?=0D=0AReply-To:_attacker@evil.example=0D=0A?=",
+    "Ana\r\nBcc: victim@evil.example",
+    "Ana\nX-Injected: 1",
+    "Ana\rX-Injected: 1",
+    "Ana\u2028X-Injected: 1",
+    "Ana\u0085X-Injected: 1",
+    "Ana\x00Bcc: victim@evil.example",
+    '"Ana" <attacker@evil.example>, victim@evil.example',
+    "A" * 10_000,
+]
+
+
+@dataclass
+class Site:
+    config: Config
+    store: Store
+    smtp: FaultServer
+
+
+@pytest.fixture
+def site(make_config: Callable[..., Path], tmp_path: Path, request: pytest.FixtureRequest
+         ) -> Iterator[Site]:
+    smtp = FaultServer.start(tmp_path / "smtp.jsonl", strict=True)
+    extra = getattr(request, "param", {})
+    config = load_config(make_config(
+        database={"url": f"sqlite:///{tmp_path / 'sec.sqlite3'}"},
+        smtp={"host": smtp.host, "port": smtp.port, "security": "none", "connections": 2},
+        web={"host": "127.0.0.1", "port": 8080, "base_url": BASE},
+        security={"secret_key": "s" * 32}, **extra), env={})
+    store = open_store(config.database.url, config.base_dir)
+    actions.import_entries(store, config, SEED_PAGE)
+    yield Site(config, store, smtp)
+    store.close()
+    smtp.stop()
+
+
+def _status(site: Site, email: str) -> str | None:
+    with site.store.read() as conn:
+        sub = sq.get(conn, email=email)
+    return sub.status.value if sub else None
+
+
+def _wait_mail(site: Site, count: int, timeout: float = 10) -> int:
+    return len(site.smtp.handler.wait_for_log(count, timeout))
+
+
+@pytest.mark.catalogue("S1")
+def test_names_never_add_headers_or_recipients(site: Site, tmp_path: Path,
+                                               figures: Callable[..., None]) -> None:
+    # via the form: the confirmation mail carries no name at all
+    with live(create_app(site.config, site.store)) as server:
+        for i, name in enumerate(HOSTILE_NAMES):
+            reply = server.request("POST", "/subscribe", source=f"127.0.0.{10 + i}", form={
+                "email": f"form{i}@example.org", "name": name, "language": "en",
+                "frequency": "daily"})
+            assert reply.status == 200, reply.body[:300]
+    # via import: confirmed subscribers whose names reach the digest's To header
+    rows = ["email,name,language,frequency,status"]
+    too_long = tmp_path / "too-long.csv"
+    too_long.write_text(f"email,name\nlong@example.org,{'A' * 10_000}\n", encoding="utf-8")
+    with pytest.raises(ImportError_) as refused:  # an import refuses it, naming line and field
+        subscriptions.import_subscribers(site.store, site.config, too_long)
+    assert (refused.value.line, refused.value.field) == (2, "name")
+    names = [n for n in HOSTILE_NAMES if len(n) <= 100]
+    for i, name in enumerate(names):
+        clean = name.replace('"', '""')
+        rows.append(f'imp{i}@example.org,"{clean}",en,daily,confirmed')
+    csv_path = tmp_path / "hostile.csv"
+    csv_path.write_bytes("\n".join(rows).encode("utf-8", "surrogatepass"))
+    result = subscriptions.import_subscribers(site.store, site.config, csv_path)
+    assert result is not None
+    with site.store.read() as conn:
+        imported = [s for s in sq.iterate(conn, SubscriberStatus.CONFIRMED)]
+    assert len(imported) == len(names)
+    with site.store.write() as conn:  # as if they had subscribed before the series began
+        conn.execute(subscribers.update().values(last_seq=0))
+    asyncio.run(actions.send_digests(site.store, site.config, frequency=Frequency.DAILY,
+                                     scheduled=False))
+    deliveries = site.smtp.handler.wait_for_log(len(HOSTILE_NAMES) + len(names))
+    assert len(deliveries) == len(HOSTILE_NAMES) + len(names), "a hostile name aborted a send"
+    allowed = {"from", "to", "subject", "date", "message-id", "mime-version", "content-type",
+               "list-id", "list-unsubscribe", "list-unsubscribe-post", "auto-submitted",
+               "precedence", "x-auto-response-suppress", "content-transfer-encoding",
+               "reply-to", "list-help", "feedback-id"}
+    extra_headers = 0
+    for message in site.smtp.handler.messages:
+        assert len(message.recipients) == 1
+        head = message.data.split(b"\r\n\r\n", 1)[0]
+        names = {line.split(b":", 1)[0].decode().lower()
+                 for line in head.split(b"\r\n") if line and line[:1] not in b" \t"}
+        extra_headers += len(names - allowed)
+        parsed = message.message
+        assert len(parsed["To"].addresses) == 1
+        assert parsed.get("Reply-To") is None and parsed.get("Bcc") is None
+        assert parsed.get("X-Injected") is None
+    assert extra_headers == 0
+    with site.store.read() as conn:
+        states = {s for (s,) in conn.execute(select(outbox.c.state))}
+    assert states == {"sent"}
+    figures(names=len(HOSTILE_NAMES), **{"extra header lines": extra_headers,
+                                         "extra recipients": 0, "batch aborts": 0})
+
+
+@pytest.mark.catalogue("S2")
+def test_every_status_gets_the_same_answer_in_the_same_time(
+        site: Site, figures: Callable[..., None]) -> None:
+    config, store = site.config, site.store
+    key = tokens.ensure_secret_key(config)
+    subscriptions.add_subscriber(store, config, "pending@example.org")
+    subscriptions.add_subscriber(store, config, "confirmed@example.org", confirmed=True)
+    gone = subscriptions.add_subscriber(store, config, "unsub@example.org", confirmed=True)
+    assert gone.subscriber is not None and gone.subscriber.id is not None
+    link = subscriptions.unsubscribe_link(config, key, gone.subscriber.id)
+    subscriptions.unsubscribe(store, config, link.rsplit("/", 1)[1])
+    subscriptions.add_subscriber(store, config, "removed@example.org", confirmed=True)
+    subscriptions.remove_subscriber(store, "removed@example.org")
+    samples: dict[str, list[float]] = {k: [] for k in
+                                       ("new", "pending", "confirmed", "unsub", "removed")}
+    bodies: dict[str, set[tuple[int, str]]] = {k: set() for k in samples}
+    rounds = 12
+    with live(create_app(config, store)) as server:
+        source = 2
+        for r in range(rounds):
+            for kind in samples:
+                email = f"new{r}@example.org" if kind == "new" else f"{kind}@example.org"
+                reply = server.request("POST", "/subscribe", source=f"127.0.1.{source}",
+                                       form={"email": email, "language": "en",
+                                             "frequency": "daily"})
+                source += 1
+                samples[kind].append(reply.seconds)
+                bodies[kind].add((reply.status, reply.body))
+                time.sleep(0.02)  # let the confirmation (a background task) leave first
+    answers = set().union(*bodies.values())
+    assert len(answers) == 1, "the answer depends on the address's status"
+    assert next(iter(answers))[0] == 200
+    medians = {k: statistics.median(v) * 1000 for k, v in samples.items()}
+    spread = max(medians.values()) - min(medians.values())
+    assert spread < 5, medians
+    figures(rounds=rounds, **{"distinct answers": len(answers),
+                              "median spread ms": round(spread, 2)},
+            **{f"{k} ms": round(v, 2) for k, v in medians.items()})
+
+
+def _csrf(body: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', body)
+    assert match, body[:500]
+    return match.group(1)
+
+
+@pytest.mark.catalogue("S3")
+def test_forged_posts_change_nothing(site: Site, figures: Callable[..., None]) -> None:
+    config, store = site.config, site.store
+    key = tokens.ensure_secret_key(config)
+    sub = subscriptions.add_subscriber(store, config, "csrf@example.org", confirmed=True,
+                                       frequency="weekly").subscriber
+    assert sub is not None and sub.id is not None
+    prefs = subscriptions.preferences_link(config, key, sub.id).removeprefix(BASE)
+    unsub = subscriptions.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
+    other = subscriptions.add_subscriber(store, config, "other@example.org",
+                                         confirmed=True).subscriber
+    assert other is not None and other.id is not None
+    other_prefs = subscriptions.preferences_link(config, key, other.id).removeprefix(BASE)
+    blocked = 0
+    with live(create_app(config, store)) as server:
+        foreign = _csrf(server.request("GET", other_prefs).body)  # a token for another page
+        attempts = [
+            ("/subscribe", {"email": "x@example.org", "language": "en", "frequency": "daily"},
+             {"Origin": "https://evil.example"}),
+            ("/subscribe", {"email": "x@example.org", "language": "en", "frequency": "daily"},
+             {"Sec-Fetch-Site": "cross-site"}),
+            (prefs, {"language": "es", "frequency": "daily"}, {}),
+            (prefs, {"language": "es", "frequency": "daily", "csrf": "forged"}, {}),
+            (prefs, {"language": "es", "frequency": "daily", "csrf": foreign}, {}),
+            (unsub, {"csrf": "forged"}, {}),
+            (unsub, {}, {"Origin": "https://evil.example"}),
+            (unsub, {"csrf": foreign}, {}),
+        ]
+        for path, form, headers in attempts:
+            reply = server.request("POST", path, form=form, headers=headers)
+            assert reply.status == 403, (path, form, headers, reply.status)
+            blocked += 1
+    assert _status(site, "x@example.org") is None
+    with store.read() as conn:
+        now = sq.get(conn, email="csrf@example.org")
+    assert now is not None and now.status is SubscriberStatus.CONFIRMED
+    assert (now.language, now.frequency.value) == ("en", "weekly")
+    figures(**{"forged posts": len(attempts), "blocked (403)": blocked, "changed": 0})
+
+
+def _flip_bits(token: str) -> Iterator[str]:
+    raw = token.encode()
+    for i in range(len(raw)):
+        for bit in range(8):
+            mutated = bytearray(raw)
+            mutated[i] ^= 1 << bit
+            try:
+                yield mutated.decode("ascii")
+            except UnicodeDecodeError:
+                continue
+
+
+@pytest.mark.catalogue("S4")
+def test_mutated_swapped_expired_and_replayed_tokens_are_refused(
+        site: Site, figures: Callable[..., None]) -> None:
+    config, store = site.config, site.store
+    key = tokens.ensure_secret_key(config)
+    made = [tokens.make_token(key, p, 42, bound="b") for p in tokens.Purpose]
+    tried = accepted = 0
+    for token, purpose in zip(made, tokens.Purpose, strict=True):
+        for mutated in _flip_bits(token):
+            if mutated == token:
+                continue
+            tried += 1
+            try:
+                tokens.read_token(key, purpose, mutated)
+                accepted += 1
+            except ValidationError:
+                pass
+            if tried >= 10_000:
+                break
+    while tried < 10_000:  # tokens are short: mutate pairs of bits for the rest
+        token = made[tried % len(made)]
+        raw = bytearray(token.encode())
+        i, j = tried % len(raw), (tried * 7 + 3) % len(raw)
+        raw[i] ^= 1 << (tried % 7)
+        raw[j] ^= 1 << ((tried // 7) % 7)
+        if bytes(raw) != token.encode():
+            try:
+                tokens.read_token(key, tokens.Purpose(list(tokens.Purpose)[tried % 4]),
+                                  raw.decode("ascii", "replace"))
+                accepted += 1
+            except ValidationError:
+                pass
+        tried += 1
+    swapped = 0
+    for token, purpose in zip(made, tokens.Purpose, strict=True):
+        for other in tokens.Purpose:
+            if other is purpose:
+                continue
+            swapped += 1
+            with pytest.raises(ValidationError):
+                tokens.read_token(key, other, token)
+    # expiry: a confirm link a week and a day old; a CSRF field three hours old
+    sub = subscriptions.add_subscriber(store, config, "tok@example.org").subscriber
+    assert sub is not None
+    sent_at = datetime.now(UTC)
+    assert subscriptions.confirmation_due(store, sub.id or 0, sent_at)
+    link = subscriptions.confirm_link(config, key, sub, sent_at).rsplit("/", 1)[1]
+    with time_machine.travel(sent_at + timedelta(days=8), tick=False), \
+            pytest.raises(ValidationError):
+        subscriptions.confirm(store, config, link)
+    csrf = tokens.make_token(key, tokens.Purpose.CSRF, 0, bound="x")
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=3), tick=False), \
+            pytest.raises(ValidationError):
+        tokens.read_token(key, tokens.Purpose.CSRF, csrf)
+    # replay: a confirm link works once
+    subscriptions.confirm(store, config, link)
+    with pytest.raises(ValidationError):
+        subscriptions.confirm(store, config, link)
+    # unsubscribe links still work a year and a day later (invariant 8)
+    unsub = subscriptions.unsubscribe_link(config, key, sub.id or 0).rsplit("/", 1)[1]
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=366), tick=False):
+        subscriptions.unsubscribe(store, config, unsub)
+    assert accepted == 0
+    figures(**{"mutations tried": tried, "accepted": accepted, "purpose swaps": swapped,
+               "expired accepted": 0, "replays accepted": 0})
+
+
+@pytest.fixture
+def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
+                   capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return key, der
+
+
+@pytest.mark.catalogue("S5")
+def test_one_click_unsubscribe_end_to_end_with_dkim(
+        make_config: Callable[..., Path], tmp_path: Path, dkim_key: tuple[Path, bytes],
+        figures: Callable[..., None]) -> None:
+    import dkim
+
+    key, der = dkim_key
+    smtp = FaultServer.start(tmp_path / "smtp.jsonl", strict=True)
+    config = load_config(make_config(
+        database={"url": f"sqlite:///{tmp_path / 's5.sqlite3'}"},
+        smtp={"host": smtp.host, "port": smtp.port, "security": "none"},
+        web={"host": "127.0.0.1", "port": 8080, "base_url": BASE},
+        security={"secret_key": "s" * 32},
+        mail={"from": "Digest <digest@example.org>", "maildir": "var/maildir",
+              "bounce_limit": 3, "max_attempts": 8, "retry_seconds": 60,
+              "dkim_key": str(key), "dkim_selector": "sf", "dkim_domain": "example.org"}),
+        env={})
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        subscriptions.add_subscriber(store, config, "oneclick@example.org", confirmed=True,
+                                     frequency="daily")
+        actions.import_entries(store, config, SEED_PAGE)
+        asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
+                                         scheduled=False))
+        raw = smtp.handler.wait_for(1)[0].data
+
+        def dns(name: bytes, timeout: int = 5) -> bytes:
+            assert name == b"sf._domainkey.example.org."
+            return b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+
+        assert dkim.verify(raw, dnsfunc=dns)
+        sig_headers = re.sub(rb"\s", b"", raw.split(b"\r\n\r\n")[0].split(b"h=", 1)[1]
+                             .split(b";", 1)[0]).lower().split(b":")
+        assert b"list-unsubscribe" in sig_headers and b"list-unsubscribe-post" in sig_headers
+        msg = smtp.handler.messages[0].message
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        url = re.search(r"<(https://[^>]+)>", str(msg["List-Unsubscribe"])).group(1)  # type: ignore[union-attr]
+        assert url.startswith(f"{BASE}/unsubscribe/")
+        path = url.removeprefix(BASE)
+        with live(create_app(config, store)) as server:
+            for method in ("GET", "HEAD", "OPTIONS"):
+                server.request(method, path)
+            assert _status(Site(config, store, smtp), "oneclick@example.org") == "confirmed"
+            started = time.perf_counter()
+            first = server.request("POST", path, body=b"List-Unsubscribe=One-Click",
+                                   headers={"Content-Type":
+                                            "application/x-www-form-urlencoded"})
+            took = time.perf_counter() - started
+            again = server.request("POST", path, body=b"List-Unsubscribe=One-Click",
+                                   headers={"Content-Type":
+                                            "application/x-www-form-urlencoded"})
+        assert first.status == 200 and again.status == 200
+        assert "set-cookie" not in first.headers
+        assert _status(Site(config, store, smtp), "oneclick@example.org") == "unsubscribed"
+        assert took < 1.0
+    finally:
+        store.close()
+        smtp.stop()
+    figures(**{"one-click seconds": round(took, 3), "idempotent": True,
+               "DKIM covers both headers": True, "verified at sink": True})
+
+
+@pytest.mark.catalogue("S6")
+def test_link_scanners_change_nothing(site: Site, figures: Callable[..., None]) -> None:
+    config, store = site.config, site.store
+    key = tokens.ensure_secret_key(config)
+    pending = subscriptions.add_subscriber(store, config, "scan-p@example.org").subscriber
+    confirmed = subscriptions.add_subscriber(store, config, "scan-c@example.org",
+                                             confirmed=True, frequency="weekly").subscriber
+    assert pending is not None and confirmed is not None
+    sent_at = datetime.now(UTC)
+    assert subscriptions.confirmation_due(store, pending.id or 0, sent_at)
+    links = [subscriptions.confirm_link(config, key, pending, sent_at),
+             subscriptions.unsubscribe_link(config, key, confirmed.id or 0),
+             subscriptions.preferences_link(config, key, confirmed.id or 0)]
+    hits = 0
+    with live(create_app(config, store)) as server:
+        for link in links:
+            path = link.removeprefix(BASE)
+            for method in ("GET", "HEAD", "OPTIONS"):
+                for query in ("", "?utm_source=scanner", "?List-Unsubscribe=One-Click"):
+                    reply = server.request(method, path + query)
+                    assert reply.status < 500
+                    hits += 1
+    assert _status(site, "scan-p@example.org") == "pending"
+    with store.read() as conn:
+        still = sq.get(conn, email="scan-c@example.org")
+    assert still is not None and still.status is SubscriberStatus.CONFIRMED
+    assert still.frequency.value == "weekly"
+    figures(**{"scanner requests": hits, "state changes": 0})
+
+
+@pytest.mark.catalogue("S7")
+def test_list_bombing_sends_at_most_one_confirmation_per_address_per_day(
+        site: Site, figures: Callable[..., None]) -> None:
+    config, store = site.config, site.store
+    victims = [f"victim{i}@example.org" for i in range(5)]
+    statuses: list[int] = []
+    with live(create_app(config, store)) as server:
+        # 200 loopback clients, each submitting every victim once
+        for c in range(200):
+            source = f"127.0.{2 + c // 250}.{2 + c % 250}"
+            for victim in victims:
+                statuses.append(server.request("POST", "/subscribe", source=source, form={
+                    "email": victim, "language": "en", "frequency": "daily"}).status)
+        # one client hammering: 429 past its limit
+        single = [server.request("POST", "/subscribe", source="127.0.9.9", form={
+            "email": f"many{i}@example.org", "language": "en", "frequency": "daily"}).status
+            for i in range(12)]
+        # the honeypot: a filled-in hidden field gets the same page and no mail
+        bot = server.request("POST", "/subscribe", source="127.0.9.10", form={
+            "email": "honeypot@example.org", "language": "en", "frequency": "daily",
+            "website": "http://spam.example"})
+    time.sleep(1.0)  # the confirmations are background tasks
+    per_target: dict[str, int] = {}
+    for d in site.smtp.handler.deliveries():
+        for r in d.recipients:
+            per_target[r] = per_target.get(r, 0) + 1
+    assert all(per_target.get(v, 0) == 1 for v in victims), per_target
+    assert set(statuses) == {200}
+    assert 429 in single and single[:5] == [200] * 5
+    assert bot.status == 200 and "honeypot@example.org" not in per_target
+    assert _status(site, "honeypot@example.org") is None
+    # a day later the victim may be asked once more, not before
+    with time_machine.travel(datetime.now(UTC) + timedelta(hours=23), tick=False):
+        sub = subscriptions.add_subscriber(store, config, victims[0]).subscriber
+        assert sub is not None and not subscriptions.send_confirmation(store, config, sub)
+    figures(**{"clients": 200, "posts per victim": 200,
+               "max confirmations per victim (24 h)": max(per_target[v] for v in victims),
+               "429 after": single.index(429), "honeypot mails": 0})
+
+
+@pytest.mark.catalogue("S8")
+def test_host_poisoning_and_open_redirects(site: Site, figures: Callable[..., None]) -> None:
+    config, store = site.config, site.store
+    poison = {"Host": "evil.example", "X-Forwarded-Host": "evil.example",
+              "X-Forwarded-Proto": "http", "Forwarded": "host=evil.example;proto=http"}
+    key = tokens.ensure_secret_key(config)
+    sub = subscriptions.add_subscriber(store, config, "host@example.org", confirmed=True,
+                                       frequency="daily").subscriber
+    assert sub is not None and sub.id is not None
+    unsub = subscriptions.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
+    prefs = subscriptions.preferences_link(config, key, sub.id).removeprefix(BASE)
+    paths = [f"/en/{SLUG}/", f"/es/{SLUG}/", f"/en/{SLUG}", "/feeds/en/atom.xml",
+             "/feeds/es/rss.xml", "/feeds/en/feed.json", f"/feeds/en/{SLUG}/atom.xml", unsub,
+             prefs, "//evil.example/", "/\\evil.example", "/%2F%2Fevil.example",
+             "/subscribe?next=https://evil.example", f"/en/{SLUG}/?next=//evil.example",
+             "/confirm/x?next=https://evil.example", "/https://evil.example"]
+    offsite = leaks = requests = 0
+    with live(create_app(config, store)) as server:
+        for path in paths:
+            for method in ("GET", "HEAD"):
+                reply = server.request(method, path, headers=poison)
+                requests += 1
+                location = reply.headers.get("location", "")
+                if (location and not location.startswith(("/", BASE))) or \
+                        location.startswith("//"):
+                    offsite += 1
+                if "evil.example" in reply.body or "evil.example" in location:
+                    leaks += 1
+        reply = server.request("POST", "/subscribe", headers=poison, form={
+            "email": "poisoned@example.org", "language": "en", "frequency": "daily"})
+        assert reply.status in (200, 403)
+        if reply.status == 200:
+            _wait_mail(site, 1)
+    with store.write() as conn:
+        conn.execute(subscribers.update().values(last_seq=0))
+    asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
+                                     scheduled=False))
+    mails = site.smtp.handler.wait_for_log(1)
+    urls = [u for m in site.smtp.handler.messages for u in
+            re.findall(r"https?://[^\s\"'<>]+", m.message.get_body(("plain",))
+                       .get_content())]  # type: ignore[union-attr]
+    ours = [u for u in urls if "socialistworker.org" not in u]
+    assert mails and ours and all(u.startswith(BASE) for u in ours), ours[:5]
+    assert offsite == 0 and leaks == 0
+    figures(requests=requests, **{"off-site redirects": offsite, "poisoned URLs": leaks,
+                                  "mail URLs checked": len(ours)})
+
+
+@pytest.mark.catalogue("S9")
+def test_oversized_and_slow_requests_and_headers(site: Site, figures: Callable[..., None]
+                                                 ) -> None:
+    import socket
+
+    config, store = site.config, site.store
+    key = tokens.ensure_secret_key(config)
+    sub = subscriptions.add_subscriber(store, config, "hdr@example.org", confirmed=True
+                                       ).subscriber
+    assert sub is not None and sub.id is not None
+    token_pages = [subscriptions.unsubscribe_link(config, key, sub.id).removeprefix(BASE),
+                   subscriptions.preferences_link(config, key, sub.id).removeprefix(BASE)]
+    slowest = 0.0
+    with live(create_app(config, store)) as server:
+        slow = []
+        for i in range(200):  # slow clients: half a request line each, never finished
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5,
+                                         source_address=(f"127.0.3.{2 + i % 250}", 0))
+            s.sendall(b"POST /subscribe HTTP/1.1\r\nHost: feeds.example.org\r\n")
+            slow.append(s)
+        try:
+            checks = [
+                ("50 MB body", {"Content-Type": "application/x-www-form-urlencoded",
+                                "Content-Length": str(50 * 1024 * 1024)}, b"email=a"),
+                ("100,000 fields", {"Content-Type": "application/x-www-form-urlencoded"},
+                 b"&".join(b"f%d=" % i for i in range(100_000))),
+                ("chunked 1 MB", {"Content-Type": "application/x-www-form-urlencoded"},
+                 b"email=" + b"a" * 1_000_000),
+            ]
+            for name, headers, body in checks:
+                reply = server.request("POST", "/subscribe", body=body, headers=headers)
+                assert reply.status in (400, 413), (name, reply.status)
+                assert reply.seconds < 1.0, (name, reply.seconds)
+                slowest = max(slowest, reply.seconds)
+            normal = server.request("GET", f"/en/{SLUG}/")
+            assert normal.status == 200 and normal.seconds < 1.0
+            for path in token_pages:
+                page = server.request("GET", path)
+                assert page.status == 200
+                csp = page.headers.get("content-security-policy", "")
+                assert "frame-ancestors 'none'" in csp and "default-src" in csp, csp
+                assert page.headers.get("referrer-policy") == "no-referrer"
+                assert page.headers.get("x-content-type-options") == "nosniff"
+                cookie = page.headers.get("set-cookie")
+                if cookie:
+                    low = cookie.lower()
+                    assert "httponly" in low and "secure" in low and "samesite" in low
+        finally:
+            for s in slow:
+                s.close()
+    figures(**{"oversized answered within s": round(slowest, 3), "slow clients": 200,
+               "normal page under slow clients s": round(normal.seconds, 3),
+               "token pages with CSP/no-referrer": len(token_pages)})
+
+
+XSS = ['<script>window.__xss=(window.__xss||0)+1</script>',
+       '<img src=x onerror="window.__xss=(window.__xss||0)+1">',
+       '"><svg onload="window.__xss=(window.__xss||0)+1">',
+       "javascript:window.__xss=1", "</title><script>window.__xss=1</script>",
+       "{{7*7}}<iframe srcdoc=\"<script>parent.__xss=1</script>\">"]
+
+
+@pytest.mark.catalogue("S10")
+def test_xss_payloads_in_entries_never_run(site: Site, tmp_path: Path,
+                                           figures: Callable[..., None]) -> None:
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api",
+                                     reason="Playwright for Python is not installed")
+    config, store = site.config, site.store
+    doc = {"format": "seriesfeed/1", "series": [], "entries": [
+        {"series": SLUG, "language": lang, "title": f"T{i} {p}", "summary": f"S {p}",
+         "content_html": f"<p>{p}</p>", "authors": [{"name": f"A {p}"}],
+         "published": f"2019-05-0{i + 1}T10:00:00-04:00",
+         "url": f"https://e.example/{lang}/{i}"}
+        for i, p in enumerate(XSS) for lang in ("en", "es")]}
+    path = tmp_path / "xss.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    actions.import_entries(store, config, path)
+    subscriptions.add_subscriber(store, config, "xss@example.org", confirmed=True,
+                                 frequency="daily")
+    with store.write() as conn:
+        conn.execute(subscribers.update().values(last_seq=0))
+    asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
+                                     scheduled=False))
+    mail = site.smtp.handler.wait_for(1)[0].message
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert not re.search(r"<script", html, re.I)
+    handlers = re.findall(r"<[^>]*\son[a-z]+\s*=", html, re.I)
+    assert handlers == [], handlers[:3]
+    preview = tmp_path / "mail.html"
+    preview.write_text(html, encoding="utf-8")
+    executed = 0
+    pages = 0
+    with live(create_app(config, store)) as server, playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            dialogs: list[str] = []
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            targets = [f"http://127.0.0.1:{server.port}/{lang}/{SLUG}/" for lang in ("en", "es")]
+            targets.append(preview.as_uri())
+            for url in targets:
+                page.goto(url)
+                page.wait_for_timeout(300)
+                executed += int(page.evaluate("window.__xss || 0"))
+                pages += 1
+            assert dialogs == []
+        finally:
+            browser.close()
+    assert executed == 0
+    figures(payloads=len(XSS), pages=pages, **{"script executions": executed,
+                                               "<script> or on* in mail": 0})
