@@ -36,7 +36,10 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
     jobs: list[Job] = []
     built_from: list[tuple[object, ...]] = []  # the store's fingerprint at the last build
     async def drain(stopping: asyncio.Event) -> str:
-        report = await drain_outbox(store, config, stopping=stopping)
+        # lock_wait=0: while a digest job drains, this periodic drain has nothing to add
+        report = await drain_outbox(store, config, stopping=stopping, lock_wait=0)
+        if report.busy:
+            return "busy"  # not logged: the periodic jobs are not recorded
         return str(report) if report.sent or report.retried or report.failed else "idle"
 
     jobs.append(Job("outbox", drain, interval=config.schedule.drain_seconds, record=False))

@@ -32,3 +32,18 @@ def setup_logging(fmt: str = "human", level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # APScheduler's own warnings in the same format (not Python's bare last-resort output),
+    # less the skip notice for a periodic job whose previous run is still going: that is
+    # how the outbox job is meant to behave while it drains a large digest
+    # (a handler filter: a logger's own filters do not see its children's records)
+    sched_handler = logging.StreamHandler(sys.stderr)
+    sched_handler.setFormatter(handler.formatter)
+    sched_handler.addFilter(_still_running)
+    sched = logging.getLogger("apscheduler")
+    sched.handlers[:] = [sched_handler]
+    sched.setLevel(logging.WARNING)
+    sched.propagate = False
+
+
+def _still_running(record: logging.LogRecord) -> bool:
+    return "maximum number of running instances reached" not in record.getMessage()

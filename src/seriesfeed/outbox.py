@@ -40,8 +40,11 @@ class DrainReport:
     uncertain: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    busy: bool = False  # another drain held the outbox; nothing was sent here
 
     def __str__(self) -> str:
+        if self.busy:
+            return "another process is draining the outbox and will send what is due"
         return (f"{self.sent} sent, {self.retried} to retry, {self.failed} failed, "
                 f"{self.uncertain} uncertain, {self.seconds:.1f} s")
 
@@ -134,8 +137,13 @@ async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
 
 async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event | None = None,
                        transport: mailer.Transport | None = None, batch: int = BATCH,
-                       progress: Callable[[int], None] | None = None) -> DrainReport:
-    """Send every due outbox row; returns when none is due (or when ``stopping`` is set)."""
+                       progress: Callable[[int], None] | None = None,
+                       lock_wait: float = 30.0) -> DrainReport:
+    """Send every due outbox row; returns when none is due (or when ``stopping`` is set).
+
+    On SQLite one drain runs at a time; this one waits up to ``lock_wait`` seconds for
+    another to finish. If it is still busy the rows are left to that drain (which claims
+    until none is due) and the report says ``busy``."""
     started = time.monotonic()
     report = DrainReport()
     own = transport is None
@@ -153,7 +161,10 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
     lock = SenderLock(store)
     try:
         # inside the try: a failure here (a full disk, say) must not keep the lock held
-        if await asyncio.to_thread(lock.acquire) and lock.exclusive:
+        if lock.needed and not await _take(lock, lock_wait, stopping):
+            report.busy = True
+            return report
+        if lock.exclusive:
             await asyncio.to_thread(_release_orphans, store)
         while not (stopping and stopping.is_set()):
             now = datetime.now(UTC)
@@ -203,6 +214,16 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
             await transport.aclose()
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _take(lock: SenderLock, wait: float, stopping: asyncio.Event | None) -> bool:
+    """Poll for the sender lock without a thread, so a stop or a cancel ends the wait."""
+    deadline = time.monotonic() + wait
+    while not lock.try_acquire():
+        if (stopping and stopping.is_set()) or time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
 
 
 def _release_orphans(store: Store) -> None:

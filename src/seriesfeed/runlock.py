@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import time
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -99,23 +98,28 @@ class SenderLock:
     def exclusive(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, timeout: float = 30.0) -> bool:
+    @property
+    def needed(self) -> bool:
+        """False where there is nothing to lock (PostgreSQL, an in-memory database)."""
+        return self.store.lock_path is not None and self.store.dialect == "sqlite"
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; never blocks, so a caller can wait without a thread.
+
+        Two drains in one process (the daemon's outbox job and a digest job) conflict here
+        too: flock belongs to the open file, not to the process."""
         path = self.store.lock_path
-        if path is None or self.store.dialect != "sqlite":
+        if path is None or not self.needed:
             return False
         fd = os.open(path.with_name(path.name.replace(".lock", ".sender.lock")),
                      os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._fd = fd
-                return True
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise LockError("another process is sending the outbox") from None
-                time.sleep(0.1)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
