@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -176,6 +177,33 @@ def test_451_then_250_is_delivered_and_550_fails_and_bounces(
         assert conn.execute(select(outbox.c.attempts).where(
             outbox.c.recipient == "gone@hard.example.net")).scalar() == 1  # 5xx tried once
     assert "busy@soft.example.net" in _by_recipient(smtp_server)
+
+
+def test_the_mailto_unsubscribe_is_offered_when_configured_and_its_token_unsubscribes(
+        world: tuple[Config, Store], smtp_server: SmtpServer, run_cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    config, store = world
+    config = dataclasses.replace(config, mail=dataclasses.replace(
+        config.mail, unsubscribe_mailto="unsubscribe@example.org"))
+    _send(store, config, Frequency.DAILY)
+    msg = _by_recipient(smtp_server)["ann@example.org"][0]
+    found = re.fullmatch(r"<https://feeds\.example\.org/unsubscribe/([\w\-.]+)>, "
+                         r"<mailto:unsubscribe@example\.org\?subject=unsubscribe%20([\w\-.]+)>",
+                         msg["List-Unsubscribe"])
+    assert found and found.group(1) == found.group(2), msg["List-Unsubscribe"]
+    assert config.path is not None
+    # what an operator's mail filter does with the subject of a mail to that address
+    done = run_cli("--config", config.path, "subscribers", "unsubscribe",
+                   f"unsubscribe {found.group(2)}")
+    assert done.code == 0 and "ann@example.org: unsubscribed" in done.out, done
+    forged = run_cli("--config", config.path, "subscribers", "unsubscribe",
+                     found.group(2)[:-2] + "xx")
+    assert forged.code == 1 and forged.err.startswith("Error: "), forged
+    with store.read() as conn:
+        states = dict(conn.execute(select(subscribers.c.email, subscribers.c.status)).all())
+    assert states["ann@example.org"] == "unsubscribed"
+    assert states["cai@example.org"] == "confirmed"
+    by_address = run_cli("--config", config.path, "subscribers", "unsubscribe", "CAI@example.org")
+    assert by_address.code == 0 and "cai@example.org: unsubscribed" in by_address.out
 
 
 def test_cli_preview_and_dry_run(world: tuple[Config, Store], run_cli,  # type: ignore[no-untyped-def]

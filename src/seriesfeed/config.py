@@ -87,6 +87,7 @@ class MailConfig:
     dkim_key: str = ""
     dkim_selector: str = ""
     dkim_domain: str = ""
+    unsubscribe_mailto: str = ""
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,16 @@ def _check_cron(value: str) -> str | None:
     return None
 
 
+def _check_address_or_empty(value: Any) -> str | None:
+    # a bare addr-spec: it goes into a mailto: URL, so no display name, spaces or '?'
+    if value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9.!#$%&'*+/=^_`{|}~-]+@"
+                                                     r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value):
+        return "must be a plain email address such as unsubscribe@example.org, or empty"
+    return None
+
+
 _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("site", "url"): _check_url,
     ("site", "time_zone"): _check_zone,
@@ -246,6 +257,7 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("mail", "bounce_limit"): _check_positive,
     ("mail", "max_attempts"): _check_positive,
     ("mail", "retry_seconds"): _check_positive,
+    ("mail", "unsubscribe_mailto"): _check_address_or_empty,
     ("feeds", "max_entries"): _check_positive,
     ("websub", "hub"): _check_url_or_empty,
     ("schedule", "feeds"): _check_cron,

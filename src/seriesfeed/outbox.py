@@ -2,8 +2,9 @@
 
 A digest is rendered once per (digest, language, cursor range, series followed); the
 per-recipient part (the unsubscribe link) is filled in by string substitution. Marks are
-committed per claimed batch, so after a crash at most ``connections × batch`` messages can
-be sent twice, each time with the same Message-ID (README: "Digests").
+committed per claimed batch (the batch's sends run concurrently over the pool's
+connections), so after a crash at most one batch, ``BATCH`` messages, can be sent twice,
+each time with the same Message-ID (README: "Digests").
 """
 
 from __future__ import annotations
@@ -113,11 +114,15 @@ def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
     token = tokens.make_token(key, tokens.Purpose.UNSUBSCRIBE, row.subscriber_id)
     link = f"{config.public_url}/unsubscribe/{token}"
     prefs = preferences_link(config, key, row.subscriber_id)
+    unsubscribe = f"<{link}>"
+    if config.mail.unsubscribe_mailto:  # tokens are URL-safe base64: no escaping needed
+        unsubscribe += (f", <mailto:{config.mail.unsubscribe_mailto}"
+                        f"?subject=unsubscribe%20{token}>")
     data = rendered.template.build(
         to_email=row.recipient, to_name=row.name, message_id=row.message_id,
         text=rendered.text.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
         html=rendered.html.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
-        per_recipient_headers=(("List-Unsubscribe", f"<{link}>"),))
+        per_recipient_headers=(("List-Unsubscribe", unsubscribe),))
     return signer.sign(data) if signer else data
 
 

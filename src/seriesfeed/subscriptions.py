@@ -212,6 +212,19 @@ def update_preferences(store: Store, config: Config, token: str, *, language: st
         return sub
 
 
+def unsubscribe_address(store: Store, email: str) -> Subscriber:
+    """The operator's unsubscribe (a request by mail or phone); idempotent and durable."""
+    address = normalize_email(email)
+    with store.write(durable=True) as conn:
+        sub = sq.get(conn, email=address)
+        if sub is None:
+            raise ValidationError(f"no subscriber {address}", field="email")
+        assert sub.id is not None
+        sq.unsubscribe(conn, sub.id, now_utc())
+        sub.status = SubscriberStatus.UNSUBSCRIBED
+        return sub
+
+
 def remove_subscriber(store: Store, email: str) -> Subscriber:
     address = normalize_email(email)
     with store.write(durable=True) as conn:

@@ -1,4 +1,4 @@
-"""``seriesfeed subscribers …``: add, list, import, export, remove."""
+"""``seriesfeed subscribers …``: add, list, import, export, unsubscribe, remove."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def add(app: AppContext, email: str, name: str | None, language: str | None, fre
     if result.send_confirmation:
         sent = subscriptions.send_confirmation(app.store, app.config, sub)
         click.echo(f"{sub.email}: {sub.status.value}; confirmation mail "
-                   f"{'sent' if sent else 'not sent (one was sent within the hour)'}")
+                   f"{'sent' if sent else 'not sent (one was sent within the last 24 hours)'}")
     else:
         click.echo(f"{sub.email}: {sub.status.value}" + ("" if result.created
                                                           else " (already subscribed)"))
@@ -98,6 +98,20 @@ def export(app: AppContext, out: Path | None) -> None:
             count += 1
     tmp.replace(out)
     click.echo(f"Wrote {count} subscribers to {out}")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("who")
+@pass_app
+def unsubscribe(app: AppContext, who: str) -> None:
+    """Unsubscribe WHO: an email address, or the token of an unsubscribe link or of a
+    mail to [mail] unsubscribe_mailto (its subject is "unsubscribe TOKEN")."""
+    who = who.strip().removeprefix("unsubscribe").strip()
+    if "@" in who:
+        sub = subscriptions.unsubscribe_address(app.store, who)
+    else:
+        sub = subscriptions.unsubscribe(app.store, app.config, who.rsplit("/", 1)[-1])
+    click.echo(f"{sub.email}: unsubscribed")
 
 
 @subscribers.command("remove")
