@@ -16,7 +16,7 @@ from seriesfeed.errors import ValidationError
 from seriesfeed.store import Store, open_store
 from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE, CliResult
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer, free_port, smtp_server  # noqa: F401 - fixture
 
 SLUG = "reflections-on-the-iso-crisis"
 Run = Callable[..., CliResult]
@@ -85,6 +85,23 @@ def test_cli_add_list_import_export_remove(run_cli: Run, site: Path, tmp_path: P
     assert "carol@example.org" not in {s["email"] for s in _subs(run_cli, site)}
     again = run_cli("--config", site, "subscribers", "import", csv_in)
     assert "0 added, 2 skipped" in again.out  # removed stays suppressed
+
+
+def test_a_confirmation_that_could_not_be_sent_does_not_block_the_address(
+        run_cli: Run, site: Path, smtp_server: SmtpServer) -> None:  # noqa: F811
+    closed = free_port()  # nothing listens there: the relay is down
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SERIESFEED_SMTP_PORT", str(closed))
+        down = run_cli("--config", site, "subscribers", "add", "wes@example.org")
+    assert down.code == 0 and "confirmation mail not delivered" in down.out, down
+    assert smtp_server.recorder.messages == []
+    # the relay is back: asking again sends the mail at once, not 24 hours later
+    again = run_cli("--config", site, "subscribers", "add", "wes@example.org")
+    assert again.code == 0 and "confirmation mail sent" in again.out, again
+    assert smtp_server.recorder.wait_for(1)[0].recipients == ["wes@example.org"]
+    third = run_cli("--config", site, "subscribers", "add", "wes@example.org")
+    assert "not sent: one was sent within the last 24 hours" in third.out, third
+    assert len(smtp_server.recorder.messages) == 1
 
 
 @pytest.mark.parametrize(("body", "line", "field"), [

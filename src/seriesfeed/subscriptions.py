@@ -4,6 +4,7 @@ confirmation mail. The CLI and the web app both call these."""
 from __future__ import annotations
 
 import csv
+import enum
 import io
 import logging
 from collections.abc import Iterator
@@ -106,14 +107,18 @@ def add_subscriber(store: Store, config: Config, email: str, *, name: str | None
         return AddResult(existing, False, wants_mail)
 
 
-def confirmation_due(store: Store, subscriber_id: int, now: datetime) -> bool:
-    """At most one confirmation mail per address per RESEND_AFTER (list-bombing)."""
+def confirmation_due(store: Store, subscriber_id: int,
+                     now: datetime) -> tuple[bool, datetime | None]:
+    """At most one confirmation mail per address per RESEND_AFTER (list-bombing).
+
+    Claims the slot in the same transaction that checks it, so two concurrent posts send
+    one mail; returns whether it is due and the claim it replaced (to undo on failure)."""
     with store.write() as conn:
         last = sq.confirm_sent_at(conn, subscriber_id)
         if last is not None and now - last < RESEND_AFTER:
-            return False
+            return False, last
         sq.update_fields(conn, subscriber_id, confirm_sent_at=now)
-        return True
+        return True, last
 
 
 def confirm_link(config: Config, key: bytes, sub: Subscriber, sent_at: datetime) -> str:
@@ -123,30 +128,43 @@ def confirm_link(config: Config, key: bytes, sub: Subscriber, sent_at: datetime)
     return f"{config.public_url}/confirm/{token}"
 
 
-def send_confirmation(store: Store, config: Config, sub: Subscriber) -> bool:
-    """Send the confirmation mail if one is due; never raises for delivery problems (they
-    are logged: the person can ask again)."""
+class ConfirmationMail(enum.Enum):
+    SENT = "sent"
+    NOT_DUE = "not sent: one was sent within the last 24 hours"
+    NOT_DELIVERED = "not delivered (the relay refused or was unreachable; try again later)"
+
+
+def send_confirmation(store: Store, config: Config, sub: Subscriber) -> ConfirmationMail:
+    """Send the confirmation mail if one is due. Delivery problems are logged, not raised
+    (the person can ask again); whatever the failure, the day's claim is given back, so a
+    mail that never left does not block the address for 24 hours."""
     assert sub.id is not None
     now = now_utc()
-    if not confirmation_due(store, sub.id, now):
-        return False
-    key = tokens.ensure_secret_key(config)
-    link = confirm_link(config, key, sub, now)
-    text, html = emails.render_email(config, sub.language, "confirm", {"confirm_url": link})
-    subject = i18n.gettext(sub.language, "Confirm your subscription to {site}",
-                           site=config.site.title)
-    # no name in the headers of confirmation mail: it is unverified input (invariant 6)
-    msg = emails.build_message(
-        sender=emails.sender_address(config), to_email=sub.email, to_name=None,
-        subject=subject, text=text, html=html,
-        message_id=emails.make_message_id("confirm", f"{sub.id}.{int(now.timestamp())}",
-                                          config))
+    due, previous = confirmation_due(store, sub.id, now)
+    if not due:
+        return ConfirmationMail.NOT_DUE
     try:
+        key = tokens.ensure_secret_key(config)
+        link = confirm_link(config, key, sub, now)
+        text, html = emails.render_email(config, sub.language, "confirm",
+                                         {"confirm_url": link})
+        subject = i18n.gettext(sub.language, "Confirm your subscription to {site}",
+                               site=config.site.title)
+        # no name in the headers of confirmation mail: it is unverified input (invariant 6)
+        msg = emails.build_message(
+            sender=emails.sender_address(config), to_email=sub.email, to_name=None,
+            subject=subject, text=text, html=html,
+            message_id=emails.make_message_id("confirm", f"{sub.id}.{int(now.timestamp())}",
+                                              config))
         mailer.send_now(config, msg)
-    except DeliveryError as exc:
-        log.warning("confirmation mail to subscriber %s not delivered: %s", sub.id, exc)
-        return False
-    return True
+    except BaseException as exc:
+        with store.write() as conn:
+            sq.restore_confirm_sent(conn, sub.id, now, previous)
+        if isinstance(exc, DeliveryError):
+            log.warning("confirmation mail to subscriber %s not delivered: %s", sub.id, exc)
+            return ConfirmationMail.NOT_DELIVERED
+        raise
+    return ConfirmationMail.SENT
 
 
 def confirm(store: Store, config: Config, token: str) -> Subscriber:

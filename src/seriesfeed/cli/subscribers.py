@@ -40,8 +40,7 @@ def add(app: AppContext, email: str, name: str | None, language: str | None, fre
     sub = result.subscriber
     if result.send_confirmation:
         sent = subscriptions.send_confirmation(app.store, app.config, sub)
-        click.echo(f"{sub.email}: {sub.status.value}; confirmation mail "
-                   f"{'sent' if sent else 'not sent (one was sent within the last 24 hours)'}")
+        click.echo(f"{sub.email}: {sub.status.value}; confirmation mail {sent.value}")
     else:
         click.echo(f"{sub.email}: {sub.status.value}" + ("" if result.created
                                                           else " (already subscribed)"))
