@@ -153,6 +153,28 @@ def test_archives_keep_the_full_history_reachable(store: Store, make_config, dat
         pages += 1
     seen |= {e.findtext(f"{ATOM}id") or "" for e in current.findall(f"{ATOM}entry")}
     assert pages == 3 and len(seen) == 18
+    # an article stored late with an old date is in no full archive page and not among the
+    # newest five: the current Atom document still carries it
+    late = actions.add_entry(store, config, Entry(
+        series=SLUG, language="en", title="Found in a drawer", summary="Old",
+        published=datetime(2002, 2, 2, tzinfo=config.zone)))
+    current = ET.fromstring(_docs(config, store)["/feeds/en/atom.xml"])
+    ids = [e.findtext(f"{ATOM}id") for e in current.findall(f"{ATOM}entry")]
+    assert late.id in ids and len(ids) == 6  # the newest five, and the late one
+    assert ids[-1] == late.id  # still newest first
+
+
+def test_an_entry_without_authors_inherits_the_feed_author(store: Store,
+                                                           config: Config) -> None:
+    actions.import_entries(store, config, SEED_PAGE)
+    actions.add_entry(store, config, Entry(series=SLUG, language="es", title="Sin firma",
+                                           summary="Anónimo",
+                                           published=datetime(2019, 5, 1, tzinfo=config.zone)))
+    root = ET.fromstring(_docs(config, store)["/feeds/es/atom.xml"])
+    # RFC 4287 4.1.1: every entry has an author, its own or the feed's
+    assert root.findtext(f"{ATOM}author/{ATOM}name") == config.site.title
+    en = ET.fromstring(_docs(config, store)["/feeds/en/atom.xml"])
+    assert en.find(f"{ATOM}author") is None  # every English entry has its own
 
 
 _hostile = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=60) | \
@@ -200,6 +222,26 @@ def test_http_200_then_304_then_200_after_a_new_entry(seeded: Store, config: Con
                                                        "Accept-Encoding": "identity"})
     assert after.status_code == 200 and b"A new one" in after.content
     assert after.headers["etag"] != etag
+
+
+def test_if_modified_since_is_never_stale_after_a_back_dated_entry(seeded: Store,
+                                                                   config: Config) -> None:
+    """Last-Modified follows the bytes, not the entries' dates: an article imported today
+    with a 2019 date changes the feed, and an If-Modified-Since poll must see it."""
+    client = TestClient(create_app(config, seeded))
+    first = client.get("/feeds/en/atom.xml")
+    stamp = first.headers["last-modified"]
+    assert client.get("/feeds/en/atom.xml",
+                      headers={"If-Modified-Since": stamp}).status_code == 304
+    actions.add_entry(seeded, config, Entry(
+        series=SLUG, language="en", title="An old piece found today", summary="Old",
+        published=datetime(2019, 1, 2, tzinfo=config.zone)))
+    polled = client.get("/feeds/en/atom.xml", headers={"If-Modified-Since": stamp})
+    assert polled.status_code == 200 and b"An old piece found today" in polled.content
+    assert polled.headers["last-modified"] != stamp
+    # a document whose bytes did not change keeps its time and still answers 304
+    es = client.get("/feeds/es/atom.xml", headers={"If-Modified-Since": stamp})
+    assert es.status_code == 304
 
 
 def test_gzip_head_404_and_json_media_type(seeded: Store, config: Config) -> None:

@@ -160,6 +160,9 @@ def build_atom(config: Config, scope: Scope, entries: list[Entry],
     base = config.public_url + scope.base_path
     self_url = f"{base}/archive/{archive[0]}.xml" if archive else f"{base}/atom.xml"
     fg = _generator(config, scope, self_url, updated)
+    if any(not any(_safe(a.name) for a in e.authors) for e in entries):
+        # RFC 4287 4.1.1: an entry without an author inherits the feed's, which must exist
+        fg.author({"name": _safe(config.site.title) or "seriesfeed"})
     if archive:
         fg.id(f"{config.public_url}{scope.base_path}/archive/{archive[0]}")
     _feed_links(fg, config, scope, self_url, ATOM, other_languages)
@@ -281,9 +284,17 @@ def plan_feeds(config: Config, store: Store) -> list[FeedDocument]:
         updated = _newest(every, EPOCH)
         others = [c for c in config.languages if c != scope.language]
         pages = len(every) // n if len(every) > n else 0
+        # archives are whole pages in insertion order (stable as entries arrive); the rest
+        # must be in the current Atom document, even a back-dated entry that is not among
+        # the newest n by date, or RFC 5005 readers could never reach it
+        shown = {e.seq for e in current}
+        tail = [e for e in every[pages * n:] if e.seq not in shown]
+        atom_current = current + tail if tail else current
+        if tail:
+            atom_current.sort(key=lambda e: (e.published, e.seq or 0), reverse=True)
         docs.append(FeedDocument(scope.base_path + "/atom.xml", ATOM, build_atom(
-            config, scope, current, translations, updated=updated, other_languages=others,
-            archive_count=pages), updated))
+            config, scope, atom_current, translations, updated=updated,
+            other_languages=others, archive_count=pages), updated))
         docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
             config, scope, current, translations, updated=updated), updated))
         docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 
 from starlette.requests import Request
@@ -30,7 +31,11 @@ class Served:
     doc: FeedDocument
     etag: str
     gzipped: bytes
-    last_modified: str
+    modified: datetime  # when these bytes were first served, as far as this process knows
+
+    @property
+    def last_modified(self) -> str:
+        return format_datetime(self.modified, usegmt=True)
 
 
 class SiteCache:
@@ -41,6 +46,7 @@ class SiteCache:
         self.lock = threading.Lock()
         self.fingerprint: tuple[object, ...] | None = None
         self.docs: dict[str, Served] = {}
+        self.started = datetime.now(UTC).replace(microsecond=0)
 
     def current(self) -> dict[str, Served]:
         with self.store.read() as conn:
@@ -49,11 +55,29 @@ class SiteCache:
             with self.lock:
                 if fp != self.fingerprint:
                     docs = actions.plan_site(self.store, self.config)
-                    self.docs = {d.path: Served(
-                        d, etag_of(d.body), gzip.compress(d.body, mtime=0),
-                        format_datetime(d.last_modified, usegmt=True)) for d in docs}
+                    self.docs = {d.path: self._served(d) for d in docs}
                     self.fingerprint = fp
         return self.docs
+
+
+    def _served(self, doc: FeedDocument) -> Served:
+        """Last-Modified is when the bytes changed, not the newest entry's date: an entry
+        imported today with an older date (or a removal) changes a feed without moving its
+        dates, and an If-Modified-Since client would get a stale 304. Unchanged bytes keep
+        their time; changed ones get now; at start, the later of the content's date and the
+        start (the store may have changed while no server watched it)."""
+        etag = etag_of(doc.body)
+        previous = self.docs.get(doc.path)
+        if previous is not None and previous.etag == etag:
+            modified = previous.modified
+        elif self.fingerprint is None:
+            modified = max(doc.last_modified.astimezone(UTC).replace(microsecond=0),
+                           self.started)
+        else:  # HTTP dates have whole seconds: a change within the second must still move it
+            modified = datetime.now(UTC).replace(microsecond=0)
+            if previous is not None:
+                modified = max(modified, previous.modified + timedelta(seconds=1))
+        return Served(doc, etag, gzip.compress(doc.body, mtime=0), modified)
 
 
 def _not_modified(request: Request, served: Served, etag: str) -> bool:
@@ -67,8 +91,7 @@ def _not_modified(request: Request, served: Served, etag: str) -> bool:
             since = parsedate_to_datetime(ims)
         except (TypeError, ValueError):
             return False
-        return since is not None and since.tzinfo is not None and \
-            served.doc.last_modified.replace(microsecond=0) <= since
+        return since is not None and since.tzinfo is not None and served.modified <= since
     return False
 
 
