@@ -202,3 +202,28 @@ def test_every_command_is_documented_in_the_readme() -> None:
 
     missing = [path for path in walk(cli, "seriesfeed") if path not in readme]
     assert missing == []
+
+
+def test_json_typos_bad_slugs_and_unknown_text_languages_import_nothing(
+        run_cli: Run, config_path: Path, tmp_path: Path) -> None:
+    entry = {"series": "s", "title": "T", "published": "2019-03-15"}
+    cases = [
+        ({"format": "seriesfeed/1", "entries": [entry], "extra": 1}, "field 'extra'"),
+        ({"series": [{"slug": "s", "texts": {}, "slgu": "x"}], "entries": [entry]},
+         "field 'slgu'"),
+        ({"series": [{"slug": "s", "texts": {"en": {"title": "S", "descripton": "d"}}}],
+          "entries": [entry]}, "field 'descripton'"),
+        ({"series": [{"slug": "Bad Slug!", "texts": {"en": {"title": "S"}}}], "entries": []},
+         "'Bad Slug!' is not a series slug"),
+        ({"entries": [{**entry, "series": "../../etc"}]}, "is not a series slug"),
+        ({"series": [{"slug": "s", "texts": {"fr": {"title": "S"}}}], "entries": [entry]},
+         "unknown language 'fr'"),
+    ]
+    for n, (doc, message) in enumerate(cases):
+        path = tmp_path / f"bad{n}.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        result = run_cli("--config", config_path, "import", path)
+        assert result.code == 1, (doc, result)
+        assert result.err.startswith("Error: ") and message in result.err, (doc, result)
+        assert "Traceback" not in result.err
+    assert _list(run_cli, config_path) == []  # nothing half-written

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,8 +88,29 @@ class ImportReport:
                 f"{self.unchanged} unchanged, {self.linked} translation links set")
 
 
+SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _check_slug(slug: str, source: str, line: int | None, field: str) -> None:
+    # a slug becomes a URL path and a folder under feeds build --out
+    if not SLUG.fullmatch(slug) or len(slug) > 80:
+        raise ImportError_(f"'{slug}' is not a series slug (lower-case letters, digits and "
+                           f"single hyphens, e.g. '{slugify(slug) or 'my-series'}')",
+                           path=source, line=line, field=field)
+
+
+def _check_series(config: Config, series: Series, n: int, source: str) -> None:
+    _check_slug(series.slug, source, None, f"series[{n}].slug")
+    for lang in series.texts:
+        if lang not in config.languages:
+            raise ImportError_(f"series '{series.slug}': unknown language '{lang}' in texts "
+                               f"(configured: {', '.join(config.languages)})", path=source,
+                               field=f"series[{n}].texts")
+
+
 def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
     e = item.entry
+    _check_slug(e.series, source, item.line, "series")
     if e.language not in config.languages:
         raise ImportError_(f"unknown language '{e.language}' (configured: "
                            f"{', '.join(config.languages)})", path=source, line=item.line,
@@ -112,6 +134,8 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
 def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 report: ImportReport) -> ImportReport:
     """Store a parsed batch in one transaction: all of it, or (on any error) none of it."""
+    for n, series in enumerate(batch.series, start=1):
+        _check_series(config, series, n, source)
     checked = [(_check_entry(config, item, source), item) for item in batch.entries]
     seen_ids: dict[str, int | None] = {}
     seen_urls: dict[str, int | None] = {}

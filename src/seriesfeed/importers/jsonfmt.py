@@ -129,16 +129,31 @@ def _entry(item: Any, n: int, settings: ImportSettings, source: str) -> Entry:
         updated=dates.get("updated"), translation_of=_text(item, "translation_of", n, source))
 
 
+DOCUMENT_KEYS = {"format", "series", "entries"}
+SERIES_KEYS = {"slug", "texts"}
+TEXT_KEYS = {"title", "description", "url"}
+
+
+def _no_unknown(obj: dict[str, Any], allowed: set[str], where: str, source: str) -> None:
+    """Typos do not pass silently: 'descripton' is an error, not a lost description."""
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise ImportError_(f"{where}: unknown field '{unknown[0]}' (known: "
+                           f"{', '.join(sorted(allowed))})", path=source, field=unknown[0])
+
+
 def _series(item: Any, n: int, source: str) -> Series:
     if not isinstance(item, dict) or not isinstance(item.get("slug"), str) or \
             not isinstance(item.get("texts", {}), dict):
         raise ImportError_(f"series {n}: needs a 'slug' and a 'texts' object", path=source,
                            field="series")
+    _no_unknown(item, SERIES_KEYS, f"series {n}", source)
     texts: dict[str, SeriesText] = {}
     for lang, t in item.get("texts", {}).items():
         if not isinstance(t, dict) or not isinstance(t.get("title"), str):
             raise ImportError_(f"series {n}: texts.{lang} needs a 'title'", path=source,
                                field="series")
+        _no_unknown(t, TEXT_KEYS, f"series {n}: texts.{lang}", source)
         texts[str(lang)] = SeriesText(clean_line(t["title"]),
                                       clean_text(str(t.get("description") or "")).strip(),
                                       t.get("url") if isinstance(t.get("url"), str) else None)
@@ -160,6 +175,7 @@ def parse_json(data: bytes, settings: ImportSettings, *, source: str) -> ImportB
             not isinstance(doc.get("series", []), list):
         raise ImportError_("expected an object with 'series' and 'entries' lists, or a list "
                            "of entries", path=source)
+    _no_unknown(doc, DOCUMENT_KEYS, "the document", source)
     if doc.get("format", FORMAT) != FORMAT:
         raise ImportError_(f"unknown format '{doc.get('format')}' (expected '{FORMAT}')",
                            path=source, field="format")
