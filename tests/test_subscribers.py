@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from seriesfeed import actions, tokens
+from seriesfeed import actions, subscriptions, tokens
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import ValidationError
 from seriesfeed.store import Store, open_store
@@ -194,6 +194,15 @@ def test_web_flow_confirm_by_post_and_one_click_unsubscribe(
         assert one_click.status_code == 200
     with store.read() as conn:
         assert sq.get(conn, email="lector@example.org").status.value == "unsubscribed"  # type: ignore[union-attr]
+    # erased later (subscribers remove): an old mail's button still gets its success
+    subscriptions.remove_subscriber(store, "lector@example.org")
+    after_removal = cookieless.post(unsubscribe, content=b"List-Unsubscribe=One-Click",
+                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert after_removal.status_code == 200 and "lector" not in after_removal.text
+    assert cookieless.get(unsubscribe).status_code == 200
+    forged = cookieless.post(unsubscribe[:-3] + "AAA", content=b"List-Unsubscribe=One-Click",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert forged.status_code == 400
 
 
 def test_no_enumeration_cross_site_rate_limit_and_honeypot(

@@ -196,14 +196,24 @@ def subscriber_for(store: Store, config: Config, purpose: tokens.Purpose,
     return sub
 
 
-def unsubscribe(store: Store, config: Config, token: str) -> Subscriber:
-    """Idempotent; committed durably before it returns (RELIABILITY invariant 4)."""
+def unsubscribe_target(store: Store, config: Config, token: str) -> Subscriber | None:
+    """Whom a genuine unsubscribe link names; None when they were removed since (nothing
+    is sent to them any more, so the link has nothing left to do: it is not an error)."""
+    claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.UNSUBSCRIBE,
+                               token)
+    with store.read() as conn:
+        return sq.get(conn, id=claims.subscriber_id)
+
+
+def unsubscribe(store: Store, config: Config, token: str) -> Subscriber | None:
+    """Idempotent; committed durably before it returns (RELIABILITY invariant 4). None
+    when the subscriber was removed since (RFC 8058 still gets its success)."""
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.UNSUBSCRIBE,
                                token)
     with store.write(durable=True) as conn:
         sub = sq.get(conn, id=claims.subscriber_id)
-        if sub is None:  # removed since: nothing left to unsubscribe
-            raise ValidationError("this link is invalid or has expired", field="token")
+        if sub is None:
+            return None
         assert sub.id is not None
         sq.unsubscribe(conn, sub.id, now_utc())
         sub.status = SubscriberStatus.UNSUBSCRIBED

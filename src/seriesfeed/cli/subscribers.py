@@ -109,7 +109,11 @@ def unsubscribe(app: AppContext, who: str) -> None:
     if "@" in who:
         sub = subscriptions.unsubscribe_address(app.store, who)
     else:
-        sub = subscriptions.unsubscribe(app.store, app.config, who.rsplit("/", 1)[-1])
+        found = subscriptions.unsubscribe(app.store, app.config, who.rsplit("/", 1)[-1])
+        if found is None:
+            click.echo("that subscriber was removed earlier; nothing is sent to them")
+            return
+        sub = found
     click.echo(f"{sub.email}: unsubscribed")
 
 

@@ -178,9 +178,14 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
     async def unsubscribe(request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            sub = subscriptions.subscriber_for(store, config, tokens.Purpose.UNSUBSCRIBE, token)
+            found = subscriptions.unsubscribe_target(store, config, token)
         except ValidationError as exc:
             return error(config.site.default_language, 400, str(exc))
+        if found is None:  # removed since: a genuine link, and nothing left to stop
+            _ = i18n.translator(config.site.default_language)
+            return page(config.site.default_language, heading=_("You are unsubscribed"),
+                        paragraphs=[_("You will get no more emails from us.")])
+        sub = found
         _ = i18n.translator(sub.language)
         if request.method == "GET":
             return page(sub.language, heading=_("Unsubscribe"), paragraphs=[
