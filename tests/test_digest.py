@@ -217,6 +217,25 @@ def test_cli_preview_and_dry_run(world: tuple[Config, Store], run_cli,  # type: 
     assert "26 de marzo de 2019" in out.read_text(encoding="utf-8")
     dry = run_cli("--config", config.path, "digest", "send", "--dry-run")
     assert dry.code == 0 and "en daily: 1 subscribers would get a digest" in dry.out
+    due = run_cli("--config", config.path, "digest", "preview", "--lang", "es",
+                  "--frequency", "daily")
+    assert due.code == 0 and due.err == "", due
+    assert "Subject: Reflexiones sobre la crisis de la ISO: 2 artículos nuevos" in due.out
+    assert "SERIESFEED-" not in due.out and "/unsubscribe/PREVIEW" in due.out
+    # nobody follows Spanish weekly: a labelled sample of the newest entries
+    sample = run_cli("--config", config.path, "digest", "preview", "--lang", "es")
+    assert sample.code == 0 and "No es weekly subscriber is due" in sample.err
+    _send(_store, config)
+    # once sent, the next daily digest would be a sample too, and a new entry is news
+    after = run_cli("--config", config.path, "digest", "preview", "--frequency", "daily")
+    assert "is due a digest now" in after.err
+    actions.add_entry(_store, config, Entry(
+        series=SLUG, language="en", title="Only this one", summary="New.",
+        published=datetime(2019, 5, 1, tzinfo=config.zone)))
+    news = run_cli("--config", config.path, "digest", "preview", "--frequency", "daily")
+    assert news.err == "" and "1 new article" in news.out and "Only this one" in news.out
+    bad = run_cli("--config", config.path, "digest", "preview", "--lang", "fr")
+    assert bad.code == 1 and "unknown language 'fr'" in bad.err
 
 
 def test_two_senders_share_the_outbox_without_double_claims(

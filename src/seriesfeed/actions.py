@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 
 from seriesfeed import __version__
 from seriesfeed.config import Config
-from seriesfeed.digest import RecordedDigest, count_due, record_digests
+from seriesfeed.digest import RecordedDigest, count_due, next_range, record_digests
 from seriesfeed.errors import ImportError_, NotFoundError, ValidationError
 from seriesfeed.feeds import FeedDocument, plan_feeds
 from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.parse import parse_file
 from seriesfeed.mailer import Transport
 from seriesfeed.models import Entry, Frequency, Series, SeriesText
-from seriesfeed.outbox import drain_outbox
+from seriesfeed.outbox import PREFERENCES, UNSUBSCRIBE, Rendered, drain_outbox, render_digest
 from seriesfeed.pages import build_pages
 from seriesfeed.publish import PublishReport, publish, write_if_changed
 from seriesfeed.store import Store
@@ -310,6 +310,36 @@ async def send_digests(store: Store, config: Config, *, frequency: Frequency | N
     report = await drain_outbox(store, config, stopping=stopping, transport=transport,
                                 progress=step)
     return f"{len(recorded)} digests recorded ({queued} messages queued); {report}"
+
+
+@dataclass(frozen=True)
+class Preview:
+    rendered: Rendered
+    text: str  # the parts with sample links in place of each recipient's own
+    html: str
+    sample: bool  # True: nobody is due, so these are the newest entries, as an example
+
+
+def preview_digest(store: Store, config: Config, language: str, frequency: Frequency,
+                   sample_size: int = 10) -> Preview | None:
+    """What the next digest of the language and frequency would be (the largest one, for
+    the subscriber furthest behind); when nobody is due, the newest entries as a sample.
+    Records nothing."""
+    with store.read() as conn:
+        found = next_range(conn, language, frequency)
+        sample = found is None
+        if found is None:
+            newest = q.list_entries(conn, language=language, limit=sample_size)
+            if newest:
+                found = (min(e.seq or 0 for e in newest) - 1, q.max_seq(conn))
+    rendered = render_digest(store, config, language, *found, ()) if found else None
+    if rendered is None:
+        return None
+    text, html = rendered.text, rendered.html
+    for marker, link in ((UNSUBSCRIBE, f"{config.public_url}/unsubscribe/PREVIEW"),
+                         (PREFERENCES, f"{config.public_url}/preferences/PREVIEW")):
+        text, html = text.replace(marker, link), html.replace(marker, link)
+    return Preview(rendered, text, html, sample)
 
 
 def digest_dry_run(store: Store, config: Config, frequency: Frequency | None) -> str:

@@ -81,6 +81,15 @@ def count_due(conn: Connection, language: str, frequency: Frequency) -> int:
         _due(language, frequency, upto), _has_news(language, upto))).scalar_one())
 
 
+def next_range(conn: Connection, language: str, frequency: Frequency) -> tuple[int, int] | None:
+    """The cursor range of the largest digest the group would get now (from the furthest
+    behind of its due subscribers), or None when nobody would get one."""
+    upto = eq.max_seq(conn)
+    lowest = conn.execute(select(func.min(subscribers.c.last_seq)).where(
+        _due(language, frequency, upto), _has_news(language, upto))).scalar()
+    return None if lowest is None else (int(lowest), upto)
+
+
 def _period_free(conn: Connection, language: str, frequency: Frequency, period: str) -> bool:
     return conn.execute(select(digests.c.id).where(
         digests.c.language == language, digests.c.frequency == frequency.value,

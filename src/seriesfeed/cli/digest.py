@@ -9,28 +9,15 @@ from pathlib import Path
 
 import click
 
-from seriesfeed import actions, emails, mailer, outbox
+from seriesfeed import actions, emails, mailer
 from seriesfeed.cli import AppContext, cli, pass_app
 from seriesfeed.errors import ValidationError
 from seriesfeed.models import Frequency
-from seriesfeed.store import entries as eq
 
 
 @cli.group()
 def digest() -> None:
     """Preview and send the email digests."""
-
-
-def _latest(app: AppContext, language: str, count: int = 10) -> outbox.Rendered | None:
-    """What a subscriber of the language would get: the newest entries (the store has no
-    cursor for a preview)."""
-    with app.store.read() as conn:
-        upto = eq.max_seq(conn)
-        newest = eq.list_entries(conn, language=language, limit=count)
-    if not newest:
-        return None
-    after = min(e.seq or 0 for e in newest) - 1
-    return outbox.render_digest(app.store, app.config, language, after, upto, ())
 
 
 @digest.command()
@@ -40,19 +27,29 @@ def _latest(app: AppContext, language: str, count: int = 10) -> outbox.Rendered 
               help="Write the HTML part to this file (default: print the text part).")
 @pass_app
 def preview(app: AppContext, language: str | None, frequency: str, out: Path | None) -> None:
-    """Render a digest of the newest entries; sends nothing, changes nothing."""
-    lang = language or app.config.site.default_language
-    if lang not in app.config.languages:
-        raise ValidationError(f"unknown language '{lang}'", field="--lang")
-    rendered = _latest(app, lang)
-    if rendered is None:
+    """Render the next digest of a language and frequency (for the subscriber furthest
+    behind; the newest entries when nobody is due); sends nothing, changes nothing."""
+    lang = _language(app, language)
+    shown = actions.preview_digest(app.store, app.config, lang, Frequency(frequency))
+    if shown is None:
         click.echo(f"No entries in '{lang}' yet.")
         return
+    if shown.sample:
+        click.echo(f"No {lang} {frequency} subscriber is due a digest now; this sample shows "
+                   "the newest entries.", err=True)
     if out:
-        out.write_text(rendered.html, encoding="utf-8")
-        click.echo(f"{rendered.subject} ({frequency}): HTML written to {out}")
+        out.write_text(shown.html, encoding="utf-8")
+        click.echo(f"{shown.rendered.subject} ({frequency}): HTML written to {out}")
     else:
-        click.echo(f"Subject: {rendered.subject}\n\n{rendered.text}")
+        click.echo(f"Subject: {shown.rendered.subject}\n\n{shown.text}")
+
+
+def _language(app: AppContext, language: str | None) -> str:
+    lang = language or app.config.site.default_language
+    if lang not in app.config.languages:
+        raise ValidationError(f"unknown language '{lang}' (configured: "
+                              f"{', '.join(app.config.languages)})", field="--lang")
+    return lang
 
 
 @digest.command()
@@ -60,25 +57,24 @@ def preview(app: AppContext, language: str | None, frequency: str, out: Path | N
               help="Only this frequency (default: every frequency).")
 @click.option("--dry-run", is_flag=True, help="Show who would get what; record nothing.")
 @click.option("--to", "to", default=None, help="Send a test copy to this address only.")
+@click.option("--lang", "language", default=None,
+              help="Language of the --to test copy (default: site's).")
 @pass_app
-def send(app: AppContext, frequency: str | None, dry_run: bool, to: str | None) -> None:
+def send(app: AppContext, frequency: str | None, dry_run: bool, to: str | None,
+         language: str | None) -> None:
     """Record the digests due now and send them (and anything left in the outbox)."""
     freq = Frequency(frequency) if frequency else None
     if to:
         from seriesfeed.subscriptions import normalize_email
 
         address = normalize_email(to, field="--to")
-        rendered = _latest(app, app.config.site.default_language)
-        if rendered is None:
+        shown = actions.preview_digest(app.store, app.config, _language(app, language),
+                                       freq or Frequency.WEEKLY)
+        if shown is None:
             raise ValidationError("there are no entries to send", field="--to")
-        link = f"{app.config.public_url}/unsubscribe/test"
         msg = emails.build_message(
             sender=emails.sender_address(app.config), to_email=address, to_name=None,
-            subject=f"[test] {rendered.subject}",
-            text=rendered.text.replace(outbox.UNSUBSCRIBE, link).replace(
-                outbox.PREFERENCES, link),
-            html=rendered.html.replace(outbox.UNSUBSCRIBE, link).replace(
-                outbox.PREFERENCES, link),
+            subject=f"[test] {shown.rendered.subject}", text=shown.text, html=shown.html,
             message_id=emails.make_message_id("test", str(time.time_ns()), app.config))
         mailer.send_now(app.config, msg)
         click.echo(f"Test copy sent to {address}; no cursor or outbox row was touched.")
