@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from itertools import count
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 
@@ -127,12 +127,15 @@ class SmtpPool:
             start_tls=self.security == "starttls",
             tls_context=self.tls_context,
         )
+        protocol = None
         try:
             await client.connect()
+            protocol = client.protocol  # a refused AUTH closes the client and forgets it
             if self.username:
                 await client.login(self.username, self.password)
         except BaseException:
-            client.close()  # a failed STARTTLS or AUTH must not leave the socket open
+            # a failed STARTTLS or AUTH must not leave the socket open
+            await _closed(client, protocol)
             raise
         return client
 
@@ -220,13 +223,28 @@ async def _reset_or_drop(client: aiosmtplib.SMTP | None) -> aiosmtplib.SMTP | No
 async def _drop(client: aiosmtplib.SMTP | None) -> None:
     if client is None:
         return
+    protocol = client.protocol  # QUIT's success closes the client and forgets it
     try:
         if client.is_connected:
             await asyncio.wait_for(client.quit(), timeout=2)
     except (aiosmtplib.SMTPException, OSError, TimeoutError):
         pass
     finally:
-        client.close()  # QUIT may leave the transport open when the server already hung up
+        await _closed(client, protocol)  # QUIT may leave it open when the server hung up
+
+
+async def _closed(client: aiosmtplib.SMTP, protocol: Any = None, wait: float = 1.0) -> None:
+    """Close and let the loop finish closing: over TLS the socket underneath closes only
+    after the close_notify exchange, and a loop that ends first leaks it (ResourceWarning
+    'unclosed transport'). Bounded by ``wait`` seconds."""
+    protocol = protocol or client.protocol
+    client.close()
+    deadline = asyncio.get_running_loop().time() + wait
+    while protocol is not None and protocol.transport is not None and \
+            asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    for _ in range(3):  # the SSL layer hands connection_lost on with call_soon
+        await asyncio.sleep(0)
 
 
 def make_transport(config: Config) -> Transport:
