@@ -87,6 +87,19 @@ def test_environment_overrides_the_file(make_config: ConfigFactory) -> None:
     ({"database": {"url": "mysql://x"}}, "not a sqlite:/// or postgresql:// URL",
      "database.url"),
     ({"feeds": {"max_entries": 0}}, "greater than 0", "feeds.max_entries"),
+    ({"web": {"base_url": "https://feeds.example.org/ x"}}, "not an http(s) URL",
+     "web.base_url"),
+    ({"site": {"rights_url": "not a url"}}, "not an http(s) URL", "site.rights_url"),
+    ({"site": {"entry_url_pattern": "{base_url}/{slug}/"}},
+     "unknown placeholder 'base_url' (use {site_url} {yyyy} {mm} {dd} {slug} {series} "
+     "{language})", "site.entry_url_pattern"),
+    ({"schedule": {"daily": "99 99 * * *"}}, "99 is out of range for the minute (0-59)",
+     "schedule.daily"),
+    ({"schedule": {"weekly": "0 7 * * mon;rm"}}, "not valid cron syntax", "schedule.weekly"),
+    ({"schedule": {"feeds": "*/10 * * 13 *"}}, "out of range for the month", "schedule.feeds"),
+    ({"mail": {"from": "nobody"}}, "is not an address", "mail.from"),
+    ({"mail": {"unsubscribe_mailto": "Unsub <u@example.org>"}}, "plain email address",
+     "mail.unsubscribe_mailto"),
 ])
 def test_bad_values_name_the_key_and_line(make_config: ConfigFactory,
                                           extra_section: dict[str, dict[str, object]],
@@ -141,6 +154,30 @@ def test_default_language_must_be_configured(make_config: ConfigFactory) -> None
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"site\.default_language"):
         load_config(path, env={})
+
+
+def test_a_default_language_from_the_environment_names_the_variable(
+        make_config: ConfigFactory) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(make_config(), env={"SERIESFEED_SITE_DEFAULT_LANGUAGE": "fr"})
+    assert str(info.value).startswith("SERIESFEED_SITE_DEFAULT_LANGUAGE: 'fr' is not one")
+
+
+def test_valid_cron_expressions_pass(make_config: ConfigFactory) -> None:
+    cfg = load_config(make_config(schedule={"daily": "30 6 * * 1-5", "weekly": "0 7 * * mon",
+                                            "feeds": "*/5 0-23/2 1,15 jan-dec sun"}), env={})
+    assert cfg.schedule.feeds == "*/5 0-23/2 1,15 jan-dec sun"
+
+
+def test_an_unknown_locale_is_refused_at_start_with_its_line(make_config: ConfigFactory,
+                                                            run_cli) -> None:  # type: ignore[no-untyped-def]
+    path = make_config()
+    text = path.read_text(encoding="utf-8").replace('locale = "es"', 'locale = "xx_QQ"', 1)
+    path.write_text(text, encoding="utf-8")
+    result = run_cli("--config", path, "entries", "list")
+    assert result.code == 2, result
+    line = text.splitlines().index('locale = "xx_QQ"') + 1
+    assert result.err.startswith(f"Error: {path}:{line}: languages.es.locale: 'xx_QQ'"), result
 
 
 def test_relative_paths_resolve_against_the_config_folder(make_config: ConfigFactory) -> None:

@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -175,7 +176,8 @@ def _toml_key(name: str) -> str:
 
 def _check_url(value: str) -> str | None:
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.netloc or \
+            any(c.isspace() or ord(c) < 32 for c in value):
         return f"'{value}' is not an http(s) URL"
     return None
 
@@ -219,16 +221,39 @@ def _check_pattern(value: str) -> str | None:
     try:
         value.format(site_url="", yyyy="", mm="", dd="", slug="", series="", language="")
     except (KeyError, IndexError, ValueError) as exc:
-        return f"unknown placeholder {exc} (use {{site_url}} {{yyyy}} {{mm}} {{dd}} {{slug}} " \
-               "{{series}} {{language}})"
+        return (f"unknown placeholder {exc} (use {{site_url}} {{yyyy}} {{mm}} {{dd}} "
+                "{slug} {series} {language})")
     return None
 
 
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
+                ("weekday", 0, 7))
+
+
 def _check_cron(value: str) -> str | None:
-    # the full parse happens in scheduler.py (APScheduler); this catches the common slip
-    if len(value.split()) not in (5, 6):
+    # APScheduler parses it for real in scheduler.py (the only module importing it); this
+    # catches at load, with the file line, what would otherwise fail only when the daemon
+    # starts: a wrong field count, a number out of range, a stray character
+    fields = value.split()
+    if len(fields) not in (5, 6):
         return (f"'{value}' is not a cron expression of 5 fields (minute hour day month "
                 "weekday; a 6th, leading field gives seconds)")
+    spec = (("second", 0, 59), *_CRON_FIELDS) if len(fields) == 6 else _CRON_FIELDS
+    for text, (name, low, high) in zip(fields, spec, strict=True):
+        if not re.fullmatch(r"[0-9A-Za-z*/,\-]+", text):
+            return f"'{value}': the {name} field '{text}' is not valid cron syntax"
+        for number in re.findall(r"(?<![/0-9])[0-9]+", text):
+            if not low <= int(number) <= high:
+                return f"'{value}': {number} is out of range for the {name} ({low}-{high})"
+    return None
+
+
+def _check_from(value: str) -> str | None:
+    _name, addr = parseaddr(value)
+    if not re.fullmatch(r"[^@\s<>\x00-\x1f]+@[^@\s<>\x00-\x1f]+", addr) or \
+            any(c in value for c in "\r\n\x00"):
+        return (f"'{value}' is not an address such as 'Site name <digest@example.org>' or "
+                "'digest@example.org'")
     return None
 
 
@@ -246,6 +271,8 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("site", "url"): _check_url,
     ("site", "time_zone"): _check_zone,
     ("site", "entry_url_pattern"): _check_pattern,
+    ("site", "rights_url"): _check_url_or_empty,
+    ("mail", "from"): _check_from,
     ("database", "url"): _check_db_url,
     ("web", "port"): _check_port,
     ("web", "base_url"): _check_url_or_empty,
@@ -296,6 +323,18 @@ class _Source:
         dotted = ".".join(p for p in (table, key) if p)
         return ConfigError(f"{dotted}: {message}" if dotted else message, key=dotted or None,
                            line=self.line_of(table, key), path=self.path)
+
+
+def error_at(config: Config, table: str, key: str, message: str) -> ConfigError:
+    """A ConfigError for a check made after loading by the module that owns the library
+    it needs (babel's locales in i18n), naming the key and its line when it is in the file."""
+    text = ""
+    if config.path is not None:
+        try:
+            text = config.path.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+    return _Source(config.path, text).error(message, table, key)
 
 
 def _type_name(tp: Any) -> str:
@@ -461,6 +500,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         raise src.error("at least one language is needed", "languages", None)
     site: SiteConfig = sections["site"]
     if site.default_language not in languages:
-        raise src.error(f"'{site.default_language}' is not one of the [languages] tables",
-                        "site", "default_language")
+        problem = f"'{site.default_language}' is not one of the [languages] tables"
+        if f"{ENV_PREFIX}SITE_DEFAULT_LANGUAGE" in env:
+            raise ConfigError(f"{ENV_PREFIX}SITE_DEFAULT_LANGUAGE: {problem}",
+                              key="site.default_language")
+        raise src.error(problem, "site", "default_language")
     return Config(path=path, base_dir=base_dir, languages=languages, **sections)

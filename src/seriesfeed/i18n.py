@@ -18,6 +18,7 @@ from babel.dates import format_date as _babel_format_date
 from babel.dates import format_datetime as _babel_format_datetime
 from babel.messages.pofile import read_po
 
+from seriesfeed.config import Config, error_at
 from seriesfeed.errors import ConfigError
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -60,6 +61,17 @@ def ngettext(language: str, singular: str, plural: str, n: int, /, **values: obj
     """Plural-aware message: the catalogue stores the plural as its own msgid."""
     chosen = singular if n == 1 else plural
     return gettext(language, chosen, n=n, **values)
+
+
+def check_languages(config: Config) -> None:
+    """Every configured language names a locale babel knows (dates are formatted with it)."""
+    for code, lang in config.languages.items():
+        try:
+            Locale.parse(lang.locale)
+        except (UnknownLocaleError, ValueError):
+            raise error_at(config, f"languages.{code}", "locale",
+                           f"'{lang.locale}' is not a locale babel knows (e.g. es, es_MX, "
+                           "pt_BR)") from None
 
 
 def locale_for(code: str) -> Locale:

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from seriesfeed import i18n
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.store import Store, open_store
@@ -31,7 +32,9 @@ class AppContext:
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_path)
+            config = load_config(self.config_path)
+            i18n.check_languages(config)
+            self._config = config
         return self._config
 
     @property
