@@ -227,3 +227,23 @@ def test_json_typos_bad_slugs_and_unknown_text_languages_import_nothing(
         assert result.err.startswith("Error: ") and message in result.err, (doc, result)
         assert "Traceback" not in result.err
     assert _list(run_cli, config_path) == []  # nothing half-written
+
+
+def test_article_bodies_are_stored_as_safe_html(run_cli: Run, config_path: Path,
+                                                tmp_path: Path) -> None:
+    body = ('<p onclick="steal()">Body <b>bold</b> <script>alert(1)</script>'
+            '<a href="javascript:alert(2)">x</a> <a href="https://example.org/">ok</a>'
+            '<img src="https://example.org/i.png" onerror="steal()"></p>')
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps([{"series": "s", "title": "T", "published": "2019-03-15",
+                                 "content_html": body}]), encoding="utf-8")
+    assert run_cli("--config", config_path, "import", path).code == 0
+    stored = str(_list(run_cli, config_path)[0]["content_html"])
+    assert "<b>bold</b>" in stored and 'href="https://example.org/"' in stored
+    for bad in ("<script", "alert(1)", "onclick", "onerror", "javascript:"):
+        assert bad not in stored, (bad, stored)
+    out = tmp_path / "pub"
+    assert run_cli("--config", config_path, "feeds", "build", "--out", out).code == 0
+    for feed in ("atom.xml", "rss.xml", "feed.json"):
+        text = (out / "feeds" / "en" / feed).read_text(encoding="utf-8")
+        assert "bold" in text and "<script" not in text and "onerror" not in text

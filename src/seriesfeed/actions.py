@@ -26,7 +26,7 @@ from seriesfeed.pages import build_pages
 from seriesfeed.publish import PublishReport, publish, write_if_changed
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
-from seriesfeed.text import slugify
+from seriesfeed.text import sanitize_html, slugify
 from seriesfeed.websub import notify_hub
 
 
@@ -128,7 +128,8 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
     if e.id is not None and not _valid_id(e.id):
         raise ImportError_(f"'{e.id}' is not a URI (ids are tag:, http(s): or urn: URIs)",
                            path=source, line=item.line, field="id")
-    return dataclasses.replace(e, url=url)
+    content = sanitize_html(e.content_html) if e.content_html else None
+    return dataclasses.replace(e, url=url, content_html=content or None)
 
 
 def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,

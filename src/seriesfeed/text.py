@@ -1,9 +1,11 @@
-"""Text hygiene shared by every entry point: slugs and XML 1.0-safe strings."""
+"""Text hygiene shared by every entry point: slugs, XML 1.0-safe strings, safe HTML."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+
+import nh3
 
 # XML 1.0 allows TAB, LF, CR and U+0020..U+D7FF, U+E000..U+FFFD, U+10000..U+10FFFF.
 # C1 controls (U+0080..U+009F) are legal XML but are never meant as text (they are
@@ -41,3 +43,10 @@ def slugify(value: str, *, max_length: int = 80) -> str:
     if len(slug) > max_length:
         slug = slug[:max_length].rsplit("-", 1)[0] or slug[:max_length]
     return slug
+
+
+def sanitize_html(value: str) -> str:
+    """An article body reduced to HTML that is safe to show anywhere (ammonia's
+    allow-list: no script, style, event handlers or javascript: URLs), so a feed reader,
+    the validator or a page never meets imported markup that runs. Idempotent."""
+    return nh3.clean(clean_text(value)).strip()
