@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,44 @@ def test_preferences_change_language_and_frequency_by_post_only(
     assert sub is not None and (sub.language, sub.frequency.value) == ("es", "daily")
     bad = client.post(path, data={"csrf": csrf, "language": "xx", "frequency": "daily"})
     assert bad.status_code == 400
+
+
+def test_preferences_choose_the_series_followed(app_parts: tuple[Config, Store]) -> None:
+    from seriesfeed import subscriptions
+    from seriesfeed.models import Entry
+    from seriesfeed.store import subscribers as sq
+
+    config, store = app_parts
+    actions.add_entry(store, config, Entry(series="another-series", language="en",
+                                           title="Elsewhere", summary="Other",
+                                           published=datetime(2019, 5, 1, tzinfo=UTC)),
+                      series_title="Another series")
+    added = subscriptions.add_subscriber(store, config, "fan@example.org", language="en",
+                                         confirmed=True)
+    assert added.subscriber is not None and added.subscriber.id is not None
+    path = subscriptions.preferences_link(config, tokens.ensure_secret_key(config),
+                                          added.subscriber.id).removeprefix(
+                                              "https://feeds.example.org")
+    client = TestClient(create_app(config, store), base_url="https://feeds.example.org")
+    shown = client.get(path)
+    boxes = re.findall(r'<input type="checkbox" name="series" value="([^"]+)"( checked)?',
+                       shown.text)
+    assert boxes == [("another-series", " checked"), (SLUG, " checked")]  # none chosen: all
+    csrf = re.search(r'name="csrf" value="([^"]+)"', shown.text).group(1)  # type: ignore[union-attr]
+    form = {"csrf": csrf, "language": "en", "frequency": "weekly", "series_shown": "1"}
+
+    def followed() -> tuple[str, ...]:
+        with store.read() as conn:
+            sub = sq.get(conn, email="fan@example.org")
+        assert sub is not None
+        return sub.series
+
+    one = client.post(path, data={**form, "series": [SLUG]})
+    assert one.status_code == 200 and followed() == (SLUG,)
+    assert 'value="another-series">' in one.text  # now unchecked
+    both = client.post(path, data={**form, "series": [SLUG, "another-series"]})
+    assert both.status_code == 200 and followed() == ()  # every series: stored as "all"
+    none = client.post(path, data=form)
+    assert none.status_code == 400 and "at least one series" in none.text
+    unknown = client.post(path, data={**form, "series": ["no-such-series"]})
+    assert unknown.status_code == 400 and followed() == ()

@@ -26,6 +26,7 @@ from seriesfeed.importers.csvfmt import neutralise
 from seriesfeed.importers.seriespage import decode_text
 from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
 from seriesfeed.store import Store
+from seriesfeed.store import entries as eq
 from seriesfeed.store import subscribers as sq
 from seriesfeed.store.tables import outbox
 from seriesfeed.text import clean_line
@@ -226,7 +227,9 @@ def preferences_link(config: Config, key: bytes, subscriber_id: int) -> str:
 
 
 def update_preferences(store: Store, config: Config, token: str, *, language: str,
-                       frequency: str) -> Subscriber:
+                       frequency: str, series: tuple[str, ...] | None = None) -> Subscriber:
+    """Change language, frequency and (when given) the series followed. Choosing every
+    series stores "all", so a series started later is followed too."""
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.PREFERENCES,
                                token)
     freq = check_choice(config, language, frequency)
@@ -237,6 +240,17 @@ def update_preferences(store: Store, config: Config, token: str, *, language: st
         assert sub.id is not None
         sq.update_fields(conn, sub.id, language=language, frequency=freq.value)
         sub.language, sub.frequency = language, freq
+        if series is not None:
+            every = {s.slug for s in eq.list_series(conn)}
+            chosen = set(series)
+            if not chosen:
+                raise ValidationError("choose at least one series (or unsubscribe)",
+                                      field="series")
+            if not chosen <= every:
+                raise ValidationError(f"no series '{sorted(chosen - every)[0]}'",
+                                      field="series")
+            sub.series = () if chosen == every else tuple(sorted(chosen))
+            sq.set_series(conn, sub.id, sub.series)
         return sub
 
 

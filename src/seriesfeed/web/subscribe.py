@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from seriesfeed import i18n, subscriptions, tokens
+from seriesfeed import actions, i18n, subscriptions, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, ValidationError
 from seriesfeed.models import SubscriberStatus
@@ -96,7 +96,11 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
                               max_num_fields=MAX_FIELDS)
         except (ValueError, UnicodeDecodeError):
             return Response("bad form", status_code=400)
-        return dict(pairs)
+        data: dict[str, str] = {}
+        for key, value in pairs:
+            # the one repeated field, the series checkboxes: slugs never hold a comma
+            data[key] = f"{data[key]},{value}" if key == "series" and key in data else value
+        return data
 
     def cross_site(request: Request) -> bool:
         site = request.headers.get("sec-fetch-site")
@@ -216,18 +220,27 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
                 return data
             if not csrf_ok(token, data.get("csrf", "")):
                 return error(sub.language, 403, _("This form has expired; open the link again."))
+            chosen = None  # the series boxes are shown (and sent) only when there are several
+            if data.get("series_shown") == "1":
+                chosen = tuple(s for s in data.get("series", "").split(",") if s)
             try:
                 sub = subscriptions.update_preferences(
                     store, config, token, language=data.get("language", sub.language),
-                    frequency=data.get("frequency", sub.frequency.value))
+                    frequency=data.get("frequency", sub.frequency.value), series=chosen)
             except ValidationError as exc:
                 return error(sub.language, 400, str(exc))
             _ = i18n.translator(sub.language)
             note = [_("Your preferences are saved.")]
+        every = actions.list_all_series(store)
+        boxes = [(s.slug, (s.text(sub.language) or next(iter(s.texts.values()))).title
+                  if s.texts else s.slug, not sub.series or s.slug in sub.series)
+                 for s in every] if len(every) > 1 else []
+        hidden = {"csrf": csrf_for(token), **({"series_shown": "1"} if boxes else {})}
         return page(sub.language, heading=_("Your email preferences"), paragraphs=note, form={
             "action": f"{config.public_url}/preferences/{token}",
-            "hidden": {"csrf": csrf_for(token)}, "button": _("Save"),
-            "preferences": {"language": sub.language, "frequency": sub.frequency.value}})
+            "hidden": hidden, "button": _("Save"),
+            "preferences": {"language": sub.language, "frequency": sub.frequency.value,
+                            "series": boxes}})
 
     methods = ["GET", "HEAD", "POST"]
     return [
