@@ -19,6 +19,7 @@ class Received:
     sender: str
     recipients: list[str]
     data: bytes
+    peer: tuple[str, int] | None = None  # the client's address: one per SMTP connection
 
     @property
     def message(self) -> EmailMessage:
@@ -42,7 +43,8 @@ class Recorder:
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      envelope.original_content or envelope.content))
+                                      envelope.original_content or envelope.content,
+                                      tuple(session.peer) if session.peer else None))
         return "250 Message accepted"
 
     def wait_for(self, count: int, timeout: float = 10) -> list[Received]:

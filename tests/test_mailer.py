@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import mailbox
 from pathlib import Path
 
@@ -65,6 +66,25 @@ def test_smtp_pool_delivers_reuses_connections_and_translates_replies(
     assert isinstance(results[3], TransientDeliveryError) and results[3].code == 451
     delivered = [m.recipients[0] for m in smtp_server.recorder.messages]
     assert delivered == ["a@example.org", "b@example.org", "c@example.org"]  # RSET after errors
+    # sent one after another, so one connection carried all three (and the refusals)
+    assert len({m.peer for m in smtp_server.recorder.messages}) == 1
+
+
+def test_the_pool_keeps_to_its_rate_limit(smtp_server: SmtpServer) -> None:  # noqa: F811
+    pool = mailer.SmtpPool(host=smtp_server.host, port=smtp_server.port, security="none",
+                           connections=4, rate=10, timeout=5)
+
+    async def run() -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(pool.send(_message(f"r{n}@example.org"), sender="d@example.org",
+                                         recipients=[f"r{n}@example.org"]) for n in range(6)))
+        took = time.monotonic() - started
+        await pool.aclose()
+        return took
+
+    # 6 messages at 10 per second over 4 connections: the last starts 0.5 s after the first
+    assert asyncio.run(run()) >= 0.5
+    assert len(smtp_server.recorder.messages) == 6
 
 
 def test_unreachable_relay_is_a_transient_error() -> None:
@@ -82,7 +102,10 @@ def test_unreachable_relay_is_a_transient_error() -> None:
         asyncio.run(run())
 
 
-@pytest.mark.parametrize("security", ["starttls"])
+# aiosmtpd warns about auth_require_tls=False, which the implicit-TLS server below needs
+# (the whole session is TLS there, so the warning does not apply)
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+@pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_smtp_pool_with_tls_and_auth(tmp_path: Path, security: str) -> None:
     import ssl
     import subprocess
@@ -110,6 +133,9 @@ def test_smtp_pool_with_tls_and_auth(tmp_path: Path, security: str) -> None:
     options: dict[str, object] = {"authenticator": authenticator, "auth_required": True}
     if security == "starttls":
         options.update(tls_context=server_ctx, require_starttls=True)
+    else:  # implicit TLS (port 465 style): the whole session is wrapped from the start
+        # (aiosmtpd 1.4 advertises AUTH only after STARTTLS unless told the session is safe)
+        options.update(ssl_context=server_ctx, auth_require_tls=False)
     controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)  # type: ignore[arg-type]
     controller.start()
     try:

@@ -29,6 +29,7 @@ def create_app(config: Config, store: Store) -> Starlette:
                 runs = jq.last_runs(conn)
                 outbox = jq.outbox_counts(conn)
                 last_error = jq.outbox_last_error(conn)
+                subscribers = jq.subscriber_counts(conn)
         except StoreError as exc:
             return JSONResponse({"status": "error", "store": str(exc)}, status_code=503)
         jobs = {name: {"ok": run.ok, "started_at": run.started_at.isoformat(),
@@ -36,7 +37,7 @@ def create_app(config: Config, store: Store) -> Starlette:
         degraded = bool(outbox.get("retry")) and last_error is not None
         return JSONResponse({"status": "degraded" if degraded else "ok", "store": "ok",
                              "outbox": outbox, "last_delivery_error": last_error,
-                             "jobs": jobs})
+                             "subscribers": subscribers, "jobs": jobs})
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),

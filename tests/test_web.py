@@ -1,0 +1,32 @@
+"""/healthz: what an operator's monitor polls."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from seriesfeed import subscriptions
+from seriesfeed.config import Config
+from seriesfeed.store import Store
+from seriesfeed.web import create_app
+from tests.smtp_server import free_port
+
+
+def test_healthz_reports_ok_with_the_essentials(store: Store, config: Config) -> None:
+    subscriptions.add_subscriber(store, config, "ann@example.org", confirmed=True)
+    reply = TestClient(create_app(config, store)).get("/healthz")
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["status"] == "ok" and body["store"] == "ok"
+    assert body["subscribers"] == {"confirmed": 1}
+    assert body["outbox"] == {} and body["last_delivery_error"] is None
+
+
+def test_healthz_answers_503_when_the_store_is_unreachable(config: Config) -> None:
+    # nothing listens on this port: every query fails to connect
+    gone = Store(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
+    try:
+        reply = TestClient(create_app(config, gone)).get("/healthz")
+    finally:
+        gone.close()
+    assert reply.status_code == 503
+    assert reply.json()["status"] == "error" and reply.json()["store"]
