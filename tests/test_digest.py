@@ -86,6 +86,7 @@ def test_each_subscriber_gets_one_digest_in_their_language(
     assert "También en English" in es_text  # link to the translation
     es_html = es.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "<script" not in es_html and 'style="' in es_html  # CSS inlined
+    assert "prefers-color-scheme: dark" in es_html  # the dark-mode rules stay in <style>
     for raw in smtp_server.recorder.messages:
         assert b"\r\n" in raw.data and b"\n" not in raw.data.replace(b"\r\n", b"")
         assert max(len(line) for line in raw.data.split(b"\r\n")) <= 998
@@ -204,6 +205,20 @@ def test_the_mailto_unsubscribe_is_offered_when_configured_and_its_token_unsubsc
     assert states["cai@example.org"] == "confirmed"
     by_address = run_cli("--config", config.path, "subscribers", "unsubscribe", "CAI@example.org")
     assert by_address.code == 0 and "cai@example.org: unsubscribed" in by_address.out
+
+
+def test_subjects_come_from_the_config_when_set(world: tuple[Config, Store],
+                                               smtp_server: SmtpServer) -> None:  # noqa: F811
+    config, store = world
+    es = dataclasses.replace(config.languages["es"], digest_subject="Novedades: {title} ({n})")
+    config = dataclasses.replace(config, languages={**config.languages, "es": es})
+    _send(store, config, Frequency.DAILY)
+    got = _by_recipient(smtp_server)
+    assert got["bea@example.org"][0]["Subject"] == \
+        "Novedades: Reflexiones sobre la crisis de la ISO (2)"
+    # English keeps the catalogue's plural-aware default
+    assert got["ann@example.org"][0]["Subject"] == \
+        "Reflections on the ISO crisis: 18 new articles"
 
 
 def test_cli_preview_and_dry_run(world: tuple[Config, Store], run_cli,  # type: ignore[no-untyped-def]

@@ -50,6 +50,8 @@ class LanguageConfig:
     locale: str = ""
     feed_title: str = ""
     feed_description: str = ""
+    digest_subject: str = ""
+    digest_subject_one: str = ""
     bylines: list[str] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
 
@@ -230,6 +232,14 @@ _CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1,
                 ("weekday", 0, 7))
 
 
+def _check_subject(value: str) -> str | None:
+    try:
+        value.format(title="", n=0)
+    except (KeyError, IndexError, ValueError) as exc:
+        return f"unknown placeholder {exc} (use {{title}} and {{n}})"
+    return None
+
+
 def _check_cron(value: str) -> str | None:
     # APScheduler parses it for real in scheduler.py (the only module importing it); this
     # catches at load, with the file line, what would otherwise fail only when the daemon
@@ -287,6 +297,8 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("mail", "unsubscribe_mailto"): _check_address_or_empty,
     ("feeds", "max_entries"): _check_positive,
     ("websub", "hub"): _check_url_or_empty,
+    ("languages", "digest_subject"): _check_subject,
+    ("languages", "digest_subject_one"): _check_subject,
     ("schedule", "feeds"): _check_cron,
     ("schedule", "daily"): _check_cron,
     ("schedule", "weekly"): _check_cron,

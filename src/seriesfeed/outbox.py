@@ -92,8 +92,7 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
         s = all_series[next(iter(slugs))]
         text = s.texts.get(language) or s.texts.get(config.site.default_language)
         title = text.title if text else title
-    subject = i18n.ngettext(language, "{title}: 1 new article", "{title}: {n} new articles",
-                            len(found), title=title)
+    subject = digest_subject(config, language, title, len(found))
     items = [{"title": e.title, "url": e.url, "summary": e.summary, "authors": e.authors,
               "published": e.published.astimezone(config.zone),
               "translations": translations.get(e.id or "", [])} for e in found]
@@ -105,6 +104,16 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
                     f"<digest.{emails.message_domain(config)}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
     return Rendered(subject, text_body, html, len(found), template)
+
+
+def digest_subject(config: Config, language: str, title: str, n: int) -> str:
+    """The configured subject for the language, else the catalogue's plural-aware one."""
+    lang = config.languages[language]
+    custom = lang.digest_subject_one if n == 1 else lang.digest_subject
+    if custom:
+        return custom.format(title=title, n=n)
+    return i18n.ngettext(language, "{title}: 1 new article", "{title}: {n} new articles", n,
+                         title=title)
 
 
 def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
