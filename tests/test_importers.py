@@ -137,8 +137,14 @@ def test_json_duplicate_depth_and_huge_integer_errors(tmp_path: Path) -> None:
 
 def test_csv_errors_and_formula_neutralising() -> None:
     with pytest.raises(ImportError_) as info:
-        parse_csv(b'series,title,published\ns,"unterminated,2019-03-15\n', SETTINGS, source="c")
-    assert info.value.line is not None
+        parse_csv(b'series,title,published\ns,T,2019-03-14\ns,"unterminated,2019-03-15\n'
+                  b's,U,2019-03-16\n', SETTINGS, source="c")
+    assert info.value.line == 3  # the row that opened the quote, not the end of the file
+    # a row after a cell that spans two lines is named by the line it starts on
+    with pytest.raises(ImportError_) as info:
+        parse_csv(b'series,title,published\ns,"two\nlines",2019-03-14\ns,T,bad\n', SETTINGS,
+                  source="c")
+    assert info.value.line == 4 and info.value.field == "published"
     big = "x" * 200_000
     batch = parse_csv(f"series,title,published,content_html\ns,T,2019-03-15,{big}\n".encode(),
                       SETTINGS, source="c")

@@ -72,6 +72,7 @@ def parse_csv(data: bytes, settings: ImportSettings, *, source: str) -> ImportBa
     if not data.strip():
         raise ImportError_("the file is empty", path=source)
     reader = csv.DictReader(io.StringIO(decode_text(data, source), newline=""), strict=True)
+    starts = 1  # a quoted cell may span lines: errors name the line where its row starts
     try:
         header = reader.fieldnames or []
         unknown = [c for c in header if c not in COLUMNS]
@@ -83,11 +84,14 @@ def parse_csv(data: bytes, settings: ImportSettings, *, source: str) -> ImportBa
             raise ImportError_(f"the header lacks the column '{missing[0]}'", path=source,
                                line=1, field=missing[0])
         batch = ImportBatch()
+        starts = reader.line_num + 1
         for row in reader:
-            batch.entries.append(ImportedEntry(_row(row, reader.line_num, settings, source),
-                                               reader.line_num))
+            batch.entries.append(ImportedEntry(_row(row, starts, settings, source), starts))
+            starts = reader.line_num + 1
     except csv.Error as exc:
-        raise ImportError_(f"not valid CSV: {exc}", path=source, line=reader.line_num) from exc
+        # an unterminated quote runs to the end of the file: the row that opened it is
+        # the one to fix
+        raise ImportError_(f"not valid CSV: {exc}", path=source, line=starts) from exc
     return batch
 
 
