@@ -22,6 +22,7 @@ from seriesfeed.config import Config, load_config
 from seriesfeed.feeds import Scope, build_atom, build_rss, plan_feeds
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.store import Store
+from seriesfeed.text import clean_line, clean_text
 from seriesfeed.web import create_app
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE
 
@@ -198,8 +199,16 @@ def test_any_text_gives_well_formed_feeds(title: str, summary: str, byline: str)
         parsed = feedparser.parse(body)
         assert not parsed.bozo
         assert len(parsed.entries) == 1
-    assert b"<script>" not in build_atom(config, scope, [entry], {}, updated=entry.published,
-                                         other_languages=[])
+    atom = build_atom(config, scope, [entry], {}, updated=entry.published, other_languages=[])
+    assert b"<script>" not in atom  # markup is escaped text, never elements
+    # the text survives: what XML 1.0 can carry comes back exactly as it went in
+    got = ET.fromstring(atom).find(f"{ATOM}entry")
+    assert got is not None
+    title_text = clean_line(title) or "(untitled)"
+    assert got.findtext(f"{ATOM}title") == title_text
+    assert got.findtext(f"{ATOM}summary") == (clean_text(summary).strip() or title_text)
+    assert [a.findtext(f"{ATOM}name") for a in got.findall(f"{ATOM}author")] == \
+        ([clean_line(byline)] if clean_line(byline) else [])
 
 
 def test_http_200_then_304_then_200_after_a_new_entry(seeded: Store, config: Config) -> None:
