@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -298,3 +298,30 @@ def test_preferences_choose_the_series_followed(app_parts: tuple[Config, Store])
     assert none.status_code == 400 and "at least one series" in none.text
     unknown = client.post(path, data={**form, "series": ["no-such-series"]})
     assert unknown.status_code == 400 and followed() == ()
+
+
+def test_an_expired_confirm_link_shows_an_error_page_and_confirms_nothing(
+        app_parts: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+    import time_machine
+
+    from seriesfeed.store import subscribers as sq
+
+    config, store = app_parts
+    client = TestClient(create_app(config, store), base_url="https://feeds.example.org")
+    posted = client.post("/subscribe", data={"email": "late@example.org", "language": "en",
+                                             "frequency": "daily", "website": ""},
+                         headers={"Origin": "https://feeds.example.org"})
+    assert posted.status_code == 200
+    mail = smtp_server.recorder.wait_for(1)[0]
+    confirm = _link(mail.message.get_body(("plain",)).get_content(),  # type: ignore[union-attr]
+                    "confirm")
+    shown = client.get(confirm)  # fresh: the page with its button
+    csrf = re.search(r'name="csrf" value="([^"]+)"', shown.text).group(1)  # type: ignore[union-attr]
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=8), tick=False):
+        stale_page = client.get(confirm)
+        stale_post = client.post(confirm, data={"csrf": csrf})
+    assert stale_page.status_code == 400 and "invalid or has expired" in stale_page.text
+    assert stale_post.status_code in (400, 403)
+    with store.read() as conn:
+        sub = sq.get(conn, email="late@example.org")
+    assert sub is not None and sub.status.value == "pending"

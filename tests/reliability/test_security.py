@@ -280,7 +280,7 @@ def test_mutated_swapped_expired_and_replayed_tokens_are_refused(
     sub = subscriptions.add_subscriber(store, config, "tok@example.org").subscriber
     assert sub is not None
     sent_at = datetime.now(UTC)
-    assert subscriptions.confirmation_due(store, sub.id or 0, sent_at)
+    assert subscriptions.confirmation_due(store, sub.id or 0, sent_at)[0]
     link = subscriptions.confirm_link(config, key, sub, sent_at).rsplit("/", 1)[1]
     with time_machine.travel(sent_at + timedelta(days=8), tick=False), \
             pytest.raises(ValidationError):
@@ -383,7 +383,7 @@ def test_link_scanners_change_nothing(site: Site, figures: Callable[..., None]) 
                                              confirmed=True, frequency="weekly").subscriber
     assert pending is not None and confirmed is not None
     sent_at = datetime.now(UTC)
-    assert subscriptions.confirmation_due(store, pending.id or 0, sent_at)
+    assert subscriptions.confirmation_due(store, pending.id or 0, sent_at)[0]
     links = [subscriptions.confirm_link(config, key, pending, sent_at),
              subscriptions.unsubscribe_link(config, key, confirmed.id or 0),
              subscriptions.preferences_link(config, key, confirmed.id or 0)]
