@@ -267,7 +267,10 @@ def list_all_series(store: Store) -> list[Series]:
 
 def plan_site(store: Store, config: Config) -> list[FeedDocument]:
     """Every feed document and series page, as bytes, in a stable order."""
-    return plan_feeds(config, store) + build_pages(config, store)
+    # read once for both: it is the most expensive part of a build
+    with store.read() as conn:
+        everything = q.list_entries(conn)
+    return plan_feeds(config, store, everything) + build_pages(config, store, everything)
 
 
 def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:

@@ -262,14 +262,16 @@ def _translations(conn: Connection, entries: list[Entry]) -> dict[str, list[Tran
     return out
 
 
-def plan_feeds(config: Config, store: Store) -> list[FeedDocument]:
+def plan_feeds(config: Config, store: Store,
+               everything: list[Entry] | None = None) -> list[FeedDocument]:
     """Every feed document the store gives, deterministically."""
     docs: list[FeedDocument] = []
     n = config.feeds.max_entries
     with store.read() as conn:
         # one read of everything, partitioned in memory: each entry appears in its language's
         # site-wide feed and its series' feed, and reading it once is most of the saving
-        everything = q.list_entries(conn)
+        if everything is None:
+            everything = q.list_entries(conn)
         translations = _translations(conn, everything)
         all_scopes = scopes(config, conn)
     by_scope: dict[tuple[str, str | None], list[Entry]] = {}

@@ -74,6 +74,7 @@ def check_languages(config: Config) -> None:
                            "pt_BR)") from None
 
 
+@lru_cache(maxsize=64)
 def locale_for(code: str) -> Locale:
     try:
         return Locale.parse(code.replace("-", "_"))
@@ -84,7 +85,13 @@ def locale_for(code: str) -> Locale:
 
 def format_date(value: date | datetime, locale: str, fmt: str = "long") -> str:
     """``26 de marzo de 2019`` (es), ``March 26, 2019`` (en_US)."""
-    return _babel_format_date(value, format=fmt, locale=locale_for(locale))
+    day = value.date() if isinstance(value, datetime) else value
+    return _format_day(day, locale, fmt)
+
+
+@lru_cache(maxsize=8192)  # a series page formats thousands of dates, most of them shared
+def _format_day(day: date, locale: str, fmt: str) -> str:
+    return _babel_format_date(day, format=fmt, locale=locale_for(locale))
 
 
 def format_datetime(value: datetime, locale: str, fmt: str = "long") -> str:

@@ -5,21 +5,30 @@ from __future__ import annotations
 from seriesfeed import i18n
 from seriesfeed.config import Config
 from seriesfeed.feeds import EPOCH, HTML, FeedDocument, scopes
+from seriesfeed.models import Entry
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
 from seriesfeed.templating import render, templates_dir
 
 
-def build_pages(config: Config, store: Store) -> list[FeedDocument]:
+def build_pages(config: Config, store: Store,
+                everything: list[Entry] | None = None) -> list[FeedDocument]:
+    """The series pages; ``everything`` (every entry, newest first, as ``plan_feeds`` read
+    it) saves reading the store again."""
     folder = templates_dir(config.resolve("templates"))
     docs: list[FeedDocument] = []
     with store.read() as conn:
+        if everything is None:
+            everything = q.list_entries(conn)
+        by_scope: dict[tuple[str, str], list[Entry]] = {}
+        for e in everything:
+            by_scope.setdefault((e.language, e.series), []).append(e)
         for scope in scopes(config, conn):
             if scope.series is None:
                 continue
             lang = config.languages[scope.language]
             slug = scope.series.slug
-            entries = q.list_entries(conn, language=scope.language, series_slug=slug)
+            entries = by_scope.get((scope.language, slug), [])
             text = scope.series.texts.get(scope.language) or \
                 scope.series.texts.get(config.site.default_language)
             updated = max((e.updated or e.published for e in entries), default=EPOCH)
