@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 
 from seriesfeed import emails, i18n, mailer, tokens
 from seriesfeed.config import Config
@@ -197,6 +197,13 @@ def subscriber_for(store: Store, config: Config, purpose: tokens.Purpose,
     return sub
 
 
+def _unsubscribed(conn: Connection, sub: Subscriber) -> Subscriber:
+    assert sub.id is not None
+    sq.unsubscribe(conn, sub.id, now_utc())
+    sub.status = SubscriberStatus.UNSUBSCRIBED
+    return sub
+
+
 def unsubscribe_target(store: Store, config: Config, token: str) -> Subscriber | None:
     """Whom a genuine unsubscribe link names; None when they were removed since (nothing
     is sent to them any more, so the link has nothing left to do: it is not an error)."""
@@ -215,10 +222,7 @@ def unsubscribe(store: Store, config: Config, token: str) -> Subscriber | None:
         sub = sq.get(conn, id=claims.subscriber_id)
         if sub is None:
             return None
-        assert sub.id is not None
-        sq.unsubscribe(conn, sub.id, now_utc())
-        sub.status = SubscriberStatus.UNSUBSCRIBED
-        return sub
+        return _unsubscribed(conn, sub)
 
 
 def preferences_link(config: Config, key: bytes, subscriber_id: int) -> str:
@@ -261,10 +265,7 @@ def unsubscribe_address(store: Store, email: str) -> Subscriber:
         sub = sq.get(conn, email=address)
         if sub is None:
             raise ValidationError(f"no subscriber {address}", field="email")
-        assert sub.id is not None
-        sq.unsubscribe(conn, sub.id, now_utc())
-        sub.status = SubscriberStatus.UNSUBSCRIBED
-        return sub
+        return _unsubscribed(conn, sub)
 
 
 def remove_subscriber(store: Store, email: str) -> Subscriber:
