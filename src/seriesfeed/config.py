@@ -87,6 +87,8 @@ class MailConfig:
     bounce_limit: int = 3
     max_attempts: int = 8
     retry_seconds: float = 60.0
+    lease_seconds: float = 300.0
+    batch_size: int = 200
     dkim_key: str = ""
     dkim_selector: str = ""
     dkim_domain: str = ""
@@ -200,6 +202,13 @@ def _check_positive(value: int | float) -> str | None:
     return None if value > 0 else f"must be greater than 0, not {value}"
 
 
+def _check_between(low: float, high: float) -> Callable[[int | float], str | None]:
+    def check(value: int | float) -> str | None:
+        return None if low <= value <= high else \
+            f"must be between {low:g} and {high:g}, not {value}"
+    return check
+
+
 def _check_not_negative(value: int | float) -> str | None:
     return None if value >= 0 else f"must not be negative, not {value}"
 
@@ -294,6 +303,8 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("mail", "bounce_limit"): _check_positive,
     ("mail", "max_attempts"): _check_positive,
     ("mail", "retry_seconds"): _check_positive,
+    ("mail", "lease_seconds"): _check_between(10, 86_400),
+    ("mail", "batch_size"): _check_between(1, 10_000),
     ("mail", "unsubscribe_mailto"): _check_address_or_empty,
     ("feeds", "max_entries"): _check_positive,
     ("websub", "hub"): _check_url_or_empty,

@@ -135,8 +135,11 @@ def _normalise(body: str) -> str:
 
 
 def message_bytes(msg: EmailMessage) -> bytes:
-    """The wire form: CRLF line endings, 7-bit (quoted-printable bodies)."""
-    return msg.as_bytes(policy=SMTP_POLICY)
+    """The wire form: CRLF line endings, 7-bit (quoted-printable bodies); UTF-8 headers
+    (RFC 6532) only when an address needs them, for a relay that offers SMTPUTF8."""
+    addresses = [a.addr_spec for field in ("From", "To") for a in msg[field].addresses]
+    utf8 = not all(a.isascii() for a in addresses)
+    return msg.as_bytes(policy=SMTP_POLICY.clone(utf8=True) if utf8 else SMTP_POLICY)
 
 
 def templates_root(config: Config) -> Path:
@@ -188,7 +191,8 @@ class FastTemplate:
         lines.append(f'Content-Type: multipart/alternative; boundary="{self.boundary}"')
         part = ('Content-Type: text/{0}; charset="utf-8"\r\n'
                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        head = "\r\n".join(_fold(line) for line in lines).encode("ascii")
+        # UTF-8 only for an internationalised address (sent with SMTPUTF8, RFC 6532)
+        head = "\r\n".join(_fold(line) for line in lines).encode("utf-8")
         b = self.boundary.encode("ascii")
         # the CRLF before each boundary belongs to the boundary, not to the part
         return b"".join([head, b"\r\n\r\n--", b, b"\r\n", part.format("plain").encode(),

@@ -9,7 +9,10 @@
     ├── LockError                   another process holds the single-runner lock
     └── DeliveryError               an SMTP or Maildir failure (code, recipient)
         ├── TransientDeliveryError  4xx, connection lost, timeout: retry later
-        └── PermanentDeliveryError  5xx: never retried
+        │   ├── UncertainDeliveryError  lost after the data was sent: retry, and count it
+        │   └── RelayError          the sender's problem (connect, TLS, AUTH, MAIL FROM):
+        │                           pause and retry, never counted, never a bounce
+        └── PermanentDeliveryError  5xx for this recipient or message: never retried
 
 Foreign exceptions are translated where they enter (the store, the importers, the
 mailer); anything else reaching the CLI is a bug and keeps its traceback.
@@ -93,5 +96,15 @@ class TransientDeliveryError(DeliveryError):
     """Try again later: a 4xx reply, a dropped connection or a timeout."""
 
 
+class UncertainDeliveryError(TransientDeliveryError):
+    """The connection broke after the message data was (perhaps) sent: retry, but count it."""
+
+
 class PermanentDeliveryError(DeliveryError):
     """Do not try again: a 5xx reply for this recipient or message."""
+
+
+class RelayError(TransientDeliveryError):
+    """The relay refuses the sender, not the recipient: a wrong password (AUTH), a refused
+    MAIL FROM, no connection, a failed TLS handshake. Nothing is counted against the
+    subscriber; sending pauses and the rows wait (RELIABILITY invariant 11)."""

@@ -1,10 +1,14 @@
 """Mail transports: a pool of reused SMTP connections (aiosmtplib) or a local Maildir.
 
 Both implement :class:`Transport`. SMTP failures are translated here, where they enter:
-4xx, timeouts and dropped connections become :class:`TransientDeliveryError` (``uncertain``
-when the connection broke during DATA, after which the server may have accepted the
-message), 5xx becomes :class:`PermanentDeliveryError`. After any error the connection is
-reset (RSET) or dropped, never reused dirty (RELIABILITY invariant 3).
+a failure to connect, to start TLS, to log in or at MAIL FROM is the sender's problem and
+becomes :class:`RelayError` (never a bounce: RELIABILITY invariant 11); 4xx, timeouts and
+dropped connections become :class:`TransientDeliveryError` (``uncertain`` when the
+connection broke during DATA, after which the server may have accepted the message); a
+5xx for a recipient or its message becomes :class:`PermanentDeliveryError`. An address
+with a non-ASCII local part goes out with SMTPUTF8 when the relay offers it, and fails
+alone otherwise. After any error the connection is reset (RSET) or dropped, never reused
+dirty (RELIABILITY invariant 3).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from seriesfeed.emails import message_bytes, sender_address
 from seriesfeed.errors import (
     DeliveryError,
     PermanentDeliveryError,
+    RelayError,
     TransientDeliveryError,
+    UncertainDeliveryError,
 )
 
 
@@ -37,10 +43,6 @@ class Transport(Protocol):
     async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> str: ...
 
     async def aclose(self) -> None: ...
-
-
-class UncertainDeliveryError(TransientDeliveryError):
-    """The connection broke after the message data was (perhaps) sent: retry, but count it."""
 
 
 # -- Maildir ----------------------------------------------------------------------------
@@ -145,7 +147,7 @@ class SmtpPool:
         keep: aiosmtplib.SMTP | None = None
         try:
             if client is None or not client.is_connected:
-                client = await self._connect()
+                client = await self._connect_or_relay_error()
             reply = await _transaction(client, message, sender, recipients)
             keep = client
             self.last_error = None
@@ -170,6 +172,18 @@ class SmtpPool:
                 client.close()  # idempotent; covers cancellation mid-transaction too
             self.idle.put_nowait(keep)
 
+    async def _connect_or_relay_error(self) -> aiosmtplib.SMTP:
+        """A connected (and logged-in) client; any failure here is the relay's or the
+        configuration's, never a recipient's."""
+        try:
+            return await self._connect()
+        except aiosmtplib.SMTPResponseException as exc:
+            phase = "AUTH" if isinstance(exc, aiosmtplib.SMTPAuthenticationError) else "connect"
+            raise RelayError(f"{self.host}:{self.port}: {phase}: {exc.code} {exc.message}",
+                             code=exc.code) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
+            raise RelayError(f"{self.host}:{self.port}: cannot connect: {exc}") from exc
+
     async def aclose(self) -> None:
         while not self.idle.empty():
             client = self.idle.get_nowait()
@@ -186,16 +200,38 @@ def _raise_for_reply(exc: aiosmtplib.SMTPResponseException, recipient: str | Non
     return PermanentDeliveryError(message, code=exc.code, recipient=recipient)
 
 
+def _needs_smtputf8(sender: str, recipients: Sequence[str]) -> bool:
+    return not sender.isascii() or not all(r.isascii() for r in recipients)
+
+
 async def _transaction(client: aiosmtplib.SMTP, message: bytes, sender: str,
                        recipients: Sequence[str]) -> str:
     """MAIL, RCPT, DATA step by step, so a failure is known to be before or after DATA."""
+    options: list[str] = []
+    encoding = "ascii"
+    if _needs_smtputf8(sender, recipients):
+        # RFC 6531: an internationalised mailbox needs the relay's SMTPUTF8; without it
+        # this one message cannot go out, which says nothing against the relay or the rest
+        if not client.supports_extension("smtputf8"):
+            who = next((r for r in recipients if not r.isascii()), sender)
+            raise PermanentDeliveryError(
+                f"{who}: the relay does not offer SMTPUTF8, which this internationalised "
+                "address needs", recipient=who)
+        options.append("SMTPUTF8")
+        encoding = "utf-8"
+    if not message.isascii():
+        if not client.supports_extension("8bitmime"):
+            raise PermanentDeliveryError("the message has 8-bit headers and the relay does not "
+                                         "offer 8BITMIME", recipient=recipients[0])
+        options.append("BODY=8BITMIME")
     try:
-        await client.mail(sender)
+        await client.mail(sender, options=options, encoding=encoding)
     except aiosmtplib.SMTPResponseException as exc:
-        raise _raise_for_reply(exc, None, "MAIL FROM") from exc
+        raise RelayError(f"MAIL FROM: {exc.code} {exc.message}".strip(), code=exc.code) \
+            from exc
     for rcpt in recipients:
         try:
-            await client.rcpt(rcpt)
+            await client.rcpt(rcpt, encoding=encoding)
         except aiosmtplib.SMTPResponseException as exc:
             raise _raise_for_reply(exc, rcpt, "RCPT TO") from exc
     try:

@@ -1,25 +1,34 @@
 """Draining the outbox: claim, render, send through the pooled transport, mark.
 
 A digest is rendered once per (digest, language, cursor range, series followed); the
-per-recipient part (the unsubscribe link) is filled in by string substitution. Marks are
-committed per claimed batch (the batch's sends run concurrently over the pool's
-connections), so after a crash at most one batch, ``BATCH`` messages, can be sent twice,
-each time with the same Message-ID (README: "Digests").
+per-recipient part (the unsubscribe link) is filled in by string substitution. Sends run
+concurrently over the pool's connections and their outcomes are committed in groups of at
+most ``MARK_GROUP`` as they arrive, so after a crash at most those in flight plus one
+group can be sent twice, each time with the same Message-ID (README: "Digests"). Leases
+are renewed while rows are in flight; a stop hands unsent rows back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from seriesfeed import crashpoints, emails, i18n, mailer, tokens
 from seriesfeed.config import Config
-from seriesfeed.errors import DeliveryError, PermanentDeliveryError, SeriesfeedError
+from seriesfeed.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    RelayError,
+    SeriesfeedError,
+    UncertainDeliveryError,
+)
 from seriesfeed.models import Entry, OutboxState
 from seriesfeed.runlock import SenderLock
 from seriesfeed.store import Store
@@ -42,12 +51,16 @@ class DrainReport:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     busy: bool = False  # another drain held the outbox; nothing was sent here
+    paused: str | None = None  # the relay refused the sender: why sending stopped
 
     def __str__(self) -> str:
         if self.busy:
             return "another process is draining the outbox and will send what is due"
-        return (f"{self.sent} sent, {self.retried} to retry, {self.failed} failed, "
+        text = (f"{self.sent} sent, {self.retried} to retry, {self.failed} failed, "
                 f"{self.uncertain} uncertain, {self.seconds:.1f} s")
+        if self.paused:
+            text += f"; paused, nothing counted against subscribers: {self.paused}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -135,29 +148,143 @@ def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
     return signer.sign(data) if signer else data
 
 
+_ADDRESSES = re.compile(r"<[^>]*>|\S+@\S+")
+# rows some drain of this process holds, per store: never claimed again by this process
+HELD: dict[str, set[int]] = {}
+
+
+def held(store: Store) -> set[int]:
+    return HELD.setdefault(store.url, set())
+MARK_GROUP = 16  # outcomes committed together: a crash re-sends at most this many + in flight
+MARK_EVERY_S = 0.25
+SYSTEMIC_AFTER = 5  # the same 5xx for this many recipients in a row is the relay's problem
+RELAY_PAUSE_MAX_S = 3600.0
+_relay_streak = 0  # drains in a row paused by the relay (this process): the pause grows
+
+
+def _reply_key(exc: DeliveryError) -> str:
+    """The reply without what names the recipient, to see "the same refusal for all"."""
+    text = str(exc)
+    if exc.recipient:
+        text = text.replace(exc.recipient, "")
+    return f"{exc.code} {_ADDRESSES.sub('', text)}"
+
+
 async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
-                data: bytes) -> oq.Outcome:
+                data: bytes) -> tuple[oq.Outcome, str | None]:
+    """Send one row; every failure becomes this row's outcome (invariant 10). The second
+    value is the reply key of a recipient 5xx, for the systemic check."""
     try:
         await transport.send(data, sender=sender, recipients=[row.recipient])
+    except RelayError as exc:
+        return oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts, str(exc),
+                          exc.code, sender_fault=True), None
     except PermanentDeliveryError as exc:
+        key = _reply_key(exc) if exc.code else None
         return oq.Outcome(row.id, row.subscriber_id, OutboxState.FAILED, row.attempts, str(exc),
-                          exc.code)
+                          exc.code), key
     except DeliveryError as exc:
         return oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts, str(exc),
-                          exc.code, uncertain=isinstance(exc, mailer.UncertainDeliveryError))
+                          exc.code, uncertain=isinstance(exc, UncertainDeliveryError)), None
+    except Exception as exc:  # a bug: this row retries (and fails at max_attempts) alone
+        log.exception("sending outbox row %s failed unexpectedly", row.id)
+        return oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
+                          f"{type(exc).__name__}: {exc}"), None
     crashpoints.hit("after_smtp_250")
-    return oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT, row.attempts)
+    return oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT, row.attempts), None
+
+
+class _Verdicts:
+    """Decides, as outcomes arrive, which failures are the recipients' and which are the
+    relay's (invariant 11). A recipient 5xx is held back while a run of identical ones
+    grows: ``SYSTEMIC_AFTER`` of them in a row (or two or more with no success in the
+    whole drain) means the relay refuses everybody, and they wait instead of bouncing."""
+
+    def __init__(self) -> None:
+        self.delivered = False
+        self.held: list[oq.Outcome] = []
+        self.held_key: str | None = None
+        self.paused: str | None = None  # why sending stopped (a sender-side failure)
+
+    def _release(self) -> list[oq.Outcome]:
+        out, self.held, self.held_key = self.held, [], None
+        return out
+
+    def _systemic(self, why: str) -> list[oq.Outcome]:
+        self.paused = self.paused or why
+        return [dataclasses.replace(o, state=OutboxState.RETRY, sender_fault=True)
+                for o in self._release()]
+
+    def add(self, outcome: oq.Outcome, key: str | None) -> list[oq.Outcome]:
+        """The outcomes that can be marked now."""
+        if outcome.sender_fault:
+            self.paused = self.paused or (outcome.error or "relay error")
+            return [outcome]
+        if key is None:
+            if outcome.state is OutboxState.SENT:
+                self.delivered = True
+                return [*self._release(), outcome]
+            return [outcome]
+        if self.held and key != self.held_key:
+            released = self._release()
+            self.held, self.held_key = [outcome], key
+            return released
+        self.held.append(outcome)
+        self.held_key = key
+        if len(self.held) >= SYSTEMIC_AFTER:
+            return self._systemic(f"the relay refused {len(self.held)} recipients in a row "
+                                  f"the same way: {outcome.error}")
+        return []
+
+    def finish(self) -> list[oq.Outcome]:
+        if len(self.held) >= 2 and not self.delivered:
+            return self._systemic(f"the relay refused every recipient the same way: "
+                                  f"{self.held[-1].error}")
+        return self._release()
+
+
+class _Marker:
+    """Commits outcomes in small groups while sending goes on (invariant 12), one commit
+    at a time, in a worker thread (invariant 13)."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store, self.config = store, config
+        self.pending: list[oq.Outcome] = []
+        self.lock = asyncio.Lock()
+        self.first_at = 0.0
+
+    async def add(self, outcomes: list[oq.Outcome]) -> None:
+        if not outcomes:
+            return
+        if not self.pending:
+            self.first_at = time.monotonic()
+        self.pending += outcomes
+        if len(self.pending) >= MARK_GROUP or \
+                time.monotonic() - self.first_at >= MARK_EVERY_S:
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            group, self.pending = self.pending, []
+            if group:
+                crashpoints.hit("before_mark_commit")
+                await asyncio.to_thread(_mark, self.store, self.config, group)
+                crashpoints.hit("after_mark_commit")
+                held(self.store).difference_update(o.id for o in group)
 
 
 async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event | None = None,
-                       transport: mailer.Transport | None = None, batch: int = BATCH,
+                       transport: mailer.Transport | None = None, batch: int | None = None,
                        progress: Callable[[int], None] | None = None,
                        lock_wait: float = 30.0) -> DrainReport:
-    """Send every due outbox row; returns when none is due (or when ``stopping`` is set).
+    """Send every due outbox row; returns when none is due, when ``stopping`` is set, or
+    when the relay refuses the sender (the rows wait, uncounted, and the report says why).
 
     On SQLite one drain runs at a time; this one waits up to ``lock_wait`` seconds for
     another to finish. If it is still busy the rows are left to that drain (which claims
-    until none is due) and the report says ``busy``."""
+    until none is due) and the report says ``busy``. Rows this drain claimed but did not
+    send (a stop, a pause, a cancel) are handed back, queued, before it returns."""
+    global _relay_streak
     started = time.monotonic()
     report = DrainReport()
     own = transport is None
@@ -167,12 +294,49 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
     sender = mailer.envelope_sender(config)
     cache: dict[tuple[object, ...], Rendered | None] = {}
     limit = asyncio.Semaphore(max(config.smtp.connections, 1))
+    lease = timedelta(seconds=config.mail.lease_seconds)
+    verdicts = _Verdicts()
+    marker = _Marker(store, config)
+    mine: set[int] = set()  # claimed by this drain and not yet marked
 
-    async def bounded(row: oq.Claimed, data: bytes) -> oq.Outcome:
+    def count(outcomes: list[oq.Outcome]) -> None:
+        for o in outcomes:
+            mine.discard(o.id)
+            if o.uncertain:
+                report.uncertain += 1
+            if o.state is OutboxState.SENT:
+                report.sent += 1
+            elif o.sender_fault or (o.state is OutboxState.RETRY and
+                                    o.attempts < config.mail.max_attempts):
+                report.retried += 1
+            else:
+                report.failed += 1
+            if o.error:
+                report.errors.append(o.error)
+
+    async def settle(outcomes: list[oq.Outcome]) -> None:
+        count(outcomes)
+        await marker.add(outcomes)
+
+    async def one(row: oq.Claimed, rendered: Rendered) -> None:
         async with limit:
-            return await _send(transport, sender, row, data)
+            if verdicts.paused or (stopping and stopping.is_set()):
+                return  # handed back below, untried
+            try:
+                data = build_digest_message(config, key, row, rendered, signer)
+            except Exception as exc:  # one bad row fails alone, never the batch
+                if not isinstance(exc, SeriesfeedError):
+                    log.exception("building the message of outbox row %s failed", row.id)
+                await settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.FAILED,
+                                         row.attempts, f"cannot build the message: {exc}")])
+                return
+            outcome, reply = await _send(transport, sender, row, data)
+            # inside the slot: a connection sends again only once its outcome is taken,
+            # which bounds what a crash can leave unmarked (duplicate_bound)
+            await settle(verdicts.add(outcome, reply))
 
     lock = SenderLock(store)
+    renewer: asyncio.Task[None] | None = None
     try:
         # inside the try: a failure here (a full disk, say) must not keep the lock held
         if lock.needed and not await _take(lock, lock_wait, stopping):
@@ -180,13 +344,17 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
             return report
         if lock.exclusive:
             await asyncio.to_thread(_release_orphans, store)
-        while not (stopping and stopping.is_set()):
+        renewer = asyncio.create_task(_renew_leases(store, mine, lease))
+        while not (stopping and stopping.is_set()) and not verdicts.paused:
             now = datetime.now(UTC)
-            claimed = await asyncio.to_thread(_claim, store, now, batch)
+            claimed = await asyncio.to_thread(_claim, store, config, now,
+                                              batch or config.mail.batch_size, lease)
             if not claimed:
                 break
+            mine.update(r.id for r in claimed)
+            held(store).update(r.id for r in claimed)
             crashpoints.hit("after_claim_commit")
-            jobs, outcomes = [], []
+            jobs = []
             for row in claimed:
                 group = (row.digest_id, row.language, row.from_seq, row.to_seq, row.series_ids)
                 if group not in cache:
@@ -195,39 +363,89 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
                         row.series_ids)
                 rendered = cache[group]
                 if rendered is None:  # nothing left to send (entries removed since)
-                    outcomes.append(oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,
-                                               row.attempts))
+                    await settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,
+                                             row.attempts)])
                     continue
-                try:
-                    data = build_digest_message(config, key, row, rendered, signer)
-                except SeriesfeedError as exc:  # one bad address fails one row, not the batch
-                    outcomes.append(oq.Outcome(row.id, row.subscriber_id, OutboxState.FAILED,
-                                               row.attempts, str(exc)))
-                    continue
-                jobs.append(bounded(row, data))
-            outcomes += await asyncio.gather(*jobs)
-            crashpoints.hit("before_mark_commit")
-            await asyncio.to_thread(_mark, store, config, outcomes)
-            crashpoints.hit("after_mark_commit")
-            for o in outcomes:
-                if o.uncertain:
-                    report.uncertain += 1
-                if o.state is OutboxState.SENT:
-                    report.sent += 1
-                elif o.state is OutboxState.RETRY and o.attempts < config.mail.max_attempts:
-                    report.retried += 1
-                else:
-                    report.failed += 1
-                if o.error:
-                    report.errors.append(o.error)
+                jobs.append(one(row, rendered))
+            await asyncio.gather(*jobs)
+            await settle(verdicts.finish() if verdicts.paused else [])
+            await marker.flush()
             if progress:
-                progress(len(outcomes))
+                progress(len(claimed))
+        await settle(verdicts.finish())
+        await marker.flush()
     finally:
-        lock.release()
-        if own:
-            await transport.aclose()
+        if renewer is not None:
+            renewer.cancel()
+        try:
+            rest = verdicts.finish()
+            count(rest)
+            await _finish(store, marker, rest, mine)
+        finally:
+            lock.release()
+            if own:
+                await transport.aclose()
+    _note_relay(verdicts.paused, report)
+    if verdicts.paused:
+        _relay_streak += 1
+        report.paused = verdicts.paused
+    elif report.sent:
+        _relay_streak = 0
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _finish(store: Store, marker: _Marker, rest: list[oq.Outcome],
+                  mine: set[int]) -> None:
+    """Mark what is known, hand back what was not sent (also when cancelled: the worker
+    thread completes even if this task is cancelled again, and the loop waits for it)."""
+    marker.pending += rest
+    await marker.flush()
+    if mine:
+        back = list(mine)
+        mine.clear()
+        handed = await asyncio.to_thread(_hand_back, store, back)
+        if handed:
+            log.info("%s claimed messages handed back unsent (queued, same Message-ID)",
+                     handed)
+
+
+_last_pause: list[str | None] = [None]
+
+
+def _note_relay(paused: str | None, report: DrainReport) -> None:
+    """Tell the operator once per change, not once per drain."""
+    if paused and paused != _last_pause[0]:
+        log.warning("sending paused: the relay refuses the sender, not the recipients "
+                    "(nothing is counted against subscribers; the messages wait): %s", paused)
+    elif not paused and _last_pause[0] and report.sent:
+        log.info("the relay accepts mail again; sending resumed")
+    if paused or report.sent:
+        _last_pause[0] = paused
+
+
+async def _renew_leases(store: Store, mine: set[int], lease: timedelta) -> None:
+    """Keep the leases of rows in flight ahead of the work (invariant 12)."""
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        if mine:
+            try:
+                await asyncio.to_thread(_renew, store, set(mine), lease)
+            except SeriesfeedError as exc:  # the next pass tries again; marks still commit
+                log.warning("renewing outbox leases failed: %s", exc)
+
+
+def _renew(store: Store, ids: set[int], lease: timedelta) -> None:
+    with store.write() as conn:
+        oq.renew(conn, ids, datetime.now(UTC) + lease)
+
+
+def _hand_back(store: Store, ids: list[int]) -> int:
+    try:
+        with store.write() as conn:
+            return oq.hand_back(conn, ids)
+    finally:
+        held(store).difference_update(ids)
 
 
 async def _take(lock: SenderLock, wait: float, stopping: asyncio.Event | None) -> bool:
@@ -248,12 +466,28 @@ def _release_orphans(store: Store) -> None:
                     "(same Message-ID)", released)
 
 
-def _claim(store: Store, now: datetime, batch: int) -> list[oq.Claimed]:
+def _claim(store: Store, config: Config, now: datetime, batch: int,
+           lease: timedelta) -> list[oq.Claimed]:
     with store.write() as conn:
-        return oq.claim(conn, now, batch)
+        return oq.claim(conn, now, batch, max_attempts=config.mail.max_attempts, lease=lease,
+                        exclude=set(held(store)))
+
+
+def duplicate_bound(config: Config) -> int:
+    """At most this many messages can be sent twice after a crash: those in flight and
+    those whose outcome was not committed yet (a group being committed, one filling)."""
+    return 2 * MARK_GROUP + max(config.smtp.connections, 1)
+
+
+def relay_pause(config: Config) -> timedelta:
+    """How long rows wait after the relay refused the sender: it grows with each drain in
+    a row that the relay stopped, up to an hour."""
+    return timedelta(seconds=min(config.mail.retry_seconds * 2 ** _relay_streak,
+                                 RELAY_PAUSE_MAX_S))
 
 
 def _mark(store: Store, config: Config, outcomes: list[oq.Outcome]) -> None:
     with store.write() as conn:
         oq.mark(conn, outcomes, datetime.now(UTC), max_attempts=config.mail.max_attempts,
-                bounce_limit=config.mail.bounce_limit, retry_seconds=config.mail.retry_seconds)
+                bounce_limit=config.mail.bounce_limit, retry_seconds=config.mail.retry_seconds,
+                pause=relay_pause(config))

@@ -160,6 +160,13 @@ class Daemon:
         """Run the job's work; a failure is logged and returned, never raised."""
         try:
             summary = await _call(job, self.stopping)
+        except asyncio.CancelledError:
+            if not self.stopping.is_set():
+                raise
+            # cut short by the shutdown timeout: the job has handed back what it held; end
+            # quietly (APScheduler would log a cancelled job as a crash with a traceback)
+            log.warning("job %s: stopped by the shutdown before it finished", job.name)
+            return False, "stopped by the shutdown before it finished"
         except SeriesfeedError as exc:
             log.error("job %s failed: %s", job.name, exc)
             return False, str(exc)
@@ -218,6 +225,8 @@ class Daemon:
             _, late = await asyncio.wait(pending, timeout=self.config.schedule.shutdown_timeout)
             for task in late:
                 task.cancel()
+            if late:  # let them hand back what they hold (a few store writes)
+                await asyncio.wait(late, timeout=5)
         if server is not None:
             await server
         log.info("stopped")

@@ -42,13 +42,16 @@ def now_utc() -> datetime:
 
 
 def normalize_email(raw: str, field: str = "email") -> str:
-    """A syntactically valid address, normalised (no DNS look-up); else ValidationError."""
+    """A syntactically valid address, normalised once on the way in (no DNS look-up):
+    the domain as A-labels (IDNA), so only an internationalised local part (RFC 6531)
+    needs SMTPUTF8 later; else ValidationError."""
     if len(raw) > 320 or any(c in raw for c in "\r\n\0"):
         raise ValidationError("not a valid email address", field=field)
     try:
-        return str(validate_email(raw.strip(), check_deliverability=False).normalized)
+        valid = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValidationError(f"not a valid email address ({exc})", field=field) from exc
+    return f"{valid.local_part}@{valid.ascii_domain}"
 
 
 def clean_name(raw: str | None) -> str | None:
@@ -163,6 +166,9 @@ def send_confirmation(store: Store, config: Config, sub: Subscriber) -> Confirma
             sq.restore_confirm_sent(conn, sub.id, now, previous)
         if isinstance(exc, DeliveryError):
             log.warning("confirmation mail to subscriber %s not delivered: %s", sub.id, exc)
+            return ConfirmationMail.NOT_DELIVERED
+        if isinstance(exc, Exception):  # a bug: this one mail fails, never the caller
+            log.exception("confirmation mail to subscriber %s failed", sub.id)
             return ConfirmationMail.NOT_DELIVERED
         raise
     return ConfirmationMail.SENT

@@ -62,6 +62,7 @@ class FaultHandler(Recorder):
     strict: bool = False
     no_8bitmime: bool = False
     keep_messages: bool = True
+    mail_reply: str | None = None  # the reply to every MAIL FROM (e.g. "530 5.7.0 ...")
     fsync: bool = True  # False: the "fast sink" of the load tests (still logged, in order)
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
@@ -93,6 +94,14 @@ class FaultHandler(Recorder):
         if self.no_8bitmime:
             responses = [r for r in responses if "8BITMIME" not in r]
         return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # type: ignore[no-untyped-def]
+        if self.mail_reply:
+            self.events[f"mail {self.mail_reply[:3]}"] += 1
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
         rule = self._rule("rcpt", [address])
@@ -204,11 +213,24 @@ class FaultServer:
 
     @classmethod
     def start(cls, log_path: Path, *, no_smtputf8: bool = False, port: int | None = None,
-              **options: Any) -> FaultServer:
+              password: str | None = None, **options: Any) -> FaultServer:
+        """``password``: offer AUTH (over plain TCP) and accept only that password."""
         handler = FaultHandler(log_path=log_path, **options)
         port = port or free_port()
+        auth: dict[str, Any] = {}
+        if password is not None:
+            from aiosmtpd.smtp import AuthResult
+
+            def check(server: Any, session: Any, envelope: Any, mechanism: str,
+                      data: Any) -> AuthResult:
+                ok = getattr(data, "password", b"") == password.encode()
+                handler.events["auth ok" if ok else "auth refused"] += 1
+                return AuthResult(success=ok, handled=False)  # aiosmtpd replies 535
+
+            auth = {"authenticator": check, "auth_require_tls": False}
         controller = FaultController(handler, hostname="127.0.0.1", port=port,
-                                     enable_SMTPUTF8=not no_smtputf8, decode_data=False)
+                                     enable_SMTPUTF8=not no_smtputf8, decode_data=False,
+                                     **auth)
         controller.start()
         return cls("127.0.0.1", port, handler, controller)
 

@@ -4,11 +4,14 @@ Order (RELIABILITY invariant 1): claim and commit, then SMTP, then mark and comm
 transaction held across SMTP. On PostgreSQL claims use FOR UPDATE SKIP LOCKED, so several
 senders share the outbox without claiming a row twice; a row found ``sending`` with an
 expired lease (its sender crashed) is claimed again and re-sent with the same Message-ID.
+A sender renews the leases of the rows it holds while they are in flight (invariant 12),
+and hands back what it did not send when it stops.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,6 +21,7 @@ from seriesfeed.models import OutboxKind, OutboxState, SubscriberStatus
 from seriesfeed.store.tables import outbox, subscriber_series, subscribers
 
 LEASE = timedelta(minutes=5)
+RELAY_NOTE = " (the relay's or the configuration's problem: not counted against the subscriber)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class Outcome:
     error: str | None = None
     code: int | None = None
     uncertain: bool = False
+    # the sender's problem (relay down, wrong password, refused MAIL FROM, the same refusal
+    # for everyone): retried later, the attempt not counted, nothing against the subscriber
+    sender_fault: bool = False
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]
@@ -53,12 +60,28 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
                and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_until < now))
 
 
-def claim(conn: Connection, now: datetime, limit: int) -> list[Claimed]:
-    query = (select(outbox.c.id).where(_due(now), outbox.c.kind == OutboxKind.DIGEST.value)
-             .order_by(outbox.c.id).limit(limit))
+def claim(conn: Connection, now: datetime, limit: int, *, max_attempts: int | None = None,
+          lease: timedelta = LEASE, exclude: Collection[int] = ()) -> list[Claimed]:
+    """Claim up to ``limit`` due digest rows for ``lease``. Rows in ``exclude`` (those this
+    process already holds) are never claimed again, whatever their lease says; a due row
+    that has used up ``max_attempts`` ends ``failed`` instead of being tried again."""
+    query = select(outbox.c.id, outbox.c.attempts).where(
+        _due(now), outbox.c.kind == OutboxKind.DIGEST.value)
+    if exclude:
+        query = query.where(outbox.c.id.not_in(list(exclude)))
+    query = query.order_by(outbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=outbox)
-    ids = [int(i) for i in conn.execute(query).scalars()]
+    found = conn.execute(query).all()
+    if max_attempts is not None:
+        spent = [int(r.id) for r in found if r.attempts >= max_attempts]
+        if spent:
+            conn.execute(update(outbox).where(outbox.c.id.in_(spent)).values(
+                state=OutboxState.FAILED.value, lease_until=None, next_at=None,
+                last_error=func.coalesce(outbox.c.last_error, "") +
+                f" (gave up after {max_attempts} attempts)"))
+        found = [r for r in found if r.attempts < max_attempts]
+    ids = [int(r.id) for r in found]
     if not ids:
         return []
     rows = conn.execute(
@@ -76,7 +99,7 @@ def claim(conn: Connection, now: datetime, limit: int) -> list[Claimed]:
         return []
     conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in live])).values(
         state=OutboxState.SENDING.value, attempts=outbox.c.attempts + 1,
-        lease_until=now + LEASE))
+        lease_until=now + lease))
     follows: dict[int, list[int]] = {}
     for sid, series_id in conn.execute(select(subscriber_series).where(
             subscriber_series.c.subscriber_id.in_([r.subscriber_id for r in live]))):
@@ -85,6 +108,33 @@ def claim(conn: Connection, now: datetime, limit: int) -> list[Claimed]:
                     r.language, r.message_id, r.from_seq or 0, r.to_seq or 0, r.attempts + 1,
                     tuple(sorted(follows.get(r.subscriber_id, []))))
             for r in live]
+
+
+def renew(conn: Connection, ids: Collection[int], until: datetime) -> int:
+    """Extend the lease of rows still in flight (only those still ``sending``)."""
+    total = 0
+    for chunk in _chunks(list(ids)):
+        total += int(conn.execute(update(outbox).where(
+            outbox.c.id.in_(chunk), outbox.c.state == OutboxState.SENDING.value)
+            .values(lease_until=until)).rowcount)
+    return total
+
+
+def hand_back(conn: Connection, ids: Collection[int]) -> int:
+    """Rows claimed but not sent (a stop, a pause): queued again, the attempt not counted,
+    the same Message-ID."""
+    total = 0
+    for chunk in _chunks(list(ids)):
+        total += int(conn.execute(update(outbox).where(
+            outbox.c.id.in_(chunk), outbox.c.state == OutboxState.SENDING.value).values(
+            state=OutboxState.QUEUED.value, lease_until=None,
+            attempts=func.max(outbox.c.attempts - 1, 0) if conn.dialect.name == "sqlite"
+            else func.greatest(outbox.c.attempts - 1, 0))).rowcount)
+    return total
+
+
+def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
 def release_orphans(conn: Connection, now: datetime) -> int:
@@ -102,7 +152,11 @@ def backoff(attempts: int, first: float = 60.0, rng: random.Random | None = None
 
 
 def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attempts: int,
-         bounce_limit: int, retry_seconds: float = 60.0) -> None:
+         bounce_limit: int, retry_seconds: float = 60.0,
+         pause: timedelta | None = None) -> None:
+    """Record what the sender saw. Only a 5xx naming the recipient counts as a bounce, and a
+    subscriber is marked bounced only after bounces on two different digests at least
+    (invariant 11); a sender-side failure waits ``pause`` and is not counted at all."""
     sent = [o.id for o in outcomes if o.state is OutboxState.SENT]
     if sent:
         conn.execute(update(outbox).where(outbox.c.id.in_(sent)).values(
@@ -110,8 +164,19 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
     for o in outcomes:
         if o.state is OutboxState.SENT:
             continue
+        values: dict[str, object]
+        if o.sender_fault:
+            wait = pause or timedelta(seconds=retry_seconds)
+            values = {"state": OutboxState.RETRY.value, "lease_until": None,
+                      "last_error": f"{o.error or ''}{RELAY_NOTE}"[:1000], "smtp_code": o.code,
+                      "next_at": now + wait,
+                      "attempts": func.max(outbox.c.attempts - 1, 0)
+                      if conn.dialect.name == "sqlite"
+                      else func.greatest(outbox.c.attempts - 1, 0)}
+            conn.execute(update(outbox).where(outbox.c.id == o.id).values(**values))
+            continue
         final = o.state is OutboxState.FAILED or o.attempts >= max_attempts
-        values: dict[str, object] = {
+        values = {
             "state": (OutboxState.FAILED if final else OutboxState.RETRY).value,
             "last_error": (o.error or "")[:1000], "smtp_code": o.code, "lease_until": None,
             "next_at": None if final else now + backoff(o.attempts, retry_seconds)}
@@ -120,12 +185,22 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
         conn.execute(update(outbox).where(outbox.c.id == o.id).values(**values))
         if o.state is OutboxState.FAILED and o.subscriber_id is not None and o.code and \
                 o.code >= 500:
-            conn.execute(update(subscribers).where(subscribers.c.id == o.subscriber_id).values(
-                hard_bounces=subscribers.c.hard_bounces + 1))
-            conn.execute(update(subscribers).where(
-                subscribers.c.id == o.subscriber_id,
-                subscribers.c.hard_bounces >= bounce_limit).values(
-                status=SubscriberStatus.BOUNCED.value))
+            _count_bounce(conn, o.subscriber_id, bounce_limit)
+
+
+def _count_bounce(conn: Connection, subscriber_id: int, bounce_limit: int) -> None:
+    conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(
+        hard_bounces=subscribers.c.hard_bounces + 1))
+    digests_bounced = conn.execute(
+        select(func.count(func.distinct(outbox.c.digest_id))).where(
+            outbox.c.subscriber_id == subscriber_id, outbox.c.state == OutboxState.FAILED.value,
+            outbox.c.smtp_code >= 500)).scalar_one()
+    if digests_bounced >= 2:
+        conn.execute(update(subscribers).where(
+            subscribers.c.id == subscriber_id,
+            subscribers.c.status == SubscriberStatus.CONFIRMED.value,
+            subscribers.c.hard_bounces >= bounce_limit).values(
+            status=SubscriberStatus.BOUNCED.value))
 
 
 def pending(conn: Connection) -> int:
