@@ -29,7 +29,7 @@ from seriesfeed.errors import (
     SeriesfeedError,
     UncertainDeliveryError,
 )
-from seriesfeed.models import Entry, OutboxState
+from seriesfeed.models import Entry, OutboxKind, OutboxState
 from seriesfeed.runlock import SenderLock
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
@@ -276,7 +276,8 @@ class _Marker:
 async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event | None = None,
                        transport: mailer.Transport | None = None, batch: int | None = None,
                        progress: Callable[[int], None] | None = None,
-                       lock_wait: float = 30.0) -> DrainReport:
+                       lock_wait: float = 30.0,
+                       kinds: tuple[OutboxKind, ...] = tuple(OutboxKind)) -> DrainReport:
     """Send every due outbox row; returns when none is due, when ``stopping`` is set, or
     when the relay refuses the sender (the rows wait, uncounted, and the report says why).
 
@@ -318,12 +319,21 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
         count(outcomes)
         await marker.add(outcomes)
 
-    async def one(row: oq.Claimed, rendered: Rendered) -> None:
+    def build(row: oq.Claimed, rendered: Rendered | None) -> bytes:
+        if rendered is None:
+            assert row.subscriber_id is not None and row.confirm_sent_at is not None
+            from seriesfeed.subscriptions import confirmation_message
+
+            return confirmation_message(config, key, row.subscriber_id, row.recipient,
+                                        row.language, row.confirm_sent_at, row.message_id)
+        return build_digest_message(config, key, row, rendered, signer)
+
+    async def one(row: oq.Claimed, rendered: Rendered | None) -> None:
         async with limit:
             if verdicts.paused or (stopping and stopping.is_set()):
                 return  # handed back below, untried
             try:
-                data = build_digest_message(config, key, row, rendered, signer)
+                data = build(row, rendered)
             except Exception as exc:  # one bad row fails alone, never the batch
                 if not isinstance(exc, SeriesfeedError):
                     log.exception("building the message of outbox row %s failed", row.id)
@@ -348,7 +358,7 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
         while not (stopping and stopping.is_set()) and not verdicts.paused:
             now = datetime.now(UTC)
             claimed = await asyncio.to_thread(_claim, store, config, now,
-                                              batch or config.mail.batch_size, lease)
+                                              batch or config.mail.batch_size, lease, kinds)
             if not claimed:
                 break
             mine.update(r.id for r in claimed)
@@ -356,6 +366,9 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
             crashpoints.hit("after_claim_commit")
             jobs = []
             for row in claimed:
+                if row.kind is OutboxKind.CONFIRM:
+                    jobs.append(one(row, None))
+                    continue
                 group = (row.digest_id, row.language, row.from_seq, row.to_seq, row.series_ids)
                 if group not in cache:
                     cache[group] = await asyncio.to_thread(
@@ -466,11 +479,11 @@ def _release_orphans(store: Store) -> None:
                     "(same Message-ID)", released)
 
 
-def _claim(store: Store, config: Config, now: datetime, batch: int,
-           lease: timedelta) -> list[oq.Claimed]:
+def _claim(store: Store, config: Config, now: datetime, batch: int, lease: timedelta,
+           kinds: tuple[OutboxKind, ...]) -> list[oq.Claimed]:
     with store.write() as conn:
         return oq.claim(conn, now, batch, max_attempts=config.mail.max_attempts, lease=lease,
-                        exclude=set(held(store)))
+                        exclude=set(held(store)), kinds=kinds)
 
 
 def duplicate_bound(config: Config) -> int:

@@ -3,6 +3,7 @@ confirmation mail. The CLI and the web app both call these."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import enum
 import io
@@ -15,18 +16,19 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, update
 
-from seriesfeed import emails, i18n, mailer, tokens
+from seriesfeed import emails, i18n, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import (
-    DeliveryError,
     ImportError_,
+    SeriesfeedError,
     ValidationError,
 )
 from seriesfeed.importers.csvfmt import neutralise
 from seriesfeed.importers.seriespage import decode_text
-from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
+from seriesfeed.models import Frequency, OutboxKind, Subscriber, SubscriberStatus
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
+from seriesfeed.store import outbox as oq
 from seriesfeed.store import subscribers as sq
 from seriesfeed.store.tables import outbox
 from seriesfeed.text import clean_line
@@ -111,18 +113,37 @@ def add_subscriber(store: Store, config: Config, email: str, *, name: str | None
         return AddResult(existing, False, wants_mail)
 
 
+def _claim_slot(conn: Connection, subscriber_id: int, now: datetime) -> bool:
+    last = sq.confirm_sent_at(conn, subscriber_id)
+    if last is not None and now - last < RESEND_AFTER:
+        return False
+    sq.update_fields(conn, subscriber_id, confirm_sent_at=now)
+    return True
+
+
 def confirmation_due(store: Store, subscriber_id: int,
                      now: datetime) -> tuple[bool, datetime | None]:
     """At most one confirmation mail per address per RESEND_AFTER (list-bombing).
 
     Claims the slot in the same transaction that checks it, so two concurrent posts send
-    one mail; returns whether it is due and the claim it replaced (to undo on failure)."""
+    one mail; returns whether it is due and the claim it replaced."""
     with store.write() as conn:
         last = sq.confirm_sent_at(conn, subscriber_id)
-        if last is not None and now - last < RESEND_AFTER:
-            return False, last
-        sq.update_fields(conn, subscriber_id, confirm_sent_at=now)
-        return True, last
+        return _claim_slot(conn, subscriber_id, now), last
+
+
+def queue_confirmation(store: Store, config: Config, sub: Subscriber, now: datetime) -> bool:
+    """Queue the confirmation mail in the outbox if one is due: the day's slot is taken
+    only together with the queued row (one transaction), and from then on the mail has
+    the outbox's retries, backoff and Message-ID rules, like a digest."""
+    assert sub.id is not None
+    with store.write() as conn:
+        if not _claim_slot(conn, sub.id, now):
+            # asked again while the one queued waits for the relay: try it now, not later
+            return oq.hurry(conn, OutboxKind.CONFIRM, sub.id, now) > 0
+        oq.queue(conn, OutboxKind.CONFIRM, sub.id, sub.email, emails.make_message_id(
+            "confirm", f"{sub.id}.{int(now.timestamp())}", config), now)
+        return True
 
 
 def confirm_link(config: Config, key: bytes, sub: Subscriber, sent_at: datetime) -> str:
@@ -135,43 +156,40 @@ def confirm_link(config: Config, key: bytes, sub: Subscriber, sent_at: datetime)
 class ConfirmationMail(enum.Enum):
     SENT = "sent"
     NOT_DUE = "not sent: one was sent within the last 24 hours"
-    NOT_DELIVERED = "not delivered (the relay refused or was unreachable; try again later)"
+    QUEUED = "queued: the relay has not taken it yet; it is retried until it does"
 
 
 def send_confirmation(store: Store, config: Config, sub: Subscriber) -> ConfirmationMail:
-    """Send the confirmation mail if one is due. Delivery problems are logged, not raised
-    (the person can ask again); whatever the failure, the day's claim is given back, so a
-    mail that never left does not block the address for 24 hours."""
-    assert sub.id is not None
-    now = now_utc()
-    due, previous = confirmation_due(store, sub.id, now)
-    if not due:
+    """Queue the confirmation mail if one is due, then try to send it now. A relay that is
+    down delays it (the daemon's outbox passes retry it), never loses it. Runs its own
+    event loop: call it from a thread (the web app's background task) or a command."""
+    from seriesfeed.outbox import drain_outbox  # the outbox renders confirmations too
+
+    if not queue_confirmation(store, config, sub, now_utc()):
         return ConfirmationMail.NOT_DUE
     try:
-        key = tokens.ensure_secret_key(config)
-        link = confirm_link(config, key, sub, now)
-        text, html = emails.render_email(config, sub.language, "confirm",
-                                         {"confirm_url": link})
-        subject = i18n.gettext(sub.language, "Confirm your subscription to {site}",
-                               site=config.site.title)
-        # no name in the headers of confirmation mail: it is unverified input (invariant 6)
-        msg = emails.build_message(
-            sender=emails.sender_address(config), to_email=sub.email, to_name=None,
-            subject=subject, text=text, html=html,
-            message_id=emails.make_message_id("confirm", f"{sub.id}.{int(now.timestamp())}",
-                                              config))
-        mailer.send_now(config, msg)
-    except BaseException as exc:
-        with store.write() as conn:
-            sq.restore_confirm_sent(conn, sub.id, now, previous)
-        if isinstance(exc, DeliveryError):
-            log.warning("confirmation mail to subscriber %s not delivered: %s", sub.id, exc)
-            return ConfirmationMail.NOT_DELIVERED
-        if isinstance(exc, Exception):  # a bug: this one mail fails, never the caller
-            log.exception("confirmation mail to subscriber %s failed", sub.id)
-            return ConfirmationMail.NOT_DELIVERED
-        raise
-    return ConfirmationMail.SENT
+        report = asyncio.run(drain_outbox(store, config, kinds=(OutboxKind.CONFIRM,),
+                                          lock_wait=2.0))
+    except SeriesfeedError as exc:  # queued all the same: a later pass sends it
+        log.warning("confirmation mail to subscriber %s queued, not sent yet: %s", sub.id, exc)
+        return ConfirmationMail.QUEUED
+    return ConfirmationMail.SENT if report.sent else ConfirmationMail.QUEUED
+
+
+def confirmation_message(config: Config, key: bytes, subscriber_id: int, email: str,
+                         language: str, sent_at: datetime, message_id: str) -> bytes:
+    """The confirmation mail of one pending subscriber, as bytes for the transport."""
+    lang = language if language in config.languages else config.site.default_language
+    token = tokens.make_token(key, tokens.Purpose.CONFIRM, subscriber_id,
+                              bound=sent_at.isoformat(), now=sent_at.timestamp())
+    text, html = emails.render_email(config, lang, "confirm",
+                                     {"confirm_url": f"{config.public_url}/confirm/{token}"})
+    subject = i18n.gettext(lang, "Confirm your subscription to {site}", site=config.site.title)
+    # no name in the headers of confirmation mail: it is unverified input (invariant 6)
+    msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
+                               to_name=None, subject=subject, text=text, html=html,
+                               message_id=message_id)
+    return emails.message_bytes(msg)
 
 
 def confirm(store: Store, config: Config, token: str) -> Subscriber:

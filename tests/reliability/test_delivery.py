@@ -314,3 +314,47 @@ def test_relay_slower_than_the_lease_sends_each_message_once(
     assert states == {"sent": n}
     figures(**{"backend": backend, "recipients": n, "lease s": 10, "s per message": 0.5,
                "send took s": round(took, 1), "duplicates": got.duplicates, "lost": got.lost})
+
+
+# -- a confirmation mail goes through the outbox -----------------------------------------
+
+@pytest.mark.catalogue("F15")
+def test_relay_down_at_subscribe_delays_the_confirmation_never_loses_it(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        figures: Callable[..., None]) -> None:
+    from seriesfeed.web import create_app
+    from tests.harness.web import live
+
+    server = fault()
+    server.stop()  # the relay is down when the visitor subscribes
+    config = kill.world(make_config, server.port, 0, f"sqlite:///{tmp_path / 'c.sqlite3'}",
+                        extra={"web": {"host": "127.0.0.1", "port": 8080,
+                                       "base_url": "https://feeds.example.org"},
+                               "mail": {"retry_seconds": 0.05}})
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        with live(create_app(config, store)) as web:
+            reply = web.request("POST", "/subscribe", form={
+                "email": "new@example.org", "language": "en", "frequency": "daily"},
+                headers={"Origin": "https://feeds.example.org"})
+            assert reply.status == 200 and reply.seconds < 2, reply
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                    r["state"] == "retry" for r in _rows(config)):
+                time.sleep(0.1)
+        rows = _rows(config)
+        assert [r["state"] for r in rows] == ["retry"], rows
+        assert "not counted against the subscriber" in str(rows[0]["last_error"])
+        server.restart()  # the relay is back: the daemon's next outbox pass sends it, once
+        _make_due(config)
+        asyncio.run(drain_outbox(store, config))
+        asyncio.run(drain_outbox(store, config))
+    finally:
+        store.close()
+    got = [r for d in server.handler.deliveries() for r in d.recipients]
+    assert got == ["new@example.org"]
+    message = server.parsed(server.handler.messages[0].data)
+    assert "/confirm/" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert [r["state"] for r in _rows(config)] == ["sent"]
+    figures(**{"case": "relay down at subscribe", "confirmations delivered": len(got),
+               "second subscribe needed": "no"})

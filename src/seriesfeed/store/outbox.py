@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 
 from seriesfeed.models import OutboxKind, OutboxState, SubscriberStatus
 from seriesfeed.store.tables import outbox, subscriber_series, subscribers
@@ -38,6 +38,7 @@ class Claimed:
     to_seq: int
     attempts: int
     series_ids: tuple[int, ...]
+    confirm_sent_at: datetime | None = None  # what a confirmation link is bound to
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,40 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
                and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_until < now))
 
 
+def queue(conn: Connection, kind: OutboxKind, subscriber_id: int, recipient: str,
+          message_id: str, now: datetime) -> None:
+    """One message for one subscriber outside any digest (a confirmation)."""
+    conn.execute(insert(outbox).values(
+        kind=kind.value, subscriber_id=subscriber_id, recipient=recipient,
+        message_id=message_id, state=OutboxState.QUEUED.value, attempts=0, uncertain=False,
+        created_at=now))
+
+
+def hurry(conn: Connection, kind: OutboxKind, subscriber_id: int, now: datetime) -> int:
+    """Make a subscriber's waiting (retry) message of ``kind`` due now; how many."""
+    return int(conn.execute(update(outbox).where(
+        outbox.c.kind == kind.value, outbox.c.subscriber_id == subscriber_id,
+        outbox.c.state == OutboxState.RETRY.value).values(next_at=now)).rowcount)
+
+
+# the subscriber status a message kind is for: checked when the row is claimed
+_WANTS = {OutboxKind.DIGEST: SubscriberStatus.CONFIRMED,
+          OutboxKind.CONFIRM: SubscriberStatus.PENDING}
+
+
 def claim(conn: Connection, now: datetime, limit: int, *, max_attempts: int | None = None,
-          lease: timedelta = LEASE, exclude: Collection[int] = ()) -> list[Claimed]:
-    """Claim up to ``limit`` due digest rows for ``lease``. Rows in ``exclude`` (those this
-    process already holds) are never claimed again, whatever their lease says; a due row
-    that has used up ``max_attempts`` ends ``failed`` instead of being tried again."""
+          lease: timedelta = LEASE, exclude: Collection[int] = (),
+          kinds: Collection[OutboxKind] = tuple(OutboxKind)) -> list[Claimed]:
+    """Claim up to ``limit`` due rows of ``kinds`` for ``lease``. Rows in ``exclude`` (those
+    this process already holds) are never claimed again, whatever their lease says; a due
+    row that has used up ``max_attempts`` ends ``failed`` instead of being tried again."""
     query = select(outbox.c.id, outbox.c.attempts).where(
-        _due(now), outbox.c.kind == OutboxKind.DIGEST.value)
+        _due(now), outbox.c.kind.in_([k.value for k in kinds]))
     if exclude:
         query = query.where(outbox.c.id.not_in(list(exclude)))
-    query = query.order_by(outbox.c.id).limit(limit)
+    # a confirmation first: someone is waiting for it, while a digest is never urgent
+    query = query.order_by(case((outbox.c.kind == OutboxKind.CONFIRM.value, 0), else_=1),
+                           outbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=outbox)
     found = conn.execute(query).all()
@@ -85,16 +110,18 @@ def claim(conn: Connection, now: datetime, limit: int, *, max_attempts: int | No
     if not ids:
         return []
     rows = conn.execute(
-        select(outbox, subscribers.c.status, subscribers.c.name, subscribers.c.language)
+        select(outbox, subscribers.c.status, subscribers.c.name, subscribers.c.language,
+               subscribers.c.confirm_sent_at)
         .select_from(outbox.outerjoin(subscribers, subscribers.c.id == outbox.c.subscriber_id))
         .where(outbox.c.id.in_(ids)).order_by(outbox.c.id)).all()
     # the subscription is checked now, at claim time: an unsubscribe stops later sends
-    gone = [r.id for r in rows if r.status != SubscriberStatus.CONFIRMED.value]
+    # (and a confirmation is not sent to someone who confirmed or left meanwhile)
+    live = [r for r in rows if r.status == _WANTS[OutboxKind(r.kind)].value]
+    gone = sorted({r.id for r in rows} - {r.id for r in live})
     if gone:
         conn.execute(update(outbox).where(outbox.c.id.in_(gone)).values(
             state=OutboxState.FAILED.value, last_error="not subscribed at send time",
             lease_until=None))
-    live = [r for r in rows if r.status == SubscriberStatus.CONFIRMED.value]
     if not live:
         return []
     conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in live])).values(
@@ -106,7 +133,7 @@ def claim(conn: Connection, now: datetime, limit: int, *, max_attempts: int | No
         follows.setdefault(sid, []).append(series_id)
     return [Claimed(r.id, OutboxKind(r.kind), r.digest_id, r.subscriber_id, r.recipient, r.name,
                     r.language, r.message_id, r.from_seq or 0, r.to_seq or 0, r.attempts + 1,
-                    tuple(sorted(follows.get(r.subscriber_id, []))))
+                    tuple(sorted(follows.get(r.subscriber_id, []))), r.confirm_sent_at)
             for r in live]
 
 

@@ -164,14 +164,6 @@ def unsubscribe(conn: Connection, subscriber_id: int, now: datetime) -> bool:
     return bool(result.rowcount)
 
 
-def restore_confirm_sent(conn: Connection, subscriber_id: int, claimed: datetime,
-                         previous: datetime | None) -> None:
-    """Undo a confirmation claim whose mail was not delivered (unless a newer claim won)."""
-    conn.execute(update(subscribers).where(
-        subscribers.c.id == subscriber_id, subscribers.c.confirm_sent_at == claimed,
-    ).values(confirm_sent_at=previous))
-
-
 def remove(conn: Connection, email: str, now: datetime, reason: str = "removed") -> Subscriber:
     """Erase the subscriber's personal data; keep a one-way hash so the address stays
     suppressed (an import or a form cannot bring it back)."""
