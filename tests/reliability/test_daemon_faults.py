@@ -365,6 +365,11 @@ def test_down_three_periods_and_a_stall_at_fire_time(
                                           stopping=stopping, scheduled=True)
 
     try:
+        # start just after a fire time, so that the catch-up run and the next cron fire
+        # are one period apart (starting 0.2 s before a fire would see both in 0.5 s)
+        upcoming = trigger.get_next_fire_time(None, datetime.now(config.zone))
+        assert upcoming is not None
+        time.sleep(max(0.0, (upcoming - datetime.now(config.zone)).total_seconds()) + 0.1)
         now = datetime.now(config.zone)
         with store.write() as conn:  # the last success was three periods ago
             run = jq.start_run(conn, "digest-daily", now - timedelta(seconds=3 * period + 1))
