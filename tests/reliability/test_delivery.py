@@ -203,15 +203,19 @@ MISCONFIGURED = {
 
 @pytest.mark.catalogue("F15")
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
-@pytest.mark.parametrize("case", list(MISCONFIGURED))
+@pytest.mark.parametrize(("case", "backend"), [
+    *((case, "sqlite") for case in MISCONFIGURED),
+    pytest.param("530 at MAIL FROM", "postgresql", marks=pytest.mark.postgres)])
 def test_misconfigured_relay_bounces_nobody_and_delivers_all_once_fixed(
         make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
-        figures: Callable[..., None], case: str) -> None:
+        figures: Callable[..., None], case: str, backend: str,
+        request: pytest.FixtureRequest) -> None:
     server_options, smtp_options = MISCONFIGURED[case]
     n = 50
     server = fault(**server_options)
-    config = kill.world(make_config, server.port, n, f"sqlite:///{tmp_path / 'm.sqlite3'}",
-                        extra=FAST)
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else \
+        f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    config = kill.world(make_config, server.port, n, url, extra=FAST)
     wrong = {f"SERIESFEED_SMTP_{k.upper()}": v for k, v in smtp_options.items()}
     code, out, err = _cli(config, "digest", "send", "--frequency", "daily", env=wrong)
     assert code == 0 and "Traceback" not in err, err
@@ -250,7 +254,7 @@ def test_misconfigured_relay_bounces_nobody_and_delivers_all_once_fixed(
     got = [r for d in server.handler.deliveries() for r in d.recipients]
     assert len(got) == 3 * n and set(got) == kill.recipients(n)
     assert {r["state"] for r in _rows(config)} == {"sent"}
-    figures(**{"case": case, "subscribers": n, "digests": 3,
+    figures(**{"case": case, "backend": backend, "subscribers": n, "digests": 3,
                "bounced after three digests": bounced, "delivered after the fix": len(got)})
 
 
