@@ -38,6 +38,7 @@ TITLES = {
     "F11": "SIGTERM during a send",
     "F12": "disk full, read-only database, a writer holding the lock",
     "F13": "one-click unsubscribes during a send",
+    "F14": "a writer holding the lock while the web is busy (event loop, 503)",
     "B1": "importer fuzzing",
     "B2": "XML hazard corpus",
     "B3": "control characters through feeds",

@@ -27,8 +27,9 @@ class _Server(uvicorn.Server):
 async def serve_until(config: Config, store: Store, stop: asyncio.Event,
                       host: str | None = None, port: int | None = None) -> None:
     """Serve until ``stop`` is set, then finish open requests and return."""
+    app = create_app(config, store)
     server = _Server(uvicorn.Config(
-        create_app(config, store), host=host or config.web.host, port=port or config.web.port,
+        app, host=host or config.web.host, port=port or config.web.port,
         log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5,
         limit_concurrency=1000, timeout_keep_alive=5))
     where = f"{server.config.host}:{server.config.port}"
@@ -43,13 +44,16 @@ async def serve_until(config: Config, store: Store, stop: asyncio.Event,
 
     task = asyncio.get_running_loop().create_task(guarded())
     stopper = asyncio.get_running_loop().create_task(stop.wait())
-    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        stopper.cancel()
-        task.result()  # re-raises the SeriesfeedError above
-        return
-    server.should_exit = True
-    await task
+    try:
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            stopper.cancel()
+            task.result()  # re-raises the SeriesfeedError above
+            return
+        server.should_exit = True
+        await task
+    finally:
+        app.state.store.close()  # the web's own engine (create_app)
 
 
 async def serve_forever(config: Config, store: Store, host: str | None = None,
