@@ -55,6 +55,8 @@ TITLES = {
     "S8": "Host poisoning and open redirects",
     "S9": "oversized and slow requests, headers",
     "S10": "XSS payloads in entries",
+    "S11": "only POST acts on token links (HEAD, PUT, DELETE, PATCH, OPTIONS)",
+    "S12": "a foreign Origin is refused even when Sec-Fetch-Site says same-site",
 }
 
 
