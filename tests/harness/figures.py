@@ -57,6 +57,7 @@ TITLES = {
     "S10": "XSS payloads in entries",
     "S11": "only POST acts on token links (HEAD, PUT, DELETE, PATCH, OPTIONS)",
     "S12": "a foreign Origin is refused even when Sec-Fetch-Site says same-site",
+    "S13": "erasure: no copy of a removed address anywhere in the store",
 }
 
 

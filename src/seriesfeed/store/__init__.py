@@ -179,14 +179,17 @@ class Store:
             raise StoreError(f"database {self.describe()}: {_reason(exc)}") from exc
 
     @contextmanager
-    def write(self, *, durable: bool = False) -> Iterator[Connection]:
+    def write(self, *, durable: bool = False, erase: bool = False) -> Iterator[Connection]:
         """A write transaction: BEGIN IMMEDIATE on SQLite. ``durable`` makes SQLite fsync
         the commit (synchronous=FULL) for changes that must survive power loss, such as
-        unsubscribes (RELIABILITY.md invariant 4)."""
+        unsubscribes (RELIABILITY.md invariant 4). ``erase`` makes SQLite overwrite what
+        the transaction deletes or replaces (secure_delete), for erasure requests."""
         with self._translated(), self._connect() as conn:
             if self.dialect == "sqlite":
                 if durable:
                     _raw_pragma(conn, "synchronous=FULL")
+                if erase:
+                    _raw_pragma(conn, "secure_delete=ON")
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             try:
                 with conn.begin():
@@ -194,6 +197,16 @@ class Store:
             finally:
                 if self.dialect == "sqlite" and durable:
                     _raw_pragma(conn, "synchronous=NORMAL")
+                if self.dialect == "sqlite" and erase:
+                    _raw_pragma(conn, "secure_delete=OFF")
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database and empty it (best effort:
+        a reader still using old pages keeps them until it finishes)."""
+        if self.dialect != "sqlite":
+            return
+        with self._translated(), self._connect() as conn:
+            _raw_pragma(conn, "wal_checkpoint(TRUNCATE)")
 
     def migrate(self) -> list[str]:
         """Bring the schema to the newest revision; return the revisions applied."""
