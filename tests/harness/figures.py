@@ -39,6 +39,7 @@ TITLES = {
     "F12": "disk full, read-only database, a writer holding the lock",
     "F13": "one-click unsubscribes during a send",
     "F14": "a writer holding the lock while the web is busy (event loop, 503)",
+    "F15": "a damaged or newer store: one Error line, check, /healthz",
     "B1": "importer fuzzing",
     "B2": "XML hazard corpus",
     "B3": "control characters through feeds",

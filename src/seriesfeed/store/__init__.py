@@ -230,10 +230,7 @@ class Store:
                 before = MigrationContext.configure(conn).get_current_revision()
                 conn.commit()
                 if before is not None and before not in known:
-                    raise StoreTooNewError(
-                        f"the store {self.describe()} has schema revision '{before}', newer "
-                        f"than this seriesfeed knows (newest: {script.get_current_head()}): "
-                        "upgrade seriesfeed (or use the seriesfeed that wrote it)")
+                    raise self.too_new(before)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 conn.commit()
@@ -257,6 +254,21 @@ class Store:
 
         with self._translated(), self._connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
+
+    def too_new(self, revision: str) -> StoreTooNewError:
+        return StoreTooNewError(
+            f"the store {self.describe()} has schema revision '{revision}', newer than this "
+            f"seriesfeed knows (newest: {self.head_revision()}): upgrade seriesfeed (or use "
+            "the seriesfeed that wrote it)")
+
+    def known_revisions(self) -> set[str]:
+        from alembic.config import Config as AlembicConfig
+        from alembic.script import ScriptDirectory
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        script = ScriptDirectory.from_config(cfg)
+        return {rev.revision for rev in script.walk_revisions(base="base", head="heads")}
 
     def head_revision(self) -> str | None:
         """The newest schema revision this code knows."""

@@ -49,7 +49,8 @@ def create_app(config: Config, store: Store) -> Starlette:
             return JSONResponse({"status": "error", "store": public(str(exc)),
                                  "problems": [f"store: {public(str(exc))}"]}, status_code=503)
         jobs = {name: {"ok": run.ok, "started_at": run.started_at.isoformat(),
-                       "summary": run.summary} for name, run in runs.items()}
+                       "summary": public(run.summary) if run.summary else run.summary}
+                for name, run in runs.items()}
         problems: list[str] = []
         recent = store.trouble.recent()
         if recent is not None:
