@@ -46,6 +46,7 @@ TITLES = {
     "B4": "CSV/JSON edges and formula cells",
     "B5": "hostile content through strict servers",
     "B6": "fast byte path against EmailMessage",
+    "B7": "entry URLs and ids checked on every import path",
     "S1": "header injection through names",
     "S2": "no enumeration",
     "S3": "CSRF",
