@@ -60,6 +60,7 @@ TITLES = {
     "S11": "only POST acts on token links (HEAD, PUT, DELETE, PATCH, OPTIONS)",
     "S12": "a foreign Origin is refused even when Sec-Fetch-Site says same-site",
     "S13": "erasure: no copy of a removed address anywhere in the store",
+    "S14": "slow headers and slow bodies: header and body deadlines",
 }
 
 

@@ -13,6 +13,7 @@ store that cannot answer gives a 503 page with Retry-After (``web.busy``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import defaultdict, deque
@@ -95,10 +96,15 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             return Response("request body too large", status_code=413)
         body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return Response("request body too large", status_code=413)
+        try:  # a body that trickles in holds a connection: [web] body_timeout
+            async with asyncio.timeout(config.web.body_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        return Response("request body too large", status_code=413)
+        except TimeoutError:
+            return Response("request timeout: the form took too long to arrive",
+                            status_code=408, headers={"Connection": "close"})
         try:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                               max_num_fields=MAX_FIELDS)
