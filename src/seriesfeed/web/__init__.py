@@ -13,6 +13,8 @@ and runs the jobs in the daemon) never waits on the store.
 
 from __future__ import annotations
 
+import weakref
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -78,4 +80,7 @@ def create_app(config: Config, store: Store) -> Starlette:
                     exception_handlers={StoreError: store_failed})
     app.state.config = config
     app.state.store = store
+    # the web's own engine: serve_until closes it; an app dropped without serving (tests,
+    # embedders) closes it when collected rather than keeping its connections
+    weakref.finalize(app, store.close)
     return app
