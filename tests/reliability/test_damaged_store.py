@@ -19,12 +19,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy.exc import IntegrityError
 
 from seriesfeed.config import Config
 from seriesfeed.digest import record_digests
+from seriesfeed.errors import StoreDamagedError, StoreError
 from seriesfeed.models import Frequency
-from seriesfeed.store import open_store
+from seriesfeed.store import Store, open_store
+from seriesfeed.store.tables import series
 from tests.conftest import EXAMPLE_JSON
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer
@@ -200,3 +203,16 @@ def test_healthz_reports_a_damaged_store(
     figures(part="daemon on a damaged entries page", **{
         "feed GET": feed_status, "/healthz": f"{status} {health['status']}",
         "problems reported": len(health["problems"])})
+
+
+def test_constraint_violations_still_reach_their_callers(store: Store) -> None:
+    """Translating the database's failures must not hide IntegrityError: callers (digest
+    recording, imports) rely on it to detect a row that is already there."""
+    now = datetime.now(UTC)
+    with store.write() as conn:
+        conn.execute(insert(series).values(slug="twice", created_at=now))
+    with pytest.raises(IntegrityError), store.write() as conn:
+        conn.execute(insert(series).values(slug="twice", created_at=now))
+    with pytest.raises(StoreError) as caught, store.read() as conn:  # not damage: a mistake
+        conn.execute(text("SELECT * FROM no_such_table"))
+    assert not isinstance(caught.value, StoreDamagedError)

@@ -30,7 +30,8 @@ from seriesfeed.errors import StoreDamagedError, StoreError, StoreTooNewError
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # what SQLite says when a file's pages are not what it wrote (or not a database at all)
-DAMAGED = ("malformed", "not a database", "corrupt", "disk image")
+# (and PostgreSQL's "invalid page in block" for a damaged heap page)
+DAMAGED = ("malformed", "not a database", "corrupt", "disk image", "invalid page")
 
 
 def _reason(exc: DBAPIError) -> str:
@@ -218,7 +219,7 @@ class Store:
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         script = ScriptDirectory.from_config(cfg)
-        known = {rev.revision for rev in script.walk_revisions(base="base", head="heads")}
+        known = self.known_revisions()
         with self._translated(), self._connect() as conn:
             if self.dialect == "sqlite":
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -262,22 +263,13 @@ class Store:
             "the seriesfeed that wrote it)")
 
     def known_revisions(self) -> set[str]:
-        from alembic.config import Config as AlembicConfig
-        from alembic.script import ScriptDirectory
-
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        script = ScriptDirectory.from_config(cfg)
-        return {rev.revision for rev in script.walk_revisions(base="base", head="heads")}
+        """Every schema revision this code's migrations know."""
+        return {rev.revision for rev in _scripts().walk_revisions(base="base", head="heads")}
 
     def head_revision(self) -> str | None:
         """The newest schema revision this code knows."""
-        from alembic.config import Config as AlembicConfig
-        from alembic.script import ScriptDirectory
-
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        return ScriptDirectory.from_config(cfg).get_current_head()
+        head = _scripts().get_current_head()
+        return str(head) if head is not None else None
 
     def ping(self) -> None:
         with self.read() as conn:
@@ -285,6 +277,16 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _scripts() -> Any:
+    """Alembic's view of the migrations folder (a ScriptDirectory)."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
 
 
 def _raw_pragma(conn: Connection, pragma: str) -> None:
