@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from seriesfeed.config import Config
-from seriesfeed.errors import StoreDamagedError
+from seriesfeed.errors import StoreDamagedError, StoreError
 from seriesfeed.store import Store
 from seriesfeed.store.check import CheckReport, check_store
 
 
 def check(config: Config) -> CheckReport:
-    """The report; raises StoreDamagedError (after the caller could print nothing) only
-    through :func:`verdict`."""
+    """What is wrong with the store, without changing it (no migration); the caller prints
+    it, then :func:`verdict` turns problems into the one-line error."""
     store = Store(config.database.url, base_dir=config.base_dir)
+    if store.sqlite_path is not None and str(store.sqlite_path) != ":memory:" and \
+            not store.sqlite_path.exists():  # connecting would create an empty file
+        store.close()
+        raise StoreError(f"there is no store at {store.sqlite_path}: run `seriesfeed init` "
+                         "(or restore a backup there)")
     try:
         return check_store(store)
     finally:

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from starlette.testclient import TestClient
 
 from seriesfeed.config import Config
+from seriesfeed.store import Store, open_store
 from seriesfeed.store import jobs as jq
-from seriesfeed.store import open_store
+from seriesfeed.web import create_app
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer, Rule
 
@@ -117,3 +119,20 @@ def test_removal_leaves_no_copy_of_the_address(
             **{"copies before removal": before, "copies after (dump)": hits,
                "copies in the SQLite file bytes": raw_hits if raw else "n/a",
                "status prints it": False})
+
+
+def test_healthz_never_shows_an_address(store: Store, config: Config) -> None:
+    """/healthz may be reachable from outside: the relay's words are shown without the
+    recipient they quote, and without the store's path."""
+    now = datetime.now(UTC)
+    with store.write() as conn:
+        conn.execute(text("INSERT INTO outbox (kind, recipient, message_id, state, attempts, "
+                          "uncertain, last_error, created_at) VALUES ('digest', :r, '<h@x>', "
+                          "'retry', 1, false, :e, :t)"),
+                     {"r": "ann@example.org", "e": "450 4.2.0 <ann@example.org>: busy",
+                      "t": now})
+        run = jq.start_run(conn, "feeds", now)
+        jq.finish_run(conn, run, now, False, f"failed for ann@example.org in {store.url}")
+    body = TestClient(create_app(config, store)).get("/healthz").text
+    assert "ann@example.org" not in body and store.describe() not in body, body
+    assert "450 4.2.0 <<address>>: busy" in body and '"degraded"' in body

@@ -51,6 +51,9 @@ def scrub_address(conn: Connection, addresses: Iterable[str]) -> int:
         for column in table.columns:
             if not isinstance(column.type, String):  # Text is a String too
                 continue
+            length = column.type.length
+            if length is not None and length < len(needles[-1]):
+                continue  # too short to hold it (state, language, hashes of 64...)
             found = func.lower(column).contains(needles[0], autoescape=True)
             for needle in needles[1:]:
                 found = found | func.lower(column).contains(needle, autoescape=True)

@@ -13,6 +13,7 @@ and runs the jobs in the daemon) never waits on the store.
 
 from __future__ import annotations
 
+import re
 import weakref
 
 from starlette.applications import Starlette
@@ -28,6 +29,8 @@ from seriesfeed.store import jobs as jq
 from seriesfeed.web.busy import busy_page, visitor_language
 from seriesfeed.web.security import SecurityHeaders
 
+ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
 
 def create_app(config: Config, store: Store) -> Starlette:
     from seriesfeed.web import feeds, subscribe
@@ -35,7 +38,9 @@ def create_app(config: Config, store: Store) -> Starlette:
     store = store.with_busy_timeout(config.web.store_timeout)
 
     def public(reason: str) -> str:
-        return reason.replace(store.describe(), "the store")
+        """What /healthz may show of a message: no store path or URL, and no subscriber's
+        address (relays quote the recipient: '550 5.1.1 <ann@example.org>')."""
+        return ADDRESS.sub("<address>", reason.replace(store.describe(), "the store"))
 
     def healthz(request: Request) -> JSONResponse:
         """"ok" only when the store answered and nothing failed recently: a store error met
@@ -63,7 +68,8 @@ def create_app(config: Config, store: Store) -> Starlette:
         down = recent is not None and recent[1]
         return JSONResponse({"status": "error" if down else "degraded" if degraded else "ok",
                              "store": "damaged" if down else "ok", "problems": problems,
-                             "outbox": outbox, "last_delivery_error": last_error,
+                             "outbox": outbox,
+                             "last_delivery_error": public(last_error) if last_error else None,
                              "subscribers": subscribers, "jobs": jobs},
                             status_code=503 if down else 200)
 
