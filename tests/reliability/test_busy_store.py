@@ -1,4 +1,4 @@
-"""F14 (issue 11, item 4): another process holds the store's write lock while the daemon's
+"""F18 (issue 11, item 4): another process holds the store's write lock while the daemon's
 web app gets a subscribe, /healthz and feed GETs at once. The event loop never waits on the
 store: /healthz and feeds keep answering fast, and the subscribe gets a 503 page with
 Retry-After in the visitor's language, never a path or the database's message."""
@@ -97,7 +97,7 @@ def daemon_site(make_config: Callable[..., Path], tmp_path: Path,
             proc.communicate()
 
 
-@pytest.mark.catalogue("F14")
+@pytest.mark.catalogue("F18")
 @pytest.mark.parametrize("daemon_site", ["sqlite", pytest.param(
     "postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_a_writer_holding_the_lock_never_freezes_the_web(

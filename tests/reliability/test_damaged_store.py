@@ -1,4 +1,4 @@
-"""F15 (issue 11, item 5): a damaged or a newer store. A real SQLite file whose table pages
+"""F19 (issue 11, item 5): a damaged or a newer store. A real SQLite file whose table pages
 are overwritten, and a store whose schema revision this code does not know: every command
 run as a subprocess prints one ``Error:`` line that says what is wrong and what to do, and
 exits 1, never a traceback; ``seriesfeed check`` finds the damage; a daemon on a damaged
@@ -88,7 +88,7 @@ def _one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> st
     return lines[0]
 
 
-@pytest.mark.catalogue("F15")
+@pytest.mark.catalogue("F19")
 @pytest.mark.parametrize("table", ["entries", "digests"])
 def test_a_damaged_sqlite_store_gives_one_error_line(
         make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
@@ -117,7 +117,7 @@ def test_a_damaged_sqlite_store_gives_one_error_line(
                                                  "tracebacks": 0, "check exit": 1})
 
 
-@pytest.mark.catalogue("F15")
+@pytest.mark.catalogue("F19")
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql",
                                                              marks=pytest.mark.postgres)])
 def test_a_newer_store_asks_for_an_upgrade(
@@ -142,7 +142,7 @@ def test_a_newer_store_asks_for_an_upgrade(
                               "tracebacks": 0})
 
 
-@pytest.mark.catalogue("F15")
+@pytest.mark.catalogue("F19")
 @pytest.mark.postgres
 def test_check_on_postgresql(make_config: Callable[..., Path], tmp_path: Path, pg_url: str,
                              fault: Callable[..., FaultServer]) -> None:
@@ -172,7 +172,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-@pytest.mark.catalogue("F15")
+@pytest.mark.catalogue("F19")
 def test_healthz_reports_a_damaged_store(
         make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
         figures: Callable[..., None]) -> None:
