@@ -220,8 +220,8 @@ def add_entry(store: Store, config: Config, entry: Entry,
         store_batch(store, config, batch, "entry", ImportReport("entry", None))
     except ImportError_ as exc:
         raise ValidationError(str(exc).split(": ", 1)[-1], field=exc.field) from exc
-    with store.read() as conn:
-        return q.get_entry(conn, entry.id or entry.url or derive_url(config, entry))
+    with store.read() as conn:  # by the URL as stored (normalised by the import check)
+        return q.get_entry(conn, entry.id or check_url(entry.url or derive_url(config, entry)))
 
 
 def link_translations(store: Store, first: str, second: str) -> tuple[Entry, Entry]:

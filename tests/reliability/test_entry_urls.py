@@ -123,3 +123,13 @@ def test_what_only_needs_escaping_is_escaped(run_cli: Run, config_path: Path,
         assert not any(c in entry_id for c in ' "<>')
     again = run_cli("--config", config_path, "import", path)  # normalising is idempotent
     assert again.code == 0 and "0 added" in again.out and "3 unchanged" in again.out, again
+
+
+@pytest.mark.catalogue("B7")
+def test_entries_add_stores_and_shows_the_normalised_url(run_cli: Run, config_path: Path
+                                                         ) -> None:
+    added = run_cli("--config", config_path, "entries", "add", "--series", SLUG, "--title",
+                    "By hand", "--published", "2020-02-01", "--url",
+                    "https://Bücher.example/año", "--json")
+    assert added.code == 0, added
+    assert json.loads(added.out)["url"] == "https://xn--bcher-kva.example/a%C3%B1o"
