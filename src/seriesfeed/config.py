@@ -66,6 +66,9 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     base_url: str = ""
+    store_timeout: float = 3.0
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,9 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("database", "url"): _check_db_url,
     ("web", "port"): _check_port,
     ("web", "base_url"): _check_url_or_empty,
+    ("web", "store_timeout"): _check_positive,
+    ("web", "header_timeout"): _check_positive,
+    ("web", "body_timeout"): _check_positive,
     ("smtp", "port"): _check_port,
     ("smtp", "security"): _check_security,
     ("smtp", "connections"): _check_positive,

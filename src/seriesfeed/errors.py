@@ -3,7 +3,9 @@
     SeriesfeedError                 root; the CLI prints "Error: <message>" and exits 1
     ├── ConfigError                 config.toml or environment override (key, line)
     ├── StoreError                  database unreachable, migration failed, constraint
-    │   └── NotFoundError           an entry, series or subscriber that does not exist
+    │   ├── NotFoundError           an entry, series or subscriber that does not exist
+    │   ├── StoreDamagedError       the database file is corrupt: restore a backup
+    │   └── StoreTooNewError        the schema is newer than this code: upgrade
     ├── ImportError_                an input file (path, line, field); nothing was stored
     ├── ValidationError             a value given on the command line or a form (field)
     ├── LockError                   another process holds the single-runner lock
@@ -49,6 +51,14 @@ class StoreError(SeriesfeedError):
 
 class NotFoundError(StoreError):
     """A named object does not exist in the store."""
+
+
+class StoreDamagedError(StoreError):
+    """The database is corrupt (SQLite "database disk image is malformed")."""
+
+
+class StoreTooNewError(StoreError):
+    """The store's schema revision is one this code does not know (a newer seriesfeed)."""
 
 
 class ImportError_(SeriesfeedError):

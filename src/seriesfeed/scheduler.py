@@ -143,18 +143,24 @@ class Daemon:
             await self._guarded(job)
             return
         now = datetime.now(self.config.zone)
-        try:
-            with self.store.write() as conn:
-                run_id = jq.start_run(conn, job.name, now)
+        try:  # in a thread: the loop must not wait for another process's write lock
+            run_id = await asyncio.to_thread(self._start_run, job.name, now)
         except SeriesfeedError as exc:  # a full disk, say: log, try again at the next fire
             log.error("job %s not started: %s", job.name, exc)
             return
         ok, summary = await self._guarded(job)
         try:
-            with self.store.write() as conn:
-                jq.finish_run(conn, run_id, datetime.now(self.config.zone), ok, summary)
+            await asyncio.to_thread(self._finish_run, run_id, ok, summary)
         except SeriesfeedError as exc:
             log.error("job %s result not recorded: %s", job.name, exc)
+
+    def _start_run(self, name: str, now: datetime) -> int:
+        with self.store.write() as conn:
+            return jq.start_run(conn, name, now)
+
+    def _finish_run(self, run_id: int, ok: bool, summary: str) -> None:
+        with self.store.write() as conn:
+            jq.finish_run(conn, run_id, datetime.now(self.config.zone), ok, summary)
 
     async def _guarded(self, job: Job) -> tuple[bool, str]:
         """Run the job's work; a failure is logged and returned, never raised."""
@@ -208,7 +214,7 @@ class Daemon:
         server = loop.create_task(self.serve(self.stopping)) if self.serve else None
         now = datetime.now(self.config.zone)
         for job in self.jobs:
-            if job.catch_up and self.due_at_start(job, now):
+            if job.catch_up and await asyncio.to_thread(self.due_at_start, job, now):
                 log.info("job %s: its slot passed while the daemon was down; running it now",
                          job.name)
                 self.spawn(job)

@@ -30,6 +30,7 @@ from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import outbox as oq
 from seriesfeed.store import subscribers as sq
+from seriesfeed.store.erasure import address_variants, scrub_address
 from seriesfeed.store.tables import outbox
 from seriesfeed.text import clean_line
 
@@ -293,13 +294,19 @@ def unsubscribe_address(store: Store, email: str) -> Subscriber:
 
 
 def remove_subscriber(store: Store, email: str) -> Subscriber:
+    """Erase a subscriber: the row goes (a hash keeps the address suppressed), and the
+    address goes from every other place the store kept it, in any case: outbox recipients,
+    relay errors quoting it (``550 5.1.1 <a@example.org>``), job summaries. On SQLite the
+    freed bytes are overwritten and the write-ahead log emptied, so the file holds no copy."""
     address = normalize_email(email)
-    with store.write(durable=True) as conn:
+    with store.write(durable=True, erase=True) as conn:
         sub = sq.remove(conn, address, now_utc())
         # erase the address from queued and past messages too
-        conn.execute(update(outbox).where(outbox.c.recipient == sub.email)
-                     .values(recipient="erased@invalid", subscriber_id=None))
-        return sub
+        conn.execute(update(outbox).where(outbox.c.subscriber_id == sub.id)
+                     .values(subscriber_id=None))
+        scrub_address(conn, address_variants(sub.email) | address_variants(address))
+    store.checkpoint()
+    return sub
 
 
 def list_subscribers(store: Store, status: SubscriberStatus | None) -> Iterator[Subscriber]:

@@ -42,12 +42,15 @@ TITLES = {
     "F15": "a misconfigured relay over three digests, then fixed",
     "F16": "a relay slower than the lease",
     "F17": "SIGTERM with a tarpit relay",
+    "F18": "a writer holding the lock while the web is busy (event loop, 503)",
+    "F19": "a damaged or newer store: one Error line, check, /healthz",
     "B1": "importer fuzzing",
     "B2": "XML hazard corpus",
     "B3": "control characters through feeds",
     "B4": "CSV/JSON edges and formula cells",
     "B5": "hostile content through strict servers",
     "B6": "fast byte path against EmailMessage",
+    "B7": "entry URLs and ids checked on every import path",
     "S1": "header injection through names",
     "S2": "no enumeration",
     "S3": "CSRF",
@@ -58,6 +61,10 @@ TITLES = {
     "S8": "Host poisoning and open redirects",
     "S9": "oversized and slow requests, headers",
     "S10": "XSS payloads in entries",
+    "S11": "only POST acts on token links (HEAD, PUT, DELETE, PATCH, OPTIONS)",
+    "S12": "a foreign Origin is refused even when Sec-Fetch-Site says same-site",
+    "S13": "erasure: no copy of a removed address anywhere in the store",
+    "S14": "slow headers and slow bodies: header and body deadlines",
 }
 
 

@@ -84,6 +84,7 @@ def init(app: AppContext) -> None:
 
 def _register() -> None:
     from seriesfeed.cli import (  # noqa: F401 - registers their commands
+        check,
         daemon,
         digest,
         entries,

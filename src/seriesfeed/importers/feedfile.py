@@ -119,8 +119,12 @@ def parse_feed(data: bytes, settings: ImportSettings, *, source: str,
     title = clean_line(feed.get("title", "")) or "Imported feed"
     language = (feed.get("language") or settings.default_language)[:2].lower()
     slug = series_slug or slugify(title) or "imported"
+    # feedparser falls back on the feed's <id> for its link, which may be a urn: the
+    # series then has no page URL rather than failing the import's URL check
+    link = feed.get("link") or ""
     batch = ImportBatch(series=[Series(slug, {language: SeriesText(
-        title, clean_text(html_to_text(feed.get("subtitle", ""))), feed.get("link"))})])
+        title, clean_text(html_to_text(feed.get("subtitle", ""))),
+        link if link.lower().startswith(("http://", "https://")) else None)})])
     for n, item in enumerate(items, start=1):
         item_title = clean_line(html_to_text(item.get("title", "")))
         published = _when(item, "published") or _when(item, "updated")

@@ -7,19 +7,40 @@ Every write goes through :meth:`Store.write`, which on SQLite opens the transact
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+)
 
-from seriesfeed.errors import StoreError
+from seriesfeed.errors import StoreDamagedError, StoreError, StoreTooNewError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# what SQLite says when a file's pages are not what it wrote (or not a database at all)
+# (and PostgreSQL's "invalid page in block" for a damaged heap page)
+DAMAGED = ("malformed", "not a database", "corrupt", "disk image", "invalid page")
+
+
+def _reason(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+
+
+def _is_damage(exc: DBAPIError) -> bool:
+    reason = _reason(exc).lower()
+    return any(word in reason for word in DAMAGED)
 
 
 def normalize_url(url: str, base_dir: Path) -> str:
@@ -37,11 +58,44 @@ def normalize_url(url: str, base_dir: Path) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+@dataclass
+class StoreTrouble:
+    """The newest store failure this process met (any caller: requests, jobs), so that
+    ``/healthz`` can say what it could not read instead of "ok"."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    count: int = 0
+    last_at: float | None = None  # time.monotonic()
+    last_reason: str = ""
+    damaged: bool = False
+
+    def seen(self, reason: str, *, damaged: bool = False) -> None:
+        with self.lock:
+            self.count += 1
+            self.last_at = time.monotonic()
+            self.last_reason, self.damaged = reason, damaged
+
+    def recent(self, within: float = 60.0) -> tuple[str, bool] | None:
+        """(reason, damaged) of the newest failure within ``within`` seconds, else None."""
+        with self.lock:
+            if self.last_at is None or time.monotonic() - self.last_at > within:
+                return None
+            return self.last_reason, self.damaged
+
+
 class Store:
     """Owns the engine. Pass connections from :meth:`read` / :meth:`write` to the queries."""
 
-    def __init__(self, url: str, *, base_dir: Path | None = None) -> None:
+    def __init__(self, url: str, *, base_dir: Path | None = None,
+                 busy_timeout: float | None = None,
+                 trouble: StoreTrouble | None = None) -> None:
+        """``busy_timeout``: how long a statement waits for another connection's lock
+        before it fails (SQLite's busy timeout, PostgreSQL's lock_timeout); None is 30 s on
+        SQLite and no limit on PostgreSQL. The web app uses a few seconds, so a visitor is
+        answered 503 rather than held."""
         self.url = normalize_url(url, base_dir or Path.cwd())
+        self.busy_timeout = busy_timeout
+        self.trouble = trouble or StoreTrouble()
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
@@ -52,14 +106,22 @@ class Store:
                     self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise StoreError(f"cannot create {self.sqlite_path.parent}: {exc}") from exc
-            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+            kwargs["connect_args"] = {"timeout": busy_timeout or SQLITE_BUSY_TIMEOUT_S}
         else:
             self.sqlite_path = None
             kwargs["pool_pre_ping"] = True
             kwargs["connect_args"] = {"connect_timeout": 10}
+            if busy_timeout is not None:
+                kwargs["connect_args"]["options"] = \
+                    f"-c lock_timeout={max(1, int(busy_timeout * 1000))}"
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
-            _sqlite_events(self.engine)
+            _sqlite_events(self.engine, busy_timeout or SQLITE_BUSY_TIMEOUT_S)
+
+    def with_busy_timeout(self, seconds: float) -> Store:
+        """Another Store on the same database whose connections wait at most ``seconds``
+        for a lock (its own engine: close it too)."""
+        return Store(self.url, busy_timeout=seconds, trouble=self.trouble)
 
     @property
     def lock_path(self) -> Path | None:
@@ -76,8 +138,17 @@ class Store:
         try:
             return self.engine.connect()
         except (OperationalError, DBAPIError) as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise StoreError(f"cannot open the database {self.describe()}: {reason}") from exc
+            if _is_damage(exc):
+                raise self._damaged(exc) from exc
+            self.trouble.seen(_reason(exc))
+            raise StoreError(f"cannot open the database {self.describe()}: "
+                             f"{_reason(exc)}") from exc
+
+    def _damaged(self, exc: DBAPIError) -> StoreDamagedError:
+        self.trouble.seen(f"damaged: {_reason(exc)}", damaged=True)
+        return StoreDamagedError(
+            f"the store {self.describe()} is damaged ({_reason(exc)}): restore it from a "
+            "backup; `seriesfeed check` shows what is wrong")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -93,19 +164,33 @@ class Store:
         they are. Constraint violations (IntegrityError) pass through for their callers."""
         try:
             yield
+        except IntegrityError:
+            raise
         except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise StoreError(f"database {self.describe()}: {reason}") from exc
+            if _is_damage(exc):
+                raise self._damaged(exc) from exc
+            self.trouble.seen(_reason(exc))
+            raise StoreError(f"database {self.describe()}: {_reason(exc)}") from exc
+        except DatabaseError as exc:
+            # SQLite's "database disk image is malformed" is a DatabaseError, not an
+            # OperationalError; so are other failures a user can only fix by hand
+            if _is_damage(exc):
+                raise self._damaged(exc) from exc
+            self.trouble.seen(_reason(exc))
+            raise StoreError(f"database {self.describe()}: {_reason(exc)}") from exc
 
     @contextmanager
-    def write(self, *, durable: bool = False) -> Iterator[Connection]:
+    def write(self, *, durable: bool = False, erase: bool = False) -> Iterator[Connection]:
         """A write transaction: BEGIN IMMEDIATE on SQLite. ``durable`` makes SQLite fsync
         the commit (synchronous=FULL) for changes that must survive power loss, such as
-        unsubscribes (RELIABILITY.md invariant 4)."""
+        unsubscribes (RELIABILITY.md invariant 4). ``erase`` makes SQLite overwrite what
+        the transaction deletes or replaces (secure_delete), for erasure requests."""
         with self._translated(), self._connect() as conn:
             if self.dialect == "sqlite":
                 if durable:
                     _raw_pragma(conn, "synchronous=FULL")
+                if erase:
+                    _raw_pragma(conn, "secure_delete=ON")
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             try:
                 with conn.begin():
@@ -113,6 +198,16 @@ class Store:
             finally:
                 if self.dialect == "sqlite" and durable:
                     _raw_pragma(conn, "synchronous=NORMAL")
+                if self.dialect == "sqlite" and erase:
+                    _raw_pragma(conn, "secure_delete=OFF")
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database and empty it (best effort:
+        a reader still using old pages keeps them until it finishes)."""
+        if self.dialect != "sqlite":
+            return
+        with self._translated(), self._connect() as conn:
+            _raw_pragma(conn, "wal_checkpoint(TRUNCATE)")
 
     def migrate(self) -> list[str]:
         """Bring the schema to the newest revision; return the revisions applied."""
@@ -124,7 +219,8 @@ class Store:
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         script = ScriptDirectory.from_config(cfg)
-        with self._connect() as conn:
+        known = self.known_revisions()
+        with self._translated(), self._connect() as conn:
             if self.dialect == "sqlite":
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             else:
@@ -134,10 +230,14 @@ class Store:
             try:
                 before = MigrationContext.configure(conn).get_current_revision()
                 conn.commit()
+                if before is not None and before not in known:
+                    raise self.too_new(before)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 conn.commit()
             except (OperationalError, DBAPIError) as exc:
+                if _is_damage(exc):
+                    raise self._damaged(exc) from exc
                 raise StoreError(f"migrating {self.describe()} failed: {exc.orig}") from exc
             finally:
                 if self.dialect != "sqlite":
@@ -153,8 +253,23 @@ class Store:
     def schema_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
 
-        with self._connect() as conn:
+        with self._translated(), self._connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
+
+    def too_new(self, revision: str) -> StoreTooNewError:
+        return StoreTooNewError(
+            f"the store {self.describe()} has schema revision '{revision}', newer than this "
+            f"seriesfeed knows (newest: {self.head_revision()}): upgrade seriesfeed (or use "
+            "the seriesfeed that wrote it)")
+
+    def known_revisions(self) -> set[str]:
+        """Every schema revision this code's migrations know."""
+        return {rev.revision for rev in _scripts().walk_revisions(base="base", head="heads")}
+
+    def head_revision(self) -> str | None:
+        """The newest schema revision this code knows."""
+        head = _scripts().get_current_head()
+        return str(head) if head is not None else None
 
     def ping(self) -> None:
         with self.read() as conn:
@@ -162,6 +277,16 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _scripts() -> Any:
+    """Alembic's view of the migrations folder (a ScriptDirectory)."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg)
 
 
 def _raw_pragma(conn: Connection, pragma: str) -> None:
@@ -172,7 +297,7 @@ def _raw_pragma(conn: Connection, pragma: str) -> None:
     raw.execute(f"PRAGMA {pragma}")
 
 
-def _sqlite_events(engine: Engine) -> None:
+def _sqlite_events(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # let SQLAlchemy, not pysqlite, decide when transactions begin
@@ -181,7 +306,7 @@ def _sqlite_events(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -1,5 +1,13 @@
 """Run the web app inside the daemon's own event loop (uvicorn without its signal handlers:
-the daemon owns SIGTERM/SIGINT and tells the server when to stop)."""
+the daemon owns SIGTERM/SIGINT and tells the server when to stop).
+
+uvicorn has a keep-alive timeout but none for a request still arriving: a client that
+trickles its headers (or a body nobody reads) held its connection forever, and fifty of them
+held fifty. ``_TimedH11`` closes a connection whose request headers are not complete within
+``[web] header_timeout`` seconds (answering 408 when some bytes came), and one whose body is
+still arriving ``[web] body_timeout`` (+1) seconds after its headers; the form handlers
+answer 408 themselves at ``body_timeout``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,9 @@ import contextlib
 import logging
 from collections.abc import Generator
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
@@ -16,6 +26,89 @@ from seriesfeed.store import Store
 from seriesfeed.web import create_app
 
 log = logging.getLogger("seriesfeed.web")
+
+
+REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                   b"content-length: 16\r\nconnection: close\r\n\r\nrequest timeout\n")
+
+
+class _TimedH11(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for request headers and one for the body."""
+
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+    _body_timer: asyncio.TimerHandle | None = None
+    _partial = False  # bytes of the next request have arrived
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._watch()
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:
+            self._partial = True
+        super().data_received(data)
+        self._watch()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._partial = False
+        self._watch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header()
+        self._cancel_body()
+        super().connection_lost(exc)
+
+    def _watch(self) -> None:
+        """Arm or cancel the deadlines for the state the client is in."""
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            self._cancel_body()
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(self.header_timeout,
+                                                          self._header_late)
+        elif state is h11.SEND_BODY:
+            self._cancel_header()
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(self.body_timeout + 1,
+                                                        self._body_late)
+        else:
+            self._cancel_header()
+            self._cancel_body()
+            self._partial = False
+
+    def _cancel_header(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _cancel_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _header_late(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a response is still being written (pipelining): not idle
+        if self._partial:  # a request was on its way: say why it ends
+            self.transport.write(REQUEST_TIMEOUT)
+        self.transport.close()
+
+    def _body_late(self) -> None:
+        self._body_timer = None
+        if not self.transport.is_closing() and self.conn.their_state is h11.SEND_BODY:
+            self.transport.close()  # the handler, if it still waits, sees a disconnect
+
+
+def timed_protocol(header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:
+    """The protocol class for uvicorn's ``http=`` with these deadlines."""
+    return type("TimedH11", (_TimedH11,), {"header_timeout": header_timeout,
+                                           "body_timeout": body_timeout})
 
 
 class _Server(uvicorn.Server):
@@ -27,10 +120,12 @@ class _Server(uvicorn.Server):
 async def serve_until(config: Config, store: Store, stop: asyncio.Event,
                       host: str | None = None, port: int | None = None) -> None:
     """Serve until ``stop`` is set, then finish open requests and return."""
+    app = create_app(config, store)
     server = _Server(uvicorn.Config(
-        create_app(config, store), host=host or config.web.host, port=port or config.web.port,
+        app, host=host or config.web.host, port=port or config.web.port,
         log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5,
-        limit_concurrency=1000, timeout_keep_alive=5))
+        limit_concurrency=1000, timeout_keep_alive=5,
+        http=timed_protocol(config.web.header_timeout, config.web.body_timeout)))
     where = f"{server.config.host}:{server.config.port}"
 
     async def guarded() -> None:
@@ -43,13 +138,16 @@ async def serve_until(config: Config, store: Store, stop: asyncio.Event,
 
     task = asyncio.get_running_loop().create_task(guarded())
     stopper = asyncio.get_running_loop().create_task(stop.wait())
-    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        stopper.cancel()
-        task.result()  # re-raises the SeriesfeedError above
-        return
-    server.should_exit = True
-    await task
+    try:
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            stopper.cancel()
+            task.result()  # re-raises the SeriesfeedError above
+            return
+        server.should_exit = True
+        await task
+    finally:
+        app.state.store.close()  # the web's own engine (create_app)
 
 
 async def serve_forever(config: Config, store: Store, host: str | None = None,

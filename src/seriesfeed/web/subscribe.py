@@ -4,28 +4,37 @@ GET never changes anything (mail scanners fetch every link): confirm, preference
 unsubscribe links show a page whose button POSTs, with a CSRF token bound to the link. The
 one exception to CSRF is RFC 8058's cookie-less ``List-Unsubscribe=One-Click`` POST, whose
 link token is its authorisation. The subscribe form is also published as a static page, so
-it carries no token: a cross-site POST is refused by its Origin / Sec-Fetch-Site.
+it carries no token: a POST from any other origin is refused by its Origin / Sec-Fetch-Site.
+Only POST acts on a token link; GET and HEAD show the page, other methods get 405.
+
+The store is called in a worker thread (the event loop never waits on SQLite's lock), and a
+store that cannot answer gives a 503 page with Retry-After (``web.busy``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions, i18n, subscriptions, tokens
 from seriesfeed.config import Config
-from seriesfeed.errors import SeriesfeedError, ValidationError
+from seriesfeed.errors import SeriesfeedError, StoreError, ValidationError
 from seriesfeed.models import SubscriberStatus
 from seriesfeed.store import Store
 from seriesfeed.templating import render, templates_dir
+from seriesfeed.web.busy import busy_page, visitor_language
 
+Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_BODY = 16 * 1024
 MAX_FIELDS = 20
 PER_MINUTE, PER_DAY = 5, 30
@@ -87,10 +96,15 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
             return Response("request body too large", status_code=413)
         body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY:
-                return Response("request body too large", status_code=413)
+        try:  # a body that trickles in holds a connection: [web] body_timeout
+            async with asyncio.timeout(config.web.body_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        return Response("request body too large", status_code=413)
+        except TimeoutError:
+            return Response("request timeout: the form took too long to arrive",
+                            status_code=408, headers={"Connection": "close"})
         try:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                               max_num_fields=MAX_FIELDS)
@@ -103,16 +117,22 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         return data
 
     def cross_site(request: Request) -> bool:
+        """Anything but our own origin: Sec-Fetch-Site other than same-origin (a same-site
+        sibling host is not us), or a foreign Origin whatever Sec-Fetch-Site says. Origin
+        "null" is what browsers send from a no-referrer page (ours are): then Sec-Fetch-Site
+        decides. A client that sends neither (not a browser) is not refused here."""
         site = request.headers.get("sec-fetch-site")
-        if site is not None:
-            return site == "cross-site"
+        if site is not None and site not in ("same-origin", "none"):
+            return True
         origin = request.headers.get("origin")
-        return origin is not None and origin != own_origin
+        if origin is not None and origin != "null":
+            return origin.rstrip("/").lower() != own_origin.lower()
+        return False
 
     async def subscribe(request: Request) -> Response:
         lang = request.query_params.get("lang", config.site.default_language)
         _ = i18n.translator(lang if lang in config.languages else config.site.default_language)
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD show the form
             if lang not in config.languages:
                 return error(config.site.default_language, 404, "Unknown language.")
             return page(lang, heading=_("Get new articles by email"), form={
@@ -136,10 +156,13 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         if not limiter.allow(client):
             return error(lang, 429, _("Too many requests; please try again later."))
         try:
-            result = subscriptions.add_subscriber(
+            result = await run_in_threadpool(
+                subscriptions.add_subscriber,
                 store, config, data.get("email", ""), name=data.get("name"), language=lang,
                 frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
                 ip=client, series=tuple(s for s in [data.get("series", "")] if s))
+        except StoreError as exc:
+            return busy_page(config, lang, str(exc))
         except ValidationError as exc:
             return error(lang, 400, _("Please check the address and try again.")
                          if exc.field == "email" else str(exc))
@@ -153,23 +176,28 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
     async def confirm(request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            sub = subscriptions.subscriber_for(store, config, tokens.Purpose.CONFIRM, token)
+            sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
+                                          tokens.Purpose.CONFIRM, token)
         except ValidationError as exc:
             return error(config.site.default_language, 400, str(exc))
         _ = i18n.translator(sub.language)
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD show the page; only POST acts
             if sub.status is SubscriberStatus.CONFIRMED:
                 return page(sub.language, heading=_("You are subscribed"))
             return page(sub.language, heading=_("Confirm your subscription"), form={
                 "action": f"{config.public_url}/confirm/{token}",
                 "hidden": {"csrf": csrf_for(token)}, "button": _("Confirm my subscription")})
+        if cross_site(request):
+            return error(sub.language, 403, _("This form can only be sent from our own pages."))
         data = await form_data(request)
         if isinstance(data, Response):
             return data
         if not csrf_ok(token, data.get("csrf", "")):
             return error(sub.language, 403, _("This form has expired; open the link again."))
         try:
-            subscriptions.confirm(store, config, token)
+            await run_in_threadpool(subscriptions.confirm, store, config, token)
+        except StoreError as exc:
+            return busy_page(config, sub.language, str(exc))
         except ValidationError as exc:
             return error(sub.language, 400, str(exc))
         link = subscriptions.unsubscribe_link(config, tokens.ensure_secret_key(config),
@@ -182,7 +210,8 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
     async def unsubscribe(request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            found = subscriptions.unsubscribe_target(store, config, token)
+            found = await run_in_threadpool(subscriptions.unsubscribe_target, store, config,
+                                            token)
         except ValidationError as exc:
             return error(config.site.default_language, 400, str(exc))
         if found is None:  # removed since: a genuine link, and nothing left to stop
@@ -191,7 +220,7 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
                         paragraphs=[_("You will get no more emails from us.")])
         sub = found
         _ = i18n.translator(sub.language)
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD show the page; only POST acts
             return page(sub.language, heading=_("Unsubscribe"), paragraphs=[
                 _("Press the button to stop receiving these emails.")], form={
                 "action": f"{config.public_url}/unsubscribe/{token}",
@@ -200,21 +229,30 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         if isinstance(data, Response):
             return data
         one_click = data.get("List-Unsubscribe") == "One-Click"  # RFC 8058
+        if not one_click and cross_site(request):  # one-click: no Origin, no cookie, no CSRF
+            return error(sub.language, 403, _("This form can only be sent from our own pages."))
         if not one_click and not csrf_ok(token, data.get("csrf", "")):
             return error(sub.language, 403, _("This form has expired; open the link again."))
-        subscriptions.unsubscribe(store, config, token)
+        try:
+            await run_in_threadpool(subscriptions.unsubscribe, store, config, token)
+        except StoreError as exc:
+            return busy_page(config, sub.language, str(exc))
         return page(sub.language, heading=_("You are unsubscribed"), paragraphs=[
             _("You will get no more emails from us.")])
 
     async def preferences(request: Request) -> Response:
         token = request.path_params["token"]
         try:
-            sub = subscriptions.subscriber_for(store, config, tokens.Purpose.PREFERENCES, token)
+            sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
+                                          tokens.Purpose.PREFERENCES, token)
         except ValidationError as exc:
             return error(config.site.default_language, 400, str(exc))
         _ = i18n.translator(sub.language)
         note: list[str] = []
         if request.method == "POST":
+            if cross_site(request):
+                return error(sub.language, 403,
+                             _("This form can only be sent from our own pages."))
             data = await form_data(request)
             if isinstance(data, Response):
                 return data
@@ -224,14 +262,17 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             if data.get("series_shown") == "1":
                 chosen = tuple(s for s in data.get("series", "").split(",") if s)
             try:
-                sub = subscriptions.update_preferences(
-                    store, config, token, language=data.get("language", sub.language),
+                sub = await run_in_threadpool(
+                    subscriptions.update_preferences, store, config, token,
+                    language=data.get("language", sub.language),
                     frequency=data.get("frequency", sub.frequency.value), series=chosen)
+            except StoreError as exc:
+                return busy_page(config, sub.language, str(exc))
             except ValidationError as exc:
                 return error(sub.language, 400, str(exc))
             _ = i18n.translator(sub.language)
             note = [_("Your preferences are saved.")]
-        every = actions.list_all_series(store)
+        every = await run_in_threadpool(actions.list_all_series, store)
         boxes = [(s.slug, (s.text(sub.language) or next(iter(s.texts.values()))).title
                   if s.texts else s.slug, not sub.series or s.slug in sub.series)
                  for s in every] if len(every) > 1 else []
@@ -242,10 +283,20 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             "preferences": {"language": sub.language, "frequency": sub.frequency.value,
                             "series": boxes}})
 
-    methods = ["GET", "HEAD", "POST"]
+    def guarded(endpoint: Endpoint) -> Endpoint:
+        """A store that cannot answer (locked past the web's short busy timeout, down,
+        damaged) is a 503 in the visitor's language, whichever call met it."""
+        async def run(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except StoreError as exc:
+                return busy_page(config, visitor_language(config, request), str(exc))
+        return run
+
+    methods = ["GET", "HEAD", "POST"]  # anything else: 405 from the router
     return [
-        Route("/subscribe", subscribe, methods=methods),
-        Route("/confirm/{token}", confirm, methods=methods),
-        Route("/unsubscribe/{token}", unsubscribe, methods=methods),
-        Route("/preferences/{token}", preferences, methods=methods),
+        Route("/subscribe", guarded(subscribe), methods=methods),
+        Route("/confirm/{token}", guarded(confirm), methods=methods),
+        Route("/unsubscribe/{token}", guarded(unsubscribe), methods=methods),
+        Route("/preferences/{token}", guarded(preferences), methods=methods),
     ]
