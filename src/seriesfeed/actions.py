@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy import Connection
+
 from seriesfeed import __version__
 from seriesfeed.config import Config
 from seriesfeed.digest import RecordedDigest, count_due, next_range, record_digests
@@ -81,6 +83,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     linked: int = 0
+    pruned: int = 0
     series: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -132,9 +135,17 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
     return dataclasses.replace(e, url=url, content_html=content or None)
 
 
+StoredEntries = list[tuple[int, Entry, ImportedEntry]]
+
+
 def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
-                report: ImportReport) -> ImportReport:
-    """Store a parsed batch in one transaction: all of it, or (on any error) none of it."""
+                report: ImportReport,
+                within: Callable[[Connection, StoredEntries], None] | None = None,
+                ) -> ImportReport:
+    """Store a parsed batch in one transaction: all of it, or (on any error) none of it.
+
+    ``within`` runs in the same transaction after the entries are stored (a source's
+    bookkeeping: which entries it gave, links it states, pruning)."""
     for n, series in enumerate(batch.series, start=1):
         _check_series(config, series, n, source)
     checked = [(_check_entry(config, item, source), item) for item in batch.entries]
@@ -155,7 +166,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
     with store.write() as conn:
         series_ids = {s.slug: q.upsert_series(conn, s, now) for s in batch.series}
         report.series = sorted(series_ids)
-        stored: list[tuple[int, Entry, ImportedEntry]] = []
+        stored: StoredEntries = []
         for e, item in checked:
             sid = series_ids.get(e.series)
             if sid is None:
@@ -196,6 +207,8 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                                    line=item.line, field="translation_of")
             if q.set_translation(conn, seq, other):
                 report.linked += 1
+        if within is not None:
+            within(conn, stored)
     return report
 
 
