@@ -188,6 +188,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 e = dataclasses.replace(
                     e, id=q.get_entry(conn, str(existing)).id if existing else mint_id(config, e))
             row = q.save_entry(conn, e, sid, now)
+            q.sync_hold(conn, row.seq, e.published, now, created=row.created)
             if row.created:
                 report.added += 1
             elif row.changed:
@@ -263,7 +264,24 @@ def list_entries(store: Store, language: str | None = None,
         if series_slug is not None and q.series_id(conn, series_slug) is None:
             raise NotFoundError(f"no series '{series_slug}'")
         return q.list_entries(conn, language=language, series_slug=series_slug,
-                              newest_first=False)
+                              newest_first=False, include_held=True)
+
+
+def release_due(store: Store, now: datetime | None = None) -> int:
+    """Publish the scheduled entries whose time has come; return how many."""
+    now = now or now_utc()
+    with store.read() as conn:
+        due = q.next_release(conn)
+    if due is None or due > now:
+        return 0  # the common case costs one indexed read, no write transaction
+    with store.write() as conn:
+        return len(q.release_due(conn, now))
+
+
+def next_release(store: Store) -> datetime | None:
+    """When the next scheduled entry is due (None: nothing is scheduled)."""
+    with store.read() as conn:
+        return q.next_release(conn)
 
 
 def localized(entry: Entry, config: Config) -> Entry:
@@ -291,6 +309,7 @@ def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
 
     When neither the store nor the settings changed since the last build into ``out_dir``
     (a stamp file records both), nothing is generated at all."""
+    release_due(store)
     with store.read() as conn:
         stamp = f"{q.fingerprint(conn)!r} {_settings_digest(config)}"
     stamp_file = out_dir / ".seriesfeed-build"
@@ -319,6 +338,7 @@ async def send_digests(store: Store, config: Config, *, frequency: Frequency | N
                        progress: Callable[[int, int], None] | None = None) -> str:
     """Record the due digests (one frequency, or all) and drain the outbox."""
     recorded: list[RecordedDigest] = []
+    await asyncio.to_thread(release_due, store)
     for freq in [frequency] if frequency else list(Frequency):
         recorded += await asyncio.to_thread(record_digests, store, config, freq, now_utc(),
                                             scheduled=scheduled)
@@ -341,7 +361,8 @@ def preview_digest(store: Store, config: Config, language: str, frequency: Frequ
                    sample_size: int = 10) -> Preview | None:
     """What the next digest of the language and frequency would be (the largest one, for
     the subscriber furthest behind); when nobody is due, the newest entries as a sample.
-    Records nothing."""
+    Records nothing (but publishes the scheduled entries that have come due)."""
+    release_due(store)
     with store.read() as conn:
         found = next_range(conn, language, frequency)
         sample = found is None

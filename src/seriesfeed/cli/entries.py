@@ -45,7 +45,10 @@ def entries() -> None:
 
 def _entry_line(e: Entry) -> str:
     byline = ", ".join(a.name for a in e.authors) or "-"
-    return f"{e.seq:>5}  {e.language}  {e.published:%Y-%m-%d}  {e.title}  ({byline})"
+    line = f"{e.seq:>5}  {e.language}  {e.published:%Y-%m-%d}  {e.title}  ({byline})"
+    if e.scheduled:
+        line += f"  [scheduled {e.published.isoformat(timespec='minutes')}]"
+    return line
 
 
 @entries.command("list")
@@ -61,7 +64,7 @@ def list_command(app: AppContext, language: str | None, series_slug: str | None,
     found = [actions.localized(e, app.config)
              for e in actions.list_entries(app.store, language, series_slug)]
     if as_json:
-        print_json([e.to_json() for e in found])
+        print_json([{**e.to_json(), "scheduled": e.scheduled} for e in found])
         return
     for e in found:
         click.echo(_entry_line(e))

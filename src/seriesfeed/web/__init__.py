@@ -21,6 +21,7 @@ from seriesfeed.web.security import SecurityHeaders
 
 
 def create_app(config: Config, store: Store) -> Starlette:
+    from seriesfeed.sources import failing_sources
     from seriesfeed.web import feeds, subscribe
 
     def healthz(request: Request) -> JSONResponse:
@@ -30,14 +31,16 @@ def create_app(config: Config, store: Store) -> Starlette:
                 outbox = jq.outbox_counts(conn)
                 last_error = jq.outbox_last_error(conn)
                 subscribers = jq.subscriber_counts(conn)
+            failing = failing_sources(store, config)
         except StoreError as exc:
             return JSONResponse({"status": "error", "store": str(exc)}, status_code=503)
         jobs = {name: {"ok": run.ok, "started_at": run.started_at.isoformat(),
                        "summary": run.summary} for name, run in runs.items()}
-        degraded = bool(outbox.get("retry")) and last_error is not None
+        # a failing source is "degraded", never "down": what is stored is still served
+        degraded = (bool(outbox.get("retry")) and last_error is not None) or bool(failing)
         return JSONResponse({"status": "degraded" if degraded else "ok", "store": "ok",
                              "outbox": outbox, "last_delivery_error": last_error,
-                             "subscribers": subscribers, "jobs": jobs})
+                             "subscribers": subscribers, "jobs": jobs, "sources": failing})
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
