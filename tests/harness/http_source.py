@@ -92,6 +92,13 @@ class SourceServer:
                     extra["Content-Encoding"] = "gzip"
                 self._send(route.status, body, route.content_type, extra)
 
+            def do_POST(self) -> None:  # a WebSub hub: record the ping, accept it
+                length = int(self.headers.get("Content-Length") or 0)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                headers["body"] = self.rfile.read(length).decode("utf-8", "replace")
+                server.seen.append(Seen(self.path, headers, 202))
+                self._send(202, b"", None, {})
+
             def _send(self, status: int, body: bytes, content_type: str | None,
                       headers: dict[str, str]) -> None:
                 self.send_response(status)
