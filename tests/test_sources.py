@@ -483,3 +483,86 @@ def test_config_rejects_bad_source_tables(make_config: ConfigFactory) -> None:
     ok = load_config(make_config('[sources.s]\nurl = "https://x.example/f"\n'), env={
         "SERIESFEED_SOURCES_S_SCHEDULE": "0 * * * *"})
     assert ok.sources["s"].schedule == "0 * * * *" and ok.sources["s"].prune is False
+
+
+# -- the shells: CLI, /healthz, the daemon process ---------------------------------------
+
+def test_sources_poll_and_list_commands(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        published: dict[str, bytes], run_cli: Callable[..., CliResult]) -> None:
+    server.routes["/en.xml"] = Route(published[f"/feeds/en/{SLUG}/atom.xml"])
+    server.routes["/gone.xml"] = Route(status=410, conditional=False)
+    config, _store = site(en={"path": "/en.xml", "series": SLUG}, old={"path": "/gone.xml"})
+    assert config.path is not None
+    one = run_cli("--config", config.path, "sources", "poll", "en")
+    assert one.code == 0 and "en: 18 added" in one.out, one
+    both = run_cli("--config", config.path, "sources", "poll")
+    assert both.code == 1 and "en: not modified" in both.out and "old: " in both.out
+    unknown = run_cli("--config", config.path, "sources", "poll", "nope")
+    assert unknown.code == 1 and unknown.err.startswith("Error: no source 'nope'")
+    shown = run_cli("--config", config.path, "sources", "list")
+    assert "old  STOPPED" in shown.out and "en  ok" in shown.out
+    listed = {s["name"]: s for s in json.loads(
+        run_cli("--config", config.path, "sources", "list", "--json").out)}
+    assert set(listed["en"]) >= {"url", "schedule", "last_poll", "last_status",
+                                 "entries_added", "last_error", "next_poll"}
+    assert listed["en"]["schedule"] == "*/15 * * * *"
+    assert datetime.fromisoformat(listed["en"]["next_poll"]).minute % 15 == 0
+
+
+def test_healthz_says_degraded_for_a_failing_source(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    from starlette.testclient import TestClient
+
+    from seriesfeed.web import create_app
+
+    server.routes["/bad.xml"] = Route(b"<feed", conditional=False)
+    config, store = site(bad={"path": "/bad.xml"})
+    client = TestClient(create_app(config, store))
+    assert client.get("/healthz").json()["status"] == "ok"
+    poll(store, config, "bad")
+    reply = client.get("/healthz")
+    assert reply.status_code == 200
+    assert reply.json()["status"] == "degraded"
+    assert "not well-formed" in reply.json()["sources"]["bad"]
+
+
+def test_sigterm_during_a_poll_exits_0_within_the_shutdown_timeout(
+        server: SourceServer, make_config: ConfigFactory, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server.routes["/slow.xml"] = Route(hang=True)
+    path = make_config(
+        f'[sources.slow]\nurl = "{server.url("/slow.xml")}"\n',
+        database={"url": f"sqlite:///{tmp_path / 'd.sqlite3'}"},
+        schedule={"feeds": "0 */6 * * *", "daily": "0 7 * * *", "weekly": "0 7 * * mon",
+                  "drain_seconds": 60, "watch_seconds": 1, "shutdown_timeout": 5})
+    proc = subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(path), "run",
+                             "--no-web"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while not server.requests_to("/slow.xml") and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        assert server.requests_to("/slow.xml"), "the daemon never polled"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _out, err = proc.communicate(timeout=10)
+    assert code == 0, err
+    assert took < 5 + 1.5, took
+    assert "Traceback" not in err
+    config = load_config(path, env={})
+    store = Store(config.database.url, base_dir=config.base_dir)
+    state = listing(store, config)["slow"]
+    store.close()
+    assert state["last_error"] is None  # interrupted, not failed; the lease is given back

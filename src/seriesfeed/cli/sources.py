@@ -8,6 +8,7 @@ import click
 
 from seriesfeed import sources as sources_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.errors import SeriesfeedError
 
 
 @cli.group()
@@ -49,5 +50,7 @@ def poll_command(app: AppContext, name: str | None, force: bool) -> None:
         click.echo("no sources configured")
     for result in results:
         click.echo(str(result))
-    if any(r.outcome in ("failed", "gone") for r in results):
-        raise SystemExit(1)
+    failed = [r.name for r in results if r.outcome in ("failed", "gone")]
+    if failed:
+        raise SeriesfeedError(f"{len(failed)} of {len(results)} sources failed: "
+                              f"{', '.join(failed)}")
