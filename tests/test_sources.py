@@ -566,3 +566,33 @@ def test_sigterm_during_a_poll_exits_0_within_the_shutdown_timeout(
     state = listing(store, config)["slow"]
     store.close()
     assert state["last_error"] is None  # interrupted, not failed; the lease is given back
+
+
+def test_plain_ids_and_declared_charsets(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    rss = ("<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
+           "<title>Plain</title><link>https://plain.example/</link><language>en</language>"
+           "<item><title>Numbered</title><guid isPermaLink='false'>1234</guid>"
+           "<link>https://plain.example/1234</link>"
+           "<pubDate>Mon, 02 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>")
+    server.routes["/plain.rss"] = Route(rss.encode(), content_type="application/rss+xml")
+    feed = {"version": "https://jsonfeed.org/version/1.1", "title": "Numbers",
+            "items": [{"id": 42, "title": "Forty-two", "url": "https://plain.example/42",
+                       "date_published": "2026-11-03T10:00:00Z"}]}
+    server.routes["/n.json"] = Route(json.dumps(feed).encode(),
+                                     content_type="application/feed+json")
+    page = seed_html().decode("utf-8").replace("Helen Scott", "Hélène Scott")
+    server.routes["/latin1.html"] = Route(page.encode("iso-8859-1", "replace"),
+                                          content_type="text/html; charset=ISO-8859-1")
+    config, store = site(rss={"path": "/plain.rss", "series": "plain"},
+                         js={"path": "/n.json", "series": "plain"},
+                         page={"path": "/latin1.html"})
+    for name in ("rss", "js", "page"):
+        assert poll(store, config, name).outcome == "imported", name
+    ids = {e.title: e.id for e in actions.list_entries(store)}
+    assert ids["Numbered"] == server.url("/plain.rss") + "#id=1234"
+    assert ids["Forty-two"] == server.url("/n.json") + "#id=42"
+    assert any(a.name == "Hélène Scott" for e in actions.list_entries(store) for a in e.authors)
+    server.routes["/plain.rss"] = Route(rss.replace("Numbered", "Numbered, fixed").encode(),
+                                        content_type="application/rss+xml")
+    assert poll(store, config, "rss").updated == 1  # matched by its id again

@@ -75,6 +75,9 @@ def _valid_id(value: str) -> bool:
     return bool(parts.scheme) and (bool(parts.netloc) or bool(parts.path)) and " " not in value
 
 
+valid_id = _valid_id  # for the sources, which map other ids to URIs
+
+
 @dataclass
 class ImportReport:
     path: str

@@ -40,6 +40,7 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     moved_to: str | None = None  # the new URL of a permanent redirect (301/308)
+    charset: str | None = None  # from the Content-Type, lower case
 
     @property
     def not_modified(self) -> bool:
@@ -144,7 +145,11 @@ async def _follow(client: httpx2.AsyncClient, url: str, headers: dict[str, str],
                 if len(body) > max_bytes:
                     raise FetchError(f"the document is larger than the limit of {max_bytes} "
                                      "bytes", url=current, status=status)
-            media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            content_type = response.headers.get("content-type", "")
+            media = content_type.split(";")[0].strip().lower()
+            charset = next((p.split("=", 1)[1].strip().strip('"').lower()
+                            for p in content_type.split(";")[1:]
+                            if p.strip().lower().startswith("charset=")), None)
             return Fetched(current, 200, bytes(body), media, response.headers.get("etag"),
-                           response.headers.get("last-modified"), moved_to)
+                           response.headers.get("last-modified"), moved_to, charset)
     raise FetchError(f"more than {MAX_REDIRECTS} redirects", url=url)

@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection
 
@@ -103,6 +104,33 @@ def _apply_source(batch: ImportBatch, source: SourceConfig | None, fmt: str,
     return batch
 
 
+def _as_utf8(fetched: Fetched, fmt: str) -> bytes:
+    """Text formats in the charset the server declared, as the UTF-8 the parsers read
+    (XML declares its own encoding, which the XML parsers honour)."""
+    charset = fetched.charset
+    if fmt == "feed" or not charset or charset.replace("-", "") in ("utf8", "usascii"):
+        return fetched.body
+    try:
+        return fetched.body.decode(charset).encode("utf-8")
+    except LookupError as exc:
+        raise ImportError_(f"unknown charset '{charset}'", path=fetched.url,
+                           field="content-type") from exc
+    except UnicodeDecodeError as exc:
+        raise ImportError_(f"not valid {charset} (byte {exc.start})", path=fetched.url,
+                           field="content-type") from exc
+
+
+def _ids_as_uris(batch: ImportBatch, base: str) -> None:
+    """A feed's ids need not be URIs (an RSS guid "1234", a JSON Feed id "42"): such an id
+    becomes ``<the source's url>#id=<it>``, stable as long as the source's url is, so that
+    re-polls still match it instead of failing the whole document."""
+    for item in batch.entries:
+        raw = item.entry.id
+        if raw and not actions.valid_id(raw):
+            item.entry = dataclasses.replace(item.entry,
+                                             id=f"{base}#id={quote(raw, safe='')}")
+
+
 def _soft_links(batch: ImportBatch) -> dict[int, str]:
     """Take ``translation_of`` out of the entries (a source may name an original stored
     later, by another source): linked after storing when found, skipped when not."""
@@ -143,9 +171,10 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     label = fetched.url
     use = _format_of(fetched, fmt, label)
     settings = actions.import_settings(config)
-    batch = parse_bytes(fetched.body, use, settings, source=label,
+    batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)
+    _ids_as_uris(batch, source.url if source else label)
     explicit = _soft_links(batch) if source is not None else {}
     report = actions.ImportReport(label, use)
 

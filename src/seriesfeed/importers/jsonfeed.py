@@ -103,6 +103,9 @@ def parse_json_feed(data: bytes, settings: ImportSettings, *, source: str,
             raise ImportError_(f"item {n} is not an object", path=source, line=n)
         found = item.get("_seriesfeed")
         ext: dict[str, Any] = found if isinstance(found, dict) else {}
+        raw_id = item.get("id")
+        if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+            item = {**item, "id": str(raw_id)}  # the spec says string; many feeds send numbers
         item_id = _str(item, "id", n, source)
         if not item_id:
             raise ImportError_(f"item {n} has no id", path=source, line=n, field="id")
