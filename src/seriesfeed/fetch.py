@@ -14,12 +14,14 @@ import asyncio
 import email.utils
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
-
-import httpx2
 
 from seriesfeed import __version__
 from seriesfeed.errors import FetchError
+
+if TYPE_CHECKING:
+    import httpx2
 
 MAX_REDIRECTS = 5
 CONNECT_TIMEOUT_S = 10.0
@@ -79,6 +81,8 @@ async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = N
                 read_timeout: float = READ_TIMEOUT_S,
                 total_timeout: float = TOTAL_TIMEOUT_S) -> Fetched:
     """GET ``url``; raise FetchError for anything but a 200 or a 304."""
+    import httpx2  # here, not at the top: every CLI command would pay for its import
+
     _check_url(url)
     headers = {"User-Agent": user_agent(site_url), "Accept-Encoding": "gzip",
                "Accept": "application/atom+xml, application/rss+xml, application/feed+json, "
