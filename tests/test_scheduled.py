@@ -257,3 +257,44 @@ def test_daemon_keeps_polling_a_healthy_source_while_a_failing_one_backs_off(
     assert len(hub.requests_to("/bad.xml")) == 1  # then a minute's backoff
     assert state["bad"]["failures"] == 1 and "HTTP 500" in state["bad"]["last_error"]
     assert state["ok"]["last_error"] is None and state["ok"]["entries_added"] == 1
+
+
+def test_a_held_translation_is_not_linked_from_its_published_original(
+        world: tuple[Config, Store]) -> None:
+    config, store = world
+    with time_machine.travel(T0, tick=False) as clock:
+        original = actions.add_entry(store, config, _entry("Out now", T0 - timedelta(days=1)),
+                                     series_title="News")
+        later = actions.add_entry(store, config, _entry("Pronto", T0 + timedelta(days=1), "es",
+                                                        translation_of=original.id))
+        assert later.url is not None
+        assert later.url not in _site_text(store, config)
+        clock.move_to(T0 + timedelta(days=1))
+        assert actions.release_due(store) == 1
+        assert later.url in _site_text(store, config)
+        stored = {e.title: e for e in actions.list_entries(store)}
+        assert stored["Pronto"].translation_of == original.id  # the link survived release
+
+
+def test_json_feed_and_html_files_import_too(
+        world: tuple[Config, Store], tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    from tests.test_sources import seed_html
+
+    config, store = world
+    page = tmp_path / "series.html"
+    page.write_bytes(seed_html())
+    assert run_cli("--config", config.path, "import", page).code == 0
+    feed = tmp_path / "feed.json"
+    feed.write_text(json.dumps({"version": "https://jsonfeed.org/version/1.1",
+                                "title": "Elsewhere", "language": "en", "items": [
+                                    {"id": "urn:uuid:1", "title": "From a JSON Feed",
+                                     "url": "https://elsewhere.example/1",
+                                     "date_published": "2026-11-03T10:00:00Z",
+                                     "authors": [{"name": "Ana López y Juan Pérez"}]}]}),
+                    encoding="utf-8")
+    done = run_cli("--config", config.path, "import", feed)
+    assert done.code == 0, done
+    stored = {e.title: e for e in actions.list_entries(store)}
+    assert len(stored) == 21
+    assert [a.name for a in stored["From a JSON Feed"].authors] == ["Ana López", "Juan Pérez"]
+    assert stored["From a JSON Feed"].series == "elsewhere"
