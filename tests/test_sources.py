@@ -54,10 +54,11 @@ def seed_html() -> bytes:
     i = start + 3
     while i + 3 < len(lines) and not lines[i].startswith("Previously published"):
         byline, title, summary, when = lines[i:i + 4]
+        n = (i - start) // 4
         if not when[-4:].isdigit():
             break
         body.append(f'<article><div class="byline">{html.escape(byline)}</div>'
-                    f'<h3><a href="/x">{html.escape(title)}</a></h3>'
+                    f'<h3><a href="/articles/{n}/">{html.escape(title)}</a></h3>'
                     f"<p>{html.escape(summary)}</p><time>{html.escape(when)}</time></article>")
         i += 4
     page = ("<!DOCTYPE html><html><head><title>Series</title><style>.a{fill:red}</style>"
@@ -204,6 +205,12 @@ def test_series_page_source_as_text_or_html(
     canadians = next(e for e in entries if e.title == "A letter from Canadian comrades")
     assert len(canadians.authors) == 4
     assert {e.series for e in entries} == {SLUG}
+    if form == "html":  # each title links to its article: that is the entry's URL
+        assert entries[0].url == server.url("/articles/0/")
+        assert len({e.url for e in entries}) == 20
+    else:
+        assert entries[0].url == ("https://socialistworker.org/2019/03/15/"
+                                  "letter-to-the-iso-membership/")
 
 
 def test_import_url_reads_every_format(
