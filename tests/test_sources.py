@@ -603,3 +603,21 @@ def test_plain_ids_and_declared_charsets(
     server.routes["/plain.rss"] = Route(rss.replace("Numbered", "Numbered, fixed").encode(),
                                         content_type="application/rss+xml")
     assert poll(store, config, "rss").updated == 1  # matched by its id again
+
+
+def test_a_url_taken_by_another_entry_fails_that_poll_only(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    a = ("urn:uuid:a", "First", "https://news.example/a")
+    b = ("urn:uuid:b", "Second", "https://news.example/b")
+    server.routes["/n.xml"] = Route(_atom([a, b]))
+    config, store = site(n={"path": "/n.xml", "series": "news"})
+    poll(store, config, "n")
+    before = [e.to_json() for e in actions.list_entries(store)]
+    # the publisher moves a onto b's URL while b is still stored
+    server.routes["/n.xml"] = Route(_atom([(a[0], "First", b[2])]))
+    result = poll(store, config, "n")
+    assert result.outcome == "failed" and "IntegrityError" in result.message
+    assert [e.to_json() for e in actions.list_entries(store)] == before
+    server.routes["/n.xml"] = Route(_atom([a, b]))
+    # the lease was given back, and the last good validators kept
+    assert poll(store, config, "n", force=True).outcome == "not-modified"

@@ -348,7 +348,13 @@ def _after_fetch(store: Store, config: Config, source: SourceConfig, state: sq.S
     try:
         report = store_fetched(store, config, fetched, source_name=state.name,
                                fmt=source.format or None, source=source)
-    except SeriesfeedError as exc:
+    except Exception as exc:  # one source's failure (even a bug) must not stall it
+        if not isinstance(exc, SeriesfeedError):
+            # a bug (or a constraint the checks missed): keep the traceback in the log,
+            # record the failure, give the lease back
+            log.exception("source %s: importing %s failed", state.name, fetched.url)
+            exc = ImportError_(f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                               path=fetched.url)
         if moved:  # the move is real even when the document is not good
             with store.write() as conn:
                 sq.record(conn, state.name, **moved)
