@@ -621,3 +621,23 @@ def test_a_url_taken_by_another_entry_fails_that_poll_only(
     server.routes["/n.xml"] = Route(_atom([a, b]))
     # the lease was given back, and the last good validators kept
     assert poll(store, config, "n", force=True).outcome == "not-modified"
+
+
+def test_one_request_per_source_at_a_time(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server.routes["/slow.xml"] = Route(hang=True)
+    monkeypatch.setattr(sources, "fetch", _with_timeouts(sources.fetch, 1.5))
+    config, store = site(slow={"path": "/slow.xml"})
+
+    async def both() -> list[sources.PollResult]:
+        first = asyncio.ensure_future(sources.poll_source(store, config,
+                                                          config.sources["slow"]))
+        await asyncio.sleep(0.5)  # the first is waiting for its answer
+        second = await sources.poll_source(store, config, config.sources["slow"], force=True)
+        return [await first, second]
+
+    first, second = asyncio.run(both())
+    assert second.outcome == "busy"
+    assert first.outcome == "failed" and "timed out" in first.message
+    assert len(server.requests_to("/slow.xml")) == 1
