@@ -232,7 +232,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _prepare(store: Store, source: SourceConfig, now: datetime,
+def _prepare(store: Store, config: Config, source: SourceConfig, now: datetime,
              force: bool) -> tuple[sq.SourceState | None, PollResult | None]:
     with store.write() as conn:
         state = sq.ensure_state(conn, source.code, source.url)
@@ -240,8 +240,9 @@ def _prepare(store: Store, source: SourceConfig, now: datetime,
             return None, PollResult(source.code, "gone", f"stopped: {state.last_error} "
                                     "(change its url in config.toml to poll it again)")
         if not force and state.not_before is not None and state.not_before > now:
-            return None, PollResult(source.code, "waiting", "not polled before "
-                                    f"{state.not_before.isoformat(timespec='seconds')}")
+            until = state.not_before.astimezone(config.zone).isoformat(timespec="seconds")
+            return None, PollResult(source.code, "waiting", f"not polled before {until} "
+                                    f"({state.last_error or 'backing off'})")
         if not sq.claim(conn, source.code, now, now + timedelta(seconds=LEASE_S)):
             return None, PollResult(source.code, "busy", "a poll is already in flight")
     return state, None
@@ -286,7 +287,7 @@ async def poll_source(store: Store, config: Config, source: SourceConfig, *,
                       now: datetime | None = None) -> PollResult:
     """Poll one source now (unless it is waiting out a backoff, ``force`` aside)."""
     now = now or _now()
-    state, early = await asyncio.to_thread(_prepare, store, source, now, force)
+    state, early = await asyncio.to_thread(_prepare, store, config, source, now, force)
     if early is not None:
         return early
     assert state is not None
