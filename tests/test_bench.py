@@ -25,3 +25,13 @@ def test_digest_benchmark_runs_and_prints_its_figures() -> None:
     for figure in ("raw aiosmtplib", "full path", "ratio full/raw", "peak memory"):
         assert figure in proc.stdout
     assert "1000 sent, 0 to retry, 0 failed" in proc.stdout
+
+
+def test_sources_benchmark_runs_and_prints_its_figures() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "sources.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for figure in ("first poll (import)", "conditional poll (304, no parse)",
+                   "unconditional poll", "ratio unconditional/304", "one entry edited"):
+        assert figure in proc.stdout
+    assert "200 added" in proc.stdout and "1 updated, 199 unchanged" in proc.stdout

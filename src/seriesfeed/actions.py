@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy import Connection
+
 from seriesfeed import __version__
 from seriesfeed.config import Config
 from seriesfeed.digest import RecordedDigest, count_due, next_range, record_digests
@@ -77,6 +79,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     linked: int = 0
+    pruned: int = 0
     series: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -137,9 +140,17 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
     return dataclasses.replace(e, url=url, content_html=content or None)
 
 
+StoredEntries = list[tuple[int, Entry, ImportedEntry]]
+
+
 def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
-                report: ImportReport) -> ImportReport:
-    """Store a parsed batch in one transaction: all of it, or (on any error) none of it."""
+                report: ImportReport,
+                within: Callable[[Connection, StoredEntries], None] | None = None,
+                ) -> ImportReport:
+    """Store a parsed batch in one transaction: all of it, or (on any error) none of it.
+
+    ``within`` runs in the same transaction after the entries are stored (a source's
+    bookkeeping: which entries it gave, links it states, pruning)."""
     for n, series in enumerate(batch.series, start=1):
         _check_series(config, series, n, source)
     checked = [(_check_entry(config, item, source), item) for item in batch.entries]
@@ -160,7 +171,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
     with store.write() as conn:
         series_ids = {s.slug: q.upsert_series(conn, s, now) for s in batch.series}
         report.series = sorted(series_ids)
-        stored: list[tuple[int, Entry, ImportedEntry]] = []
+        stored: StoredEntries = []
         for e, item in checked:
             sid = series_ids.get(e.series)
             if sid is None:
@@ -182,6 +193,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 e = dataclasses.replace(
                     e, id=q.get_entry(conn, str(existing)).id if existing else mint_id(config, e))
             row = q.save_entry(conn, e, sid, now)
+            q.sync_hold(conn, row.seq, e.published, now, created=row.created)
             if row.created:
                 report.added += 1
             elif row.changed:
@@ -201,6 +213,8 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                                    line=item.line, field="translation_of")
             if q.set_translation(conn, seq, other):
                 report.linked += 1
+        if within is not None:
+            within(conn, stored)
     return report
 
 
@@ -255,7 +269,24 @@ def list_entries(store: Store, language: str | None = None,
         if series_slug is not None and q.series_id(conn, series_slug) is None:
             raise NotFoundError(f"no series '{series_slug}'")
         return q.list_entries(conn, language=language, series_slug=series_slug,
-                              newest_first=False)
+                              newest_first=False, include_held=True)
+
+
+def release_due(store: Store, now: datetime | None = None) -> int:
+    """Publish the scheduled entries whose time has come; return how many."""
+    now = now or now_utc()
+    with store.read() as conn:
+        due = q.next_release(conn)
+    if due is None or due > now:
+        return 0  # the common case costs one indexed read, no write transaction
+    with store.write() as conn:
+        return len(q.release_due(conn, now))
+
+
+def next_release(store: Store) -> datetime | None:
+    """When the next scheduled entry is due (None: nothing is scheduled)."""
+    with store.read() as conn:
+        return q.next_release(conn)
 
 
 def localized(entry: Entry, config: Config) -> Entry:
@@ -283,6 +314,7 @@ def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
 
     When neither the store nor the settings changed since the last build into ``out_dir``
     (a stamp file records both), nothing is generated at all."""
+    release_due(store)
     with store.read() as conn:
         stamp = f"{q.fingerprint(conn)!r} {_settings_digest(config)}"
     stamp_file = out_dir / ".seriesfeed-build"
@@ -311,6 +343,7 @@ async def send_digests(store: Store, config: Config, *, frequency: Frequency | N
                        progress: Callable[[int, int], None] | None = None) -> str:
     """Record the due digests (one frequency, or all) and drain the outbox."""
     recorded: list[RecordedDigest] = []
+    await asyncio.to_thread(release_due, store)
     for freq in [frequency] if frequency else list(Frequency):
         recorded += await asyncio.to_thread(record_digests, store, config, freq, now_utc(),
                                             scheduled=scheduled)
@@ -333,7 +366,8 @@ def preview_digest(store: Store, config: Config, language: str, frequency: Frequ
                    sample_size: int = 10) -> Preview | None:
     """What the next digest of the language and frequency would be (the largest one, for
     the subscriber furthest behind); when nobody is due, the newest entries as a sample.
-    Records nothing."""
+    Records nothing (but publishes the scheduled entries that have come due)."""
+    release_due(store)
     with store.read() as conn:
         found = next_range(conn, language, frequency)
         sample = found is None

@@ -13,7 +13,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -125,6 +125,22 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """One ``[sources.<name>]`` table: a publisher's feed or series page the daemon polls."""
+
+    code: str  # the table's name
+    url: str = ""
+    series: str = ""  # slug the entries go to; empty: from the document's title
+    language: str = ""  # empty: from the document (xml:lang, <language>, JSON Feed)
+    format: str = ""  # page, json, csv, feed or jsonfeed; empty: detected
+    schedule: str = "*/15 * * * *"
+    prune: bool = False  # remove stored entries the source no longer lists
+
+
+SOURCE_FORMATS = ("page", "json", "csv", "feed", "jsonfeed")
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     base_dir: Path
@@ -138,6 +154,7 @@ class Config:
     feeds: FeedsConfig
     schedule: ScheduleConfig
     websub: WebSubConfig
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -289,7 +306,23 @@ def _check_address_or_empty(value: Any) -> str | None:
     return None
 
 
+def _check_source_format(value: str) -> str | None:
+    if value in ("", *SOURCE_FORMATS):
+        return None
+    return f"'{value}' is not one of {', '.join(SOURCE_FORMATS)} (or empty: detected)"
+
+
+def _check_slug_or_empty(value: str) -> str | None:
+    if value == "" or re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", value):
+        return None
+    return f"'{value}' is not a series slug (lower-case letters, digits and single hyphens)"
+
+
 _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("sources", "url"): _check_url,
+    ("sources", "schedule"): _check_cron,
+    ("sources", "format"): _check_source_format,
+    ("sources", "series"): _check_slug_or_empty,
     ("site", "url"): _check_url,
     ("site", "time_zone"): _check_zone,
     ("site", "entry_url_pattern"): _check_pattern,
@@ -456,7 +489,7 @@ def _build(cls: type, table: str, data: Mapping[str, Any], env: Mapping[str, str
     return cls(**values)
 
 
-def _known_env_names(languages: list[str]) -> set[str]:
+def _known_env_names(languages: list[str], sources: Sequence[str] = ()) -> set[str]:
     names = {"SERIESFEED_CONFIG"}
     for table, cls in _SECTIONS.items():
         for f in dataclasses.fields(cls):
@@ -464,7 +497,14 @@ def _known_env_names(languages: list[str]) -> set[str]:
     for code in languages:
         for f in dataclasses.fields(LanguageConfig):
             names.add(f"{ENV_PREFIX}LANGUAGES_{code.upper()}_{f.name.upper()}")
+    for name in sources:
+        for f in dataclasses.fields(SourceConfig):
+            names.add(f"{ENV_PREFIX}SOURCES_{_env_part(name)}_{f.name.upper()}")
     return names
+
+
+def _env_part(name: str) -> str:
+    return name.upper().replace("-", "_")
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -491,9 +531,10 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     src = _Source(path, text)
 
     for table in data:
-        if table not in _SECTIONS and table != "languages":
+        if table not in _SECTIONS and table not in ("languages", "sources"):
             raise src.error(
-                f"unknown section (known: {', '.join(sorted([*_SECTIONS, 'languages']))})",
+                f"unknown section (known: "
+                f"{', '.join(sorted([*_SECTIONS, 'languages', 'sources']))})",
                 table, None)
         if not isinstance(data[table], dict):
             raise src.error("must be a table", table, None)
@@ -505,10 +546,18 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         if not isinstance(body, dict):
             raise src.error("must be a table", f"languages.{code}", None)
 
+    source_data = data.get("sources", {})
+    for name, body in source_data.items():
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", name):
+            raise src.error("a source name of lower-case letters, digits, '-' and '_' is "
+                            "expected", "sources", name)
+        if not isinstance(body, dict):
+            raise src.error("must be a table", f"sources.{name}", None)
+    known_env = _known_env_names(list(lang_data), list(source_data))
     unknown_env = sorted(
         name for name in env
-        if name.startswith(ENV_PREFIX) and name not in _known_env_names(list(lang_data))
-        and name.split("_")[1].lower() in [*_SECTIONS, "languages"]
+        if name.startswith(ENV_PREFIX) and name not in known_env
+        and name.split("_")[1].lower() in [*_SECTIONS, "languages", "sources"]
     )
     if unknown_env:
         raise ConfigError(f"{unknown_env[0]}: no such setting (see config.toml for the keys)")
@@ -527,6 +576,17 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
             lang, name=lang.name or code, locale=lang.locale or code.replace("-", "_"))
     if not languages:
         raise src.error("at least one language is needed", "languages", None)
+    source_configs: dict[str, SourceConfig] = {}
+    for name, body in source_data.items():
+        table = f"sources.{name}"
+        source = _build(SourceConfig, table, body, env,
+                        f"{ENV_PREFIX}SOURCES_{_env_part(name)}", src, extra={"code": name})
+        if not source.url:
+            raise src.error("url is required", table, None)
+        if source.language and source.language not in languages:
+            raise src.error(f"'{source.language}' is not one of the [languages] tables",
+                            table, "language")
+        source_configs[name] = source
     site: SiteConfig = sections["site"]
     if site.default_language not in languages:
         problem = f"'{site.default_language}' is not one of the [languages] tables"
@@ -534,4 +594,5 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
             raise ConfigError(f"{ENV_PREFIX}SITE_DEFAULT_LANGUAGE: {problem}",
                               key="site.default_language")
         raise src.error(problem, "site", "default_language")
-    return Config(path=path, base_dir=base_dir, languages=languages, **sections)
+    return Config(path=path, base_dir=base_dir, languages=languages, sources=source_configs,
+                  **sections)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from seriesfeed import actions
-from seriesfeed.config import Config
+from seriesfeed import actions, sources
+from seriesfeed.config import Config, SourceConfig
 from seriesfeed.errors import ConfigError
 from seriesfeed.models import Frequency
 from seriesfeed.outbox import drain_outbox
@@ -22,6 +23,8 @@ from seriesfeed.scheduler import Daemon, Job, make_trigger
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import jobs as jq
+
+log = logging.getLogger("seriesfeed.daemon")
 
 
 def store_fingerprint(store: Store) -> tuple[object, ...]:
@@ -56,10 +59,13 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
         jobs.append(feeds_job)
         for frequency in Frequency:
             jobs.append(_digest_job(config, store, frequency))
+        for source in config.sources.values():
+            jobs.append(_source_job(config, store, source))
     daemon = Daemon(config, store, jobs)
     if not sender_only:
-        daemon.jobs.append(_watch_job(daemon, store, next(j for j in jobs if j.name == "feeds"),
-                                      built_from))
+        feeds_job = next(j for j in jobs if j.name == "feeds")
+        publish_job = _publish_job(daemon, store, feeds_job)
+        daemon.jobs.append(_watch_job(daemon, store, feeds_job, built_from, publish_job))
     if serve_web:
         from seriesfeed.web.embedded import serve_until
 
@@ -80,9 +86,49 @@ def _digest_job(config: Config, store: Store, frequency: Frequency) -> Job:
                                     frequency.value), catch_up=True)
 
 
+def _source_job(config: Config, store: Store, source: SourceConfig) -> Job:
+    async def poll(stopping: asyncio.Event) -> str:
+        return str(await sources.poll_source(store, config, source, stopping=stopping))
+
+    # not recorded in job_runs nor logged per run: the sources table is its record, and
+    # sources.py logs an error once per change, not once per poll
+    return Job(f"source-{source.code}", poll,
+               trigger=make_trigger(source.schedule, config, f"sources.{source.code}"),
+               catch_up=True, record=False)
+
+
+PUBLISH = "publish"
+
+
+def _publish_job(daemon: Daemon, store: Store, feeds_job: Job) -> Job:
+    """Publishes held entries whose time has come, then rebuilds the feeds at once."""
+
+    async def publish(stopping: asyncio.Event) -> str:
+        released = await asyncio.to_thread(actions.release_due, store)
+        if released:
+            log.info("published %s scheduled entries", released)
+            await daemon.run_job(feeds_job)
+        await _schedule_release(daemon, store, job)
+        return f"{released} scheduled entries published"
+
+    job = Job(PUBLISH, publish, record=False)
+    return job
+
+
+async def _schedule_release(daemon: Daemon, store: Store, publish_job: Job) -> None:
+    when = await asyncio.to_thread(actions.next_release, store)
+    daemon.wake_at(publish_job, when)
+
+
 def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
-               built_from: list[tuple[object, ...]]) -> Job:
+               built_from: list[tuple[object, ...]], publish_job: Job | None = None) -> Job:
     async def watch(stopping: asyncio.Event) -> str:
+        if publish_job is not None:
+            # the next held entry's time (one indexed read): the daemon wakes then, not at
+            # the next cron tick, whichever process stored the entry
+            when = await asyncio.to_thread(actions.next_release, store)
+            if when != daemon.next_wake(PUBLISH):
+                daemon.wake_at(publish_job, when)
         if not built_from:
             return "no build yet"
         current = await asyncio.to_thread(store_fingerprint, store)

@@ -37,7 +37,14 @@ from seriesfeed.emails import message_domain
 from seriesfeed.models import Frequency, OutboxKind, OutboxState, SubscriberStatus
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
-from seriesfeed.store.tables import digests, entries, outbox, subscriber_series, subscribers
+from seriesfeed.store.tables import (
+    digests,
+    entries,
+    held_entries,
+    outbox,
+    subscriber_series,
+    subscribers,
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,8 @@ def _has_news(language: str, upto: int):  # type: ignore[no-untyped-def]
     follows_it = exists().where(subscriber_series.c.subscriber_id == subscribers.c.id,
                                 subscriber_series.c.series_id == entries.c.series_id)
     return exists().where(entries.c.language == language, entries.c.seq > subscribers.c.last_seq,
-                          entries.c.seq <= upto, or_(follows_none, follows_it))
+                          entries.c.seq <= upto, or_(follows_none, follows_it),
+                          entries.c.seq.notin_(select(held_entries.c.entry_seq)))
 
 
 def count_due(conn: Connection, language: str, frequency: Frequency) -> int:

@@ -7,6 +7,7 @@
     │   ├── StoreDamagedError       the database file is corrupt: restore a backup
     │   └── StoreTooNewError        the schema is newer than this code: upgrade
     ├── ImportError_                an input file (path, line, field); nothing was stored
+    ├── FetchError                  an HTTP fetch of a source failed (url, status)
     ├── ValidationError             a value given on the command line or a form (field)
     ├── LockError                   another process holds the single-runner lock
     └── DeliveryError               an SMTP or Maildir failure (code, recipient)
@@ -78,6 +79,18 @@ class ImportError_(SeriesfeedError):
             parts.append(f"field '{field}'")
         prefix = ", ".join(parts)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class FetchError(SeriesfeedError):
+    """A document could not be fetched over HTTP; ``transient`` ones are worth retrying."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None,
+                 retry_after: float | None = None, transient: bool = False) -> None:
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+        self.transient = transient
+        super().__init__(f"{url}: {message}")
 
 
 class ValidationError(SeriesfeedError):

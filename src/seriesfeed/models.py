@@ -79,6 +79,7 @@ class Entry:
     id: str | None = None
     translation_of: str | None = None  # the other entry's id
     seq: int | None = None
+    scheduled: bool = False  # held until ``published`` (not in feeds, pages or digests)
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -130,6 +130,26 @@ class Daemon:
     serve: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     running: set[asyncio.Task[None]] = field(default_factory=set)
+    scheduler: AsyncIOScheduler | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def wake_at(self, job: Job, when: datetime | None) -> None:
+        """Run ``job`` once at ``when`` (replacing an earlier wake-up; None: no wake-up).
+        For work due at a moment rather than on a cron: scheduled publishing."""
+        if self.scheduler is None:
+            return
+        if when is None:
+            if self.scheduler.get_job(job.name) is not None:
+                self.scheduler.remove_job(job.name)
+            return
+        self.scheduler.add_job(self.run_job, "date", run_date=when, args=[job], id=job.name,
+                               replace_existing=True)
+
+    def next_wake(self, name: str) -> datetime | None:
+        """When the scheduler will next run the job named ``name``."""
+        found = self.scheduler.get_job(name) if self.scheduler is not None else None
+        when: datetime | None = found.next_run_time if found is not None else None
+        return when
 
     async def run_job(self, job: Job) -> None:
         """Run one job, recording its start and result; errors are logged, never fatal."""
@@ -211,6 +231,7 @@ class Daemon:
                 scheduler.add_job(self.run_job, "interval", seconds=job.interval, args=[job],
                                   id=job.name)
         scheduler.start()
+        self.scheduler = scheduler
         server = loop.create_task(self.serve(self.stopping)) if self.serve else None
         now = datetime.now(self.config.zone)
         for job in self.jobs:
@@ -222,6 +243,7 @@ class Daemon:
             nxt = scheduler.get_job(job.name)
             if nxt is not None and nxt.next_run_time is not None:
                 log.info("job %s: next run %s", job.name, nxt.next_run_time.isoformat())
+        self.started.set()
         await self.stopping.wait()
         log.info("stopping: no new work; waiting up to %ss for work in flight",
                  self.config.schedule.shutdown_timeout)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from seriesfeed import actions
+from seriesfeed import sources as sources_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import ValidationError
 from seriesfeed.importers import FORMATS
@@ -19,17 +20,21 @@ from seriesfeed.text import clean_line, clean_text, slugify
 
 
 @cli.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Input format (default: detected from the name and content).")
 @click.option("--series", "series_slug", help="Series slug for entries of a feed file.")
 @pass_app
-def import_command(app: AppContext, file: Path, fmt: str | None,
+def import_command(app: AppContext, file: str, fmt: str | None,
                    series_slug: str | None) -> None:
-    """Import entries from a series page capture, JSON, CSV or an RSS/Atom feed.
+    """Import entries from FILE or an http(s) URL: a series page (text or HTML), our JSON,
+    CSV, an RSS/Atom feed or a JSON Feed.
 
-    The whole file is imported in one transaction: a bad row imports nothing."""
-    report = actions.import_entries(app.store, app.config, file, fmt, series_slug)
+    The whole document is imported in one transaction: a bad row imports nothing."""
+    if sources_mod.is_url(file):
+        report = sources_mod.import_url(app.store, app.config, file, fmt, series_slug)
+    else:
+        report = actions.import_entries(app.store, app.config, Path(file), fmt, series_slug)
     click.echo(report.summary())
 
 
@@ -40,7 +45,10 @@ def entries() -> None:
 
 def _entry_line(e: Entry) -> str:
     byline = ", ".join(a.name for a in e.authors) or "-"
-    return f"{e.seq:>5}  {e.language}  {e.published:%Y-%m-%d}  {e.title}  ({byline})"
+    line = f"{e.seq:>5}  {e.language}  {e.published:%Y-%m-%d}  {e.title}  ({byline})"
+    if e.scheduled:
+        line += f"  [scheduled {e.published.isoformat(timespec='minutes')}]"
+    return line
 
 
 @entries.command("list")
@@ -56,7 +64,7 @@ def list_command(app: AppContext, language: str | None, series_slug: str | None,
     found = [actions.localized(e, app.config)
              for e in actions.list_entries(app.store, language, series_slug)]
     if as_json:
-        print_json([e.to_json() for e in found])
+        print_json([{**e.to_json(), "scheduled": e.scheduled} for e in found])
         return
     for e in found:
         click.echo(_entry_line(e))

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from seriesfeed.models import Entry, Series
 
-FORMATS = ("page", "json", "csv", "feed")
+FORMATS = ("page", "json", "csv", "feed", "jsonfeed")
 MAX_IMPORT_BYTES = 32 * 1024 * 1024  # larger files are refused before they are read
 
 
@@ -36,12 +36,22 @@ class ImportSettings:
 class ImportedEntry:
     entry: Entry
     line: int | None = None  # 1-based line (page, CSV row's line) or item index (JSON, feed)
+    # URLs or ids of translations the source states without saying which is the original
+    # (Atom alternate links with hreflang, JSON Feed's _seriesfeed.translations)
+    translations: tuple[str, ...] = ()
 
 
 @dataclass
 class ImportBatch:
     series: list[Series] = field(default_factory=list)
     entries: list[ImportedEntry] = field(default_factory=list)
+
+
+def looks_like_html(head: bytes) -> bool:
+    """An HTML document (a series page as the browser gets it), not XML."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:200].lower()
+    return start.startswith((b"<!doctype html", b"<html")) or (
+        start.startswith(b"<!--") and b"<html" in head[:2000].lower())
 
 
 def detect_format(path: Path, head: bytes) -> str:
@@ -56,6 +66,8 @@ def detect_format(path: Path, head: bytes) -> str:
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith((b"[", b"{")):
         return "json"
+    if looks_like_html(head):
+        return "page"
     if stripped.startswith(b"<"):
         return "feed"
     return "page"

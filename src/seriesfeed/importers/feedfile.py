@@ -134,6 +134,14 @@ def parse_feed(data: bytes, settings: ImportSettings, *, source: str,
             raise ImportError_(f"item {n} has no date", path=source, line=n, field="published")
         content = item.get("content") or []
         html = content[0].get("value") if content else None
+        own = clean_line(item.get("link", ""))
+        # Atom: <link rel="alternate" hreflang="es" href="…"> to the same article in
+        # another language (matched later to a stored entry by URL)
+        translations = tuple(dict.fromkeys(
+            clean_line(link.get("href", "")) for link in item.get("links", [])
+            if link.get("rel", "alternate") == "alternate" and link.get("hreflang")
+            and link.get("href") and clean_line(link["href"]) != own
+            and str(link["hreflang"])[:2].lower() != language))
         batch.entries.append(ImportedEntry(Entry(
             id=clean_line(item.get("id", "")) or None, series=slug, language=language,
             title=item_title, summary=clean_text(html_to_text(item.get("summary", ""))),
@@ -141,5 +149,5 @@ def parse_feed(data: bytes, settings: ImportSettings, *, source: str,
             url=clean_line(item.get("link", "")) or None, published=published,
             updated=_when(item, "updated"), authors=_authors(item, settings),
             section=clean_line(item["tags"][0].get("term", "")) or None
-            if item.get("tags") else None), n))
+            if item.get("tags") else None), n, translations=translations))
     return batch

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 
@@ -14,6 +15,7 @@ from seriesfeed.store.tables import (
     content_version,
     entries,
     entry_authors,
+    held_entries,
     series,
     series_texts,
 )
@@ -116,12 +118,22 @@ def _authors_for(conn: Connection, seqs: Sequence[int]) -> dict[int, tuple[Autho
     return {seq: tuple(a) for seq, a in found.items()}
 
 
+def _public() -> Any:
+    """Not held back for a future publication time (scheduled publishing)."""
+    return entries.c.seq.notin_(select(held_entries.c.entry_seq))
+
+
 def list_entries(conn: Connection, *, language: str | None = None,
                  series_slug: str | None = None, limit: int | None = None,
                  after_seq: int | None = None, upto_seq: int | None = None,
-                 newest_first: bool = True) -> list[Entry]:
-    """Entries filtered as asked; newest published first (ties broken by seq) by default."""
+                 newest_first: bool = True, include_held: bool = False) -> list[Entry]:
+    """Entries filtered as asked; newest published first (ties broken by seq) by default.
+
+    Entries held for a future publication time are left out (feeds, pages and digests
+    must not show them) unless ``include_held``; those are marked ``scheduled``."""
     query = _entry_select()
+    if not include_held:
+        query = query.where(_public())
     if language is not None:
         query = query.where(entries.c.language == language)
     if series_slug is not None:
@@ -136,7 +148,12 @@ def list_entries(conn: Connection, *, language: str | None = None,
         query = query.order_by(entries.c.published, entries.c.seq)
     if limit is not None:
         query = query.limit(limit)
-    return _load(conn, query)
+    found = _load(conn, query)
+    if include_held:
+        held = set(conn.execute(select(held_entries.c.entry_seq)).scalars())
+        for e in found:
+            e.scheduled = e.seq in held
+    return found
 
 
 def get_entry(conn: Connection, ref: str) -> Entry:
@@ -258,10 +275,12 @@ def translations_of(conn: Connection, seqs: Sequence[int]) -> dict[int, list[int
     out: dict[int, list[int]] = {}
     for start in range(0, len(seqs), _CHUNK):
         chunk = list(seqs[start:start + _CHUNK])
+        held = select(held_entries.c.entry_seq)
         rows = conn.execute(
             select(entries.c.seq, entries.c.translation_of).where(
                 and_(entries.c.translation_of.isnot(None),
-                     or_(entries.c.seq.in_(chunk), entries.c.translation_of.in_(chunk))))
+                     or_(entries.c.seq.in_(chunk), entries.c.translation_of.in_(chunk)),
+                     entries.c.seq.notin_(held), entries.c.translation_of.notin_(held)))
         )
         for seq, other in rows:
             if seq in chunk:
@@ -279,3 +298,56 @@ def remove_entry(conn: Connection, ref: str) -> Entry:
     conn.execute(delete(entries).where(entries.c.seq == entry.seq))
     bump_version(conn)
     return entry
+
+
+# -- scheduled publishing ---------------------------------------------------------------
+
+def sync_hold(conn: Connection, seq: int, published: datetime, now: datetime, *,
+              created: bool) -> bool:
+    """Hold a new entry whose publication time is in the future; move a held entry's
+    release with its date. An entry already published is never held again (it may have
+    been sent). Return whether the entry is held."""
+    held = conn.execute(select(held_entries.c.release_at)
+                        .where(held_entries.c.entry_seq == seq)).first()
+    if held is None:
+        if created and published > now:
+            conn.execute(insert(held_entries).values(entry_seq=seq, release_at=published))
+            return True
+        return False
+    if held.release_at != published:
+        conn.execute(update(held_entries).where(held_entries.c.entry_seq == seq)
+                     .values(release_at=published))
+    return True
+
+
+def next_release(conn: Connection) -> datetime | None:
+    value = conn.execute(select(func.min(held_entries.c.release_at))).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def release_due(conn: Connection, now: datetime) -> list[int]:
+    """Publish the held entries whose time has come: each gets a new (higher) seq, so the
+    digest cursors, which passed it while it was held, see it as new exactly once.
+    Return the new seqs."""
+    due = conn.execute(select(held_entries.c.entry_seq).where(held_entries.c.release_at <= now)
+                       .order_by(held_entries.c.release_at, held_entries.c.entry_seq)
+                       ).scalars().all()
+    out: list[int] = []
+    for old in due:
+        row = dict(conn.execute(select(entries).where(entries.c.seq == old)).one()._mapping)
+        # free the unique id and URL for the copy, then move everything onto it
+        conn.execute(update(entries).where(entries.c.seq == old).values(
+            id=f"releasing:{old}", url=f"releasing:{old}"))
+        row.pop("seq")
+        new = int(conn.execute(insert(entries).values(**row).returning(entries.c.seq))
+                  .scalar_one())
+        conn.execute(update(entry_authors).where(entry_authors.c.entry_seq == old)
+                     .values(entry_seq=new))
+        conn.execute(update(entries).where(entries.c.translation_of == old)
+                     .values(translation_of=new))
+        conn.execute(delete(held_entries).where(held_entries.c.entry_seq == old))
+        conn.execute(delete(entries).where(entries.c.seq == old))
+        out.append(new)
+    if out:
+        bump_version(conn)
+    return out

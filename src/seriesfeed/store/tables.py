@@ -226,3 +226,43 @@ job_runs = Table(
     Column("summary", Text),
     Index(None, "job", "started_at"),
 )
+
+# issue 14: one row per configured source ([sources.<name>]): where it is now (after
+# permanent redirects), the validators of the last good response, and how polling went
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("config_url", Text, nullable=False),  # the url in config.toml; a change resets
+    Column("url", Text, nullable=False),  # where it is polled (a 301/308 moves it)
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_poll_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("last_status", String(64)),
+    Column("last_error", Text),
+    Column("entries_added", Integer, nullable=False, default=0),
+    Column("failures", Integer, nullable=False, default=0),  # consecutive
+    Column("not_before", UTCDateTime),  # backoff or Retry-After: no request before this
+    Column("stopped", Boolean, nullable=False, default=False),  # 410 Gone
+    Column("lease_until", UTCDateTime),  # a poll in flight (one request per source)
+)
+
+# which stored entries (by public id) a source gave, for prune = true
+source_entries = Table(
+    "source_entries",
+    metadata,
+    Column("source", String(100), primary_key=True),
+    Column("entry_id", String(1000), primary_key=True),
+)
+
+# entries whose publication time is still in the future: out of feeds, pages and digests
+# until release_at; released entries get a new seq, so the digest cursors see them as new
+held_entries = Table(
+    "held_entries",
+    metadata,
+    Column("entry_seq", Integer, ForeignKey("entries.seq", ondelete="CASCADE"),
+           primary_key=True),
+    Column("release_at", UTCDateTime, nullable=False),
+    Index(None, "release_at"),
+)

@@ -33,6 +33,7 @@ ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def create_app(config: Config, store: Store) -> Starlette:
+    from seriesfeed.sources import failing_sources
     from seriesfeed.web import feeds, subscribe
 
     store = store.with_busy_timeout(config.web.store_timeout)
@@ -52,6 +53,7 @@ def create_app(config: Config, store: Store) -> Starlette:
                 outbox = jq.outbox_counts(conn)
                 last_error = jq.outbox_last_error(conn)
                 subscribers = jq.subscriber_counts(conn)
+            failing = failing_sources(store, config)
         except StoreError as exc:
             return JSONResponse({"status": "error", "store": public(str(exc)),
                                  "problems": [f"store: {public(str(exc))}"]}, status_code=503)
@@ -64,13 +66,16 @@ def create_app(config: Config, store: Store) -> Starlette:
             problems.append(f"store: {public(recent[0])}")
         problems += [f"job {name} failed: {public(run.summary or '')}"
                      for name, run in sorted(runs.items()) if run.ok is False]
+        # a failing source is "degraded", never "down": what is stored is still served
+        problems += [f"source {name} failing: {public(error)}"
+                     for name, error in sorted(failing.items())]
         degraded = (bool(outbox.get("retry")) and last_error is not None) or bool(problems)
         down = recent is not None and recent[1]
         return JSONResponse({"status": "error" if down else "degraded" if degraded else "ok",
                              "store": "damaged" if down else "ok", "problems": problems,
                              "outbox": outbox,
                              "last_delivery_error": public(last_error) if last_error else None,
-                             "subscribers": subscribers, "jobs": jobs},
+                             "subscribers": subscribers, "jobs": jobs, "sources": failing},
                             status_code=503 if down else 200)
 
     def store_failed(request: Request, exc: Exception) -> Response:

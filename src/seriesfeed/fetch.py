@@ -1,0 +1,159 @@
+"""HTTP GET of a publisher's document as a good citizen; the only module that imports httpx2.
+
+One GET at a time per call: conditional (``If-None-Match`` / ``If-Modified-Since`` from the
+last good response), gzip accepted, a ``User-Agent`` naming seriesfeed and the site, connect
+and read timeouts plus an overall deadline, at most ``MAX_REDIRECTS`` redirects followed by
+hand (so that a permanent one, 301/308, is reported and remembered), and the body read as a
+stream under a byte cap (a decompressed gzip body counts, so a gzip bomb stops at the cap).
+Foreign errors become :class:`FetchError` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
+
+from seriesfeed import __version__
+from seriesfeed.errors import FetchError
+
+if TYPE_CHECKING:
+    import httpx2
+
+MAX_REDIRECTS = 5
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 30.0
+TOTAL_TIMEOUT_S = 120.0  # a server trickling one byte a second still ends
+PERMANENT = (301, 308)
+TEMPORARY = (302, 303, 307)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a GET gave: a body (200), or nothing new (304)."""
+
+    url: str  # the URL the document came from, after redirects
+    status: int
+    body: bytes
+    content_type: str  # media type only, lower case ("" when the server sent none)
+    etag: str | None
+    last_modified: str | None
+    moved_to: str | None = None  # the new URL of a permanent redirect (301/308)
+    charset: str | None = None  # from the Content-Type, lower case
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def user_agent(site_url: str) -> str:
+    return f"seriesfeed/{__version__} (+{site_url})"
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError(f"'{url}' is not an http(s) URL", url=url)
+
+
+async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = None,
+                last_modified: str | None = None, now: datetime | None = None,
+                connect_timeout: float = CONNECT_TIMEOUT_S,
+                read_timeout: float = READ_TIMEOUT_S,
+                total_timeout: float = TOTAL_TIMEOUT_S) -> Fetched:
+    """GET ``url``; raise FetchError for anything but a 200 or a 304."""
+    import httpx2  # here, not at the top: every CLI command would pay for its import
+
+    _check_url(url)
+    headers = {"User-Agent": user_agent(site_url), "Accept-Encoding": "gzip",
+               "Accept": "application/atom+xml, application/rss+xml, application/feed+json, "
+                         "application/json, application/xml;q=0.9, text/xml;q=0.9, "
+                         "text/html;q=0.8, text/csv;q=0.8, text/plain;q=0.7, */*;q=0.1"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    timeout = httpx2.Timeout(read_timeout, connect=connect_timeout)
+    try:
+        async with asyncio.timeout(total_timeout), httpx2.AsyncClient(
+                timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            return await _follow(client, url, headers, max_bytes, now or datetime.now(UTC))
+    except TimeoutError as exc:
+        raise FetchError(f"no complete answer within {total_timeout:.0f} s", url=url,
+                         transient=True) from exc
+    except httpx2.TimeoutException as exc:
+        raise FetchError(f"timed out ({type(exc).__name__})", url=url,
+                         transient=True) from exc
+    except httpx2.DecodingError as exc:
+        raise FetchError(f"the body could not be decoded: {exc}", url=url) from exc
+    except httpx2.HTTPError as exc:
+        raise FetchError(f"{type(exc).__name__}: {exc}", url=url, transient=True) from exc
+
+
+async def _follow(client: httpx2.AsyncClient, url: str, headers: dict[str, str],
+                  max_bytes: int, now: datetime) -> Fetched:
+    moved_to: str | None = None
+    permanent_so_far = True
+    current = url
+    for _hop in range(MAX_REDIRECTS + 1):
+        async with client.stream("GET", current, headers=headers) as response:
+            status = response.status_code
+            if status in PERMANENT + TEMPORARY:
+                location = response.headers.get("location")
+                if not location:
+                    raise FetchError(f"HTTP {status} without a Location", url=current,
+                                     status=status)
+                target = urljoin(current, location)
+                _check_url(target)
+                # remembered only while every hop so far was permanent
+                permanent_so_far = permanent_so_far and status in PERMANENT
+                if permanent_so_far:
+                    moved_to = target
+                current = target
+                continue
+            if status == 304:
+                return Fetched(current, 304, b"", "", response.headers.get("etag"),
+                               response.headers.get("last-modified"), moved_to)
+            if status != 200:
+                retry = retry_after_seconds(response.headers.get("retry-after"), now)
+                raise FetchError(f"HTTP {status} {response.reason_phrase}".rstrip(),
+                                 url=current, status=status, retry_after=retry,
+                                 transient=status in (408, 429) or status >= 500)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes and \
+                    not response.headers.get("content-encoding"):
+                raise FetchError(f"the document has {declared} bytes, more than the limit "
+                                 f"of {max_bytes}", url=current, status=status)
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise FetchError(f"the document is larger than the limit of {max_bytes} "
+                                     "bytes", url=current, status=status)
+            content_type = response.headers.get("content-type", "")
+            media = content_type.split(";")[0].strip().lower()
+            charset = next((p.split("=", 1)[1].strip().strip('"').lower()
+                            for p in content_type.split(";")[1:]
+                            if p.strip().lower().startswith("charset=")), None)
+            return Fetched(current, 200, bytes(body), media, response.headers.get("etag"),
+                           response.headers.get("last-modified"), moved_to, charset)
+    raise FetchError(f"more than {MAX_REDIRECTS} redirects", url=url)

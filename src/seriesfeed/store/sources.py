@@ -1,0 +1,99 @@
+"""Queries for the sources the daemon polls: their state, and which entries each one gave."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, insert, or_, select, update
+
+from seriesfeed.store.tables import source_entries, sources
+
+
+@dataclass(frozen=True)
+class SourceState:
+    name: str
+    config_url: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_poll_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    entries_added: int = 0
+    failures: int = 0
+    not_before: datetime | None = None
+    stopped: bool = False
+    lease_until: datetime | None = None
+
+
+def _state(row: object) -> SourceState:
+    m = row._mapping  # type: ignore[attr-defined]
+    return SourceState(**{k: m[k] for k in SourceState.__dataclass_fields__})
+
+
+def get_state(conn: Connection, name: str) -> SourceState | None:
+    row = conn.execute(select(sources).where(sources.c.name == name)).first()
+    return _state(row) if row is not None else None
+
+
+def all_states(conn: Connection) -> dict[str, SourceState]:
+    return {r.name: _state(r) for r in conn.execute(select(sources))}
+
+
+def ensure_state(conn: Connection, name: str, config_url: str) -> SourceState:
+    """The source's row, created (or reset, when config.toml names another URL) as needed."""
+    current = get_state(conn, name)
+    if current is None:
+        conn.execute(insert(sources).values(name=name, config_url=config_url, url=config_url,
+                                            entries_added=0, failures=0, stopped=False))
+    elif current.config_url != config_url:
+        # the operator pointed it elsewhere: a new start (and a 410 is forgotten)
+        conn.execute(update(sources).where(sources.c.name == name).values(
+            config_url=config_url, url=config_url, etag=None, last_modified=None,
+            failures=0, not_before=None, stopped=False, last_error=None, last_status=None))
+    else:
+        return current
+    state = get_state(conn, name)
+    assert state is not None
+    return state
+
+
+def claim(conn: Connection, name: str, now: datetime, lease_until: datetime) -> bool:
+    """Take the poll lease; False when a poll of this source is already in flight."""
+    result = conn.execute(update(sources).where(
+        sources.c.name == name,
+        or_(sources.c.lease_until.is_(None), sources.c.lease_until < now))
+        .values(lease_until=lease_until))
+    return bool(result.rowcount)
+
+
+def record(conn: Connection, name: str, **values: object) -> None:
+    """Store the outcome of a poll (and give the lease back)."""
+    conn.execute(update(sources).where(sources.c.name == name)
+                 .values(lease_until=None, **values))
+
+
+def add_entries_count(conn: Connection, name: str, added: int) -> None:
+    conn.execute(update(sources).where(sources.c.name == name)
+                 .values(entries_added=sources.c.entries_added + added))
+
+
+def remember_entries(conn: Connection, name: str, entry_ids: list[str]) -> None:
+    known = set(conn.execute(select(source_entries.c.entry_id)
+                             .where(source_entries.c.source == name)).scalars())
+    rows = [{"source": name, "entry_id": i} for i in dict.fromkeys(entry_ids) if i not in known]
+    if rows:
+        conn.execute(insert(source_entries), rows)
+
+
+def entry_ids(conn: Connection, name: str) -> set[str]:
+    return set(conn.execute(select(source_entries.c.entry_id)
+                            .where(source_entries.c.source == name)).scalars())
+
+
+def forget_entries(conn: Connection, name: str, ids: set[str]) -> None:
+    if ids:
+        conn.execute(delete(source_entries).where(source_entries.c.source == name,
+                                                  source_entries.c.entry_id.in_(ids)))
