@@ -88,6 +88,7 @@ def _register() -> None:
         digest,
         entries,
         feeds,
+        ops,
         subscribers,
     )
 

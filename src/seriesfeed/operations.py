@@ -1,0 +1,78 @@
+"""The operator's verbs: outbox rows and digests on the command line, operator retries, and
+the one status computation that `status`, /healthz and /metrics all report from."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from seriesfeed.config import Config
+from seriesfeed.errors import NotFoundError, ValidationError
+from seriesfeed.models import OutboxState
+from seriesfeed.store import Store
+from seriesfeed.store import ops as oq
+from seriesfeed.store import subscribers as sq
+
+
+def local_time(value: datetime | None, zone: tzinfo) -> str | None:
+    """One way to write a time everywhere (logs, status, JSON): the site's time zone, with
+    its offset, to the second."""
+    if value is None:
+        return None
+    return value.astimezone(zone).isoformat(timespec="seconds")
+
+
+def _row_json(row: oq.OutboxRow, zone: tzinfo) -> dict[str, Any]:
+    out = asdict(row)
+    for key in ("next_at", "created_at", "sent_at", "bounced_at"):
+        out[key] = local_time(out[key], zone)
+    return out
+
+
+def list_outbox(store: Store, config: Config, *, state: str | None = None,
+                digest_id: int | None = None, email: str | None = None) -> list[dict[str, Any]]:
+    if state is not None and state not in {s.value for s in OutboxState}:
+        raise ValidationError(f"'{state}' is not an outbox state (one of "
+                              f"{', '.join(s.value for s in OutboxState)})", field="--state")
+    with store.read() as conn:
+        rows = oq.list_outbox(conn, state=state, digest_id=digest_id,
+                              email_key=sq.email_key(email) if email else None)
+    return [_row_json(r, config.zone) for r in rows]
+
+
+def retry_outbox(store: Store, ids: list[int] | None, *, digest_id: int | None = None) -> list[int]:
+    """Failed rows back to queued (same Message-ID); one transaction: all or none."""
+    if ids is not None and not ids:
+        raise ValidationError("name the rows to retry (IDs) or give --failed", field="ID")
+    with store.write() as conn:
+        return oq.retry_failed(conn, ids, digest_id=digest_id, now=datetime.now(UTC))
+
+
+def _digest_json(d: oq.DigestSummary, zone: tzinfo) -> dict[str, Any]:
+    out = asdict(d)
+    for key in ("created_at", "first_sent_at", "last_sent_at"):
+        out[key] = local_time(out[key], zone)
+    return out
+
+
+def list_digests(store: Store, config: Config) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        return [_digest_json(d, config.zone) for d in oq.digest_summaries(conn)]
+
+
+def show_digest(store: Store, config: Config, digest_id: int) -> dict[str, Any]:
+    """One digest's figures and the rows that were not sent (failed and pending), so "who did
+    not get Tuesday's digest, and why?" is one command."""
+    with store.read() as conn:
+        found = oq.digest_summaries(conn, digest_id)
+        if not found:
+            raise NotFoundError(f"no digest {digest_id}")
+        rows = oq.list_outbox(conn, digest_id=digest_id)
+    out = _digest_json(found[0], config.zone)
+    out["not_sent"] = [
+        {"id": r.id, "recipient": r.recipient, "state": r.state, "attempts": r.attempts,
+         "smtp_code": r.smtp_code, "error": r.last_error, "note": r.note,
+         "next_at": local_time(r.next_at, config.zone)}
+        for r in rows if r.state != OutboxState.SENT.value]
+    return out
