@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from seriesfeed import actions
+from seriesfeed import actions, operations
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError
 from seriesfeed.models import Frequency
@@ -134,6 +134,8 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "last_error": jq.outbox_last_error(conn),
         }
     report["schema"] = store.schema_revision()
+    # issue 16: every figure /healthz and /metrics report comes from here
+    report.update(operations.status_figures(store, config))
     report["jobs"] = []
     for job in daemon.jobs:
         if not job.record:
@@ -143,6 +145,14 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "name": job.name,
             "schedule": str(job.trigger) if job.trigger else f"every {job.interval}s",
             "next": nxt.isoformat(timespec="seconds") if nxt else None,
-            "last": last[job.name].to_json() if job.name in last else None,
+            "last": _local_run(last[job.name].to_json(), config) if job.name in last else None,
         })
     return report
+
+
+def _local_run(run: dict[str, Any], config: Config) -> dict[str, Any]:
+    """A job run's times in the site's zone, to the second, like every other time shown."""
+    for key in ("started_at", "finished_at"):
+        if run.get(key):
+            run[key] = operations.local_time(datetime.fromisoformat(run[key]), config.zone)
+    return run

@@ -76,3 +76,48 @@ def show_digest(store: Store, config: Config, digest_id: int) -> dict[str, Any]:
          "next_at": local_time(r.next_at, config.zone)}
         for r in rows if r.state != OutboxState.SENT.value]
     return out
+
+
+# -- the one status computation: `status`, /healthz and /metrics report from it -------------
+
+def status_figures(store: Store, config: Config) -> dict[str, Any]:
+    """The figures beyond the headline counts: outbox rows by state and kind, message
+    totals, digests per language and frequency, subscribers by status and language, each
+    job's last success, and the oldest queued row."""
+    zone = config.zone
+    with store.read() as conn:
+        by_kind = oq.outbox_by_state_kind(conn)
+        totals = oq.outbox_totals(conn)
+        recorded = oq.digests_by_language_frequency(conn)
+        people = oq.subscribers_by_status_language(conn)
+        successes = oq.last_successes(conn)
+        oldest = oq.oldest_due(conn)
+    return {
+        "outbox_by_kind": [{"state": s, "kind": k, "count": n} for s, k, n in sorted(by_kind)],
+        "messages": totals,
+        "digests": [{"language": lang, "frequency": f, "count": n}
+                    for lang, f, n in sorted(recorded)],
+        "subscribers_by_language": [{"status": s, "language": lang, "count": n}
+                                    for s, lang, n in sorted(people)],
+        "last_success": {
+            job: {"started_at": local_time(start, zone), "finished_at": local_time(end, zone),
+                  "seconds": round((end - start).total_seconds(), 3) if end else None,
+                  "timestamp": start.timestamp()}
+            for job, (start, end) in sorted(successes.items())},
+        "oldest_queued_at": local_time(oldest, zone),
+    }
+
+
+def health(report: dict[str, Any]) -> tuple[str, list[str]]:
+    """``up``, or ``degraded`` with the reasons, from a status report (the store answered;
+    when it does not, the caller says ``down``)."""
+    reasons = []
+    outbox = dict(report.get("outbox") or {})
+    if outbox.get("retry") and report.get("last_error"):
+        reasons.append(f"{outbox['retry']} messages waiting to be retried (last error: "
+                       f"{str(report['last_error'])[:200]})")
+    for job in report.get("jobs", []):
+        last = job.get("last") or {}
+        if last and last.get("ok") is False:
+            reasons.append(f"job {job['name']} failed at {last.get('started_at')}")
+    return ("degraded" if reasons else "up"), reasons

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from seriesfeed import crashpoints, emails, i18n, mailer, tokens
+from seriesfeed import crashpoints, emails, i18n, mailer, metrics, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import DeliveryError, PermanentDeliveryError, SeriesfeedError
 from seriesfeed.models import Entry, OutboxState
@@ -161,7 +161,7 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
     started = time.monotonic()
     report = DrainReport()
     own = transport is None
-    transport = transport or mailer.make_transport(config)
+    transport = metrics.timed(transport or mailer.make_transport(config))  # issue 16
     key = tokens.ensure_secret_key(config)
     signer = emails.dkim_signer(config)
     sender = mailer.envelope_sender(config)

@@ -167,8 +167,8 @@ def outbox_totals(conn: Connection) -> dict[str, int]:
     """Totals over every row kept: messages sent, failed, uncertain, and retries (attempts
     after each row's first); they only grow while rows are kept."""
     r = conn.execute(select(
-        func.coalesce(func.sum(case((outbox.c.state == OutboxState.SENT.value, 1), else_=0)),
-                      0),
+        # sent_at stays when a later bounce report fails the row: the count only grows
+        func.coalesce(func.sum(case((outbox.c.sent_at.isnot(None), 1), else_=0)), 0),
         func.coalesce(func.sum(case((outbox.c.state == OutboxState.FAILED.value, 1),
                                     else_=0)), 0),
         func.coalesce(func.sum(case((outbox.c.uncertain.is_(True), 1), else_=0)), 0),
