@@ -3,14 +3,13 @@ confirmation mail. The CLI and the web app both call these."""
 
 from __future__ import annotations
 
-import csv
 import enum
-import io
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, update
@@ -19,11 +18,8 @@ from seriesfeed import emails, i18n, mailer, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import (
     DeliveryError,
-    ImportError_,
     ValidationError,
 )
-from seriesfeed.importers.csvfmt import neutralise
-from seriesfeed.importers.seriespage import decode_text
 from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
@@ -283,78 +279,19 @@ def list_subscribers(store: Store, status: SubscriberStatus | None) -> Iterator[
         yield from sq.iterate(conn, status)
 
 
-@dataclass
-class SubscriberImport:
-    added: int = 0
-    skipped: list[str] = field(default_factory=list)
-
-    def summary(self, path: str) -> str:
-        return f"{path}: {self.added} added, {len(self.skipped)} skipped"
-
-
+# issue 16: the CSV round trip (every status, series, consent dates) lives in
+# subscriber_csv; these names stay for the callers that use them
 def import_subscribers(store: Store, config: Config, path: Path) -> SubscriberImport:
-    """Read ``email,name,language,frequency,status`` rows (only email required) in one
-    transaction. Unsubscribed, bounced and removed addresses are never resubscribed."""
-    try:
-        text = decode_text(path.read_bytes(), str(path))
-    except FileNotFoundError as exc:
-        raise ImportError_("no such file", path=str(path)) from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    rows: list[tuple[int, Subscriber]] = []
-    seen: dict[str, int] = {}
-    try:
-        header = reader.fieldnames or []
-        if "email" not in header:
-            raise ImportError_("the header lacks the column 'email'", path=str(path), line=1,
-                               field="email")
-        unknown = [c for c in header if c not in CSV_COLUMNS]
-        if unknown:
-            raise ImportError_(f"unknown column '{unknown[0]}'", path=str(path), line=1,
-                               field=unknown[0])
-        for row in reader:
-            line = reader.line_num
-            cells = {k: (v or "").strip().removeprefix("'") for k, v in row.items() if k}
-            try:
-                address = normalize_email(cells.get("email", ""))
-                lang = cells.get("language") or config.site.default_language
-                freq = check_choice(config, lang, cells.get("frequency") or "weekly")
-                status = SubscriberStatus(cells.get("status") or "pending")
-            except ValidationError as exc:
-                raise ImportError_(str(exc).split(": ", 1)[-1], path=str(path), line=line,
-                                   field=exc.field) from exc
-            except ValueError:
-                raise ImportError_("status must be pending or confirmed", path=str(path),
-                                   line=line, field="status") from None
-            if status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
-                raise ImportError_("status must be pending or confirmed", path=str(path),
-                                   line=line, field="status")
-            if len(cells.get("name", "")) > MAX_NAME:
-                raise ImportError_(f"the name is longer than {MAX_NAME} characters",
-                                   path=str(path), line=line, field="name")
-            if sq.email_key(address) in seen:
-                raise ImportError_(f"'{address}' is already on line {seen[sq.email_key(address)]}",
-                                   path=str(path), line=line, field="email")
-            seen[sq.email_key(address)] = line
-            rows.append((line, Subscriber(email=address, name=clean_name(cells.get("name")),
-                                          language=lang, frequency=freq, status=status,
-                                          consent_source=f"import:{path.name}")))
-    except csv.Error as exc:
-        raise ImportError_(f"not valid CSV: {exc}", path=str(path), line=reader.line_num) \
-            from exc
-    report = SubscriberImport()
-    now = now_utc()
-    with store.write() as conn:
-        for _line, sub in rows:
-            if sq.is_suppressed(conn, sub.email) or sq.get(conn, email=sub.email) is not None:
-                report.skipped.append(sub.email)
-                continue
-            sq.add(conn, sub, now)
-            report.added += 1
-    return report
+    from seriesfeed import subscriber_csv
+
+    return subscriber_csv.import_subscribers(store, config, path)
 
 
-def export_rows(store: Store) -> Iterator[list[str]]:
-    yield list(CSV_COLUMNS)
-    for sub in list_subscribers(store, None):
-        yield [neutralise(v) for v in (sub.email, sub.name or "", sub.language,
-                                       sub.frequency.value, sub.status.value)]
+def export_rows(store: Store, config: Config) -> Iterator[list[str]]:
+    from seriesfeed import subscriber_csv
+
+    return subscriber_csv.export_rows(store, config)
+
+
+if TYPE_CHECKING:
+    from seriesfeed.subscriber_csv import SubscriberImport

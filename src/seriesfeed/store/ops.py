@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, case, func, insert, select, update
 
 from seriesfeed.errors import NotFoundError, ValidationError
-from seriesfeed.models import OutboxState, SubscriberStatus
+from seriesfeed.models import OutboxState, Subscriber, SubscriberStatus
 from seriesfeed.store.tables import digests, job_runs, outbox, subscribers, suppressions
 
 
@@ -281,3 +281,38 @@ def reset_hard_bounces(conn: Connection, subscriber_ids: list[int]) -> None:
 def suppression_reasons(conn: Connection) -> dict[str, str]:
     return {h: r for h, r in conn.execute(select(suppressions.c.email_hash,
                                                  suppressions.c.reason))}
+
+
+# -- subscriber round trips -----------------------------------------------------------------
+
+def restore_subscriber(conn: Connection, sub: Subscriber, now: datetime, *,
+                       hard_bounces: int = 0, suppressed: str | None = None) -> int:
+    """Insert an exported subscriber as it was: status, dates, consent record, series
+    followed; a confirmed one starts its digests from now (the cursor is not exported);
+    ``suppressed`` also keeps the address's suppression (a complaint, say)."""
+    from seriesfeed.store import entries as eq
+    from seriesfeed.store import subscribers as sq
+
+    confirmed = sub.status is SubscriberStatus.CONFIRMED
+    sid = int(conn.execute(insert(subscribers).values(
+        email=sub.email, email_key=sq.email_key(sub.email), name=sub.name,
+        language=sub.language, frequency=sub.frequency.value, status=sub.status.value,
+        created_at=sub.created_at or now,
+        confirmed_at=sub.confirmed_at or (now if confirmed else None),
+        unsubscribed_at=sub.unsubscribed_at or (
+            now if sub.status is SubscriberStatus.UNSUBSCRIBED else None),
+        consent_at=sub.consent_at or now, consent_ip=sub.consent_ip,
+        consent_source=sub.consent_source,
+        last_seq=eq.max_seq(conn) if confirmed else 0, hard_bounces=hard_bounces,
+    ).returning(subscribers.c.id)).scalar_one())
+    sq.set_series(conn, sid, sub.series)
+    if suppressed and not sq.is_suppressed(conn, sub.email):
+        conn.execute(insert(suppressions).values(email_hash=sq.email_hash(sub.email),
+                                                 reason=suppressed, created_at=now))
+    return sid
+
+
+def hard_bounce_counts(conn: Connection) -> dict[int, int]:
+    return {int(i): int(n) for i, n in conn.execute(
+        select(subscribers.c.id, subscribers.c.hard_bounces)
+        .where(subscribers.c.hard_bounces > 0))}
