@@ -56,6 +56,8 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
         jobs.append(feeds_job)
         for frequency in Frequency:
             jobs.append(_digest_job(config, store, frequency))
+        if config.mail.bounce_maildir:  # issue 16: watch a Maildir for bounce reports
+            jobs.append(_bounces_job(config, store))
     daemon = Daemon(config, store, jobs)
     if not sender_only:
         daemon.jobs.append(_watch_job(daemon, store, next(j for j in jobs if j.name == "feeds"),
@@ -78,6 +80,19 @@ def _digest_job(config: Config, store: Store, frequency: Frequency) -> Job:
     return Job(f"digest-{frequency.value}", run,
                trigger=make_trigger(getattr(config.schedule, frequency.value), config,
                                     frequency.value), catch_up=True)
+
+
+def _bounces_job(config: Config, store: Store) -> Job:
+    maildir = config.resolve(config.mail.bounce_maildir)
+
+    async def run(stopping: asyncio.Event) -> str:
+        from seriesfeed import bounces
+
+        if not (maildir / "new").is_dir():
+            return f"{maildir} is not a Maildir (yet)"
+        return str(await asyncio.to_thread(bounces.process, store, config, maildir))
+
+    return Job("bounces", run, interval=config.schedule.bounces_seconds)
 
 
 def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,

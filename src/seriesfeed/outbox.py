@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from seriesfeed import crashpoints, emails, i18n, mailer, metrics, tokens
+from seriesfeed import bounces, crashpoints, emails, i18n, mailer, metrics, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import DeliveryError, PermanentDeliveryError, SeriesfeedError
 from seriesfeed.models import Entry, OutboxState
@@ -131,7 +131,10 @@ def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
         to_email=row.recipient, to_name=row.name, message_id=row.message_id,
         text=rendered.text.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
         html=rendered.html.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
-        per_recipient_headers=(("List-Unsubscribe", unsubscribe),))
+        per_recipient_headers=(("List-Unsubscribe", unsubscribe),
+                               # issue 16: Gmail's feedback loop; digest and list only
+                               ("Feedback-ID", bounces.feedback_id(
+                                   config, row.digest_id, row.language))))
     return signer.sign(data) if signer else data
 
 
@@ -170,7 +173,10 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
 
     async def bounded(row: oq.Claimed, data: bytes) -> oq.Outcome:
         async with limit:
-            return await _send(transport, sender, row, data)
+            # issue 16: with [mail] bounce_address, a VERP sender naming the row
+            envelope = bounces.envelope_sender(config, key, row.id) \
+                if config.mail.bounce_address else sender
+            return await _send(transport, envelope, row, data)
 
     lock = SenderLock(store)
     try:

@@ -3,6 +3,8 @@ whom, what was not and why, on the command line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from seriesfeed import operations
@@ -95,3 +97,20 @@ def digests_show(app: AppContext, digest_id: int, as_json: bool) -> None:
     for r in d["not_sent"]:
         click.echo(f"  {r['id']:>7}  {r['state']:<8} {r['recipient']}  "
                    f"{r['smtp_code'] or ''} {r['error'] or ''}".rstrip())
+
+
+@cli.group()
+def bounces() -> None:
+    """Bounce and complaint reports that arrive after delivery."""
+
+
+@bounces.command("process")
+@click.argument("path", type=click.Path(path_type=Path))
+@pass_app
+def bounces_process(app: AppContext, path: Path) -> None:
+    """Read DSNs (RFC 3464, and the common MTAs' own formats) and ARF complaint reports
+    (RFC 5965) from PATH: a Maildir (its unseen messages, marked seen after), an mbox, a
+    file, or a folder of files. Only reports carrying a valid VERP token change anything."""
+    from seriesfeed import bounces as bounces_mod
+
+    click.echo(str(bounces_mod.process(app.store, app.config, path)))

@@ -316,3 +316,9 @@ def hard_bounce_counts(conn: Connection) -> dict[int, int]:
     return {int(i): int(n) for i, n in conn.execute(
         select(subscribers.c.id, subscribers.c.hard_bounces)
         .where(subscribers.c.hard_bounces > 0))}
+
+
+def newest_row_of(conn: Connection, subscriber_id: int) -> int | None:
+    value = conn.execute(select(func.max(outbox.c.id))
+                         .where(outbox.c.subscriber_id == subscriber_id)).scalar()
+    return int(value) if value is not None else None
