@@ -31,6 +31,7 @@ from flufl.bounce import all_failures
 from seriesfeed import tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import ValidationError
+from seriesfeed.logs import mask_address
 from seriesfeed.store import Store
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
@@ -243,12 +244,6 @@ class BounceRun:
                 "not bounce or complaint reports")
 
 
-def mask(address: str) -> str:
-    """``l***@example.org``: enough for an operator to follow a log, not to read it."""
-    local, at, domain = address.partition("@")
-    return f"{local[:1]}***{at}{domain}" if at else "***"
-
-
 def process(store: Store, config: Config, path: Path) -> BounceRun:
     """Read every report under ``path`` and apply what each says (one transaction each)."""
     if not path.exists():
@@ -298,6 +293,6 @@ def _apply(store: Store, config: Config, key: bytes, report: Report, run: Bounce
         run.soft += 1
     else:
         run.complaints += 1
-    who = f"subscriber {sub.id} ({mask(sub.email)})" if sub else "an erased subscriber"
+    who = f"subscriber {sub.id} ({mask_address(sub.email)})" if sub else "an erased subscriber"
     log.info("bounces: %s for outbox row %s, %s: %s", report.kind, row_id, who,
              report.detail or "-")

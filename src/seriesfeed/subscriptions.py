@@ -20,6 +20,7 @@ from seriesfeed.errors import (
     DeliveryError,
     ValidationError,
 )
+from seriesfeed.flowlog import subscriber_event
 from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
@@ -70,6 +71,7 @@ class AddResult:
     send_confirmation: bool
 
 
+@subscriber_event("subscribe")  # issue 16: one log line per event
 def add_subscriber(store: Store, config: Config, email: str, *, name: str | None = None,
                    language: str | None = None, frequency: str = "weekly",
                    confirmed: bool = False, source: str = "cli", ip: str | None = None,
@@ -131,6 +133,7 @@ class ConfirmationMail(enum.Enum):
     NOT_DELIVERED = "not delivered (the relay refused or was unreachable; try again later)"
 
 
+@subscriber_event("confirmation")  # issue 16: one log line per event
 def send_confirmation(store: Store, config: Config, sub: Subscriber) -> ConfirmationMail:
     """Send the confirmation mail if one is due. Delivery problems are logged, not raised
     (the person can ask again); whatever the failure, the day's claim is given back, so a
@@ -164,6 +167,7 @@ def send_confirmation(store: Store, config: Config, sub: Subscriber) -> Confirma
     return ConfirmationMail.SENT
 
 
+@subscriber_event("confirmed")  # issue 16: one log line per event
 def confirm(store: Store, config: Config, token: str) -> Subscriber:
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.CONFIRM, token)
     with store.write() as conn:
@@ -209,6 +213,7 @@ def unsubscribe_target(store: Store, config: Config, token: str) -> Subscriber |
         return sq.get(conn, id=claims.subscriber_id)
 
 
+@subscriber_event("unsubscribed")  # issue 16: one log line per event
 def unsubscribe(store: Store, config: Config, token: str) -> Subscriber | None:
     """Idempotent; committed durably before it returns (RELIABILITY invariant 4). None
     when the subscriber was removed since (RFC 8058 still gets its success)."""
@@ -226,6 +231,7 @@ def preferences_link(config: Config, key: bytes, subscriber_id: int) -> str:
     return f"{config.public_url}/preferences/{token}"
 
 
+@subscriber_event("preferences")  # issue 16: one log line per event
 def update_preferences(store: Store, config: Config, token: str, *, language: str,
                        frequency: str, series: tuple[str, ...] | None = None) -> Subscriber:
     """Change language, frequency and (when given) the series followed. Choosing every
@@ -254,6 +260,7 @@ def update_preferences(store: Store, config: Config, token: str, *, language: st
         return sub
 
 
+@subscriber_event("unsubscribed")  # issue 16: one log line per event
 def unsubscribe_address(store: Store, email: str) -> Subscriber:
     """The operator's unsubscribe (a request by mail or phone); idempotent and durable."""
     address = normalize_email(email)
@@ -264,6 +271,7 @@ def unsubscribe_address(store: Store, email: str) -> Subscriber:
         return _unsubscribed(conn, sub)
 
 
+@subscriber_event("removed")  # issue 16: one log line per event
 def remove_subscriber(store: Store, email: str) -> Subscriber:
     address = normalize_email(email)
     with store.write(durable=True) as conn:

@@ -55,7 +55,7 @@ def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
     found = subscriptions.list_subscribers(app.store, SubscriberStatus(status) if status
                                            else None)
     if as_json:
-        print_json([s.to_json() for s in found])
+        print_json([_local(s.to_json(), app) for s in found])
         return
     n = 0
     for s in found:
@@ -63,6 +63,18 @@ def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
         click.echo(f"{s.email}  {s.language}  {s.frequency.value}  {s.status.value}"
                    f"{'  ' + s.name if s.name else ''}")
     click.echo(f"{n} subscribers")
+
+
+def _local(item: dict[str, object], app: AppContext) -> dict[str, object]:
+    """Times in the site's zone, to the second, as everywhere else (issue 16)."""
+    from datetime import datetime
+
+    from seriesfeed.operations import local_time
+
+    for key in ("created_at", "confirmed_at"):
+        if isinstance(item.get(key), str):
+            item[key] = local_time(datetime.fromisoformat(str(item[key])), app.config.zone)
+    return item
 
 
 @subscribers.command("import")
