@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 
 from seriesfeed.config import Config
@@ -121,3 +122,39 @@ def health(report: dict[str, Any]) -> tuple[str, list[str]]:
         if last and last.get("ok") is False:
             reasons.append(f"job {job['name']} failed at {last.get('started_at')}")
     return ("degraded" if reasons else "up"), reasons
+
+
+# -- backups --------------------------------------------------------------------------------
+
+def backup_store(store: Store, target: Path) -> int:
+    from seriesfeed.store import backup
+
+    return backup.backup(store, target)
+
+
+def restore_store(store: Store, source: Path) -> str:
+    """Restore a backup into the store, refused while a daemon (or a send) holds it; then
+    bring the schema up to date. Returns the schema revision of the backup."""
+    from seriesfeed.errors import LockError
+    from seriesfeed.runlock import RunnerLock, SenderLock
+    from seriesfeed.store import backup
+
+    revision = backup.check_backup(source)
+    runner = RunnerLock(store)
+    try:
+        runner.acquire()
+    except LockError as exc:
+        raise LockError(f"refusing to restore: {exc}; stop it first") from None
+    try:
+        sender = SenderLock(store)
+        if sender.needed and not sender.try_acquire():
+            raise LockError("refusing to restore: a `digest send` is draining this store; "
+                            "wait for it to finish")
+        try:
+            backup.restore(store, source)
+        finally:
+            sender.release()
+        store.migrate()
+    finally:
+        runner.release()
+    return revision

@@ -114,3 +114,24 @@ def bounces_process(app: AppContext, path: Path) -> None:
     from seriesfeed import bounces as bounces_mod
 
     click.echo(str(bounces_mod.process(app.store, app.config, path)))
+
+
+@cli.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def backup_command(app: AppContext, file: Path) -> None:
+    """Copy a SQLite store to FILE, consistently, even while the daemon runs (SQLite's
+    online backup API). For PostgreSQL use pg_dump (see the README)."""
+    size = operations.backup_store(app.store, file)
+    click.echo(f"Backed up {app.store.describe()} to {file} ({size} bytes)")
+
+
+@cli.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def restore_command(app: AppContext, file: Path) -> None:
+    """Replace the SQLite store with the backup FILE; refused while a daemon runs on it.
+    Rows the backup holds as not sent are sent by the next drain, with the Message-IDs
+    they always had."""
+    revision = operations.restore_store(app.store, file)
+    click.echo(f"Restored {file} (schema {revision}) into {app.store.describe()}")
