@@ -174,3 +174,28 @@ def test_metrics_settings_are_checked(make_config: Callable[..., Path],
                                       metrics: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="metrics"):
         load_config(make_config(metrics=metrics), env={})
+
+
+def test_metrics_are_also_served_on_the_listen_address_and_only_there_metrics(
+        make_config: Callable[..., Path], tmp_path: Path) -> None:
+    from tests.harness.web import LiveServer
+    from tests.smtp_server import free_port
+    from tests.test_proxy import daemon_web
+
+    side = free_port()
+    config = load_config(make_config(
+        database={"url": f"sqlite:///{tmp_path / 'l.sqlite3'}"},
+        web={"host": "127.0.0.1", "port": free_port(), "base_url": "https://feeds.example.org"},
+        metrics={"enabled": True, "token": TOKEN, "listen": f"127.0.0.1:{side}"}), env={})
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        with daemon_web(config, store) as web:
+            private = LiveServer(side)
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            got = private.request("GET", "/metrics", headers=auth)
+            assert got.status == 200 and "seriesfeed_outbox_oldest_queued" in got.body
+            assert private.request("GET", "/metrics").status == 401
+            assert private.request("GET", "/healthz").status == 404
+            assert web.request("GET", "/metrics", headers=auth).status == 200
+    finally:
+        store.close()
