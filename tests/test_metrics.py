@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -197,5 +198,29 @@ def test_metrics_are_also_served_on_the_listen_address_and_only_there_metrics(
             assert private.request("GET", "/metrics").status == 401
             assert private.request("GET", "/healthz").status == 404
             assert web.request("GET", "/metrics", headers=auth).status == 200
+    finally:
+        store.close()
+
+
+def test_public_healthz_reasons_never_name_a_recipient(
+        make_config: Callable[..., Path], database_url: str) -> None:
+    config = _config(make_config, database_url, 1)
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        subscriptions.add_subscriber(store, config, "ann@example.org", confirmed=True)
+        actions.import_entries(store, config, SEED_PAGE)
+        record_digests(store, config, Frequency.WEEKLY, datetime.now(UTC), scheduled=False)
+        from seriesfeed.store.tables import outbox
+
+        with store.write() as conn:
+            conn.execute(outbox.update().values(
+                state="retry", next_at=datetime.now(UTC),
+                last_error="451 4.7.1 <ann@example.org>: greylisted"))
+        client = TestClient(create_app(config, store))
+        public = client.get("/healthz").json()
+        assert public["status"] == "degraded" and "retried" in public["reasons"][0]
+        assert "@" not in json.dumps(public)
+        full = client.get("/healthz", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+        assert "ann@example.org" in full["last_delivery_error"]
     finally:
         store.close()
