@@ -109,3 +109,23 @@ def test_backup_and_restore_refuse_what_they_cannot_do(
             raise AssertionError("a PostgreSQL backup was not refused")
     finally:
         store.close()
+
+
+def test_restore_refuses_a_backup_of_an_unknown_schema(
+        make_config: Callable[..., Path], tmp_path: Path,
+        run_cli: Callable[..., CliResult]) -> None:
+    site = make_config(database={"url": f"sqlite:///{tmp_path / 'u.sqlite3'}"})
+    assert run_cli("--config", site, "subscribers", "add", "ann@example.org",
+                   "--confirmed").code == 0
+    newer = tmp_path / "newer.sqlite3"
+    assert run_cli("--config", site, "backup", newer).code == 0
+    conn = sqlite3.connect(newer)
+    conn.execute("UPDATE alembic_version SET version_num = 'from_the_future'")
+    conn.commit()
+    conn.close()
+    refused = run_cli("--config", site, "restore", newer)
+    assert refused.code == 1 and "does not know" in refused.err, refused
+    assert "Traceback" not in refused.err
+    assert "ann@example.org" in run_cli("--config", site, "subscribers", "list").out
+    bad_dir = run_cli("--config", site, "backup", tmp_path / "no" / "such" / "dir.sqlite3")
+    assert bad_dir.code == 1 and bad_dir.err.startswith("Error: backup to")

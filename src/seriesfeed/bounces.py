@@ -207,7 +207,8 @@ def _messages(path: Path) -> Iterator[tuple[Message, mailbox.Maildir | None, str
         for child in sorted(p for p in path.iterdir() if p.is_file()):
             yield _parse(child.read_bytes()), None, None
     else:
-        head = path.read_bytes()[:5]
+        with path.open("rb") as fh:
+            head = fh.read(5)
         if head == b"From ":
             box = mailbox.mbox(path, create=False)
             try:

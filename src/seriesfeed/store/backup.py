@@ -68,7 +68,22 @@ def check_backup(path: Path) -> str:
         raise ValidationError(f"{path} fails SQLite's integrity check: {ok}", field="FILE")
     if not revision:
         raise ValidationError(f"{path} has no schema revision", field="FILE")
+    if str(revision[0]) not in _known_revisions():
+        raise ValidationError(f"{path} has schema {revision[0]}, which this version of "
+                              "seriesfeed does not know (a backup from a newer version?)",
+                              field="FILE")
     return str(revision[0])
+
+
+def _known_revisions() -> set[str]:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from seriesfeed.store import MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return {rev.revision for rev in ScriptDirectory.from_config(cfg).walk_revisions()}
 
 
 def restore(store: Store, source: Path) -> None:
