@@ -10,6 +10,7 @@ import mailbox
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
 
@@ -83,17 +84,30 @@ def _headers(original: EmailMessage, sender: str) -> str:
         ("Subject", original["Subject"]), ("Message-ID", original["Message-ID"])))
 
 
-def _report(report_type: str, headers: dict[str, str], parts: list[tuple[str, str]]) -> Message:
-    """A multipart/report written as an MTA writes it (the email package builds the
-    message/* parts of these reports only from parsed messages)."""
-    boundary = "=_report_boundary_1"
-    lines = [f"{k}: {v}" for k, v in headers.items()]
-    lines += ["MIME-Version: 1.0", f'Content-Type: multipart/report; report-type={report_type};'
-              f' boundary="{boundary}"', "", "This is a MIME-encapsulated message.", ""]
+def _fields(text: str) -> Message:
+    block = Message()
+    for line in text.strip().splitlines():
+        name, _, value = line.partition(": ")
+        block[name] = value
+    return block
+
+
+def _report(report_type: str, headers: dict[str, str],
+            parts: list[tuple[str, str | list[Message]]]) -> Message:
+    """A multipart/report built with the email package, as an MTA would send it: message/*
+    parts carry their blocks (delivery-status, feedback-report) or the returned message."""
+    report = MIMEMultipart("report", report_type=report_type)
+    for key, value in headers.items():
+        report[key] = value
     for ctype, body in parts:
-        lines += [f"--{boundary}", f"Content-Type: {ctype}", "", body.rstrip("\n"), ""]
-    lines.append(f"--{boundary}--")
-    return email_pkg.message_from_string("\n".join(lines) + "\n")
+        if isinstance(body, list):
+            part = Message()
+            part.set_type(ctype)
+            part.set_payload(body)
+            report.attach(part)
+        else:
+            report.attach(MIMEText(body, ctype.split("/")[1]))
+    return email_pkg.message_from_bytes(report.as_bytes())  # as it arrives: parsed bytes
 
 
 def rfc3464(sender: str, original: EmailMessage, recipient: str, *, status: str = "5.1.1",
@@ -107,29 +121,32 @@ def rfc3464(sender: str, original: EmailMessage, recipient: str, *, status: str 
         ("text/plain", "I'm sorry to have to inform you that your message could not\n"
                        f"be delivered to one or more recipients.\n\n<{recipient}>: "
                        f"{diagnostic}\n"),
-        ("message/delivery-status",
-         f"Reporting-MTA: dns; {mta}\n\nFinal-Recipient: rfc822; {recipient}\n"
-         f"Original-Recipient: rfc822;{recipient}\nAction: {action}\nStatus: {status}\n"
-         f"Diagnostic-Code: {diagnostic}\n"),
+        ("message/delivery-status", [
+            _fields(f"Reporting-MTA: dns; {mta}"),
+            _fields(f"Final-Recipient: rfc822; {recipient}\n"
+                    f"Original-Recipient: rfc822;{recipient}\nAction: {action}\n"
+                    f"Status: {status}\nDiagnostic-Code: {diagnostic}")]),
         ("text/rfc822-headers", _headers(original, sender))])
 
 
 def arf(original: EmailMessage, sender: str, *, with_return_path: bool = True,
         unsubscribe: str | None = None) -> Message:
     """An ARF complaint report (RFC 5965) with the complained-about message inside."""
-    inner = "".join(f"{k}: {original[k]!s}\n" for k in (
-        "From", "To", "Subject", "Message-ID", "Feedback-ID"))
-    inner += f"List-Unsubscribe: {unsubscribe or original['List-Unsubscribe']}\n"
+    inner = EmailMessage()
     if with_return_path:
-        inner = f"Return-Path: <{sender}>\n" + inner
+        inner["Return-Path"] = f"<{sender}>"
+    for key in ("From", "To", "Subject", "Message-ID", "Feedback-ID"):
+        inner[key] = str(original[key])
+    inner["List-Unsubscribe"] = unsubscribe or str(original["List-Unsubscribe"])
+    inner.set_content("the digest\n")
     return _report("feedback-report", {
         "From": "staff@hotmail.example", "To": "abuse@example.org",
         "Subject": "complaint about message from 192.0.2.1"}, [
         ("text/plain", "This is an email abuse report for an email message received "
                        "from IP 192.0.2.1.\n"),
-        ("message/feedback-report",
-         "Feedback-Type: abuse\nUser-Agent: SomeGenerator/1.0\nVersion: 1\n"),
-        ("message/rfc822", inner + "\nthe digest\n")])
+        ("message/feedback-report", [_fields(
+            "Feedback-Type: abuse\nUser-Agent: SomeGenerator/1.0\nVersion: 1")]),
+        ("message/rfc822", [inner])])
 
 
 def exim_bounce(sender: str, recipient: str) -> Message:
