@@ -25,3 +25,11 @@ def test_digest_benchmark_runs_and_prints_its_figures() -> None:
     for figure in ("raw aiosmtplib", "full path", "ratio full/raw", "peak memory"):
         assert figure in proc.stdout
     assert "1000 sent, 0 to retry, 0 failed" in proc.stdout
+
+
+def test_metrics_benchmark_runs_and_prints_its_figures() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "metrics_scrape.py"),
+                           "--quick"], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "/metrics on 2000 subscribers" in proc.stdout and "/healthz on" in proc.stdout

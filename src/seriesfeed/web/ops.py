@@ -30,16 +30,16 @@ def has_token(config: Config, request: Request) -> bool:
         value.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def _report(config: Config, store: Store) -> dict[str, Any]:
+def _report(config: Config, store: Store, figures: bool = True) -> dict[str, Any]:
     from seriesfeed.daemon import status_report
 
-    return status_report(config, store)
+    return status_report(config, store, figures=figures)
 
 
 def endpoints(config: Config, store: Store) -> tuple[Any, Any]:
     async def healthz(request: Request) -> Response:
         try:
-            report = await asyncio.to_thread(_report, config, store)
+            report = await asyncio.to_thread(_report, config, store, False)
         except SeriesfeedError as exc:
             # the store is unreachable: nothing else can be judged
             return JSONResponse({"status": "down", "reasons": [f"store: {exc}"]},
