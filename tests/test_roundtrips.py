@@ -131,6 +131,7 @@ def test_imported_pending_rows_get_confirmation_mail_only_when_asked(
     ("ann@example.org,,en,weekly,confirmed,,2026-01-01T10:00:00", "created_at"),
     ("ann@example.org,,en,weekly,confirmed,,,,,,,,x", "hard_bounces"),
     ("ann@example.org,,en,weekly,confirmed,,,,,,,,0,maybe", "suppressed"),
+    ("ann@example.org,,en,weekly,confirmed,,,,,,,,0,complaint", "suppressed"),
 ])
 def test_a_bad_subscriber_row_names_line_and_field_and_imports_nothing(
         run_cli: Callable[..., CliResult], make_config: Callable[..., Path], tmp_path: Path,

@@ -134,6 +134,9 @@ def _parse(config: Config, path: Path, known_series: set[str]) -> list[Row]:
                 raise ImportError_(f"suppressed must be empty or one of "
                                    f"{', '.join(SUPPRESSION_REASONS)}", path=where, line=line,
                                    field="suppressed")
+            if suppressed and status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+                raise ImportError_(f"a suppressed address ({suppressed}) cannot be "
+                                   f"{status.value}", path=where, line=line, field="suppressed")
             rows.append(Row(line, Subscriber(
                 email=address, name=clean_name(cells.get("name")), language=lang,
                 frequency=freq, status=status, series=followed,
