@@ -35,3 +35,9 @@ def test_sources_benchmark_runs_and_prints_its_figures() -> None:
                    "unconditional poll", "ratio unconditional/304", "one entry edited"):
         assert figure in proc.stdout
     assert "200 added" in proc.stdout and "1 updated, 199 unchanged" in proc.stdout
+def test_metrics_benchmark_runs_and_prints_its_figures() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "metrics_scrape.py"),
+                           "--quick"], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "/metrics on 2000 subscribers" in proc.stdout and "/healthz on" in proc.stdout

@@ -526,12 +526,13 @@ def test_healthz_says_degraded_for_a_failing_source(
     server.routes["/bad.xml"] = Route(b"<feed", conditional=False)
     config, store = site(bad={"path": "/bad.xml"})
     client = TestClient(create_app(config, store))
-    assert client.get("/healthz").json()["status"] == "ok"
+    assert client.get("/healthz").json()["status"] == "up"
     poll(store, config, "bad")
     reply = client.get("/healthz")
     assert reply.status_code == 200
     assert reply.json()["status"] == "degraded"
-    assert "not well-formed" in reply.json()["sources"]["bad"]
+    assert any(r.startswith("source bad failing:") and "not well-formed" in r
+               for r in reply.json()["reasons"]), reply.json()
 
 
 def test_sigterm_during_a_poll_exits_0_within_the_shutdown_timeout(

@@ -109,7 +109,8 @@ def test_a_confirmation_that_could_not_be_sent_does_not_block_the_address(
     ("email\nnot-an-address\n", 2, "email"),
     ("email,language\na@example.org,xx\n", 2, "language"),
     ("email\na@example.org\nA@EXAMPLE.org\n", 3, "email"),
-    ("email,status\na@example.org,bounced\n", 2, "status"),
+    # issue 16: a bounced row is restorable (export round trip); an unknown status is not
+    ("email,status\na@example.org,gone\n", 2, "status"),
 ])
 def test_bad_import_rows_name_line_and_field_and_import_nothing(
         run_cli: Run, site: Path, tmp_path: Path, body: str, line: int, field: str) -> None:

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from seriesfeed.errors import ConfigError
 
 ENV_PREFIX = "SERIESFEED_"
+# SERIESFEED_ variables that are not settings: the config path and the test harness's
+ENV_NOT_SETTINGS = ("SERIESFEED_CONFIG", "SERIESFEED_TEST_")
 DEFAULT_CONFIG = Path("config.toml")
 
 
@@ -69,6 +71,7 @@ class WebConfig:
     store_timeout: float = 3.0
     header_timeout: float = 10.0
     body_timeout: float = 10.0
+    forwarded_allow_ips: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class MailConfig:
     dkim_selector: str = ""
     dkim_domain: str = ""
     unsubscribe_mailto: str = ""
+    bounce_address: str = ""
+    bounce_maildir: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,14 @@ class ScheduleConfig:
     drain_seconds: float = 15.0
     watch_seconds: float = 5.0
     shutdown_timeout: float = 10.0
+    bounces_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool = False
+    token: str = ""
+    listen: str = ""
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,7 @@ class Config:
     schedule: ScheduleConfig
     websub: WebSubConfig
     sources: dict[str, SourceConfig] = field(default_factory=dict)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -183,6 +197,7 @@ _SECTIONS: dict[str, type] = {
     "feeds": FeedsConfig,
     "schedule": ScheduleConfig,
     "websub": WebSubConfig,
+    "metrics": MetricsConfig,
 }
 
 DEFAULT_LANGUAGES: dict[str, dict[str, Any]] = {
@@ -296,6 +311,29 @@ def _check_from(value: str) -> str | None:
     return None
 
 
+def _check_listen(value: str) -> str | None:
+    if value == "":
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        return f"'{value}' is not a host:port address such as 10.0.0.5:9108, or empty"
+    return None
+
+
+def _check_forwarded(value: str) -> str | None:
+    import ipaddress
+
+    for part in (p.strip() for p in value.split(",")):
+        if part == "*" or part == "":
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            return (f"'{part}' is not an IP address or network (a comma-separated list such "
+                    "as '127.0.0.1, 10.0.0.0/8', or '*')")
+    return None
+
+
 def _check_address_or_empty(value: Any) -> str | None:
     # a bare addr-spec: it goes into a mailto: URL, so no display name, spaces or '?'
     if value == "":
@@ -345,6 +383,10 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("mail", "lease_seconds"): _check_between(10, 86_400),
     ("mail", "batch_size"): _check_between(1, 10_000),
     ("mail", "unsubscribe_mailto"): _check_address_or_empty,
+    ("mail", "bounce_address"): _check_address_or_empty,
+    ("web", "forwarded_allow_ips"): _check_forwarded,
+    ("metrics", "listen"): _check_listen,
+    ("schedule", "bounces_seconds"): _check_positive,
     ("feeds", "max_entries"): _check_positive,
     ("websub", "hub"): _check_url_or_empty,
     ("languages", "digest_subject"): _check_subject,
@@ -557,10 +599,15 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     unknown_env = sorted(
         name for name in env
         if name.startswith(ENV_PREFIX) and name not in known_env
-        and name.split("_")[1].lower() in [*_SECTIONS, "languages", "sources"]
+        and not name.startswith(ENV_NOT_SETTINGS)
     )
     if unknown_env:
-        raise ConfigError(f"{unknown_env[0]}: no such setting (see config.toml for the keys)")
+        name = unknown_env[0]
+        section = name.removeprefix(ENV_PREFIX).split("_")[0].lower()
+        if section not in [*_SECTIONS, "languages", "sources"]:
+            raise ConfigError(f"{name}: no such section [{section}] (known: "
+                              f"{', '.join(sorted([*_SECTIONS, 'languages', 'sources']))})")
+        raise ConfigError(f"{name}: no such setting (see config.toml for the keys)")
 
     sections = {
         table: _build(cls, table, data.get(table, {}), env, f"{ENV_PREFIX}{table.upper()}", src)
@@ -587,6 +634,13 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
             raise src.error(f"'{source.language}' is not one of the [languages] tables",
                             table, "language")
         source_configs[name] = source
+    metrics: MetricsConfig = sections["metrics"]
+    if metrics.enabled and len(metrics.token) < 16:
+        problem = "set a token of at least 16 characters when metrics are enabled"
+        if f"{ENV_PREFIX}METRICS_TOKEN" in env or f"{ENV_PREFIX}METRICS_ENABLED" in env:
+            raise ConfigError(f"{ENV_PREFIX}METRICS_TOKEN: {problem}", key="metrics.token")
+        raise src.error(problem, "metrics", "token" if "token" in data.get("metrics", {})
+                        else "enabled")
     site: SiteConfig = sections["site"]
     if site.default_language not in languages:
         problem = f"'{site.default_language}' is not one of the [languages] tables"

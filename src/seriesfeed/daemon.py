@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from seriesfeed import actions, sources
+from seriesfeed import actions, operations, sources
 from seriesfeed.config import Config, SourceConfig
 from seriesfeed.errors import ConfigError
 from seriesfeed.models import Frequency
@@ -61,6 +61,8 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
             jobs.append(_digest_job(config, store, frequency))
         for source in config.sources.values():
             jobs.append(_source_job(config, store, source))
+        if config.mail.bounce_maildir:  # issue 16: watch a Maildir for bounce reports
+            jobs.append(_bounces_job(config, store))
     daemon = Daemon(config, store, jobs)
     if not sender_only:
         feeds_job = next(j for j in jobs if j.name == "feeds")
@@ -118,6 +120,17 @@ def _publish_job(daemon: Daemon, store: Store, feeds_job: Job) -> Job:
 async def _schedule_release(daemon: Daemon, store: Store, publish_job: Job) -> None:
     when = await asyncio.to_thread(actions.next_release, store)
     daemon.wake_at(publish_job, when)
+def _bounces_job(config: Config, store: Store) -> Job:
+    maildir = config.resolve(config.mail.bounce_maildir)
+
+    async def run(stopping: asyncio.Event) -> str:
+        from seriesfeed import bounces
+
+        if not (maildir / "new").is_dir():
+            return f"{maildir} is not a Maildir (yet)"
+        return str(await asyncio.to_thread(bounces.process, store, config, maildir))
+
+    return Job("bounces", run, interval=config.schedule.bounces_seconds)
 
 
 def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
@@ -166,7 +179,9 @@ def startup_urls(config: Config, store: Store) -> list[str]:
     return lines
 
 
-def status_report(config: Config, store: Store) -> dict[str, Any]:
+def status_report(config: Config, store: Store, *, figures: bool = True) -> dict[str, Any]:
+    """What `status` prints, and what /healthz (``figures=False``: only the headline
+    counts, it is polled often) and /metrics report."""
     now = datetime.now(config.zone)
     daemon = build_daemon(config, store, serve_web=False)
     with store.read() as conn:
@@ -180,6 +195,9 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "last_error": jq.outbox_last_error(conn),
         }
     report["schema"] = store.schema_revision()
+    # issue 16: every figure /healthz and /metrics report comes from here
+    if figures:
+        report.update(operations.status_figures(store, config))
     report["jobs"] = []
     for job in daemon.jobs:
         if not job.record:
@@ -189,6 +207,14 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "name": job.name,
             "schedule": str(job.trigger) if job.trigger else f"every {job.interval}s",
             "next": nxt.isoformat(timespec="seconds") if nxt else None,
-            "last": last[job.name].to_json() if job.name in last else None,
+            "last": _local_run(last[job.name].to_json(), config) if job.name in last else None,
         })
     return report
+
+
+def _local_run(run: dict[str, Any], config: Config) -> dict[str, Any]:
+    """A job run's times in the site's zone, to the second, like every other time shown."""
+    for key in ("started_at", "finished_at"):
+        if run.get(key):
+            run[key] = operations.local_time(datetime.fromisoformat(run[key]), config.zone)
+    return run

@@ -227,7 +227,7 @@ def fast_template(config: Config, subject: str, extra_headers: tuple[tuple[str, 
                         f"==seriesfeed-{secrets.token_hex(12)}==")
 
 
-DKIM_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"list-id",
+DKIM_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"list-id", b"feedback-id",
                 b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type"]
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from seriesfeed import crashpoints, emails, i18n, mailer, tokens
+from seriesfeed import bounces, crashpoints, emails, i18n, mailer, metrics, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import (
     DeliveryError,
@@ -144,7 +144,10 @@ def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
         to_email=row.recipient, to_name=row.name, message_id=row.message_id,
         text=rendered.text.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
         html=rendered.html.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
-        per_recipient_headers=(("List-Unsubscribe", unsubscribe),))
+        per_recipient_headers=(("List-Unsubscribe", unsubscribe),
+                               # issue 16: Gmail's feedback loop; digest and list only
+                               ("Feedback-ID", bounces.feedback_id(
+                                   config, row.digest_id, row.language))))
     return signer.sign(data) if signer else data
 
 
@@ -289,7 +292,7 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
     started = time.monotonic()
     report = DrainReport()
     own = transport is None
-    transport = transport or mailer.make_transport(config)
+    transport = metrics.timed(transport or mailer.make_transport(config))  # issue 16
     key = tokens.ensure_secret_key(config)
     signer = emails.dkim_signer(config)
     sender = mailer.envelope_sender(config)
@@ -340,7 +343,10 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
                 await settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.FAILED,
                                          row.attempts, f"cannot build the message: {exc}")])
                 return
-            outcome, reply = await _send(transport, sender, row, data)
+            # with [mail] bounce_address, a VERP envelope sender naming the row
+            envelope = bounces.envelope_sender(config, key, row.id) \
+                if config.mail.bounce_address else sender
+            outcome, reply = await _send(transport, envelope, row, data)
             # inside the slot: a connection sends again only once its outcome is taken,
             # which bounds what a crash can leave unmarked (duplicate_bound)
             await settle(verdicts.add(outcome, reply))

@@ -218,6 +218,13 @@ class Daemon:
             last = jq.last_success(conn, job.name)
         return last is None or last < slot
 
+    def first_start(self) -> bool:
+        """No job has ever run on this store (a daemon's first start on a new store)."""
+        from seriesfeed.store import ops
+
+        with self.store.read() as conn:
+            return not ops.has_rows(conn)
+
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -234,15 +241,18 @@ class Daemon:
         self.scheduler = scheduler
         server = loop.create_task(self.serve(self.stopping)) if self.serve else None
         now = datetime.now(self.config.zone)
+        # a new store's first start is not a catch-up
+        first = await asyncio.to_thread(self.first_start)
         for job in self.jobs:
             if job.catch_up and await asyncio.to_thread(self.due_at_start, job, now):
-                log.info("job %s: its slot passed while the daemon was down; running it now",
-                         job.name)
+                log.info("job %s: %s; running it now", job.name, "first start" if first
+                         else "its slot passed while the daemon was down")
                 self.spawn(job)
         for job in self.jobs:
             nxt = scheduler.get_job(job.name)
             if nxt is not None and nxt.next_run_time is not None:
-                log.info("job %s: next run %s", job.name, nxt.next_run_time.isoformat())
+                log.info("job %s: next run %s", job.name,
+                         nxt.next_run_time.isoformat(timespec="seconds"))
         self.started.set()
         await self.stopping.wait()
         log.info("stopping: no new work; waiting up to %ss for work in flight",

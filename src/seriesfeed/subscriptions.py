@@ -4,14 +4,13 @@ confirmation mail. The CLI and the web app both call these."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import enum
-import io
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, update
@@ -19,12 +18,10 @@ from sqlalchemy import Connection, update
 from seriesfeed import emails, i18n, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import (
-    ImportError_,
     SeriesfeedError,
     ValidationError,
 )
-from seriesfeed.importers.csvfmt import neutralise
-from seriesfeed.importers.seriespage import decode_text
+from seriesfeed.flowlog import subscriber_event
 from seriesfeed.models import Frequency, OutboxKind, Subscriber, SubscriberStatus
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
@@ -80,6 +77,7 @@ class AddResult:
     send_confirmation: bool
 
 
+@subscriber_event("subscribe")  # issue 16: one log line per event
 def add_subscriber(store: Store, config: Config, email: str, *, name: str | None = None,
                    language: str | None = None, frequency: str = "weekly",
                    confirmed: bool = False, source: str = "cli", ip: str | None = None,
@@ -160,6 +158,7 @@ class ConfirmationMail(enum.Enum):
     QUEUED = "queued: the relay has not taken it yet; it is retried until it does"
 
 
+@subscriber_event("confirmation")  # issue 16: one log line per event
 def send_confirmation(store: Store, config: Config, sub: Subscriber) -> ConfirmationMail:
     """Queue the confirmation mail if one is due, then try to send it now. A relay that is
     down delays it (the daemon's outbox passes retry it), never loses it. Runs its own
@@ -193,6 +192,7 @@ def confirmation_message(config: Config, key: bytes, subscriber_id: int, email: 
     return emails.message_bytes(msg)
 
 
+@subscriber_event("confirmed")  # issue 16: one log line per event
 def confirm(store: Store, config: Config, token: str) -> Subscriber:
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.CONFIRM, token)
     with store.write() as conn:
@@ -238,6 +238,7 @@ def unsubscribe_target(store: Store, config: Config, token: str) -> Subscriber |
         return sq.get(conn, id=claims.subscriber_id)
 
 
+@subscriber_event("unsubscribed")  # issue 16: one log line per event
 def unsubscribe(store: Store, config: Config, token: str) -> Subscriber | None:
     """Idempotent; committed durably before it returns (RELIABILITY invariant 4). None
     when the subscriber was removed since (RFC 8058 still gets its success)."""
@@ -255,6 +256,7 @@ def preferences_link(config: Config, key: bytes, subscriber_id: int) -> str:
     return f"{config.public_url}/preferences/{token}"
 
 
+@subscriber_event("preferences")  # issue 16: one log line per event
 def update_preferences(store: Store, config: Config, token: str, *, language: str,
                        frequency: str, series: tuple[str, ...] | None = None) -> Subscriber:
     """Change language, frequency and (when given) the series followed. Choosing every
@@ -283,6 +285,7 @@ def update_preferences(store: Store, config: Config, token: str, *, language: st
         return sub
 
 
+@subscriber_event("unsubscribed")  # issue 16: one log line per event
 def unsubscribe_address(store: Store, email: str) -> Subscriber:
     """The operator's unsubscribe (a request by mail or phone); idempotent and durable."""
     address = normalize_email(email)
@@ -293,6 +296,7 @@ def unsubscribe_address(store: Store, email: str) -> Subscriber:
         return _unsubscribed(conn, sub)
 
 
+@subscriber_event("removed")  # issue 16: one log line per event
 def remove_subscriber(store: Store, email: str) -> Subscriber:
     """Erase a subscriber: the row goes (a hash keeps the address suppressed), and the
     address goes from every other place the store kept it, in any case: outbox recipients,
@@ -314,78 +318,19 @@ def list_subscribers(store: Store, status: SubscriberStatus | None) -> Iterator[
         yield from sq.iterate(conn, status)
 
 
-@dataclass
-class SubscriberImport:
-    added: int = 0
-    skipped: list[str] = field(default_factory=list)
-
-    def summary(self, path: str) -> str:
-        return f"{path}: {self.added} added, {len(self.skipped)} skipped"
-
-
+# issue 16: the CSV round trip (every status, series, consent dates) lives in
+# subscriber_csv; these names stay for the callers that use them
 def import_subscribers(store: Store, config: Config, path: Path) -> SubscriberImport:
-    """Read ``email,name,language,frequency,status`` rows (only email required) in one
-    transaction. Unsubscribed, bounced and removed addresses are never resubscribed."""
-    try:
-        text = decode_text(path.read_bytes(), str(path))
-    except FileNotFoundError as exc:
-        raise ImportError_("no such file", path=str(path)) from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-    rows: list[tuple[int, Subscriber]] = []
-    seen: dict[str, int] = {}
-    try:
-        header = reader.fieldnames or []
-        if "email" not in header:
-            raise ImportError_("the header lacks the column 'email'", path=str(path), line=1,
-                               field="email")
-        unknown = [c for c in header if c not in CSV_COLUMNS]
-        if unknown:
-            raise ImportError_(f"unknown column '{unknown[0]}'", path=str(path), line=1,
-                               field=unknown[0])
-        for row in reader:
-            line = reader.line_num
-            cells = {k: (v or "").strip().removeprefix("'") for k, v in row.items() if k}
-            try:
-                address = normalize_email(cells.get("email", ""))
-                lang = cells.get("language") or config.site.default_language
-                freq = check_choice(config, lang, cells.get("frequency") or "weekly")
-                status = SubscriberStatus(cells.get("status") or "pending")
-            except ValidationError as exc:
-                raise ImportError_(str(exc).split(": ", 1)[-1], path=str(path), line=line,
-                                   field=exc.field) from exc
-            except ValueError:
-                raise ImportError_("status must be pending or confirmed", path=str(path),
-                                   line=line, field="status") from None
-            if status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
-                raise ImportError_("status must be pending or confirmed", path=str(path),
-                                   line=line, field="status")
-            if len(cells.get("name", "")) > MAX_NAME:
-                raise ImportError_(f"the name is longer than {MAX_NAME} characters",
-                                   path=str(path), line=line, field="name")
-            if sq.email_key(address) in seen:
-                raise ImportError_(f"'{address}' is already on line {seen[sq.email_key(address)]}",
-                                   path=str(path), line=line, field="email")
-            seen[sq.email_key(address)] = line
-            rows.append((line, Subscriber(email=address, name=clean_name(cells.get("name")),
-                                          language=lang, frequency=freq, status=status,
-                                          consent_source=f"import:{path.name}")))
-    except csv.Error as exc:
-        raise ImportError_(f"not valid CSV: {exc}", path=str(path), line=reader.line_num) \
-            from exc
-    report = SubscriberImport()
-    now = now_utc()
-    with store.write() as conn:
-        for _line, sub in rows:
-            if sq.is_suppressed(conn, sub.email) or sq.get(conn, email=sub.email) is not None:
-                report.skipped.append(sub.email)
-                continue
-            sq.add(conn, sub, now)
-            report.added += 1
-    return report
+    from seriesfeed import subscriber_csv
+
+    return subscriber_csv.import_subscribers(store, config, path)
 
 
-def export_rows(store: Store) -> Iterator[list[str]]:
-    yield list(CSV_COLUMNS)
-    for sub in list_subscribers(store, None):
-        yield [neutralise(v) for v in (sub.email, sub.name or "", sub.language,
-                                       sub.frequency.value, sub.status.value)]
+def export_rows(store: Store, config: Config) -> Iterator[list[str]]:
+    from seriesfeed import subscriber_csv
+
+    return subscriber_csv.export_rows(store, config)
+
+
+if TYPE_CHECKING:
+    from seriesfeed.subscriber_csv import SubscriberImport

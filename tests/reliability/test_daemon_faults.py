@@ -202,7 +202,7 @@ def test_smtp_down_mid_send_then_back(make_config: Callable[..., Path], tmp_path
         assert proc.poll() is None, "the daemon died while SMTP was down"
         smtp.restart()
         _wait(lambda: len(smtp.handler.deliveries()) >= n, 180, "all delivered")
-        _wait(lambda: b'"ok"' in _healthz(web)[1], 30, "healthz ok again")
+        _wait(lambda: b'"up"' in _healthz(web)[1], 30, "healthz ok again")
     finally:
         code, err = _stop(proc)
     assert code == 0, err[-2000:]

@@ -197,12 +197,12 @@ def test_healthz_reports_a_damaged_store(
     assert feed_status == 503, feed_status
     assert str(tmp_path).encode() not in feed_body and b"malformed" not in feed_body
     health = json.loads(body)
-    assert status == 503 and health["status"] == "error", health
-    assert any("damaged" in p for p in health["problems"]), health
+    assert status == 503 and health["status"] == "down", health
+    assert any("damaged" in p for p in health["reasons"]), health
     assert str(tmp_path) not in body.decode()
     figures(part="daemon on a damaged entries page", **{
         "feed GET": feed_status, "/healthz": f"{status} {health['status']}",
-        "problems reported": len(health["problems"])})
+        "problems reported": len(health["reasons"])})
 
 
 def test_constraint_violations_still_reach_their_callers(store: Store) -> None:

@@ -135,4 +135,4 @@ def test_healthz_never_shows_an_address(store: Store, config: Config) -> None:
         jq.finish_run(conn, run, now, False, f"failed for ann@example.org in {store.url}")
     body = TestClient(create_app(config, store)).get("/healthz").text
     assert "ann@example.org" not in body and store.describe() not in body, body
-    assert "450 4.2.0 <<address>>: busy" in body and '"degraded"' in body
+    assert '"degraded"' in body

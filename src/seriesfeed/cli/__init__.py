@@ -89,6 +89,7 @@ def _register() -> None:
         digest,
         entries,
         feeds,
+        ops,
         sources,
         subscribers,
     )

@@ -24,7 +24,7 @@ def run(app: AppContext, sender_only: bool, no_web: bool, log_format: str) -> No
 
     Stops cleanly on SIGTERM or SIGINT (work in flight finishes, bounded by
     [schedule] shutdown_timeout) and exits 0."""
-    setup_logging(log_format)
+    setup_logging(log_format, zone=app.config.zone)
     config, store = app.config, app.store
     daemon = daemon_mod.build_daemon(config, store, sender_only=sender_only,
                                      serve_web=not no_web and not sender_only)

@@ -13,7 +13,7 @@ from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import ValidationError
 from seriesfeed.importers import FORMATS
 from seriesfeed.importers.bylines import split_byline
-from seriesfeed.importers.csvfmt import dump_csv
+from seriesfeed.importers.csvfmt import dump_csv, lost_series_texts
 from seriesfeed.importers.jsonfmt import dump_json
 from seriesfeed.models import Author, AuthorKind, Entry
 from seriesfeed.text import clean_line, clean_text, slugify
@@ -176,7 +176,14 @@ def export_command(app: AppContext, fmt: str, out: Path | None, series_slug: str
              for e in actions.list_entries(app.store, None, series_slug)]
     series = [s for s in actions.list_all_series(app.store)
               if series_slug is None or s.slug == series_slug]
-    data = dump_json(series, found) if fmt == "json" else dump_csv(found)
+    if fmt == "csv":
+        lost = lost_series_texts(series, found)
+        if lost:  # issue 16: never drop a series' words silently
+            raise ValidationError(
+                f"CSV carries a series' title on the rows of its language, and "
+                f"{', '.join(lost[:3])} has none: use --format json, which keeps every "
+                "series text", field="--format")
+    data = dump_json(series, found) if fmt == "json" else dump_csv(found, series)
     if out is None:
         click.echo(data.decode("utf-8"), nl=False)
     else:

@@ -55,7 +55,7 @@ def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
     found = subscriptions.list_subscribers(app.store, SubscriberStatus(status) if status
                                            else None)
     if as_json:
-        print_json([s.to_json() for s in found])
+        print_json([_local(s.to_json(), app) for s in found])
         return
     n = 0
     for s in found:
@@ -65,16 +65,42 @@ def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
     click.echo(f"{n} subscribers")
 
 
+def _local(item: dict[str, object], app: AppContext) -> dict[str, object]:
+    """Times in the site's zone, to the second, as everywhere else (issue 16)."""
+    from datetime import datetime
+
+    from seriesfeed.operations import local_time
+
+    for key in ("created_at", "confirmed_at"):
+        if isinstance(item.get(key), str):
+            item[key] = local_time(datetime.fromisoformat(str(item[key])), app.config.zone)
+    return item
+
+
 @subscribers.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--send-confirmations", is_flag=True,
+              help="Send the confirmation mail to every pending row imported.")
 @pass_app
-def import_command(app: AppContext, file: Path) -> None:
-    """Import FILE.csv (columns email,name,language,frequency,status; only email required).
+def import_command(app: AppContext, file: Path, send_confirmations: bool) -> None:
+    """Import FILE.csv (the columns `subscribers export` writes; only email required).
 
     status 'confirmed' is for lists whose consent was recorded elsewhere; unsubscribed and
-    removed addresses are never resubscribed by an import."""
+    removed addresses are never resubscribed by an import. Pending rows get a confirmation
+    mail only with --send-confirmations."""
     report = subscriptions.import_subscribers(app.store, app.config, file)
     click.echo(report.summary(str(file)))
+    if not report.pending:
+        return
+    if not send_confirmations:
+        click.echo(f"{len(report.pending)} pending: no confirmation mail sent "
+                   "(--send-confirmations sends it)")
+        return
+    sent = sum(subscriptions.send_confirmation(app.store, app.config, sub)
+               is subscriptions.ConfirmationMail.SENT for sub in report.pending)
+    click.echo(f"{len(report.pending)} pending: confirmation mail sent to {sent}"
+               + (f", {len(report.pending) - sent} not sent (see the log)"
+                  if sent < len(report.pending) else ""))
 
 
 @subscribers.command("export")
@@ -85,14 +111,14 @@ def export(app: AppContext, out: Path | None) -> None:
     """Export subscribers as CSV (the columns `subscribers import` reads)."""
     if out is None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        for row in subscriptions.export_rows(app.store):
+        for row in subscriptions.export_rows(app.store, app.config):
             writer.writerow(row)
         return
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         count = -1
-        for row in subscriptions.export_rows(app.store):
+        for row in subscriptions.export_rows(app.store, app.config):
             writer.writerow(row)
             count += 1
     tmp.replace(out)

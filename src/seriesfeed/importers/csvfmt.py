@@ -1,7 +1,9 @@
 """The CSV format: one entry per row, with a header row.
 
 Columns: ``id,series,language,section,authors,title,summary,content_html,url,published,
-updated,translation_of``; only ``series``, ``title`` and ``published`` are required.
+updated,translation_of``, optionally ``series_title,series_description,series_url`` (the
+series' words in the row's language); only ``series``, ``title`` and ``published`` are
+required.
 ``authors`` is ``Name (person); Org (organization)``, a plain byline, or (when a name
 holds ``;`` or brackets) a JSON list of ``{"name", "kind"}``. Exported cells that
 would start with ``= + - @`` TAB or CR get a leading ``'`` (spreadsheet formula injection);
@@ -21,11 +23,15 @@ from seriesfeed.importers.bylines import split_byline
 from seriesfeed.importers.dates import parse_iso
 from seriesfeed.importers.jsonfmt import LIMITS
 from seriesfeed.importers.seriespage import decode_text
-from seriesfeed.models import Author, AuthorKind, Entry
+from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text
 
-COLUMNS = ("id", "series", "language", "section", "authors", "title", "summary",
-           "content_html", "url", "published", "updated", "translation_of")
+ENTRY_COLUMNS = ("id", "series", "language", "section", "authors", "title", "summary",
+                 "content_html", "url", "published", "updated", "translation_of")
+# the series' words in the row's language (issue 16): a CSV round trip keeps each
+# language's series title, description and URL
+SERIES_COLUMNS = ("series_title", "series_description", "series_url")
+COLUMNS = ENTRY_COLUMNS + SERIES_COLUMNS
 REQUIRED = ("series", "title", "published")
 FIELD_LIMIT = 1_100_000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -84,15 +90,47 @@ def parse_csv(data: bytes, settings: ImportSettings, *, source: str) -> ImportBa
             raise ImportError_(f"the header lacks the column '{missing[0]}'", path=source,
                                line=1, field=missing[0])
         batch = ImportBatch()
+        texts: dict[str, dict[str, tuple[SeriesText, int]]] = {}
         starts = reader.line_num + 1
         for row in reader:
-            batch.entries.append(ImportedEntry(_row(row, starts, settings, source), starts))
+            entry = _row(row, starts, settings, source)
+            batch.entries.append(ImportedEntry(entry, starts))
+            _series_text(row, entry, starts, source, texts)
             starts = reader.line_num + 1
+        batch.series.extend(Series(slug, {lang: t for lang, (t, _) in by_lang.items()})
+                            for slug, by_lang in texts.items())
     except csv.Error as exc:
         # an unterminated quote runs to the end of the file: the row that opened it is
         # the one to fix
         raise ImportError_(f"not valid CSV: {exc}", path=source, line=starts) from exc
     return batch
+
+
+def _series_text(row: dict[str | None, str | None], entry: Entry, line: int, source: str,
+                 texts: dict[str, dict[str, tuple[SeriesText, int]]]) -> None:
+    """The row's series words (when given), the same on every row of that series and
+    language."""
+    cells = {k: clean_line(_restore(row.get(k) or "")) for k in SERIES_COLUMNS}
+    if not cells["series_title"]:
+        if cells["series_description"] or cells["series_url"]:
+            raise ImportError_("a series description or URL needs series_title",
+                               path=source, line=line, field="series_title")
+        return
+    text = SeriesText(cells["series_title"], cells["series_description"],
+                      cells["series_url"] or None)
+    known = texts.setdefault(entry.series, {}).get(entry.language)
+    if known is not None and known[0] != text:
+        raise ImportError_(f"series '{entry.series}' ({entry.language}) has other words on "
+                           f"line {known[1]}", path=source, line=line, field="series_title")
+    texts[entry.series].setdefault(entry.language, (text, line))
+
+
+def lost_series_texts(series: list[Series], entries: list[Entry]) -> list[str]:
+    """Series texts a CSV export could not carry: a language with a series title but no
+    entry in that language to carry it (JSON keeps every one)."""
+    carried = {(e.series, e.language) for e in entries}
+    return [f"{s.slug} ({lang})" for s in series for lang in sorted(s.texts)
+            if (s.slug, lang) not in carried]
 
 
 def _row(row: dict[str | None, str | None], line: int, settings: ImportSettings,
@@ -132,10 +170,13 @@ def _row(row: dict[str | None, str | None], line: int, settings: ImportSettings,
         translation_of=opt("translation_of"))
 
 
-def dump_csv(entries: list[Entry]) -> bytes:
+def dump_csv(entries: list[Entry], series: list[Series] | None = None) -> bytes:
+    """Entries as CSV; with ``series``, each row also carries its series' words in the
+    row's language, so an import restores the series' titles and descriptions."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(COLUMNS if series is not None else ENTRY_COLUMNS)
+    by_slug = {s.slug: s for s in series or []}
     for e in entries:
         authors = "; ".join(f"{a.name} ({a.kind.value})" for a in e.authors)
         if any(c in a.name for a in e.authors for c in ";()[]"):
@@ -144,5 +185,9 @@ def dump_csv(entries: list[Entry]) -> bytes:
         values = [e.id or "", e.series, e.language, e.section or "", authors, e.title,
                   e.summary, e.content_html or "", e.url or "", e.published.isoformat(),
                   (e.updated or e.published).isoformat(), e.translation_of or ""]
+        if series is not None:
+            found = by_slug.get(e.series)
+            t = found.texts.get(e.language) if found else None
+            values += [t.title, t.description, t.url or ""] if t else ["", "", ""]
         writer.writerow([neutralise(v) for v in values])
     return out.getvalue().encode("utf-8")

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 
 from seriesfeed.models import OutboxKind, OutboxState, SubscriberStatus
+from seriesfeed.store.ops import reset_hard_bounces
 from seriesfeed.store.tables import outbox, subscriber_series, subscribers
 
 LEASE = timedelta(minutes=5)
@@ -188,6 +189,9 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
     if sent:
         conn.execute(update(outbox).where(outbox.c.id.in_(sent)).values(
             state=OutboxState.SENT.value, sent_at=now, lease_until=None))
+        # issue 16: a successful delivery starts the hard-bounce count again
+        reset_hard_bounces(conn, [o.subscriber_id for o in outcomes
+                                  if o.state is OutboxState.SENT and o.subscriber_id])
     for o in outcomes:
         if o.state is OutboxState.SENT:
             continue

@@ -132,6 +132,8 @@ subscribers = Table(
     Column("confirm_sent_at", UTCDateTime),
     Column("last_seq", Integer, nullable=False, default=0),
     Column("hard_bounces", Integer, nullable=False, default=0),
+    # issue 16: transient failures reported after the relay's 250 (DSN "delayed")
+    Column("soft_bounces", Integer, nullable=False, default=0, server_default="0"),
     Index(None, "status", "language", "frequency"),
     sqlite_autoincrement=True,
 )
@@ -200,6 +202,11 @@ outbox = Table(
     Column("smtp_code", Integer),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # issue 16: operator retries and what came back after the relay's 250
+    Column("note", Text),
+    Column("operator_retries", Integer, nullable=False, default=0, server_default="0"),
+    Column("bounce", String(16)),  # hard, soft or complaint
+    Column("bounced_at", UTCDateTime),
     UniqueConstraint("digest_id", "subscriber_id"),
     Index(None, "state", "next_at"),
     sqlite_autoincrement=True,

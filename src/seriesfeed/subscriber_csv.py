@@ -1,0 +1,192 @@
+"""Subscribers as CSV, both ways, so that export then import restores every row: status
+(unsubscribed, bounced and complained rows stay suppressed), series followed, consent
+record and dates.
+
+Columns (only ``email`` required on import): ``email,name,language,frequency,status,
+series,created_at,confirmed_at,unsubscribed_at,consent_at,consent_ip,consent_source,
+hard_bounces,suppressed``. ``series`` is the slugs followed, space-separated (empty: all);
+dates are ISO 8601 with an offset; ``suppressed`` is why an address may never be mailed
+again (``complaint``), empty otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from seriesfeed.config import Config
+from seriesfeed.errors import ImportError_, ValidationError
+from seriesfeed.importers.csvfmt import FORMULA_START, neutralise
+from seriesfeed.importers.seriespage import decode_text
+from seriesfeed.models import Subscriber, SubscriberStatus
+from seriesfeed.store import Store
+from seriesfeed.store import entries as eq
+from seriesfeed.store import ops as oq
+from seriesfeed.store import subscribers as sq
+from seriesfeed.subscriptions import MAX_NAME, check_choice, clean_name, normalize_email
+
+COLUMNS = ("email", "name", "language", "frequency", "status", "series", "created_at",
+           "confirmed_at", "unsubscribed_at", "consent_at", "consent_ip", "consent_source",
+           "hard_bounces", "suppressed")
+DATES = ("created_at", "confirmed_at", "unsubscribed_at", "consent_at")
+SUPPRESSION_REASONS = ("complaint", "bounced", "removed")
+
+
+@dataclass
+class Row:
+    line: int
+    subscriber: Subscriber
+    hard_bounces: int
+    suppressed: str
+
+
+@dataclass
+class SubscriberImport:
+    added: int = 0
+    skipped: list[str] = field(default_factory=list)
+    pending: list[Subscriber] = field(default_factory=list)  # added as pending
+
+    def summary(self, path: str) -> str:
+        return f"{path}: {self.added} added, {len(self.skipped)} skipped"
+
+
+def _restore(cell: str) -> str:
+    """Undo :func:`neutralise`: one leading ``'`` before a formula character goes."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_START):
+        return cell[1:]
+    return cell
+
+
+def _date(value: str, path: str, line: int, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ImportError_(f"'{value}' is not an ISO 8601 date and time", path=path,
+                           line=line, field=name) from None
+    if parsed.tzinfo is None:
+        raise ImportError_(f"'{value}' has no UTC offset", path=path, line=line, field=name)
+    return parsed.astimezone(UTC)
+
+
+def _parse(config: Config, path: Path, known_series: set[str]) -> list[Row]:
+    try:
+        text = decode_text(path.read_bytes(), str(path))
+    except FileNotFoundError as exc:
+        raise ImportError_("no such file", path=str(path)) from exc
+    where = str(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    rows: list[Row] = []
+    seen: dict[str, int] = {}
+    try:
+        header = reader.fieldnames or []
+        if "email" not in header:
+            raise ImportError_("the header lacks the column 'email'", path=where, line=1,
+                               field="email")
+        unknown = [c for c in header if c not in COLUMNS]
+        if unknown:
+            raise ImportError_(f"unknown column '{unknown[0]}' (columns: {', '.join(COLUMNS)})",
+                               path=where, line=1, field=unknown[0])
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                raise ImportError_("more cells than columns", path=where, line=line)
+            cells = {k: _restore((v or "").strip()) for k, v in row.items() if k}
+            try:
+                address = normalize_email(cells.get("email", ""))
+                lang = cells.get("language") or config.site.default_language
+                freq = check_choice(config, lang, cells.get("frequency") or "weekly")
+            except ValidationError as exc:
+                raise ImportError_(str(exc).split(": ", 1)[-1], path=where, line=line,
+                                   field=exc.field) from exc
+            try:
+                status = SubscriberStatus(cells.get("status") or "pending")
+            except ValueError:
+                raise ImportError_(f"status must be one of "
+                                   f"{', '.join(s.value for s in SubscriberStatus)}",
+                                   path=where, line=line, field="status") from None
+            if len(cells.get("name", "")) > MAX_NAME:
+                raise ImportError_(f"the name is longer than {MAX_NAME} characters",
+                                   path=where, line=line, field="name")
+            key = sq.email_key(address)
+            if key in seen:
+                raise ImportError_(f"'{address}' is already on line {seen[key]}", path=where,
+                                   line=line, field="email")
+            seen[key] = line
+            followed = tuple(sorted(set(cells.get("series", "").split())))
+            for slug in followed:
+                if slug not in known_series:
+                    raise ImportError_(f"no series '{slug}' (import the entries first)",
+                                       path=where, line=line, field="series")
+            dates = {name: _date(cells.get(name, ""), where, line, name) for name in DATES}
+            bounces = cells.get("hard_bounces") or "0"
+            if not bounces.isdigit() or len(bounces) > 6:
+                raise ImportError_(f"'{bounces}' is not a count", path=where, line=line,
+                                   field="hard_bounces")
+            suppressed = cells.get("suppressed", "")
+            if suppressed and suppressed not in SUPPRESSION_REASONS:
+                raise ImportError_(f"suppressed must be empty or one of "
+                                   f"{', '.join(SUPPRESSION_REASONS)}", path=where, line=line,
+                                   field="suppressed")
+            if suppressed and status in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+                raise ImportError_(f"a suppressed address ({suppressed}) cannot be "
+                                   f"{status.value}", path=where, line=line, field="suppressed")
+            rows.append(Row(line, Subscriber(
+                email=address, name=clean_name(cells.get("name")), language=lang,
+                frequency=freq, status=status, series=followed,
+                created_at=dates["created_at"], confirmed_at=dates["confirmed_at"],
+                unsubscribed_at=dates["unsubscribed_at"], consent_at=dates["consent_at"],
+                consent_ip=cells.get("consent_ip") or None,
+                consent_source=cells.get("consent_source") or f"import:{path.name}"),
+                int(bounces), suppressed))
+    except csv.Error as exc:
+        raise ImportError_(f"not valid CSV: {exc}", path=where, line=reader.line_num) from exc
+    return rows
+
+
+def import_subscribers(store: Store, config: Config, path: Path) -> SubscriberImport:
+    """Read the rows in one transaction: all of them or (on any error) none. An address
+    already stored or suppressed is skipped: an import never resubscribes anyone."""
+    with store.read() as conn:
+        known = {s.slug for s in eq.list_series(conn)}
+    rows = _parse(config, path, known)
+    report = SubscriberImport()
+    now = datetime.now(UTC)
+    with store.write() as conn:
+        for row in rows:
+            sub = row.subscriber
+            if sq.is_suppressed(conn, sub.email) or sq.get(conn, email=sub.email) is not None:
+                report.skipped.append(sub.email)
+                continue
+            sub.id = oq.restore_subscriber(conn, sub, now, hard_bounces=row.hard_bounces,
+                                           suppressed=row.suppressed or None)
+            report.added += 1
+            if sub.status is SubscriberStatus.PENDING:
+                report.pending.append(sub)
+    return report
+
+
+def export_rows(store: Store, config: Config) -> Iterator[list[str]]:
+    zone = config.zone
+    yield list(COLUMNS)
+    with store.read() as conn:
+        reasons = oq.suppression_reasons(conn)
+        bounces = oq.hard_bounce_counts(conn)
+        for sub in sq.iterate(conn, None):
+            assert sub.id is not None
+            values = [sub.email, sub.name or "", sub.language, sub.frequency.value,
+                      sub.status.value, " ".join(sub.series),
+                      *(_stamp(getattr(sub, name), zone) for name in DATES),
+                      sub.consent_ip or "", sub.consent_source or "",
+                      str(bounces.get(sub.id, 0)), reasons.get(sq.email_hash(sub.email), "")]
+            yield [neutralise(v) for v in values]
+
+
+def _stamp(value: datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).isoformat() if value else ""

@@ -1,0 +1,347 @@
+"""Bounces and complaints after the relay's 250: VERP senders, DSNs (RFC 3464 and the common
+MTAs' own formats), ARF reports (RFC 5965), from a Maildir, an mbox or single files."""
+
+from __future__ import annotations
+
+import asyncio
+import email as email_pkg
+import json
+import mailbox
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from seriesfeed import actions, bounces, subscriptions
+from seriesfeed.config import Config, load_config
+from seriesfeed.store import Store, open_store
+from seriesfeed.store.tables import outbox, subscribers, suppressions
+from tests.conftest import SEED_PAGE, CliResult
+from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+
+PEOPLE = ("ann@example.org", "bob@example.net", "cai@example.com", "dee@example.org",
+          "eve@example.net", "fay@example.com", "gus@example.org")
+
+
+@dataclass
+class World:
+    path: Path
+    config: Config
+    store: Store
+    senders: dict[str, str]  # recipient -> the VERP envelope sender of its digest
+    messages: dict[str, EmailMessage]
+
+
+@pytest.fixture
+def world(make_config: Callable[..., Path], database_url: str,
+          smtp_server: SmtpServer) -> Iterator[World]:  # noqa: F811
+    path = make_config(
+        database={"url": database_url},
+        smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none"},
+        web={"host": "127.0.0.1", "port": 8080, "base_url": "https://feeds.example.org"},
+        mail={"from": "Digest <digest@example.org>", "bounce_address": "bounces@example.org",
+              "bounce_limit": 1},
+        security={"secret_key": "b" * 32})
+    config = load_config(path, env={})
+    store = open_store(config.database.url, config.base_dir)
+    for email in PEOPLE:
+        subscriptions.add_subscriber(store, config, email, frequency="daily", confirmed=True)
+    actions.import_entries(store, config, SEED_PAGE)
+    asyncio.run(actions.send_digests(store, config, scheduled=False))
+    got = smtp_server.recorder.wait_for(len(PEOPLE))
+    yield World(path, config, store, {m.recipients[0]: m.sender for m in got},
+                {m.recipients[0]: m.message for m in got})
+    store.close()
+
+
+def _state(store: Store) -> tuple[object, ...]:
+    with store.read() as conn:
+        return (conn.execute(select(subscribers).order_by(subscribers.c.id)).all(),
+                conn.execute(select(outbox).order_by(outbox.c.id)).all(),
+                conn.execute(select(suppressions)).all())
+
+
+def _subscriber(store: Store, email: str) -> dict[str, object]:
+    with store.read() as conn:
+        row = conn.execute(select(subscribers).where(subscribers.c.email == email)).one()
+    return dict(row._mapping)
+
+
+def _row(store: Store, email: str) -> dict[str, object]:
+    with store.read() as conn:
+        row = conn.execute(select(outbox).where(outbox.c.recipient == email)).one()
+    return dict(row._mapping)
+
+
+def _headers(original: EmailMessage, sender: str) -> str:
+    return "".join(f"{k}: {v}\n" for k, v in (
+        ("Return-Path", f"<{sender}>"), ("From", original["From"]), ("To", original["To"]),
+        ("Subject", original["Subject"]), ("Message-ID", original["Message-ID"])))
+
+
+def _fields(text: str) -> Message:
+    block = Message()
+    for line in text.strip().splitlines():
+        name, _, value = line.partition(": ")
+        block[name] = value
+    return block
+
+
+def _report(report_type: str, headers: dict[str, str],
+            parts: list[tuple[str, str | list[Message]]]) -> Message:
+    """A multipart/report built with the email package, as an MTA would send it: message/*
+    parts carry their blocks (delivery-status, feedback-report) or the returned message."""
+    report = MIMEMultipart("report", report_type=report_type)
+    for key, value in headers.items():
+        report[key] = value
+    for ctype, body in parts:
+        if isinstance(body, list):
+            part = Message()
+            part.set_type(ctype)
+            part.set_payload(body)
+            report.attach(part)
+        else:
+            report.attach(MIMEText(body, ctype.split("/")[1]))
+    return email_pkg.message_from_bytes(report.as_bytes())  # as it arrives: parsed bytes
+
+
+def rfc3464(sender: str, original: EmailMessage, recipient: str, *, status: str = "5.1.1",
+            action: str = "failed", diagnostic: str = "smtp; 550 5.1.1 user unknown",
+            mta: str = "mx.example.net") -> Message:
+    """A standard DSN (multipart/report; report-type=delivery-status), as Postfix,
+    Gmail and Exchange send them, delivered to the VERP address."""
+    return _report("delivery-status", {
+        "From": f"MAILER-DAEMON@{mta}", "To": sender,
+        "Subject": "Undelivered Mail Returned to Sender"}, [
+        ("text/plain", "I'm sorry to have to inform you that your message could not\n"
+                       f"be delivered to one or more recipients.\n\n<{recipient}>: "
+                       f"{diagnostic}\n"),
+        ("message/delivery-status", [
+            _fields(f"Reporting-MTA: dns; {mta}"),
+            _fields(f"Final-Recipient: rfc822; {recipient}\n"
+                    f"Original-Recipient: rfc822;{recipient}\nAction: {action}\n"
+                    f"Status: {status}\nDiagnostic-Code: {diagnostic}")]),
+        ("text/rfc822-headers", _headers(original, sender))])
+
+
+def arf(original: EmailMessage, sender: str, *, with_return_path: bool = True,
+        unsubscribe: str | None = None) -> Message:
+    """An ARF complaint report (RFC 5965) with the complained-about message inside."""
+    inner = EmailMessage()
+    if with_return_path:
+        inner["Return-Path"] = f"<{sender}>"
+    for key in ("From", "To", "Subject", "Message-ID", "Feedback-ID"):
+        inner[key] = str(original[key])
+    inner["List-Unsubscribe"] = unsubscribe or str(original["List-Unsubscribe"])
+    inner.set_content("the digest\n")
+    return _report("feedback-report", {
+        "From": "staff@hotmail.example", "To": "abuse@example.org",
+        "Subject": "complaint about message from 192.0.2.1"}, [
+        ("text/plain", "This is an email abuse report for an email message received "
+                       "from IP 192.0.2.1.\n"),
+        ("message/feedback-report", [_fields(
+            "Feedback-Type: abuse\nUser-Agent: SomeGenerator/1.0\nVersion: 1")]),
+        ("message/rfc822", [inner])])
+
+
+def exim_bounce(sender: str, recipient: str) -> Message:
+    msg = MIMEText(
+        "This message was created automatically by mail delivery software.\n\n"
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error. The following address(es) failed:\n\n"
+        f"  {recipient}\n    SMTP error from remote mail server after RCPT TO:<{recipient}>:\n"
+        "    550 5.1.1 <{recipient}>: Recipient address rejected: User unknown\n")
+    msg["From"] = "Mail Delivery System <Mailer-Daemon@mx.example.com>"
+    msg["To"] = sender
+    msg["Subject"] = "Mail delivery failed: returning message to sender"
+    msg["X-Failed-Recipients"] = recipient
+    return msg
+
+
+def qmail_bounce(sender: str, recipient: str) -> Message:
+    msg = MIMEText(
+        "Hi. This is the qmail-send program at mx.example.org.\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        f"<{recipient}>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+        "--- Below this line is a copy of the message.\n")
+    msg["From"] = "MAILER-DAEMON@mx.example.org"
+    msg["Delivered-To"] = sender
+    msg["To"] = sender
+    msg["Subject"] = "failure notice"
+    return msg
+
+
+def test_each_digest_has_a_signed_verp_sender_and_a_feedback_id_without_the_address(
+        world: World) -> None:
+    senders = set(world.senders.values())
+    assert len(senders) == len(PEOPLE)  # one per outbox row
+    for recipient, sender in world.senders.items():
+        assert sender.startswith("bounces+") and sender.endswith("@example.org")
+        row = _row(world.store, recipient)
+        assert bounces.row_from(world.config, b"b" * 32, sender) == row["id"]
+        feedback = str(world.messages[recipient]["Feedback-ID"])
+        assert feedback.startswith(f"digest{row['digest_id']}:en:digest:")
+        assert recipient.split("@")[0] not in feedback and "@" not in feedback
+
+
+def test_dsn_and_arf_mark_the_right_subscriber_and_a_forged_one_changes_nothing(
+        world: World, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    s, m = world.senders, world.messages
+    # forged: a token with a wrong MAC, a token naming another row, no token at all
+    row_ann = _row(world.store, "ann@example.org")["id"]
+    bad_mac = f"bounces+{row_ann}-{'0' * 20}@example.org"
+    other = s["bob@example.net"].replace(f"+{_row(world.store, 'bob@example.net')['id']}-",
+                                         f"+{row_ann}-")
+    forged_dir = tmp_path / "forged"
+    forged_dir.mkdir()
+    for n, msg in enumerate([rfc3464(bad_mac, m["ann@example.org"], "ann@example.org"),
+                             rfc3464(other, m["ann@example.org"], "ann@example.org"),
+                             rfc3464("digest@example.org", m["ann@example.org"],
+                                     "ann@example.org"),
+                             # a genuine unsubscribe link would itself be authority enough
+                             # (it unsubscribes whoever holds it): this one is tampered with
+                             arf(m["ann@example.org"], bad_mac, unsubscribe=(
+                                 "<https://feeds.example.org/unsubscribe/eyJzIjoxfQ.AAAA>")),
+                             exim_bounce(bad_mac, "ann@example.org")]):
+        (forged_dir / f"{n}.eml").write_bytes(msg.as_bytes())
+    before = _state(world.store)
+    forged = run_cli("--config", world.path, "bounces", "process", forged_dir)
+    assert forged.code == 0, forged
+    assert "0 hard bounces" in forged.out and "0 complaints" in forged.out
+    assert "not matched to a message we sent" in forged.out
+    assert _state(world.store) == before
+
+    # genuine: a DSN (bob), an ARF complaint (cai), a transient DSN (dee), from a Maildir
+    box = mailbox.Maildir(tmp_path / "bounces")
+    box.add(rfc3464(s["bob@example.net"], m["bob@example.net"], "bob@example.net"))
+    box.add(arf(m["cai@example.com"], s["cai@example.com"]))
+    box.add(rfc3464(s["dee@example.org"], m["dee@example.org"], "dee@example.org",
+                    status="4.2.2", action="delayed", diagnostic="smtp; 452 4.2.2 mailbox full"))
+    box.add(MIMEText("just a reply, not a report"))
+    done = run_cli("--config", world.path, "bounces", "process", tmp_path / "bounces")
+    assert done.code == 0, done
+    assert done.out.startswith("4 messages: 1 hard bounces, 1 transient, 1 complaints")
+
+    bob = _subscriber(world.store, "bob@example.net")
+    assert bob["status"] == "bounced" and bob["hard_bounces"] == 1
+    row = _row(world.store, "bob@example.net")
+    assert row["state"] == "failed" and row["bounce"] == "hard" and "5.1.1" in row["last_error"]
+    cai = _subscriber(world.store, "cai@example.com")
+    assert cai["status"] == "unsubscribed" and cai["unsubscribed_at"] is not None
+    assert subscriptions.add_subscriber(world.store, world.config, "cai@example.com",
+                                        resubscribe=True).subscriber is None  # suppressed
+    dee = _subscriber(world.store, "dee@example.org")
+    assert dee["status"] == "confirmed" and dee["soft_bounces"] == 1
+    for email in ("ann@example.org", "eve@example.net"):
+        untouched = _subscriber(world.store, email)
+        assert untouched["status"] == "confirmed" and untouched["hard_bounces"] == 0
+
+    # the Maildir's messages are marked seen: a second pass reads nothing new; the same
+    # reports as files again count nothing twice
+    again = run_cli("--config", world.path, "bounces", "process", tmp_path / "bounces")
+    assert again.out.startswith("0 messages")
+    repeat = tmp_path / "repeat.eml"
+    repeat.write_bytes(rfc3464(s["bob@example.net"], m["bob@example.net"],
+                               "bob@example.net").as_bytes())
+    assert "1 already counted" in run_cli("--config", world.path, "bounces", "process",
+                                          repeat).out
+    assert _subscriber(world.store, "bob@example.net")["hard_bounces"] == 1
+
+    # the operator sees it
+    listed = json.loads(run_cli("--config", world.path, "outbox", "list", "--state", "failed",
+                                "--json").out)
+    assert [r["recipient"] for r in listed] == ["bob@example.net"]
+
+
+def test_real_world_formats_of_common_mtas_mark_the_right_subscriber(
+        world: World, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    s, m = world.senders, world.messages
+    samples = {
+        # Postfix: RFC 3464 with its own wording
+        "ann@example.org": rfc3464(s["ann@example.org"], m["ann@example.org"],
+                                   "ann@example.org", mta="mail.example.org",
+                                   diagnostic="smtp; 550 5.1.1 <ann@example.org>: Recipient "
+                                              "address rejected: User unknown in local "
+                                              "recipient table"),
+        # Gmail
+        "bob@example.net": rfc3464(s["bob@example.net"], m["bob@example.net"],
+                                   "bob@example.net", mta="mx.google.com",
+                                   diagnostic="smtp; 550-5.1.1 The email account that you "
+                                              "tried to reach does not exist."),
+        # Microsoft 365 / Exchange
+        "cai@example.com": rfc3464(s["cai@example.com"], m["cai@example.com"],
+                                   "cai@example.com", status="5.1.10",
+                                   mta="DM6PR01MB1234.namprd01.prod.outlook.com",
+                                   diagnostic="smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound;"
+                                              " Recipient not found by SMTP address lookup"),
+        # Exim: plain text with X-Failed-Recipients
+        "dee@example.org": exim_bounce(s["dee@example.org"], "dee@example.org"),
+        # qmail: QSBMF
+        "eve@example.net": qmail_bounce(s["eve@example.net"], "eve@example.net"),
+    }
+    mbox = mailbox.mbox(tmp_path / "bounces.mbox")
+    for msg in samples.values():
+        mbox.add(msg)
+    mbox.close()
+    done = run_cli("--config", world.path, "bounces", "process", tmp_path / "bounces.mbox")
+    assert done.code == 0, done
+    assert done.out.startswith("5 messages: 5 hard bounces"), done.out
+    for email in PEOPLE:
+        sub = _subscriber(world.store, email)
+        expected = "bounced" if email in samples else "confirmed"
+        assert sub["status"] == expected, email
+
+
+def test_a_complaint_without_return_path_is_matched_by_its_signed_unsubscribe_link(
+        world: World, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    report = tmp_path / "arf.eml"
+    report.write_bytes(arf(world.messages["fay@example.com"], "", with_return_path=False)
+                       .as_bytes())
+    done = run_cli("--config", world.path, "bounces", "process", report)
+    assert "1 complaints" in done.out, done
+    assert _subscriber(world.store, "fay@example.com")["status"] == "unsubscribed"
+    assert _subscriber(world.store, "gus@example.org")["status"] == "confirmed"
+
+
+def test_a_successful_delivery_resets_the_hard_bounce_count(
+        world: World, smtp_server: SmtpServer) -> None:  # noqa: F811
+    with world.store.write() as conn:
+        conn.execute(subscribers.update().where(subscribers.c.email == "gus@example.org")
+                     .values(hard_bounces=2, last_seq=0))
+    # a second digest (a manual send after the slot's records <slot>+<seq>) reaches gus
+    asyncio.run(actions.send_digests(world.store, world.config, scheduled=False))
+    assert _subscriber(world.store, "gus@example.org")["hard_bounces"] == 0
+
+
+def test_bounces_process_refuses_a_missing_path(world: World, tmp_path: Path,
+                                                run_cli: Callable[..., CliResult]) -> None:
+    missing = run_cli("--config", world.path, "bounces", "process", tmp_path / "nope")
+    assert missing.code == 1 and missing.err.startswith("Error: ") and "PATH" in missing.err
+
+
+def test_the_daemon_watches_a_maildir_for_bounces(world: World, tmp_path: Path) -> None:
+    import dataclasses
+
+    from seriesfeed.daemon import build_daemon
+
+    folder = tmp_path / "incoming"
+    config = dataclasses.replace(world.config, mail=dataclasses.replace(
+        world.config.mail, bounce_maildir=str(folder)))
+    job = next(j for j in build_daemon(config, world.store, serve_web=False).jobs
+               if j.name == "bounces")
+    assert job.interval == config.schedule.bounces_seconds and job.record
+    assert "not a Maildir" in asyncio.run(job.run(asyncio.Event()))
+    box = mailbox.Maildir(folder)
+    box.add(rfc3464(world.senders["ann@example.org"], world.messages["ann@example.org"],
+                    "ann@example.org"))
+    assert asyncio.run(job.run(asyncio.Event())).startswith("1 messages: 1 hard bounces")
+    assert _subscriber(world.store, "ann@example.org")["status"] == "bounced"
+    assert asyncio.run(job.run(asyncio.Event())).startswith("0 messages")
+    assert all(j.name != "bounces" for j in build_daemon(world.config, world.store,
+                                                         serve_web=False).jobs)
