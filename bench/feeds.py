@@ -151,7 +151,7 @@ def main() -> None:
         print(f"full build (store reads, {len(report.written)} files): {full:.3f} s")
         print(f"raw feedgen, same documents from memory: {raw:.3f} s")
         print(f"ratio full/raw: {full / raw:.2f} (target <= 2)")
-        from seriesfeed.feeds import plan_feeds
+        from seriesfeed.actions import plan_feeds
         t0 = time.perf_counter()
         plan_feeds(config, store)
         feeds_only = time.perf_counter() - t0

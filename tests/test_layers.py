@@ -49,8 +49,8 @@ OWNERS = {
 SHELLS = ("seriesfeed.cli.", "seriesfeed.web.", "seriesfeed.daemon", "seriesfeed.scheduler")
 RENDERING = ("seriesfeed.feeds", "seriesfeed.pages", "seriesfeed.emails", "seriesfeed.templating",
              "seriesfeed.publish")
-SHELL_MAY_IMPORT = ("seriesfeed.actions", "seriesfeed.config", "seriesfeed.models",
-                    "seriesfeed.errors")
+SHELL_MAY_IMPORT = ("seriesfeed.actions.", "seriesfeed.config", "seriesfeed.models",
+                    "seriesfeed.errors", "seriesfeed.clock")
 # (shell, module) pairs still allowed, each with why. Shrink it; never grow it silently.
 SHELL_ALLOWED: dict[tuple[str, str], str] = {
     # the shells share these leaf helpers that hold no state and run no query

@@ -22,13 +22,13 @@ import mailbox
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
 from flufl.bounce import all_failures
 
 from seriesfeed import tokens
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ValidationError
 from seriesfeed.logs import mask_address
@@ -268,7 +268,7 @@ def _apply(store: Store, config: Config, key: bytes, report: Report, run: Bounce
         log.info("bounces: a %s report names no message of ours (no valid VERP token); "
                  "ignored", report.kind)
         return
-    now = datetime.now(UTC)
+    now = now_utc()
     with store.write(durable=report.kind == "complaint") as conn:
         row_id = report.row_id
         if row_id is None:  # a complaint naming only the subscriber (signed link)

@@ -12,49 +12,17 @@ never record two for one slot. A manual ``digest send`` after the slot's digest 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-
-from sqlalchemy import (
-    Connection,
-    String,
-    and_,
-    cast,
-    exists,
-    func,
-    insert,
-    literal,
-    not_,
-    or_,
-    select,
-    text,
-    update,
-)
 
 from seriesfeed import crashpoints
 from seriesfeed.config import Config
 from seriesfeed.emails import message_domain
-from seriesfeed.models import Frequency, OutboxKind, OutboxState, SubscriberStatus
+from seriesfeed.models import Frequency
 from seriesfeed.store import Store
-from seriesfeed.store import entries as eq
-from seriesfeed.store.tables import (
-    digests,
-    entries,
-    held_entries,
-    outbox,
-    subscriber_series,
-    subscribers,
-)
+from seriesfeed.store import digests as dq
+from seriesfeed.store.digests import RecordedDigest, count_due, next_range
 
-
-@dataclass(frozen=True)
-class RecordedDigest:
-    id: int
-    language: str
-    frequency: Frequency
-    period: str
-    recipients: int
-    to_seq: int
+__all__ = ["RecordedDigest", "count_due", "next_range", "record_digests", "slot_period"]
 
 
 def slot_period(frequency: Frequency, now: datetime, config: Config) -> str:
@@ -65,94 +33,17 @@ def slot_period(frequency: Frequency, now: datetime, config: Config) -> str:
     return f"{year}-W{week:02d}"
 
 
-def _due(language: str, frequency: Frequency, upto: int):  # type: ignore[no-untyped-def]
-    """Confirmed subscribers of the group whose cursor is behind ``upto``."""
-    return and_(subscribers.c.status == SubscriberStatus.CONFIRMED.value,
-                subscribers.c.language == language,
-                subscribers.c.frequency == frequency.value,
-                subscribers.c.last_seq < upto)
-
-
-def _has_news(language: str, upto: int):  # type: ignore[no-untyped-def]
-    """An entry of the language, after the subscriber's cursor, in a series they follow."""
-    follows_none = not_(exists().where(subscriber_series.c.subscriber_id == subscribers.c.id))
-    follows_it = exists().where(subscriber_series.c.subscriber_id == subscribers.c.id,
-                                subscriber_series.c.series_id == entries.c.series_id)
-    return exists().where(entries.c.language == language, entries.c.seq > subscribers.c.last_seq,
-                          entries.c.seq <= upto, or_(follows_none, follows_it),
-                          entries.c.seq.notin_(select(held_entries.c.entry_seq)))
-
-
-def count_due(conn: Connection, language: str, frequency: Frequency) -> int:
-    upto = eq.max_seq(conn)
-    return int(conn.execute(select(func.count()).select_from(subscribers).where(
-        _due(language, frequency, upto), _has_news(language, upto))).scalar_one())
-
-
-def next_range(conn: Connection, language: str, frequency: Frequency) -> tuple[int, int] | None:
-    """The cursor range of the largest digest the group would get now (from the furthest
-    behind of its due subscribers), or None when nobody would get one."""
-    upto = eq.max_seq(conn)
-    lowest = conn.execute(select(func.min(subscribers.c.last_seq)).where(
-        _due(language, frequency, upto), _has_news(language, upto))).scalar()
-    return None if lowest is None else (int(lowest), upto)
-
-
-def _period_free(conn: Connection, language: str, frequency: Frequency, period: str) -> bool:
-    return conn.execute(select(digests.c.id).where(
-        digests.c.language == language, digests.c.frequency == frequency.value,
-        digests.c.period == period)).first() is None
-
-
-def record_group(conn: Connection, config: Config, language: str, frequency: Frequency,
-                 now: datetime, *, scheduled: bool) -> RecordedDigest | None:
-    upto = eq.max_seq(conn)
-    due = _due(language, frequency, upto)
-    news = _has_news(language, upto)
-    recipients = int(conn.execute(select(func.count()).select_from(subscribers)
-                                  .where(due, news)).scalar_one())
-    if recipients == 0:
-        # nothing of theirs among the new entries: move the cursors on all the same
-        conn.execute(update(subscribers).where(due).values(last_seq=upto))
-        return None
-    period = slot_period(frequency, now, config)
-    if not _period_free(conn, language, frequency, period):
-        if scheduled:
-            return None  # this slot's digest exists: never two for one slot
-        period = f"{period}+{upto}"
-        if not _period_free(conn, language, frequency, period):
-            return None
-    from_seq = int(conn.execute(select(func.min(subscribers.c.last_seq)).where(due, news))
-                   .scalar_one())
-    digest_id = int(conn.execute(insert(digests).values(
-        language=language, frequency=frequency.value, period=period, from_seq=from_seq,
-        to_seq=upto, created_at=now).returning(digests.c.id)).scalar_one())
-    crashpoints.hit("mid_record")
-    domain = message_domain(config)
-    message_id = (literal(f"<digest.{digest_id}.", String) + cast(subscribers.c.id, String)
-                  + literal(f"@{domain}>", String))
-    conn.execute(insert(outbox).from_select(
-        ["kind", "digest_id", "subscriber_id", "recipient", "message_id", "from_seq", "to_seq",
-         "state", "attempts", "uncertain", "created_at"],
-        select(literal(OutboxKind.DIGEST.value, String), literal(digest_id),
-               subscribers.c.id, subscribers.c.email, message_id, subscribers.c.last_seq,
-               literal(upto), literal(OutboxState.QUEUED.value, String), literal(0),
-               literal(False), literal(now)).where(due, news).order_by(subscribers.c.id)))
-    conn.execute(update(subscribers).where(due).values(last_seq=upto))
-    return RecordedDigest(digest_id, language, frequency, period, recipients, upto)
-
-
 def record_digests(store: Store, config: Config, frequency: Frequency, now: datetime, *,
                    scheduled: bool) -> list[RecordedDigest]:
     """Record the digests of one frequency for every language, all or nothing."""
     out: list[RecordedDigest] = []
     with store.write() as conn:
-        if store.dialect == "postgresql":
-            # entries inserted by transactions still open must not be skipped by a cursor
-            conn.execute(text("LOCK TABLE entries IN SHARE ROW EXCLUSIVE MODE"))
+        dq.lock_entries(conn)
+        period = slot_period(frequency, now, config)
+        domain = message_domain(config)
         for language in config.languages:
-            recorded = record_group(conn, config, language, frequency, now,
-                                    scheduled=scheduled)
+            recorded = dq.record_group(conn, language, frequency, period, now, domain,
+                                       scheduled=scheduled)
             if recorded is not None:
                 out.append(recorded)
     crashpoints.hit("after_record_commit")

@@ -14,7 +14,7 @@ import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy
 from email.header import Header
 from email.headerregistry import Address
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import css_inline
 
 from seriesfeed import i18n
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError, ValidationError
 from seriesfeed.templating import render, template_exists, templates_dir
@@ -116,7 +117,7 @@ def build_message(*, sender: str | Address, to_email: str, to_name: str | None, 
     msg["From"] = sender
     msg["To"] = _address(to_email, to_name)
     msg["Subject"] = clean_line(subject)
-    msg["Date"] = format_datetime(date or datetime.now(UTC))
+    msg["Date"] = format_datetime(date or now_utc())
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
     for key, value in (headers or {}).items():
@@ -223,7 +224,7 @@ def fast_template(config: Config, subject: str, extra_headers: tuple[tuple[str, 
     from_header = formataddr((sender.display_name, sender.addr_spec), charset="utf-8") \
         if sender.display_name else sender.addr_spec
     return FastTemplate(from_header, encode_header_value(subject),
-                        format_datetime(date or datetime.now(UTC)), extra_headers,
+                        format_datetime(date or now_utc()), extra_headers,
                         f"==seriesfeed-{secrets.token_hex(12)}==")
 
 

@@ -67,6 +67,7 @@ class ImportError_(SeriesfeedError):
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
                  field: str | None = None) -> None:
+        self.reason = message  # the message without the place (a caller may re-place it)
         self.path = path
         self.line = line
         self.field = field
@@ -97,6 +98,7 @@ class ValidationError(SeriesfeedError):
     """A value given by a user (option, argument, form field) is invalid."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.reason = message  # the message without the field's name
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
 

@@ -15,13 +15,10 @@ from datetime import UTC, datetime
 
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
-from sqlalchemy import Connection
 
 from seriesfeed import __version__
 from seriesfeed.config import Config
-from seriesfeed.models import AuthorKind, Entry, Series
-from seriesfeed.store import Store
-from seriesfeed.store import entries as q
+from seriesfeed.models import AuthorKind, Entry, Series, SiteData
 from seriesfeed.text import clean_line, clean_text
 
 ATOM = "application/atom+xml; charset=utf-8"
@@ -230,9 +227,8 @@ def build_json_feed(config: Config, scope: Scope, entries: list[Entry]) -> bytes
     return (text + "\n").encode("utf-8")
 
 
-def scopes(config: Config, conn: Connection) -> list[Scope]:
+def scopes(config: Config, all_series: list[Series]) -> list[Scope]:
     out: list[Scope] = []
-    all_series = q.list_series(conn)
     for code, lang in config.languages.items():
         out.append(Scope(code, None, lang.feed_title or config.site.title,
                          lang.feed_description))
@@ -245,35 +241,25 @@ def scopes(config: Config, conn: Connection) -> list[Scope]:
     return out
 
 
-def _translations(conn: Connection, entries: list[Entry]) -> dict[str, list[Translation]]:
-    seqs = [e.seq for e in entries if e.seq is not None]
-    links = q.translations_of(conn, seqs)
-    others = {seq for v in links.values() for seq in v}
-    lookup = {e.seq: e for e in entries}
-    missing = [s for s in others if s not in lookup]
-    for seq in missing:
-        lookup[seq] = q.get_entry(conn, str(seq))
+def _translations(site: SiteData) -> dict[str, list[Translation]]:
     out: dict[str, list[Translation]] = {}
-    for e in entries:
-        for other in links.get(e.seq or -1, []):
-            o = lookup[other]
+    for e in site.entries:
+        for other in site.links.get(e.seq or -1, []):
+            o = site.linked[other]
             if o.url and o.language != e.language and e.id:
                 out.setdefault(e.id, []).append(Translation(o.language, o.url))
     return out
 
 
-def plan_feeds(config: Config, store: Store,
-               everything: list[Entry] | None = None) -> list[FeedDocument]:
-    """Every feed document the store gives, deterministically."""
+def plan_feeds(config: Config, site: SiteData) -> list[FeedDocument]:
+    """Every feed document of the site's data, deterministically."""
     docs: list[FeedDocument] = []
     n = config.feeds.max_entries
-    with store.read() as conn:
-        # one read of everything, partitioned in memory: each entry appears in its language's
-        # site-wide feed and its series' feed, and reading it once is most of the saving
-        if everything is None:
-            everything = q.list_entries(conn)
-        translations = _translations(conn, everything)
-        all_scopes = scopes(config, conn)
+    # one read of everything (site_data), partitioned in memory: each entry appears in its
+    # language's site-wide feed and its series' feed, and reading it once is most of the saving
+    everything = site.entries
+    translations = _translations(site)
+    all_scopes = scopes(config, site.series)
     by_scope: dict[tuple[str, str | None], list[Entry]] = {}
     for e in everything:
         by_scope.setdefault((e.language, None), []).append(e)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from seriesfeed import __version__
+from seriesfeed.clock import now_utc
 from seriesfeed.errors import FetchError
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = N
     try:
         async with asyncio.timeout(total_timeout), httpx2.AsyncClient(
                 timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            return await _follow(client, url, headers, max_bytes, now or datetime.now(UTC))
+            return await _follow(client, url, headers, max_bytes, now or now_utc())
     except TimeoutError as exc:
         raise FetchError(f"no complete answer within {total_timeout:.0f} s", url=url,
                          transient=True) from exc

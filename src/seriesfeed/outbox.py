@@ -17,10 +17,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from seriesfeed import bounces, crashpoints, emails, i18n, mailer, metrics, tokens
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
     DeliveryError,
@@ -30,10 +31,10 @@ from seriesfeed.errors import (
     UncertainDeliveryError,
 )
 from seriesfeed.models import Entry, OutboxKind, OutboxState
-from seriesfeed.runlock import SenderLock
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import outbox as oq
+from seriesfeed.store.locks import SenderLock
 from seriesfeed.subscriptions import preferences_link
 
 log = logging.getLogger("seriesfeed.outbox")
@@ -362,7 +363,7 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
             await asyncio.to_thread(_release_orphans, store)
         renewer = asyncio.create_task(_renew_leases(store, mine, lease))
         while not (stopping and stopping.is_set()) and not verdicts.paused:
-            now = datetime.now(UTC)
+            now = now_utc()
             claimed = await asyncio.to_thread(_claim, store, config, now,
                                               batch or config.mail.batch_size, lease, kinds)
             if not claimed:
@@ -456,7 +457,7 @@ async def _renew_leases(store: Store, mine: set[int], lease: timedelta) -> None:
 
 def _renew(store: Store, ids: set[int], lease: timedelta) -> None:
     with store.write() as conn:
-        oq.renew(conn, ids, datetime.now(UTC) + lease)
+        oq.renew(conn, ids, now_utc() + lease)
 
 
 def _hand_back(store: Store, ids: list[int]) -> int:
@@ -479,7 +480,7 @@ async def _take(lock: SenderLock, wait: float, stopping: asyncio.Event | None) -
 
 def _release_orphans(store: Store) -> None:
     with store.write() as conn:
-        released = oq.release_orphans(conn, datetime.now(UTC))
+        released = oq.release_orphans(conn, now_utc())
     if released:
         log.warning("%s messages left in flight by a stopped sender will be sent again "
                     "(same Message-ID)", released)
@@ -507,6 +508,6 @@ def relay_pause(config: Config) -> timedelta:
 
 def _mark(store: Store, config: Config, outcomes: list[oq.Outcome]) -> None:
     with store.write() as conn:
-        oq.mark(conn, outcomes, datetime.now(UTC), max_attempts=config.mail.max_attempts,
+        oq.mark(conn, outcomes, now_utc(), max_attempts=config.mail.max_attempts,
                 bounce_limit=config.mail.bounce_limit, retry_seconds=config.mail.retry_seconds,
                 pause=relay_pause(config))

@@ -17,9 +17,9 @@ from typing import Any
 import click
 
 from seriesfeed import i18n
+from seriesfeed.actions import Store, open_store
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.store import Store, open_store
 
 
 @dataclass

@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from seriesfeed import sources as sources_mod
+from seriesfeed.actions import sources as sources_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import SeriesfeedError
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 
 from seriesfeed.errors import NotFoundError
-from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
+from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText, SiteData
 from seriesfeed.store.tables import (
     content_version,
     entries,
@@ -186,6 +186,18 @@ def find_seq(conn: Connection, *, entry_id: str | None = None,
 
 def max_seq(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(entries.c.seq), 0))).scalar_one())
+
+
+def site_data(conn: Connection, everything: list[Entry] | None = None) -> SiteData:
+    """Everything the feeds and pages show: one read of the entries, their series and
+    translation links (and the linked entries a feed names but does not list)."""
+    if everything is None:
+        everything = list_entries(conn)
+    links = translations_of(conn, [e.seq for e in everything if e.seq is not None])
+    linked = {e.seq: e for e in everything if e.seq is not None}
+    for seq in {s for v in links.values() for s in v} - set(linked):
+        linked[seq] = get_entry(conn, str(seq))
+    return SiteData(everything, list_series(conn), links, linked)
 
 
 def fingerprint(conn: Connection) -> tuple[object, ...]:

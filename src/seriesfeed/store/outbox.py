@@ -234,7 +234,8 @@ def _count_bounce(conn: Connection, subscriber_id: int, bounce_limit: int) -> No
             status=SubscriberStatus.BOUNCED.value))
 
 
-def pending(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(outbox).where(
-        outbox.c.state.in_([OutboxState.QUEUED.value, OutboxState.RETRY.value,
-                            OutboxState.SENDING.value]))).scalar_one())
+def detach_subscriber(conn: Connection, subscriber_id: int | None) -> None:
+    """An erased subscriber's queued and past messages no longer point at them."""
+    conn.execute(update(outbox).where(outbox.c.subscriber_id == subscriber_id)
+                 .values(subscriber_id=None))
+

@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from seriesfeed.actions import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import StoreError
-from seriesfeed.store import Store
 from seriesfeed.web.busy import busy_page, visitor_language
 from seriesfeed.web.security import SecurityHeaders
 

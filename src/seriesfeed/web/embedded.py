@@ -20,9 +20,9 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from seriesfeed.actions import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.store import Store
 from seriesfeed.web import create_app
 
 log = logging.getLogger("seriesfeed.web")

@@ -17,11 +17,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions
+from seriesfeed.actions import Store
+from seriesfeed.actions.feeds import FeedDocument, etag_of
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
-from seriesfeed.feeds import FeedDocument
-from seriesfeed.publish import etag_of
-from seriesfeed.store import Store
-from seriesfeed.store import entries as q
 
 CACHE_CONTROL = "public, max-age=300"
 
@@ -46,11 +45,10 @@ class SiteCache:
         self.lock = threading.Lock()
         self.fingerprint: tuple[object, ...] | None = None
         self.docs: dict[str, Served] = {}
-        self.started = datetime.now(UTC).replace(microsecond=0)
+        self.started = now_utc().replace(microsecond=0)
 
     def current(self) -> dict[str, Served]:
-        with self.store.read() as conn:
-            fp = q.fingerprint(conn)
+        fp = actions.fingerprint(self.store)
         if fp != self.fingerprint:
             with self.lock:
                 if fp != self.fingerprint:
@@ -74,7 +72,7 @@ class SiteCache:
             modified = max(doc.last_modified.astimezone(UTC).replace(microsecond=0),
                            self.started)
         else:  # HTTP dates have whole seconds: a change within the second must still move it
-            modified = datetime.now(UTC).replace(microsecond=0)
+            modified = now_utc().replace(microsecond=0)
             if previous is not None:
                 modified = max(modified, previous.modified + timedelta(seconds=1))
         return Served(doc, etag, gzip.compress(doc.body, mtime=0), modified)
