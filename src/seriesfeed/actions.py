@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 
 from seriesfeed import __version__
 from seriesfeed.config import Config
-from seriesfeed.digest import RecordedDigest, count_due, next_range, record_digests
+from seriesfeed.digest import (
+    RecordedDigest,
+    count_due,
+    digest_fallback,
+    next_range,
+    record_digests,
+)
 from seriesfeed.errors import ImportError_, NotFoundError, ValidationError
 from seriesfeed.feeds import FeedDocument, plan_feeds
 from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
@@ -330,7 +336,7 @@ def preview_digest(store: Store, config: Config, language: str, frequency: Frequ
     the subscriber furthest behind); when nobody is due, the newest entries as a sample.
     Records nothing."""
     with store.read() as conn:
-        found = next_range(conn, language, frequency)
+        found = next_range(conn, language, frequency, digest_fallback(config, language))
         sample = found is None
         if found is None:
             newest = q.list_entries(conn, language=language, limit=sample_size)
@@ -353,5 +359,6 @@ def digest_dry_run(store: Store, config: Config, frequency: Frequency | None) ->
         for freq in [frequency] if frequency else list(Frequency):
             for language in config.languages:
                 lines.append(f"{language} {freq.value}: "
-                             f"{count_due(conn, language, freq)} subscribers would get a digest")
+                             f"{count_due(conn, language, freq, digest_fallback(config, language))}"
+                             " subscribers would get a digest")
     return "\n".join(lines)

@@ -149,8 +149,9 @@ def send_confirmation(store: Store, config: Config, sub: Subscriber) -> Confirma
         link = confirm_link(config, key, sub, now)
         text, html = emails.render_email(config, sub.language, "confirm",
                                          {"confirm_url": link})
-        subject = i18n.gettext(sub.language, "Confirm your subscription to {site}",
-                               site=config.site.title)
+        _ = i18n.messages_for(config, sub.language)
+        subject = _("Confirm your subscription to {site}",
+                    site=i18n.site_texts(config, sub.language).title)
         # no name in the headers of confirmation mail: it is unverified input (invariant 6)
         msg = emails.build_message(
             sender=emails.sender_address(config), to_email=sub.email, to_name=None,

@@ -21,7 +21,7 @@ from seriesfeed.web.security import SecurityHeaders
 
 
 def create_app(config: Config, store: Store) -> Starlette:
-    from seriesfeed.web import feeds, subscribe
+    from seriesfeed.web import feeds, localized, subscribe
 
     def healthz(request: Request) -> JSONResponse:
         try:
@@ -44,7 +44,8 @@ def create_app(config: Config, store: Store) -> Starlette:
         *subscribe.routes(config, store),
         *feeds.routes(config, store),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
+                    exception_handlers=localized.exception_handlers(config))  # type: ignore[arg-type]
     app.state.config = config
     app.state.store = store
     return app
