@@ -84,10 +84,12 @@ def init(app: AppContext) -> None:
 
 def _register() -> None:
     from seriesfeed.cli import (  # noqa: F401 - registers their commands
+        catalogues,
         daemon,
         digest,
         entries,
         feeds,
+        series,
         subscribers,
     )
 

@@ -23,13 +23,23 @@ from seriesfeed.text import clean_line, clean_text, slugify
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Input format (default: detected from the name and content).")
 @click.option("--series", "series_slug", help="Series slug for entries of a feed file.")
+@click.option("--series-title", "titles", multiple=True, metavar="LANG=TITLE",
+              help="The series' title in another language, e.g. 'es=Reflexiones sobre la "
+                   "crisis de la ISO' (repeatable).")
 @pass_app
 def import_command(app: AppContext, file: Path, fmt: str | None,
-                   series_slug: str | None) -> None:
+                   series_slug: str | None, titles: tuple[str, ...]) -> None:
     """Import entries from a series page capture, JSON, CSV or an RSS/Atom feed.
 
     The whole file is imported in one transaction: a bad row imports nothing."""
-    report = actions.import_entries(app.store, app.config, file, fmt, series_slug)
+    given: dict[str, str] = {}
+    for item in titles:
+        code, sep, title = item.partition("=")
+        if not sep or not code.strip() or not title.strip():
+            raise ValidationError(f"'{item}' is not LANG=TITLE (e.g. es=Mi serie)",
+                                  field="--series-title")
+        given[code.strip()] = title.strip()
+    report = actions.import_entries(app.store, app.config, file, fmt, series_slug, given)
     click.echo(report.summary())
 
 
