@@ -84,10 +84,15 @@ class _Entry(FeedEntry):  # type: ignore[misc]
 
     language: str | None = None  # set when it differs from the feed's
     translations: tuple[Translation, ...] = ()
+    own: Translation | None = None  # the entry's own URL and language
 
     def rss_entry(self, extensions: bool = True) -> object:
         element = super().rss_entry(extensions)
-        for t in self.translations:
+        if not self.translations:
+            return element
+        # the item's own page last: feedparser (like many readers) takes the last
+        # alternate as the item's link, and the reader came for this language
+        for t in (*self.translations, *([self.own] if self.own else [])):
             link = _sub_element(element, f"{{{ATOM_NS}}}link")
             for key, value in (("rel", "alternate"), ("type", "text/html"),
                                ("hreflang", t.language), ("href", t.url)):
@@ -149,6 +154,7 @@ def _add_entries(fg: FeedGenerator, entries: list[Entry],
         assert e.id is not None and e.url is not None
         fe = fg.add_entry(feedEntry=_Entry(), order="append")
         fe.translations = tuple(translations.get(e.id, []))
+        fe.own = Translation(e.language, e.url, e.id)
         if language is not None and e.language != language:  # a fallback entry
             fe.language = e.language
             fe.dc.dc_language(e.language)
