@@ -251,17 +251,24 @@ def test_error_pages_speak_the_path_language_else_the_negotiated_one(
     assert "token" not in bad_token.text.split("<body>")[1]
 
 
-def test_an_internal_error_is_a_page_in_the_reader_language(seeded: Store,
-                                                           config: Config) -> None:
-    with seeded.write() as conn:  # a store broken for real: the table the site reads first
+def test_an_internal_error_is_a_page_in_the_reader_language(make_config: ConfigFactory,
+                                                           tmp_path: Path) -> None:
+    # a store broken for real (its own SQLite file: the shared PostgreSQL schema stays whole)
+    config = load_config(make_config(
+        database={"url": f"sqlite:///{tmp_path / 'broken.sqlite3'}"}), env={})
+    broken = Store(config.database.url)
+    broken.migrate()
+    seed_like_quick_start(broken, config)
+    with broken.write() as conn:  # the table the site reads first
         conn.execute(text("DROP TABLE content_version"))
-    client = TestClient(create_app(config, seeded), raise_server_exceptions=False)
+    client = TestClient(create_app(config, broken), raise_server_exceptions=False)
     answer = client.get("/es/", headers={"Accept-Language": "en"})
     assert answer.status_code == 500 and '<html lang="es">' in answer.text
     assert "Algo ha fallado por nuestra parte" in answer.text
     assert "Traceback" not in answer.text and "content_version" not in answer.text
     english = client.get("/feeds/en/atom.xml")
     assert english.status_code == 500 and "Something went wrong on our side" in english.text
+    broken.close()
 
 
 def test_subscription_pages_name_the_masked_address_and_the_series(
