@@ -146,3 +146,7 @@ def test_masked_addresses() -> None:
     assert mask_address("ab@example.org") == "a•••@example.org"
     assert mask_address("lectora@example.org", local_part=False) == "•••@example.org"
     assert mask_address("nonsense") == "•••"
+    assert mask_address("correo@bücher.example") == "c•••o@bücher.example"
+    # what the form echoes is a host name or nothing: no sentences through the domain
+    assert mask_address("x@call us now at 555.example", local_part=False) == "•••"
+    assert mask_address("x@<b>example.org</b>", local_part=False) == "•••"

@@ -10,6 +10,7 @@ negotiation), else the site's default; a negotiated answer says ``Vary: Accept-L
 from __future__ import annotations
 
 import logging
+import re
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,6 +23,8 @@ from seriesfeed.models import Series
 from seriesfeed.pages import render_page, series_text
 
 log = logging.getLogger("seriesfeed.web")
+_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                     r"[A-Za-z]{2,63}|(?=.{1,253}$)([^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}")
 
 # status -> (heading, explanation), English msgids translated when shown
 ERRORS: dict[int, tuple[str, str]] = {
@@ -99,6 +102,8 @@ def mask_address(address: str, *, local_part: bool = True) -> str:
     Without ``local_part``, ``•••@example.org``: the domain, where typing mistakes
     (``gmial.com``) are, and nothing that tells two people at one domain apart."""
     local, _, domain = address.rpartition("@")
+    if not _DOMAIN.fullmatch(domain):  # typed text is echoed only when it is a host name
+        return "•••"
     if not local or not local_part:
         return f"•••@{domain}" if domain and local else "•••"
     shown = local[0] + "•••" + (local[-1] if len(local) > 3 else "")
