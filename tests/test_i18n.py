@@ -150,3 +150,25 @@ def test_masked_addresses() -> None:
     # what the form echoes is a host name or nothing: no sentences through the domain
     assert mask_address("x@call us now at 555.example", local_part=False) == "•••"
     assert mask_address("x@<b>example.org</b>", local_part=False) == "•••"
+
+
+def test_a_misspelt_placeholder_shows_english_and_is_reported(tmp_path: Path,
+                                                              make_config: ConfigFactory) -> None:
+    catalog = Catalog(locale="es")
+    catalog.add("Read in {language}", "Leer en {idioma}")
+    catalog.add(("{n} article", "{n} articles"), ("{n} artículo", "{n} de artículos",
+                                                  "{num} artículos"))
+    target = tmp_path / "es/LC_MESSAGES"
+    target.mkdir(parents=True)
+    with (target / "seriesfeed.po").open("wb") as fh:
+        write_po(fh, catalog)
+    m = i18n.Messages(i18n.load_catalogue("es", (tmp_path,)))
+    assert m("Read in {language}", language="English") == "Read in English"
+    assert m.ngettext("{n} article", "{n} articles", 3) == "3 articles"
+    assert m.ngettext("{n} article", "{n} articles", 1) == "1 artículo"
+    path = make_config()
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'catalogues = ""', f'catalogues = "{tmp_path}"'), encoding="utf-8")
+    problems = i18n.check_catalogues(load_config(path, env={}))
+    assert any("'Read in {language}': the translation uses a placeholder" in p
+               for p in problems), problems

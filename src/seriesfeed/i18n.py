@@ -129,12 +129,21 @@ class Messages:
             text = found[index]
         else:  # the English rule for the msgids themselves
             text = singular if n == 1 else plural
-        return text.format(n=n, **values)
+        return _fill(text, singular if n == 1 else plural, {"n": n, **values})
 
     def _lookup(self, context: str | None, message: str, values: Mapping[str, object]) -> str:
         found = self.catalogue.messages.get((context, message))
         text = found if isinstance(found, str) else message
-        return text.format(**values) if values else text
+        return _fill(text, message, values) if values else text
+
+
+def _fill(text: str, message: str, values: Mapping[str, object]) -> str:
+    """A translation whose placeholder is misspelt (``{titulo}``) shows the English
+    message rather than breaking the page or the mail; `seriesfeed i18n check` names it."""
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return message.format(**values)
 
 
 def N_(message: str) -> str:  # the gettext convention for "mark, do not translate"
