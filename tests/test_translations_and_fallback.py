@@ -246,6 +246,9 @@ def test_error_pages_speak_the_path_language_else_the_negotiated_one(
     assert head.status_code == 404 and head.content == b""
     wrong_method = client.post("/es/", headers=es)
     assert wrong_method.status_code == 405 and "Solicitud no permitida" in wrong_method.text
+    forged = client.post("/subscribe?lang=xx", headers={**es, "Origin": "https://evil.example"},
+                         data={"email": "a@example.org"})
+    assert forged.status_code == 403 and "Este formulario solo se puede enviar" in forged.text
     bad_token = client.get("/unsubscribe/xyz", headers=es)
     assert bad_token.status_code == 400 and "ha caducado" in bad_token.text
     assert "token" not in bad_token.text.split("<body>")[1]

@@ -65,8 +65,10 @@ def error_page(config: Config, request: Request | None, status: int, *,
     """The error page for ``status`` in ``language`` (default: the request's language).
     ``message`` (already translated) replaces the status's explanation. Without a request,
     ``language`` must be given."""
-    if language in config.languages or request is None:
-        lang, vary = language or config.site.default_language, False
+    if language in config.languages:
+        lang, vary = str(language), False
+    elif request is None:
+        lang, vary = config.site.default_language, False
     else:
         lang, vary = language_of(config, request), path_language(config, request) is None
     m = i18n.messages_for(config, lang)

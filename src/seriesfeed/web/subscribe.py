@@ -118,11 +118,11 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         return origin is not None and origin != own_origin
 
     async def subscribe(request: Request) -> Response:
-        lang = request.query_params.get("lang") or localized.language_of(config, request)
-        _ = i18n.messages_for(config, lang if lang in config.languages
-                              else config.site.default_language)
+        asked = request.query_params.get("lang")
+        lang = asked if asked in config.languages else localized.language_of(config, request)
+        _ = i18n.messages_for(config, lang)
         if request.method == "GET":
-            if lang not in config.languages:
+            if asked is not None and asked not in config.languages:
                 return localized.error_page(config, request, 404)
             return page(lang, heading=_("Get new articles by email"), form={
                 "action": f"{config.public_url}/subscribe", "subscribe": True,
