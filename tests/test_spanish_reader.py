@@ -110,6 +110,7 @@ def test_a_spanish_reader_sees_no_english(world: tuple[str, Config, Store],
         assert response is not None and page.url == f"{base}/es/"
         text = look(page, "language index")
         assert SPANISH_TITLE in text and "2 artículos" in text
+        page.screenshot(path=str(shots / "es-index.png"), full_page=True)
 
         page.goto(f"{base}/es/{SLUG}/")
         text = look(page, "series page")
@@ -141,6 +142,7 @@ def test_a_spanish_reader_sees_no_english(world: tuple[str, Config, Store],
         text = look(page, "check your inbox")
         assert "Revisa tu correo" in text and "•••@example.org" in text
         assert page.locator("a", has_text=SPANISH_TITLE).count() == 1
+        page.screenshot(path=str(shots / "es-check-inbox.png"), full_page=True)
 
         confirmation = smtp_server.recorder.wait_for(1)[0].message
         mail_text, mail_html = _mail_texts(confirmation)
@@ -203,7 +205,8 @@ def test_a_spanish_reader_sees_no_english(world: tuple[str, Config, Store],
         page.screenshot(path=str(shots / "es-digest.png"), full_page=True)
         browser.close()
 
-    for name in ("es-series-page.png", "es-404.png", "es-digest.png"):
+    for name in ("es-series-page.png", "es-404.png", "es-digest.png", "es-index.png",
+                 "es-check-inbox.png"):
         assert (shots / name).stat().st_size > 5000
         save_screenshot(shots / name, name)
     assert len(seen) == 19
