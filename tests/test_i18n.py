@@ -172,3 +172,23 @@ def test_a_misspelt_placeholder_shows_english_and_is_reported(tmp_path: Path,
     problems = i18n.check_catalogues(load_config(path, env={}))
     assert any("'Read in {language}': the translation uses a placeholder" in p
                for p in problems), problems
+
+
+def test_a_language_may_override_one_template_in_its_own_folder(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    from seriesfeed import emails
+
+    path = make_config()
+    folder = path.parent / "templates"
+    shutil.copytree(ROOT / "templates", folder)
+    (folder / "email/es").mkdir()
+    (folder / "email/es/confirm.txt.j2").write_text(
+        "{{ _('Confirm my subscription') }} (plantilla propia): {{ confirm_url }}\n",
+        encoding="utf-8")
+    config = load_config(path, env={})
+    es_text, es_html = emails.render_email(config, "es", "confirm", {"confirm_url": "U"})
+    assert es_text == "Confirmar mi suscripción (plantilla propia): U\n"
+    assert "Confirmar mi suscripción" in es_html  # the shared HTML template still serves es
+    en_text, _ = emails.render_email(config, "en", "confirm", {"confirm_url": "U"})
+    assert en_text.startswith("Please confirm your subscription to SocialistWorker.org.")
+    assert not (ROOT / "templates/email/es").exists()  # none of the shipped ones needs one
