@@ -121,6 +121,8 @@ def test_series_page_links_each_article_to_its_translation(seeded: Store,
             assert (f'<link rel="alternate" hreflang="{code}" '
                     f'href="{config.public_url}/{code}/{SLUG}/">') in page
     assert f'hreflang="es" href="{config.public_url}/es/">' in pages["/en/"]
+    assert f'hreflang="x-default" href="{config.public_url}/">' in pages["/es/"]
+    assert f'hreflang="x-default" href="{config.public_url}/en/{SLUG}/">' in es
 
 
 def _english_only_entry(config: Config, store: Store, title: str = "Only in English") -> Entry:
