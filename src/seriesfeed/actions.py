@@ -16,7 +16,13 @@ from sqlalchemy import Connection
 
 from seriesfeed import __version__
 from seriesfeed.config import Config
-from seriesfeed.digest import RecordedDigest, count_due, next_range, record_digests
+from seriesfeed.digest import (
+    RecordedDigest,
+    count_due,
+    digest_fallback,
+    next_range,
+    record_digests,
+)
 from seriesfeed.errors import ImportError_, NotFoundError, ValidationError
 from seriesfeed.feeds import FeedDocument, plan_feeds
 from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
@@ -28,7 +34,7 @@ from seriesfeed.pages import build_pages
 from seriesfeed.publish import PublishReport, publish, write_if_changed
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
-from seriesfeed.text import sanitize_html, slugify
+from seriesfeed.text import clean_line, clean_text, sanitize_html, slugify
 from seriesfeed.urls import BadURL, check_id, check_url
 from seriesfeed.websub import notify_hub
 
@@ -219,8 +225,16 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
 
 
 def import_entries(store: Store, config: Config, path: Path, fmt: str | None = None,
-                   series_slug: str | None = None) -> ImportReport:
+                   series_slug: str | None = None,
+                   titles: dict[str, str] | None = None) -> ImportReport:
+    """Import a file; ``titles`` ({language: title}) names the file's series in languages
+    the file does not (a series page gives one title only)."""
     batch = parse_file(path, fmt, import_settings(config), series_slug=series_slug)
+    if titles:
+        if not batch.series:  # formats without a series list: the entries' series
+            batch.series = [Series(slug) for slug in dict.fromkeys(
+                item.entry.series for item in batch.entries)]
+        series_titles(config, titles, batch.series, str(path))
     return store_batch(store, config, batch, str(path), ImportReport(str(path), fmt))
 
 
@@ -369,7 +383,7 @@ def preview_digest(store: Store, config: Config, language: str, frequency: Frequ
     Records nothing (but publishes the scheduled entries that have come due)."""
     release_due(store)
     with store.read() as conn:
-        found = next_range(conn, language, frequency)
+        found = next_range(conn, language, frequency, digest_fallback(config, language))
         sample = found is None
         if found is None:
             newest = q.list_entries(conn, language=language, limit=sample_size)
@@ -392,5 +406,81 @@ def digest_dry_run(store: Store, config: Config, frequency: Frequency | None) ->
         for freq in [frequency] if frequency else list(Frequency):
             for language in config.languages:
                 lines.append(f"{language} {freq.value}: "
-                             f"{count_due(conn, language, freq)} subscribers would get a digest")
+                             f"{count_due(conn, language, freq, digest_fallback(config, language))}"
+                             " subscribers would get a digest")
     return "\n".join(lines)
+
+
+# -- series texts per language (issue 13) -------------------------------------------------
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    series: Series
+    entries: dict[str, int]  # entries per language
+
+    def to_json(self) -> dict[str, object]:
+        return {"slug": self.series.slug,
+                "texts": {code: {"title": t.title, "description": t.description, "url": t.url}
+                          for code, t in sorted(self.series.texts.items())},
+                "entries": dict(sorted(self.entries.items()))}
+
+
+def list_series_info(store: Store) -> list[SeriesInfo]:
+    with store.read() as conn:
+        counts: dict[str, dict[str, int]] = {}
+        for e in q.list_entries(conn):
+            by_lang = counts.setdefault(e.series, {})
+            by_lang[e.language] = by_lang.get(e.language, 0) + 1
+        return [SeriesInfo(s, counts.get(s.slug, {})) for s in q.list_series(conn)]
+
+
+def show_series(store: Store, slug: str) -> SeriesInfo:
+    found = next((s for s in list_series_info(store) if s.series.slug == slug), None)
+    if found is None:
+        raise NotFoundError(f"no series '{slug}'")
+    return found
+
+
+def set_series_text(store: Store, config: Config, slug: str, language: str, *,
+                    title: str | None = None, description: str | None = None,
+                    url: str | None = None) -> SeriesInfo:
+    """Set a series' title, description or URL in one language; what is not given stays.
+    A language the series has no text in yet needs a title."""
+    if language not in config.languages:
+        raise ValidationError(f"unknown language '{language}' (configured: "
+                              f"{', '.join(config.languages)})", field="--lang")
+    if title is not None and not clean_line(title):
+        raise ValidationError("the title is empty", field="--title")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError(f"'{url}' is not an http(s) URL", field="--url")
+    with store.write() as conn:
+        current = q.get_series(conn, slug)
+        if current is None:
+            raise NotFoundError(f"no series '{slug}'")
+        old = current.texts.get(language)
+        if old is None and title is None:
+            raise ValidationError(f"the series has no {language} text yet: give --title",
+                                  field="--title")
+        new = SeriesText(clean_line(title) if title is not None else old.title if old else "",
+                         clean_text(description).strip() if description is not None
+                         else old.description if old else "",
+                         (url or None) if url is not None else old.url if old else None)
+        q.upsert_series(conn, Series(slug, {language: new}), now_utc())
+    return show_series(store, slug)
+
+
+def series_titles(config: Config, given: dict[str, str], batch_series: list[Series],
+                  source: str) -> None:
+    """Add ``{language: title}`` given on the command line to the series of a batch (a
+    series page names its series in one language only)."""
+    for code, title in given.items():
+        if code not in config.languages:
+            raise ImportError_(f"unknown language '{code}' in --series-title (configured: "
+                               f"{', '.join(config.languages)})", path=source,
+                               field="--series-title")
+        for s in batch_series:
+            old = s.texts.get(code)
+            s.texts[code] = SeriesText(clean_line(title), old.description if old else "",
+                                       old.url if old else None)

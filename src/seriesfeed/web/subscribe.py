@@ -30,8 +30,9 @@ from seriesfeed import actions, i18n, subscriptions, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, StoreError, ValidationError
 from seriesfeed.models import SubscriberStatus
+from seriesfeed.pages import render_page
 from seriesfeed.store import Store
-from seriesfeed.templating import render, templates_dir
+from seriesfeed.web import localized
 from seriesfeed.web.busy import busy_page, visitor_language
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -62,21 +63,27 @@ class RateLimiter:
 
 
 def routes(config: Config, store: Store) -> list[BaseRoute]:
-    folder = templates_dir(config.resolve("templates"))
     limiter = RateLimiter()
     own_origin = "{0.scheme}://{0.netloc}".format(urlsplit(config.public_url))
 
     def page(lang: str, status: int = 200, **ctx: object) -> HTMLResponse:
         lang = lang if lang in config.languages else config.site.default_language
-        body = render(folder, "web/page.html.j2", {
-            "_": i18n.translator(lang), "lang": lang, "site": config.site,
-            "public_url": config.public_url, "languages": config.languages,
-            "form": None, "paragraphs": [], **ctx})
-        return HTMLResponse(body, status_code=status)
+        body = render_page(config, lang, "page.html.j2", {
+            "form": None, "paragraphs": [], "about": None, **ctx})
+        return HTMLResponse(body, status_code=status, headers={"Content-Language": lang})
 
-    def error(lang: str, status: int, message: str) -> HTMLResponse:
-        _ = i18n.translator(lang)
-        return page(lang, status, heading=_("Something is not right"), paragraphs=[message])
+    def error(lang: str, status: int, message: str | None = None) -> HTMLResponse:
+        """The status's page in ``lang``; ``message`` (translated) explains it."""
+        return localized.error_page(config, None, status, language=lang, message=message)
+
+    def token_error(request: Request) -> HTMLResponse:
+        # a bad token names no subscriber: the reader's language comes from the request
+        return localized.error_page(config, request, 400)
+
+    async def about(lang: str, address: str, followed: tuple[str, ...],
+                    local_part: bool = True) -> dict[str, object]:
+        every = await run_in_threadpool(actions.list_all_series, store)
+        return localized.about(config, lang, address, followed, every, local_part=local_part)
 
     def csrf_for(link_token: str) -> str:
         bound = hashlib.sha256(link_token.encode()).hexdigest()
@@ -94,14 +101,14 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
     async def form_data(request: Request) -> dict[str, str] | Response:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return Response("request body too large", status_code=413)
+            return localized.error_page(config, request, 413)
         body = b""
         try:  # a body that trickles in holds a connection: [web] body_timeout
             async with asyncio.timeout(config.web.body_timeout):
                 async for chunk in request.stream():
                     body += chunk
                     if len(body) > MAX_BODY:
-                        return Response("request body too large", status_code=413)
+                        return localized.error_page(config, request, 413)
         except TimeoutError:
             return Response("request timeout: the form took too long to arrive",
                             status_code=408, headers={"Connection": "close"})
@@ -109,7 +116,7 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                               max_num_fields=MAX_FIELDS)
         except (ValueError, UnicodeDecodeError):
-            return Response("bad form", status_code=400)
+            return localized.error_page(config, request, 400)
         data: dict[str, str] = {}
         for key, value in pairs:
             # the one repeated field, the series checkboxes: slugs never hold a comma
@@ -130,11 +137,12 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         return False
 
     async def subscribe(request: Request) -> Response:
-        lang = request.query_params.get("lang", config.site.default_language)
-        _ = i18n.translator(lang if lang in config.languages else config.site.default_language)
+        asked = request.query_params.get("lang")
+        lang = asked if asked in config.languages else localized.language_of(config, request)
+        _ = i18n.messages_for(config, lang)
         if request.method != "POST":  # GET and HEAD show the form
-            if lang not in config.languages:
-                return error(config.site.default_language, 404, "Unknown language.")
+            if asked is not None and asked not in config.languages:
+                return localized.error_page(config, request, 404)
             return page(lang, heading=_("Get new articles by email"), form={
                 "action": f"{config.public_url}/subscribe", "subscribe": True,
                 "hidden": {"language": lang, "series": ""}, "button": _("Subscribe")})
@@ -145,11 +153,14 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             return data
         lang = data.get("language", lang)
         if lang not in config.languages:
-            return error(config.site.default_language, 400, "Unknown language.")
-        _ = i18n.translator(lang)
+            return localized.error_page(config, request, 400)
+        _ = i18n.messages_for(config, lang)
+        # the block names what was typed, so every address gets the same page
         done = page(lang, heading=_("Check your inbox"), paragraphs=[
             _("If the address is right, a message with a confirmation link is on its way. "
-              "Nothing will be sent until you confirm.")])
+              "Nothing will be sent until you confirm.")],
+            about=await about(lang, data.get("email", "").strip()[:320],
+                              tuple(s for s in [data.get("series", "")] if s), False))
         if data.get("website"):  # the honeypot: only bots fill it in
             return done
         client = request.client.host if request.client else "unknown"
@@ -165,9 +176,9 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             return busy_page(config, lang, str(exc))
         except ValidationError as exc:
             return error(lang, 400, _("Please check the address and try again.")
-                         if exc.field == "email" else str(exc))
-        except SeriesfeedError as exc:
-            return error(lang, 400, str(exc))
+                         if exc.field == "email" else None)
+        except SeriesfeedError:
+            return error(lang, 400)
         if result.send_confirmation and result.subscriber is not None:
             done.background = BackgroundTask(subscriptions.send_confirmation, store, config,
                                              result.subscriber)
@@ -178,13 +189,14 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         try:
             sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
                                           tokens.Purpose.CONFIRM, token)
-        except ValidationError as exc:
-            return error(config.site.default_language, 400, str(exc))
-        _ = i18n.translator(sub.language)
+        except ValidationError:
+            return token_error(request)
+        _ = i18n.messages_for(config, sub.language)
+        block = await about(sub.language, sub.email, sub.series)
         if request.method != "POST":  # GET and HEAD show the page; only POST acts
             if sub.status is SubscriberStatus.CONFIRMED:
-                return page(sub.language, heading=_("You are subscribed"))
-            return page(sub.language, heading=_("Confirm your subscription"), form={
+                return page(sub.language, heading=_("You are subscribed"), about=block)
+            return page(sub.language, heading=_("Confirm your subscription"), about=block, form={
                 "action": f"{config.public_url}/confirm/{token}",
                 "hidden": {"csrf": csrf_for(token)}, "button": _("Confirm my subscription")})
         if cross_site(request):
@@ -198,30 +210,32 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             await run_in_threadpool(subscriptions.confirm, store, config, token)
         except StoreError as exc:
             return busy_page(config, sub.language, str(exc))
-        except ValidationError as exc:
-            return error(sub.language, 400, str(exc))
+        except ValidationError:
+            return error(sub.language, 400)
         link = subscriptions.unsubscribe_link(config, tokens.ensure_secret_key(config),
                                               sub.id or 0)
         return page(sub.language, heading=_("You are subscribed"), paragraphs=[
             _("New articles will reach you by email."),
             _("You can unsubscribe at any time with the link in every message.")],
-            links=[(_("Unsubscribe"), link)])
+            links=[(_("Unsubscribe"), link)], about=block)
 
     async def unsubscribe(request: Request) -> Response:
         token = request.path_params["token"]
         try:
             found = await run_in_threadpool(subscriptions.unsubscribe_target, store, config,
                                             token)
-        except ValidationError as exc:
-            return error(config.site.default_language, 400, str(exc))
+        except ValidationError:
+            return token_error(request)
         if found is None:  # removed since: a genuine link, and nothing left to stop
-            _ = i18n.translator(config.site.default_language)
-            return page(config.site.default_language, heading=_("You are unsubscribed"),
+            gone = localized.language_of(config, request)
+            _ = i18n.messages_for(config, gone)
+            return page(gone, heading=_("You are unsubscribed"),
                         paragraphs=[_("You will get no more emails from us.")])
         sub = found
-        _ = i18n.translator(sub.language)
+        _ = i18n.messages_for(config, sub.language)
+        block = await about(sub.language, sub.email, sub.series)
         if request.method != "POST":  # GET and HEAD show the page; only POST acts
-            return page(sub.language, heading=_("Unsubscribe"), paragraphs=[
+            return page(sub.language, heading=_("Unsubscribe"), about=block, paragraphs=[
                 _("Press the button to stop receiving these emails.")], form={
                 "action": f"{config.public_url}/unsubscribe/{token}",
                 "hidden": {"csrf": csrf_for(token)}, "button": _("Unsubscribe")})
@@ -237,7 +251,7 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             await run_in_threadpool(subscriptions.unsubscribe, store, config, token)
         except StoreError as exc:
             return busy_page(config, sub.language, str(exc))
-        return page(sub.language, heading=_("You are unsubscribed"), paragraphs=[
+        return page(sub.language, heading=_("You are unsubscribed"), about=block, paragraphs=[
             _("You will get no more emails from us.")])
 
     async def preferences(request: Request) -> Response:
@@ -245,9 +259,9 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         try:
             sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
                                           tokens.Purpose.PREFERENCES, token)
-        except ValidationError as exc:
-            return error(config.site.default_language, 400, str(exc))
-        _ = i18n.translator(sub.language)
+        except ValidationError:
+            return token_error(request)
+        _ = i18n.messages_for(config, sub.language)
         note: list[str] = []
         if request.method == "POST":
             if cross_site(request):
@@ -269,15 +283,19 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             except StoreError as exc:
                 return busy_page(config, sub.language, str(exc))
             except ValidationError as exc:
-                return error(sub.language, 400, str(exc))
-            _ = i18n.translator(sub.language)
+                return error(sub.language, 400, _("Choose at least one series (or "
+                                                  "unsubscribe).") if exc.field == "series"
+                             else None)
+            _ = i18n.messages_for(config, sub.language)
             note = [_("Your preferences are saved.")]
         every = await run_in_threadpool(actions.list_all_series, store)
         boxes = [(s.slug, (s.text(sub.language) or next(iter(s.texts.values()))).title
                   if s.texts else s.slug, not sub.series or s.slug in sub.series)
                  for s in every] if len(every) > 1 else []
         hidden = {"csrf": csrf_for(token), **({"series_shown": "1"} if boxes else {})}
-        return page(sub.language, heading=_("Your email preferences"), paragraphs=note, form={
+        return page(sub.language, heading=_("Your email preferences"), paragraphs=note,
+                    about=localized.about(config, sub.language, sub.email, sub.series, every),
+                    form={
             "action": f"{config.public_url}/preferences/{token}",
             "hidden": hidden, "button": _("Save"),
             "preferences": {"language": sub.language, "frequency": sub.frequency.value,
