@@ -207,7 +207,9 @@ class Daemon:
         server = loop.create_task(self.serve(self.stopping)) if self.serve else None
         now = datetime.now(self.config.zone)
         for job in self.jobs:
-            if job.catch_up and await asyncio.to_thread(self.due_at_start, job, now):
+            # on the loop, on purpose: nothing runs yet (no await since the scheduler
+            # started), and awaiting here would let a fire start beside its catch-up run
+            if job.catch_up and self.due_at_start(job, now):
                 log.info("job %s: its slot passed while the daemon was down; running it now",
                          job.name)
                 self.spawn(job)
