@@ -143,7 +143,9 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
         except BadURL as exc:
             raise ImportError_(str(exc), path=source, line=item.line, field="id") from None
     content = sanitize_html(e.content_html) if e.content_html else None
-    return dataclasses.replace(e, url=url, content_html=content or None)
+    translation_of = _ref(e.translation_of) if e.translation_of else e.translation_of
+    return dataclasses.replace(e, url=url, content_html=content or None,
+                               translation_of=translation_of)
 
 
 StoredEntries = list[tuple[int, Entry, ImportedEntry]]
@@ -252,11 +254,21 @@ def add_entry(store: Store, config: Config, entry: Entry,
         return q.get_entry(conn, entry.id or check_url(entry.url or derive_url(config, entry)))
 
 
+def _ref(ref: str) -> str:
+    """An entry reference (id, URL or number), a URL written as the store keeps it."""
+    if ref.lower().startswith(("http://", "https://")):
+        try:
+            return check_url(ref)
+        except BadURL:
+            return ref  # then nothing is stored under it: the lookup says so
+    return ref
+
+
 def link_translations(store: Store, first: str, second: str) -> tuple[Entry, Entry]:
     """Link two entries as translations of each other (``second`` translates ``first``)."""
     with store.write() as conn:
-        a = q.get_entry(conn, first)
-        b = q.get_entry(conn, second)
+        a = q.get_entry(conn, _ref(first))
+        b = q.get_entry(conn, _ref(second))
         if a.seq == b.seq:
             raise ValidationError("an entry cannot be its own translation", field="ID")
         if a.language == b.language:
@@ -269,12 +281,12 @@ def link_translations(store: Store, first: str, second: str) -> tuple[Entry, Ent
 
 def remove_entry(store: Store, ref: str) -> Entry:
     with store.write() as conn:
-        return q.remove_entry(conn, ref)
+        return q.remove_entry(conn, _ref(ref))
 
 
 def show_entry(store: Store, ref: str) -> Entry:
     with store.read() as conn:
-        return q.get_entry(conn, ref)
+        return q.get_entry(conn, _ref(ref))
 
 
 def list_entries(store: Store, language: str | None = None,

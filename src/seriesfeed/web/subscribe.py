@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -112,6 +112,8 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         except TimeoutError:
             return Response("request timeout: the form took too long to arrive",
                             status_code=408, headers={"Connection": "close"})
+        except ClientDisconnect:  # gone mid-body: nobody to answer, nothing to log
+            return Response("incomplete request", status_code=400)
         try:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                               max_num_fields=MAX_FIELDS)
