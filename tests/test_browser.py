@@ -83,7 +83,7 @@ def test_spanish_subscribe_confirm_unsubscribe_in_chromium(
         assert page.locator("h1").inner_text() == "Confirma tu suscripción"
         page.screenshot(path=str(shots / "3-confirm.png"))
         page.click("button[type=submit]")
-        page.wait_for_selector("text=Ya estás suscrito")
+        page.wait_for_selector("text=Suscripción confirmada")
         page.screenshot(path=str(shots / "4-confirmed.png"))
         unsubscribe = page.locator("a", has_text="Darse de baja").get_attribute("href")
         assert unsubscribe is not None

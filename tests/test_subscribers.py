@@ -181,7 +181,7 @@ def test_web_flow_confirm_by_post_and_one_click_unsubscribe(
     assert forged.status_code == 403
     csrf = re.search(r'name="csrf" value="([^"]+)"', shown.text).group(1)  # type: ignore[union-attr]
     done = client.post(confirm, data={"csrf": csrf})
-    assert done.status_code == 200 and "Ya estás suscrito" in done.text
+    assert done.status_code == 200 and "Suscripción confirmada" in done.text
     assert client.post(confirm, data={"csrf": csrf}).status_code == 400  # single use
     unsubscribe = re.search(r'href="https://feeds\.example\.org(/unsubscribe/[^"]+)"',
                             done.text).group(1)  # type: ignore[union-attr]

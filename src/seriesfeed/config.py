@@ -40,6 +40,8 @@ class SiteConfig:
         "Commons (by-nc-nd 3.0) license."
     )
     rights_url: str = "https://creativecommons.org/licenses/by-nc-nd/3.0/"
+    rights_label: str = "CC BY-NC-ND 3.0"
+    catalogues: str = ""
     entry_url_pattern: str = "{site_url}/{yyyy}/{mm}/{dd}/{slug}/"
     tag_authority: str = ""
     organizations: list[str] = field(default_factory=list)
@@ -56,6 +58,17 @@ class LanguageConfig:
     digest_subject_one: str = ""
     bylines: list[str] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
+    # the site's words in this language; empty: the [site] value
+    site_title: str = ""
+    rights: str = ""
+    rights_label: str = ""
+    # entries with no translation into this language: left out ("none") or shown as
+    # they are ("original"); digest_fallback empty: the same as fallback
+    fallback: str = "none"
+    digest_fallback: str = ""
+
+    def fallback_for_digests(self) -> str:
+        return self.digest_fallback or self.fallback
 
 
 @dataclass(frozen=True)
@@ -205,7 +218,9 @@ DEFAULT_LANGUAGES: dict[str, dict[str, Any]] = {
            "feed_description": "Articles from SocialistWorker.org"},
     "es": {"name": "Español", "locale": "es", "feed_title": "Obrero Socialista",
            "feed_description": "Artículos en español de SocialistWorker.org",
-           "bylines": ["Obrero Socialista"], "sections": ["Obrero Socialista"]},
+           "bylines": ["Obrero Socialista"], "sections": ["Obrero Socialista"],
+           "rights": "El material de este sitio web se publica con una licencia Creative "
+                     "Commons (by-nc-nd 3.0) de SocialistWorker.org."},
 }
 
 
@@ -274,6 +289,14 @@ def _check_pattern(value: str) -> str | None:
 
 _CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
                 ("weekday", 0, 7))
+
+
+def _check_fallback(value: str) -> str | None:
+    return None if value in ("none", "original") else f"'{value}' is not none or original"
+
+
+def _check_fallback_or_empty(value: str) -> str | None:
+    return None if value == "" else _check_fallback(value)
 
 
 def _check_subject(value: str) -> str | None:
@@ -391,6 +414,8 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("websub", "hub"): _check_url_or_empty,
     ("languages", "digest_subject"): _check_subject,
     ("languages", "digest_subject_one"): _check_subject,
+    ("languages", "fallback"): _check_fallback,
+    ("languages", "digest_fallback"): _check_fallback_or_empty,
     ("schedule", "feeds"): _check_cron,
     ("schedule", "daily"): _check_cron,
     ("schedule", "weekly"): _check_cron,

@@ -22,7 +22,8 @@ from seriesfeed.store import Store
 from seriesfeed.store import digests as dq
 from seriesfeed.store.digests import RecordedDigest, count_due, next_range
 
-__all__ = ["RecordedDigest", "count_due", "next_range", "record_digests", "slot_period"]
+__all__ = ["RecordedDigest", "count_due", "digest_fallback", "next_range", "record_digests",
+           "slot_period"]
 
 
 def slot_period(frequency: Frequency, now: datetime, config: Config) -> str:
@@ -31,6 +32,11 @@ def slot_period(frequency: Frequency, now: datetime, config: Config) -> str:
         return local.strftime("%Y-%m-%d")
     year, week, _ = local.isocalendar()
     return f"{year}-W{week:02d}"
+
+
+def digest_fallback(config: Config, language: str) -> bool:
+    """Whether the language's digest also carries originals nobody translated into it."""
+    return config.languages[language].fallback_for_digests() == "original"
 
 
 def record_digests(store: Store, config: Config, frequency: Frequency, now: datetime, *,
@@ -43,7 +49,7 @@ def record_digests(store: Store, config: Config, frequency: Frequency, now: date
         domain = message_domain(config)
         for language in config.languages:
             recorded = dq.record_group(conn, language, frequency, period, now, domain,
-                                       scheduled=scheduled)
+                                       digest_fallback(config, language), scheduled=scheduled)
             if recorded is not None:
                 out.append(recorded)
     crashpoints.hit("after_record_commit")

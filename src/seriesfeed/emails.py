@@ -30,7 +30,7 @@ from seriesfeed import i18n
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError, ValidationError
-from seriesfeed.templating import render, template_exists, templates_dir
+from seriesfeed.templating import localized_template, render, template_exists, templates_dir
 from seriesfeed.text import clean_line
 
 SMTP_POLICY = policy.SMTP
@@ -78,21 +78,22 @@ def make_message_id(kind: str, key: str, config: Config) -> str:
 
 def render_email(config: Config, language: str, name: str,
                  context: Mapping[str, Any]) -> tuple[str, str]:
-    """Render ``templates/email/{language}/{name}.txt.j2`` and ``.html.j2``; the HTML has
-    its CSS inlined. Returns (text, html)."""
+    """Render ``templates/email/{name}.txt.j2`` and ``.html.j2`` (or the language's own
+    copy in ``templates/email/{language}/``, when it overrides one) with the language's
+    catalogue; the HTML has its CSS inlined. Returns (text, html)."""
     folder = templates_dir(config.resolve("templates"))
-    lang = language if (folder / "email" / language).is_dir() else config.site.default_language
     locale = config.languages[language].locale if language in config.languages else language
     full: dict[str, Any] = {
-        "_": i18n.translator(language),
+        **i18n.template_functions(config, language),
         "language": language,
         "format_date": lambda value, fmt="long": i18n.format_date(value, locale, fmt),
         "site": config.site,
+        "texts": i18n.site_texts(config, language),
         "public_url": config.public_url,
         **context,
     }
-    text = render(folder, f"email/{lang}/{name}.txt.j2", full)
-    html_name = f"email/{lang}/{name}.html.j2"
+    text = render(folder, localized_template(folder, "email", language, f"{name}.txt.j2"), full)
+    html_name = localized_template(folder, "email", language, f"{name}.html.j2")
     html = inline_css(render(folder, html_name, full)) if template_exists(folder, html_name) \
         else ""
     return text, html

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
-from seriesfeed import __version__
+from seriesfeed import __version__, i18n
 from seriesfeed.config import Config
 from seriesfeed.models import AuthorKind, Entry, Series, SiteData
 from seriesfeed.text import clean_line, clean_text
@@ -26,6 +27,10 @@ RSS = "application/rss+xml; charset=utf-8"
 JSONFEED = "application/feed+json; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 GENERATOR_URI = "https://github.com/seriesfeed/seriesfeed"
+# what the JSON Feed extension objects' "about" points at (JSON Feed 1.1, "Extensions")
+EXTENSION_ABOUT = GENERATOR_URI + "#json-feed-extension"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 UNTITLED = "(untitled)"
 
@@ -63,14 +68,38 @@ class Scope:
 class Translation:
     language: str
     url: str
+    id: str = ""
 
 
 class _Entry(FeedEntry):  # type: ignore[misc]
     """feedgen 1.0 drops rel, type and hreflang of Atom entry links (its loop rebinds the
-    link dict to the new element before reading the attributes); write them ourselves."""
+    link dict to the new element before reading the attributes); write them ourselves.
+    It has no per-entry language and no RSS links but the item's own: an entry shown in
+    another language's feed (fallback) gets its ``xml:lang``, and RSS items get their
+    translations as ``atom:link rel="alternate" hreflang`` (the RSS root declares the
+    Atom namespace)."""
+
+    language: str | None = None  # set when it differs from the feed's
+    translations: tuple[Translation, ...] = ()
+    own: Translation | None = None  # the entry's own URL and language
+
+    def rss_entry(self, extensions: bool = True) -> object:
+        element = super().rss_entry(extensions)
+        if not self.translations:
+            return element
+        # the item's own page last: feedparser (like many readers) takes the last
+        # alternate as the item's link, and the reader came for this language
+        for t in (*self.translations, *([self.own] if self.own else [])):
+            link = _sub_element(element, f"{{{ATOM_NS}}}link")
+            for key, value in (("rel", "alternate"), ("type", "text/html"),
+                               ("hreflang", t.language), ("href", t.url)):
+                link.set(key, value)
+        return element
 
     def atom_entry(self, extensions: bool = True) -> object:
         element = super().atom_entry(extensions)
+        if self.language:
+            element.set(XML_LANG, self.language)
         for old in [child for child in element if child.tag == "link"]:
             element.remove(old)
         # the entry's own link stays last: feedparser (and feedgen's RSS) take the last
@@ -82,6 +111,12 @@ class _Entry(FeedEntry):  # type: ignore[misc]
                     new.set(key, str(link[key]))
             element.append(new)
         return element
+
+
+def _sub_element(parent: Any, tag: str) -> Any:
+    child = parent.makeelement(tag, {})
+    parent.append(child)
+    return child
 
 
 def _iso(value: datetime) -> str:
@@ -103,7 +138,7 @@ def _generator(config: Config, scope: Scope, self_url: str, updated: datetime) -
     fg.title(_safe(scope.title))
     fg.subtitle(_safe(scope.description) or _safe(scope.title))
     fg.language(scope.language)
-    fg.rights(_safe(config.site.rights))
+    fg.rights(_safe(i18n.site_texts(config, scope.language).rights))
     fg.generator("seriesfeed", __version__, GENERATOR_URI)
     fg.updated(updated)
     fg.lastBuildDate(updated)
@@ -111,10 +146,15 @@ def _generator(config: Config, scope: Scope, self_url: str, updated: datetime) -
 
 
 def _add_entries(fg: FeedGenerator, entries: list[Entry],
-                 translations: dict[str, list[Translation]]) -> None:
+                 translations: dict[str, list[Translation]], language: str | None = None) -> None:
     for e in entries:
         assert e.id is not None and e.url is not None
         fe = fg.add_entry(feedEntry=_Entry(), order="append")
+        fe.translations = tuple(translations.get(e.id, []))
+        fe.own = Translation(e.language, e.url, e.id)
+        if language is not None and e.language != language:  # a fallback entry
+            fe.language = e.language
+            fe.dc.dc_language(e.language)
         fe.id(e.id)
         fe.guid(e.id, permalink=e.id == e.url)
         title = _safe(e.title) or UNTITLED
@@ -175,7 +215,7 @@ def build_atom(config: Config, scope: Scope, entries: list[Entry],
     elif archive_count:
         fg.link(href=f"{base}/archive/{archive_count}.xml", rel="prev-archive",
                 type="application/atom+xml")
-    _add_entries(fg, entries, translations)
+    _add_entries(fg, entries, translations, scope.language)
     body: bytes = fg.atom_str(pretty=True)
     if archive:  # feedgen knows no fh:archive; it marks the document as an archive
         body = body.replace(b'<feed xmlns="http://www.w3.org/2005/Atom"',
@@ -191,12 +231,36 @@ def build_rss(config: Config, scope: Scope, entries: list[Entry],
     fg = _generator(config, scope, self_url, updated)
     fg.description(_safe(scope.description) or _safe(scope.title))
     _feed_links(fg, config, scope, self_url, RSS, [])
-    _add_entries(fg, entries, translations)
+    _add_entries(fg, entries, translations, scope.language)
     body: bytes = fg.rss_str(pretty=True)
     return body
 
 
-def build_json_feed(config: Config, scope: Scope, entries: list[Entry]) -> bytes:
+def json_feed_extension(config: Config, scope: Scope) -> dict[str, object]:
+    """The feed's ``_seriesfeed`` object: the rights in the feed's language (JSON Feed has
+    no field for them)."""
+    texts = i18n.site_texts(config, scope.language)
+    rights = {"rights": _safe(texts.rights), "rights_url": texts.rights_url}
+    return {"about": EXTENSION_ABOUT, **{k: v for k, v in rights.items() if v}}
+
+
+def json_item_extension(e: Entry, translations: dict[str, list[Translation]]) -> dict[str, object]:
+    """An item's ``_seriesfeed`` object (organisation authors, translations), or nothing
+    when it would say nothing."""
+    ext: dict[str, object] = {}
+    orgs = [{"name": a.name, "kind": a.kind.value} for a in e.authors
+            if a.kind is AuthorKind.ORGANIZATION]
+    if orgs:
+        ext["authors"] = orgs
+    found = translations.get(e.id or "", [])
+    if found:
+        ext["translations"] = [{"url": t.url, "id": t.id, "language": t.language}
+                               for t in found]
+    return {"about": EXTENSION_ABOUT, **ext} if ext else {}
+
+
+def build_json_feed(config: Config, scope: Scope, entries: list[Entry],
+                    translations: dict[str, list[Translation]] | None = None) -> bytes:
     base = config.public_url + scope.base_path
     doc: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
@@ -205,6 +269,7 @@ def build_json_feed(config: Config, scope: Scope, entries: list[Entry]) -> bytes
         "feed_url": f"{base}/feed.json",
         "description": _safe(scope.description),
         "language": scope.language,
+        "_seriesfeed": json_feed_extension(config, scope),
         "items": [{
             "id": e.id,
             "url": e.url,
@@ -217,10 +282,8 @@ def build_json_feed(config: Config, scope: Scope, entries: list[Entry]) -> bytes
             "authors": [{"name": _safe(a.name)} for a in e.authors if _safe(a.name)],
             "language": e.language,
             **({"tags": [_safe(e.section)]} if e.section else {}),
-            "_seriesfeed": {"authors": [{"name": a.name, "kind": a.kind.value}
-                                        for a in e.authors
-                                        if a.kind is AuthorKind.ORGANIZATION]}
-            if any(a.kind is AuthorKind.ORGANIZATION for a in e.authors) else {},
+            **({"_seriesfeed": ext} if (ext := json_item_extension(e, translations or {}))
+               else {}),
         } for e in entries],
     }
     text = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False)
@@ -241,29 +304,58 @@ def scopes(config: Config, all_series: list[Series]) -> list[Scope]:
     return out
 
 
-def _translations(site: SiteData) -> dict[str, list[Translation]]:
+def translations_for(site: SiteData) -> dict[str, list[Translation]]:
+    """Each entry's translations (language, URL, id), by entry id."""
     out: dict[str, list[Translation]] = {}
     for e in site.entries:
         for other in site.links.get(e.seq or -1, []):
             o = site.linked[other]
             if o.url and o.language != e.language and e.id:
-                out.setdefault(e.id, []).append(Translation(o.language, o.url))
+                out.setdefault(e.id, []).append(Translation(o.language, o.url, o.id or ""))
     return out
+
+
+def is_fallback_for(language: str, e: Entry,
+                    translations: dict[str, list[Translation]]) -> bool:
+    """Whether ``e`` is shown in ``language``'s feeds and pages under the "original"
+    fallback policy: an original (not itself a translation) in another language with no
+    translation into ``language``, so that no article is ever shown twice."""
+    return e.language != language and e.translation_of is None and not any(
+        t.language == language for t in translations.get(e.id or "", []))
+
+
+def with_fallback(config: Config, everything: list[Entry],
+                  translations: dict[str, list[Translation]],
+                  by_scope: dict[tuple[str, str | None], list[Entry]], *,
+                  series_only: bool = False) -> None:
+    """Add to each language whose ``fallback`` is "original" the entries it has no
+    translation of, newest first like the rest (``everything`` is newest first)."""
+    for code in config.languages:
+        if i18n.fallback_policy(config, code) != "original":
+            continue
+        keys: set[tuple[str, str | None]] = {(code, e.series) for e in everything}
+        if not series_only:
+            keys.add((code, None))
+        for key in keys:
+            by_scope[key] = [e for e in everything
+                             if (key[1] is None or e.series == key[1])
+                             and (e.language == code or is_fallback_for(code, e, translations))]
 
 
 def plan_feeds(config: Config, site: SiteData) -> list[FeedDocument]:
     """Every feed document of the site's data, deterministically."""
     docs: list[FeedDocument] = []
     n = config.feeds.max_entries
-    # one read of everything (site_data), partitioned in memory: each entry appears in its
-    # language's site-wide feed and its series' feed, and reading it once is most of the saving
+    # one read of everything (store.entries.site_data), partitioned in memory: each entry
+    # appears in its language's site-wide feed and its series' feed
     everything = site.entries
-    translations = _translations(site)
+    translations = translations_for(site)
     all_scopes = scopes(config, site.series)
     by_scope: dict[tuple[str, str | None], list[Entry]] = {}
     for e in everything:
         by_scope.setdefault((e.language, None), []).append(e)
         by_scope.setdefault((e.language, e.series), []).append(e)
+    with_fallback(config, everything, translations, by_scope)
     for scope in all_scopes:
         slug = scope.series.slug if scope.series else None
         newest = by_scope.get((scope.language, slug), [])
@@ -286,7 +378,8 @@ def plan_feeds(config: Config, site: SiteData) -> list[FeedDocument]:
         docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
             config, scope, current, translations, updated=updated), updated))
         docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED,
-                                 build_json_feed(config, scope, current), updated))
+                                 build_json_feed(config, scope, current, translations),
+                                 updated))
         for page in range(1, pages + 1):
             chunk = every[(page - 1) * n: page * n]
             docs.append(FeedDocument(

@@ -87,12 +87,27 @@ def _translations(conn: Any, config: Config,
     return out
 
 
+def digest_entries(conn: Any, config: Config, language: str, from_seq: int,
+                   to_seq: int) -> list[Entry]:
+    """The entries of a digest in ``language``: its own, and with the "original" digest
+    fallback, originals in other languages that have no translation into it."""
+    if i18n.fallback_policy(config, language, digest=True) != "original":
+        return eq.list_entries(conn, language=language, after_seq=from_seq, upto_seq=to_seq,
+                               newest_first=False)
+    found = eq.list_entries(conn, after_seq=from_seq, upto_seq=to_seq, newest_first=False)
+    others = [e for e in found if e.language != language and e.translation_of is None]
+    links = eq.translations_of(conn, [e.seq for e in others if e.seq is not None])
+    translated = {seq for seq, linked in links.items()
+                  if any(eq.get_entry(conn, str(o)).language == language for o in linked)}
+    return [e for e in found if e.language == language
+            or (e.translation_of is None and e.seq not in translated)]
+
+
 def render_digest(store: Store, config: Config, language: str, from_seq: int, to_seq: int,
                   series_ids: tuple[int, ...]) -> Rendered | None:
     """The digest of entries in (from_seq, to_seq] of one language (and series, if any)."""
     with store.read() as conn:
-        found = eq.list_entries(conn, language=language, after_seq=from_seq, upto_seq=to_seq,
-                                newest_first=False)
+        found = digest_entries(conn, config, language, from_seq, to_seq)
         all_series = {s.slug: s for s in eq.list_series(conn)}
         if series_ids:
             wanted = {slug for slug in all_series if eq.series_id(conn, slug) in series_ids}
@@ -101,14 +116,16 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
     if not found:
         return None
     slugs = {e.series for e in found}
-    title = config.site.title
+    title = i18n.site_texts(config, language).title
     if len(slugs) == 1:
         s = all_series[next(iter(slugs))]
         text = s.texts.get(language) or s.texts.get(config.site.default_language)
         title = text.title if text else title
     subject = digest_subject(config, language, title, len(found))
+    locale = config.languages[language].locale
     items = [{"title": e.title, "url": e.url, "summary": e.summary, "authors": e.authors,
-              "published": e.published.astimezone(config.zone),
+              "published": e.published.astimezone(config.zone), "language": e.language,
+              "language_name": i18n.language_name(e.language, locale),
               "translations": translations.get(e.id or "", [])} for e in found]
     text_body, html = emails.render_email(config, language, "digest", {
         "heading": subject, "entries": items, "unsubscribe_url": UNSUBSCRIBE,
@@ -126,8 +143,8 @@ def digest_subject(config: Config, language: str, title: str, n: int) -> str:
     custom = lang.digest_subject_one if n == 1 else lang.digest_subject
     if custom:
         return custom.format(title=title, n=n)
-    return i18n.ngettext(language, "{title}: 1 new article", "{title}: {n} new articles", n,
-                         title=title)
+    return i18n.messages_for(config, language).ngettext(
+        "{title}: {n} new article", "{title}: {n} new articles", n, title=title)
 
 
 def build_digest_message(config: Config, key: bytes, row: oq.Claimed,

@@ -130,6 +130,7 @@ class Daemon:
     serve: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     running: set[asyncio.Task[None]] = field(default_factory=set)
+    active: set[str] = field(default_factory=set)  # names of the jobs running now
     scheduler: AsyncIOScheduler | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -155,6 +156,15 @@ class Daemon:
         """Run one job, recording its start and result; errors are logged, never fatal."""
         if self.stopping.is_set():
             return
+        if job.name in self.active:  # a fire while its catch-up (or a rebuild) still runs
+            return
+        self.active.add(job.name)
+        try:
+            await self._run_job(job)
+        finally:
+            self.active.discard(job.name)
+
+    async def _run_job(self, job: Job) -> None:
         task = asyncio.current_task()
         if task is not None:  # tracked so that shutdown waits for work in flight
             self.running.add(task)
@@ -215,6 +225,12 @@ class Daemon:
         last = jobs.last_success(self.store, job.name)
         return last is None or last < slot
 
+    def _catch_up(self, now: datetime) -> tuple[bool, list[Job]]:
+        """Whether this is a new store's first start (not a catch-up), and the jobs whose
+        latest slot passed without a success."""
+        return self.first_start(), [j for j in self.jobs
+                                    if j.catch_up and self.due_at_start(j, now)]
+
     def first_start(self) -> bool:
         """No job has ever run on this store (a daemon's first start on a new store)."""
         return jobs.first_start(self.store)
@@ -231,14 +247,15 @@ class Daemon:
             elif job.interval is not None:
                 scheduler.add_job(self.run_job, "interval", seconds=job.interval, args=[job],
                                   id=job.name)
+        # decided before the scheduler starts (and off the loop): a fire cannot start
+        # beside its own catch-up run, and run_job never runs one job twice at once
+        now = datetime.now(self.config.zone)
+        first, catch_up = await asyncio.to_thread(self._catch_up, now)
         scheduler.start()
         self.scheduler = scheduler
         server = loop.create_task(self.serve(self.stopping)) if self.serve else None
-        now = datetime.now(self.config.zone)
-        # a new store's first start is not a catch-up
-        first = await asyncio.to_thread(self.first_start)
         for job in self.jobs:
-            if job.catch_up and await asyncio.to_thread(self.due_at_start, job, now):
+            if job in catch_up:
                 log.info("job %s: %s; running it now", job.name, "first start" if first
                          else "its slot passed while the daemon was down")
                 self.spawn(job)

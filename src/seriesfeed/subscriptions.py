@@ -165,7 +165,8 @@ def confirmation_message(config: Config, key: bytes, subscriber_id: int, email: 
                               bound=sent_at.isoformat(), now=sent_at.timestamp())
     text, html = emails.render_email(config, lang, "confirm",
                                      {"confirm_url": f"{config.public_url}/confirm/{token}"})
-    subject = i18n.gettext(lang, "Confirm your subscription to {site}", site=config.site.title)
+    _ = i18n.messages_for(config, lang)
+    subject = _("Confirm your subscription to {site}", site=i18n.site_texts(config, lang).title)
     # no name in the headers of confirmation mail: it is unverified input (invariant 6)
     msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
                                to_name=None, subject=subject, text=text, html=html,

@@ -1,7 +1,9 @@
 """The one Jinja2 environment factory, for email templates and web pages alike.
 
 Autoescaping is on for every HTML template; ``.txt.j2`` templates are plain text.
-Templates live in the project's ``templates/`` folder (``email/<lang>/…``, ``web/…``).
+Templates live in the project's ``templates/`` folder (``email/…``, ``web/…``): one set for
+every language, whose words come from the catalogues. A language may override one in its
+own folder (``email/<lang>/digest.html.j2``, ``web/<lang>/series.html.j2``).
 """
 
 from __future__ import annotations
@@ -55,3 +57,10 @@ def render(folder: Path, name: str, context: dict[str, Any]) -> str:
 
 def template_exists(folder: Path, name: str) -> bool:
     return (folder / name).is_file()
+
+
+def localized_template(folder: Path, area: str, language: str, name: str) -> str:
+    """``{area}/{language}/{name}`` when the language overrides the template, else
+    ``{area}/{name}``."""
+    own = f"{area}/{language}/{name}"
+    return own if (folder / own).is_file() else f"{area}/{name}"

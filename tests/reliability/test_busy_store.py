@@ -137,7 +137,7 @@ def test_a_writer_holding_the_lock_never_freezes_the_web(
     assert proc.poll() is None
     assert reply.status == 503, (reply.status, reply.body[:500])
     assert reply.headers.get("retry-after", "").isdigit()
-    assert "vuelve a intentarlo" in reply.body and 'lang="es"' in reply.body
+    assert "Inténtalo de nuevo dentro de unos segundos" in reply.body and 'lang="es"' in reply.body
     for leak in (str(tmp_path), "sqlite", "postgres", "locked", "lock timeout", "database"):
         assert leak not in reply.body.lower(), leak
     assert reply.seconds < config.web.store_timeout + 2

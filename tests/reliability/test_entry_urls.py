@@ -133,3 +133,7 @@ def test_entries_add_stores_and_shows_the_normalised_url(run_cli: Run, config_pa
                     "https://Bücher.example/año", "--json")
     assert added.code == 0, added
     assert json.loads(added.out)["url"] == "https://xn--bcher-kva.example/a%C3%B1o"
+    # every other way to name an entry takes the URL as typed, too
+    for args in (("entries", "show", "https://Bücher.example/año"),
+                 ("entries", "remove", "https://BÜCHER.example/año")):
+        assert run_cli("--config", config_path, *args).code == 0, args

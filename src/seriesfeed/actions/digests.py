@@ -13,7 +13,13 @@ from seriesfeed.actions.entries import release_due
 from seriesfeed.addresses import normalize_email
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
-from seriesfeed.digest import RecordedDigest, count_due, next_range, record_digests
+from seriesfeed.digest import (
+    RecordedDigest,
+    count_due,
+    digest_fallback,
+    next_range,
+    record_digests,
+)
 from seriesfeed.errors import ValidationError
 from seriesfeed.mailer import Transport
 from seriesfeed.models import Frequency
@@ -57,7 +63,7 @@ def preview_digest(store: Store, config: Config, language: str, frequency: Frequ
     Records nothing (but publishes the scheduled entries that have come due)."""
     release_due(store)
     with store.read() as conn:
-        found = next_range(conn, language, frequency)
+        found = next_range(conn, language, frequency, digest_fallback(config, language))
         sample = found is None
         if found is None:
             newest = q.list_entries(conn, language=language, limit=sample_size)
@@ -80,7 +86,8 @@ def digest_dry_run(store: Store, config: Config, frequency: Frequency | None) ->
         for freq in [frequency] if frequency else list(Frequency):
             for language in config.languages:
                 lines.append(f"{language} {freq.value}: "
-                             f"{count_due(conn, language, freq)} subscribers would get a digest")
+                             f"{count_due(conn, language, freq, digest_fallback(config, language))}"
+                             " subscribers would get a digest")
     return "\n".join(lines)
 
 

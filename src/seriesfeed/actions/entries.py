@@ -29,6 +29,7 @@ from seriesfeed.urls import BadURL, check_id, check_url
 __all__ = [
     "FORMATS",
     "ImportReport",
+    "SeriesInfo",
     "StoredEntries",
     "add_entry",
     "derive_url",
@@ -38,13 +39,17 @@ __all__ = [
     "link_translations",
     "list_all_series",
     "list_entries",
+    "list_series_info",
     "localized",
     "mint_id",
     "new_entry",
     "next_release",
     "release_due",
     "remove_entry",
+    "series_titles",
+    "set_series_text",
     "show_entry",
+    "show_series",
     "store_batch",
     "tag_authority",
 ]
@@ -150,7 +155,9 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
         except BadURL as exc:
             raise ImportError_(str(exc), path=source, line=item.line, field="id") from None
     content = sanitize_html(e.content_html) if e.content_html else None
-    return dataclasses.replace(e, url=url, content_html=content or None)
+    translation_of = _ref(e.translation_of) if e.translation_of else e.translation_of
+    return dataclasses.replace(e, url=url, content_html=content or None,
+                               translation_of=translation_of)
 
 
 StoredEntries = list[tuple[int, Entry, ImportedEntry]]
@@ -232,8 +239,16 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
 
 
 def import_entries(store: Store, config: Config, path: Path, fmt: str | None = None,
-                   series_slug: str | None = None) -> ImportReport:
+                   series_slug: str | None = None,
+                   titles: dict[str, str] | None = None) -> ImportReport:
+    """Import a file; ``titles`` ({language: title}) names the file's series in languages
+    the file does not (a series page gives one title only)."""
     batch = parse_file(path, fmt, import_settings(config), series_slug=series_slug)
+    if titles:
+        if not batch.series:  # formats without a series list: the entries' series
+            batch.series = [Series(slug) for slug in dict.fromkeys(
+                item.entry.series for item in batch.entries)]
+        series_titles(config, titles, batch.series, str(path))
     return store_batch(store, config, batch, str(path), ImportReport(str(path), fmt))
 
 
@@ -275,11 +290,21 @@ def add_entry(store: Store, config: Config, entry: Entry,
         return q.get_entry(conn, entry.id or check_url(entry.url or derive_url(config, entry)))
 
 
+def _ref(ref: str) -> str:
+    """An entry reference (id, URL or number), a URL written as the store keeps it."""
+    if ref.lower().startswith(("http://", "https://")):
+        try:
+            return check_url(ref)
+        except BadURL:
+            return ref  # then nothing is stored under it: the lookup says so
+    return ref
+
+
 def link_translations(store: Store, first: str, second: str) -> tuple[Entry, Entry]:
     """Link two entries as translations of each other (``second`` translates ``first``)."""
     with store.write() as conn:
-        a = q.get_entry(conn, first)
-        b = q.get_entry(conn, second)
+        a = q.get_entry(conn, _ref(first))
+        b = q.get_entry(conn, _ref(second))
         if a.seq == b.seq:
             raise ValidationError("an entry cannot be its own translation", field="ID")
         if a.language == b.language:
@@ -292,12 +317,12 @@ def link_translations(store: Store, first: str, second: str) -> tuple[Entry, Ent
 
 def remove_entry(store: Store, ref: str) -> Entry:
     with store.write() as conn:
-        return q.remove_entry(conn, ref)
+        return q.remove_entry(conn, _ref(ref))
 
 
 def show_entry(store: Store, ref: str) -> Entry:
     with store.read() as conn:
-        return q.get_entry(conn, ref)
+        return q.get_entry(conn, _ref(ref))
 
 
 def list_entries(store: Store, language: str | None = None,
@@ -354,3 +379,76 @@ def export_entries(store: Store, config: Config, fmt: str,
                 "series text", field="--format")
     data = dump_json(series, found) if fmt == "json" else dump_csv(found, series)
     return data, len(found)
+# -- series texts per language (issue 13) -------------------------------------------------
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    series: Series
+    entries: dict[str, int]  # entries per language
+
+    def to_json(self) -> dict[str, object]:
+        return {"slug": self.series.slug,
+                "texts": {code: {"title": t.title, "description": t.description, "url": t.url}
+                          for code, t in sorted(self.series.texts.items())},
+                "entries": dict(sorted(self.entries.items()))}
+
+
+def list_series_info(store: Store) -> list[SeriesInfo]:
+    with store.read() as conn:
+        counts: dict[str, dict[str, int]] = {}
+        for e in q.list_entries(conn):
+            by_lang = counts.setdefault(e.series, {})
+            by_lang[e.language] = by_lang.get(e.language, 0) + 1
+        return [SeriesInfo(s, counts.get(s.slug, {})) for s in q.list_series(conn)]
+
+
+def show_series(store: Store, slug: str) -> SeriesInfo:
+    found = next((s for s in list_series_info(store) if s.series.slug == slug), None)
+    if found is None:
+        raise NotFoundError(f"no series '{slug}'")
+    return found
+
+
+def set_series_text(store: Store, config: Config, slug: str, language: str, *,
+                    title: str | None = None, description: str | None = None,
+                    url: str | None = None) -> SeriesInfo:
+    """Set a series' title, description or URL in one language; what is not given stays.
+    A language the series has no text in yet needs a title."""
+    if language not in config.languages:
+        raise ValidationError(f"unknown language '{language}' (configured: "
+                              f"{', '.join(config.languages)})", field="--lang")
+    if title is not None and not clean_line(title):
+        raise ValidationError("the title is empty", field="--title")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError(f"'{url}' is not an http(s) URL", field="--url")
+    with store.write() as conn:
+        current = q.get_series(conn, slug)
+        if current is None:
+            raise NotFoundError(f"no series '{slug}'")
+        old = current.texts.get(language)
+        if old is None and title is None:
+            raise ValidationError(f"the series has no {language} text yet: give --title",
+                                  field="--title")
+        new = SeriesText(clean_line(title) if title is not None else old.title if old else "",
+                         clean_text(description).strip() if description is not None
+                         else old.description if old else "",
+                         (url or None) if url is not None else old.url if old else None)
+        q.upsert_series(conn, Series(slug, {language: new}), now_utc())
+    return show_series(store, slug)
+
+
+def series_titles(config: Config, given: dict[str, str], batch_series: list[Series],
+                  source: str) -> None:
+    """Add ``{language: title}`` given on the command line to the series of a batch (a
+    series page names its series in one language only)."""
+    for code, title in given.items():
+        if code not in config.languages:
+            raise ImportError_(f"unknown language '{code}' in --series-title (configured: "
+                               f"{', '.join(config.languages)})", path=source,
+                               field="--series-title")
+        for s in batch_series:
+            old = s.texts.get(code)
+            s.texts[code] = SeriesText(clean_line(title), old.description if old else "",
+                                       old.url if old else None)

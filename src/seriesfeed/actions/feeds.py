@@ -12,13 +12,13 @@ from seriesfeed.config import Config
 from seriesfeed.feeds import FeedDocument
 from seriesfeed.feeds import plan_feeds as plan_feed_documents
 from seriesfeed.models import SiteData
-from seriesfeed.pages import build_pages
+from seriesfeed.pages import build_pages as build_page_documents
 from seriesfeed.publish import PublishReport, etag_of, publish, write_if_changed
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
 from seriesfeed.websub import notify_hub
 
-__all__ = ["FeedDocument", "PublishReport", "build_feeds", "etag_of", "fingerprint",
+__all__ = ["FeedDocument", "PublishReport", "build_feeds", "build_pages", "etag_of", "fingerprint",
            "plan_feeds", "plan_site", "site_data"]
 
 
@@ -39,11 +39,16 @@ def plan_feeds(config: Config, store: Store) -> list[FeedDocument]:
     return plan_feed_documents(config, site_data(store))
 
 
+def build_pages(config: Config, store: Store) -> list[FeedDocument]:
+    """Every web page (series pages, language indexes) the store gives."""
+    return build_page_documents(config, site_data(store))
+
+
 def plan_site(store: Store, config: Config) -> list[FeedDocument]:
     """Every feed document and series page, as bytes, in a stable order."""
     # read once for both: it is the most expensive part of a build
     site = site_data(store)
-    return plan_feed_documents(config, site) + build_pages(config, site)
+    return plan_feed_documents(config, site) + build_page_documents(config, site)
 
 
 def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:

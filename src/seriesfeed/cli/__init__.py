@@ -84,12 +84,14 @@ def init(app: AppContext) -> None:
 
 def _register() -> None:
     from seriesfeed.cli import (  # noqa: F401 - registers their commands
+        catalogues,
         check,
         daemon,
         digest,
         entries,
         feeds,
         ops,
+        series,
         sources,
         subscribers,
     )

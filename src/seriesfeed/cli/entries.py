@@ -20,17 +20,31 @@ from seriesfeed.models import Entry
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Input format (default: detected from the name and content).")
 @click.option("--series", "series_slug", help="Series slug for entries of a feed file.")
+@click.option("--series-title", "titles", multiple=True, metavar="LANG=TITLE",
+              help="The series' title in another language, e.g. 'es=Reflexiones sobre la "
+                   "crisis de la ISO' (repeatable).")
 @pass_app
 def import_command(app: AppContext, file: str, fmt: str | None,
-                   series_slug: str | None) -> None:
+                   series_slug: str | None, titles: tuple[str, ...]) -> None:
     """Import entries from FILE or an http(s) URL: a series page (text or HTML), our JSON,
     CSV, an RSS/Atom feed or a JSON Feed.
 
     The whole document is imported in one transaction: a bad row imports nothing."""
+    given: dict[str, str] = {}
+    for item in titles:
+        code, sep, title = item.partition("=")
+        if not sep or not code.strip() or not title.strip():
+            raise ValidationError(f"'{item}' is not LANG=TITLE (e.g. es=Mi serie)",
+                                  field="--series-title")
+        given[code.strip()] = title.strip()
     if sources_mod.is_url(file):
+        if given:
+            raise ValidationError("is for files; name a source's series in other languages "
+                                  "with `seriesfeed series set`", field="--series-title")
         report = sources_mod.import_url(app.store, app.config, file, fmt, series_slug)
     else:
-        report = actions.import_entries(app.store, app.config, Path(file), fmt, series_slug)
+        report = actions.import_entries(app.store, app.config, Path(file), fmt, series_slug,
+                                        given)
     click.echo(report.summary())
 
 

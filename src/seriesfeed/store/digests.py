@@ -56,28 +56,43 @@ def _due(language: str, frequency: Frequency, upto: int):  # type: ignore[no-unt
                 subscribers.c.last_seq < upto)
 
 
-def _has_news(language: str, upto: int):  # type: ignore[no-untyped-def]
+def _in_digest(language: str, fallback: bool):  # type: ignore[no-untyped-def]
+    """An entry of the language; with the "original" digest fallback, also an original in
+    another language that no entry of this one translates (outbox.digest_entries)."""
+    own = entries.c.language == language
+    if not fallback:
+        return own
+    other = entries.alias("translation")
+    translated = exists().where(other.c.translation_of == entries.c.seq,
+                                other.c.language == language)
+    return or_(own, and_(entries.c.translation_of.is_(None), not_(translated)))
+
+
+def _has_news(language: str, upto: int, fallback: bool = False):  # type: ignore[no-untyped-def]
     """An entry of the language, after the subscriber's cursor, in a series they follow."""
     follows_none = not_(exists().where(subscriber_series.c.subscriber_id == subscribers.c.id))
     follows_it = exists().where(subscriber_series.c.subscriber_id == subscribers.c.id,
                                 subscriber_series.c.series_id == entries.c.series_id)
-    return exists().where(entries.c.language == language, entries.c.seq > subscribers.c.last_seq,
+    return exists().where(_in_digest(language, fallback),
+                          entries.c.seq > subscribers.c.last_seq,
                           entries.c.seq <= upto, or_(follows_none, follows_it),
                           entries.c.seq.notin_(select(held_entries.c.entry_seq)))
 
 
-def count_due(conn: Connection, language: str, frequency: Frequency) -> int:
+def count_due(conn: Connection, language: str, frequency: Frequency,
+              fallback: bool = False) -> int:
     upto = eq.max_seq(conn)
     return int(conn.execute(select(func.count()).select_from(subscribers).where(
-        _due(language, frequency, upto), _has_news(language, upto))).scalar_one())
+        _due(language, frequency, upto), _has_news(language, upto, fallback))).scalar_one())
 
 
-def next_range(conn: Connection, language: str, frequency: Frequency) -> tuple[int, int] | None:
+def next_range(conn: Connection, language: str, frequency: Frequency,
+               fallback: bool = False) -> tuple[int, int] | None:
     """The cursor range of the largest digest the group would get now (from the furthest
     behind of its due subscribers), or None when nobody would get one."""
     upto = eq.max_seq(conn)
     lowest = conn.execute(select(func.min(subscribers.c.last_seq)).where(
-        _due(language, frequency, upto), _has_news(language, upto))).scalar()
+        _due(language, frequency, upto), _has_news(language, upto, fallback))).scalar()
     return None if lowest is None else (int(lowest), upto)
 
 
@@ -88,12 +103,13 @@ def _period_free(conn: Connection, language: str, frequency: Frequency, period: 
 
 
 def record_group(conn: Connection, language: str, frequency: Frequency, period: str,
-                 now: datetime, domain: str, *, scheduled: bool) -> RecordedDigest | None:
+                 now: datetime, domain: str, fallback: bool = False, *,
+                 scheduled: bool) -> RecordedDigest | None:
     """Record the group's digest for ``period`` (the schedule's slot) and queue its rows;
     None when nobody in the group has news or the slot already has its digest."""
     upto = eq.max_seq(conn)
     due = _due(language, frequency, upto)
-    news = _has_news(language, upto)
+    news = _has_news(language, upto, fallback)
     recipients = int(conn.execute(select(func.count()).select_from(subscribers)
                                   .where(due, news)).scalar_one())
     if recipients == 0:

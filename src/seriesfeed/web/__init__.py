@@ -30,7 +30,7 @@ from seriesfeed.web.security import SecurityHeaders
 
 
 def create_app(config: Config, store: Store) -> Starlette:
-    from seriesfeed.web import feeds, ops, subscribe
+    from seriesfeed.web import feeds, localized, ops, subscribe
 
     store = store.with_busy_timeout(config.web.store_timeout)
 
@@ -43,9 +43,10 @@ def create_app(config: Config, store: Store) -> Starlette:
         *subscribe.routes(config, store),
         *feeds.routes(config, store),
     ]
+    handlers = {**localized.exception_handlers(config), StoreError: store_failed}
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
                                                Middleware(ops.FeedCounter)],
-                    exception_handlers={StoreError: store_failed})
+                    exception_handlers=handlers)  # type: ignore[arg-type]
     app.state.config = config
     app.state.store = store
     # the web's own engine: serve_until closes it; an app dropped without serving (tests,

@@ -21,6 +21,7 @@ from seriesfeed.actions import Store
 from seriesfeed.actions.feeds import FeedDocument, etag_of
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
+from seriesfeed.web import localized
 
 CACHE_CONTROL = "public, max-age=300"
 
@@ -93,11 +94,9 @@ def _not_modified(request: Request, served: Served, etag: str) -> bool:
     return False
 
 
-def not_found_page(config: Config) -> HTMLResponse:
-    return HTMLResponse("<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">"
-                        "<title>Not found</title><h1>Not found</h1><p>No such feed or page. "
-                        f"<a href=\"{config.public_url}/\">Home</a></p></html>",
-                        status_code=404)
+def not_found_page(config: Config, request: Request) -> HTMLResponse:
+    """The 404 page, in the language of the path or of the reader's Accept-Language."""
+    return localized.error_page(config, request, 404)
 
 
 def routes(config: Config, store: Store) -> list[BaseRoute]:
@@ -108,7 +107,7 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         docs = cache.current()
         served = docs.get(path) or (docs.get(path + "/") if not path.endswith("/") else None)
         if served is None:
-            return not_found_page(config)
+            return not_found_page(config, request)
         if served.doc.path != path:  # /en/slug -> /en/slug/
             return RedirectResponse(served.doc.path, status_code=308)
         gz = "gzip" in request.headers.get("accept-encoding", "").lower()
@@ -126,16 +125,17 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         return Response(body, headers=headers, media_type=served.doc.media_type)
 
     def home(request: Request) -> Response:
-        docs = cache.current()
-        first = next((p for p in sorted(docs) if p.startswith(
-            f"/{config.site.default_language}/") and p.endswith("/")), None)
-        if first is None:
-            return not_found_page(config)
-        return RedirectResponse(first, status_code=302)
+        """To the language index the reader's Accept-Language prefers."""
+        lang = localized.negotiated_language(config, request)
+        return RedirectResponse(f"/{lang}/", status_code=302,
+                                headers={"Vary": "Accept-Language",
+                                         "Cache-Control": "private, max-age=0"})
 
     return [
         Route("/", home, methods=["GET", "HEAD"]),
         Route("/feeds/{rest:path}", serve, methods=["GET", "HEAD"]),
+        Route("/{lang:str}", serve, methods=["GET", "HEAD"]),
+        Route("/{lang:str}/", serve, methods=["GET", "HEAD"]),
         Route("/{lang:str}/{slug:str}", serve, methods=["GET", "HEAD"]),
         Route("/{lang:str}/{slug:str}/", serve, methods=["GET", "HEAD"]),
     ]

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -32,7 +32,8 @@ from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, StoreError, ValidationError
 from seriesfeed.models import SubscriberStatus
-from seriesfeed.templating import render, templates_dir
+from seriesfeed.pages import render_page
+from seriesfeed.web import localized
 from seriesfeed.web.busy import busy_page, visitor_language
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -64,85 +65,94 @@ class RateLimiter:
 
 @dataclass
 class Site:
-    """What every subscribe endpoint needs: built once per app, passed to each call."""
+    """The request context every subscribe endpoint gets: the app's config and store, the
+    rate limiter, and the page, error, CSRF and form helpers. Built once per app."""
 
     config: Config
     store: Store
-    folder: object = None
     limiter: RateLimiter = field(default_factory=RateLimiter)
-    own_origin: str = ""
 
-    def __post_init__(self) -> None:
-        self.folder = templates_dir(self.config.resolve("templates"))
-        self.own_origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.config.public_url))
+    @property
+    def own_origin(self) -> str:
+        return "{0.scheme}://{0.netloc}".format(urlsplit(self.config.public_url))
 
     def page(self, lang: str, status: int = 200, **ctx: object) -> HTMLResponse:
-        config = self.config
-        lang = lang if lang in config.languages else config.site.default_language
-        body = render(self.folder, "web/page.html.j2", {  # type: ignore[arg-type]
-            "_": i18n.translator(lang), "lang": lang, "site": config.site,
-            "public_url": config.public_url, "languages": config.languages,
-            "form": None, "paragraphs": [], **ctx})
-        return HTMLResponse(body, status_code=status)
+        lang = lang if lang in self.config.languages else self.config.site.default_language
+        body = render_page(self.config, lang, "page.html.j2", {
+            "form": None, "paragraphs": [], "about": None, **ctx})
+        return HTMLResponse(body, status_code=status, headers={"Content-Language": lang})
 
-    def error(self, lang: str, status: int, message: str) -> HTMLResponse:
-        _ = i18n.translator(lang)
-        return self.page(lang, status, heading=_("Something is not right"),
-                         paragraphs=[message])
+    def error(self, lang: str, status: int, message: str | None = None) -> HTMLResponse:
+        """The status's page in ``lang``; ``message`` (translated) explains it."""
+        return localized.error_page(self.config, None, status, language=lang, message=message)
+
+    def token_error(self, request: Request) -> HTMLResponse:
+        # a bad token names no subscriber: the reader's language comes from the request
+        return localized.error_page(self.config, request, 400)
+
+    async def about(self, lang: str, address: str, followed: tuple[str, ...],
+                    local_part: bool = True) -> dict[str, object]:
+        every = await run_in_threadpool(actions.list_all_series, self.store)
+        return localized.about(self.config, lang, address, followed, every, local_part=local_part)
 
     def csrf_for(self, link_token: str) -> str:
+        """The CSRF field for the page a link opened (tokens.make_csrf)."""
         return subscriptions.make_csrf(subscriptions.ensure_secret_key(self.config), link_token)
 
     def csrf_ok(self, link_token: str, given: str) -> bool:
+        """tokens.check_csrf: bound to that link, compared in constant time."""
         return subscriptions.check_csrf(subscriptions.ensure_secret_key(self.config),
                                         link_token, given)
 
     async def form_data(self, request: Request) -> dict[str, str] | Response:
-            length = request.headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-                return Response("request body too large", status_code=413)
-            body = b""
-            try:  # a body that trickles in holds a connection: [web] body_timeout
-                async with asyncio.timeout(self.config.web.body_timeout):
-                    async for chunk in request.stream():
-                        body += chunk
-                        if len(body) > MAX_BODY:
-                            return Response("request body too large", status_code=413)
-            except TimeoutError:
-                return Response("request timeout: the form took too long to arrive",
-                                status_code=408, headers={"Connection": "close"})
-            try:
-                pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
-                                  max_num_fields=MAX_FIELDS)
-            except (ValueError, UnicodeDecodeError):
-                return Response("bad form", status_code=400)
-            data: dict[str, str] = {}
-            for key, value in pairs:
-                # the one repeated field, the series checkboxes: slugs never hold a comma
-                data[key] = f"{data[key]},{value}" if key == "series" and key in data else value
-            return data
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return localized.error_page(self.config, request, 413)
+        body = b""
+        try:  # a body that trickles in holds a connection: [web] body_timeout
+            async with asyncio.timeout(self.config.web.body_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        return localized.error_page(self.config, request, 413)
+        except TimeoutError:
+            return Response("request timeout: the form took too long to arrive",
+                            status_code=408, headers={"Connection": "close"})
+        except ClientDisconnect:  # gone mid-body: nobody to answer, nothing to log
+            return Response("incomplete request", status_code=400)
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                              max_num_fields=MAX_FIELDS)
+        except (ValueError, UnicodeDecodeError):
+            return localized.error_page(self.config, request, 400)
+        data: dict[str, str] = {}
+        for key, value in pairs:
+            # the one repeated field, the series checkboxes: slugs never hold a comma
+            data[key] = f"{data[key]},{value}" if key == "series" and key in data else value
+        return data
 
     def cross_site(self, request: Request) -> bool:
-            """Anything but our own origin: Sec-Fetch-Site other than same-origin (a same-site
-            sibling host is not us), or a foreign Origin whatever Sec-Fetch-Site says. Origin
-            "null" is what browsers send from a no-referrer page (ours are): then Sec-Fetch-Site
-            decides. A client that sends neither (not a browser) is not refused here."""
-            site = request.headers.get("sec-fetch-site")
-            if site is not None and site not in ("same-origin", "none"):
-                return True
-            origin = request.headers.get("origin")
-            if origin is not None and origin != "null":
-                return origin.rstrip("/").lower() != self.own_origin.lower()
-            return False
+        """Anything but our own origin: Sec-Fetch-Site other than same-origin (a same-site
+        sibling host is not us), or a foreign Origin whatever Sec-Fetch-Site says. Origin
+        "null" is what browsers send from a no-referrer page (ours are): then Sec-Fetch-Site
+        decides. A client that sends neither (not a browser) is not refused here."""
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return True
+        origin = request.headers.get("origin")
+        if origin is not None and origin != "null":
+            return origin.rstrip("/").lower() != self.own_origin.lower()
+        return False
 
 
 async def subscribe(site: Site, request: Request) -> Response:
     config, store = site.config, site.store
-    lang = request.query_params.get("lang", config.site.default_language)
-    _ = i18n.translator(lang if lang in config.languages else config.site.default_language)
+    asked = request.query_params.get("lang")
+    lang = asked if asked in config.languages else localized.language_of(config, request)
+    _ = i18n.messages_for(config, lang)
     if request.method != "POST":  # GET and HEAD show the form
-        if lang not in config.languages:
-            return site.error(config.site.default_language, 404, "Unknown language.")
+        if asked is not None and asked not in config.languages:
+            return localized.error_page(config, request, 404)
         return site.page(lang, heading=_("Get new articles by email"), form={
             "action": f"{config.public_url}/subscribe", "subscribe": True,
             "hidden": {"language": lang, "series": ""}, "button": _("Subscribe")})
@@ -153,11 +163,14 @@ async def subscribe(site: Site, request: Request) -> Response:
         return data
     lang = data.get("language", lang)
     if lang not in config.languages:
-        return site.error(config.site.default_language, 400, "Unknown language.")
-    _ = i18n.translator(lang)
+        return localized.error_page(config, request, 400)
+    _ = i18n.messages_for(config, lang)
+    # the block names what was typed, so every address gets the same page
     done = site.page(lang, heading=_("Check your inbox"), paragraphs=[
         _("If the address is right, a message with a confirmation link is on its way. "
-          "Nothing will be sent until you confirm.")])
+          "Nothing will be sent until you confirm.")],
+        about=await site.about(lang, data.get("email", "").strip()[:320],
+                          tuple(s for s in [data.get("series", "")] if s), False))
     if data.get("website"):  # the honeypot: only bots fill it in
         return done
     client = request.client.host if request.client else "unknown"
@@ -173,9 +186,9 @@ async def subscribe(site: Site, request: Request) -> Response:
         return busy_page(config, lang, str(exc))
     except ValidationError as exc:
         return site.error(lang, 400, _("Please check the address and try again.")
-                     if exc.field == "email" else str(exc))
-    except SeriesfeedError as exc:
-        return site.error(lang, 400, str(exc))
+                     if exc.field == "email" else None)
+    except SeriesfeedError:
+        return site.error(lang, 400)
     if result.send_confirmation and result.subscriber is not None:
         done.background = BackgroundTask(subscriptions.send_confirmation, store, config,
                                          result.subscriber)
@@ -187,13 +200,14 @@ async def confirm(site: Site, request: Request) -> Response:
     try:
         sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
                                       subscriptions.Purpose.CONFIRM, token)
-    except ValidationError as exc:
-        return site.error(config.site.default_language, 400, str(exc))
-    _ = i18n.translator(sub.language)
+    except ValidationError:
+        return site.token_error(request)
+    _ = i18n.messages_for(config, sub.language)
+    block = await site.about(sub.language, sub.email, sub.series)
     if request.method != "POST":  # GET and HEAD show the page; only POST acts
         if sub.status is SubscriberStatus.CONFIRMED:
-            return site.page(sub.language, heading=_("You are subscribed"))
-        return site.page(sub.language, heading=_("Confirm your subscription"), form={
+            return site.page(sub.language, heading=_("You are subscribed"), about=block)
+        return site.page(sub.language, heading=_("Confirm your subscription"), about=block, form={
             "action": f"{config.public_url}/confirm/{token}",
             "hidden": {"csrf": site.csrf_for(token)}, "button": _("Confirm my subscription")})
     if site.cross_site(request):
@@ -207,14 +221,14 @@ async def confirm(site: Site, request: Request) -> Response:
         await run_in_threadpool(subscriptions.confirm, store, config, token)
     except StoreError as exc:
         return busy_page(config, sub.language, str(exc))
-    except ValidationError as exc:
-        return site.error(sub.language, 400, str(exc))
+    except ValidationError:
+        return site.error(sub.language, 400)
     link = subscriptions.unsubscribe_link(config, subscriptions.ensure_secret_key(config),
                                           sub.id or 0)
     return site.page(sub.language, heading=_("You are subscribed"), paragraphs=[
         _("New articles will reach you by email."),
         _("You can unsubscribe at any time with the link in every message.")],
-        links=[(_("Unsubscribe"), link)])
+        links=[(_("Unsubscribe"), link)], about=block)
 
 async def unsubscribe(site: Site, request: Request) -> Response:
     config, store = site.config, site.store
@@ -222,16 +236,18 @@ async def unsubscribe(site: Site, request: Request) -> Response:
     try:
         found = await run_in_threadpool(subscriptions.unsubscribe_target, store, config,
                                         token)
-    except ValidationError as exc:
-        return site.error(config.site.default_language, 400, str(exc))
+    except ValidationError:
+        return site.token_error(request)
     if found is None:  # removed since: a genuine link, and nothing left to stop
-        _ = i18n.translator(config.site.default_language)
-        return site.page(config.site.default_language, heading=_("You are unsubscribed"),
+        gone = localized.language_of(config, request)
+        _ = i18n.messages_for(config, gone)
+        return site.page(gone, heading=_("You are unsubscribed"),
                     paragraphs=[_("You will get no more emails from us.")])
     sub = found
-    _ = i18n.translator(sub.language)
+    _ = i18n.messages_for(config, sub.language)
+    block = await site.about(sub.language, sub.email, sub.series)
     if request.method != "POST":  # GET and HEAD show the page; only POST acts
-        return site.page(sub.language, heading=_("Unsubscribe"), paragraphs=[
+        return site.page(sub.language, heading=_("Unsubscribe"), about=block, paragraphs=[
             _("Press the button to stop receiving these emails.")], form={
             "action": f"{config.public_url}/unsubscribe/{token}",
             "hidden": {"csrf": site.csrf_for(token)}, "button": _("Unsubscribe")})
@@ -247,7 +263,7 @@ async def unsubscribe(site: Site, request: Request) -> Response:
         await run_in_threadpool(subscriptions.unsubscribe, store, config, token)
     except StoreError as exc:
         return busy_page(config, sub.language, str(exc))
-    return site.page(sub.language, heading=_("You are unsubscribed"), paragraphs=[
+    return site.page(sub.language, heading=_("You are unsubscribed"), about=block, paragraphs=[
         _("You will get no more emails from us.")])
 
 async def preferences(site: Site, request: Request) -> Response:
@@ -256,9 +272,9 @@ async def preferences(site: Site, request: Request) -> Response:
     try:
         sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
                                       subscriptions.Purpose.PREFERENCES, token)
-    except ValidationError as exc:
-        return site.error(config.site.default_language, 400, str(exc))
-    _ = i18n.translator(sub.language)
+    except ValidationError:
+        return site.token_error(request)
+    _ = i18n.messages_for(config, sub.language)
     note: list[str] = []
     if request.method == "POST":
         if site.cross_site(request):
@@ -280,15 +296,19 @@ async def preferences(site: Site, request: Request) -> Response:
         except StoreError as exc:
             return busy_page(config, sub.language, str(exc))
         except ValidationError as exc:
-            return site.error(sub.language, 400, str(exc))
-        _ = i18n.translator(sub.language)
+            return site.error(sub.language, 400, _("Choose at least one series (or "
+                                              "unsubscribe).") if exc.field == "series"
+                         else None)
+        _ = i18n.messages_for(config, sub.language)
         note = [_("Your preferences are saved.")]
     every = await run_in_threadpool(actions.list_all_series, store)
     boxes = [(s.slug, (s.text(sub.language) or next(iter(s.texts.values()))).title
               if s.texts else s.slug, not sub.series or s.slug in sub.series)
              for s in every] if len(every) > 1 else []
     hidden = {"csrf": site.csrf_for(token), **({"series_shown": "1"} if boxes else {})}
-    return site.page(sub.language, heading=_("Your email preferences"), paragraphs=note, form={
+    return site.page(sub.language, heading=_("Your email preferences"), paragraphs=note,
+                about=localized.about(config, sub.language, sub.email, sub.series, every),
+                form={
         "action": f"{config.public_url}/preferences/{token}",
         "hidden": hidden, "button": _("Save"),
         "preferences": {"language": sub.language, "frequency": sub.frequency.value,
