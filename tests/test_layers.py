@@ -209,3 +209,23 @@ def test_the_walk_finds_each_kind_of_violation(tmp_path: Path) -> None:
     assert "seriesfeed/feeds.py:1: rendering imports the store" in found
     assert "cli/entries.py:1: a shell imports seriesfeed.feeds" in found
     assert "cli/entries.py:2: imports leftpad, a library with no owner" in found
+
+
+def test_every_module_imports_first() -> None:
+    """No import cycle bites whichever module a program imports first (the verbs and the
+    poller, the scheduler and the job records import each other)."""
+    import subprocess
+
+    names = sorted(module_name(p).removesuffix(".__init__") for p in PACKAGE.rglob("*.py")
+                   if "migrations" not in p.parts and p.name != "__main__.py")
+    probe = (
+        "import importlib, sys\n"
+        f"failed = []\nfor name in {names!r}:\n"
+        "    for loaded in [m for m in sys.modules if m.startswith('seriesfeed')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n        failed.append(f'{name}: {exc}')\n"
+        "print('\\n'.join(failed))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == ""

@@ -18,10 +18,9 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from seriesfeed import actions
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config, SourceConfig
 from seriesfeed.errors import FetchError, ImportError_, NotFoundError, SeriesfeedError
@@ -34,6 +33,9 @@ from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import sources as sq
 from seriesfeed.urls import BadURL, check_id
+
+if TYPE_CHECKING:  # the verbs import this poller (actions.sources): import them late
+    from seriesfeed.actions import entries as actions
 
 log = logging.getLogger("seriesfeed.sources")
 
@@ -178,6 +180,8 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     bookkeeping when it comes from one)."""
     label = fetched.url
     use = _format_of(fetched, fmt, label)
+    from seriesfeed.actions import entries as actions
+
     settings = actions.import_settings(config)
     batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)

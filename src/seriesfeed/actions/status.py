@@ -10,7 +10,6 @@ from typing import Any
 from seriesfeed import operations
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.sources import failing_sources
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import jobs as jq
@@ -82,6 +81,8 @@ def health(config: Config, store: Store) -> Health:
     def public(reason: str) -> str:
         # relays quote the recipient: '550 5.1.1 <ann@example.org>'
         return ADDRESS.sub("<address>", reason.replace(store.describe(), "the store"))
+
+    from seriesfeed.sources import failing_sources  # the poller imports the verbs
 
     try:
         report = status_report(config, store, figures=False)
