@@ -16,7 +16,7 @@ from datetime import datetime
 
 from seriesfeed import crashpoints
 from seriesfeed.config import Config
-from seriesfeed.emails import message_domain
+from seriesfeed.emails import message_id_affixes
 from seriesfeed.models import Frequency
 from seriesfeed.store import Store
 from seriesfeed.store import digests as dq
@@ -46,9 +46,12 @@ def record_digests(store: Store, config: Config, frequency: Frequency, now: date
     with store.write() as conn:
         dq.lock_entries(conn)
         period = slot_period(frequency, now, config)
-        domain = message_domain(config)
+
+        def message_id(digest_id: int) -> tuple[str, str]:
+            return message_id_affixes("digest", f"{digest_id}.", config)
+
         for language in config.languages:
-            recorded = dq.record_group(conn, language, frequency, period, now, domain,
+            recorded = dq.record_group(conn, language, frequency, period, now, message_id,
                                        digest_fallback(config, language), scheduled=scheduled)
             if recorded is not None:
                 out.append(recorded)

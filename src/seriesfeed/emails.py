@@ -20,7 +20,6 @@ from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,11 +68,17 @@ def message_domain(config: Config) -> str:
     return sender_address(config).domain or (urlsplit(config.public_url).hostname or "localhost")
 
 
-def make_message_id(kind: str, key: str, config: Config) -> str:
-    """A deterministic Message-ID: the same outbox row always gets the same id, so a
-    re-send after a crash is recognisable as the same message."""
+def message_id_affixes(kind: str, key: str, config: Config) -> tuple[str, str]:
+    """The two ends of a Message-ID whose key goes on with a number (a digest's rows: the
+    store appends each recipient's id between them in one insert-from-select)."""
     safe_key = re.sub(r"[^A-Za-z0-9.\-_]", "-", key)
-    return f"<{kind}.{safe_key}@{message_domain(config)}>"
+    return f"<{kind}.{safe_key}", f"@{message_domain(config)}>"
+
+
+def make_message_id(kind: str, key: str, config: Config) -> str:
+    """The one Message-ID builder, deterministic: the same outbox row always gets the same
+    id, so a re-send after a crash is recognisable as the same message."""
+    return "".join(message_id_affixes(kind, key, config))
 
 
 def render_email(config: Config, language: str, name: str,
@@ -142,10 +147,6 @@ def message_bytes(msg: EmailMessage) -> bytes:
     addresses = [a.addr_spec for field in ("From", "To") for a in msg[field].addresses]
     utf8 = not all(a.isascii() for a in addresses)
     return msg.as_bytes(policy=SMTP_POLICY.clone(utf8=True) if utf8 else SMTP_POLICY)
-
-
-def templates_root(config: Config) -> Path:
-    return templates_dir(config.resolve("templates"))
 
 
 def encode_header_value(value: str) -> str:

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from babel import Locale, UnknownLocaleError, negotiate_locale
 from babel.dates import format_date as _babel_format_date
-from babel.dates import format_datetime as _babel_format_datetime
 from babel.messages.pofile import read_po
 from babel.plural import PluralRule
 
@@ -340,6 +339,3 @@ def _format_day(day: date, locale: str, fmt: str) -> str:
     return _babel_format_date(day, format=fmt, locale=locale_for(locale))
 
 
-def format_datetime(value: datetime, locale: str, fmt: str = "long") -> str:
-    return _babel_format_datetime(value, format=fmt, locale=locale_for(locale),
-                                  tzinfo=value.tzinfo)

@@ -4,6 +4,7 @@ recipient)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,10 +104,12 @@ def _period_free(conn: Connection, language: str, frequency: Frequency, period: 
 
 
 def record_group(conn: Connection, language: str, frequency: Frequency, period: str,
-                 now: datetime, domain: str, fallback: bool = False, *,
+                 now: datetime, message_id: Callable[[int], tuple[str, str]],
+                 fallback: bool = False, *,
                  scheduled: bool) -> RecordedDigest | None:
-    """Record the group's digest for ``period`` (the schedule's slot) and queue its rows;
-    None when nobody in the group has news or the slot already has its digest."""
+    """Record the group's digest for ``period`` (the schedule's slot) and queue its rows
+    (``message_id`` gives the two ends of their Message-IDs from the digest's id); None
+    when nobody in the group has news or the slot already has its digest."""
     upto = eq.max_seq(conn)
     due = _due(language, frequency, upto)
     news = _has_news(language, upto, fallback)
@@ -128,13 +131,14 @@ def record_group(conn: Connection, language: str, frequency: Frequency, period: 
         language=language, frequency=frequency.value, period=period, from_seq=from_seq,
         to_seq=upto, created_at=now).returning(digests.c.id)).scalar_one())
     crashpoints.hit("mid_record")
-    message_id = (literal(f"<digest.{digest_id}.", String) + cast(subscribers.c.id, String)
-                  + literal(f"@{domain}>", String))
+    prefix, suffix = message_id(digest_id)  # emails.message_id_affixes: <digest.ID.SUB@...>
+    row_message_id = (literal(prefix, String) + cast(subscribers.c.id, String)
+                      + literal(suffix, String))
     conn.execute(insert(outbox).from_select(
         ["kind", "digest_id", "subscriber_id", "recipient", "message_id", "from_seq", "to_seq",
          "state", "attempts", "uncertain", "created_at"],
         select(literal(OutboxKind.DIGEST.value, String), literal(digest_id),
-               subscribers.c.id, subscribers.c.email, message_id, subscribers.c.last_seq,
+               subscribers.c.id, subscribers.c.email, row_message_id, subscribers.c.last_seq,
                literal(upto), literal(OutboxState.QUEUED.value, String), literal(0),
                literal(False), literal(now)).where(due, news).order_by(subscribers.c.id)))
     conn.execute(update(subscribers).where(due).values(last_seq=upto))

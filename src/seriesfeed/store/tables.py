@@ -156,17 +156,6 @@ suppressions = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-# hit counters for rate limits (per client, per window), kept in the store so that limits
-# hold across restarts and processes; keys carry no raw address, rows past expires_at go
-rate_limits = Table(
-    "rate_limits",
-    metadata,
-    Column("key", String(200), primary_key=True),
-    Column("hits", Integer, nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-    Index(None, "expires_at"),
-)
-
 digests = Table(
     "digests",
     metadata,
