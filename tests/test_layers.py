@@ -48,7 +48,7 @@ OWNERS = {
 
 SHELLS = ("seriesfeed.cli.", "seriesfeed.web.", "seriesfeed.daemon", "seriesfeed.scheduler")
 RENDERING = ("seriesfeed.feeds", "seriesfeed.pages", "seriesfeed.emails", "seriesfeed.templating",
-             "seriesfeed.publish")
+             "seriesfeed.publish", "seriesfeed.digest_mail")
 # i18n too: formatting a verb's result in the reader's language is the shell's job
 SHELL_MAY_IMPORT = ("seriesfeed.actions.", "seriesfeed.config", "seriesfeed.models",
                     "seriesfeed.errors", "seriesfeed.clock", "seriesfeed.i18n")

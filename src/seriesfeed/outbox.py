@@ -23,6 +23,12 @@ from typing import Any
 from seriesfeed import bounces, crashpoints, emails, i18n, mailer, metrics, tokens
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
+from seriesfeed.digest_mail import (
+    PREFERENCES,
+    UNSUBSCRIBE,
+    Rendered,
+    render_digest_mail,
+)
 from seriesfeed.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -38,8 +44,6 @@ from seriesfeed.store.locks import SenderLock
 from seriesfeed.subscriptions import preferences_link
 
 log = logging.getLogger("seriesfeed.outbox")
-UNSUBSCRIBE = "SERIESFEED-UNSUBSCRIBE-URL"
-PREFERENCES = "SERIESFEED-PREFERENCES-URL"
 BATCH = 200
 
 
@@ -62,15 +66,6 @@ class DrainReport:
         if self.paused:
             text += f"; paused, nothing counted against subscribers: {self.paused}"
         return text
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str
-    html: str
-    count: int
-    template: emails.FastTemplate
 
 
 def _translations(conn: Any, config: Config,
@@ -113,38 +108,7 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
             wanted = {slug for slug in all_series if eq.series_id(conn, slug) in series_ids}
             found = [e for e in found if e.series in wanted]
         translations = _translations(conn, config, found)
-    if not found:
-        return None
-    slugs = {e.series for e in found}
-    title = i18n.site_texts(config, language).title
-    if len(slugs) == 1:
-        s = all_series[next(iter(slugs))]
-        text = s.texts.get(language) or s.texts.get(config.site.default_language)
-        title = text.title if text else title
-    subject = digest_subject(config, language, title, len(found))
-    locale = config.languages[language].locale
-    items = [{"title": e.title, "url": e.url, "summary": e.summary, "authors": e.authors,
-              "published": e.published.astimezone(config.zone), "language": e.language,
-              "language_name": i18n.language_name(e.language, locale),
-              "translations": translations.get(e.id or "", [])} for e in found]
-    text_body, html = emails.render_email(config, language, "digest", {
-        "heading": subject, "entries": items, "unsubscribe_url": UNSUBSCRIBE,
-        "preferences_url": PREFERENCES})
-    template = emails.fast_template(config, subject, (
-        ("List-Id", f"{emails.safe_display_name(config.site.title) or 'Digest'} digest "
-                    f"<digest.{emails.message_domain(config)}>"),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
-    return Rendered(subject, text_body, html, len(found), template)
-
-
-def digest_subject(config: Config, language: str, title: str, n: int) -> str:
-    """The configured subject for the language, else the catalogue's plural-aware one."""
-    lang = config.languages[language]
-    custom = lang.digest_subject_one if n == 1 else lang.digest_subject
-    if custom:
-        return custom.format(title=title, n=n)
-    return i18n.messages_for(config, language).ngettext(
-        "{title}: {n} new article", "{title}: {n} new articles", n, title=title)
+    return render_digest_mail(config, language, found, all_series, translations)
 
 
 def build_digest_message(config: Config, key: bytes, row: oq.Claimed,

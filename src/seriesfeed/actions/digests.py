@@ -20,10 +20,11 @@ from seriesfeed.digest import (
     next_range,
     record_digests,
 )
+from seriesfeed.digest_mail import PREFERENCES, UNSUBSCRIBE, Rendered
 from seriesfeed.errors import ValidationError
 from seriesfeed.mailer import Transport
 from seriesfeed.models import Frequency
-from seriesfeed.outbox import PREFERENCES, UNSUBSCRIBE, Rendered, drain_outbox, render_digest
+from seriesfeed.outbox import drain_outbox, render_digest
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
 
