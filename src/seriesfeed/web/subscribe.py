@@ -31,7 +31,7 @@ from seriesfeed.actions import Store
 from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, StoreError, ValidationError
-from seriesfeed.models import SubscriberStatus
+from seriesfeed.models import Subscriber, SubscriberStatus
 from seriesfeed.pages import render_page
 from seriesfeed.web import localized
 from seriesfeed.web.busy import busy_page, visitor_language
@@ -94,6 +94,29 @@ class Site:
                     local_part: bool = True) -> dict[str, object]:
         every = await run_in_threadpool(actions.list_all_series, self.store)
         return localized.about(self.config, lang, address, followed, every, local_part=local_part)
+
+    async def subscriber(self, request: Request, purpose: subscriptions.Purpose,
+                         token: str) -> Subscriber | HTMLResponse:
+        """Whom a link's token names, or the bad-link page in the reader's language."""
+        try:
+            return await run_in_threadpool(subscriptions.subscriber_for, self.store,
+                                           self.config, purpose, token)
+        except ValidationError:
+            return self.token_error(request)
+
+    async def token_form(self, request: Request, lang: str,
+                         token: str) -> dict[str, str] | Response:
+        """A token page's POST: from our own origin, a form of bounded size, and the CSRF
+        field bound to that link; else the page that says which was wrong."""
+        _ = i18n.messages_for(self.config, lang)
+        if self.cross_site(request):
+            return self.error(lang, 403, _("This form can only be sent from our own pages."))
+        data = await self.form_data(request)
+        if isinstance(data, Response):
+            return data
+        if not self.csrf_ok(token, data.get("csrf", "")):
+            return self.error(lang, 403, _("This form has expired; open the link again."))
+        return data
 
     def csrf_for(self, link_token: str) -> str:
         """The CSRF field for the page a link opened (tokens.make_csrf)."""
@@ -194,14 +217,13 @@ async def subscribe(site: Site, request: Request) -> Response:
                                          result.subscriber)
     return done  # the same answer for new, pending, confirmed and suppressed addresses
 
+
 async def confirm(site: Site, request: Request) -> Response:
     config, store = site.config, site.store
     token = request.path_params["token"]
-    try:
-        sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
-                                      subscriptions.Purpose.CONFIRM, token)
-    except ValidationError:
-        return site.token_error(request)
+    sub = await site.subscriber(request, subscriptions.Purpose.CONFIRM, token)
+    if isinstance(sub, Response):
+        return sub
     _ = i18n.messages_for(config, sub.language)
     block = await site.about(sub.language, sub.email, sub.series)
     if request.method != "POST":  # GET and HEAD show the page; only POST acts
@@ -210,13 +232,9 @@ async def confirm(site: Site, request: Request) -> Response:
         return site.page(sub.language, heading=_("Confirm your subscription"), about=block, form={
             "action": f"{config.public_url}/confirm/{token}",
             "hidden": {"csrf": site.csrf_for(token)}, "button": _("Confirm my subscription")})
-    if site.cross_site(request):
-        return site.error(sub.language, 403, _("This form can only be sent from our own pages."))
-    data = await site.form_data(request)
+    data = await site.token_form(request, sub.language, token)
     if isinstance(data, Response):
         return data
-    if not site.csrf_ok(token, data.get("csrf", "")):
-        return site.error(sub.language, 403, _("This form has expired; open the link again."))
     try:
         await run_in_threadpool(subscriptions.confirm, store, config, token)
     except StoreError as exc:
@@ -229,6 +247,7 @@ async def confirm(site: Site, request: Request) -> Response:
         _("New articles will reach you by email."),
         _("You can unsubscribe at any time with the link in every message.")],
         links=[(_("Unsubscribe"), link)], about=block)
+
 
 async def unsubscribe(site: Site, request: Request) -> Response:
     config, store = site.config, site.store
@@ -266,25 +285,19 @@ async def unsubscribe(site: Site, request: Request) -> Response:
     return site.page(sub.language, heading=_("You are unsubscribed"), about=block, paragraphs=[
         _("You will get no more emails from us.")])
 
+
 async def preferences(site: Site, request: Request) -> Response:
-    config, store = site.config, site.store
+    note: list[str] = []  # what the page says above the form ("saved")
     token = request.path_params["token"]
-    try:
-        sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
-                                      subscriptions.Purpose.PREFERENCES, token)
-    except ValidationError:
-        return site.token_error(request)
+    sub = await site.subscriber(request, subscriptions.Purpose.PREFERENCES, token)
+    if isinstance(sub, Response):
+        return sub
+    config, store = site.config, site.store
     _ = i18n.messages_for(config, sub.language)
-    note: list[str] = []
     if request.method == "POST":
-        if site.cross_site(request):
-            return site.error(sub.language, 403,
-                         _("This form can only be sent from our own pages."))
-        data = await site.form_data(request)
+        data = await site.token_form(request, sub.language, token)
         if isinstance(data, Response):
             return data
-        if not site.csrf_ok(token, data.get("csrf", "")):
-            return site.error(sub.language, 403, _("This form has expired; open the link again."))
         chosen = None  # the series boxes are shown (and sent) only when there are several
         if data.get("series_shown") == "1":
             chosen = tuple(s for s in data.get("series", "").split(",") if s)
