@@ -229,3 +229,19 @@ def test_every_module_imports_first() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_every_module_says_what_it_exports() -> None:
+    """``__all__`` in each module: the public names are a decision, not an accident."""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "migrations" in path.parts or path.name == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        declared = any(isinstance(n, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets) for n in tree.body)
+        has_public = any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                         and not n.name.startswith("_") for n in tree.body)
+        if has_public and not declared:
+            missing.append(str(path.relative_to(SRC)))
+    assert not missing, f"no __all__ in: {missing}"

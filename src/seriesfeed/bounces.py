@@ -36,6 +36,19 @@ from seriesfeed.store import Store
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
 
+__all__ = [
+    "ENVELOPE_HEADERS",
+    "MAC_HEX",
+    "MAX_MESSAGE",
+    "BounceRun",
+    "Report",
+    "envelope_sender",
+    "feedback_id",
+    "process",
+    "read_report",
+    "row_from",
+]
+
 log = logging.getLogger("seriesfeed.bounces")
 MAC_HEX = 20  # 80 bits; lower-case hex survives MTAs that fold the local part's case
 MAX_MESSAGE = 10 * 1024 * 1024

@@ -19,6 +19,8 @@ from seriesfeed.errors import ConfigError
 from seriesfeed.models import Frequency
 from seriesfeed.scheduler import Daemon, Job, make_trigger
 
+__all__ = ["PUBLISH", "build_daemon", "runner_lock", "startup_urls"]
+
 log = logging.getLogger("seriesfeed.daemon")
 
 

@@ -32,6 +32,28 @@ from seriesfeed.errors import ConfigError, ValidationError
 from seriesfeed.templating import localized_template, render, template_exists, templates_dir
 from seriesfeed.text import clean_line
 
+__all__ = [
+    "DKIM_HEADERS",
+    "MAX_NAME",
+    "SMTP_POLICY",
+    "DkimSigner",
+    "FastTemplate",
+    "build_message",
+    "dkim_signer",
+    "encode_header_value",
+    "fast_template",
+    "format_recipient",
+    "inline_css",
+    "make_message_id",
+    "message_bytes",
+    "message_domain",
+    "message_id_affixes",
+    "qp_body",
+    "render_email",
+    "safe_display_name",
+    "sender_address",
+]
+
 SMTP_POLICY = policy.SMTP
 _NAME_UNSAFE = re.compile(r"[^\w .'\-]", re.UNICODE)
 _SPACES = re.compile(r"\s+")

@@ -23,6 +23,12 @@ mailer); anything else reaching the CLI is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigError", "DeliveryError", "FetchError", "ImportError_", "LockError", "NotFoundError",
+    "PermanentDeliveryError", "RelayError", "SeriesfeedError", "StoreDamagedError", "StoreError",
+    "StoreTooNewError", "TransientDeliveryError", "UncertainDeliveryError", "ValidationError",
+]
+
 
 class SeriesfeedError(Exception):
     """Base of every user-facing failure; ``str(err)`` is a one-line message."""

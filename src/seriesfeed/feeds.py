@@ -22,6 +22,32 @@ from seriesfeed.config import Config
 from seriesfeed.models import AuthorKind, Entry, Series, SiteData
 from seriesfeed.text import clean_line, clean_text
 
+__all__ = [
+    "ATOM",
+    "ATOM_NS",
+    "EPOCH",
+    "EXTENSION_ABOUT",
+    "GENERATOR_URI",
+    "HTML",
+    "JSONFEED",
+    "RSS",
+    "UNTITLED",
+    "XML_LANG",
+    "FeedDocument",
+    "Scope",
+    "Translation",
+    "build_atom",
+    "build_json_feed",
+    "build_rss",
+    "is_fallback_for",
+    "json_feed_extension",
+    "json_item_extension",
+    "plan_feeds",
+    "scopes",
+    "translations_for",
+    "with_fallback",
+]
+
 ATOM = "application/atom+xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
 JSONFEED = "application/feed+json; charset=utf-8"

@@ -21,6 +21,19 @@ from seriesfeed import __version__
 from seriesfeed.clock import now_utc
 from seriesfeed.errors import FetchError
 
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "MAX_REDIRECTS",
+    "PERMANENT",
+    "READ_TIMEOUT_S",
+    "TEMPORARY",
+    "TOTAL_TIMEOUT_S",
+    "Fetched",
+    "fetch",
+    "retry_after_seconds",
+    "user_agent",
+]
+
 if TYPE_CHECKING:
     import httpx2
 

@@ -28,6 +28,36 @@ from babel.plural import PluralRule
 from seriesfeed.config import Config, error_at
 from seriesfeed.errors import ConfigError
 
+__all__ = [
+    "DOMAIN",
+    "LOCALE_DIR",
+    "N_",
+    "SOURCE_LANGUAGE",
+    "TEMPLATE",
+    "Catalogue",
+    "Key",
+    "Messages",
+    "SiteTexts",
+    "Translate",
+    "catalogue_file",
+    "catalogue_folders",
+    "check_catalogues",
+    "check_languages",
+    "fallback_policy",
+    "format_date",
+    "gettext",
+    "language_name",
+    "load_catalogue",
+    "locale_for",
+    "messages_for",
+    "negotiate",
+    "ngettext",
+    "site_texts",
+    "template_functions",
+    "template_ids",
+    "translator",
+]
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 TEMPLATE = LOCALE_DIR / "seriesfeed.pot"
 DOMAIN = "seriesfeed"

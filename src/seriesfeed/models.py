@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+__all__ = [
+    "Author", "AuthorKind", "Entry", "Frequency", "OutboxKind", "OutboxState", "Series",
+    "SeriesText", "SiteData", "Subscriber", "SubscriberStatus",
+]
+
 
 class AuthorKind(StrEnum):
     PERSON = "person"

@@ -16,6 +16,11 @@ from seriesfeed.store import Store
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
 
+__all__ = [
+    "backup_store", "health", "list_digests", "list_outbox", "local_time", "restore_store",
+    "retry_outbox", "show_digest", "status_figures",
+]
+
 
 def local_time(value: datetime | None, zone: tzinfo) -> str | None:
     """One way to write a time everywhere (logs, status, JSON): the site's time zone, with

@@ -43,6 +43,23 @@ from seriesfeed.store import outbox as oq
 from seriesfeed.store.locks import SenderLock
 from seriesfeed.subscriptions import preferences_link
 
+__all__ = [
+    "BATCH",
+    "HELD",
+    "MARK_EVERY_S",
+    "MARK_GROUP",
+    "RELAY_PAUSE_MAX_S",
+    "SYSTEMIC_AFTER",
+    "DrainReport",
+    "build_digest_message",
+    "digest_entries",
+    "drain_outbox",
+    "duplicate_bound",
+    "held",
+    "relay_pause",
+    "render_digest",
+]
+
 log = logging.getLogger("seriesfeed.outbox")
 BATCH = 200
 

@@ -11,6 +11,8 @@ from seriesfeed.feeds import EPOCH, HTML, FeedDocument, scopes, translations_for
 from seriesfeed.models import Entry, Series, SiteData
 from seriesfeed.templating import localized_template, render, templates_dir
 
+__all__ = ["build_pages", "page_context", "render_page", "series_text"]
+
 
 def page_context(config: Config, language: str) -> dict[str, Any]:
     """What every page template gets: the language's words and the site's texts in it."""

@@ -25,6 +25,17 @@ from seriesfeed.actions.ops import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError, SeriesfeedError
 
+__all__ = [
+    "FIRE_LIMIT",
+    "Daemon",
+    "Job",
+    "JobFn",
+    "WallClockCronTrigger",
+    "fire_times",
+    "make_trigger",
+    "previous_fire_time",
+]
+
 log = logging.getLogger("seriesfeed.daemon")
 
 JobFn = Callable[[asyncio.Event], Any]  # returns a summary string, or an awaitable of one

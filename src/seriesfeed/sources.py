@@ -34,6 +34,12 @@ from seriesfeed.store import entries as eq
 from seriesfeed.store import sources as sq
 from seriesfeed.urls import BadURL, check_id
 
+__all__ = [
+    "BACKOFF_CAP_S", "BACKOFF_FIRST_S", "LEASE_S", "PollResult", "backoff_seconds",
+    "failing_sources", "import_url", "is_url", "list_sources", "next_poll", "poll_source",
+    "poll_sources", "store_fetched",
+]
+
 if TYPE_CHECKING:  # the verbs import this poller (actions.sources): import them late
     from seriesfeed.actions import entries as actions
 

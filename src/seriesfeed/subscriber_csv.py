@@ -32,6 +32,16 @@ from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
 from seriesfeed.subscriptions import MAX_NAME, check_choice, clean_name
 
+__all__ = [
+    "COLUMNS",
+    "DATES",
+    "SUPPRESSION_REASONS",
+    "Row",
+    "SubscriberImport",
+    "export_rows",
+    "import_subscribers",
+]
+
 COLUMNS = ("email", "name", "language", "frequency", "status", "series", "created_at",
            "confirmed_at", "unsubscribed_at", "consent_at", "consent_ip", "consent_source",
            "hard_bounces", "suppressed")

@@ -29,6 +29,34 @@ from seriesfeed.store import subscribers as sq
 from seriesfeed.store.erasure import address_variants, scrub_address
 from seriesfeed.text import clean_line
 
+__all__ = [
+    "CSV_COLUMNS",
+    "MAX_NAME",
+    "RESEND_AFTER",
+    "AddResult",
+    "ConfirmationMail",
+    "add_subscriber",
+    "check_choice",
+    "clean_name",
+    "confirm",
+    "confirm_link",
+    "confirmation_due",
+    "confirmation_message",
+    "export_rows",
+    "import_subscribers",
+    "list_subscribers",
+    "preferences_link",
+    "queue_confirmation",
+    "remove_subscriber",
+    "send_confirmation",
+    "subscriber_for",
+    "unsubscribe",
+    "unsubscribe_address",
+    "unsubscribe_link",
+    "unsubscribe_target",
+    "update_preferences",
+]
+
 log = logging.getLogger("seriesfeed.subscriptions")
 CSV_COLUMNS = ("email", "name", "language", "frequency", "status")
 MAX_NAME = 100

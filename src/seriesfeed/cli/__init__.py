@@ -21,6 +21,8 @@ from seriesfeed.actions import Store, open_store
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import SeriesfeedError
 
+__all__ = ["AppContext", "cli", "init", "main", "pass_app", "print_json"]
+
 
 @dataclass
 class AppContext:

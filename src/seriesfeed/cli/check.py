@@ -7,6 +7,8 @@ import click
 from seriesfeed.actions import ops
 from seriesfeed.cli import AppContext, cli, pass_app
 
+__all__ = ["check"]
+
 
 @cli.command()
 @pass_app

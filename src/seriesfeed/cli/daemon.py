@@ -12,6 +12,8 @@ from seriesfeed import daemon as daemon_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.logs import setup_logging
 
+__all__ = ["run", "status"]
+
 
 @cli.command()
 @click.option("--sender-only", is_flag=True,

@@ -13,6 +13,8 @@ from seriesfeed.cli import AppContext, cli, pass_app
 from seriesfeed.errors import ValidationError
 from seriesfeed.models import Frequency
 
+__all__ = ["digest", "preview", "send"]
+
 
 @cli.group()
 def digest() -> None:

@@ -14,6 +14,11 @@ from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import ValidationError
 from seriesfeed.models import Entry
 
+__all__ = [
+    "add_command", "entries", "export_command", "import_command", "link_command", "list_command",
+    "remove_command", "show_command",
+]
+
 
 @cli.command("import")
 @click.argument("file")

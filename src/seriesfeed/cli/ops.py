@@ -11,6 +11,11 @@ from seriesfeed.actions import ops as operations
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.models import OutboxState
 
+__all__ = [
+    "backup_command", "bounces", "bounces_process", "digests", "digests_list", "digests_show",
+    "outbox", "outbox_list", "outbox_retry", "restore_command",
+]
+
 
 @cli.group()
 def outbox() -> None:

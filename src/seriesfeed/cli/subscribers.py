@@ -13,6 +13,10 @@ from seriesfeed.actions.ops import local_time
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.models import SubscriberStatus
 
+__all__ = [
+    "add", "export", "import_command", "list_command", "remove", "subscribers", "unsubscribe",
+]
+
 
 @cli.group()
 def subscribers() -> None:

@@ -20,6 +20,13 @@ from seriesfeed.store.tables import (
     series_texts,
 )
 
+__all__ = [
+    "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint", "get_entry",
+    "get_series", "list_entries", "list_series", "max_seq", "next_release", "release_due",
+    "remove_entry", "save_entry", "series_id", "set_translation", "site_data", "sync_hold",
+    "translations_of", "upsert_series",
+]
+
 _CHUNK = 500
 
 

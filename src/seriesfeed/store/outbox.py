@@ -21,6 +21,22 @@ from seriesfeed.models import OutboxKind, OutboxState, SubscriberStatus
 from seriesfeed.store.ops import reset_hard_bounces
 from seriesfeed.store.tables import outbox, subscriber_series, subscribers
 
+__all__ = [
+    "LEASE",
+    "RELAY_NOTE",
+    "Claimed",
+    "Outcome",
+    "backoff",
+    "claim",
+    "detach_subscriber",
+    "hand_back",
+    "hurry",
+    "mark",
+    "queue",
+    "release_orphans",
+    "renew",
+]
+
 LEASE = timedelta(minutes=5)
 RELAY_NOTE = " (the relay's or the configuration's problem: not counted against the subscriber)"
 

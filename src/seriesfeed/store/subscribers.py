@@ -19,6 +19,12 @@ from seriesfeed.store.tables import (
     suppressions,
 )
 
+__all__ = [
+    "add", "confirm", "confirm_sent_at", "counts", "email_hash", "email_key", "get",
+    "is_suppressed", "iterate", "remove", "resubscribe", "set_preferences", "set_series",
+    "unsubscribe", "update_fields",
+]
+
 
 def email_key(email: str) -> str:
     """One subscription per mailbox whatever the case typed (callers pass the address

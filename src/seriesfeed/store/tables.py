@@ -26,6 +26,12 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+__all__ = [
+    "UTCDateTime", "content_version", "digests", "entries", "entry_authors", "held_entries",
+    "job_runs", "metadata", "outbox", "series", "series_texts", "source_entries", "sources",
+    "subscriber_series", "subscribers", "suppressions",
+]
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on every backend.

@@ -28,6 +28,8 @@ from seriesfeed.errors import StoreError
 from seriesfeed.web.busy import busy_page, visitor_language
 from seriesfeed.web.security import SecurityHeaders
 
+__all__ = ["create_app"]
+
 
 def create_app(config: Config, store: Store) -> Starlette:
     from seriesfeed.web import feeds, localized, ops, subscribe

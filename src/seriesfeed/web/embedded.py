@@ -25,6 +25,8 @@ from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.web import create_app
 
+__all__ = ["REQUEST_TIMEOUT", "serve_forever", "serve_until", "timed_protocol", "trusted_proxies"]
+
 log = logging.getLogger("seriesfeed.web")
 
 

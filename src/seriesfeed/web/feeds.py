@@ -23,6 +23,8 @@ from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.web import localized
 
+__all__ = ["CACHE_CONTROL", "Served", "SiteCache", "not_found_page", "routes"]
+
 CACHE_CONTROL = "public, max-age=300"
 
 

@@ -18,6 +18,8 @@ from seriesfeed.actions import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
 
+__all__ = ["FeedCounter", "endpoints", "has_token", "metrics_app", "routes"]
+
 
 def has_token(config: Config, request: Request) -> bool:
     """``Authorization: Bearer <[metrics] token>``, compared in constant time."""

@@ -36,6 +36,19 @@ from seriesfeed.pages import render_page
 from seriesfeed.web import localized
 from seriesfeed.web.busy import busy_page, visitor_language
 
+__all__ = [
+    "MAX_BODY",
+    "MAX_FIELDS",
+    "Endpoint",
+    "RateLimiter",
+    "Site",
+    "confirm",
+    "preferences",
+    "routes",
+    "subscribe",
+    "unsubscribe",
+]
+
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_BODY = 16 * 1024
 MAX_FIELDS = 20
