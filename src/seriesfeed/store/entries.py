@@ -200,11 +200,29 @@ def site_data(conn: Connection, everything: list[Entry] | None = None) -> SiteDa
     translation links (and the linked entries a feed names but does not list)."""
     if everything is None:
         everything = list_entries(conn)
-    links = translations_of(conn, [e.seq for e in everything if e.seq is not None])
     linked = {e.seq: e for e in everything if e.seq is not None}
-    for seq in {s for v in links.values() for s in v} - set(linked):
-        linked[seq] = get_entry(conn, str(seq))
+    links = _links_among(everything)
+    if links is None:  # a link to an entry not in the list: ask the store
+        links = translations_of(conn, list(linked))
+        for seq in {s for v in links.values() for s in v} - set(linked):
+            linked[seq] = get_entry(conn, str(seq))
     return SiteData(everything, list_series(conn), links, linked)
+
+
+def _links_among(found: list[Entry]) -> dict[int, list[int]] | None:
+    """``translations_of`` for entries that carry every link themselves (each entry's
+    ``translation_of`` names another in the list): no query. None when one does not."""
+    by_id = {e.id: e.seq for e in found if e.id is not None and e.seq is not None}
+    out: dict[int, set[int]] = {}
+    for e in found:
+        if e.translation_of is None or e.seq is None:
+            continue
+        other = by_id.get(e.translation_of)
+        if other is None:
+            return None
+        out.setdefault(e.seq, set()).add(other)
+        out.setdefault(other, set()).add(e.seq)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def fingerprint(conn: Connection) -> tuple[object, ...]:
