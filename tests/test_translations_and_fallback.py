@@ -266,12 +266,14 @@ def test_an_internal_error_is_a_page_in_the_reader_language(make_config: ConfigF
     with broken.write() as conn:  # the table the site reads first
         conn.execute(text("DROP TABLE content_version"))
     client = TestClient(create_app(config, broken), raise_server_exceptions=False)
+    # a store that cannot answer is a 503 with Retry-After (RELIABILITY invariant 13),
+    # still a page in the reader's language that names nothing internal
     answer = client.get("/es/", headers={"Accept-Language": "en"})
-    assert answer.status_code == 500 and '<html lang="es">' in answer.text
-    assert "Algo ha fallado por nuestra parte" in answer.text
+    assert answer.status_code == 503 and '<html lang="es">' in answer.text
+    assert "Ahora mismo hay mucha carga" in answer.text and answer.headers["retry-after"]
     assert "Traceback" not in answer.text and "content_version" not in answer.text
     english = client.get("/feeds/en/atom.xml")
-    assert english.status_code == 500 and "Something went wrong on our side" in english.text
+    assert english.status_code == 503 and "Busy right now" in english.text
     broken.close()
 
 

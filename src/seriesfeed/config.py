@@ -350,6 +350,11 @@ def _check_cron(value: str) -> str | None:
 
 def _check_from(value: str) -> str | None:
     _name, addr = parseaddr(value)
+    if addr and not addr.isascii():
+        # the envelope sender and From of every message: an ASCII address (the display
+        # name may be in any script); relays without SMTPUTF8 could not take it at all
+        return (f"'{addr}' is not an ASCII address (write the domain as A-labels, "
+                "e.g. xn--...; the name before <...> may use any letters)")
     if not re.fullmatch(r"[^@\s<>\x00-\x1f]+@[^@\s<>\x00-\x1f]+", addr) or \
             any(c in value for c in "\r\n\x00"):
         return (f"'{value}' is not an address such as 'Site name <digest@example.org>' or "

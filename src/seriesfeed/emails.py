@@ -282,4 +282,11 @@ def dkim_signer(config: Config) -> DkimSigner | None:
     except OSError as exc:
         raise ConfigError(f"mail.dkim_key: cannot read {config.mail.dkim_key}: {exc}",
                           key="mail.dkim_key") from exc
+    import dkim.crypto
+
+    try:  # checked once, here: a bad key would otherwise fail every message of a digest
+        dkim.crypto.parse_pem_private_key(key)
+    except (dkim.crypto.UnparsableKeyError, ValueError) as exc:
+        raise ConfigError(f"mail.dkim_key: {config.mail.dkim_key} is not a PEM RSA private "
+                          f"key ({exc})", key="mail.dkim_key") from exc
     return DkimSigner(config.mail.dkim_selector.encode(), config.mail.dkim_domain.encode(), key)

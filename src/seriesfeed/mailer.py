@@ -214,6 +214,10 @@ async def _transaction(client: aiosmtplib.SMTP, message: bytes, sender: str,
     """MAIL, RCPT, DATA step by step, so a failure is known to be before or after DATA."""
     options: list[str] = []
     encoding = "ascii"
+    if client.is_ehlo_or_helo_needed:
+        # aiosmtplib says EHLO lazily (inside MAIL), and STARTTLS forgets the extensions:
+        # without this a fresh connection would not know SMTPUTF8 or 8BITMIME yet
+        await client.ehlo()
     if _needs_smtputf8(sender, recipients):
         # RFC 6531: an internationalised mailbox needs the relay's SMTPUTF8; without it
         # this one message cannot go out, which says nothing against the relay or the rest

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +35,9 @@ from seriesfeed.errors import (
     PermanentDeliveryError,
     RelayError,
     SeriesfeedError,
+    StoreError,
     UncertainDeliveryError,
+    ValidationError,
 )
 from seriesfeed.models import Entry, OutboxKind, OutboxState
 from seriesfeed.store import Store
@@ -151,107 +154,148 @@ def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
 
 
 _ADDRESSES = re.compile(r"<[^>]*>|\S+@\S+")
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 # rows some drain of this process holds, per store: never claimed again by this process
 HELD: dict[str, set[int]] = {}
 
 
 def held(store: Store) -> set[int]:
     return HELD.setdefault(store.url, set())
+
+
 MARK_GROUP = 16  # outcomes committed together: a crash re-sends at most this many + in flight
 MARK_EVERY_S = 0.25
-SYSTEMIC_AFTER = 5  # the same 5xx for this many recipients in a row is the relay's problem
+MARK_RETRY_S = 60.0  # a mark that meets a locked store is tried again this long
+SYSTEMIC_AFTER = 5  # the same refusal for this many recipients in a row: the relay's problem
 RELAY_PAUSE_MAX_S = 3600.0
 _relay_streak = 0  # drains in a row paused by the relay (this process): the pause grows
 
 
-def _reply_key(exc: DeliveryError) -> str:
-    """The reply without what names the recipient, to see "the same refusal for all"."""
-    text = str(exc)
-    if exc.recipient:
-        text = text.replace(exc.recipient, "")
-    return f"{exc.code} {_ADDRESSES.sub('', text)}"
+class Reply(enum.Enum):
+    """What a failed reply says about whom (RFC 3463 enhanced status codes)."""
+
+    RECIPIENT = "recipient"  # x.1.x addressing, x.2.x mailbox: this address, a bounce
+    POLICY = "policy"  # x.7.x security or policy: the sender's standing, not a bounce
+    SYSTEM = "system"  # x.3/x.4/x.5/x.6: the relay or the message, often for everyone
+    UNKNOWN = "unknown"  # no enhanced code: judged by how often it repeats
+
+
+def classify(exc: DeliveryError) -> tuple[Reply, str]:
+    """The class of a reply, and a key that is equal for "the same refusal" whoever the
+    recipient (the enhanced code when there is one; else the text without addresses)."""
+    match = _ENHANCED.search(str(exc))
+    if match is None:
+        text = str(exc).replace(exc.recipient or "\0", "")
+        return Reply.UNKNOWN, f"{exc.code} {_ADDRESSES.sub('', text)}"
+    subject = match.group(2)
+    kind = {"1": Reply.RECIPIENT, "2": Reply.RECIPIENT, "7": Reply.POLICY}.get(
+        subject, Reply.SYSTEM)
+    return kind, f"{exc.code} {match.group(0)}"
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """One row's outcome as the sender saw it, and what it may say about the relay."""
+
+    outcome: oq.Outcome
+    key: str | None = None  # equal for the same refusal: a run of them is systemic
+    pause: bool = False  # the relay refuses the sender: stop this drain
+    decisive: bool = False  # a system-class refusal: two alike in a drain with no success
 
 
 async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
-                data: bytes) -> tuple[oq.Outcome, str | None]:
-    """Send one row; every failure becomes this row's outcome (invariant 10). The second
-    value is the reply key of a recipient 5xx, for the systemic check."""
+                data: bytes) -> _Sent:
+    """Send one row; every failure becomes this row's outcome (invariant 10)."""
     try:
         await transport.send(data, sender=sender, recipients=[row.recipient])
     except RelayError as exc:
-        return oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts, str(exc),
-                          exc.code, sender_fault=True), None
-    except PermanentDeliveryError as exc:
-        key = _reply_key(exc) if exc.code else None
-        return oq.Outcome(row.id, row.subscriber_id, OutboxState.FAILED, row.attempts, str(exc),
-                          exc.code), key
+        return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
+                                str(exc), exc.code, sender_fault=True), pause=True)
     except DeliveryError as exc:
-        return oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts, str(exc),
-                          exc.code, uncertain=isinstance(exc, UncertainDeliveryError)), None
+        uncertain = isinstance(exc, UncertainDeliveryError)
+        permanent = isinstance(exc, PermanentDeliveryError)
+        if exc.code is None:  # a timeout or a dropped connection (or no SMTPUTF8)
+            outcome = oq.Outcome(row.id, row.subscriber_id,
+                                 OutboxState.FAILED if permanent else OutboxState.RETRY,
+                                 row.attempts, str(exc), None, uncertain=uncertain)
+            return _Sent(outcome, None if permanent else f"lost {uncertain}")
+        kind, key = classify(exc)
+        # a 5xx is tried once; it counts as a bounce only when it names the address (or
+        # says nothing more): a policy or system refusal is not the subscriber's doing
+        outcome = oq.Outcome(row.id, row.subscriber_id,
+                             OutboxState.FAILED if permanent else OutboxState.RETRY,
+                             row.attempts, str(exc), exc.code, uncertain=uncertain,
+                             bounce=kind in (Reply.RECIPIENT, Reply.UNKNOWN))
+        if kind is Reply.RECIPIENT:
+            return _Sent(outcome)
+        return _Sent(outcome, key, decisive=kind is not Reply.UNKNOWN)
     except Exception as exc:  # a bug: this row retries (and fails at max_attempts) alone
         log.exception("sending outbox row %s failed unexpectedly", row.id)
-        return oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
-                          f"{type(exc).__name__}: {exc}"), None
+        return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
+                                f"{type(exc).__name__}: {exc}"))
     crashpoints.hit("after_smtp_250")
-    return oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT, row.attempts), None
+    return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT, row.attempts))
 
 
 class _Verdicts:
     """Decides, as outcomes arrive, which failures are the recipients' and which are the
-    relay's (invariant 11). A recipient 5xx is held back while a run of identical ones
-    grows: ``SYSTEMIC_AFTER`` of them in a row (or two or more with no success in the
-    whole drain) means the relay refuses everybody, and they wait instead of bouncing."""
+    relay's (invariant 11). A failure that could be the relay's (not one naming the
+    address, RFC 3463 x.1/x.2) is held back while a run of the same refusal grows:
+    ``SYSTEMIC_AFTER`` in a row (or, for a system-class code, two or more in a drain that
+    delivered nothing) means the relay refuses everybody, and they wait, uncounted,
+    instead of bouncing or using up their attempts."""
 
     def __init__(self) -> None:
         self.delivered = False
-        self.held: list[oq.Outcome] = []
-        self.held_key: str | None = None
+        self.held: list[_Sent] = []
         self.paused: str | None = None  # why sending stopped (a sender-side failure)
 
     def _release(self) -> list[oq.Outcome]:
-        out, self.held, self.held_key = self.held, [], None
+        out, self.held = [s.outcome for s in self.held], []
         return out
 
     def _systemic(self, why: str) -> list[oq.Outcome]:
         self.paused = self.paused or why
-        return [dataclasses.replace(o, state=OutboxState.RETRY, sender_fault=True)
-                for o in self._release()]
+        out, self.held = self.held, []
+        return [dataclasses.replace(s.outcome, state=OutboxState.RETRY, sender_fault=True)
+                for s in out]
 
-    def add(self, outcome: oq.Outcome, key: str | None) -> list[oq.Outcome]:
+    def add(self, sent: _Sent) -> list[oq.Outcome]:
         """The outcomes that can be marked now."""
-        if outcome.sender_fault:
+        outcome = sent.outcome
+        if sent.pause:
             self.paused = self.paused or (outcome.error or "relay error")
             return [outcome]
-        if key is None:
+        if sent.key is None:
             if outcome.state is OutboxState.SENT:
                 self.delivered = True
                 return [*self._release(), outcome]
             return [outcome]
-        if self.held and key != self.held_key:
-            released = self._release()
-            self.held, self.held_key = [outcome], key
-            return released
-        self.held.append(outcome)
-        self.held_key = key
+        released = self._release() if self.held and sent.key != self.held[0].key else []
+        self.held.append(sent)
         if len(self.held) >= SYSTEMIC_AFTER:
-            return self._systemic(f"the relay refused {len(self.held)} recipients in a row "
-                                  f"the same way: {outcome.error}")
-        return []
+            return released + self._systemic(
+                f"the relay refused {len(self.held)} recipients in a row the same way: "
+                f"{outcome.error}")
+        return released
 
     def finish(self) -> list[oq.Outcome]:
-        if len(self.held) >= 2 and not self.delivered:
+        if len(self.held) >= 2 and not self.delivered and self.held[0].decisive:
             return self._systemic(f"the relay refused every recipient the same way: "
-                                  f"{self.held[-1].error}")
+                                  f"{self.held[-1].outcome.error}")
         return self._release()
 
 
 class _Marker:
     """Commits outcomes in small groups while sending goes on (invariant 12), one commit
-    at a time, in a worker thread (invariant 13)."""
+    at a time, in a worker thread (invariant 13). A store that is locked for a while
+    (another process writing) is waited for: sending stops meanwhile, because a
+    connection takes its next message only once its outcome is accepted here."""
 
-    def __init__(self, store: Store, config: Config) -> None:
-        self.store, self.config = store, config
+    def __init__(self, store: Store, config: Config, mine: set[int]) -> None:
+        self.store, self.config, self.mine = store, config, mine
         self.pending: list[oq.Outcome] = []
+        self.unmarked: set[int] = set()  # known outcomes whose commit failed for good
         self.lock = asyncio.Lock()
         self.first_at = 0.0
 
@@ -268,11 +312,27 @@ class _Marker:
     async def flush(self) -> None:
         async with self.lock:
             group, self.pending = self.pending, []
-            if group:
-                crashpoints.hit("before_mark_commit")
-                await asyncio.to_thread(_mark, self.store, self.config, group)
-                crashpoints.hit("after_mark_commit")
-                held(self.store).difference_update(o.id for o in group)
+            if not group:
+                return
+            crashpoints.hit("before_mark_commit")
+            deadline = time.monotonic() + MARK_RETRY_S
+            while True:
+                try:
+                    await asyncio.to_thread(_mark, self.store, self.config, group)
+                    break
+                except StoreError as exc:
+                    if time.monotonic() >= deadline:
+                        # left ``sending``: their lease runs out and they are sent again
+                        # (same Message-ID), never handed back as if unsent
+                        self.unmarked.update(o.id for o in group)
+                        raise
+                    log.warning("marking %s sent messages waits for the store: %s",
+                                len(group), exc)
+                    await asyncio.sleep(1.0)
+            crashpoints.hit("after_mark_commit")
+            ids = {o.id for o in group}
+            self.mine.difference_update(ids)
+            held(self.store).difference_update(ids)
 
 
 async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event | None = None,
@@ -299,12 +359,11 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
     limit = asyncio.Semaphore(max(config.smtp.connections, 1))
     lease = timedelta(seconds=config.mail.lease_seconds)
     verdicts = _Verdicts()
-    marker = _Marker(store, config)
-    mine: set[int] = set()  # claimed by this drain and not yet marked
+    mine: set[int] = set()  # claimed by this drain and not yet marked (leases renewed)
+    marker = _Marker(store, config, mine)
 
     def count(outcomes: list[oq.Outcome]) -> None:
         for o in outcomes:
-            mine.discard(o.id)
             if o.uncertain:
                 report.uncertain += 1
             if o.state is OutboxState.SENT:
@@ -336,19 +395,25 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
                 return  # handed back below, untried
             try:
                 data = build(row, rendered)
-            except Exception as exc:  # one bad row fails alone, never the batch
-                if not isinstance(exc, SeriesfeedError):
-                    log.exception("building the message of outbox row %s failed", row.id)
+            except ValidationError as exc:  # this row's address: it fails alone
                 await settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.FAILED,
                                          row.attempts, f"cannot build the message: {exc}")])
+                return
+            except Exception as exc:  # a template or a key: every row would fail alike
+                if not verdicts.paused:
+                    log.exception("building the message of outbox row %s failed", row.id)
+                await settle(verdicts.add(_Sent(oq.Outcome(
+                    row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
+                    f"cannot build the message: {type(exc).__name__}: {exc}",
+                    sender_fault=True), pause=True)))
                 return
             # with [mail] bounce_address, a VERP envelope sender naming the row
             envelope = bounces.envelope_sender(config, key, row.id) \
                 if config.mail.bounce_address else sender
-            outcome, reply = await _send(transport, envelope, row, data)
+            sent = await _send(transport, envelope, row, data)
             # inside the slot: a connection sends again only once its outcome is taken,
             # which bounds what a crash can leave unmarked (duplicate_bound)
-            await settle(verdicts.add(outcome, reply))
+            await settle(verdicts.add(sent))
 
     lock = SenderLock(store)
     renewer: asyncio.Task[None] | None = None
@@ -385,7 +450,7 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
                                              row.attempts)])
                     continue
                 jobs.append(one(row, rendered))
-            await asyncio.gather(*jobs)
+            await _all(jobs)
             await settle(verdicts.finish() if verdicts.paused else [])
             await marker.flush()
             if progress:
@@ -413,12 +478,35 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
     return report
 
 
+async def _all(jobs: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the sends; if one fails (a store that stays locked past every mark retry) or
+    this drain is cancelled, the others stop too before anything is handed back, so no
+    row is sent by a straggler after it was queued again."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def _finish(store: Store, marker: _Marker, rest: list[oq.Outcome],
                   mine: set[int]) -> None:
     """Mark what is known, hand back what was not sent (also when cancelled: the worker
-    thread completes even if this task is cancelled again, and the loop waits for it)."""
+    thread completes even if this task is cancelled again, and the loop waits for it).
+    Rows whose outcome is known but could not be committed are not handed back: they may
+    have been delivered; their lease runs out and they are sent again, same Message-ID."""
     marker.pending += rest
-    await marker.flush()
+    failure: StoreError | None = None
+    try:
+        await marker.flush()
+    except StoreError as exc:
+        failure = exc
+    known = marker.unmarked | {o.id for o in marker.pending}
+    held(store).difference_update(known)
+    mine.difference_update(known)
     if mine:
         back = list(mine)
         mine.clear()
@@ -426,6 +514,8 @@ async def _finish(store: Store, marker: _Marker, rest: list[oq.Outcome],
         if handed:
             log.info("%s claimed messages handed back unsent (queued, same Message-ID)",
                      handed)
+    if failure is not None:
+        raise failure
 
 
 _last_pause: list[str | None] = [None]

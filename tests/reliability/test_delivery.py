@@ -362,3 +362,181 @@ def test_relay_down_at_subscribe_delays_the_confirmation_never_loses_it(
     assert [r["state"] for r in _rows(config)] == ["sent"]
     figures(**{"case": "relay down at subscribe", "confirmations delivered": len(got),
                "second subscribe needed": "no"})
+
+
+# -- found by attacking the above from outside the suite ----------------------------------
+
+def _send_cli(config: Config) -> tuple[int, str, str]:
+    return _cli(config, "digest", "send", "--frequency", "daily")
+
+
+@pytest.mark.catalogue("F14")
+def test_the_first_message_on_a_fresh_connection_may_need_smtputf8(
+        make_config: Callable[..., Path], tmp_path: Path,
+        fault: Callable[..., FaultServer]) -> None:
+    server = fault()
+    config = kill.world(make_config, server.port, 0, f"sqlite:///{tmp_path / 'u.sqlite3'}",
+                        addresses=["josé@example.org", "r0@example.org"], connections=1)
+    code, _, err = _send_cli(config)
+    assert code == 0, err
+    assert {str(r["recipient"]): r["state"] for r in _rows(config)} == {
+        "josé@example.org": "sent", "r0@example.org": "sent"}
+
+
+@pytest.mark.catalogue("F15")
+def test_unknown_users_in_a_row_fail_once_and_bounce_without_pausing(
+        make_config: Callable[..., Path], tmp_path: Path,
+        fault: Callable[..., FaultServer]) -> None:
+    server = fault(rules={"gone.test": [Rule("rcpt", "550 5.1.1 User unknown")]})
+    config = kill.world(make_config, server.port, 0, f"sqlite:///{tmp_path / 'g.sqlite3'}",
+                        addresses=[*(f"u{i}@gone.test" for i in range(6)),
+                                   *(f"r{i}@example.org" for i in range(20))],
+                        connections=1, extra=FAST)
+    code, out, _err = _send_cli(config)
+    assert code == 0 and "paused" not in out, out
+    rows = {str(r["recipient"]): r for r in _rows(config)}
+    assert all(rows[f"u{i}@gone.test"]["state"] == "failed" for i in range(6))
+    assert all(rows[f"u{i}@gone.test"]["attempts"] == 1 for i in range(6))
+    assert sum(1 for r in rows.values() if r["state"] == "sent") == 20
+    assert all(h == 1 for e, (_, h) in _subscriber_states(config).items() if "gone" in e)
+
+
+@pytest.mark.catalogue("F15")
+@pytest.mark.parametrize("reply", [
+    "550 5.7.26 Unauthenticated email is not accepted {token} - gsmtp",
+    "452 4.3.1 Insufficient system storage"])
+def test_the_same_refusal_for_everyone_is_the_relays_even_with_tokens_or_4xx(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        reply: str) -> None:
+    import itertools
+
+    server = fault()
+    tokens = itertools.count()
+
+    class Varying(Rule):  # the relay quotes a fresh token in every refusal
+        @property  # type: ignore[override]
+        def reply(self) -> str:
+            return reply.format(token=f"t{next(tokens)}x")
+
+        @reply.setter
+        def reply(self, value: str) -> None:
+            pass
+
+    phase = "data" if reply.startswith("550") else "rcpt"
+    server.handler.rules["example.org"] = [Varying(phase)]
+    config = kill.world(make_config, server.port, 20, f"sqlite:///{tmp_path / 'v.sqlite3'}",
+                        extra={"mail": {"retry_seconds": 0.05, "max_attempts": 2}})
+    for _ in range(4):  # several drains: nothing may use up its attempts or bounce
+        code, _, err = _send_cli(config)
+        assert code == 0, err
+        _make_due(config)
+    assert {str(r["state"]) for r in _rows(config)} <= {"retry", "queued"}
+    assert all(s == ("confirmed", 0) for s in _subscriber_states(config).values())
+    server.handler.rules.clear()
+    code, _, err = _send_cli(config)
+    assert code == 0, err
+    assert {str(r["state"]) for r in _rows(config)} == {"sent"}
+    assert kill.account(server.handler.deliveries(), kill.recipients(20)).duplicates == 0
+
+
+def test_a_policy_refusal_for_some_recipients_is_no_bounce(
+        make_config: Callable[..., Path], tmp_path: Path,
+        fault: Callable[..., FaultServer]) -> None:
+    server = fault(rules={"far.test": [Rule("rcpt", "554 5.7.1 Relay access denied")]})
+    addresses = [a for i in range(10) for a in (f"u{i}@far.test", f"r{i}@example.org")]
+    config = kill.world(make_config, server.port, 0, f"sqlite:///{tmp_path / 'p.sqlite3'}",
+                        addresses=addresses, extra={"mail": {"bounce_limit": 1}})
+    for n in range(3):
+        if n:
+            _new_entry(config, n)
+        code, _, err = _send_cli(config)
+        assert code == 0, err
+    assert all(s == ("confirmed", 0) for s in _subscriber_states(config).values())
+
+
+def test_a_bad_dkim_key_is_one_error_line_and_touches_no_row(
+        make_config: Callable[..., Path], tmp_path: Path,
+        fault: Callable[..., FaultServer]) -> None:
+    key = tmp_path / "dkim.pem"
+    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----\n")
+    server = fault()
+    config = kill.world(make_config, server.port, 5, f"sqlite:///{tmp_path / 'k.sqlite3'}",
+                        extra={"mail": {"dkim_key": str(key), "dkim_selector": "s",
+                                        "dkim_domain": "example.org"}})
+    code, _, err = _send_cli(config)
+    assert code != 0 and "Traceback" not in err and "mail.dkim_key" in err, err
+    assert {str(r["state"]) for r in _rows(config)} <= {"queued"}
+
+
+def test_a_non_ascii_from_address_is_refused_when_read(make_config: Callable[..., Path]
+                                                       ) -> None:
+    from seriesfeed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ASCII"):
+        load_config(make_config(mail={"from": "Boletín <boletín@example.org>"}), env={})
+    assert load_config(make_config(mail={"from": "Boletín <boletin@example.org>"}),
+                       env={}).mail.from_.startswith("Boletín")
+
+
+@pytest.mark.catalogue("F16")
+def test_a_store_locked_during_a_send_makes_no_duplicate(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        figures: Callable[..., None]) -> None:
+    """Another process holds the write lock for longer than SQLite's busy timeout while
+    marks are due: sending waits for the marks, nothing is sent twice, nothing is lost."""
+    import sqlite3
+    import threading
+
+    n = 40
+    server = fault(tarpit=0.05)
+    path = tmp_path / "lock.sqlite3"
+    config = kill.world(make_config, server.port, n, f"sqlite:///{path}", connections=2)
+    held_for = 3.0
+
+    def hold() -> None:
+        while len(server.handler.deliveries()) < 5:
+            time.sleep(0.01)
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        time.sleep(held_for)
+        db.execute("COMMIT")
+        db.close()
+
+    base = open_store(config.database.url, config.base_dir)
+    store = base.with_busy_timeout(1.0)  # shorter than the lock: marks must wait for it
+    try:
+        locker = threading.Thread(target=hold)
+        locker.start()
+        asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
+                                         scheduled=False))
+        locker.join()
+    finally:
+        store.close()
+        base.close()
+    got = kill.account(server.handler.deliveries(), kill.recipients(n))
+    assert got.lost == 0 and got.duplicates == 0, got
+    assert kill.outbox_states(config) == {"sent": n}
+    figures(**{"case": "write lock held past the busy timeout mid-send", "recipients": n,
+               "duplicates": got.duplicates, "lost": got.lost})
+
+
+def test_digest_send_hands_rows_back_on_sigterm(
+        make_config: Callable[..., Path], tmp_path: Path,
+        fault: Callable[..., FaultServer]) -> None:
+    import signal
+
+    server = fault(tarpit=0.5)
+    config = kill.world(make_config, server.port, 30, f"sqlite:///{tmp_path / 't.sqlite3'}",
+                        connections=1)
+    assert config.path is not None
+    proc = subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
+                             "digest", "send", "--frequency", "daily"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not server.handler.deliveries() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    states = kill.outbox_states(config)
+    assert "sending" not in states and states.get("queued", 0) >= 20, states

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -74,8 +76,7 @@ def send(app: AppContext, frequency: str | None, dry_run: bool, to: str | None,
         click.echo(actions.digest_dry_run(app.store, app.config, freq))
         return
     if not sys.stdout.isatty():
-        click.echo(asyncio.run(actions.send_digests(app.store, app.config, frequency=freq,
-                                                    scheduled=False)))
+        click.echo(asyncio.run(_send_until_signal(app, freq)))
         return
     from rich.progress import Progress
 
@@ -85,6 +86,22 @@ def send(app: AppContext, frequency: str | None, dry_run: bool, to: str | None,
         def advance(done: int, total: int) -> None:
             bar.update(task, advance=done, total=total or None)
 
-        summary = asyncio.run(actions.send_digests(app.store, app.config, frequency=freq,
-                                                   scheduled=False, progress=advance))
+        summary = asyncio.run(_send_until_signal(app, freq, advance))
     click.echo(summary)
+
+
+async def _send_until_signal(app: AppContext, freq: Frequency | None,
+                             progress: Callable[[int, int], None] | None = None) -> str:
+    """`digest send` stops like the daemon on SIGTERM or SIGINT (cron, systemd, timeout):
+    no new sends, the ones in flight finish, unsent rows are handed back queued."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        return await actions.send_digests(app.store, app.config, frequency=freq,
+                                          scheduled=False, stopping=stopping,
+                                          progress=progress)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -70,6 +70,7 @@ class Outcome:
     # the sender's problem (relay down, wrong password, refused MAIL FROM, the same refusal
     # for everyone): retried later, the attempt not counted, nothing against the subscriber
     sender_fault: bool = False
+    bounce: bool = True  # a 5xx here counts against the subscriber (it names the address)
 
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]
@@ -220,6 +221,8 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
                       "attempts": func.max(outbox.c.attempts - 1, 0)
                       if conn.dialect.name == "sqlite"
                       else func.greatest(outbox.c.attempts - 1, 0)}
+            if o.uncertain:
+                values["uncertain"] = True
             conn.execute(update(outbox).where(outbox.c.id == o.id).values(**values))
             continue
         final = o.state is OutboxState.FAILED or o.attempts >= max_attempts
@@ -231,7 +234,9 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
             values["uncertain"] = True
         conn.execute(update(outbox).where(outbox.c.id == o.id).values(**values))
         if o.state is OutboxState.FAILED and o.subscriber_id is not None and o.code and \
-                o.code >= 500:
+                o.code >= 500 and o.bounce:
+            conn.execute(update(outbox).where(outbox.c.id == o.id).values(
+                bounce="hard", bounced_at=now))
             _count_bounce(conn, o.subscriber_id, bounce_limit)
 
 
@@ -240,8 +245,7 @@ def _count_bounce(conn: Connection, subscriber_id: int, bounce_limit: int) -> No
         hard_bounces=subscribers.c.hard_bounces + 1))
     digests_bounced = conn.execute(
         select(func.count(func.distinct(outbox.c.digest_id))).where(
-            outbox.c.subscriber_id == subscriber_id, outbox.c.state == OutboxState.FAILED.value,
-            outbox.c.smtp_code >= 500)).scalar_one()
+            outbox.c.subscriber_id == subscriber_id, outbox.c.bounce == "hard")).scalar_one()
     if digests_bounced >= 2:
         conn.execute(update(subscribers).where(
             subscribers.c.id == subscriber_id,
