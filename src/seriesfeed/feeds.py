@@ -9,9 +9,10 @@ Dublin Core in RSS (``<author>`` there must be an email address).
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
@@ -19,6 +20,7 @@ from sqlalchemy import Connection
 
 from seriesfeed import __version__
 from seriesfeed.config import Config
+from seriesfeed.i18n import format_byline
 from seriesfeed.models import AuthorKind, Entry, Series
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
@@ -29,6 +31,9 @@ RSS = "application/rss+xml; charset=utf-8"
 JSONFEED = "application/feed+json; charset=utf-8"
 HTML = "text/html; charset=utf-8"
 GENERATOR_URI = "https://github.com/seriesfeed/seriesfeed"
+# what the JSON Feed extension object means (JSON Feed 1.1: custom objects carry "about")
+EXTENSION_ABOUT = GENERATOR_URI + "/blob/main/README.md#json-feed-extension"
+ATOM_NS = "http://www.w3.org/2005/Atom"
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 UNTITLED = "(untitled)"
 
@@ -59,6 +64,8 @@ class Scope:
         """The HTML page this feed is the feed of: the series page, or the publisher's site."""
         if self.series:
             return f"{config.public_url}/{self.language}/{self.series.slug}/"
+        if self.language != config.site.default_language:  # that language's index page
+            return f"{config.public_url}/{self.language}/"
         return config.site.url.rstrip("/") + "/"
 
 
@@ -86,6 +93,32 @@ class _Entry(FeedEntry):  # type: ignore[misc]
             element.append(new)
         return element
 
+    def rss_entry(self, extensions: bool = True) -> object:
+        """RSS ``<description>`` is HTML: the plain-text summary is HTML-escaped before
+        lxml escapes it for XML, so ``<menor>`` reaches the reader as text, not a tag."""
+        element = super().rss_entry(extensions)
+        for child in element:
+            if child.tag == "description" and isinstance(child.text, str):
+                child.text = html.escape(child.text, quote=False)
+        return element
+
+
+class _Feed(FeedGenerator):  # type: ignore[misc]
+    """feedgen 1.0 writes only the self ``atom:link`` into RSS; WebSub discovery (W3C
+    WebSub 4) needs the hub's beside it."""
+
+    hub: str = ""
+
+    def _create_rss(self, extensions: bool = True) -> tuple[object, object]:
+        feed, doc = super()._create_rss(extensions)
+        if self.hub:
+            channel = feed[0]
+            position = next((i + 1 for i, child in enumerate(channel)
+                             if child.tag == f"{{{ATOM_NS}}}link"), len(channel))
+            link = channel.makeelement(f"{{{ATOM_NS}}}link", {"href": self.hub, "rel": "hub"})
+            channel.insert(position, link)
+        return feed, doc
+
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -99,8 +132,21 @@ def _newest(entries: list[Entry], fallback: datetime) -> datetime:
     return max((e.updated or e.published for e in entries), default=fallback)
 
 
+def atom_updated(e: Entry) -> datetime:
+    """The entry's ``atom:updated``. Entries of one day often share a stamp (a series page
+    gives dates only: local midnight), and Atom readers and the W3C validator want them
+    distinct; a stamp with no fraction of a second gets the store's sequence as
+    microseconds, which keeps the store's order, is stable for the entry forever, and is
+    below what any reader shows. The published date is left exactly as stored."""
+    value = e.updated or e.published
+    if value.microsecond == 0 and e.seq:
+        value += timedelta(microseconds=e.seq % 1_000_000)
+    return value
+
+
 def _generator(config: Config, scope: Scope, self_url: str, updated: datetime) -> FeedGenerator:
-    fg = FeedGenerator()
+    fg = _Feed()
+    fg.hub = config.websub.hub
     fg.load_extension("dc", atom=False, rss=True)
     fg.id(config.public_url + scope.base_path + "/")
     fg.title(_safe(scope.title))
@@ -113,7 +159,12 @@ def _generator(config: Config, scope: Scope, self_url: str, updated: datetime) -
     return fg
 
 
-def _add_entries(fg: FeedGenerator, entries: list[Entry],
+def _locale_of(config: Config, language: str) -> str:
+    lang = config.languages.get(language)
+    return (lang.locale if lang else "") or language
+
+
+def _add_entries(fg: FeedGenerator, config: Config, entries: list[Entry],
                  translations: dict[str, list[Translation]]) -> None:
     for e in entries:
         assert e.id is not None and e.url is not None
@@ -126,11 +177,12 @@ def _add_entries(fg: FeedGenerator, entries: list[Entry],
         if e.content_html:
             fe.content(clean_text(e.content_html), type="html")
         fe.published(e.published)
-        fe.updated(e.updated or e.published)
-        for name in (_safe(a.name) for a in e.authors):
-            if name:
-                fe.author({"name": name})
-                fe.dc.dc_creator(name)
+        fe.updated(atom_updated(e))
+        names = [n for n in (_safe(a.name) for a in e.authors) if n]
+        for name in names:
+            fe.author({"name": name})
+        if names:  # RSS: one dc:creator, the byline as the entry's language prints it
+            fe.dc.dc_creator(format_byline(names, _locale_of(config, e.language)))
         if e.section:
             fe.category(term=_safe(e.section))
         for t in translations.get(e.id, []):
@@ -178,7 +230,7 @@ def build_atom(config: Config, scope: Scope, entries: list[Entry],
     elif archive_count:
         fg.link(href=f"{base}/archive/{archive_count}.xml", rel="prev-archive",
                 type="application/atom+xml")
-    _add_entries(fg, entries, translations)
+    _add_entries(fg, config, entries, translations)
     body: bytes = fg.atom_str(pretty=True)
     if archive:  # feedgen knows no fh:archive; it marks the document as an archive
         body = body.replace(b'<feed xmlns="http://www.w3.org/2005/Atom"',
@@ -194,38 +246,60 @@ def build_rss(config: Config, scope: Scope, entries: list[Entry],
     fg = _generator(config, scope, self_url, updated)
     fg.description(_safe(scope.description) or _safe(scope.title))
     _feed_links(fg, config, scope, self_url, RSS, [])
-    _add_entries(fg, entries, translations)
+    _add_entries(fg, config, entries, translations)
     body: bytes = fg.rss_str(pretty=True)
     return body
 
 
-def build_json_feed(config: Config, scope: Scope, entries: list[Entry]) -> bytes:
+def _json_item(e: Entry) -> dict[str, object]:
+    item: dict[str, object] = {
+        "id": e.id,
+        "url": e.url,
+        "title": _safe(e.title) or UNTITLED,
+        "summary": clean_text(e.summary),
+    }
+    # JSON Feed 1.1: content_html or content_text (or both) must be there; the summary is
+    # the content only when there is no body, or readers show the same sentence twice
+    if e.content_html:
+        item["content_html"] = clean_text(e.content_html)
+    else:
+        item["content_text"] = clean_text(e.summary)
+    item["date_published"] = _iso(e.published)
+    item["date_modified"] = _iso(e.updated or e.published)
+    authors = [{"name": n} for n in (_safe(a.name) for a in e.authors) if n]
+    if authors:
+        item["authors"] = authors
+    item["language"] = e.language
+    if e.section and _safe(e.section):
+        item["tags"] = [_safe(e.section)]
+    organizations = [{"name": a.name, "kind": a.kind.value} for a in e.authors
+                     if a.kind is AuthorKind.ORGANIZATION]
+    if organizations:  # only when there is something to say (no empty objects)
+        item["_seriesfeed"] = {"about": EXTENSION_ABOUT, "authors": organizations}
+    return item
+
+
+def build_json_feed(config: Config, scope: Scope, entries: list[Entry], *,
+                    archive: int | None = None, archive_count: int = 0) -> bytes:
+    """A JSON Feed 1.1 document. Like Atom's RFC 5005 archives, ``next_url`` pages back
+    through the archive pages (newest page first), so every entry can be reached; every
+    page keeps the feed's own ``feed_url`` (it identifies the feed)."""
     base = config.public_url + scope.base_path
     doc: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": _safe(scope.title),
         "home_page_url": scope.page_url(config),
         "feed_url": f"{base}/feed.json",
-        "description": _safe(scope.description),
-        "language": scope.language,
-        "items": [{
-            "id": e.id,
-            "url": e.url,
-            "title": _safe(e.title) or UNTITLED,
-            "summary": clean_text(e.summary),
-            "content_text": clean_text(e.summary),
-            **({"content_html": clean_text(e.content_html)} if e.content_html else {}),
-            "date_published": _iso(e.published),
-            "date_modified": _iso(e.updated or e.published),
-            "authors": [{"name": _safe(a.name)} for a in e.authors if _safe(a.name)],
-            "language": e.language,
-            **({"tags": [_safe(e.section)]} if e.section else {}),
-            "_seriesfeed": {"authors": [{"name": a.name, "kind": a.kind.value}
-                                        for a in e.authors
-                                        if a.kind is AuthorKind.ORGANIZATION]}
-            if any(a.kind is AuthorKind.ORGANIZATION for a in e.authors) else {},
-        } for e in entries],
     }
+    if _safe(scope.description):
+        doc["description"] = _safe(scope.description)
+    following = (archive - 1) if archive is not None else archive_count
+    if following >= 1:
+        doc["next_url"] = f"{base}/archive/{following}.json"
+    doc["language"] = scope.language
+    if config.websub.hub and archive is None:
+        doc["hubs"] = [{"type": "WebSub", "url": config.websub.hub}]
+    doc["items"] = [_json_item(e) for e in entries]
     text = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False)
     return (text + "\n").encode("utf-8")
 
@@ -300,7 +374,8 @@ def plan_feeds(config: Config, store: Store,
         docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
             config, scope, current, translations, updated=updated), updated))
         docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED,
-                                 build_json_feed(config, scope, current), updated))
+                                 build_json_feed(config, scope, atom_current,
+                                                 archive_count=pages), updated))
         for page in range(1, pages + 1):
             chunk = every[(page - 1) * n: page * n]
             docs.append(FeedDocument(
@@ -308,5 +383,10 @@ def plan_feeds(config: Config, store: Store,
                 build_atom(config, scope, list(reversed(chunk)), translations,
                            updated=_newest(chunk, updated), other_languages=[],
                            archive=(page, pages), archive_count=pages),
+                _newest(chunk, updated)))
+            docs.append(FeedDocument(
+                f"{scope.base_path}/archive/{page}.json", JSONFEED,
+                build_json_feed(config, scope, list(reversed(chunk)), archive=page,
+                                archive_count=pages),
                 _newest(chunk, updated)))
     return docs

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions
 from seriesfeed.config import Config
-from seriesfeed.feeds import FeedDocument
+from seriesfeed.feeds import HTML, FeedDocument
 from seriesfeed.publish import etag_of
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
@@ -104,6 +104,7 @@ def not_found_page(config: Config) -> HTMLResponse:
 
 def routes(config: Config, store: Store) -> list[BaseRoute]:
     cache = SiteCache(config, store)
+    hub = config.websub.hub
 
     def serve(request: Request) -> Response:
         path = request.url.path
@@ -117,6 +118,9 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         etag = served.etag[:-1] + '-gz"' if gz else served.etag
         headers = {"ETag": etag, "Last-Modified": served.last_modified,
                    "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+        if hub and served.doc.media_type != HTML:  # WebSub 4: discovery by Link headers
+            headers["Link"] = (f'<{hub}>; rel="hub", '
+                               f'<{config.public_url}{served.doc.path}>; rel="self"')
         if _not_modified(request, served, etag):
             return Response(status_code=304, headers=headers)
         if gz:
