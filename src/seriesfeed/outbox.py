@@ -21,6 +21,7 @@ from seriesfeed import crashpoints, emails, i18n, mailer, tokens
 from seriesfeed.config import Config
 from seriesfeed.errors import DeliveryError, PermanentDeliveryError, SeriesfeedError
 from seriesfeed.models import Entry, OutboxState
+from seriesfeed.qp import PreparedBody
 from seriesfeed.runlock import SenderLock
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
@@ -57,6 +58,9 @@ class Rendered:
     html: str
     count: int
     template: emails.FastTemplate
+    # the bodies quoted-printable once; only the lines with a link are encoded per message
+    text_qp: PreparedBody
+    html_qp: PreparedBody
 
 
 def _translations(conn: Any, config: Config,
@@ -103,7 +107,9 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
         ("List-Id", f"{emails.safe_display_name(config.site.title) or 'Digest'} digest "
                     f"<digest.{emails.message_domain(config)}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
-    return Rendered(subject, text_body, html, len(found), template)
+    markers = (UNSUBSCRIBE, PREFERENCES)
+    return Rendered(subject, text_body, html, len(found), template,
+                    PreparedBody(text_body, markers), PreparedBody(html, markers))
 
 
 def digest_subject(config: Config, language: str, title: str, n: int) -> str:
@@ -127,10 +133,10 @@ def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
     if config.mail.unsubscribe_mailto:  # tokens are URL-safe base64: no escaping needed
         unsubscribe += (f", <mailto:{config.mail.unsubscribe_mailto}"
                         f"?subject=unsubscribe%20{token}>")
-    data = rendered.template.build(
+    values = {UNSUBSCRIBE: link, PREFERENCES: prefs}
+    data = rendered.template.build_encoded(
         to_email=row.recipient, to_name=row.name, message_id=row.message_id,
-        text=rendered.text.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
-        html=rendered.html.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
+        text_qp=rendered.text_qp.encode(values), html_qp=rendered.html_qp.encode(values),
         per_recipient_headers=(("List-Unsubscribe", unsubscribe),))
     return signer.sign(data) if signer else data
 
