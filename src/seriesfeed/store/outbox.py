@@ -53,12 +53,30 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
                and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_until < now))
 
 
+def _due_ids(conn: Connection, now: datetime, limit: int) -> list[int]:
+    """The first ``limit`` due digest rows by id (the rows ``_due`` describes), read as four
+    index ranges of at most ``limit`` rows each. One query with the OR made both SQLite and
+    PostgreSQL collect and sort every due row on each claim: a send of 100,000 paid for
+    its remaining rows 500 times over. ``queued`` rows have no ``next_at``, so the first
+    range comes out of the (state, next_at) index already in id order."""
+    kind = outbox.c.kind == OutboxKind.DIGEST.value
+    ranges = [
+        and_(outbox.c.state == OutboxState.QUEUED.value, outbox.c.next_at.is_(None)),
+        and_(outbox.c.state == OutboxState.QUEUED.value, outbox.c.next_at.isnot(None)),
+        and_(outbox.c.state == OutboxState.RETRY.value, outbox.c.next_at <= now),
+        and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_until < now),
+    ]
+    ids: list[int] = []
+    for where in ranges:
+        query = select(outbox.c.id).where(where, kind).order_by(outbox.c.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=outbox)
+        ids += (int(i) for i in conn.execute(query).scalars())
+    return sorted(ids)[:limit]
+
+
 def claim(conn: Connection, now: datetime, limit: int) -> list[Claimed]:
-    query = (select(outbox.c.id).where(_due(now), outbox.c.kind == OutboxKind.DIGEST.value)
-             .order_by(outbox.c.id).limit(limit))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=outbox)
-    ids = [int(i) for i in conn.execute(query).scalars()]
+    ids = _due_ids(conn, now, limit)
     if not ids:
         return []
     rows = conn.execute(
