@@ -3,7 +3,12 @@ bookkeeping, rendering, pooled sender) against raw aiosmtplib sending prebuilt b
 same number of connections, both to the same canned-reply sink on 127.0.0.1 in one run.
 
     .venv/bin/python bench/digest_send.py [--n 20000 100000] [--connections 4] [--quick]
-        [--postgres URL]   # also: 1 vs 2 `seriesfeed run --sender-only` processes
+        [--repeat 3] [--postgres URL]  # also: 1 vs 2 `seriesfeed run --sender-only` processes
+
+Raw and full runs alternate, --repeat times per size, and the medians are reported, with
+each run's figure and the sender's own CPU time per message (a machine shared with other
+work slows both; CPU per message shows what each costs). The raw messages have the size of
+the full path's digest.
 
 The sink (bench/smtp_sink.py) reads in chunks and reports its own CPU time; each figure
 comes with the sink's share of a core over the same interval, and a ratio is refused when
@@ -80,6 +85,11 @@ def add_subscribers(store: Any, n: int) -> None:
                 for i in range(start, min(n, start + 10_000))])
 
 
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+    return usage.ru_utime + usage.ru_stime
+
+
 class Phases:
     """Time spent in each phase; SMTP is the wall time during which any send was open."""
 
@@ -87,6 +97,7 @@ class Phases:
         self.seconds: dict[str, float] = {}
         self.open = 0
         self.opened_at = 0.0
+        self.size = 0  # bytes of the first message sent
 
     def wrap(self, module: Any, name: str, phase: str) -> None:
         original: Callable[..., Any] = getattr(module, name)
@@ -104,6 +115,8 @@ class Phases:
         original: Callable[..., Any] = getattr(module, name)
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
+            if not self.size:
+                self.size = len(args[3])  # _send(transport, sender, row, data)
             if self.open == 0:
                 self.opened_at = time.perf_counter()
             self.open += 1
@@ -136,19 +149,22 @@ def full_path(n: int, port: int, connections: int) -> None:
             if hasattr(ob, name):
                 phases.wrap(ob, name, phase)
         phases.wrap_send(ob, "_send")
-        t0 = time.perf_counter()
+        cpu0, t0 = own_cpu(), time.perf_counter()
         summary = asyncio.run(actions.send_digests(store, config, scheduled=False))
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, own_cpu() - cpu0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print("RESULT " + json.dumps({"rate": n / seconds, "seconds": seconds, "peak": peak,
-                                      "summary": summary, "phases": phases.seconds}))
+                                      "summary": summary, "phases": phases.seconds,
+                                      "cpu": cpu, "size": phases.size}))
 
 
-async def _raw(n: int, port: int, connections: int) -> None:
+async def _raw(n: int, port: int, connections: int, size: int) -> None:
     import aiosmtplib
 
-    message = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: raw\r\n"
-               b"Message-ID: <x@example.org>\r\n\r\n" + b"A line of a digest body.\r\n" * 400)
+    head = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: raw\r\n"
+            b"Message-ID: <x@example.org>\r\n\r\n")
+    line = b"A line of a digest body, as long as the digest's lines=20\r\n"
+    message = head + line * max(1, (size - len(head)) // len(line))  # the digest's size
     clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
                for _ in range(connections)]
     for c in clients:
@@ -159,19 +175,21 @@ async def _raw(n: int, port: int, connections: int) -> None:
         for i in range(per):
             await client.sendmail("a@example.org", [f"r{i}@example.org"], message)
 
-    t0 = time.perf_counter()
+    cpu0, t0 = own_cpu(), time.perf_counter()
     await asyncio.gather(*(run(c) for c in clients))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, own_cpu() - cpu0
     for c in clients:
         await c.quit()
     print("RESULT " + json.dumps({"rate": per * connections / seconds, "seconds": seconds,
-                                  "peak": 0, "summary": "raw", "phases": {}}))
+                                  "peak": 0, "summary": "raw", "phases": {}, "cpu": cpu,
+                                  "size": len(message)}))
 
 
-def run_mode(mode: str, n: int, port: int, connections: int) -> dict[str, Any]:
+def run_mode(mode: str, n: int, port: int, connections: int, size: int = 0
+             ) -> dict[str, Any]:
     before, count0 = sink_cpu(port)
     proc = subprocess.run([sys.executable, __file__, "--mode", mode, "--n", str(n), "--port",
-                           str(port), "--connections", str(connections)],
+                           str(port), "--connections", str(connections), "--size", str(size)],
                           capture_output=True, text=True, timeout=3000, check=False)
     if proc.returncode:
         raise SystemExit(f"{mode} run failed:\n{proc.stderr[-3000:]}")
@@ -187,24 +205,44 @@ def load_figure() -> str:
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def report_pair(n: int, connections: int, raw: dict[str, Any], full: dict[str, Any]) -> None:
-    print(f"--- {n} recipients, {connections} connections ({load_figure()})")
-    print(f"raw aiosmtplib ceiling, prebuilt bytes: {raw['rate']:.0f} msgs/s "
-          f"({raw['seconds']:.1f} s; sink {raw['sink_share']:.0%} of a core, "
-          f"{raw['accepted']} accepted)")
-    print(f"full path (record, render, outbox, pool): {full['rate']:.0f} msgs/s "
-          f"({full['seconds']:.1f} s; sink {full['sink_share']:.0%} of a core, "
-          f"{full['accepted']} accepted): {full['summary']}")
-    phases = full["phases"]
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def report_pair(n: int, connections: int, raws: list[dict[str, Any]],
+                fulls: list[dict[str, Any]]) -> None:
+    """Medians over the repetitions (raw and full alternate, so drifting load hits both)."""
+    raw_rate = median([r["rate"] for r in raws])
+    full_rate = median([r["rate"] for r in fulls])
+    raw_sink = max(r["sink_share"] for r in raws)
+    full_sink = max(r["sink_share"] for r in fulls)
+    raw_cpu = median([r["cpu"] / n * 1e6 for r in raws])
+    full_cpu = median([r["cpu"] / n * 1e6 for r in fulls])
+    raw_each = ", ".join(f"{r['rate']:.0f}" for r in raws)
+    full_each = ", ".join(f"{r['rate']:.0f}" for r in fulls)
+    print(f"--- {n} recipients, {connections} connections, {len(raws)} repetitions, "
+          f"{fulls[0]['size']} bytes per message ({load_figure()})")
+    print(f"raw aiosmtplib ceiling, prebuilt bytes: {raw_rate:.0f} msgs/s median "
+          f"(each: {raw_each}; sender CPU {raw_cpu:.0f} "
+          f"µs/msg; sink at most {raw_sink:.0%} of a core; "
+          f"{min(r['accepted'] for r in raws)} accepted)")
+    print(f"full path (record, render, outbox, pool): {full_rate:.0f} msgs/s median "
+          f"(each: {full_each}; sender CPU {full_cpu:.0f} "
+          f"µs/msg; sink at most {full_sink:.0%} of a core; "
+          f"{min(r['accepted'] for r in fulls)} accepted): {fulls[-1]['summary']}")
+    phases = {name: median([f["phases"].get(name, 0.0) for f in fulls])
+              for name in ("record", "claim", "render", "build", "smtp", "mark")}
     print("full path phases, µs per message: " + ", ".join(
-        f"{name} {phases.get(name, 0.0) / n * 1e6:.0f}"
-        for name in ("record", "claim", "render", "build", "smtp", "mark"))
-        + f" (total {full['seconds'] / n * 1e6:.0f})")
-    if max(raw["sink_share"], full["sink_share"]) > SINK_LIMIT:
+        f"{name} {value / n * 1e6:.0f}" for name, value in phases.items())
+        + f" (wall total {median([f['seconds'] for f in fulls]) / n * 1e6:.0f})")
+    if max(raw_sink, full_sink) > SINK_LIMIT:
         print(f"ratio full/raw: not reported: the sink used more than {SINK_LIMIT:.0%} of a "
               "core, so it may be what limits the rates")
     else:
-        print(f"ratio full/raw: {full['rate'] / raw['rate']:.0%} (target >= 85%)")
+        print(f"ratio full/raw: {full_rate / raw_rate:.0%} (target >= 85%); "
+              f"by sender CPU per message: {raw_cpu / full_cpu:.0%}")
 
 
 # -- several sender processes on PostgreSQL ---------------------------------------------
@@ -287,12 +325,14 @@ def main() -> None:
     parser.add_argument("--postgres", help="PostgreSQL URL for the sender-process figures")
     parser.add_argument("--senders-n", type=int, default=20_000)
     parser.add_argument("--folder")
+    parser.add_argument("--size", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if args.mode == "full":
         full_path(args.n[0], args.port, args.connections)
         return
     if args.mode == "raw":
-        asyncio.run(_raw(args.n[0], args.port, args.connections))
+        asyncio.run(_raw(args.n[0], args.port, args.connections, args.size or 10_000))
         return
     if args.mode == "pgprep":
         pg_prepare(args.n[0], args.port, args.connections, args.postgres, Path(args.folder))
@@ -307,11 +347,15 @@ def main() -> None:
         sink.stdout.readline()
         print(f"start: {load_figure()}")
         peaks: dict[int, float] = {}
+        size = run_mode("full", 100, port, args.connections)["size"]
+        repeat = 1 if args.quick else args.repeat
         for n in sizes:
-            raw = run_mode("raw", n, port, args.connections)
-            full = run_mode("full", n, port, args.connections)
-            peaks[n] = full["peak"]
-            report_pair(n, args.connections, raw, full)
+            raws, fulls = [], []
+            for _ in range(repeat):
+                raws.append(run_mode("raw", n, port, args.connections, size))
+                fulls.append(run_mode("full", n, port, args.connections))
+            peaks[n] = max(f["peak"] for f in fulls)
+            report_pair(n, args.connections, raws, fulls)
         if small not in peaks:
             peaks[small] = run_mode("full", small, port, args.connections)["peak"]
         largest = max(sizes)
