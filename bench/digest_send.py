@@ -3,7 +3,10 @@ bookkeeping, rendering, pooled sender) against raw aiosmtplib sending prebuilt b
 same number of connections, both to the same canned-reply sink on 127.0.0.1 in one run.
 
     .venv/bin/python bench/digest_send.py [--n 20000 100000] [--connections 4] [--quick]
-        [--repeat 3] [--postgres URL]  # also: 1 vs 2 `seriesfeed run --sender-only` processes
+        [--repeat 3] [--postgres postgresql://postgres@127.0.0.1:5432/seriesfeed_bench]
+
+With --postgres (a database of its own: the bench creates it and empties it), it also
+measures 1 and then 2 `seriesfeed run --sender-only` processes sharing one outbox.
 
 Raw and full runs alternate, --repeat times per size, and the medians are reported, with
 each run's figure and the sender's own CPU time per message (a machine shared with other
@@ -62,7 +65,7 @@ def write_config(folder: Path, port: int, connections: int, url: str | None = No
     text = text.replace('host = ""\nport = 587', f'host = "127.0.0.1"\nport = {port}')
     text = text.replace('security = "starttls"', 'security = "none"')
     text = text.replace("connections = 4", f"connections = {connections}")
-    text = text.replace("drain_seconds = 15.0", "drain_seconds = 0.5")
+    text = text.replace("drain_seconds = 15\n", "drain_seconds = 0.5\n")
     if url:
         text = text.replace('url = "sqlite:///var/seriesfeed.sqlite3"', f'url = "{url}"')
     (folder / "config.toml").write_text(text, encoding="utf-8")
@@ -268,6 +271,23 @@ def pg_prepare(n: int, port: int, connections: int, url: str, folder: Path) -> N
     store.close()
 
 
+def pg_database(url: str) -> None:
+    """Create the bench's own database when missing (never the test suite's: it is emptied)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    if target.database in (None, "", "test", "postgres"):
+        raise SystemExit(f"--postgres: use a database for the bench alone, not "
+                         f"'{target.database}': the bench empties it")
+    engine = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                            {"d": target.database}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    engine.dispose()
+
+
 def pg_senders(n: int, port: int, connections: int, url: str, processes: int) -> None:
     from sqlalchemy import create_engine, text
 
@@ -362,6 +382,7 @@ def main() -> None:
         print(f"peak memory: {peaks[small]:.0f} MB at {small}, {peaks[largest]:.0f} MB at "
               f"{largest} ({peaks[largest] - peaks[small]:+.0f} MB; target within 10 MB)")
         if args.postgres:
+            pg_database(args.postgres)
             n = 1000 if args.quick else args.senders_n
             for processes in (1, 2):
                 pg_senders(n, port, args.connections, args.postgres, processes)
