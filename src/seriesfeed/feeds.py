@@ -9,13 +9,17 @@ Dublin Core in RSS (``<author>`` there must be an email address).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
+from lxml import etree
 from sqlalchemy import Connection
 
 from seriesfeed import __version__
@@ -173,31 +177,110 @@ def _locale_of(config: Config, language: str) -> str:
     return (lang.locale if lang else "") or language
 
 
+def _fill_entry(fe: FeedEntry, config: Config, e: Entry,
+                translations: dict[str, list[Translation]], *, rss: bool) -> None:
+    assert e.id is not None and e.url is not None
+    fe.id(e.id)
+    fe.guid(e.id, permalink=e.id == e.url)
+    title = _safe(e.title) or UNTITLED
+    fe.title(title)
+    fe.summary(clean_text(e.summary).strip() or title)
+    if e.content_html:
+        fe.content(clean_text(e.content_html), type="html")
+    fe.published(e.published)
+    fe.updated(atom_updated(e))
+    names = [n for n in (_safe(a.name) for a in e.authors) if n]
+    for name in names:
+        fe.author({"name": name})
+    if names and rss:  # RSS: one dc:creator, the byline as the entry's language prints it
+        fe.dc.dc_creator(format_byline(names, _locale_of(config, e.language)))
+    if e.section:
+        fe.category(term=_safe(e.section))
+    for t in translations.get(e.id, []):
+        fe.link(href=t.url, rel="alternate", type="text/html", hreflang=t.language)
+    # last: feedgen's RSS <link> is the last alternate
+    fe.link(href=e.url, rel="alternate", type="text/html", hreflang=e.language)
+
+
 def _add_entries(fg: FeedGenerator, config: Config, entries: list[Entry],
                  translations: dict[str, list[Translation]]) -> None:
     for e in entries:
-        assert e.id is not None and e.url is not None
-        fe = fg.add_entry(feedEntry=_Entry(), order="append")
-        fe.id(e.id)
-        fe.guid(e.id, permalink=e.id == e.url)
-        title = _safe(e.title) or UNTITLED
-        fe.title(title)
-        fe.summary(clean_text(e.summary).strip() or title)
-        if e.content_html:
-            fe.content(clean_text(e.content_html), type="html")
-        fe.published(e.published)
-        fe.updated(atom_updated(e))
-        names = [n for n in (_safe(a.name) for a in e.authors) if n]
-        for name in names:
-            fe.author({"name": name})
-        if names:  # RSS: one dc:creator, the byline as the entry's language prints it
-            fe.dc.dc_creator(format_byline(names, _locale_of(config, e.language)))
-        if e.section:
-            fe.category(term=_safe(e.section))
-        for t in translations.get(e.id, []):
-            fe.link(href=t.url, rel="alternate", type="text/html", hreflang=t.language)
-        # last: feedgen's RSS <link> is the last alternate
-        fe.link(href=e.url, rel="alternate", type="text/html", hreflang=e.language)
+        _fill_entry(fg.add_entry(feedEntry=_Entry(), order="append"), config, e, translations,
+                    rss=True)
+
+
+def entry_key(e: Entry, translations: dict[str, list[Translation]]) -> tuple[object, ...]:
+    """Everything about an entry that its feed pieces show: equal keys, equal bytes."""
+    # plain tuples and strings only: they hash in C (dataclasses hash in Python)
+    return (e.seq, e.id, e.url, e.title, e.summary, e.content_html, e.published, e.updated,
+            e.section, e.language, tuple((a.name, a.kind.value) for a in e.authors),
+            tuple((t.language, t.url) for t in translations.get(e.id or "", ())))
+
+
+class FeedCache:
+    """Pieces of feed documents kept between builds in one process: each entry's Atom
+    ``<entry>`` and JSON item (an entry is in its language's site-wide feed and in its
+    series' feed, current or archived, and unchanged entries are most of a rebuild), and
+    whole archive pages, which never change once full. Keys hold every input of the
+    bytes (the entry's content, its translations, the settings), so a hit is always
+    right; what a build does not use is dropped after it, so the cache stays the size
+    of the store."""
+
+    def __init__(self) -> None:
+        self.atom: dict[tuple[object, ...], bytes] = {}
+        self.json: dict[tuple[object, ...], str] = {}
+        self.pages: dict[tuple[object, ...], bytes] = {}
+        self._used: tuple[set[object], set[object], set[object]] = (set(), set(), set())
+        self._keys: dict[int, tuple[object, ...]] = {}  # by id(entry), for one build
+
+    def key(self, e: Entry, translations: dict[str, list[Translation]]) -> tuple[object, ...]:
+        """``entry_key``, computed once per entry and build (an entry is in several
+        documents); ``sweep`` forgets them."""
+        found = self._keys.get(id(e))
+        if found is None:
+            found = self._keys[id(e)] = entry_key(e, translations)
+        return found
+
+    def atom_entry(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
+        self._used[0].add(key)
+        found = self.atom.get(key)
+        if found is None:
+            found = self.atom[key] = make()
+        return found
+
+    def json_item(self, key: tuple[object, ...], make: Callable[[], str]) -> str:
+        self._used[1].add(key)
+        found = self.json.get(key)
+        if found is None:
+            found = self.json[key] = make()
+        return found
+
+    def page(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
+        self._used[2].add(key)
+        found = self.pages.get(key)
+        if found is None:
+            found = self.pages[key] = make()
+        return found
+
+    def sweep(self) -> None:
+        """Forget what the last build did not use."""
+        atom, items, pages = self._used
+        self.atom = {k: v for k, v in self.atom.items() if k in atom}
+        self.json = {k: v for k, v in self.json.items() if k in items}
+        self.pages = {k: v for k, v in self.pages.items() if k in pages}
+        self._used = (set(), set(), set())
+        self._keys = {}
+
+
+_CACHE = FeedCache()
+
+
+def _atom_fragment(config: Config, e: Entry, translations: dict[str, list[Translation]]
+                   ) -> bytes:
+    fe = _Entry()
+    _fill_entry(fe, config, e, translations, rss=False)
+    fragment: bytes = etree.tostring(fe.atom_entry(), pretty_print=True, encoding="UTF-8")
+    return fragment
 
 
 def _feed_links(fg: FeedGenerator, config: Config, scope: Scope, self_url: str,
@@ -216,8 +299,9 @@ def _feed_links(fg: FeedGenerator, config: Config, scope: Scope, self_url: str,
 def build_atom(config: Config, scope: Scope, entries: list[Entry],
                translations: dict[str, list[Translation]], *, updated: datetime,
                other_languages: list[str], archive: tuple[int, int] | None = None,
-               archive_count: int = 0) -> bytes:
-    """An Atom document; ``archive=(page, pages)`` makes it an RFC 5005 archive page."""
+               archive_count: int = 0, cache: FeedCache | None = None) -> bytes:
+    """An Atom document; ``archive=(page, pages)`` makes it an RFC 5005 archive page.
+    Entries come from ``cache`` when it has them (built with feedgen once per entry)."""
     base = config.public_url + scope.base_path
     self_url = f"{base}/archive/{archive[0]}.xml" if archive else f"{base}/atom.xml"
     fg = _generator(config, scope, self_url, updated)
@@ -239,8 +323,13 @@ def build_atom(config: Config, scope: Scope, entries: list[Entry],
     elif archive_count:
         fg.link(href=f"{base}/archive/{archive_count}.xml", rel="prev-archive",
                 type="application/atom+xml")
-    _add_entries(fg, config, entries, translations)
-    body: bytes = fg.atom_str(pretty=True)
+    head: bytes = fg.atom_str(pretty=True)  # feedgen writes the feed; entries go in whole
+    cache = cache or FeedCache()
+    pieces = [cache.atom_entry(cache.key(e, translations),
+                               lambda e=e: _atom_fragment(config, e, translations))  # type: ignore[misc]
+              for e in entries]
+    end = head.rindex(b"</feed>")
+    body = b"".join([head[:end], *pieces, head[end:]])
     if archive:  # feedgen knows no fh:archive; it marks the document as an archive
         body = body.replace(b'<feed xmlns="http://www.w3.org/2005/Atom"',
                             b'<feed xmlns="http://www.w3.org/2005/Atom" '
@@ -289,10 +378,12 @@ def _json_item(e: Entry) -> dict[str, object]:
 
 
 def build_json_feed(config: Config, scope: Scope, entries: list[Entry], *,
-                    archive: int | None = None, archive_count: int = 0) -> bytes:
+                    archive: int | None = None, archive_count: int = 0,
+                    cache: FeedCache | None = None,
+                    translations: dict[str, list[Translation]] | None = None) -> bytes:
     """A JSON Feed 1.1 document. Like Atom's RFC 5005 archives, ``next_url`` pages back
     through the archive pages (newest page first), so every entry can be reached; every
-    page keeps the feed's own ``feed_url`` (it identifies the feed)."""
+    page keeps the feed's own ``feed_url`` (it identifies the feed). One item per line."""
     base = config.public_url + scope.base_path
     doc: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
@@ -308,9 +399,16 @@ def build_json_feed(config: Config, scope: Scope, entries: list[Entry], *,
     doc["language"] = scope.language
     if config.websub.hub and archive is None:
         doc["hubs"] = [{"type": "WebSub", "url": config.websub.hub}]
-    doc["items"] = [_json_item(e) for e in entries]
-    text = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False)
-    return (text + "\n").encode("utf-8")
+    doc["items"] = []
+    head = json.dumps(doc, ensure_ascii=False)
+    assert head.endswith('"items": []}')
+    cache = cache or FeedCache()
+    translations = translations or {}
+    items = [cache.json_item(cache.key(e, translations),
+                             lambda e=e: json.dumps(_json_item(e), ensure_ascii=False))  # type: ignore[misc]
+             for e in entries]
+    text = head[:-2] + ("\n" + ",\n".join(items) + "\n" if items else "") + "]}\n"
+    return text.encode("utf-8")
 
 
 def scopes(config: Config, conn: Connection) -> list[Scope]:
@@ -345,9 +443,20 @@ def _translations(conn: Connection, entries: list[Entry]) -> dict[str, list[Tran
     return out
 
 
-def plan_feeds(config: Config, store: Store,
-               everything: list[Entry] | None = None) -> list[FeedDocument]:
-    """Every feed document the store gives, deterministically."""
+def _settings_key(config: Config) -> str:
+    """What the documents depend on besides the entries (a change rebuilds every piece)."""
+    relevant = repr((config.public_url, config.site, config.languages, config.feeds,
+                     config.websub, __version__))
+    return hashlib.sha256(relevant.encode("utf-8")).hexdigest()
+
+
+def plan_feeds(config: Config, store: Store, everything: list[Entry] | None = None,
+               cache: FeedCache | None = None) -> list[FeedDocument]:
+    """Every feed document the store gives, deterministically.
+
+    ``cache`` (by default one per process) keeps entries' pieces and full archive pages
+    between builds, so a rebuild after a new entry rebuilds only what shows it."""
+    cache = cache if cache is not None else _CACHE
     docs: list[FeedDocument] = []
     n = config.feeds.max_entries
     with store.read() as conn:
@@ -357,6 +466,7 @@ def plan_feeds(config: Config, store: Store,
             everything = q.list_entries(conn)
         translations = _translations(conn, everything)
         all_scopes = scopes(config, conn)
+    settings = _settings_key(config)
     by_scope: dict[tuple[str, str | None], list[Entry]] = {}
     for e in everything:
         by_scope.setdefault((e.language, None), []).append(e)
@@ -379,23 +489,29 @@ def plan_feeds(config: Config, store: Store,
             atom_current.sort(key=lambda e: (e.published, e.seq or 0), reverse=True)
         docs.append(FeedDocument(scope.base_path + "/atom.xml", ATOM, build_atom(
             config, scope, atom_current, translations, updated=updated,
-            other_languages=others, archive_count=pages), updated))
+            other_languages=others, archive_count=pages, cache=cache), updated))
         docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
             config, scope, current, translations, updated=updated), updated))
-        docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED,
-                                 build_json_feed(config, scope, atom_current,
-                                                 archive_count=pages), updated))
+        docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED, build_json_feed(
+            config, scope, atom_current, archive_count=pages, cache=cache,
+            translations=translations), updated))
+        where = (settings, scope.base_path, scope.title, scope.description)
         for page in range(1, pages + 1):
-            chunk = every[(page - 1) * n: page * n]
-            docs.append(FeedDocument(
-                f"{scope.base_path}/archive/{page}.xml", ATOM,
-                build_atom(config, scope, list(reversed(chunk)), translations,
-                           updated=_newest(chunk, updated), other_languages=[],
-                           archive=(page, pages), archive_count=pages),
-                _newest(chunk, updated)))
-            docs.append(FeedDocument(
-                f"{scope.base_path}/archive/{page}.json", JSONFEED,
-                build_json_feed(config, scope, list(reversed(chunk)), archive=page,
-                                archive_count=pages),
-                _newest(chunk, updated)))
+            chunk = list(reversed(every[(page - 1) * n: page * n]))
+            stamp = _newest(chunk, updated)
+            # a full page never changes but for its entries' edits and for the
+            # next-archive link it gains when the page after it appears
+            key = (*where, page, page < pages, tuple(cache.key(e, translations)
+                                                    for e in chunk))
+
+            atom_page = partial(build_atom, config, scope, chunk, translations,
+                                updated=stamp, other_languages=[], archive=(page, pages),
+                                archive_count=pages, cache=cache)
+            json_page = partial(build_json_feed, config, scope, chunk, archive=page,
+                                archive_count=pages, cache=cache, translations=translations)
+            docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.xml", ATOM,
+                                     cache.page(("atom", *key), atom_page), stamp))
+            docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.json", JSONFEED,
+                                     cache.page(("json", *key), json_page), stamp))
+    cache.sweep()
     return docs
