@@ -224,39 +224,45 @@ class FeedCache:
     whole archive pages, which never change once full. Keys hold every input of the
     bytes (the entry's content, its translations, the settings), so a hit is always
     right; what a build does not use is dropped after it, so the cache stays the size
-    of the store."""
+    of the store. Each distinct entry key gets a small number, so that page keys (fifty
+    entries each) are cheap to hash."""
 
     def __init__(self) -> None:
-        self.atom: dict[tuple[object, ...], bytes] = {}
-        self.json: dict[tuple[object, ...], str] = {}
+        self.atom: dict[int, bytes] = {}
+        self.json: dict[int, str] = {}
         self.pages: dict[tuple[object, ...], bytes] = {}
-        self._used: tuple[set[object], set[object], set[object]] = (set(), set(), set())
-        self._keys: dict[int, tuple[object, ...]] = {}  # by id(entry), for one build
+        self._numbers: dict[tuple[object, ...], int] = {}
+        self._next = 0
+        self._by_object: dict[int, int] = {}  # id(entry) -> number, for one build
+        self._used_pages: set[tuple[object, ...]] = set()
 
-    def key(self, e: Entry, translations: dict[str, list[Translation]]) -> tuple[object, ...]:
-        """``entry_key``, computed once per entry and build (an entry is in several
-        documents); ``sweep`` forgets them."""
-        found = self._keys.get(id(e))
+    def key(self, e: Entry, translations: dict[str, list[Translation]]) -> int:
+        """The number of the entry's ``entry_key``, computed once per entry and build (an
+        entry is in several documents)."""
+        found = self._by_object.get(id(e))
         if found is None:
-            found = self._keys[id(e)] = entry_key(e, translations)
+            full = entry_key(e, translations)
+            found = self._numbers.get(full)
+            if found is None:
+                found = self._numbers[full] = self._next
+                self._next += 1
+            self._by_object[id(e)] = found
         return found
 
-    def atom_entry(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
-        self._used[0].add(key)
+    def atom_entry(self, key: int, make: Callable[[], bytes]) -> bytes:
         found = self.atom.get(key)
         if found is None:
             found = self.atom[key] = make()
         return found
 
-    def json_item(self, key: tuple[object, ...], make: Callable[[], str]) -> str:
-        self._used[1].add(key)
+    def json_item(self, key: int, make: Callable[[], str]) -> str:
         found = self.json.get(key)
         if found is None:
             found = self.json[key] = make()
         return found
 
     def page(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
-        self._used[2].add(key)
+        self._used_pages.add(key)
         found = self.pages.get(key)
         if found is None:
             found = self.pages[key] = make()
@@ -264,12 +270,13 @@ class FeedCache:
 
     def sweep(self) -> None:
         """Forget what the last build did not use."""
-        atom, items, pages = self._used
-        self.atom = {k: v for k, v in self.atom.items() if k in atom}
-        self.json = {k: v for k, v in self.json.items() if k in items}
-        self.pages = {k: v for k, v in self.pages.items() if k in pages}
-        self._used = (set(), set(), set())
-        self._keys = {}
+        used = set(self._by_object.values())
+        self._numbers = {k: v for k, v in self._numbers.items() if v in used}
+        self.atom = {k: v for k, v in self.atom.items() if k in used}
+        self.json = {k: v for k, v in self.json.items() if k in used}
+        self.pages = {k: v for k, v in self.pages.items() if k in self._used_pages}
+        self._by_object = {}
+        self._used_pages = set()
 
 
 _CACHE = FeedCache()
@@ -426,7 +433,34 @@ def scopes(config: Config, conn: Connection) -> list[Scope]:
     return out
 
 
+def _translations_of_all(entries: list[Entry]) -> dict[str, list[Translation]] | None:
+    """The translation links among ``entries`` from what each entry carries (the id it
+    translates): no query. None when an entry translates one not in the list."""
+    by_id = {e.id: e for e in entries if e.id}
+    linked: dict[str, set[int]] = {}
+    for e in entries:
+        if not e.translation_of:
+            continue
+        other = by_id.get(e.translation_of)
+        if other is None or e.id is None or other.id is None:
+            return None
+        linked.setdefault(e.id, set()).add(other.seq or 0)
+        linked.setdefault(other.id, set()).add(e.seq or 0)
+    by_seq = {e.seq: e for e in entries}
+    out: dict[str, list[Translation]] = {}
+    for entry_id, seqs in linked.items():
+        me = by_id[entry_id]
+        for seq in sorted(seqs):
+            o = by_seq[seq]
+            if o.url and o.language != me.language:
+                out.setdefault(entry_id, []).append(Translation(o.language, o.url))
+    return out
+
+
 def _translations(conn: Connection, entries: list[Entry]) -> dict[str, list[Translation]]:
+    found = _translations_of_all(entries)
+    if found is not None:
+        return found
     seqs = [e.seq for e in entries if e.seq is not None]
     links = q.translations_of(conn, seqs)
     others = {seq for v in links.values() for seq in v}
