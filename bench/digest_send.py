@@ -52,8 +52,7 @@ def free_port() -> int:
 
 def sink_cpu(port: int) -> tuple[float, int]:
     """The sink's CPU seconds so far (user + system) and messages accepted."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        f = s.makefile("rb")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s, s.makefile("rb") as f:
         f.readline()
         s.sendall(b"XCPU\r\nQUIT\r\n")
         _, user, system, count = f.readline().split()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -228,6 +229,8 @@ class FeedCache:
     entries each) are cheap to hash."""
 
     def __init__(self) -> None:
+        # one build at a time per cache: the web app and the daemon's job may build at once
+        self.lock = threading.Lock()
         self.atom: dict[int, bytes] = {}
         self.json: dict[int, str] = {}
         self.pages: dict[tuple[object, ...], bytes] = {}
@@ -500,52 +503,53 @@ def plan_feeds(config: Config, store: Store, everything: list[Entry] | None = No
             everything = q.list_entries(conn)
         translations = _translations(conn, everything)
         all_scopes = scopes(config, conn)
-    settings = _settings_key(config)
-    by_scope: dict[tuple[str, str | None], list[Entry]] = {}
-    for e in everything:
-        by_scope.setdefault((e.language, None), []).append(e)
-        by_scope.setdefault((e.language, e.series), []).append(e)
-    for scope in all_scopes:
-        slug = scope.series.slug if scope.series else None
-        newest = by_scope.get((scope.language, slug), [])
-        current = newest[:n]
-        every = sorted(newest, key=lambda e: e.seq or 0)
-        updated = _newest(every, EPOCH)
-        others = [c for c in config.languages if c != scope.language]
-        pages = len(every) // n if len(every) > n else 0
-        # archives are whole pages in insertion order (stable as entries arrive); the rest
-        # must be in the current Atom document, even a back-dated entry that is not among
-        # the newest n by date, or RFC 5005 readers could never reach it
-        shown = {e.seq for e in current}
-        tail = [e for e in every[pages * n:] if e.seq not in shown]
-        atom_current = current + tail if tail else current
-        if tail:
-            atom_current.sort(key=lambda e: (e.published, e.seq or 0), reverse=True)
-        docs.append(FeedDocument(scope.base_path + "/atom.xml", ATOM, build_atom(
-            config, scope, atom_current, translations, updated=updated,
-            other_languages=others, archive_count=pages, cache=cache), updated))
-        docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
-            config, scope, current, translations, updated=updated), updated))
-        docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED, build_json_feed(
-            config, scope, atom_current, archive_count=pages, cache=cache,
-            translations=translations), updated))
-        where = (settings, scope.base_path, scope.title, scope.description)
-        for page in range(1, pages + 1):
-            chunk = list(reversed(every[(page - 1) * n: page * n]))
-            stamp = _newest(chunk, updated)
-            # a full page never changes but for its entries' edits and for the
-            # next-archive link it gains when the page after it appears
-            key = (*where, page, page < pages, tuple(cache.key(e, translations)
-                                                    for e in chunk))
+    with cache.lock:
+        settings = _settings_key(config)
+        by_scope: dict[tuple[str, str | None], list[Entry]] = {}
+        for e in everything:
+            by_scope.setdefault((e.language, None), []).append(e)
+            by_scope.setdefault((e.language, e.series), []).append(e)
+        for scope in all_scopes:
+            slug = scope.series.slug if scope.series else None
+            newest = by_scope.get((scope.language, slug), [])
+            current = newest[:n]
+            every = sorted(newest, key=lambda e: e.seq or 0)
+            updated = _newest(every, EPOCH)
+            others = [c for c in config.languages if c != scope.language]
+            pages = len(every) // n if len(every) > n else 0
+            # archives are whole pages in insertion order (stable as entries arrive); the rest
+            # must be in the current Atom document, even a back-dated entry that is not among
+            # the newest n by date, or RFC 5005 readers could never reach it
+            shown = {e.seq for e in current}
+            tail = [e for e in every[pages * n:] if e.seq not in shown]
+            atom_current = current + tail if tail else current
+            if tail:
+                atom_current.sort(key=lambda e: (e.published, e.seq or 0), reverse=True)
+            docs.append(FeedDocument(scope.base_path + "/atom.xml", ATOM, build_atom(
+                config, scope, atom_current, translations, updated=updated,
+                other_languages=others, archive_count=pages, cache=cache), updated))
+            docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
+                config, scope, current, translations, updated=updated), updated))
+            docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED, build_json_feed(
+                config, scope, atom_current, archive_count=pages, cache=cache,
+                translations=translations), updated))
+            where = (settings, scope.base_path, scope.title, scope.description)
+            for page in range(1, pages + 1):
+                chunk = list(reversed(every[(page - 1) * n: page * n]))
+                stamp = _newest(chunk, updated)
+                # a full page never changes but for its entries' edits and for the
+                # next-archive link it gains when the page after it appears
+                key = (*where, page, page < pages, tuple(cache.key(e, translations)
+                                                        for e in chunk))
 
-            atom_page = partial(build_atom, config, scope, chunk, translations,
-                                updated=stamp, other_languages=[], archive=(page, pages),
-                                archive_count=pages, cache=cache)
-            json_page = partial(build_json_feed, config, scope, chunk, archive=page,
-                                archive_count=pages, cache=cache, translations=translations)
-            docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.xml", ATOM,
-                                     cache.page(("atom", *key), atom_page), stamp))
-            docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.json", JSONFEED,
-                                     cache.page(("json", *key), json_page), stamp))
-    cache.sweep()
+                atom_page = partial(build_atom, config, scope, chunk, translations,
+                                    updated=stamp, other_languages=[], archive=(page, pages),
+                                    archive_count=pages, cache=cache)
+                json_page = partial(build_json_feed, config, scope, chunk, archive=page,
+                                    archive_count=pages, cache=cache, translations=translations)
+                docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.xml", ATOM,
+                                         cache.page(("atom", *key), atom_page), stamp))
+                docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.json", JSONFEED,
+                                         cache.page(("json", *key), json_page), stamp))
+        cache.sweep()
     return docs
