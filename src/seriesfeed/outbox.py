@@ -33,6 +33,7 @@ from seriesfeed.errors import (
     ValidationError,
 )
 from seriesfeed.models import Entry, OutboxKind, OutboxState
+from seriesfeed.qp import PreparedBody
 from seriesfeed.runlock import SenderLock
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
@@ -73,6 +74,9 @@ class Rendered:
     html: str
     count: int
     template: emails.FastTemplate
+    # the bodies quoted-printable once; only the lines with a link are encoded per message
+    text_qp: PreparedBody
+    html_qp: PreparedBody
 
 
 def _translations(conn: Any, config: Config,
@@ -136,7 +140,9 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
         ("List-Id", f"{emails.safe_display_name(config.site.title) or 'Digest'} digest "
                     f"<digest.{emails.message_domain(config)}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
-    return Rendered(subject, text_body, html, len(found), template)
+    markers = (UNSUBSCRIBE, PREFERENCES)
+    return Rendered(subject, text_body, html, len(found), template,
+                    PreparedBody(text_body, markers), PreparedBody(html, markers))
 
 
 def digest_subject(config: Config, language: str, title: str, n: int) -> str:
@@ -160,12 +166,12 @@ def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
     if config.mail.unsubscribe_mailto:  # tokens are URL-safe base64: no escaping needed
         unsubscribe += (f", <mailto:{config.mail.unsubscribe_mailto}"
                         f"?subject=unsubscribe%20{token}>")
-    data = rendered.template.build(
+    values = {UNSUBSCRIBE: link, PREFERENCES: prefs}
+    data = rendered.template.build_encoded(
         to_email=row.recipient, to_name=row.name, message_id=row.message_id,
-        text=rendered.text.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
-        html=rendered.html.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
+        text_qp=rendered.text_qp.encode(values), html_qp=rendered.html_qp.encode(values),
         per_recipient_headers=(("List-Unsubscribe", unsubscribe),
-                               # issue 16: Gmail's feedback loop; digest and list only
+                               # Gmail's feedback loop: digest and list, never the address
                                ("Feedback-ID", bounces.feedback_id(
                                    config, row.digest_id, row.language))))
     return signer.sign(data) if signer else data

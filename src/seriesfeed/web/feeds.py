@@ -18,10 +18,11 @@ from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions
 from seriesfeed.config import Config
-from seriesfeed.feeds import FeedDocument
+from seriesfeed.feeds import HTML, FeedDocument
 from seriesfeed.publish import etag_of
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
+from seriesfeed.store.watch import CommitWatch
 from seriesfeed.web import localized
 
 CACHE_CONTROL = "public, max-age=300"
@@ -48,8 +49,15 @@ class SiteCache:
         self.fingerprint: tuple[object, ...] | None = None
         self.docs: dict[str, Served] = {}
         self.started = datetime.now(UTC).replace(microsecond=0)
+        # SQLite: skip the fingerprint query while nothing at all was committed
+        self.watch = CommitWatch(store)
+        self.seen: tuple[int, int] | None = None
 
     def current(self) -> dict[str, Served]:
+        # read before the fingerprint: a commit between the two is seen by the next call
+        seen = self.watch.counter()
+        if seen is not None and seen == self.seen and self.fingerprint is not None:
+            return self.docs
         with self.store.read() as conn:
             fp = q.fingerprint(conn)
         if fp != self.fingerprint:
@@ -58,6 +66,7 @@ class SiteCache:
                     docs = actions.plan_site(self.store, self.config)
                     self.docs = {d.path: self._served(d) for d in docs}
                     self.fingerprint = fp
+        self.seen = seen
         return self.docs
 
 
@@ -103,6 +112,7 @@ def not_found_page(config: Config, request: Request) -> HTMLResponse:
 
 def routes(config: Config, store: Store) -> list[BaseRoute]:
     cache = SiteCache(config, store)
+    hub = config.websub.hub
 
     def serve(request: Request) -> Response:
         path = request.url.path
@@ -116,6 +126,9 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         etag = served.etag[:-1] + '-gz"' if gz else served.etag
         headers = {"ETag": etag, "Last-Modified": served.last_modified,
                    "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+        if hub and served.doc.media_type != HTML:  # WebSub 4: discovery by Link headers
+            headers["Link"] = (f'<{hub}>; rel="hub", '
+                               f'<{config.public_url}{served.doc.path}>; rel="self"')
         if _not_modified(request, served, etag):
             return Response(status_code=304, headers=headers)
         if gz:
