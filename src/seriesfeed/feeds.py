@@ -515,7 +515,7 @@ def _translations_of_all(entries: list[Entry]) -> dict[str, list[Translation]] |
         for seq in sorted(seqs):
             o = by_seq[seq]
             if o.url and o.language != me.language:
-                out.setdefault(entry_id, []).append(Translation(o.language, o.url))
+                out.setdefault(entry_id, []).append(Translation(o.language, o.url, o.id or ""))
     return out
 
 
