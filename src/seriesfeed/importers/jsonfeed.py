@@ -8,7 +8,6 @@ feeds seriesfeed writes do. Other extensions (keys starting with ``_``) are igno
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from seriesfeed.errors import ImportError_
@@ -16,8 +15,7 @@ from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.bylines import split_byline
 from seriesfeed.importers.dates import parse_iso
 from seriesfeed.importers.feedfile import html_to_text
-from seriesfeed.importers.jsonfmt import _check_depth, _parse_int
-from seriesfeed.importers.seriespage import decode_text
+from seriesfeed.importers.jsonfmt import load_json
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text, slugify
 
@@ -76,12 +74,7 @@ def _translations(ext: dict[str, Any], n: int, source: str) -> tuple[str, ...]:
 def parse_json_feed(data: bytes, settings: ImportSettings, *, source: str,
                     series_slug: str | None = None, doc: Any = None) -> ImportBatch:
     if doc is None:
-        text = decode_text(data, source)
-        _check_depth(text, source)
-        try:
-            doc = json.loads(text, parse_int=_parse_int)
-        except (ValueError, RecursionError) as exc:
-            raise ImportError_(f"not valid JSON: {exc}", path=source) from exc
+        doc = load_json(data, source)
     if not is_json_feed(doc):
         raise ImportError_("not a JSON Feed (no 'version' https://jsonfeed.org/version/…)",
                            path=source, field="version")

@@ -54,6 +54,16 @@ def _check_depth(text: str, source: str) -> None:
             depth -= 1
 
 
+def load_json(data: bytes, source: str) -> Any:
+    """A JSON document under the import limits (depth, integer size): ImportError_ else."""
+    text = decode_text(data, source)
+    _check_depth(text, source)
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except (ValueError, RecursionError) as exc:
+        raise ImportError_(f"not valid JSON: {exc}", path=source) from exc
+
+
 def _parse_int(value: str) -> int:
     if len(value.lstrip("-")) > MAX_INT_DIGITS:
         raise ValueError(f"an integer of {len(value)} digits")
@@ -163,12 +173,7 @@ def _series(item: Any, n: int, source: str) -> Series:
 def parse_json(data: bytes, settings: ImportSettings, *, source: str) -> ImportBatch:
     if not data.strip():
         raise ImportError_("the file is empty", path=source)
-    text = decode_text(data, source)
-    _check_depth(text, source)
-    try:
-        doc = json.loads(text, parse_int=_parse_int)
-    except (ValueError, RecursionError) as exc:
-        raise ImportError_(f"not valid JSON: {exc}", path=source) from exc
+    doc = load_json(data, source)
     if isinstance(doc, list):
         doc = {"entries": doc}
     if not isinstance(doc, dict) or not isinstance(doc.get("entries", []), list) or \

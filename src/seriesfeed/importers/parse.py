@@ -3,7 +3,6 @@ their format."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from seriesfeed.errors import ImportError_
@@ -16,8 +15,8 @@ from seriesfeed.importers import (
 )
 from seriesfeed.importers.csvfmt import parse_csv
 from seriesfeed.importers.feedfile import parse_feed
-from seriesfeed.importers.jsonfmt import _check_depth, _parse_int, parse_json
-from seriesfeed.importers.seriespage import decode_text, parse_series_page
+from seriesfeed.importers.jsonfmt import load_json, parse_json
+from seriesfeed.importers.seriespage import parse_series_page
 
 # media types a fetched document may come with, per format ("" when none was sent)
 MEDIA_TYPES = {
@@ -81,12 +80,7 @@ def parse_bytes(data: bytes, fmt: str, settings: ImportSettings, *, source: str,
         raise ImportError_("the file is empty", path=source)
     try:
         if fmt in ("json", "jsonfeed"):
-            text = decode_text(data, source)
-            _check_depth(text, source)
-            try:
-                doc = json.loads(text, parse_int=_parse_int)
-            except (ValueError, RecursionError) as exc:
-                raise ImportError_(f"not valid JSON: {exc}", path=source) from exc
+            doc = load_json(data, source)
             if fmt == "jsonfeed" or is_json_feed(doc):
                 return parse_json_feed(data, settings, source=source,
                                        series_slug=series_slug, doc=doc)
