@@ -44,7 +44,9 @@ OWNERS: dict[str, str | tuple[str, ...]] = {
     "feedparser": "seriesfeed.importers.feedfile",
     "defusedxml": "seriesfeed.importers.feedfile",
     "inscriptis": "seriesfeed.importers.htmlpage",
-    "lxml": "seriesfeed.importers.htmlpage",
+    # the HTML importer parses with lxml; feeds.py serialises the lxml elements feedgen (built
+    # on lxml) makes for each entry, once per build, rather than through feedgen's writer
+    "lxml": ("seriesfeed.importers.htmlpage", "seriesfeed.feeds"),
 }
 
 SHELLS = ("seriesfeed.cli.", "seriesfeed.web.", "seriesfeed.daemon", "seriesfeed.scheduler")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from seriesfeed import emails, i18n
 from seriesfeed.config import Config
 from seriesfeed.models import Entry, Series
+from seriesfeed.qp import PreparedBody
 
 __all__ = ["PREFERENCES", "UNSUBSCRIBE", "Rendered", "digest_subject", "render_digest_mail"]
 
@@ -23,6 +24,9 @@ class Rendered:
     html: str
     count: int
     template: emails.FastTemplate
+    # the bodies quoted-printable once; only the lines with a link are encoded per message
+    text_qp: PreparedBody
+    html_qp: PreparedBody
 
 
 def render_digest_mail(config: Config, language: str, found: list[Entry],
@@ -50,7 +54,9 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
         ("List-Id", f"{emails.safe_display_name(config.site.title) or 'Digest'} digest "
                     f"<digest.{emails.message_domain(config)}>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
-    return Rendered(subject, text_body, html, len(found), template)
+    markers = (UNSUBSCRIBE, PREFERENCES)
+    return Rendered(subject, text_body, html, len(found), template,
+                    PreparedBody(text_body, markers), PreparedBody(html, markers))
 
 
 def digest_subject(config: Config, language: str, title: str, n: int) -> str:

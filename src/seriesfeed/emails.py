@@ -206,6 +206,15 @@ class FastTemplate:
 
     def build(self, *, to_email: str, to_name: str | None, message_id: str, text: str,
               html: str, per_recipient_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+        return self.build_encoded(to_email=to_email, to_name=to_name, message_id=message_id,
+                                  text_qp=qp_body(text), html_qp=qp_body(html),
+                                  per_recipient_headers=per_recipient_headers)
+
+    def build_encoded(self, *, to_email: str, to_name: str | None, message_id: str,
+                      text_qp: bytes, html_qp: bytes,
+                      per_recipient_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+        """:meth:`build` with the bodies already quoted-printable (``qp_body`` or a
+        :class:`seriesfeed.qp.PreparedBody`), so a digest encodes its body once."""
         lines = [f"From: {self.from_header}", f"To: {format_recipient(to_email, to_name)}",
                  f"Subject: {self.subject_header}", f"Date: {self.date_header}",
                  f"Message-ID: {message_id}", "MIME-Version: 1.0"]
@@ -221,8 +230,8 @@ class FastTemplate:
         b = self.boundary.encode("ascii")
         # the CRLF before each boundary belongs to the boundary, not to the part
         return b"".join([head, b"\r\n\r\n--", b, b"\r\n", part.format("plain").encode(),
-                         qp_body(text), b"\r\n--", b, b"\r\n", part.format("html").encode(),
-                         qp_body(html), b"\r\n--", b, b"--\r\n"])
+                         text_qp, b"\r\n--", b, b"\r\n", part.format("html").encode(),
+                         html_qp, b"\r\n--", b, b"--\r\n"])
 
 
 def _fold(line: str) -> str:

@@ -9,16 +9,23 @@ Dublin Core in RSS (``<author>`` there must be an email address).
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from seriesfeed import __version__, i18n
 from seriesfeed.config import Config
+from seriesfeed.i18n import format_byline
 from seriesfeed.models import AuthorKind, Entry, Series, SiteData
 from seriesfeed.text import clean_line, clean_text
 
@@ -33,12 +40,15 @@ __all__ = [
     "RSS",
     "UNTITLED",
     "XML_LANG",
+    "FeedCache",
     "FeedDocument",
     "Scope",
     "Translation",
+    "atom_updated",
     "build_atom",
     "build_json_feed",
     "build_rss",
+    "entry_key",
     "is_fallback_for",
     "json_feed_extension",
     "json_item_extension",
@@ -87,6 +97,8 @@ class Scope:
         """The HTML page this feed is the feed of: the series page, or the publisher's site."""
         if self.series:
             return f"{config.public_url}/{self.language}/{self.series.slug}/"
+        if self.language != config.site.default_language:  # that language's index page
+            return f"{config.public_url}/{self.language}/"
         return config.site.url.rstrip("/") + "/"
 
 
@@ -110,7 +122,12 @@ class _Entry(FeedEntry):  # type: ignore[misc]
     own: Translation | None = None  # the entry's own URL and language
 
     def rss_entry(self, extensions: bool = True) -> object:
+        """RSS ``<description>`` is HTML: the plain-text summary is HTML-escaped before
+        lxml escapes it for XML, so ``<menor>`` reaches the reader as text, not a tag."""
         element = super().rss_entry(extensions)
+        for child in element:
+            if child.tag == "description" and isinstance(child.text, str):
+                child.text = html.escape(child.text, quote=False)
         if not self.translations:
             return element
         # the item's own page last: feedparser (like many readers) takes the last
@@ -139,6 +156,32 @@ class _Entry(FeedEntry):  # type: ignore[misc]
         return element
 
 
+class _Feed(FeedGenerator):  # type: ignore[misc]
+    """feedgen 1.0 writes only the self ``atom:link`` into RSS; WebSub discovery (W3C
+    WebSub 4) needs the hub's beside it."""
+
+    hub: str = ""
+
+    def _create_rss(self, extensions: bool = True) -> tuple[object, object]:
+        feed, doc = super()._create_rss(extensions)
+        if self.hub:
+            channel = feed[0]
+            position = next((i + 1 for i, child in enumerate(channel)
+                             if child.tag == f"{{{ATOM_NS}}}link"), len(channel))
+            link = channel.makeelement(f"{{{ATOM_NS}}}link", {"href": self.hub, "rel": "hub"})
+            channel.insert(position, link)
+        return feed, doc
+
+
+def _hex_references(body: bytes) -> bytes:
+    """The same XML with ``&`` and ``<`` in text written as hexadecimal character references
+    (``&#x26;``, ``&#x3C;``) instead of ``&amp;``/``&lt;``, as the RSS Best Practices Profile
+    advises: the W3C validator (in RSS and Atom) then knows that a summary reading ``&amp;``
+    or ``a &lt; b`` is text on purpose, not undeclared HTML. Parsers read identical text."""
+    return body.replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;").replace(
+        b"&gt;", b"&#x3E;")
+
+
 def _sub_element(parent: Any, tag: str) -> Any:
     child = parent.makeelement(tag, {})
     parent.append(child)
@@ -157,8 +200,21 @@ def _newest(entries: list[Entry], fallback: datetime) -> datetime:
     return max((e.updated or e.published for e in entries), default=fallback)
 
 
+def atom_updated(e: Entry) -> datetime:
+    """The entry's ``atom:updated``. Entries of one day often share a stamp (a series page
+    gives dates only: local midnight), and Atom readers and the W3C validator want them
+    distinct; a stamp with no fraction of a second gets the store's sequence as
+    microseconds, which keeps the store's order, is stable for the entry forever, and is
+    below what any reader shows. The published date is left exactly as stored."""
+    value = e.updated or e.published
+    if value.microsecond == 0 and e.seq:
+        value += timedelta(microseconds=e.seq % 1_000_000)
+    return value
+
+
 def _generator(config: Config, scope: Scope, self_url: str, updated: datetime) -> FeedGenerator:
-    fg = FeedGenerator()
+    fg = _Feed()
+    fg.hub = config.websub.hub
     fg.load_extension("dc", atom=False, rss=True)
     fg.id(config.public_url + scope.base_path + "/")
     fg.title(_safe(scope.title))
@@ -171,35 +227,131 @@ def _generator(config: Config, scope: Scope, self_url: str, updated: datetime) -
     return fg
 
 
-def _add_entries(fg: FeedGenerator, entries: list[Entry],
-                 translations: dict[str, list[Translation]], language: str | None = None) -> None:
+def _locale_of(config: Config, language: str) -> str:
+    lang = config.languages.get(language)
+    return (lang.locale if lang else "") or language
+
+
+def _fill_entry(fe: FeedEntry, config: Config, e: Entry,
+                translations: dict[str, list[Translation]], *, rss: bool,
+                feed_language: str | None = None) -> None:
+    assert e.id is not None and e.url is not None
+    fe.translations = tuple(translations.get(e.id, []))
+    fe.own = Translation(e.language, e.url, e.id)
+    if rss and feed_language is not None and e.language != feed_language:  # a fallback
+        fe.dc.dc_language(e.language)
+    # Atom pieces are shared by every feed an entry is in: each carries its own language
+    fe.language = None if rss else e.language
+    fe.id(e.id)
+    fe.guid(e.id, permalink=e.id == e.url)
+    title = _safe(e.title) or UNTITLED
+    fe.title(title)
+    fe.summary(clean_text(e.summary).strip() or title)
+    if e.content_html:
+        fe.content(clean_text(e.content_html), type="html")
+    fe.published(e.published)
+    fe.updated(atom_updated(e))
+    names = [n for n in (_safe(a.name) for a in e.authors) if n]
+    for name in names:
+        fe.author({"name": name})
+    if names and rss:  # RSS: one dc:creator, the byline as the entry's language prints it
+        fe.dc.dc_creator(format_byline(names, _locale_of(config, e.language)))
+    if e.section:
+        fe.category(term=_safe(e.section))
+    for t in translations.get(e.id, []):
+        fe.link(href=t.url, rel="alternate", type="text/html", hreflang=t.language)
+    # last: feedgen's RSS <link> is the last alternate
+    fe.link(href=e.url, rel="alternate", type="text/html", hreflang=e.language)
+
+
+def _add_entries(fg: FeedGenerator, config: Config, entries: list[Entry],
+                 translations: dict[str, list[Translation]], language: str) -> None:
     for e in entries:
-        assert e.id is not None and e.url is not None
-        fe = fg.add_entry(feedEntry=_Entry(), order="append")
-        fe.translations = tuple(translations.get(e.id, []))
-        fe.own = Translation(e.language, e.url, e.id)
-        if language is not None and e.language != language:  # a fallback entry
-            fe.language = e.language
-            fe.dc.dc_language(e.language)
-        fe.id(e.id)
-        fe.guid(e.id, permalink=e.id == e.url)
-        title = _safe(e.title) or UNTITLED
-        fe.title(title)
-        fe.summary(clean_text(e.summary).strip() or title)
-        if e.content_html:
-            fe.content(clean_text(e.content_html), type="html")
-        fe.published(e.published)
-        fe.updated(e.updated or e.published)
-        for name in (_safe(a.name) for a in e.authors):
-            if name:
-                fe.author({"name": name})
-                fe.dc.dc_creator(name)
-        if e.section:
-            fe.category(term=_safe(e.section))
-        for t in translations.get(e.id, []):
-            fe.link(href=t.url, rel="alternate", type="text/html", hreflang=t.language)
-        # last: feedgen's RSS <link> is the last alternate
-        fe.link(href=e.url, rel="alternate", type="text/html", hreflang=e.language)
+        _fill_entry(fg.add_entry(feedEntry=_Entry(), order="append"), config, e, translations,
+                    rss=True, feed_language=language)
+
+
+def entry_key(e: Entry, translations: dict[str, list[Translation]]) -> tuple[object, ...]:
+    """Everything about an entry that its feed pieces show: equal keys, equal bytes."""
+    # plain tuples and strings only: they hash in C (dataclasses hash in Python)
+    return (e.seq, e.id, e.url, e.title, e.summary, e.content_html, e.published, e.updated,
+            e.section, e.language, tuple((a.name, a.kind.value) for a in e.authors),
+            tuple((t.language, t.url) for t in translations.get(e.id or "", ())))
+
+
+class FeedCache:
+    """Pieces of feed documents kept between builds in one process: each entry's Atom
+    ``<entry>`` and JSON item (an entry is in its language's site-wide feed and in its
+    series' feed, current or archived, and unchanged entries are most of a rebuild), and
+    whole archive pages, which never change once full. Keys hold every input of the
+    bytes (the entry's content, its translations, the settings), so a hit is always
+    right; what a build does not use is dropped after it, so the cache stays the size
+    of the store. Each distinct entry key gets a small number, so that page keys (fifty
+    entries each) are cheap to hash."""
+
+    def __init__(self) -> None:
+        # one build at a time per cache: the web app and the daemon's job may build at once
+        self.lock = threading.Lock()
+        self.atom: dict[int, bytes] = {}
+        self.json: dict[int, str] = {}
+        self.pages: dict[tuple[object, ...], bytes] = {}
+        self._numbers: dict[tuple[object, ...], int] = {}
+        self._next = 0
+        self._by_object: dict[int, int] = {}  # id(entry) -> number, for one build
+        self._used_pages: set[tuple[object, ...]] = set()
+
+    def key(self, e: Entry, translations: dict[str, list[Translation]]) -> int:
+        """The number of the entry's ``entry_key``, computed once per entry and build (an
+        entry is in several documents)."""
+        found = self._by_object.get(id(e))
+        if found is None:
+            full = entry_key(e, translations)
+            found = self._numbers.get(full)
+            if found is None:
+                found = self._numbers[full] = self._next
+                self._next += 1
+            self._by_object[id(e)] = found
+        return found
+
+    def atom_entry(self, key: int, make: Callable[[], bytes]) -> bytes:
+        found = self.atom.get(key)
+        if found is None:
+            found = self.atom[key] = make()
+        return found
+
+    def json_item(self, key: int, make: Callable[[], str]) -> str:
+        found = self.json.get(key)
+        if found is None:
+            found = self.json[key] = make()
+        return found
+
+    def page(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
+        self._used_pages.add(key)
+        found = self.pages.get(key)
+        if found is None:
+            found = self.pages[key] = make()
+        return found
+
+    def sweep(self) -> None:
+        """Forget what the last build did not use."""
+        used = set(self._by_object.values())
+        self._numbers = {k: v for k, v in self._numbers.items() if v in used}
+        self.atom = {k: v for k, v in self.atom.items() if k in used}
+        self.json = {k: v for k, v in self.json.items() if k in used}
+        self.pages = {k: v for k, v in self.pages.items() if k in self._used_pages}
+        self._by_object = {}
+        self._used_pages = set()
+
+
+_CACHE = FeedCache()
+
+
+def _atom_fragment(config: Config, e: Entry, translations: dict[str, list[Translation]]
+                   ) -> bytes:
+    fe = _Entry()
+    _fill_entry(fe, config, e, translations, rss=False)
+    fragment: bytes = etree.tostring(fe.atom_entry(), pretty_print=True, encoding="UTF-8")
+    return fragment
 
 
 def _feed_links(fg: FeedGenerator, config: Config, scope: Scope, self_url: str,
@@ -218,8 +370,9 @@ def _feed_links(fg: FeedGenerator, config: Config, scope: Scope, self_url: str,
 def build_atom(config: Config, scope: Scope, entries: list[Entry],
                translations: dict[str, list[Translation]], *, updated: datetime,
                other_languages: list[str], archive: tuple[int, int] | None = None,
-               archive_count: int = 0) -> bytes:
-    """An Atom document; ``archive=(page, pages)`` makes it an RFC 5005 archive page."""
+               archive_count: int = 0, cache: FeedCache | None = None) -> bytes:
+    """An Atom document; ``archive=(page, pages)`` makes it an RFC 5005 archive page.
+    Entries come from ``cache`` when it has them (built with feedgen once per entry)."""
     base = config.public_url + scope.base_path
     self_url = f"{base}/archive/{archive[0]}.xml" if archive else f"{base}/atom.xml"
     fg = _generator(config, scope, self_url, updated)
@@ -241,14 +394,19 @@ def build_atom(config: Config, scope: Scope, entries: list[Entry],
     elif archive_count:
         fg.link(href=f"{base}/archive/{archive_count}.xml", rel="prev-archive",
                 type="application/atom+xml")
-    _add_entries(fg, entries, translations, scope.language)
-    body: bytes = fg.atom_str(pretty=True)
+    head: bytes = fg.atom_str(pretty=True)  # feedgen writes the feed; entries go in whole
+    cache = cache or FeedCache()
+    pieces = [cache.atom_entry(cache.key(e, translations),
+                               lambda e=e: _atom_fragment(config, e, translations))  # type: ignore[misc]
+              for e in entries]
+    end = head.rindex(b"</feed>")
+    body = b"".join([head[:end], *pieces, head[end:]])
     if archive:  # feedgen knows no fh:archive; it marks the document as an archive
         body = body.replace(b'<feed xmlns="http://www.w3.org/2005/Atom"',
                             b'<feed xmlns="http://www.w3.org/2005/Atom" '
                             b'xmlns:fh="http://purl.org/syndication/history/1.0"', 1)
         body = body.replace(b"<id>", b"<fh:archive/><id>", 1)
-    return body
+    return _hex_references(body)
 
 
 def build_rss(config: Config, scope: Scope, entries: list[Entry],
@@ -257,9 +415,9 @@ def build_rss(config: Config, scope: Scope, entries: list[Entry],
     fg = _generator(config, scope, self_url, updated)
     fg.description(_safe(scope.description) or _safe(scope.title))
     _feed_links(fg, config, scope, self_url, RSS, [])
-    _add_entries(fg, entries, translations, scope.language)
+    _add_entries(fg, config, entries, translations, scope.language)
     body: bytes = fg.rss_str(pretty=True)
-    return body
+    return _hex_references(body)
 
 
 def json_feed_extension(config: Config, scope: Scope) -> dict[str, object]:
@@ -285,35 +443,67 @@ def json_item_extension(e: Entry, translations: dict[str, list[Translation]]) ->
     return {"about": EXTENSION_ABOUT, **ext} if ext else {}
 
 
-def build_json_feed(config: Config, scope: Scope, entries: list[Entry],
+def _json_item(e: Entry, translations: dict[str, list[Translation]]) -> dict[str, object]:
+    item: dict[str, object] = {
+        "id": e.id,
+        "url": e.url,
+        "title": _safe(e.title) or UNTITLED,
+        "summary": clean_text(e.summary),
+    }
+    # JSON Feed 1.1: content_html or content_text (or both) must be there; the summary is
+    # the content only when there is no body, or readers show the same sentence twice
+    if e.content_html:
+        item["content_html"] = clean_text(e.content_html)
+    else:
+        item["content_text"] = clean_text(e.summary)
+    item["date_published"] = _iso(e.published)
+    item["date_modified"] = _iso(e.updated or e.published)
+    authors = [{"name": n} for n in (_safe(a.name) for a in e.authors) if n]
+    if authors:
+        item["authors"] = authors
+    item["language"] = e.language
+    if e.section and _safe(e.section):
+        item["tags"] = [_safe(e.section)]
+    ext = json_item_extension(e, translations)
+    if ext:  # only when there is something to say (no empty objects)
+        item["_seriesfeed"] = ext
+    return item
+
+
+def build_json_feed(config: Config, scope: Scope, entries: list[Entry], *,
+                    archive: int | None = None, archive_count: int = 0,
+                    cache: FeedCache | None = None,
                     translations: dict[str, list[Translation]] | None = None) -> bytes:
+    """A JSON Feed 1.1 document. Like Atom's RFC 5005 archives, ``next_url`` pages back
+    through the archive pages (newest page first), so every entry can be reached; every
+    page keeps the feed's own ``feed_url`` (it identifies the feed). One item per line."""
     base = config.public_url + scope.base_path
     doc: dict[str, object] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": _safe(scope.title),
         "home_page_url": scope.page_url(config),
         "feed_url": f"{base}/feed.json",
-        "description": _safe(scope.description),
-        "language": scope.language,
-        "_seriesfeed": json_feed_extension(config, scope),
-        "items": [{
-            "id": e.id,
-            "url": e.url,
-            "title": _safe(e.title) or UNTITLED,
-            "summary": clean_text(e.summary),
-            "content_text": clean_text(e.summary),
-            **({"content_html": clean_text(e.content_html)} if e.content_html else {}),
-            "date_published": _iso(e.published),
-            "date_modified": _iso(e.updated or e.published),
-            "authors": [{"name": _safe(a.name)} for a in e.authors if _safe(a.name)],
-            "language": e.language,
-            **({"tags": [_safe(e.section)]} if e.section else {}),
-            **({"_seriesfeed": ext} if (ext := json_item_extension(e, translations or {}))
-               else {}),
-        } for e in entries],
     }
-    text = json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False)
-    return (text + "\n").encode("utf-8")
+    if _safe(scope.description):
+        doc["description"] = _safe(scope.description)
+    following = (archive - 1) if archive is not None else archive_count
+    if following >= 1:
+        doc["next_url"] = f"{base}/archive/{following}.json"
+    doc["language"] = scope.language
+    if config.websub.hub and archive is None:
+        doc["hubs"] = [{"type": "WebSub", "url": config.websub.hub}]
+    doc["_seriesfeed"] = json_feed_extension(config, scope)
+    doc["items"] = []
+    head = json.dumps(doc, ensure_ascii=False)
+    assert head.endswith('"items": []}')
+    cache = cache or FeedCache()
+    translations = translations or {}
+    items = [cache.json_item(cache.key(e, translations),
+                             lambda e=e: json.dumps(_json_item(e, translations),
+                                                     ensure_ascii=False))  # type: ignore[misc]
+             for e in entries]
+    text = head[:-2] + ("\n" + ",\n".join(items) + "\n" if items else "") + "]}\n"
+    return text.encode("utf-8")
 
 
 def scopes(config: Config, all_series: list[Series]) -> list[Scope]:
@@ -331,7 +521,7 @@ def scopes(config: Config, all_series: list[Series]) -> list[Scope]:
 
 
 def translations_for(site: SiteData) -> dict[str, list[Translation]]:
-    """Each entry's translations (language, URL, id), by entry id."""
+    """Each entry's translations (language, URL, id), by entry id, from the site's links."""
     out: dict[str, list[Translation]] = {}
     for e in site.entries:
         for other in site.links.get(e.seq or -1, []):
@@ -339,6 +529,7 @@ def translations_for(site: SiteData) -> dict[str, list[Translation]]:
             if o.url and o.language != e.language and e.id:
                 out.setdefault(e.id, []).append(Translation(o.language, o.url, o.id or ""))
     return out
+
 
 
 def is_fallback_for(language: str, e: Entry,
@@ -368,8 +559,20 @@ def with_fallback(config: Config, everything: list[Entry],
                              and (e.language == code or is_fallback_for(code, e, translations))]
 
 
-def plan_feeds(config: Config, site: SiteData) -> list[FeedDocument]:
-    """Every feed document of the site's data, deterministically."""
+def _settings_key(config: Config) -> str:
+    """What the documents depend on besides the entries (a change rebuilds every piece)."""
+    relevant = repr((config.public_url, config.site, config.languages, config.feeds,
+                     config.websub, __version__))
+    return hashlib.sha256(relevant.encode("utf-8")).hexdigest()
+
+
+def plan_feeds(config: Config, site: SiteData,
+               cache: FeedCache | None = None) -> list[FeedDocument]:
+    """Every feed document of the site's data, deterministically.
+
+    ``cache`` (by default one per process) keeps entries' pieces and full archive pages
+    between builds, so a rebuild after a new entry rebuilds only what shows it."""
+    cache = cache if cache is not None else _CACHE
     docs: list[FeedDocument] = []
     n = config.feeds.max_entries
     # one read of everything (store.entries.site_data), partitioned in memory: each entry
@@ -377,41 +580,54 @@ def plan_feeds(config: Config, site: SiteData) -> list[FeedDocument]:
     everything = site.entries
     translations = translations_for(site)
     all_scopes = scopes(config, site.series)
-    by_scope: dict[tuple[str, str | None], list[Entry]] = {}
-    for e in everything:
-        by_scope.setdefault((e.language, None), []).append(e)
-        by_scope.setdefault((e.language, e.series), []).append(e)
-    with_fallback(config, everything, translations, by_scope)
-    for scope in all_scopes:
-        slug = scope.series.slug if scope.series else None
-        newest = by_scope.get((scope.language, slug), [])
-        current = newest[:n]
-        every = sorted(newest, key=lambda e: e.seq or 0)
-        updated = _newest(every, EPOCH)
-        others = [c for c in config.languages if c != scope.language]
-        pages = len(every) // n if len(every) > n else 0
-        # archives are whole pages in insertion order (stable as entries arrive); the rest
-        # must be in the current Atom document, even a back-dated entry that is not among
-        # the newest n by date, or RFC 5005 readers could never reach it
-        shown = {e.seq for e in current}
-        tail = [e for e in every[pages * n:] if e.seq not in shown]
-        atom_current = current + tail if tail else current
-        if tail:
-            atom_current.sort(key=lambda e: (e.published, e.seq or 0), reverse=True)
-        docs.append(FeedDocument(scope.base_path + "/atom.xml", ATOM, build_atom(
-            config, scope, atom_current, translations, updated=updated,
-            other_languages=others, archive_count=pages), updated))
-        docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
-            config, scope, current, translations, updated=updated), updated))
-        docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED,
-                                 build_json_feed(config, scope, current, translations),
-                                 updated))
-        for page in range(1, pages + 1):
-            chunk = every[(page - 1) * n: page * n]
-            docs.append(FeedDocument(
-                f"{scope.base_path}/archive/{page}.xml", ATOM,
-                build_atom(config, scope, list(reversed(chunk)), translations,
-                           updated=_newest(chunk, updated), other_languages=[],
-                           archive=(page, pages), archive_count=pages),
-                _newest(chunk, updated)))
+    with cache.lock:
+        settings = _settings_key(config)
+        by_scope: dict[tuple[str, str | None], list[Entry]] = {}
+        for e in everything:
+            by_scope.setdefault((e.language, None), []).append(e)
+            by_scope.setdefault((e.language, e.series), []).append(e)
+        with_fallback(config, everything, translations, by_scope)
+        for scope in all_scopes:
+            slug = scope.series.slug if scope.series else None
+            newest = by_scope.get((scope.language, slug), [])
+            current = newest[:n]
+            every = sorted(newest, key=lambda e: e.seq or 0)
+            updated = _newest(every, EPOCH)
+            others = [c for c in config.languages if c != scope.language]
+            pages = len(every) // n if len(every) > n else 0
+            # archives are whole pages in insertion order (stable as entries arrive); the rest
+            # must be in the current Atom document, even a back-dated entry that is not among
+            # the newest n by date, or RFC 5005 readers could never reach it
+            shown = {e.seq for e in current}
+            tail = [e for e in every[pages * n:] if e.seq not in shown]
+            atom_current = current + tail if tail else current
+            if tail:
+                atom_current.sort(key=lambda e: (e.published, e.seq or 0), reverse=True)
+            docs.append(FeedDocument(scope.base_path + "/atom.xml", ATOM, build_atom(
+                config, scope, atom_current, translations, updated=updated,
+                other_languages=others, archive_count=pages, cache=cache), updated))
+            docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
+                config, scope, current, translations, updated=updated), updated))
+            docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED, build_json_feed(
+                config, scope, atom_current, archive_count=pages, cache=cache,
+                translations=translations), updated))
+            where = (settings, scope.base_path, scope.title, scope.description)
+            for page in range(1, pages + 1):
+                chunk = list(reversed(every[(page - 1) * n: page * n]))
+                stamp = _newest(chunk, updated)
+                # a full page never changes but for its entries' edits and for the
+                # next-archive link it gains when the page after it appears
+                key = (*where, page, page < pages, tuple(cache.key(e, translations)
+                                                        for e in chunk))
+
+                atom_page = partial(build_atom, config, scope, chunk, translations,
+                                    updated=stamp, other_languages=[], archive=(page, pages),
+                                    archive_count=pages, cache=cache)
+                json_page = partial(build_json_feed, config, scope, chunk, archive=page,
+                                    archive_count=pages, cache=cache, translations=translations)
+                docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.xml", ATOM,
+                                         cache.page(("atom", *key), atom_page), stamp))
+                docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.json", JSONFEED,
+                                         cache.page(("json", *key), json_page), stamp))
+        cache.sweep()
     return docs

@@ -369,3 +369,23 @@ def _format_day(day: date, locale: str, fmt: str) -> str:
     return _babel_format_date(day, format=fmt, locale=locale_for(locale))
 
 
+def format_byline(names: list[str], locale: str) -> str:
+    """``A, B, C and D`` (en), ``A, B y C`` (es): CLDR's list patterns for the locale, with
+    the two-item pattern for the last join, which is how bylines are printed (no serial
+    comma: CLDR's en_US ``end`` pattern would give ``C, and D``)."""
+    if len(names) < 2:
+        return names[0] if names else ""
+    patterns = _list_patterns(locale)
+    if len(names) == 2:
+        return patterns["2"].format(names[0], names[1])
+    head = patterns["start"].format(names[0], names[1])
+    for name in names[2:-1]:
+        head = patterns["middle"].format(head, name)
+    return patterns["2"].format(head, names[-1])
+
+
+@lru_cache(maxsize=64)
+def _list_patterns(locale: str) -> dict[str, str]:
+    found = locale_for(locale).list_patterns.get("standard", {})
+    keys = ("start", "middle", "2")
+    return {k: str(found[k]) if k in found else "{0}, {1}" for k in keys}

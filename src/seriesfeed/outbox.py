@@ -142,12 +142,12 @@ def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
     if config.mail.unsubscribe_mailto:  # tokens are URL-safe base64: no escaping needed
         unsubscribe += (f", <mailto:{config.mail.unsubscribe_mailto}"
                         f"?subject=unsubscribe%20{token}>")
-    data = rendered.template.build(
+    values = {UNSUBSCRIBE: link, PREFERENCES: prefs}
+    data = rendered.template.build_encoded(
         to_email=row.recipient, to_name=row.name, message_id=row.message_id,
-        text=rendered.text.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
-        html=rendered.html.replace(UNSUBSCRIBE, link).replace(PREFERENCES, prefs),
+        text_qp=rendered.text_qp.encode(values), html_qp=rendered.html_qp.encode(values),
         per_recipient_headers=(("List-Unsubscribe", unsubscribe),
-                               # issue 16: Gmail's feedback loop; digest and list only
+                               # Gmail's feedback loop: digest and list, never the address
                                ("Feedback-ID", bounces.feedback_id(
                                    config, row.digest_id, row.language))))
     return signer.sign(data) if signer else data

@@ -9,17 +9,18 @@ from pathlib import Path
 from seriesfeed import __version__
 from seriesfeed.actions.entries import release_due
 from seriesfeed.config import Config
-from seriesfeed.feeds import FeedDocument
+from seriesfeed.feeds import HTML, FeedCache, FeedDocument
 from seriesfeed.feeds import plan_feeds as plan_feed_documents
 from seriesfeed.models import SiteData
 from seriesfeed.pages import build_pages as build_page_documents
 from seriesfeed.publish import PublishReport, etag_of, publish, write_if_changed
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
+from seriesfeed.store.watch import CommitWatch
 from seriesfeed.websub import notify_hub
 
-__all__ = ["FeedDocument", "PublishReport", "build_feeds", "build_pages", "etag_of", "fingerprint",
-           "plan_feeds", "plan_site", "site_data"]
+__all__ = ["HTML", "CommitWatch", "FeedCache", "FeedDocument", "PublishReport", "build_feeds",
+           "build_pages", "etag_of", "fingerprint", "plan_feeds", "plan_site", "site_data"]
 
 
 def site_data(store: Store) -> SiteData:
@@ -34,9 +35,11 @@ def fingerprint(store: Store) -> tuple[object, ...]:
         return q.fingerprint(conn)
 
 
-def plan_feeds(config: Config, store: Store) -> list[FeedDocument]:
-    """Every feed document (no pages) the store gives, deterministically."""
-    return plan_feed_documents(config, site_data(store))
+def plan_feeds(config: Config, store: Store,
+               cache: FeedCache | None = None) -> list[FeedDocument]:
+    """Every feed document (no pages) the store gives, deterministically (``cache``: the
+    pieces kept between builds; by default the process's own)."""
+    return plan_feed_documents(config, site_data(store), cache)
 
 
 def build_pages(config: Config, store: Store) -> list[FeedDocument]:

@@ -60,8 +60,7 @@ def _check_depth(text: str, source: str) -> None:
 
 
 def load_json(data: bytes, source: str) -> Any:
-    """The document in ``data``: UTF-8 text, nested no deeper than MAX_DEPTH, integers of
-    bounded size; else ImportError_ naming the file."""
+    """A JSON document under the import limits (depth, integer size): ImportError_ else."""
     text = decode_text(data, source)
     _check_depth(text, source)
     try:

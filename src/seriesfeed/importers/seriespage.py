@@ -4,8 +4,6 @@ list are ignored."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 from seriesfeed.errors import ImportError_
 from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.bylines import split_byline
@@ -61,7 +59,6 @@ def parse_series_page(data: bytes, settings: ImportSettings, *, source: str) -> 
         raise ImportError_("the first entry is incomplete (byline, title, summary and date "
                            "are expected)", path=source, line=lines[first_date][0],
                            field="byline")
-    same_day: dict[date, int] = {}
     while i < len(lines):
         line_no, first = lines[i]
         if first.startswith(_FOOTER_MARKERS):
@@ -82,10 +79,9 @@ def parse_series_page(data: bytes, settings: ImportSettings, *, source: str) -> 
         except ValueError as exc:
             raise ImportError_(str(exc), path=source, line=block[3][0], field="date") from exc
         language, section = _language_of(byline, settings)
-        # the page gives dates only: entries of one day keep the page's order one second
-        # apart, so no two share a timestamp (readers and the W3C validator rely on it)
-        same_day[day] = same_day.get(day, -1) + 1
-        published = local_midnight(day, settings.time_zone) + timedelta(seconds=same_day[day])
+        # the page gives dates only: local midnight, no invented time of day. Entries are
+        # stored in the page's order (oldest first), so the store's sequence orders a day
+        published = local_midnight(day, settings.time_zone)
         batch.entries.append(ImportedEntry(Entry(
             series=slug, language=language, section=section, title=entry_title,
             summary=summary, published=published,
@@ -93,4 +89,6 @@ def parse_series_page(data: bytes, settings: ImportSettings, *, source: str) -> 
         i += 4
     if not batch.entries:
         raise ImportError_("no entries found", path=source, line=title_line)
+    if batch.entries[0].entry.published > batch.entries[-1].entry.published:
+        batch.entries.reverse()  # a newest-first page: store oldest first all the same
     return batch

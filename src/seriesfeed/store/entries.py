@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 _CHUNK = 500
+_WHOLE_TABLE = 5000  # above this many entries, authors are read in one scan
 
 
 # -- series ---------------------------------------------------------------------------
@@ -100,28 +101,40 @@ def _entry_select() -> Select[tuple[object, ...]]:
 
 
 def _load(conn: Connection, query: Select[tuple[object, ...]]) -> list[Entry]:
-    rows = conn.execute(query).all()
-    authors = _authors_for(conn, [r.seq for r in rows])
+    rows: list[Any] = list(conn.execute(query))  # Rows unpack like tuples
+    authors = _authors_for(conn, [r[0] for r in rows])
+    # positional: the order of _ENTRY_COLUMNS (a feed build loads every entry)
     return [
-        Entry(
-            seq=r.seq, id=r.id, series=r.series, language=r.language, section=r.section,
-            title=r.title, summary=r.summary, content_html=r.content_html, url=r.url,
-            published=r.published, updated=r.updated, translation_of=r.translation_of,
-            authors=authors.get(r.seq, ()),
-        )
-        for r in rows
+        Entry(seq=seq, id=id_, series=slug, language=language, section=section, title=title,
+              summary=summary, content_html=content_html, url=url, published=published,
+              updated=updated, translation_of=translation_of, authors=authors.get(seq, ()))
+        for (seq, id_, slug, language, section, title, summary, content_html, url, published,
+             updated, translation_of) in rows
     ]
 
 
 def _authors_for(conn: Connection, seqs: Sequence[int]) -> dict[int, tuple[Author, ...]]:
     found: dict[int, list[Author]] = {}
-    for start in range(0, len(seqs), _CHUNK):
-        chunk = seqs[start:start + _CHUNK]
-        for row in conn.execute(
-            select(entry_authors).where(entry_authors.c.entry_seq.in_(chunk))
-            .order_by(entry_authors.c.entry_seq, entry_authors.c.position)
-        ):
-            found.setdefault(row.entry_seq, []).append(Author(row.name, AuthorKind(row.kind)))
+    kinds = {k.value: k for k in AuthorKind}
+    made: dict[tuple[str, str], Author] = {}  # Author is frozen: one object per name and kind
+    columns = (entry_authors.c.entry_seq, entry_authors.c.name, entry_authors.c.kind)
+    order = (entry_authors.c.entry_seq, entry_authors.c.position)
+    if len(seqs) > _WHOLE_TABLE:
+        # most of the table (a feed build reads every entry): one scan, not many IN lists
+        wanted = set(seqs)
+        queries = [select(*columns).order_by(*order)]
+    else:
+        wanted = None
+        queries = [select(*columns).where(entry_authors.c.entry_seq.in_(seqs[i:i + _CHUNK]))
+                   .order_by(*order) for i in range(0, len(seqs), _CHUNK)]
+    for query in queries:
+        for seq, name, kind in conn.execute(query):
+            if wanted is not None and seq not in wanted:
+                continue
+            author = made.get((name, kind))
+            if author is None:
+                author = made[(name, kind)] = Author(name, kinds[kind])
+            found.setdefault(seq, []).append(author)
     return {seq: tuple(a) for seq, a in found.items()}
 
 

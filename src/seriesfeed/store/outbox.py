@@ -14,8 +14,9 @@ import random
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
 
 from seriesfeed.models import OutboxKind, OutboxState, SubscriberStatus
 from seriesfeed.store.ops import reset_hard_bounces
@@ -100,22 +101,40 @@ _WANTS = {OutboxKind.DIGEST: SubscriberStatus.CONFIRMED,
           OutboxKind.CONFIRM: SubscriberStatus.PENDING}
 
 
+def _due_rows(conn: Connection, now: datetime, limit: int, kinds: Collection[OutboxKind],
+              exclude: Collection[int]) -> list[Row[Any]]:
+    """The first ``limit`` due rows of ``kinds`` (confirmations first, then by id), read as
+    four index ranges of at most ``limit`` rows each. One query with the OR made both
+    SQLite and PostgreSQL collect and sort every due row on each claim: a send of 100,000
+    paid for its remaining rows 500 times over."""
+    wanted = outbox.c.kind.in_([k.value for k in kinds])
+    ranges = [
+        and_(outbox.c.state == OutboxState.QUEUED.value, outbox.c.next_at.is_(None)),
+        and_(outbox.c.state == OutboxState.QUEUED.value, outbox.c.next_at.isnot(None)),
+        and_(outbox.c.state == OutboxState.RETRY.value, outbox.c.next_at <= now),
+        and_(outbox.c.state == OutboxState.SENDING.value, outbox.c.lease_until < now),
+    ]
+    found: list[Row[Any]] = []  # rows of (id, attempts, kind)
+    for where in ranges:
+        query = select(outbox.c.id, outbox.c.attempts, outbox.c.kind).where(where, wanted)
+        if exclude:
+            query = query.where(outbox.c.id.not_in(list(exclude)))
+        query = query.order_by(outbox.c.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=outbox)
+        found.extend(conn.execute(query).all())  # type: ignore[arg-type]
+    # a confirmation first: someone is waiting for it, while a digest is never urgent
+    found.sort(key=lambda r: (r.kind != OutboxKind.CONFIRM.value, r.id))
+    return found[:limit]
+
+
 def claim(conn: Connection, now: datetime, limit: int, *, max_attempts: int | None = None,
           lease: timedelta = LEASE, exclude: Collection[int] = (),
           kinds: Collection[OutboxKind] = tuple(OutboxKind)) -> list[Claimed]:
     """Claim up to ``limit`` due rows of ``kinds`` for ``lease``. Rows in ``exclude`` (those
     this process already holds) are never claimed again, whatever their lease says; a due
     row that has used up ``max_attempts`` ends ``failed`` instead of being tried again."""
-    query = select(outbox.c.id, outbox.c.attempts).where(
-        _due(now), outbox.c.kind.in_([k.value for k in kinds]))
-    if exclude:
-        query = query.where(outbox.c.id.not_in(list(exclude)))
-    # a confirmation first: someone is waiting for it, while a digest is never urgent
-    query = query.order_by(case((outbox.c.kind == OutboxKind.CONFIRM.value, 0), else_=1),
-                           outbox.c.id).limit(limit)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=outbox)
-    found = conn.execute(query).all()
+    found = _due_rows(conn, now, limit, kinds, exclude)
     if max_attempts is not None:
         spent = [int(r.id) for r in found if r.attempts >= max_attempts]
         if spent:

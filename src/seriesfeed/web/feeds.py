@@ -18,12 +18,14 @@ from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions
 from seriesfeed.actions import Store
-from seriesfeed.actions.feeds import FeedDocument, etag_of
+from seriesfeed.actions.feeds import HTML, CommitWatch, FeedDocument, etag_of
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.web import localized
 
-__all__ = ["CACHE_CONTROL", "Served", "SiteCache", "not_found_page", "routes"]
+__all__ = [
+    "CACHE_CONTROL", "Served", "SiteCache", "not_found_page", "routes",
+]
 
 CACHE_CONTROL = "public, max-age=300"
 
@@ -49,8 +51,15 @@ class SiteCache:
         self.fingerprint: tuple[object, ...] | None = None
         self.docs: dict[str, Served] = {}
         self.started = now_utc().replace(microsecond=0)
+        # SQLite: skip the fingerprint query while nothing at all was committed
+        self.watch = CommitWatch(store)
+        self.seen: tuple[int, int] | None = None
 
     def current(self) -> dict[str, Served]:
+        # read before the fingerprint: a commit between the two is seen by the next call
+        seen = self.watch.counter()
+        if seen is not None and seen == self.seen and self.fingerprint is not None:
+            return self.docs
         fp = actions.fingerprint(self.store)
         if fp != self.fingerprint:
             with self.lock:
@@ -58,6 +67,7 @@ class SiteCache:
                     docs = actions.plan_site(self.store, self.config)
                     self.docs = {d.path: self._served(d) for d in docs}
                     self.fingerprint = fp
+        self.seen = seen
         return self.docs
 
 
@@ -103,6 +113,7 @@ def not_found_page(config: Config, request: Request) -> HTMLResponse:
 
 def routes(config: Config, store: Store) -> list[BaseRoute]:
     cache = SiteCache(config, store)
+    hub = config.websub.hub
 
     def serve(request: Request) -> Response:
         path = request.url.path
@@ -116,6 +127,9 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         etag = served.etag[:-1] + '-gz"' if gz else served.etag
         headers = {"ETag": etag, "Last-Modified": served.last_modified,
                    "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+        if hub and served.doc.media_type != HTML:  # WebSub 4: discovery by Link headers
+            headers["Link"] = (f'<{hub}>; rel="hub", '
+                               f'<{config.public_url}{served.doc.path}>; rel="self"')
         if _not_modified(request, served, etag):
             return Response(status_code=304, headers=headers)
         if gz:

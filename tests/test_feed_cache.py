@@ -1,0 +1,97 @@
+"""The feed cache (issue 15): pieces and archive pages kept between builds never give other
+bytes than a build from nothing, and a new entry changes only the documents that show it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from seriesfeed import actions
+from seriesfeed.actions.feeds import FeedCache, plan_feeds
+from seriesfeed.config import Config, load_config
+from seriesfeed.models import Author, Entry
+from seriesfeed.store import Store
+from tests.conftest import EXAMPLE_JSON, SEED_PAGE, ConfigFactory
+
+SLUG = "reflections-on-the-iso-crisis"
+
+
+def _docs(config: Config, store: Store, cache: FeedCache) -> dict[str, bytes]:
+    return {d.path: d.body for d in plan_feeds(config, store, cache=cache)}
+
+
+def _small(make_config: ConfigFactory, database_url: str) -> Config:
+    return load_config(make_config(database={"url": database_url},
+                                   feeds={"max_entries": 3, "out_dir": "var/public"}), env={})
+
+
+def test_a_warm_cache_gives_the_bytes_of_a_cold_build_after_every_kind_of_change(
+        store: Store, make_config: ConfigFactory, database_url: str) -> None:
+    config = _small(make_config, database_url)
+    actions.import_entries(store, config, SEED_PAGE)
+    warm = FeedCache()
+    first = _docs(config, store, warm)
+    assert any("/archive/" in p for p in first)
+    assert _docs(config, store, warm) == first  # nothing changed
+
+    def same_as_cold() -> dict[str, bytes]:
+        got = _docs(config, store, warm)
+        assert got == _docs(config, store, FeedCache())
+        return got
+
+    # an edit of an entry that sits in a full (archived) page
+    oldest = actions.list_entries(store, language="en")[0]
+    actions.add_entry(store, config, Entry(
+        series=oldest.series, language="en", title=oldest.title + " (corrected)",
+        summary=oldest.summary, published=oldest.published, authors=oldest.authors,
+        url=oldest.url, id=oldest.id))
+    edited = same_as_cold()
+    page = next(p for p, b in edited.items() if p.endswith("/archive/1.xml")
+                and b"(corrected)" in b)
+    assert page.startswith("/feeds/en/")
+    # a translation link added between two old entries, then the whole JSON example
+    actions.import_entries(store, config, EXAMPLE_JSON)
+    same_as_cold()
+    # other settings: every piece is rebuilt with them
+    other = load_config(make_config(database={"url": database_url},
+                                    feeds={"max_entries": 3, "out_dir": "var/public"},
+                                    websub={"hub": "https://hub.example.org/"}), env={})
+    hubbed = {d.path: d.body for d in plan_feeds(other, store, cache=warm)}
+    assert hubbed == {d.path: d.body for d in plan_feeds(other, store, cache=FeedCache())}
+    assert b"https://hub.example.org/" in hubbed["/feeds/en/atom.xml"]
+
+
+def test_one_new_entry_changes_only_the_documents_that_show_it(
+        store: Store, make_config: ConfigFactory, database_url: str) -> None:
+    config = _small(make_config, database_url)
+    actions.import_entries(store, config, SEED_PAGE)
+    # 18 English entries, pages of 3: six full archive pages; one more makes a tail
+    cache = FeedCache()
+    before = _docs(config, store, cache)
+    newest = max(e.published for e in actions.list_entries(store))
+    actions.add_entry(store, config, Entry(
+        series=SLUG, language="en", title="One more", summary="New.",
+        published=newest + timedelta(days=1), authors=(Author("A"),)))
+    after = _docs(config, store, cache)
+    changed = {p for p in after if before.get(p) != after[p]}
+    assert changed == {f"{base}/{name}" for base in ("/feeds/en", f"/feeds/en/{SLUG}")
+                       for name in ("atom.xml", "rss.xml", "feed.json")}
+    assert after == _docs(config, store, FeedCache())
+
+
+def test_a_new_full_page_links_the_page_before_it(
+        store: Store, make_config: ConfigFactory, database_url: str) -> None:
+    config = _small(make_config, database_url)
+    actions.import_entries(store, config, SEED_PAGE)
+    cache = FeedCache()
+    before = _docs(config, store, cache)
+    start = datetime(2020, 1, 1, tzinfo=UTC)  # after the seed, not in the future (held)
+    for i in range(3):  # a seventh full page of English entries
+        actions.add_entry(store, config, Entry(
+            series=SLUG, language="en", title=f"Later {i}", summary="S",
+            published=start + timedelta(days=i), authors=(Author("A"),)))
+    after = _docs(config, store, cache)
+    assert f"/feeds/en/{SLUG}/archive/7.xml" in after
+    assert b"archive/7.xml" in after[f"/feeds/en/{SLUG}/archive/6.xml"]
+    assert b"archive/7.xml" not in before[f"/feeds/en/{SLUG}/archive/6.xml"]
+    assert after[f"/feeds/en/{SLUG}/archive/5.xml"] == before[f"/feeds/en/{SLUG}/archive/5.xml"]
+    assert after == _docs(config, store, FeedCache())
