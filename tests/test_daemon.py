@@ -86,12 +86,12 @@ def test_daemon_serves_builds_rebuilds_refuses_a_second_and_stops_on_sigterm(
         run_cli: Callable[..., CliResult]) -> None:
     proc, base = running
     status, body = _get(base + "/feeds/en/atom.xml")
-    assert status == 200 and body.count(b"<entry>") == 18
+    assert status == 200 and body.count(b"<entry xml:lang=") == 18
     health = json.loads(_get(base + "/healthz")[1])
     assert health["status"] == "up"
     out = daemon_config.parent / "var" / "public" / "feeds" / "en" / "atom.xml"
     _wait(out.is_file, 20, "the feeds to be built at start")
-    assert out.read_bytes().count(b"<entry>") == 18
+    assert out.read_bytes().count(b"<entry xml:lang=") == 18
 
     added = run_cli("--config", daemon_config, "entries", "add", "--series",
                     "reflections-on-the-iso-crisis", "--title", "Fresh from the press",
