@@ -136,6 +136,7 @@ class Phases:
 def full_path(n: int, port: int, connections: int) -> None:
     from seriesfeed import actions
     from seriesfeed import outbox as ob
+    from seriesfeed.actions import digests as digest_verbs  # where send_digests records
     from seriesfeed.config import load_config
     from seriesfeed.store import open_store
 
@@ -145,7 +146,7 @@ def full_path(n: int, port: int, connections: int) -> None:
         add_subscribers(store, n)
         actions.import_entries(store, config, ROOT / "examples" / "iso-crisis-series-page.txt")
         phases = Phases()
-        phases.wrap(actions, "record_digests", "record")
+        phases.wrap(digest_verbs, "record_digests", "record")
         for name, phase in (("_claim", "claim"), ("render_digest", "render"),
                             ("build_digest_message", "build"), ("_mark", "mark")):
             if hasattr(ob, name):

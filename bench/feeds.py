@@ -27,8 +27,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from seriesfeed import actions
+from seriesfeed.actions.feeds import FeedCache, plan_feeds
 from seriesfeed.config import load_config
-from seriesfeed.feeds import FeedCache, plan_feeds
 from seriesfeed.importers import ImportBatch, ImportedEntry
 from seriesfeed.models import Author, Entry, Series, SeriesText
 from seriesfeed.publish import publish

@@ -25,7 +25,7 @@ from seriesfeed.store.tables import metadata
 ROOT = Path(__file__).resolve().parent.parent
 SEED_PAGE = ROOT / "examples" / "iso-crisis-series-page.txt"
 EXAMPLE_JSON = ROOT / "examples" / "iso-crisis.json"
-pytest_plugins = ["tests.harness.figures"]
+pytest_plugins = ["tests.harness.figures", "tests.smtp_server"]  # smtp_server: one fixture
 PG_ADMIN_URL = os.environ.get("SERIESFEED_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

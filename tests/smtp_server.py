@@ -1,4 +1,8 @@
-"""A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it accepts."""
+"""A real SMTP server (aiosmtpd) on 127.0.0.1 that records every message it accepts.
+
+Registered once as a pytest plugin (tests/conftest.py ``pytest_plugins``): any test asks for
+the ``smtp_server`` fixture by name, no import needed. The server binds port 0 and the port
+is read back from its own socket, so no other process can take it in between."""
 
 from __future__ import annotations
 
@@ -67,13 +71,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class BoundController(Controller):  # type: ignore[misc]
+    """aiosmtpd's Controller on port 0: the port the kernel gave is read back from the
+    listening socket before the readiness check connects to it."""
+
+    def _trigger_server(self) -> None:
+        assert self.server is not None
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        super()._trigger_server()
+
+
+def start_smtp(recorder: Recorder | None = None) -> tuple[BoundController, SmtpServer]:
+    recorder = recorder or Recorder()
+    controller = BoundController(recorder, hostname="127.0.0.1", port=0)
+    controller.start()
+    return controller, SmtpServer("127.0.0.1", int(controller.port), recorder)
+
+
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
-    recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
+    controller, server = start_smtp()
     try:
-        yield SmtpServer("127.0.0.1", port, recorder)
+        yield server
     finally:
         controller.stop()

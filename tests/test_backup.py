@@ -16,8 +16,8 @@ from seriesfeed.config import load_config
 from seriesfeed.digest import record_digests
 from seriesfeed.models import Frequency
 from seriesfeed.outbox import drain_outbox
-from seriesfeed.runlock import RunnerLock
 from seriesfeed.store import open_store
+from seriesfeed.store.locks import RunnerLock
 from tests.conftest import SEED_PAGE, CliResult
 from tests.harness.fault_smtp import FaultServer
 

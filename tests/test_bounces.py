@@ -22,7 +22,7 @@ from seriesfeed.config import Config, load_config
 from seriesfeed.store import Store, open_store
 from seriesfeed.store.tables import outbox, subscribers, suppressions
 from tests.conftest import SEED_PAGE, CliResult
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 PEOPLE = ("ann@example.org", "bob@example.net", "cai@example.com", "dee@example.org",
           "eve@example.net", "fay@example.com", "gus@example.org")
@@ -39,7 +39,7 @@ class World:
 
 @pytest.fixture
 def world(make_config: Callable[..., Path], database_url: str,
-          smtp_server: SmtpServer) -> Iterator[World]:  # noqa: F811
+          smtp_server: SmtpServer) -> Iterator[World]:
     path = make_config(
         database={"url": database_url},
         smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none"},
@@ -310,7 +310,7 @@ def test_a_complaint_without_return_path_is_matched_by_its_signed_unsubscribe_li
 
 
 def test_a_successful_delivery_resets_the_hard_bounce_count(
-        world: World, smtp_server: SmtpServer) -> None:  # noqa: F811
+        world: World, smtp_server: SmtpServer) -> None:
     with world.store.write() as conn:
         conn.execute(subscribers.update().where(subscribers.c.email == "gus@example.org")
                      .values(hard_bounces=2, last_seq=0))

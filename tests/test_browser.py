@@ -19,7 +19,7 @@ from seriesfeed.config import load_config
 from seriesfeed.store import open_store
 from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE
-from tests.smtp_server import SmtpServer, free_port, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,7 +33,7 @@ if not Path(CHROMIUM).exists():
 
 
 @pytest.fixture
-def served(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[no-untyped-def]  # noqa: F811
+def served(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[no-untyped-def]
            ) -> Iterator[str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -58,7 +58,7 @@ def served(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[
 
 
 def test_spanish_subscribe_confirm_unsubscribe_in_chromium(
-        served: str, smtp_server: SmtpServer, tmp_path: Path) -> None:  # noqa: F811
+        served: str, smtp_server: SmtpServer, tmp_path: Path) -> None:
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with playwright_api.sync_playwright() as pw:

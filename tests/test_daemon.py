@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SEED_PAGE, CliResult
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 
 def _free_port() -> int:
@@ -182,7 +182,7 @@ def test_daemon_sends_one_digest_survives_an_smtp_outage_and_resumes(
 
 def test_catch_up_after_downtime_sends_once_and_not_again_after_a_restart(
         make_config: Callable[..., Path], tmp_path: Path, run_cli: Callable[..., CliResult],
-        smtp_server: SmtpServer) -> None:  # noqa: F811
+        smtp_server: SmtpServer) -> None:
     """The daily slot passed while no daemon ran: the first start sends it once; a second
     start (same slot) sends nothing."""
     config = make_config(

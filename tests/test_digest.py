@@ -20,14 +20,14 @@ from seriesfeed.models import Entry, Frequency
 from seriesfeed.store import Store, open_store
 from seriesfeed.store.tables import outbox, subscribers
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 SLUG = "reflections-on-the-iso-crisis"
 
 
 @pytest.fixture
 def world(make_config: Callable[..., Path], database_url: str,
-          smtp_server: SmtpServer) -> Iterator[tuple[Config, Store]]:  # noqa: F811
+          smtp_server: SmtpServer) -> Iterator[tuple[Config, Store]]:
     config = load_config(make_config(
         database={"url": database_url},
         smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none",
@@ -61,7 +61,7 @@ def _by_recipient(server: SmtpServer) -> dict[str, list[EmailMessage]]:
 
 
 def test_each_subscriber_gets_one_digest_in_their_language(
-        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     config, store = world
     summary = _send(store, config)
     assert "3 sent" in summary
@@ -94,7 +94,7 @@ def test_each_subscriber_gets_one_digest_in_their_language(
 
 
 def test_second_send_sends_nothing_and_a_new_article_sends_only_it(
-        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     config, store = world
     _send(store, config)
     assert len(smtp_server.recorder.messages) == 3
@@ -129,7 +129,7 @@ def test_scheduled_runs_record_one_digest_per_slot(world: tuple[Config, Store]) 
 
 
 def test_a_new_subscriber_starts_from_confirmation_and_unsubscribed_get_nothing(
-        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     config, store = world
     subscriptions.add_subscriber(store, config, "late@example.org", language="en",
                                  frequency="daily", confirmed=True)
@@ -147,7 +147,7 @@ def test_a_new_subscriber_starts_from_confirmation_and_unsubscribed_get_nothing(
 
 
 def test_451_then_250_is_delivered_and_550_fails_and_bounces(
-        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     config, store = world
     subscriptions.add_subscriber(store, config, "gone@hard.example.net", language="es",
                                  frequency="daily", confirmed=True)
@@ -181,7 +181,7 @@ def test_451_then_250_is_delivered_and_550_fails_and_bounces(
 
 
 def test_the_mailto_unsubscribe_is_offered_when_configured_and_its_token_unsubscribes(
-        world: tuple[Config, Store], smtp_server: SmtpServer, run_cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+        world: tuple[Config, Store], smtp_server: SmtpServer, run_cli) -> None:  # type: ignore[no-untyped-def]
     config, store = world
     config = dataclasses.replace(config, mail=dataclasses.replace(
         config.mail, unsubscribe_mailto="unsubscribe@example.org"))
@@ -208,7 +208,7 @@ def test_the_mailto_unsubscribe_is_offered_when_configured_and_its_token_unsubsc
 
 
 def test_subjects_come_from_the_config_when_set(world: tuple[Config, Store],
-                                               smtp_server: SmtpServer) -> None:  # noqa: F811
+                                               smtp_server: SmtpServer) -> None:
     config, store = world
     es = dataclasses.replace(config.languages["es"], digest_subject="Novedades: {title} ({n})")
     config = dataclasses.replace(config, languages={**config.languages, "es": es})
@@ -254,7 +254,7 @@ def test_cli_preview_and_dry_run(world: tuple[Config, Store], run_cli,  # type: 
 
 
 def test_two_senders_share_the_outbox_without_double_claims(
-        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     """On PostgreSQL claims use FOR UPDATE SKIP LOCKED; on SQLite the sender lock makes the
     second drain wait its turn. Either way each message goes out once."""
     from sqlalchemy import insert as sa_insert
@@ -284,7 +284,7 @@ def test_two_senders_share_the_outbox_without_double_claims(
 
 def test_dkim_signature_covers_both_list_unsubscribe_headers_and_verifies(
         make_config: Callable[..., Path], tmp_path: Path,
-        smtp_server: SmtpServer) -> None:  # noqa: F811
+        smtp_server: SmtpServer) -> None:
     import base64
     import subprocess
 

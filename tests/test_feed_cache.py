@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from seriesfeed import actions
+from seriesfeed.actions.feeds import FeedCache, plan_feeds
 from seriesfeed.config import Config, load_config
-from seriesfeed.feeds import FeedCache, plan_feeds
 from seriesfeed.models import Author, Entry
 from seriesfeed.store import Store
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE, ConfigFactory

@@ -16,8 +16,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from seriesfeed import actions
+from seriesfeed.actions.feeds import plan_feeds
 from seriesfeed.config import Config, load_config
-from seriesfeed.feeds import plan_feeds
 from seriesfeed.models import Author, AuthorKind, Entry
 from seriesfeed.store import Store
 from seriesfeed.web import create_app

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from seriesfeed import actions
+from seriesfeed.actions import plan_feeds
 from seriesfeed.config import Config, load_config
-from seriesfeed.feeds import Scope, build_atom, build_rss, plan_feeds
+from seriesfeed.feeds import Scope, build_atom, build_rss
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.store import Store
 from seriesfeed.text import clean_line, clean_text

@@ -13,7 +13,7 @@ from seriesfeed import emails, mailer
 from seriesfeed.config import load_config
 from seriesfeed.errors import PermanentDeliveryError, TransientDeliveryError
 from tests.conftest import ROOT
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 CONFIG = load_config(ROOT / "config.toml", env={})
 
@@ -43,7 +43,7 @@ def test_maildir_is_the_default_and_any_client_can_read_it(tmp_path: Path) -> No
 
 
 def test_smtp_pool_delivers_reuses_connections_and_translates_replies(
-        smtp_server: SmtpServer) -> None:  # noqa: F811
+        smtp_server: SmtpServer) -> None:
     smtp_server.recorder.rcpt_replies.update({"hard.example.net": "550 5.1.1 unknown",
                                               "soft.example.net": "451 4.3.0 later"})
     pool = mailer.SmtpPool(host=smtp_server.host, port=smtp_server.port, security="none",
@@ -70,7 +70,7 @@ def test_smtp_pool_delivers_reuses_connections_and_translates_replies(
     assert len({m.peer for m in smtp_server.recorder.messages}) == 1
 
 
-def test_the_pool_keeps_to_its_rate_limit(smtp_server: SmtpServer) -> None:  # noqa: F811
+def test_the_pool_keeps_to_its_rate_limit(smtp_server: SmtpServer) -> None:
     pool = mailer.SmtpPool(host=smtp_server.host, port=smtp_server.port, security="none",
                            connections=4, rate=10, timeout=5)
 

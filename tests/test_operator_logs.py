@@ -19,7 +19,7 @@ from seriesfeed.daemon import build_daemon
 from seriesfeed.logs import mask_address, setup_logging
 from seriesfeed.store import open_store
 from tests.conftest import CliResult
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 LOCAL = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[-+]\d\d:\d\d$")  # no fraction
 
@@ -30,7 +30,7 @@ def test_masking_keeps_the_first_letter_and_the_domain() -> None:
 
 
 def test_every_subscribe_flow_event_logs_one_masked_line(
-        make_config: Callable[..., Path], database_url: str, smtp_server: SmtpServer,  # noqa: F811
+        make_config: Callable[..., Path], database_url: str, smtp_server: SmtpServer,
         caplog: pytest.LogCaptureFixture) -> None:
     config = load_config(make_config(
         database={"url": database_url},

@@ -13,12 +13,12 @@ from seriesfeed import actions, subscriptions
 from seriesfeed.config import Config, load_config
 from seriesfeed.store import Store, open_store
 from tests.conftest import SEED_PAGE, CliResult
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 
 @pytest.fixture
 def world(make_config: Callable[..., Path], database_url: str,
-          smtp_server: SmtpServer) -> Iterator[tuple[Path, Config, Store]]:  # noqa: F811
+          smtp_server: SmtpServer) -> Iterator[tuple[Path, Config, Store]]:
     path = make_config(
         database={"url": database_url},
         smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none",
@@ -41,7 +41,7 @@ def _send(store: Store, config: Config) -> str:
 
 def test_outbox_and_digest_listings_name_the_failed_recipient_of_a_550(
         world: tuple[Path, Config, Store], run_cli: Callable[..., CliResult],
-        smtp_server: SmtpServer) -> None:  # noqa: F811
+        smtp_server: SmtpServer) -> None:
     path, config, store = world
     _send(store, config)
     assert len(smtp_server.recorder.messages) == 2
@@ -80,7 +80,7 @@ def test_outbox_and_digest_listings_name_the_failed_recipient_of_a_550(
 
 def test_retry_puts_failed_rows_back_with_the_same_message_id_and_counts_it(
         world: tuple[Path, Config, Store], run_cli: Callable[..., CliResult],
-        smtp_server: SmtpServer) -> None:  # noqa: F811
+        smtp_server: SmtpServer) -> None:
     path, config, store = world
     _send(store, config)
     before = json.loads(run_cli("--config", path, "outbox", "list", "--json").out)

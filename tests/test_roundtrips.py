@@ -20,7 +20,7 @@ from seriesfeed.store import open_store
 from seriesfeed.store import subscribers as sq
 from seriesfeed.store.tables import suppressions
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE, CliResult
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 SLUG = "reflections-on-the-iso-crisis"
 
@@ -69,7 +69,7 @@ def _export(run_cli: Callable[..., CliResult], site: Path, out: Path) -> bytes:
 
 def test_subscribers_export_then_import_on_an_empty_store_restores_every_row(
         run_cli: Callable[..., CliResult], make_config: Callable[..., Path], tmp_path: Path,
-        smtp_server: SmtpServer) -> None:  # noqa: F811
+        smtp_server: SmtpServer) -> None:
     first = _site(make_config, f"sqlite:///{tmp_path / 'a.sqlite3'}", smtp_server)
     _populate(run_cli, first)
     exported = _export(run_cli, first, tmp_path / "first.csv")
@@ -113,7 +113,7 @@ def test_subscribers_export_then_import_on_an_empty_store_restores_every_row(
 
 def test_imported_pending_rows_get_confirmation_mail_only_when_asked(
         run_cli: Callable[..., CliResult], make_config: Callable[..., Path], tmp_path: Path,
-        smtp_server: SmtpServer) -> None:  # noqa: F811
+        smtp_server: SmtpServer) -> None:
     site = _site(make_config, f"sqlite:///{tmp_path / 'c.sqlite3'}", smtp_server)
     people = tmp_path / "people.csv"
     people.write_text("email,status\nann@example.org,pending\nbob@example.org,confirmed\n"

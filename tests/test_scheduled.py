@@ -22,7 +22,7 @@ from seriesfeed.models import Entry
 from seriesfeed.store import Store, open_store
 from tests.conftest import CliResult, ConfigFactory
 from tests.harness.http_source import Route, SourceServer, source_server
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -35,7 +35,7 @@ def hub() -> Iterator[SourceServer]:
 
 @pytest.fixture
 def world(make_config: ConfigFactory, database_url: str, hub: SourceServer,
-          smtp_server: SmtpServer) -> Iterator[tuple[Config, Store]]:  # noqa: F811
+          smtp_server: SmtpServer) -> Iterator[tuple[Config, Store]]:
     path = make_config(
         database={"url": database_url},
         smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none",
@@ -73,7 +73,7 @@ def _text(message: EmailMessage) -> str:
 
 
 def test_a_future_entry_is_held_everywhere_until_its_time(
-        world: tuple[Config, Store], smtp_server: SmtpServer, hub: SourceServer,  # noqa: F811
+        world: tuple[Config, Store], smtp_server: SmtpServer, hub: SourceServer,
         tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
     config, store = world
     out = tmp_path / "public"
@@ -197,7 +197,7 @@ def _atom(items: list[tuple[str, str]]) -> bytes:
 
 def test_a_new_entry_at_the_source_reaches_subscribers_once(
         world: tuple[Config, Store], make_config: ConfigFactory, database_url: str,
-        smtp_server: SmtpServer, hub: SourceServer) -> None:  # noqa: F811
+        smtp_server: SmtpServer, hub: SourceServer) -> None:
     _, store = world
     path = make_config(
         f'[sources.news]\nurl = "{hub.url("/news.xml")}"\nseries = "news"\n',

@@ -18,10 +18,10 @@ import pytest
 
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError, LockError
-from seriesfeed.runlock import RunnerLock
 from seriesfeed.scheduler import Daemon, Job, fire_times, make_trigger, previous_fire_time
 from seriesfeed.store import Store
 from seriesfeed.store import jobs as jq
+from seriesfeed.store.locks import RunnerLock
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Europe/Madrid", "America/Mexico_City"])
@@ -140,7 +140,7 @@ def test_a_killed_holder_leaves_no_stale_lock(store: Store, tmp_path: Path) -> N
     script.write_text(textwrap.dedent(f"""
         import sys, time
         from seriesfeed.store import Store
-        from seriesfeed.runlock import RunnerLock
+        from seriesfeed.store.locks import RunnerLock
         lock = RunnerLock(Store({store.url!r}))
         lock.acquire()
         print("held", flush=True)

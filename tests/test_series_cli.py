@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seriesfeed import actions
+from seriesfeed.actions.feeds import build_pages
 from seriesfeed.config import Config
-from seriesfeed.pages import build_pages
 from seriesfeed.store import open_store
 from tests.bilingual import SLUG, SPANISH_TITLE
 from tests.conftest import ROOT, SEED_PAGE, CliResult

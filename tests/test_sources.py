@@ -19,8 +19,8 @@ import pytest
 import time_machine
 
 from seriesfeed import actions, sources
+from seriesfeed.actions import plan_feeds
 from seriesfeed.config import Config, load_config
-from seriesfeed.feeds import plan_feeds
 from seriesfeed.models import AuthorKind, Entry
 from seriesfeed.store import Store
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE, CliResult, ConfigFactory

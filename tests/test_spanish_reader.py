@@ -20,8 +20,8 @@ import pytest
 import uvicorn
 
 from seriesfeed import actions, subscriptions, tokens
+from seriesfeed.actions.feeds import plan_feeds
 from seriesfeed.config import Config, load_config
-from seriesfeed.feeds import plan_feeds
 from seriesfeed.models import Frequency
 from seriesfeed.store import Store, open_store
 from seriesfeed.web import create_app
@@ -34,7 +34,7 @@ from tests.bilingual import (
     save_screenshot,
     seed_like_quick_start,
 )
-from tests.smtp_server import SmtpServer, free_port, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,7 +50,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def world(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[no-untyped-def]  # noqa: F811
+def world(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[no-untyped-def]
           ) -> Iterator[tuple[str, Config, Store]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -84,7 +84,7 @@ def _mail_texts(msg: EmailMessage) -> tuple[str, str]:
 
 
 def test_a_spanish_reader_sees_no_english(world: tuple[str, Config, Store],
-                                          smtp_server: SmtpServer, tmp_path: Path  # noqa: F811
+                                          smtp_server: SmtpServer, tmp_path: Path
                                           ) -> None:
     base, config, store = world
     english = english_fragments(config)

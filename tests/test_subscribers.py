@@ -17,7 +17,7 @@ from seriesfeed.errors import ValidationError
 from seriesfeed.store import Store, open_store
 from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE, CliResult
-from tests.smtp_server import SmtpServer, free_port, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer, free_port
 
 SLUG = "reflections-on-the-iso-crisis"
 Run = Callable[..., CliResult]
@@ -25,7 +25,7 @@ Run = Callable[..., CliResult]
 
 @pytest.fixture
 def site(make_config: Callable[..., Path], database_url: str,
-         smtp_server: SmtpServer) -> Path:  # noqa: F811
+         smtp_server: SmtpServer) -> Path:
     return make_config(database={"url": database_url},
                        smtp={"host": smtp_server.host, "port": smtp_server.port,
                              "security": "none", "connections": 2},
@@ -52,7 +52,7 @@ def _subs(run_cli: Run, site: Path) -> list[dict[str, object]]:
 
 
 def test_cli_add_list_import_export_remove(run_cli: Run, site: Path, tmp_path: Path,
-                                           smtp_server: SmtpServer) -> None:  # noqa: F811
+                                           smtp_server: SmtpServer) -> None:
     added = run_cli("--config", site, "subscribers", "add", "Ana@Example.org", "--lang", "es",
                     "--frequency", "daily", "--name", "Ana")
     assert added.code == 0, added
@@ -89,7 +89,7 @@ def test_cli_add_list_import_export_remove(run_cli: Run, site: Path, tmp_path: P
 
 
 def test_a_confirmation_that_could_not_be_sent_does_not_block_the_address(
-        run_cli: Run, site: Path, smtp_server: SmtpServer) -> None:  # noqa: F811
+        run_cli: Run, site: Path, smtp_server: SmtpServer) -> None:
     closed = free_port()  # nothing listens there: the relay is down
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SERIESFEED_SMTP_PORT", str(closed))
@@ -155,7 +155,7 @@ def _link(mail_text: str, kind: str) -> str:
 
 
 def test_web_flow_confirm_by_post_and_one_click_unsubscribe(
-        app_parts: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+        app_parts: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     config, store = app_parts
     client = TestClient(create_app(config, store), base_url="https://feeds.example.org")
     page = client.get(f"/es/{SLUG}/")
@@ -208,7 +208,7 @@ def test_web_flow_confirm_by_post_and_one_click_unsubscribe(
 
 
 def test_no_enumeration_cross_site_rate_limit_and_honeypot(
-        app_parts: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+        app_parts: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     config, store = app_parts
     client = TestClient(create_app(config, store), base_url="https://feeds.example.org",
                         client=("127.0.0.9", 5000))
@@ -302,7 +302,7 @@ def test_preferences_choose_the_series_followed(app_parts: tuple[Config, Store])
 
 
 def test_an_expired_confirm_link_shows_an_error_page_and_confirms_nothing(
-        app_parts: tuple[Config, Store], smtp_server: SmtpServer) -> None:  # noqa: F811
+        app_parts: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     import time_machine
 
     from seriesfeed.store import subscribers as sq

@@ -14,15 +14,14 @@ import feedparser
 from starlette.testclient import TestClient
 
 from seriesfeed import actions, i18n, subscriptions
+from seriesfeed.actions.feeds import build_pages, plan_feeds
 from seriesfeed.config import load_config
-from seriesfeed.feeds import plan_feeds
 from seriesfeed.models import Frequency
-from seriesfeed.pages import build_pages
 from seriesfeed.store import open_store
 from seriesfeed.web import create_app
 from tests.bilingual import SLUG, english_fragments, english_in, seed_like_quick_start
 from tests.conftest import ROOT, ConfigFactory
-from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 - fixture
+from tests.smtp_server import SmtpServer
 
 FRENCH = """
 [languages.fr]
@@ -54,7 +53,7 @@ def _french_entries(folder: Path) -> Path:
 
 
 def test_french_is_a_config_table_and_one_catalogue(
-        make_config: ConfigFactory, tmp_path: Path, smtp_server: SmtpServer  # noqa: F811
+        make_config: ConfigFactory, tmp_path: Path, smtp_server: SmtpServer
         ) -> None:
     path = make_config(extra=FRENCH,
                        database={"url": f"sqlite:///{tmp_path / 'fr.sqlite3'}"},

@@ -15,11 +15,10 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from seriesfeed import actions, subscriptions
+from seriesfeed.actions.feeds import build_pages, plan_feeds
 from seriesfeed.config import Config, load_config
 from seriesfeed.digest import count_due, record_digests
-from seriesfeed.feeds import plan_feeds
 from seriesfeed.models import Entry, Frequency
-from seriesfeed.pages import build_pages
 from seriesfeed.store import Store
 from seriesfeed.web import create_app
 from tests.bilingual import SLUG, seed_like_quick_start

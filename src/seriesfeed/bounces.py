@@ -22,19 +22,32 @@ import mailbox
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
 from flufl.bounce import all_failures
 
 from seriesfeed import tokens
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ValidationError
 from seriesfeed.logs import mask_address
 from seriesfeed.store import Store
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
+
+__all__ = [
+    "ENVELOPE_HEADERS",
+    "MAC_HEX",
+    "MAX_MESSAGE",
+    "BounceRun",
+    "Report",
+    "envelope_sender",
+    "feedback_id",
+    "process",
+    "read_report",
+    "row_from",
+]
 
 log = logging.getLogger("seriesfeed.bounces")
 MAC_HEX = 20  # 80 bits; lower-case hex survives MTAs that fold the local part's case
@@ -268,7 +281,7 @@ def _apply(store: Store, config: Config, key: bytes, report: Report, run: Bounce
         log.info("bounces: a %s report names no message of ours (no valid VERP token); "
                  "ignored", report.kind)
         return
-    now = datetime.now(UTC)
+    now = now_utc()
     with store.write(durable=report.kind == "complaint") as conn:
         row_id = report.row_id
         if row_id is None:  # a complaint naming only the subscriber (signed link)

@@ -7,6 +7,8 @@ from seriesfeed.errors import StoreDamagedError, StoreError
 from seriesfeed.store import Store
 from seriesfeed.store.check import CheckReport, check_store
 
+__all__ = ["check", "verdict"]
+
 
 def check(config: Config) -> CheckReport:
     """What is wrong with the store, without changing it (no migration); the caller prints

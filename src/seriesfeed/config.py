@@ -23,6 +23,29 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from seriesfeed.errors import ConfigError
 
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_LANGUAGES",
+    "ENV_NOT_SETTINGS",
+    "ENV_PREFIX",
+    "SOURCE_FORMATS",
+    "Config",
+    "DatabaseConfig",
+    "FeedsConfig",
+    "LanguageConfig",
+    "MailConfig",
+    "MetricsConfig",
+    "ScheduleConfig",
+    "SecurityConfig",
+    "SiteConfig",
+    "SmtpConfig",
+    "SourceConfig",
+    "WebConfig",
+    "WebSubConfig",
+    "error_at",
+    "load_config",
+]
+
 ENV_PREFIX = "SERIESFEED_"
 # SERIESFEED_ variables that are not settings: the config path and the test harness's
 ENV_NOT_SETTINGS = ("SERIESFEED_CONFIG", "SERIESFEED_TEST_")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+__all__ = ["hit"]
+
 _SPEC = os.environ.get("SERIESFEED_TEST_CRASH_AT", "")
 _NAME, _, _NTH = _SPEC.partition(":")
 _COUNT = int(_NTH) if _NTH.isdigit() else 1

@@ -1,4 +1,4 @@
-"""What the daemon runs: the jobs bound to the verbs in ``actions``, the lock, and `status`.
+"""What the daemon runs: the jobs bound to the verbs in ``actions``, and the lock.
 
 The jobs call exactly what the CLI calls (``feeds build``, ``digest send``), so a scheduled
 run and a manual one do the same thing.
@@ -10,27 +10,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
 
-from seriesfeed import actions, operations, sources
+from seriesfeed import actions
+from seriesfeed.actions import Store, sources
+from seriesfeed.actions.ops import drain_outbox, process_bounces
 from seriesfeed.config import Config, SourceConfig
 from seriesfeed.errors import ConfigError
 from seriesfeed.models import Frequency
-from seriesfeed.outbox import drain_outbox
-from seriesfeed.runlock import RunnerLock
 from seriesfeed.scheduler import Daemon, Job, make_trigger
-from seriesfeed.store import Store
-from seriesfeed.store import entries as eq
-from seriesfeed.store import jobs as jq
+
+__all__ = ["PUBLISH", "build_daemon", "runner_lock", "startup_urls"]
 
 log = logging.getLogger("seriesfeed.daemon")
-
-
-def store_fingerprint(store: Store) -> tuple[object, ...]:
-    """Cheap summary that changes whenever anything a feed or page shows changes."""
-    with store.read() as conn:
-        return eq.fingerprint(conn)
 
 
 def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
@@ -50,7 +41,7 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
         async def feeds(stopping: asyncio.Event) -> str:
             # the fingerprint is taken before reading, so a change committed during the
             # build is seen by the next watch
-            built_from[:] = [await asyncio.to_thread(store_fingerprint, store)]
+            built_from[:] = [await asyncio.to_thread(actions.fingerprint, store)]
             report = await asyncio.to_thread(actions.build_feeds, store, config, out_dir)
             return str(report)
 
@@ -124,11 +115,9 @@ def _bounces_job(config: Config, store: Store) -> Job:
     maildir = config.resolve(config.mail.bounce_maildir)
 
     async def run(stopping: asyncio.Event) -> str:
-        from seriesfeed import bounces
-
         if not (maildir / "new").is_dir():
             return f"{maildir} is not a Maildir (yet)"
-        return str(await asyncio.to_thread(bounces.process, store, config, maildir))
+        return str(await asyncio.to_thread(process_bounces, store, config, maildir))
 
     return Job("bounces", run, interval=config.schedule.bounces_seconds)
 
@@ -144,7 +133,7 @@ def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
                 daemon.wake_at(publish_job, when)
         if not built_from:
             return "no build yet"
-        current = await asyncio.to_thread(store_fingerprint, store)
+        current = await asyncio.to_thread(actions.fingerprint, store)
         if current != built_from[0]:
             await daemon.run_job(feeds_job)
         return "checked"
@@ -162,7 +151,7 @@ def runner_lock(config: Config, store: Store, *, sender_only: bool) -> Iterator[
                               "sends", key="database.url")
         yield
         return
-    with RunnerLock(store):
+    with actions.runner_lock(store):
         yield
 
 
@@ -177,44 +166,3 @@ def startup_urls(config: Config, store: Store) -> list[str]:
         lines.append(f"  {lang} site feeds: {base}/feeds/{lang}/atom.xml "
                      f"{base}/feeds/{lang}/rss.xml {base}/feeds/{lang}/feed.json")
     return lines
-
-
-def status_report(config: Config, store: Store, *, figures: bool = True) -> dict[str, Any]:
-    """What `status` prints, and what /healthz (``figures=False``: only the headline
-    counts, it is polled often) and /metrics report."""
-    now = datetime.now(config.zone)
-    daemon = build_daemon(config, store, serve_web=False)
-    with store.read() as conn:
-        last = jq.last_runs(conn)
-        report: dict[str, Any] = {
-            "store": store.describe(),
-            "schema": None,
-            "entries": eq.count_entries(conn),
-            "subscribers": jq.subscriber_counts(conn),
-            "outbox": jq.outbox_counts(conn),
-            "last_error": jq.outbox_last_error(conn),
-        }
-    report["schema"] = store.schema_revision()
-    # issue 16: every figure /healthz and /metrics report comes from here
-    if figures:
-        report.update(operations.status_figures(store, config))
-    report["jobs"] = []
-    for job in daemon.jobs:
-        if not job.record:
-            continue
-        nxt = job.trigger.get_next_fire_time(None, now) if job.trigger else None
-        report["jobs"].append({
-            "name": job.name,
-            "schedule": str(job.trigger) if job.trigger else f"every {job.interval}s",
-            "next": nxt.isoformat(timespec="seconds") if nxt else None,
-            "last": _local_run(last[job.name].to_json(), config) if job.name in last else None,
-        })
-    return report
-
-
-def _local_run(run: dict[str, Any], config: Config) -> dict[str, Any]:
-    """A job run's times in the site's zone, to the second, like every other time shown."""
-    for key in ("started_at", "finished_at"):
-        if run.get(key):
-            run[key] = operations.local_time(datetime.fromisoformat(run[key]), config.zone)
-    return run

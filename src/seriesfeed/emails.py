@@ -14,23 +14,45 @@ import secrets
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from email import policy
 from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import css_inline
 
 from seriesfeed import i18n
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError, ValidationError
 from seriesfeed.templating import localized_template, render, template_exists, templates_dir
 from seriesfeed.text import clean_line
+
+__all__ = [
+    "DKIM_HEADERS",
+    "MAX_NAME",
+    "SMTP_POLICY",
+    "DkimSigner",
+    "FastTemplate",
+    "build_message",
+    "dkim_signer",
+    "encode_header_value",
+    "fast_template",
+    "format_recipient",
+    "inline_css",
+    "make_message_id",
+    "message_bytes",
+    "message_domain",
+    "message_id_affixes",
+    "qp_body",
+    "render_email",
+    "safe_display_name",
+    "sender_address",
+]
 
 SMTP_POLICY = policy.SMTP
 _NAME_UNSAFE = re.compile(r"[^\w .'\-]", re.UNICODE)
@@ -68,11 +90,17 @@ def message_domain(config: Config) -> str:
     return sender_address(config).domain or (urlsplit(config.public_url).hostname or "localhost")
 
 
-def make_message_id(kind: str, key: str, config: Config) -> str:
-    """A deterministic Message-ID: the same outbox row always gets the same id, so a
-    re-send after a crash is recognisable as the same message."""
+def message_id_affixes(kind: str, key: str, config: Config) -> tuple[str, str]:
+    """The two ends of a Message-ID whose key goes on with a number (a digest's rows: the
+    store appends each recipient's id between them in one insert-from-select)."""
     safe_key = re.sub(r"[^A-Za-z0-9.\-_]", "-", key)
-    return f"<{kind}.{safe_key}@{message_domain(config)}>"
+    return f"<{kind}.{safe_key}", f"@{message_domain(config)}>"
+
+
+def make_message_id(kind: str, key: str, config: Config) -> str:
+    """The one Message-ID builder, deterministic: the same outbox row always gets the same
+    id, so a re-send after a crash is recognisable as the same message."""
+    return "".join(message_id_affixes(kind, key, config))
 
 
 def render_email(config: Config, language: str, name: str,
@@ -117,7 +145,7 @@ def build_message(*, sender: str | Address, to_email: str, to_name: str | None, 
     msg["From"] = sender
     msg["To"] = _address(to_email, to_name)
     msg["Subject"] = clean_line(subject)
-    msg["Date"] = format_datetime(date or datetime.now(UTC))
+    msg["Date"] = format_datetime(date or now_utc())
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
     for key, value in (headers or {}).items():
@@ -141,10 +169,6 @@ def message_bytes(msg: EmailMessage) -> bytes:
     addresses = [a.addr_spec for field in ("From", "To") for a in msg[field].addresses]
     utf8 = not all(a.isascii() for a in addresses)
     return msg.as_bytes(policy=SMTP_POLICY.clone(utf8=True) if utf8 else SMTP_POLICY)
-
-
-def templates_root(config: Config) -> Path:
-    return templates_dir(config.resolve("templates"))
 
 
 def encode_header_value(value: str) -> str:
@@ -233,7 +257,7 @@ def fast_template(config: Config, subject: str, extra_headers: tuple[tuple[str, 
     from_header = formataddr((sender.display_name, sender.addr_spec), charset="utf-8") \
         if sender.display_name else sender.addr_spec
     return FastTemplate(from_header, encode_header_value(subject),
-                        format_datetime(date or datetime.now(UTC)), extra_headers,
+                        format_datetime(date or now_utc()), extra_headers,
                         f"==seriesfeed-{secrets.token_hex(12)}==")
 
 

@@ -23,6 +23,12 @@ mailer); anything else reaching the CLI is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigError", "DeliveryError", "FetchError", "ImportError_", "LockError", "NotFoundError",
+    "PermanentDeliveryError", "RelayError", "SeriesfeedError", "StoreDamagedError", "StoreError",
+    "StoreTooNewError", "TransientDeliveryError", "UncertainDeliveryError", "ValidationError",
+]
+
 
 class SeriesfeedError(Exception):
     """Base of every user-facing failure; ``str(err)`` is a one-line message."""
@@ -67,6 +73,7 @@ class ImportError_(SeriesfeedError):
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
                  field: str | None = None) -> None:
+        self.reason = message  # the message without the place (a caller may re-place it)
         self.path = path
         self.line = line
         self.field = field
@@ -97,6 +104,7 @@ class ValidationError(SeriesfeedError):
     """A value given by a user (option, argument, form field) is invalid."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.reason = message  # the message without the field's name
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
 

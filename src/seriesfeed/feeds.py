@@ -22,15 +22,41 @@ from typing import Any
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from lxml import etree
-from sqlalchemy import Connection
 
 from seriesfeed import __version__, i18n
 from seriesfeed.config import Config
 from seriesfeed.i18n import format_byline
-from seriesfeed.models import AuthorKind, Entry, Series
-from seriesfeed.store import Store
-from seriesfeed.store import entries as q
+from seriesfeed.models import AuthorKind, Entry, Series, SiteData
 from seriesfeed.text import clean_line, clean_text
+
+__all__ = [
+    "ATOM",
+    "ATOM_NS",
+    "EPOCH",
+    "EXTENSION_ABOUT",
+    "GENERATOR_URI",
+    "HTML",
+    "JSONFEED",
+    "RSS",
+    "UNTITLED",
+    "XML_LANG",
+    "FeedCache",
+    "FeedDocument",
+    "Scope",
+    "Translation",
+    "atom_updated",
+    "build_atom",
+    "build_json_feed",
+    "build_rss",
+    "entry_key",
+    "is_fallback_for",
+    "json_feed_extension",
+    "json_item_extension",
+    "plan_feeds",
+    "scopes",
+    "translations_for",
+    "with_fallback",
+]
 
 ATOM = "application/atom+xml; charset=utf-8"
 RSS = "application/rss+xml; charset=utf-8"
@@ -480,9 +506,8 @@ def build_json_feed(config: Config, scope: Scope, entries: list[Entry], *,
     return text.encode("utf-8")
 
 
-def scopes(config: Config, conn: Connection) -> list[Scope]:
+def scopes(config: Config, all_series: list[Series]) -> list[Scope]:
     out: list[Scope] = []
-    all_series = q.list_series(conn)
     for code, lang in config.languages.items():
         out.append(Scope(code, None, lang.feed_title or config.site.title,
                          lang.feed_description))
@@ -495,51 +520,16 @@ def scopes(config: Config, conn: Connection) -> list[Scope]:
     return out
 
 
-def _translations_of_all(entries: list[Entry]) -> dict[str, list[Translation]] | None:
-    """The translation links among ``entries`` from what each entry carries (the id it
-    translates): no query. None when an entry translates one not in the list."""
-    by_id = {e.id: e for e in entries if e.id}
-    linked: dict[str, set[int]] = {}
-    for e in entries:
-        if not e.translation_of:
-            continue
-        other = by_id.get(e.translation_of)
-        if other is None or e.id is None or other.id is None:
-            return None
-        linked.setdefault(e.id, set()).add(other.seq or 0)
-        linked.setdefault(other.id, set()).add(e.seq or 0)
-    by_seq = {e.seq: e for e in entries}
+def translations_for(site: SiteData) -> dict[str, list[Translation]]:
+    """Each entry's translations (language, URL, id), by entry id, from the site's links."""
     out: dict[str, list[Translation]] = {}
-    for entry_id, seqs in linked.items():
-        me = by_id[entry_id]
-        for seq in sorted(seqs):
-            o = by_seq[seq]
-            if o.url and o.language != me.language:
-                out.setdefault(entry_id, []).append(Translation(o.language, o.url, o.id or ""))
-    return out
-
-
-def _translations(conn: Connection, entries: list[Entry]) -> dict[str, list[Translation]]:
-    found = _translations_of_all(entries)
-    if found is not None:
-        return found
-    seqs = [e.seq for e in entries if e.seq is not None]
-    links = q.translations_of(conn, seqs)
-    others = {seq for v in links.values() for seq in v}
-    lookup = {e.seq: e for e in entries}
-    missing = [s for s in others if s not in lookup]
-    for seq in missing:
-        lookup[seq] = q.get_entry(conn, str(seq))
-    out: dict[str, list[Translation]] = {}
-    for e in entries:
-        for other in links.get(e.seq or -1, []):
-            o = lookup[other]
+    for e in site.entries:
+        for other in site.links.get(e.seq or -1, []):
+            o = site.linked[other]
             if o.url and o.language != e.language and e.id:
                 out.setdefault(e.id, []).append(Translation(o.language, o.url, o.id or ""))
     return out
 
-
-translations_for = _translations
 
 
 def is_fallback_for(language: str, e: Entry,
@@ -576,22 +566,20 @@ def _settings_key(config: Config) -> str:
     return hashlib.sha256(relevant.encode("utf-8")).hexdigest()
 
 
-def plan_feeds(config: Config, store: Store, everything: list[Entry] | None = None,
+def plan_feeds(config: Config, site: SiteData,
                cache: FeedCache | None = None) -> list[FeedDocument]:
-    """Every feed document the store gives, deterministically.
+    """Every feed document of the site's data, deterministically.
 
     ``cache`` (by default one per process) keeps entries' pieces and full archive pages
     between builds, so a rebuild after a new entry rebuilds only what shows it."""
     cache = cache if cache is not None else _CACHE
     docs: list[FeedDocument] = []
     n = config.feeds.max_entries
-    with store.read() as conn:
-        # one read of everything, partitioned in memory: each entry appears in its language's
-        # site-wide feed and its series' feed, and reading it once is most of the saving
-        if everything is None:
-            everything = q.list_entries(conn)
-        translations = _translations(conn, everything)
-        all_scopes = scopes(config, conn)
+    # one read of everything (store.entries.site_data), partitioned in memory: each entry
+    # appears in its language's site-wide feed and its series' feed
+    everything = site.entries
+    translations = translations_for(site)
+    all_scopes = scopes(config, site.series)
     with cache.lock:
         settings = _settings_key(config)
         by_scope: dict[tuple[str, str | None], list[Entry]] = {}

@@ -18,7 +18,21 @@ from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from seriesfeed import __version__
+from seriesfeed.clock import now_utc
 from seriesfeed.errors import FetchError
+
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "MAX_REDIRECTS",
+    "PERMANENT",
+    "READ_TIMEOUT_S",
+    "TEMPORARY",
+    "TOTAL_TIMEOUT_S",
+    "Fetched",
+    "fetch",
+    "retry_after_seconds",
+    "user_agent",
+]
 
 if TYPE_CHECKING:
     import httpx2
@@ -96,7 +110,7 @@ async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = N
     try:
         async with asyncio.timeout(total_timeout), httpx2.AsyncClient(
                 timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            return await _follow(client, url, headers, max_bytes, now or datetime.now(UTC))
+            return await _follow(client, url, headers, max_bytes, now or now_utc())
     except TimeoutError as exc:
         raise FetchError(f"no complete answer within {total_timeout:.0f} s", url=url,
                          transient=True) from exc

@@ -11,6 +11,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from seriesfeed.logs import mask_address
 
+__all__ = ["P", "R", "subscriber_event"]
+
 log = logging.getLogger("seriesfeed.subscribers")
 P = ParamSpec("P")
 R = TypeVar("R")

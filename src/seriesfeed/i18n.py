@@ -22,12 +22,41 @@ from pathlib import Path
 
 from babel import Locale, UnknownLocaleError, negotiate_locale
 from babel.dates import format_date as _babel_format_date
-from babel.dates import format_datetime as _babel_format_datetime
 from babel.messages.pofile import read_po
 from babel.plural import PluralRule
 
 from seriesfeed.config import Config, error_at
 from seriesfeed.errors import ConfigError
+
+__all__ = [
+    "DOMAIN",
+    "LOCALE_DIR",
+    "N_",
+    "SOURCE_LANGUAGE",
+    "TEMPLATE",
+    "Catalogue",
+    "Key",
+    "Messages",
+    "SiteTexts",
+    "Translate",
+    "catalogue_file",
+    "catalogue_folders",
+    "check_catalogues",
+    "check_languages",
+    "fallback_policy",
+    "format_date",
+    "gettext",
+    "language_name",
+    "load_catalogue",
+    "locale_for",
+    "messages_for",
+    "negotiate",
+    "ngettext",
+    "site_texts",
+    "template_functions",
+    "template_ids",
+    "translator",
+]
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 TEMPLATE = LOCALE_DIR / "seriesfeed.pot"
@@ -338,11 +367,6 @@ def format_date(value: date | datetime, locale: str, fmt: str = "long") -> str:
 @lru_cache(maxsize=8192)  # a series page formats thousands of dates, most of them shared
 def _format_day(day: date, locale: str, fmt: str) -> str:
     return _babel_format_date(day, format=fmt, locale=locale_for(locale))
-
-
-def format_datetime(value: datetime, locale: str, fmt: str = "long") -> str:
-    return _babel_format_datetime(value, format=fmt, locale=locale_for(locale),
-                                  tzinfo=value.tzinfo)
 
 
 def format_byline(names: list[str], locale: str) -> str:

@@ -9,6 +9,8 @@ import logging
 import sys
 from datetime import UTC, datetime, tzinfo
 
+__all__ = ["HumanFormatter", "JsonFormatter", "mask_address", "setup_logging"]
+
 
 def mask_address(address: str) -> str:
     """``l***@example.org``: enough for an operator to follow one person through the log

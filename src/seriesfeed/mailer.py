@@ -36,6 +36,11 @@ from seriesfeed.errors import (
     UncertainDeliveryError,
 )
 
+__all__ = [
+    "MaildirTransport", "SmtpPool", "Transport", "envelope_sender", "make_transport",
+    "send_message", "send_now",
+]
+
 
 class Transport(Protocol):
     """Where messages go. ``send`` returns the server's reply (or the Maildir file name)."""

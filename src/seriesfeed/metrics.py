@@ -21,6 +21,11 @@ from prometheus_client.registry import Collector
 from seriesfeed import __version__
 from seriesfeed.mailer import Transport
 
+__all__ = [
+    "CONTENT_TYPE", "FEED_NOT_MODIFIED", "FEED_REQUESTS", "LOCAL", "SMTP_SECONDS", "SOURCE_POLLS",
+    "TimedTransport", "exposition", "record_feed_request", "record_source_poll", "timed",
+]
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LOCAL = CollectorRegistry(auto_describe=True)

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+__all__ = [
+    "Author", "AuthorKind", "Entry", "Frequency", "OutboxKind", "OutboxState", "Series",
+    "SeriesText", "SiteData", "Subscriber", "SubscriberStatus",
+]
+
 
 class AuthorKind(StrEnum):
     PERSON = "person"
@@ -128,26 +133,12 @@ class Subscriber:
         }
 
 
-@dataclass
-class Digest:
-    id: int
-    language: str
-    frequency: Frequency
-    period: str
-    from_seq: int
-    to_seq: int
-    created_at: datetime
+@dataclass(frozen=True)
+class SiteData:
+    """What the feeds and series pages show, read in one go (``store.entries.site_data``):
+    rendering takes this, never a store or a connection."""
 
-
-@dataclass
-class OutboxItem:
-    id: int
-    kind: OutboxKind
-    subscriber_id: int | None
-    recipient: str
-    message_id: str
-    state: OutboxState
-    attempts: int = 0
-    digest_id: int | None = None
-    next_at: datetime | None = None
-    last_error: str | None = None
+    entries: list[Entry]  # every published entry, newest first
+    series: list[Series]
+    links: dict[int, list[int]]  # an entry's seq -> the seqs of its translations
+    linked: dict[int, Entry]  # every entry some link points at, by seq

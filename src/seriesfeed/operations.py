@@ -4,16 +4,22 @@ the one status computation that `status`, /healthz and /metrics all report from.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import NotFoundError, ValidationError
 from seriesfeed.models import OutboxState
 from seriesfeed.store import Store
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
+
+__all__ = [
+    "backup_store", "health", "list_digests", "list_outbox", "local_time", "restore_store",
+    "retry_outbox", "show_digest", "status_figures",
+]
 
 
 def local_time(value: datetime | None, zone: tzinfo) -> str | None:
@@ -47,7 +53,7 @@ def retry_outbox(store: Store, ids: list[int] | None, *, digest_id: int | None =
     if ids is not None and not ids:
         raise ValidationError("name the rows to retry (IDs) or give --failed", field="ID")
     with store.write() as conn:
-        return oq.retry_failed(conn, ids, digest_id=digest_id, now=datetime.now(UTC))
+        return oq.retry_failed(conn, ids, digest_id=digest_id, now=now_utc())
 
 
 def _digest_json(d: oq.DigestSummary, zone: tzinfo) -> dict[str, Any]:
@@ -138,8 +144,8 @@ def restore_store(store: Store, source: Path) -> str:
     """Restore a backup into the store, refused while a daemon (or a send) holds it; then
     bring the schema up to date. Returns the schema revision of the backup."""
     from seriesfeed.errors import LockError
-    from seriesfeed.runlock import RunnerLock, SenderLock
     from seriesfeed.store import backup
+    from seriesfeed.store.locks import RunnerLock, SenderLock
 
     revision = backup.check_backup(source)
     runner = RunnerLock(store)

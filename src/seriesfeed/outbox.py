@@ -18,11 +18,18 @@ import re
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from seriesfeed import bounces, crashpoints, emails, i18n, mailer, metrics, tokens
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
+from seriesfeed.digest_mail import (
+    PREFERENCES,
+    UNSUBSCRIBE,
+    Rendered,
+    render_digest_mail,
+)
 from seriesfeed.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -33,16 +40,30 @@ from seriesfeed.errors import (
     ValidationError,
 )
 from seriesfeed.models import Entry, OutboxKind, OutboxState
-from seriesfeed.qp import PreparedBody
-from seriesfeed.runlock import SenderLock
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import outbox as oq
+from seriesfeed.store.locks import SenderLock
 from seriesfeed.subscriptions import preferences_link
 
+__all__ = [
+    "BATCH",
+    "HELD",
+    "MARK_EVERY_S",
+    "MARK_GROUP",
+    "RELAY_PAUSE_MAX_S",
+    "SYSTEMIC_AFTER",
+    "DrainReport",
+    "build_digest_message",
+    "digest_entries",
+    "drain_outbox",
+    "duplicate_bound",
+    "held",
+    "relay_pause",
+    "render_digest",
+]
+
 log = logging.getLogger("seriesfeed.outbox")
-UNSUBSCRIBE = "SERIESFEED-UNSUBSCRIBE-URL"
-PREFERENCES = "SERIESFEED-PREFERENCES-URL"
 BATCH = 200
 
 
@@ -65,18 +86,6 @@ class DrainReport:
         if self.paused:
             text += f"; paused, nothing counted against subscribers: {self.paused}"
         return text
-
-
-@dataclass(frozen=True)
-class Rendered:
-    subject: str
-    text: str
-    html: str
-    count: int
-    template: emails.FastTemplate
-    # the bodies quoted-printable once; only the lines with a link are encoded per message
-    text_qp: PreparedBody
-    html_qp: PreparedBody
 
 
 def _translations(conn: Any, config: Config,
@@ -119,40 +128,7 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
             wanted = {slug for slug in all_series if eq.series_id(conn, slug) in series_ids}
             found = [e for e in found if e.series in wanted]
         translations = _translations(conn, config, found)
-    if not found:
-        return None
-    slugs = {e.series for e in found}
-    title = i18n.site_texts(config, language).title
-    if len(slugs) == 1:
-        s = all_series[next(iter(slugs))]
-        text = s.texts.get(language) or s.texts.get(config.site.default_language)
-        title = text.title if text else title
-    subject = digest_subject(config, language, title, len(found))
-    locale = config.languages[language].locale
-    items = [{"title": e.title, "url": e.url, "summary": e.summary, "authors": e.authors,
-              "published": e.published.astimezone(config.zone), "language": e.language,
-              "language_name": i18n.language_name(e.language, locale),
-              "translations": translations.get(e.id or "", [])} for e in found]
-    text_body, html = emails.render_email(config, language, "digest", {
-        "heading": subject, "entries": items, "unsubscribe_url": UNSUBSCRIBE,
-        "preferences_url": PREFERENCES})
-    template = emails.fast_template(config, subject, (
-        ("List-Id", f"{emails.safe_display_name(config.site.title) or 'Digest'} digest "
-                    f"<digest.{emails.message_domain(config)}>"),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
-    markers = (UNSUBSCRIBE, PREFERENCES)
-    return Rendered(subject, text_body, html, len(found), template,
-                    PreparedBody(text_body, markers), PreparedBody(html, markers))
-
-
-def digest_subject(config: Config, language: str, title: str, n: int) -> str:
-    """The configured subject for the language, else the catalogue's plural-aware one."""
-    lang = config.languages[language]
-    custom = lang.digest_subject_one if n == 1 else lang.digest_subject
-    if custom:
-        return custom.format(title=title, n=n)
-    return i18n.messages_for(config, language).ngettext(
-        "{title}: {n} new article", "{title}: {n} new articles", n, title=title)
+    return render_digest_mail(config, language, found, all_series, translations)
 
 
 def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
@@ -450,7 +426,7 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
             await asyncio.to_thread(_release_orphans, store)
         renewer = asyncio.create_task(_renew_leases(store, mine, lease))
         while not (stopping and stopping.is_set()) and not verdicts.paused:
-            now = datetime.now(UTC)
+            now = now_utc()
             claimed = await asyncio.to_thread(_claim, store, config, now,
                                               batch or config.mail.batch_size, lease, kinds)
             if not claimed:
@@ -569,7 +545,7 @@ async def _renew_leases(store: Store, mine: set[int], lease: timedelta) -> None:
 
 def _renew(store: Store, ids: set[int], lease: timedelta) -> None:
     with store.write() as conn:
-        oq.renew(conn, ids, datetime.now(UTC) + lease)
+        oq.renew(conn, ids, now_utc() + lease)
 
 
 def _hand_back(store: Store, ids: list[int]) -> int:
@@ -592,7 +568,7 @@ async def _take(lock: SenderLock, wait: float, stopping: asyncio.Event | None) -
 
 def _release_orphans(store: Store) -> None:
     with store.write() as conn:
-        released = oq.release_orphans(conn, datetime.now(UTC))
+        released = oq.release_orphans(conn, now_utc())
     if released:
         log.warning("%s messages left in flight by a stopped sender will be sent again "
                     "(same Message-ID)", released)
@@ -620,6 +596,6 @@ def relay_pause(config: Config) -> timedelta:
 
 def _mark(store: Store, config: Config, outcomes: list[oq.Outcome]) -> None:
     with store.write() as conn:
-        oq.mark(conn, outcomes, datetime.now(UTC), max_attempts=config.mail.max_attempts,
+        oq.mark(conn, outcomes, now_utc(), max_attempts=config.mail.max_attempts,
                 bounce_limit=config.mail.bounce_limit, retry_seconds=config.mail.retry_seconds,
                 pause=relay_pause(config))

@@ -8,10 +8,10 @@ from typing import Any
 from seriesfeed import i18n
 from seriesfeed.config import Config
 from seriesfeed.feeds import EPOCH, HTML, FeedDocument, scopes, translations_for, with_fallback
-from seriesfeed.models import Entry, Series
-from seriesfeed.store import Store
-from seriesfeed.store import entries as q
+from seriesfeed.models import Entry, Series, SiteData
 from seriesfeed.templating import localized_template, render, templates_dir
+
+__all__ = ["build_pages", "page_context", "render_page", "series_text"]
 
 
 def page_context(config: Config, language: str) -> dict[str, Any]:
@@ -44,16 +44,12 @@ def series_text(config: Config, series: Series, language: str) -> tuple[str, str
     return (text.title, text.description) if text else (series.slug, "")
 
 
-def build_pages(config: Config, store: Store,
-                everything: list[Entry] | None = None) -> list[FeedDocument]:
-    """The series pages and language indexes; ``everything`` (every entry, newest first,
-    as ``plan_feeds`` read it) saves reading the store again."""
+def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
+    """The series pages and language indexes of the site's data (the feeds' same read)."""
     docs: list[FeedDocument] = []
-    with store.read() as conn:
-        if everything is None:
-            everything = q.list_entries(conn)
-        translations = translations_for(conn, everything)
-        all_scopes = scopes(config, conn)
+    everything = site.entries
+    translations = translations_for(site)
+    all_scopes = scopes(config, site.series)
     by_scope: dict[tuple[str, str | None], list[Entry]] = {}
     for e in everything:
         by_scope.setdefault((e.language, e.series), []).append(e)

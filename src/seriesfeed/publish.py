@@ -15,6 +15,8 @@ from pathlib import Path
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
 
+__all__ = ["PublishReport", "etag_of", "publish", "target_path", "write_if_changed"]
+
 
 def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'

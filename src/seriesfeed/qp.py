@@ -13,6 +13,10 @@ from __future__ import annotations
 import binascii
 from collections.abc import Mapping
 
+__all__ = [
+    "PreparedBody", "encode_lines", "normalise",
+]
+
 
 def normalise(body: str) -> str:
     """LF line endings and a final line break (what ``emails.qp_body`` encodes)."""
@@ -32,12 +36,17 @@ class PreparedBody:
         self.markers = markers
         self.pieces: list[bytes | str] = []
         static: list[str] = []
-        for line in normalise(body).split("\n")[:-1]:
+        lines = normalise(body).split("\n")[:-1]
+        # a body without a final line break whose last line is a marker: filled with ""
+        # that line is no line at all (normalise adds the break only to a non-empty end)
+        open_end = not body.replace("\r\n", "\n").replace("\r", "\n").endswith("\n")
+        for n, line in enumerate(lines):
             if any(m in line for m in markers):
                 if static:
                     self.pieces.append(encode_lines("".join(static)))
                     static = []
-                self.pieces.append(line + "\n")
+                last_open = open_end and n == len(lines) - 1
+                self.pieces.append(line if last_open else line + "\n")
             else:
                 static.append(line + "\n")
         if static:
@@ -51,5 +60,6 @@ class PreparedBody:
                 continue
             for marker, value in values.items():
                 piece = piece.replace(marker, value)
-            out.append(encode_lines(normalise(piece)))
+            if piece or not out:  # an empty open last line after others adds nothing
+                out.append(encode_lines(normalise(piece)))
         return b"".join(out)

@@ -20,10 +20,21 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from seriesfeed.actions import jobs
+from seriesfeed.actions.ops import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError, SeriesfeedError
-from seriesfeed.store import Store
-from seriesfeed.store import jobs as jq
+
+__all__ = [
+    "FIRE_LIMIT",
+    "Daemon",
+    "Job",
+    "JobFn",
+    "WallClockCronTrigger",
+    "fire_times",
+    "make_trigger",
+    "previous_fire_time",
+]
 
 log = logging.getLogger("seriesfeed.daemon")
 
@@ -185,12 +196,10 @@ class Daemon:
             log.error("job %s result not recorded: %s", job.name, exc)
 
     def _start_run(self, name: str, now: datetime) -> int:
-        with self.store.write() as conn:
-            return jq.start_run(conn, name, now)
+        return jobs.start_run(self.store, name, now)
 
     def _finish_run(self, run_id: int, ok: bool, summary: str) -> None:
-        with self.store.write() as conn:
-            jq.finish_run(conn, run_id, datetime.now(self.config.zone), ok, summary)
+        jobs.finish_run(self.store, run_id, datetime.now(self.config.zone), ok, summary)
 
     async def _guarded(self, job: Job) -> tuple[bool, str]:
         """Run the job's work; a failure is logged and returned, never raised."""
@@ -224,8 +233,7 @@ class Daemon:
         slot = previous_fire_time(job.trigger, now)
         if slot is None:
             return False
-        with self.store.read() as conn:
-            last = jq.last_success(conn, job.name)
+        last = jobs.last_success(self.store, job.name)
         return last is None or last < slot
 
     def _catch_up(self, now: datetime) -> tuple[bool, list[Job]]:
@@ -236,10 +244,7 @@ class Daemon:
 
     def first_start(self) -> bool:
         """No job has ever run on this store (a daemon's first start on a new store)."""
-        from seriesfeed.store import ops
-
-        with self.store.read() as conn:
-            return not ops.has_rows(conn)
+        return jobs.first_start(self.store)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

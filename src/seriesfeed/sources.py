@@ -17,13 +17,11 @@ import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection
-
-from seriesfeed import actions
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config, SourceConfig
 from seriesfeed.errors import FetchError, ImportError_, NotFoundError, SeriesfeedError
 from seriesfeed.fetch import TOTAL_TIMEOUT_S, Fetched, fetch
@@ -31,10 +29,19 @@ from seriesfeed.importers import FORMATS, MAX_IMPORT_BYTES, ImportBatch, detect_
 from seriesfeed.importers.parse import check_media_type, format_for_media_type, parse_bytes
 from seriesfeed.models import Series
 from seriesfeed.scheduler import make_trigger
-from seriesfeed.store import Store
+from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import sources as sq
 from seriesfeed.urls import BadURL, check_id
+
+__all__ = [
+    "BACKOFF_CAP_S", "BACKOFF_FIRST_S", "LEASE_S", "PollResult", "backoff_seconds",
+    "failing_sources", "import_url", "is_url", "list_sources", "next_poll", "poll_source",
+    "poll_sources", "store_fetched",
+]
+
+if TYPE_CHECKING:  # the verbs import this poller (actions.sources): import them late
+    from seriesfeed.actions import entries as actions
 
 log = logging.getLogger("seriesfeed.sources")
 
@@ -179,6 +186,8 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     bookkeeping when it comes from one)."""
     label = fetched.url
     use = _format_of(fetched, fmt, label)
+    from seriesfeed.actions import entries as actions
+
     settings = actions.import_settings(config)
     batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)
@@ -237,10 +246,6 @@ class PollResult:
         return f"{self.name}: {self.message}"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _prepare(store: Store, config: Config, source: SourceConfig, now: datetime,
              force: bool) -> tuple[sq.SourceState | None, PollResult | None]:
     with store.write() as conn:
@@ -295,7 +300,7 @@ async def poll_source(store: Store, config: Config, source: SourceConfig, *,
                       stopping: asyncio.Event | None = None, force: bool = False,
                       now: datetime | None = None) -> PollResult:
     """Poll one source now (unless it is waiting out a backoff, ``force`` aside)."""
-    now = now or _now()
+    now = now or now_utc()
     state, early = await asyncio.to_thread(_prepare, store, config, source, now, force)
     if early is not None:
         return early
@@ -415,7 +420,7 @@ def _iso(value: datetime | None, config: Config) -> str | None:
 
 def list_sources(store: Store, config: Config, now: datetime | None = None,
                  ) -> list[dict[str, Any]]:
-    now = now or _now()
+    now = now or now_utc()
     with store.read() as conn:
         states = sq.all_states(conn)
     out: list[dict[str, Any]] = []

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from seriesfeed.addresses import normalize_email
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ImportError_, ValidationError
 from seriesfeed.importers.csvfmt import FORMULA_START, neutralise
@@ -28,7 +30,17 @@ from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
-from seriesfeed.subscriptions import MAX_NAME, check_choice, clean_name, normalize_email
+from seriesfeed.subscriptions import MAX_NAME, check_choice, clean_name
+
+__all__ = [
+    "COLUMNS",
+    "DATES",
+    "SUPPRESSION_REASONS",
+    "Row",
+    "SubscriberImport",
+    "export_rows",
+    "import_subscribers",
+]
 
 COLUMNS = ("email", "name", "language", "frequency", "status", "series", "created_at",
            "confirmed_at", "unsubscribed_at", "consent_at", "consent_ip", "consent_source",
@@ -103,7 +115,7 @@ def _parse(config: Config, path: Path, known_series: set[str]) -> list[Row]:
                 lang = cells.get("language") or config.site.default_language
                 freq = check_choice(config, lang, cells.get("frequency") or "weekly")
             except ValidationError as exc:
-                raise ImportError_(str(exc).split(": ", 1)[-1], path=where, line=line,
+                raise ImportError_(exc.reason, path=where, line=line,
                                    field=exc.field) from exc
             try:
                 status = SubscriberStatus(cells.get("status") or "pending")
@@ -157,7 +169,7 @@ def import_subscribers(store: Store, config: Config, path: Path) -> SubscriberIm
         known = {s.slug for s in eq.list_series(conn)}
     rows = _parse(config, path, known)
     report = SubscriberImport()
-    now = datetime.now(UTC)
+    now = now_utc()
     with store.write() as conn:
         for row in rows:
             sub = row.subscriber

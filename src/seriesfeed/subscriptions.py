@@ -8,14 +8,13 @@ import enum
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Connection, update
-
 from seriesfeed import emails, i18n, tokens
+from seriesfeed.addresses import normalize_email
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
     SeriesfeedError,
@@ -23,35 +22,45 @@ from seriesfeed.errors import (
 )
 from seriesfeed.flowlog import subscriber_event
 from seriesfeed.models import Frequency, OutboxKind, Subscriber, SubscriberStatus
-from seriesfeed.store import Store
+from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import outbox as oq
 from seriesfeed.store import subscribers as sq
 from seriesfeed.store.erasure import address_variants, scrub_address
-from seriesfeed.store.tables import outbox
 from seriesfeed.text import clean_line
+
+__all__ = [
+    "CSV_COLUMNS",
+    "MAX_NAME",
+    "RESEND_AFTER",
+    "AddResult",
+    "ConfirmationMail",
+    "add_subscriber",
+    "check_choice",
+    "clean_name",
+    "confirm",
+    "confirm_link",
+    "confirmation_due",
+    "confirmation_message",
+    "export_rows",
+    "import_subscribers",
+    "list_subscribers",
+    "preferences_link",
+    "queue_confirmation",
+    "remove_subscriber",
+    "send_confirmation",
+    "subscriber_for",
+    "unsubscribe",
+    "unsubscribe_address",
+    "unsubscribe_link",
+    "unsubscribe_target",
+    "update_preferences",
+]
 
 log = logging.getLogger("seriesfeed.subscriptions")
 CSV_COLUMNS = ("email", "name", "language", "frequency", "status")
 MAX_NAME = 100
 RESEND_AFTER = timedelta(hours=24)  # list-bombing: one confirmation per address per day
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def normalize_email(raw: str, field: str = "email") -> str:
-    """A syntactically valid address, normalised once on the way in (no DNS look-up):
-    the domain as A-labels (IDNA), so only an internationalised local part (RFC 6531)
-    needs SMTPUTF8 later; else ValidationError."""
-    if len(raw) > 320 or any(c in raw for c in "\r\n\0"):
-        raise ValidationError("not a valid email address", field=field)
-    try:
-        valid = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise ValidationError(f"not a valid email address ({exc})", field=field) from exc
-    return f"{valid.local_part}@{valid.ascii_domain}"
 
 
 def clean_name(raw: str | None) -> str | None:
@@ -307,8 +316,7 @@ def remove_subscriber(store: Store, email: str) -> Subscriber:
     with store.write(durable=True, erase=True) as conn:
         sub = sq.remove(conn, address, now_utc())
         # erase the address from queued and past messages too
-        conn.execute(update(outbox).where(outbox.c.subscriber_id == sub.id)
-                     .values(subscriber_id=None))
+        oq.detach_subscriber(conn, sub.id)
         scrub_address(conn, address_variants(sub.email) | address_variants(address))
     store.checkpoint()
     return sub

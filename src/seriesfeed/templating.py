@@ -16,6 +16,11 @@ import jinja2
 
 from seriesfeed.errors import ConfigError
 
+__all__ = [
+    "PACKAGE_TEMPLATES", "environment", "localized_template", "render", "template_exists",
+    "templates_dir",
+]
+
 # src/seriesfeed/templating.py -> the project root's templates/
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 

@@ -7,6 +7,8 @@ import unicodedata
 
 import nh3
 
+__all__ = ["clean_line", "clean_text", "sanitize_html", "slugify"]
+
 # XML 1.0 allows TAB, LF, CR and U+0020..U+D7FF, U+E000..U+FFFD, U+10000..U+10FFFF.
 # C1 controls (U+0080..U+009F) are legal XML but are never meant as text (they are
 # mis-decoded cp1252) and validators flag them, so they go too; so do the bidi

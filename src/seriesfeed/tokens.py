@@ -48,6 +48,12 @@ MIN_KEY = 16
 INVALID = "this link is invalid or has expired"
 
 
+_KEYS: dict[Path, bytes] = {}  # the generated key files read so far, by path
+
+__all__ = ["INVALID", "LIFETIME_S", "Claims", "Purpose", "check_csrf", "ensure_secret_key",
+           "make_csrf", "make_token", "read_token"]
+
+
 @dataclass(frozen=True)
 class Claims:
     subscriber_id: int
@@ -65,6 +71,9 @@ def ensure_secret_key(config: Config) -> bytes:
                               "random bytes, hex-encoded, are best)", key="security.secret_key")
         return configured.encode("utf-8")
     path = config.resolve("var/secret_key")
+    cached = _KEYS.get(path)
+    if cached is not None:
+        return cached  # read once per process: every link and form needs it
     try:
         key = path.read_bytes().strip()
     except FileNotFoundError:
@@ -76,6 +85,7 @@ def ensure_secret_key(config: Config) -> bytes:
         raise ConfigError(f"the secret key in {path} is shorter than {MIN_KEY} characters; "
                           "delete the file to generate a new one (links already sent stop "
                           "working)", key="security.secret_key")
+    _KEYS[path] = key
     return key
 
 

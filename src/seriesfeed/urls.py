@@ -13,6 +13,18 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
+__all__ = [
+    "FORBIDDEN",
+    "MAX_ID",
+    "MAX_URL",
+    "PATH_SAFE",
+    "QUERY_SAFE",
+    "STRAY_PERCENT",
+    "BadURL",
+    "check_id",
+    "check_url",
+]
+
 MAX_URL = 65_536  # a sanity bound: B5 sends a 10 KB URL through mail
 MAX_ID = 1000  # entries.id is String(1000)
 FORBIDDEN = re.compile(r"[\s\"<>\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")

@@ -9,6 +9,8 @@ import urllib.request
 
 from seriesfeed.config import Config
 
+__all__ = ["FEED_SUFFIXES", "notify_hub"]
+
 log = logging.getLogger("seriesfeed.websub")
 FEED_SUFFIXES = (".xml", ".json")
 

@@ -267,7 +267,7 @@ def test_control_characters_never_break_a_feed(
         report = actions.import_entries(store, config, path)
         assert report is not None
         client = TestClient(create_app(config, store), base_url=config.public_url)
-        from seriesfeed.feeds import plan_feeds
+        from seriesfeed.actions import plan_feeds
 
         documents = plan_feeds(config, store)
         checked = 0

@@ -17,9 +17,11 @@ from typing import Any
 import click
 
 from seriesfeed import i18n
+from seriesfeed.actions import Store, open_store
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.store import Store, open_store
+
+__all__ = ["AppContext", "cli", "init", "main", "pass_app", "print_json"]
 
 
 @dataclass

@@ -9,6 +9,8 @@ from seriesfeed import i18n
 from seriesfeed.cli import AppContext, cli, pass_app
 from seriesfeed.errors import ConfigError
 
+__all__ = ["check_command", "i18n_group"]
+
 
 @cli.group("i18n")
 def i18n_group() -> None:

@@ -7,9 +7,12 @@ from datetime import datetime
 
 import click
 
+from seriesfeed import actions
 from seriesfeed import daemon as daemon_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.logs import setup_logging
+
+__all__ = ["run", "status"]
 
 
 @cli.command()
@@ -44,7 +47,7 @@ def _when(value: datetime | None) -> str:
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
     """Show jobs (next and last run), outbox and subscriber counts, entries, the store."""
-    report = daemon_mod.status_report(app.config, app.store)
+    report = actions.status_report(app.config, app.store)
     if as_json:
         print_json(report)
         return

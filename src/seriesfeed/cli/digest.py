@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from seriesfeed import actions, emails, mailer
+from seriesfeed import actions
 from seriesfeed.cli import AppContext, cli, pass_app
 from seriesfeed.errors import ValidationError
 from seriesfeed.models import Frequency
+
+__all__ = ["digest", "preview", "send"]
 
 
 @cli.group()
@@ -67,18 +68,8 @@ def send(app: AppContext, frequency: str | None, dry_run: bool, to: str | None,
     """Record the digests due now and send them (and anything left in the outbox)."""
     freq = Frequency(frequency) if frequency else None
     if to:
-        from seriesfeed.subscriptions import normalize_email
-
-        address = normalize_email(to, field="--to")
-        shown = actions.preview_digest(app.store, app.config, _language(app, language),
-                                       freq or Frequency.WEEKLY)
-        if shown is None:
-            raise ValidationError("there are no entries to send", field="--to")
-        msg = emails.build_message(
-            sender=emails.sender_address(app.config), to_email=address, to_name=None,
-            subject=f"[test] {shown.rendered.subject}", text=shown.text, html=shown.html,
-            message_id=emails.make_message_id("test", str(time.time_ns()), app.config))
-        mailer.send_now(app.config, msg)
+        address = actions.send_test_message(app.store, app.config, to,
+                                            _language(app, language), freq or Frequency.WEEKLY)
         click.echo(f"Test copy sent to {address}; no cursor or outbox row was touched.")
         return
     if dry_run:

@@ -8,15 +8,16 @@ from pathlib import Path
 import click
 
 from seriesfeed import actions
-from seriesfeed import sources as sources_mod
+from seriesfeed.actions import sources as sources_mod
+from seriesfeed.actions.entries import FORMATS
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import ValidationError
-from seriesfeed.importers import FORMATS
-from seriesfeed.importers.bylines import split_byline
-from seriesfeed.importers.csvfmt import dump_csv, lost_series_texts
-from seriesfeed.importers.jsonfmt import dump_json
-from seriesfeed.models import Author, AuthorKind, Entry
-from seriesfeed.text import clean_line, clean_text, slugify
+from seriesfeed.models import Entry
+
+__all__ = [
+    "add_command", "entries", "export_command", "import_command", "link_command", "list_command",
+    "remove_command", "show_command",
+]
 
 
 @cli.command("import")
@@ -133,23 +134,10 @@ def add_command(app: AppContext, series_slug: str, series_title: str | None, tit
                 orgs: tuple[str, ...], section: str | None, url: str | None,
                 content_file: Path | None, translation_of: str | None, as_json: bool) -> None:
     """Add one entry (or update the one with the same URL)."""
-    if slugify(series_slug) != series_slug:
-        raise ValidationError(f"'{series_slug}' is not a slug (try '{slugify(series_slug)}')",
-                              field="--series")
-    authors: list[Author] = list(split_byline(byline, tuple(app.config.site.organizations)))
-    authors += [Author(clean_line(o), AuthorKind.ORGANIZATION) for o in orgs if clean_line(o)]
-    content = None
-    if content_file is not None:
-        try:
-            content = clean_text(content_file.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ValidationError("the file is not UTF-8", field="--content-file") from exc
-    entry = Entry(
-        series=series_slug, language=language or app.config.site.default_language,
-        title=clean_line(title), summary=clean_text(summary).strip(),
-        published=_parse_date(published, app), authors=tuple(authors),
-        section=clean_line(section) if section else None, content_html=content, url=url,
-        translation_of=translation_of)
+    entry = actions.new_entry(
+        app.config, series_slug=series_slug, title=title, summary=summary,
+        published=_parse_date(published, app), language=language, byline=byline, orgs=orgs,
+        section=section, url=url, content_file=content_file, translation_of=translation_of)
     stored = actions.localized(actions.add_entry(app.store, app.config, entry, series_title),
                                app.config)
     if as_json:
@@ -186,22 +174,11 @@ def link_command(app: AppContext, original: str, translation: str) -> None:
 @pass_app
 def export_command(app: AppContext, fmt: str, out: Path | None, series_slug: str | None) -> None:
     """Export entries in a format `seriesfeed import` reads back."""
-    found = [actions.localized(e, app.config)
-             for e in actions.list_entries(app.store, None, series_slug)]
-    series = [s for s in actions.list_all_series(app.store)
-              if series_slug is None or s.slug == series_slug]
-    if fmt == "csv":
-        lost = lost_series_texts(series, found)
-        if lost:  # issue 16: never drop a series' words silently
-            raise ValidationError(
-                f"CSV carries a series' title on the rows of its language, and "
-                f"{', '.join(lost[:3])} has none: use --format json, which keeps every "
-                "series text", field="--format")
-    data = dump_json(series, found) if fmt == "json" else dump_csv(found, series)
+    data, count = actions.export_entries(app.store, app.config, fmt, series_slug)
     if out is None:
         click.echo(data.decode("utf-8"), nl=False)
     else:
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(out)
-        click.echo(f"Wrote {len(found)} entries to {out}")
+        click.echo(f"Wrote {count} entries to {out}")

@@ -10,6 +10,8 @@ import click
 from seriesfeed import actions
 from seriesfeed.cli import AppContext, cli, pass_app
 
+__all__ = ["build", "feeds", "serve"]
+
 
 @cli.group()
 def feeds() -> None:

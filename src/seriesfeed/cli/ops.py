@@ -7,9 +7,14 @@ from pathlib import Path
 
 import click
 
-from seriesfeed import operations
+from seriesfeed.actions import ops as operations
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.models import OutboxState
+
+__all__ = [
+    "backup_command", "bounces", "bounces_process", "digests", "digests_list", "digests_show",
+    "outbox", "outbox_list", "outbox_retry", "restore_command",
+]
 
 
 @cli.group()
@@ -111,9 +116,7 @@ def bounces_process(app: AppContext, path: Path) -> None:
     """Read DSNs (RFC 3464, and the common MTAs' own formats) and ARF complaint reports
     (RFC 5965) from PATH: a Maildir (its unseen messages, marked seen after), an mbox, a
     file, or a folder of files. Only reports carrying a valid VERP token change anything."""
-    from seriesfeed import bounces as bounces_mod
-
-    click.echo(str(bounces_mod.process(app.store, app.config, path)))
+    click.echo(str(operations.process_bounces(app.store, app.config, path)))
 
 
 @cli.command("backup")

@@ -7,6 +7,8 @@ import click
 from seriesfeed import actions
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 
+__all__ = ["list_command", "series", "set_command", "show_command"]
+
 
 @cli.group()
 def series() -> None:

@@ -6,9 +6,11 @@ import asyncio
 
 import click
 
-from seriesfeed import sources as sources_mod
+from seriesfeed.actions import sources as sources_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import SeriesfeedError
+
+__all__ = ["list_command", "poll_command", "sources"]
 
 
 @cli.group()

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import click
 
-from seriesfeed import subscriptions
+from seriesfeed.actions import subscribers as subscriptions
+from seriesfeed.actions.ops import local_time
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.models import SubscriberStatus
+
+__all__ = [
+    "add", "export", "import_command", "list_command", "remove", "subscribers", "unsubscribe",
+]
 
 
 @cli.group()
@@ -69,7 +74,6 @@ def _local(item: dict[str, object], app: AppContext) -> dict[str, object]:
     """Times in the site's zone, to the second, as everywhere else (issue 16)."""
     from datetime import datetime
 
-    from seriesfeed.operations import local_time
 
     for key in ("created_at", "confirmed_at"):
         if isinstance(item.get(key), str):

@@ -14,6 +14,16 @@ from zoneinfo import ZoneInfo
 
 from seriesfeed.models import Entry, Series
 
+__all__ = [
+    "FORMATS",
+    "MAX_IMPORT_BYTES",
+    "ImportBatch",
+    "ImportSettings",
+    "ImportedEntry",
+    "detect_format",
+    "looks_like_html",
+]
+
 FORMATS = ("page", "json", "csv", "feed", "jsonfeed")
 MAX_IMPORT_BYTES = 32 * 1024 * 1024  # larger files are refused before they are read
 

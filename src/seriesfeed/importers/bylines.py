@@ -7,6 +7,8 @@ import re
 from seriesfeed.models import Author, AuthorKind
 from seriesfeed.text import clean_line
 
+__all__ = ["is_organization", "split_byline"]
+
 # words that make a byline an organisation rather than a list of people
 _ORG_WORDS = re.compile(
     r"\b(committee|caucus|organi[sz]ation|editors?|editorial|staff|board|collective|"

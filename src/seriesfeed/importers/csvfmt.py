@@ -26,6 +26,11 @@ from seriesfeed.importers.seriespage import decode_text
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text
 
+__all__ = [
+    "COLUMNS", "ENTRY_COLUMNS", "FIELD_LIMIT", "FORMULA_START", "REQUIRED", "SERIES_COLUMNS",
+    "dump_csv", "lost_series_texts", "neutralise", "parse_csv",
+]
+
 ENTRY_COLUMNS = ("id", "series", "language", "section", "authors", "title", "summary",
                  "content_html", "url", "published", "updated", "translation_of")
 # the series' words in the row's language (issue 16): a CSV round trip keeps each

@@ -6,6 +6,8 @@ import re
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+__all__ = ["MONTHS", "local_midnight", "looks_like_date", "parse_human_date", "parse_iso"]
+
 MONTHS = {
     name: number
     for number, names in enumerate([

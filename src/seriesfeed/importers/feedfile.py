@@ -27,6 +27,8 @@ from seriesfeed.importers.bylines import split_byline
 from seriesfeed.models import Author, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text, slugify
 
+__all__ = ["ITEM_TAG", "MAX_DEPTH", "MAX_ITEMS", "html_to_text", "parse_feed"]
+
 ITEM_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
 MAX_ITEMS = 50_000
 MAX_DEPTH = 100  # counted in the gate, before feedparser spends seconds on them

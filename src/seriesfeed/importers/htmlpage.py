@@ -22,6 +22,8 @@ from seriesfeed.importers import ImportBatch, ImportSettings
 from seriesfeed.importers.seriespage import decode_text, parse_series_page
 from seriesfeed.text import clean_line
 
+__all__ = ["html_to_lines", "parse_html_series_page"]
+
 _DROPPED = ("nav", "script", "style", "noscript", "template", "form", "svg", "button",
             "select", "iframe")
 

@@ -19,6 +19,10 @@ from seriesfeed.importers.jsonfmt import load_json
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text, slugify
 
+__all__ = [
+    "MAX_ITEMS", "VERSION_PREFIX", "is_json_feed", "parse_json_feed",
+]
+
 VERSION_PREFIX = "https://jsonfeed.org/version/"
 MAX_ITEMS = 50_000
 

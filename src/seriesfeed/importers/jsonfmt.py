@@ -24,6 +24,11 @@ from seriesfeed.importers.seriespage import decode_text
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text
 
+__all__ = [
+    "DOCUMENT_KEYS", "ENTRY_KEYS", "FORMAT", "LIMITS", "MAX_DEPTH", "MAX_INT_DIGITS",
+    "SERIES_KEYS", "TEXT_KEYS", "dump_json", "load_json", "parse_json",
+]
+
 FORMAT = "seriesfeed/1"
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 50

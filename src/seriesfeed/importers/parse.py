@@ -18,6 +18,10 @@ from seriesfeed.importers.feedfile import parse_feed
 from seriesfeed.importers.jsonfmt import load_json, parse_json
 from seriesfeed.importers.seriespage import parse_series_page
 
+__all__ = [
+    "MEDIA_TYPES", "check_media_type", "format_for_media_type", "parse_bytes", "parse_file",
+]
+
 # media types a fetched document may come with, per format ("" when none was sent)
 MEDIA_TYPES = {
     "feed": ("application/atom+xml", "application/rss+xml", "application/xml", "text/xml",

@@ -11,6 +11,8 @@ from seriesfeed.importers.dates import local_midnight, looks_like_date, parse_hu
 from seriesfeed.models import Entry, Series, SeriesText
 from seriesfeed.text import clean_line, slugify
 
+__all__ = ["decode_text", "parse_series_page"]
+
 _FOOTER_MARKERS = ("Previously published by", "Material on this Web site")
 
 

@@ -27,6 +27,10 @@ from sqlalchemy.exc import (
 
 from seriesfeed.errors import StoreDamagedError, StoreError, StoreTooNewError
 
+__all__ = ["DAMAGED", "Connection", "Store", "StoreTrouble", "normalize_url", "open_store"]
+
+# Connection is re-exported so that verbs can name a transaction's handle in their signatures
+# without importing SQLAlchemy (only store/ does)
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # what SQLite says when a file's pages are not what it wrote (or not a database at all)

@@ -10,6 +10,8 @@ from pathlib import Path
 from seriesfeed.errors import StoreError, ValidationError
 from seriesfeed.store import Store
 
+__all__ = ["PG_DUMP_HINT", "backup", "check_backup", "restore"]
+
 PG_DUMP_HINT = ("for PostgreSQL use pg_dump (pg_dump --format=custom --file=FILE DBNAME; "
                 "restore with pg_restore --clean --dbname=DBNAME FILE)")
 

@@ -12,6 +12,8 @@ from seriesfeed.errors import StoreError
 from seriesfeed.store import Store, _reason
 from seriesfeed.store.tables import metadata
 
+__all__ = ["MAX_LISTED", "CheckReport", "check_store"]
+
 MAX_LISTED = 20  # integrity_check can list thousands of lines for one bad page
 
 

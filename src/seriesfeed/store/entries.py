@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 
 from seriesfeed.errors import NotFoundError
-from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
+from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText, SiteData
 from seriesfeed.store.tables import (
     content_version,
     entries,
@@ -19,6 +19,13 @@ from seriesfeed.store.tables import (
     series,
     series_texts,
 )
+
+__all__ = [
+    "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint", "get_entry",
+    "get_series", "list_entries", "list_series", "max_seq", "next_release", "release_due",
+    "remove_entry", "save_entry", "series_id", "set_translation", "site_data", "sync_hold",
+    "translations_of", "upsert_series",
+]
 
 _CHUNK = 500
 _WHOLE_TABLE = 5000  # above this many entries, authors are read in one scan
@@ -199,6 +206,36 @@ def find_seq(conn: Connection, *, entry_id: str | None = None,
 
 def max_seq(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(entries.c.seq), 0))).scalar_one())
+
+
+def site_data(conn: Connection, everything: list[Entry] | None = None) -> SiteData:
+    """Everything the feeds and pages show: one read of the entries, their series and
+    translation links (and the linked entries a feed names but does not list)."""
+    if everything is None:
+        everything = list_entries(conn)
+    linked = {e.seq: e for e in everything if e.seq is not None}
+    links = _links_among(everything)
+    if links is None:  # a link to an entry not in the list: ask the store
+        links = translations_of(conn, list(linked))
+        for seq in {s for v in links.values() for s in v} - set(linked):
+            linked[seq] = get_entry(conn, str(seq))
+    return SiteData(everything, list_series(conn), links, linked)
+
+
+def _links_among(found: list[Entry]) -> dict[int, list[int]] | None:
+    """``translations_of`` for entries that carry every link themselves (each entry's
+    ``translation_of`` names another in the list): no query. None when one does not."""
+    by_id = {e.id: e.seq for e in found if e.id is not None and e.seq is not None}
+    out: dict[int, set[int]] = {}
+    for e in found:
+        if e.translation_of is None or e.seq is None:
+            continue
+        other = by_id.get(e.translation_of)
+        if other is None:
+            return None
+        out.setdefault(e.seq, set()).add(other)
+        out.setdefault(other, set()).add(e.seq)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def fingerprint(conn: Connection) -> tuple[object, ...]:

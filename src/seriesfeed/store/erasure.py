@@ -15,6 +15,8 @@ from sqlalchemy import Connection, String, func, select, update
 
 from seriesfeed.store.tables import metadata
 
+__all__ = ["EDITORIAL", "ERASED", "address_variants", "scrub_address"]
+
 ERASED = "erased@invalid"
 EDITORIAL = frozenset({"series", "series_texts", "entries", "entry_authors",
                        "content_version"})

@@ -9,6 +9,11 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from seriesfeed.store.tables import job_runs, outbox, subscribers
 
+__all__ = [
+    "JobRun", "finish_run", "last_runs", "last_success", "outbox_counts", "outbox_last_error",
+    "start_run", "subscriber_counts",
+]
+
 
 @dataclass(frozen=True)
 class JobRun:

@@ -13,6 +13,14 @@ from seriesfeed.errors import NotFoundError, ValidationError
 from seriesfeed.models import OutboxState, Subscriber, SubscriberStatus
 from seriesfeed.store.tables import digests, job_runs, outbox, subscribers, suppressions
 
+__all__ = [
+    "BounceResult", "DigestSummary", "OutboxRow", "digest_summaries",
+    "digests_by_language_frequency", "get_outbox", "hard_bounce_counts", "has_rows",
+    "last_successes", "list_outbox", "mark_bounce", "newest_row_of", "oldest_due",
+    "outbox_by_state_kind", "outbox_totals", "reset_hard_bounces", "restore_subscriber",
+    "retry_failed", "subscribers_by_status_language", "suppression_reasons",
+]
+
 
 @dataclass(frozen=True)
 class OutboxRow:

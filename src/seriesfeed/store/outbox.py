@@ -22,6 +22,22 @@ from seriesfeed.models import OutboxKind, OutboxState, SubscriberStatus
 from seriesfeed.store.ops import reset_hard_bounces
 from seriesfeed.store.tables import outbox, subscriber_series, subscribers
 
+__all__ = [
+    "LEASE",
+    "RELAY_NOTE",
+    "Claimed",
+    "Outcome",
+    "backoff",
+    "claim",
+    "detach_subscriber",
+    "hand_back",
+    "hurry",
+    "mark",
+    "queue",
+    "release_orphans",
+    "renew",
+]
+
 LEASE = timedelta(minutes=5)
 RELAY_NOTE = " (the relay's or the configuration's problem: not counted against the subscriber)"
 
@@ -257,7 +273,8 @@ def _count_bounce(conn: Connection, subscriber_id: int, bounce_limit: int) -> No
             status=SubscriberStatus.BOUNCED.value))
 
 
-def pending(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(outbox).where(
-        outbox.c.state.in_([OutboxState.QUEUED.value, OutboxState.RETRY.value,
-                            OutboxState.SENDING.value]))).scalar_one())
+def detach_subscriber(conn: Connection, subscriber_id: int | None) -> None:
+    """An erased subscriber's queued and past messages no longer point at them."""
+    conn.execute(update(outbox).where(outbox.c.subscriber_id == subscriber_id)
+                 .values(subscriber_id=None))
+

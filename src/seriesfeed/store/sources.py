@@ -9,6 +9,11 @@ from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from seriesfeed.store.tables import source_entries, sources
 
+__all__ = [
+    "SourceState", "add_entries_count", "all_states", "claim", "ensure_state", "entry_ids",
+    "forget_entries", "get_state", "record", "remember_entries",
+]
+
 
 @dataclass(frozen=True)
 class SourceState:

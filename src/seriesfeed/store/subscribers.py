@@ -8,18 +8,22 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from seriesfeed.errors import NotFoundError
 from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
 from seriesfeed.store import entries as eq
 from seriesfeed.store.tables import (
-    rate_limits,
     series,
     subscriber_series,
     subscribers,
     suppressions,
 )
+
+__all__ = [
+    "add", "confirm", "confirm_sent_at", "counts", "email_hash", "email_key", "get",
+    "is_suppressed", "iterate", "remove", "resubscribe", "set_preferences", "set_series",
+    "unsubscribe", "update_fields",
+]
 
 
 def email_key(email: str) -> str:
@@ -182,26 +186,3 @@ def counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(subscribers.c.status, func.count())
                         .group_by(subscribers.c.status))
     return {s: int(n) for s, n in rows}
-
-
-def hit(conn: Connection, key: str, expires_at: datetime) -> int:
-    """Count one hit on ``key`` (a client and a time window) and return the total so far:
-    one upsert, so concurrent requests never lose a count."""
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(rate_limits).values(key=key, hits=1, expires_at=expires_at)
-        upsert = pg.on_conflict_do_update(index_elements=[rate_limits.c.key],
-                                          set_={"hits": rate_limits.c.hits + 1})
-        return int(conn.execute(upsert.returning(rate_limits.c.hits)).scalar_one())
-    lite = sqlite.insert(rate_limits).values(key=key, hits=1, expires_at=expires_at)
-    stmt = lite.on_conflict_do_update(index_elements=[rate_limits.c.key],
-                                      set_={"hits": rate_limits.c.hits + 1})
-    return int(conn.execute(stmt.returning(rate_limits.c.hits)).scalar_one())
-
-
-def hits(conn: Connection, key: str) -> int:
-    value = conn.execute(select(rate_limits.c.hits).where(rate_limits.c.key == key)).scalar()
-    return int(value or 0)
-
-
-def prune_rate_limits(conn: Connection, now: datetime) -> int:
-    return int(conn.execute(delete(rate_limits).where(rate_limits.c.expires_at < now)).rowcount)

@@ -26,6 +26,12 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+__all__ = [
+    "UTCDateTime", "content_version", "digests", "entries", "entry_authors", "held_entries",
+    "job_runs", "metadata", "outbox", "series", "series_texts", "source_entries", "sources",
+    "subscriber_series", "subscribers", "suppressions",
+]
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on every backend.
@@ -154,17 +160,6 @@ suppressions = Table(
     Column("email_hash", String(64), primary_key=True),
     Column("reason", String(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-)
-
-# hit counters for rate limits (per client, per window), kept in the store so that limits
-# hold across restarts and processes; keys carry no raw address, rows past expires_at go
-rate_limits = Table(
-    "rate_limits",
-    metadata,
-    Column("key", String(200), primary_key=True),
-    Column("hits", Integer, nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-    Index(None, "expires_at"),
 )
 
 digests = Table(

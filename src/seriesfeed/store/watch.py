@@ -14,6 +14,10 @@ import threading
 
 from seriesfeed.store import Store
 
+__all__ = [
+    "CommitWatch",
+]
+
 
 class CommitWatch:
     def __init__(self, store: Store) -> None:

@@ -22,11 +22,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from seriesfeed.actions import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import StoreError
-from seriesfeed.store import Store
 from seriesfeed.web.busy import busy_page, visitor_language
 from seriesfeed.web.security import SecurityHeaders
+
+__all__ = ["create_app"]
 
 
 def create_app(config: Config, store: Store) -> Starlette:

@@ -13,6 +13,8 @@ from starlette.responses import Response
 from seriesfeed.config import Config
 from seriesfeed.web.localized import error_page, language_of
 
+__all__ = ["RETRY_AFTER_S", "busy_page", "visitor_language"]
+
 log = logging.getLogger("seriesfeed.web")
 RETRY_AFTER_S = 10
 

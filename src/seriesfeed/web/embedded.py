@@ -20,10 +20,12 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from seriesfeed.actions import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.store import Store
 from seriesfeed.web import create_app
+
+__all__ = ["REQUEST_TIMEOUT", "serve_forever", "serve_until", "timed_protocol", "trusted_proxies"]
 
 log = logging.getLogger("seriesfeed.web")
 

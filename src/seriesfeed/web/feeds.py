@@ -17,13 +17,15 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions
+from seriesfeed.actions import Store
+from seriesfeed.actions.feeds import HTML, CommitWatch, FeedDocument, etag_of
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
-from seriesfeed.feeds import HTML, FeedDocument
-from seriesfeed.publish import etag_of
-from seriesfeed.store import Store
-from seriesfeed.store import entries as q
-from seriesfeed.store.watch import CommitWatch
 from seriesfeed.web import localized
+
+__all__ = [
+    "CACHE_CONTROL", "Served", "SiteCache", "not_found_page", "routes",
+]
 
 CACHE_CONTROL = "public, max-age=300"
 
@@ -48,7 +50,7 @@ class SiteCache:
         self.lock = threading.Lock()
         self.fingerprint: tuple[object, ...] | None = None
         self.docs: dict[str, Served] = {}
-        self.started = datetime.now(UTC).replace(microsecond=0)
+        self.started = now_utc().replace(microsecond=0)
         # SQLite: skip the fingerprint query while nothing at all was committed
         self.watch = CommitWatch(store)
         self.seen: tuple[int, int] | None = None
@@ -58,8 +60,7 @@ class SiteCache:
         seen = self.watch.counter()
         if seen is not None and seen == self.seen and self.fingerprint is not None:
             return self.docs
-        with self.store.read() as conn:
-            fp = q.fingerprint(conn)
+        fp = actions.fingerprint(self.store)
         if fp != self.fingerprint:
             with self.lock:
                 if fp != self.fingerprint:
@@ -84,7 +85,7 @@ class SiteCache:
             modified = max(doc.last_modified.astimezone(UTC).replace(microsecond=0),
                            self.started)
         else:  # HTTP dates have whole seconds: a change within the second must still move it
-            modified = datetime.now(UTC).replace(microsecond=0)
+            modified = now_utc().replace(microsecond=0)
             if previous is not None:
                 modified = max(modified, previous.modified + timedelta(seconds=1))
         return Served(doc, etag, gzip.compress(doc.body, mtime=0), modified)

@@ -22,6 +22,11 @@ from seriesfeed.i18n import N_
 from seriesfeed.models import Series
 from seriesfeed.pages import render_page, series_text
 
+__all__ = [
+    "ERRORS", "about", "error_page", "exception_handlers", "language_of", "mask_address",
+    "negotiated_language", "path_language",
+]
+
 log = logging.getLogger("seriesfeed.web")
 _DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
                      r"[A-Za-z]{2,63}|(?=.{1,253}$)([^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}")

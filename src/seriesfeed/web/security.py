@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+__all__ = ["HEADERS", "SecurityHeaders"]
+
 HEADERS = [
     (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; "
      b"img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),

@@ -14,10 +14,10 @@ store that cannot answer gives a 503 page with Retry-After (``web.busy``).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.background import BackgroundTask
@@ -26,14 +26,28 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from seriesfeed import actions, i18n, subscriptions, tokens
+from seriesfeed import actions, i18n
+from seriesfeed.actions import Store
+from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, StoreError, ValidationError
-from seriesfeed.models import SubscriberStatus
+from seriesfeed.models import Subscriber, SubscriberStatus
 from seriesfeed.pages import render_page
-from seriesfeed.store import Store
 from seriesfeed.web import localized
 from seriesfeed.web.busy import busy_page, visitor_language
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_FIELDS",
+    "Endpoint",
+    "RateLimiter",
+    "Site",
+    "confirm",
+    "preferences",
+    "routes",
+    "subscribe",
+    "unsubscribe",
+]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_BODY = 16 * 1024
@@ -62,53 +76,81 @@ class RateLimiter:
         return True
 
 
-def routes(config: Config, store: Store) -> list[BaseRoute]:
-    limiter = RateLimiter()
-    own_origin = "{0.scheme}://{0.netloc}".format(urlsplit(config.public_url))
+@dataclass
+class Site:
+    """The request context every subscribe endpoint gets: the app's config and store, the
+    rate limiter, and the page, error, CSRF and form helpers. Built once per app."""
 
-    def page(lang: str, status: int = 200, **ctx: object) -> HTMLResponse:
-        lang = lang if lang in config.languages else config.site.default_language
-        body = render_page(config, lang, "page.html.j2", {
+    config: Config
+    store: Store
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    @property
+    def own_origin(self) -> str:
+        return "{0.scheme}://{0.netloc}".format(urlsplit(self.config.public_url))
+
+    def page(self, lang: str, status: int = 200, **ctx: object) -> HTMLResponse:
+        lang = lang if lang in self.config.languages else self.config.site.default_language
+        body = render_page(self.config, lang, "page.html.j2", {
             "form": None, "paragraphs": [], "about": None, **ctx})
         return HTMLResponse(body, status_code=status, headers={"Content-Language": lang})
 
-    def error(lang: str, status: int, message: str | None = None) -> HTMLResponse:
+    def error(self, lang: str, status: int, message: str | None = None) -> HTMLResponse:
         """The status's page in ``lang``; ``message`` (translated) explains it."""
-        return localized.error_page(config, None, status, language=lang, message=message)
+        return localized.error_page(self.config, None, status, language=lang, message=message)
 
-    def token_error(request: Request) -> HTMLResponse:
+    def token_error(self, request: Request) -> HTMLResponse:
         # a bad token names no subscriber: the reader's language comes from the request
-        return localized.error_page(config, request, 400)
+        return localized.error_page(self.config, request, 400)
 
-    async def about(lang: str, address: str, followed: tuple[str, ...],
+    async def about(self, lang: str, address: str, followed: tuple[str, ...],
                     local_part: bool = True) -> dict[str, object]:
-        every = await run_in_threadpool(actions.list_all_series, store)
-        return localized.about(config, lang, address, followed, every, local_part=local_part)
+        every = await run_in_threadpool(actions.list_all_series, self.store)
+        return localized.about(self.config, lang, address, followed, every, local_part=local_part)
 
-    def csrf_for(link_token: str) -> str:
-        bound = hashlib.sha256(link_token.encode()).hexdigest()
-        return tokens.make_token(tokens.ensure_secret_key(config), tokens.Purpose.CSRF, 0,
-                                 bound=bound)
-
-    def csrf_ok(link_token: str, given: str) -> bool:
+    async def subscriber(self, request: Request, purpose: subscriptions.Purpose,
+                         token: str) -> Subscriber | HTMLResponse:
+        """Whom a link's token names, or the bad-link page in the reader's language."""
         try:
-            claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.CSRF,
-                                       given)
+            return await run_in_threadpool(subscriptions.subscriber_for, self.store,
+                                           self.config, purpose, token)
         except ValidationError:
-            return False
-        return claims.bound == hashlib.sha256(link_token.encode()).hexdigest()
+            return self.token_error(request)
 
-    async def form_data(request: Request) -> dict[str, str] | Response:
+    async def token_form(self, request: Request, lang: str,
+                         token: str) -> dict[str, str] | Response:
+        """A token page's POST: from our own origin, a form of bounded size, and the CSRF
+        field bound to that link; else the page that says which was wrong."""
+        _ = i18n.messages_for(self.config, lang)
+        if self.cross_site(request):
+            return self.error(lang, 403, _("This form can only be sent from our own pages."))
+        data = await self.form_data(request)
+        if isinstance(data, Response):
+            return data
+        if not self.csrf_ok(token, data.get("csrf", "")):
+            return self.error(lang, 403, _("This form has expired; open the link again."))
+        return data
+
+    def csrf_for(self, link_token: str) -> str:
+        """The CSRF field for the page a link opened (tokens.make_csrf)."""
+        return subscriptions.make_csrf(subscriptions.ensure_secret_key(self.config), link_token)
+
+    def csrf_ok(self, link_token: str, given: str) -> bool:
+        """tokens.check_csrf: bound to that link, compared in constant time."""
+        return subscriptions.check_csrf(subscriptions.ensure_secret_key(self.config),
+                                        link_token, given)
+
+    async def form_data(self, request: Request) -> dict[str, str] | Response:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return localized.error_page(config, request, 413)
+            return localized.error_page(self.config, request, 413)
         body = b""
         try:  # a body that trickles in holds a connection: [web] body_timeout
-            async with asyncio.timeout(config.web.body_timeout):
+            async with asyncio.timeout(self.config.web.body_timeout):
                 async for chunk in request.stream():
                     body += chunk
                     if len(body) > MAX_BODY:
-                        return localized.error_page(config, request, 413)
+                        return localized.error_page(self.config, request, 413)
         except TimeoutError:
             return Response("request timeout: the form took too long to arrive",
                             status_code=408, headers={"Connection": "close"})
@@ -118,14 +160,14 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
                               max_num_fields=MAX_FIELDS)
         except (ValueError, UnicodeDecodeError):
-            return localized.error_page(config, request, 400)
+            return localized.error_page(self.config, request, 400)
         data: dict[str, str] = {}
         for key, value in pairs:
             # the one repeated field, the series checkboxes: slugs never hold a comma
             data[key] = f"{data[key]},{value}" if key == "series" and key in data else value
         return data
 
-    def cross_site(request: Request) -> bool:
+    def cross_site(self, request: Request) -> bool:
         """Anything but our own origin: Sec-Fetch-Site other than same-origin (a same-site
         sibling host is not us), or a foreign Origin whatever Sec-Fetch-Site says. Origin
         "null" is what browsers send from a no-referrer page (ours are): then Sec-Fetch-Site
@@ -135,188 +177,188 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
             return True
         origin = request.headers.get("origin")
         if origin is not None and origin != "null":
-            return origin.rstrip("/").lower() != own_origin.lower()
+            return origin.rstrip("/").lower() != self.own_origin.lower()
         return False
 
-    async def subscribe(request: Request) -> Response:
-        asked = request.query_params.get("lang")
-        lang = asked if asked in config.languages else localized.language_of(config, request)
-        _ = i18n.messages_for(config, lang)
-        if request.method != "POST":  # GET and HEAD show the form
-            if asked is not None and asked not in config.languages:
-                return localized.error_page(config, request, 404)
-            return page(lang, heading=_("Get new articles by email"), form={
-                "action": f"{config.public_url}/subscribe", "subscribe": True,
-                "hidden": {"language": lang, "series": ""}, "button": _("Subscribe")})
-        if cross_site(request):
-            return error(lang, 403, _("This form can only be sent from our own pages."))
-        data = await form_data(request)
+
+async def subscribe(site: Site, request: Request) -> Response:
+    config, store = site.config, site.store
+    asked = request.query_params.get("lang")
+    lang = asked if asked in config.languages else localized.language_of(config, request)
+    _ = i18n.messages_for(config, lang)
+    if request.method != "POST":  # GET and HEAD show the form
+        if asked is not None and asked not in config.languages:
+            return localized.error_page(config, request, 404)
+        return site.page(lang, heading=_("Get new articles by email"), form={
+            "action": f"{config.public_url}/subscribe", "subscribe": True,
+            "hidden": {"language": lang, "series": ""}, "button": _("Subscribe")})
+    if site.cross_site(request):
+        return site.error(lang, 403, _("This form can only be sent from our own pages."))
+    data = await site.form_data(request)
+    if isinstance(data, Response):
+        return data
+    lang = data.get("language", lang)
+    if lang not in config.languages:
+        return localized.error_page(config, request, 400)
+    _ = i18n.messages_for(config, lang)
+    # the block names what was typed, so every address gets the same page
+    done = site.page(lang, heading=_("Check your inbox"), paragraphs=[
+        _("If the address is right, a message with a confirmation link is on its way. "
+          "Nothing will be sent until you confirm.")],
+        about=await site.about(lang, data.get("email", "").strip()[:320],
+                          tuple(s for s in [data.get("series", "")] if s), False))
+    if data.get("website"):  # the honeypot: only bots fill it in
+        return done
+    client = request.client.host if request.client else "unknown"
+    if not site.limiter.allow(client):
+        return site.error(lang, 429, _("Too many requests; please try again later."))
+    try:
+        result = await run_in_threadpool(
+            subscriptions.add_subscriber,
+            store, config, data.get("email", ""), name=data.get("name"), language=lang,
+            frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
+            ip=client, series=tuple(s for s in [data.get("series", "")] if s))
+    except StoreError as exc:
+        return busy_page(config, lang, str(exc))
+    except ValidationError as exc:
+        return site.error(lang, 400, _("Please check the address and try again.")
+                     if exc.field == "email" else None)
+    except SeriesfeedError:
+        return site.error(lang, 400)
+    if result.send_confirmation and result.subscriber is not None:
+        done.background = BackgroundTask(subscriptions.send_confirmation, store, config,
+                                         result.subscriber)
+    return done  # the same answer for new, pending, confirmed and suppressed addresses
+
+
+async def confirm(site: Site, request: Request) -> Response:
+    config, store = site.config, site.store
+    token = request.path_params["token"]
+    sub = await site.subscriber(request, subscriptions.Purpose.CONFIRM, token)
+    if isinstance(sub, Response):
+        return sub
+    _ = i18n.messages_for(config, sub.language)
+    block = await site.about(sub.language, sub.email, sub.series)
+    if request.method != "POST":  # GET and HEAD show the page; only POST acts
+        if sub.status is SubscriberStatus.CONFIRMED:
+            return site.page(sub.language, heading=_("You are subscribed"), about=block)
+        return site.page(sub.language, heading=_("Confirm your subscription"), about=block, form={
+            "action": f"{config.public_url}/confirm/{token}",
+            "hidden": {"csrf": site.csrf_for(token)}, "button": _("Confirm my subscription")})
+    data = await site.token_form(request, sub.language, token)
+    if isinstance(data, Response):
+        return data
+    try:
+        await run_in_threadpool(subscriptions.confirm, store, config, token)
+    except StoreError as exc:
+        return busy_page(config, sub.language, str(exc))
+    except ValidationError:
+        return site.error(sub.language, 400)
+    link = subscriptions.unsubscribe_link(config, subscriptions.ensure_secret_key(config),
+                                          sub.id or 0)
+    return site.page(sub.language, heading=_("You are subscribed"), paragraphs=[
+        _("New articles will reach you by email."),
+        _("You can unsubscribe at any time with the link in every message.")],
+        links=[(_("Unsubscribe"), link)], about=block)
+
+
+async def unsubscribe(site: Site, request: Request) -> Response:
+    config, store = site.config, site.store
+    token = request.path_params["token"]
+    try:
+        found = await run_in_threadpool(subscriptions.unsubscribe_target, store, config,
+                                        token)
+    except ValidationError:
+        return site.token_error(request)
+    if found is None:  # removed since: a genuine link, and nothing left to stop
+        gone = localized.language_of(config, request)
+        _ = i18n.messages_for(config, gone)
+        return site.page(gone, heading=_("You are unsubscribed"),
+                    paragraphs=[_("You will get no more emails from us.")])
+    sub = found
+    _ = i18n.messages_for(config, sub.language)
+    block = await site.about(sub.language, sub.email, sub.series)
+    if request.method != "POST":  # GET and HEAD show the page; only POST acts
+        return site.page(sub.language, heading=_("Unsubscribe"), about=block, paragraphs=[
+            _("Press the button to stop receiving these emails.")], form={
+            "action": f"{config.public_url}/unsubscribe/{token}",
+            "hidden": {"csrf": site.csrf_for(token)}, "button": _("Unsubscribe")})
+    data = await site.form_data(request)
+    if isinstance(data, Response):
+        return data
+    one_click = data.get("List-Unsubscribe") == "One-Click"  # RFC 8058
+    if not one_click and site.cross_site(request):  # one-click: no Origin, no cookie, no CSRF
+        return site.error(sub.language, 403, _("This form can only be sent from our own pages."))
+    if not one_click and not site.csrf_ok(token, data.get("csrf", "")):
+        return site.error(sub.language, 403, _("This form has expired; open the link again."))
+    try:
+        await run_in_threadpool(subscriptions.unsubscribe, store, config, token)
+    except StoreError as exc:
+        return busy_page(config, sub.language, str(exc))
+    return site.page(sub.language, heading=_("You are unsubscribed"), about=block, paragraphs=[
+        _("You will get no more emails from us.")])
+
+
+async def preferences(site: Site, request: Request) -> Response:
+    note: list[str] = []  # what the page says above the form ("saved")
+    token = request.path_params["token"]
+    sub = await site.subscriber(request, subscriptions.Purpose.PREFERENCES, token)
+    if isinstance(sub, Response):
+        return sub
+    config, store = site.config, site.store
+    _ = i18n.messages_for(config, sub.language)
+    if request.method == "POST":
+        data = await site.token_form(request, sub.language, token)
         if isinstance(data, Response):
             return data
-        lang = data.get("language", lang)
-        if lang not in config.languages:
-            return localized.error_page(config, request, 400)
-        _ = i18n.messages_for(config, lang)
-        # the block names what was typed, so every address gets the same page
-        done = page(lang, heading=_("Check your inbox"), paragraphs=[
-            _("If the address is right, a message with a confirmation link is on its way. "
-              "Nothing will be sent until you confirm.")],
-            about=await about(lang, data.get("email", "").strip()[:320],
-                              tuple(s for s in [data.get("series", "")] if s), False))
-        if data.get("website"):  # the honeypot: only bots fill it in
-            return done
-        client = request.client.host if request.client else "unknown"
-        if not limiter.allow(client):
-            return error(lang, 429, _("Too many requests; please try again later."))
+        chosen = None  # the series boxes are shown (and sent) only when there are several
+        if data.get("series_shown") == "1":
+            chosen = tuple(s for s in data.get("series", "").split(",") if s)
         try:
-            result = await run_in_threadpool(
-                subscriptions.add_subscriber,
-                store, config, data.get("email", ""), name=data.get("name"), language=lang,
-                frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
-                ip=client, series=tuple(s for s in [data.get("series", "")] if s))
+            sub = await run_in_threadpool(
+                subscriptions.update_preferences, store, config, token,
+                language=data.get("language", sub.language),
+                frequency=data.get("frequency", sub.frequency.value), series=chosen)
         except StoreError as exc:
-            return busy_page(config, lang, str(exc))
+            return busy_page(config, sub.language, str(exc))
         except ValidationError as exc:
-            return error(lang, 400, _("Please check the address and try again.")
-                         if exc.field == "email" else None)
-        except SeriesfeedError:
-            return error(lang, 400)
-        if result.send_confirmation and result.subscriber is not None:
-            done.background = BackgroundTask(subscriptions.send_confirmation, store, config,
-                                             result.subscriber)
-        return done  # the same answer for new, pending, confirmed and suppressed addresses
-
-    async def confirm(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
-            sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
-                                          tokens.Purpose.CONFIRM, token)
-        except ValidationError:
-            return token_error(request)
+            return site.error(sub.language, 400, _("Choose at least one series (or "
+                                              "unsubscribe).") if exc.field == "series"
+                         else None)
         _ = i18n.messages_for(config, sub.language)
-        block = await about(sub.language, sub.email, sub.series)
-        if request.method != "POST":  # GET and HEAD show the page; only POST acts
-            if sub.status is SubscriberStatus.CONFIRMED:
-                return page(sub.language, heading=_("You are subscribed"), about=block)
-            return page(sub.language, heading=_("Confirm your subscription"), about=block, form={
-                "action": f"{config.public_url}/confirm/{token}",
-                "hidden": {"csrf": csrf_for(token)}, "button": _("Confirm my subscription")})
-        if cross_site(request):
-            return error(sub.language, 403, _("This form can only be sent from our own pages."))
-        data = await form_data(request)
-        if isinstance(data, Response):
-            return data
-        if not csrf_ok(token, data.get("csrf", "")):
-            return error(sub.language, 403, _("This form has expired; open the link again."))
-        try:
-            await run_in_threadpool(subscriptions.confirm, store, config, token)
-        except StoreError as exc:
-            return busy_page(config, sub.language, str(exc))
-        except ValidationError:
-            return error(sub.language, 400)
-        link = subscriptions.unsubscribe_link(config, tokens.ensure_secret_key(config),
-                                              sub.id or 0)
-        return page(sub.language, heading=_("You are subscribed"), paragraphs=[
-            _("New articles will reach you by email."),
-            _("You can unsubscribe at any time with the link in every message.")],
-            links=[(_("Unsubscribe"), link)], about=block)
+        note = [_("Your preferences are saved.")]
+    every = await run_in_threadpool(actions.list_all_series, store)
+    boxes = [(s.slug, (s.text(sub.language) or next(iter(s.texts.values()))).title
+              if s.texts else s.slug, not sub.series or s.slug in sub.series)
+             for s in every] if len(every) > 1 else []
+    hidden = {"csrf": site.csrf_for(token), **({"series_shown": "1"} if boxes else {})}
+    return site.page(sub.language, heading=_("Your email preferences"), paragraphs=note,
+                about=localized.about(config, sub.language, sub.email, sub.series, every),
+                form={
+        "action": f"{config.public_url}/preferences/{token}",
+        "hidden": hidden, "button": _("Save"),
+        "preferences": {"language": sub.language, "frequency": sub.frequency.value,
+                        "series": boxes}})
 
-    async def unsubscribe(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
-            found = await run_in_threadpool(subscriptions.unsubscribe_target, store, config,
-                                            token)
-        except ValidationError:
-            return token_error(request)
-        if found is None:  # removed since: a genuine link, and nothing left to stop
-            gone = localized.language_of(config, request)
-            _ = i18n.messages_for(config, gone)
-            return page(gone, heading=_("You are unsubscribed"),
-                        paragraphs=[_("You will get no more emails from us.")])
-        sub = found
-        _ = i18n.messages_for(config, sub.language)
-        block = await about(sub.language, sub.email, sub.series)
-        if request.method != "POST":  # GET and HEAD show the page; only POST acts
-            return page(sub.language, heading=_("Unsubscribe"), about=block, paragraphs=[
-                _("Press the button to stop receiving these emails.")], form={
-                "action": f"{config.public_url}/unsubscribe/{token}",
-                "hidden": {"csrf": csrf_for(token)}, "button": _("Unsubscribe")})
-        data = await form_data(request)
-        if isinstance(data, Response):
-            return data
-        one_click = data.get("List-Unsubscribe") == "One-Click"  # RFC 8058
-        if not one_click and cross_site(request):  # one-click: no Origin, no cookie, no CSRF
-            return error(sub.language, 403, _("This form can only be sent from our own pages."))
-        if not one_click and not csrf_ok(token, data.get("csrf", "")):
-            return error(sub.language, 403, _("This form has expired; open the link again."))
-        try:
-            await run_in_threadpool(subscriptions.unsubscribe, store, config, token)
-        except StoreError as exc:
-            return busy_page(config, sub.language, str(exc))
-        return page(sub.language, heading=_("You are unsubscribed"), about=block, paragraphs=[
-            _("You will get no more emails from us.")])
 
-    async def preferences(request: Request) -> Response:
-        token = request.path_params["token"]
-        try:
-            sub = await run_in_threadpool(subscriptions.subscriber_for, store, config,
-                                          tokens.Purpose.PREFERENCES, token)
-        except ValidationError:
-            return token_error(request)
-        _ = i18n.messages_for(config, sub.language)
-        note: list[str] = []
-        if request.method == "POST":
-            if cross_site(request):
-                return error(sub.language, 403,
-                             _("This form can only be sent from our own pages."))
-            data = await form_data(request)
-            if isinstance(data, Response):
-                return data
-            if not csrf_ok(token, data.get("csrf", "")):
-                return error(sub.language, 403, _("This form has expired; open the link again."))
-            chosen = None  # the series boxes are shown (and sent) only when there are several
-            if data.get("series_shown") == "1":
-                chosen = tuple(s for s in data.get("series", "").split(",") if s)
-            try:
-                sub = await run_in_threadpool(
-                    subscriptions.update_preferences, store, config, token,
-                    language=data.get("language", sub.language),
-                    frequency=data.get("frequency", sub.frequency.value), series=chosen)
-            except StoreError as exc:
-                return busy_page(config, sub.language, str(exc))
-            except ValidationError as exc:
-                return error(sub.language, 400, _("Choose at least one series (or "
-                                                  "unsubscribe).") if exc.field == "series"
-                             else None)
-            _ = i18n.messages_for(config, sub.language)
-            note = [_("Your preferences are saved.")]
-        every = await run_in_threadpool(actions.list_all_series, store)
-        boxes = [(s.slug, (s.text(sub.language) or next(iter(s.texts.values()))).title
-                  if s.texts else s.slug, not sub.series or s.slug in sub.series)
-                 for s in every] if len(every) > 1 else []
-        hidden = {"csrf": csrf_for(token), **({"series_shown": "1"} if boxes else {})}
-        return page(sub.language, heading=_("Your email preferences"), paragraphs=note,
-                    about=localized.about(config, sub.language, sub.email, sub.series, every),
-                    form={
-            "action": f"{config.public_url}/preferences/{token}",
-            "hidden": hidden, "button": _("Save"),
-            "preferences": {"language": sub.language, "frequency": sub.frequency.value,
-                            "series": boxes}})
+def routes(config: Config, store: Store) -> list[BaseRoute]:
+    site = Site(config, store)
 
-    def guarded(endpoint: Endpoint) -> Endpoint:
-        """A store that cannot answer (locked past the web's short busy timeout, down,
-        damaged) is a 503 in the visitor's language, whichever call met it."""
+    def bound(endpoint: Callable[[Site, Request], Awaitable[Response]]) -> Endpoint:
+        """The endpoint over this app's Site. A store that cannot answer (locked past the
+        web's short busy timeout, down, damaged) is a 503 in the visitor's language,
+        whichever call met it."""
         async def run(request: Request) -> Response:
             try:
-                return await endpoint(request)
+                return await endpoint(site, request)
             except StoreError as exc:
                 return busy_page(config, visitor_language(config, request), str(exc))
         return run
 
     methods = ["GET", "HEAD", "POST"]  # anything else: 405 from the router
     return [
-        Route("/subscribe", guarded(subscribe), methods=methods),
-        Route("/confirm/{token}", guarded(confirm), methods=methods),
-        Route("/unsubscribe/{token}", guarded(unsubscribe), methods=methods),
-        Route("/preferences/{token}", guarded(preferences), methods=methods),
+        Route("/subscribe", bound(subscribe), methods=methods),
+        Route("/confirm/{token}", bound(confirm), methods=methods),
+        Route("/unsubscribe/{token}", bound(unsubscribe), methods=methods),
+        Route("/preferences/{token}", bound(preferences), methods=methods),
     ]

@@ -1,46 +1,58 @@
-"""The verbs the CLI, the web app and the scheduler call: one function per thing a user does."""
+"""Entry verbs: import a file, add, link, remove, show and list entries, publish the
+scheduled ones. Every import path (page captures, JSON, CSV, feeds, ``entries add``,
+sources) checks and stores through ``store_batch``, in one transaction."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection
-
-from seriesfeed import __version__
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
-from seriesfeed.digest import (
-    RecordedDigest,
-    count_due,
-    digest_fallback,
-    next_range,
-    record_digests,
-)
 from seriesfeed.errors import ImportError_, NotFoundError, ValidationError
-from seriesfeed.feeds import FeedDocument, plan_feeds
-from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
+from seriesfeed.importers import FORMATS, ImportBatch, ImportedEntry, ImportSettings
+from seriesfeed.importers.bylines import split_byline
+from seriesfeed.importers.csvfmt import dump_csv, lost_series_texts
+from seriesfeed.importers.jsonfmt import dump_json
 from seriesfeed.importers.parse import parse_file
-from seriesfeed.mailer import Transport
-from seriesfeed.models import Entry, Frequency, Series, SeriesText
-from seriesfeed.outbox import PREFERENCES, UNSUBSCRIBE, Rendered, drain_outbox, render_digest
-from seriesfeed.pages import build_pages
-from seriesfeed.publish import PublishReport, publish, write_if_changed
-from seriesfeed.store import Store
+from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
+from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as q
 from seriesfeed.text import clean_line, clean_text, sanitize_html, slugify
 from seriesfeed.urls import BadURL, check_id, check_url
-from seriesfeed.websub import notify_hub
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+__all__ = [
+    "FORMATS",
+    "ImportReport",
+    "SeriesInfo",
+    "StoredEntries",
+    "add_entry",
+    "derive_url",
+    "export_entries",
+    "import_entries",
+    "import_settings",
+    "link_translations",
+    "list_all_series",
+    "list_entries",
+    "list_series_info",
+    "localized",
+    "mint_id",
+    "new_entry",
+    "next_release",
+    "release_due",
+    "remove_entry",
+    "series_titles",
+    "set_series_text",
+    "show_entry",
+    "show_series",
+    "store_batch",
+    "tag_authority",
+]
 
 
 def import_settings(config: Config) -> ImportSettings:
@@ -240,6 +252,30 @@ def import_entries(store: Store, config: Config, path: Path, fmt: str | None = N
     return store_batch(store, config, batch, str(path), ImportReport(str(path), fmt))
 
 
+def new_entry(config: Config, *, series_slug: str, title: str, summary: str,
+              published: datetime, language: str | None = None, byline: str = "",
+              orgs: tuple[str, ...] = (), section: str | None = None, url: str | None = None,
+              content_file: Path | None = None, translation_of: str | None = None) -> Entry:
+    """An entry from what `entries add` was given: the byline split into authors, every
+    text cleaned, the content read from its file; ValidationError names the option."""
+    if slugify(series_slug) != series_slug:
+        raise ValidationError(f"'{series_slug}' is not a slug (try '{slugify(series_slug)}')",
+                              field="--series")
+    authors: list[Author] = list(split_byline(byline, tuple(config.site.organizations)))
+    authors += [Author(clean_line(o), AuthorKind.ORGANIZATION) for o in orgs if clean_line(o)]
+    content = None
+    if content_file is not None:
+        try:
+            content = clean_text(content_file.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ValidationError("the file is not UTF-8", field="--content-file") from exc
+    return Entry(
+        series=series_slug, language=language or config.site.default_language,
+        title=clean_line(title), summary=clean_text(summary).strip(), published=published,
+        authors=tuple(authors), section=clean_line(section) if section else None,
+        content_html=content, url=url, translation_of=translation_of)
+
+
 def add_entry(store: Store, config: Config, entry: Entry,
               series_title: str | None = None) -> Entry:
     """Add (or update) one entry given on the command line."""
@@ -249,7 +285,7 @@ def add_entry(store: Store, config: Config, entry: Entry,
     try:
         store_batch(store, config, batch, "entry", ImportReport("entry", None))
     except ImportError_ as exc:
-        raise ValidationError(str(exc).split(": ", 1)[-1], field=exc.field) from exc
+        raise ValidationError(exc.reason, field=exc.field) from exc
     with store.read() as conn:  # by the URL as stored (normalised by the import check)
         return q.get_entry(conn, entry.id or check_url(entry.url or derive_url(config, entry)))
 
@@ -327,102 +363,22 @@ def list_all_series(store: Store) -> list[Series]:
         return q.list_series(conn)
 
 
-def plan_site(store: Store, config: Config) -> list[FeedDocument]:
-    """Every feed document and series page, as bytes, in a stable order."""
-    # read once for both: it is the most expensive part of a build
-    with store.read() as conn:
-        everything = q.list_entries(conn)
-    return plan_feeds(config, store, everything) + build_pages(config, store, everything)
-
-
-def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
-    """Write every feed and page under ``out_dir`` (only files whose bytes changed).
-
-    When neither the store nor the settings changed since the last build into ``out_dir``
-    (a stamp file records both), nothing is generated at all."""
-    release_due(store)
-    with store.read() as conn:
-        stamp = f"{q.fingerprint(conn)!r} {_settings_digest(config)}"
-    stamp_file = out_dir / ".seriesfeed-build"
-    try:
-        if stamp_file.read_text(encoding="utf-8") == stamp:
-            return PublishReport(out_dir, skipped=True)
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    report = publish(plan_site(store, config), out_dir)
-    if report.written:
-        notify_hub(config, report.written)
-    write_if_changed(stamp_file, stamp.encode("utf-8"))
-    return report
-
-
-def _settings_digest(config: Config) -> str:
-    """What, besides the store, the built files depend on."""
-    relevant = repr((config.public_url, config.site, config.languages, config.feeds,
-                     config.websub, __version__))
-    return hashlib.sha256(relevant.encode("utf-8")).hexdigest()[:16]
-
-
-async def send_digests(store: Store, config: Config, *, frequency: Frequency | None = None,
-                       stopping: asyncio.Event | None = None, scheduled: bool = True,
-                       transport: Transport | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> str:
-    """Record the due digests (one frequency, or all) and drain the outbox."""
-    recorded: list[RecordedDigest] = []
-    await asyncio.to_thread(release_due, store)
-    for freq in [frequency] if frequency else list(Frequency):
-        recorded += await asyncio.to_thread(record_digests, store, config, freq, now_utc(),
-                                            scheduled=scheduled)
-    queued = sum(d.recipients for d in recorded)
-    step = (lambda done: progress(done, queued)) if progress else None
-    report = await drain_outbox(store, config, stopping=stopping, transport=transport,
-                                progress=step)
-    return f"{len(recorded)} digests recorded ({queued} messages queued); {report}"
-
-
-@dataclass(frozen=True)
-class Preview:
-    rendered: Rendered
-    text: str  # the parts with sample links in place of each recipient's own
-    html: str
-    sample: bool  # True: nobody is due, so these are the newest entries, as an example
-
-
-def preview_digest(store: Store, config: Config, language: str, frequency: Frequency,
-                   sample_size: int = 10) -> Preview | None:
-    """What the next digest of the language and frequency would be (the largest one, for
-    the subscriber furthest behind); when nobody is due, the newest entries as a sample.
-    Records nothing (but publishes the scheduled entries that have come due)."""
-    release_due(store)
-    with store.read() as conn:
-        found = next_range(conn, language, frequency, digest_fallback(config, language))
-        sample = found is None
-        if found is None:
-            newest = q.list_entries(conn, language=language, limit=sample_size)
-            if newest:
-                found = (min(e.seq or 0 for e in newest) - 1, q.max_seq(conn))
-    rendered = render_digest(store, config, language, *found, ()) if found else None
-    if rendered is None:
-        return None
-    text, html = rendered.text, rendered.html
-    for marker, link in ((UNSUBSCRIBE, f"{config.public_url}/unsubscribe/PREVIEW"),
-                         (PREFERENCES, f"{config.public_url}/preferences/PREVIEW")):
-        text, html = text.replace(marker, link), html.replace(marker, link)
-    return Preview(rendered, text, html, sample)
-
-
-def digest_dry_run(store: Store, config: Config, frequency: Frequency | None) -> str:
-    """Who would get a digest now, per language and frequency; records nothing."""
-    lines = []
-    with store.read() as conn:
-        for freq in [frequency] if frequency else list(Frequency):
-            for language in config.languages:
-                lines.append(f"{language} {freq.value}: "
-                             f"{count_due(conn, language, freq, digest_fallback(config, language))}"
-                             " subscribers would get a digest")
-    return "\n".join(lines)
-
-
+def export_entries(store: Store, config: Config, fmt: str,
+                   series_slug: str | None = None) -> tuple[bytes, int]:
+    """The entries (one series, or all) as JSON or CSV that `import` reads back, and how
+    many. CSV carries a series' title only on rows of its language: refused when that
+    would drop a series' words."""
+    found = [localized(e, config) for e in list_entries(store, None, series_slug)]
+    series = [s for s in list_all_series(store) if series_slug is None or s.slug == series_slug]
+    if fmt == "csv":
+        lost = lost_series_texts(series, found)
+        if lost:  # issue 16: never drop a series' words silently
+            raise ValidationError(
+                f"CSV carries a series' title on the rows of its language, and "
+                f"{', '.join(lost[:3])} has none: use --format json, which keeps every "
+                "series text", field="--format")
+    data = dump_json(series, found) if fmt == "json" else dump_csv(found, series)
+    return data, len(found)
 # -- series texts per language (issue 13) -------------------------------------------------
 
 @dataclass(frozen=True)

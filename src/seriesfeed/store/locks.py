@@ -15,6 +15,8 @@ from sqlalchemy import Connection, text
 from seriesfeed.errors import LockError, StoreError
 from seriesfeed.store import Store
 
+__all__ = ["PG_LOCK_KEY", "RunnerLock", "SenderLock"]
+
 PG_LOCK_KEY = 0x5E81E5FEED  # arbitrary, fixed: "seriesfeed"
 
 

@@ -1,0 +1,156 @@
+"""Digest verbs: record the due digests and drain the outbox, preview the next digest,
+say who would get one, and send a test message.
+
+Recording happens in one transaction that records the digest, queues one outbox row per
+recipient and advances the cursors (the queries: store/digests.py). "Not sent" is a cursor
+on the store's insertion sequence per subscriber (``last_seq``), so a back-dated article
+stored today is still sent once and an edited one is not sent again. Digests are unique on
+(language, frequency, period): the period is the schedule's slot (``2026-11-24`` daily,
+``2026-W48`` weekly, in the site's time zone), so the scheduler can never record two for
+one slot. A manual ``digest send`` after the slot's digest records ``<slot>+<last seq>``
+instead: new articles go out, a re-run with nothing new adds nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from seriesfeed import crashpoints, emails, mailer
+from seriesfeed.actions.entries import release_due
+from seriesfeed.addresses import normalize_email
+from seriesfeed.clock import now_utc
+from seriesfeed.config import Config
+from seriesfeed.digest_mail import PREFERENCES, UNSUBSCRIBE, Rendered
+from seriesfeed.emails import message_id_affixes
+from seriesfeed.errors import ValidationError
+from seriesfeed.mailer import Transport
+from seriesfeed.models import Frequency
+from seriesfeed.outbox import drain_outbox, render_digest
+from seriesfeed.store import Store
+from seriesfeed.store import digests as dq
+from seriesfeed.store import entries as q
+from seriesfeed.store.digests import RecordedDigest, count_due, next_range
+
+__all__ = [
+    "Preview",
+    "RecordedDigest",
+    "digest_dry_run",
+    "digest_fallback",
+    "preview_digest",
+    "record_digests",
+    "send_digests",
+    "send_test_message",
+    "slot_period",
+]
+
+
+def slot_period(frequency: Frequency, now: datetime, config: Config) -> str:
+    local = now.astimezone(config.zone)
+    if frequency is Frequency.DAILY:
+        return local.strftime("%Y-%m-%d")
+    year, week, _ = local.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def digest_fallback(config: Config, language: str) -> bool:
+    """Whether the language's digest also carries originals nobody translated into it."""
+    return config.languages[language].fallback_for_digests() == "original"
+
+
+def record_digests(store: Store, config: Config, frequency: Frequency, now: datetime, *,
+                   scheduled: bool) -> list[RecordedDigest]:
+    """Record the digests of one frequency for every language, all or nothing."""
+    out: list[RecordedDigest] = []
+    with store.write() as conn:
+        dq.lock_entries(conn)
+        period = slot_period(frequency, now, config)
+
+        def message_id(digest_id: int) -> tuple[str, str]:
+            return message_id_affixes("digest", f"{digest_id}.", config)
+
+        for language in config.languages:
+            recorded = dq.record_group(conn, language, frequency, period, now, message_id,
+                                       digest_fallback(config, language), scheduled=scheduled)
+            if recorded is not None:
+                out.append(recorded)
+    crashpoints.hit("after_record_commit")
+    return out
+
+
+async def send_digests(store: Store, config: Config, *, frequency: Frequency | None = None,
+                       stopping: asyncio.Event | None = None, scheduled: bool = True,
+                       transport: Transport | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> str:
+    """Record the due digests (one frequency, or all) and drain the outbox."""
+    recorded: list[RecordedDigest] = []
+    await asyncio.to_thread(release_due, store)
+    for freq in [frequency] if frequency else list(Frequency):
+        recorded += await asyncio.to_thread(record_digests, store, config, freq, now_utc(),
+                                            scheduled=scheduled)
+    queued = sum(d.recipients for d in recorded)
+    step = (lambda done: progress(done, queued)) if progress else None
+    report = await drain_outbox(store, config, stopping=stopping, transport=transport,
+                                progress=step)
+    return f"{len(recorded)} digests recorded ({queued} messages queued); {report}"
+
+
+@dataclass(frozen=True)
+class Preview:
+    rendered: Rendered
+    text: str  # the parts with sample links in place of each recipient's own
+    html: str
+    sample: bool  # True: nobody is due, so these are the newest entries, as an example
+
+
+def preview_digest(store: Store, config: Config, language: str, frequency: Frequency,
+                   sample_size: int = 10) -> Preview | None:
+    """What the next digest of the language and frequency would be (the largest one, for
+    the subscriber furthest behind); when nobody is due, the newest entries as a sample.
+    Records nothing (but publishes the scheduled entries that have come due)."""
+    release_due(store)
+    with store.read() as conn:
+        found = next_range(conn, language, frequency, digest_fallback(config, language))
+        sample = found is None
+        if found is None:
+            newest = q.list_entries(conn, language=language, limit=sample_size)
+            if newest:
+                found = (min(e.seq or 0 for e in newest) - 1, q.max_seq(conn))
+    rendered = render_digest(store, config, language, *found, ()) if found else None
+    if rendered is None:
+        return None
+    text, html = rendered.text, rendered.html
+    for marker, link in ((UNSUBSCRIBE, f"{config.public_url}/unsubscribe/PREVIEW"),
+                         (PREFERENCES, f"{config.public_url}/preferences/PREVIEW")):
+        text, html = text.replace(marker, link), html.replace(marker, link)
+    return Preview(rendered, text, html, sample)
+
+
+def digest_dry_run(store: Store, config: Config, frequency: Frequency | None) -> str:
+    """Who would get a digest now, per language and frequency; records nothing."""
+    lines = []
+    with store.read() as conn:
+        for freq in [frequency] if frequency else list(Frequency):
+            for language in config.languages:
+                lines.append(f"{language} {freq.value}: "
+                             f"{count_due(conn, language, freq, digest_fallback(config, language))}"
+                             " subscribers would get a digest")
+    return "\n".join(lines)
+
+
+def send_test_message(store: Store, config: Config, to: str, language: str,
+                      frequency: Frequency) -> str:
+    """Send the next digest's preview to one address only (``digest send --to``); no
+    cursor or outbox row is touched. Returns the normalised address."""
+    address = normalize_email(to, field="--to")
+    shown = preview_digest(store, config, language, frequency)
+    if shown is None:
+        raise ValidationError("there are no entries to send", field="--to")
+    msg = emails.build_message(
+        sender=emails.sender_address(config), to_email=address, to_name=None,
+        subject=f"[test] {shown.rendered.subject}", text=shown.text, html=shown.html,
+        message_id=emails.make_message_id("test", str(time.time_ns()), config))
+    mailer.send_now(config, msg)
+    return address

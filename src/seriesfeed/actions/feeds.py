@@ -1,0 +1,82 @@
+"""Feed verbs: read the site's data once, plan every feed and page, build them into a
+folder (only files whose bytes changed), and the fingerprint that says when to rebuild."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from seriesfeed import __version__
+from seriesfeed.actions.entries import release_due
+from seriesfeed.config import Config
+from seriesfeed.feeds import HTML, FeedCache, FeedDocument
+from seriesfeed.feeds import plan_feeds as plan_feed_documents
+from seriesfeed.models import SiteData
+from seriesfeed.pages import build_pages as build_page_documents
+from seriesfeed.publish import PublishReport, etag_of, publish, write_if_changed
+from seriesfeed.store import Store
+from seriesfeed.store import entries as q
+from seriesfeed.store.watch import CommitWatch
+from seriesfeed.websub import notify_hub
+
+__all__ = ["HTML", "CommitWatch", "FeedCache", "FeedDocument", "PublishReport", "build_feeds",
+           "build_pages", "etag_of", "fingerprint", "plan_feeds", "plan_site", "site_data"]
+
+
+def site_data(store: Store) -> SiteData:
+    """Everything the feeds and pages show, in one read transaction."""
+    with store.read() as conn:
+        return q.site_data(conn)
+
+
+def fingerprint(store: Store) -> tuple[object, ...]:
+    """Cheap summary that changes whenever anything a feed or page shows changes."""
+    with store.read() as conn:
+        return q.fingerprint(conn)
+
+
+def plan_feeds(config: Config, store: Store,
+               cache: FeedCache | None = None) -> list[FeedDocument]:
+    """Every feed document (no pages) the store gives, deterministically (``cache``: the
+    pieces kept between builds; by default the process's own)."""
+    return plan_feed_documents(config, site_data(store), cache)
+
+
+def build_pages(config: Config, store: Store) -> list[FeedDocument]:
+    """Every web page (series pages, language indexes) the store gives."""
+    return build_page_documents(config, site_data(store))
+
+
+def plan_site(store: Store, config: Config) -> list[FeedDocument]:
+    """Every feed document and series page, as bytes, in a stable order."""
+    # read once for both: it is the most expensive part of a build
+    site = site_data(store)
+    return plan_feed_documents(config, site) + build_page_documents(config, site)
+
+
+def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
+    """Write every feed and page under ``out_dir`` (only files whose bytes changed).
+
+    When neither the store nor the settings changed since the last build into ``out_dir``
+    (a stamp file records both), nothing is generated at all."""
+    release_due(store)
+    with store.read() as conn:
+        stamp = f"{q.fingerprint(conn)!r} {_settings_digest(config)}"
+    stamp_file = out_dir / ".seriesfeed-build"
+    try:
+        if stamp_file.read_text(encoding="utf-8") == stamp:
+            return PublishReport(out_dir, skipped=True)
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    report = publish(plan_site(store, config), out_dir)
+    if report.written:
+        notify_hub(config, report.written)
+    write_if_changed(stamp_file, stamp.encode("utf-8"))
+    return report
+
+
+def _settings_digest(config: Config) -> str:
+    """What, besides the store, the built files depend on."""
+    relevant = repr((config.public_url, config.site, config.languages, config.feeds,
+                     config.websub, __version__))
+    return hashlib.sha256(relevant.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,101 @@
+"""The one status verb: what `seriesfeed status` prints, what /healthz judges and what
+/metrics exposes all come from ``status_report`` (one read transaction for the counts)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from seriesfeed import operations
+from seriesfeed.config import Config
+from seriesfeed.errors import SeriesfeedError
+from seriesfeed.store import Store
+from seriesfeed.store import entries as eq
+from seriesfeed.store import jobs as jq
+
+__all__ = ["Health", "health", "status_report"]
+
+ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def status_report(config: Config, store: Store, *, figures: bool = True) -> dict[str, Any]:
+    """What `status` prints, and what /healthz (``figures=False``: only the headline
+    counts, it is polled often) and /metrics report."""
+    now = datetime.now(config.zone)
+    from seriesfeed.daemon import build_daemon  # the jobs the daemon would run
+
+    daemon = build_daemon(config, store, serve_web=False)
+    with store.read() as conn:
+        last = jq.last_runs(conn)
+        report: dict[str, Any] = {
+            "store": store.describe(),
+            "schema": None,
+            "entries": eq.count_entries(conn),
+            "subscribers": jq.subscriber_counts(conn),
+            "outbox": jq.outbox_counts(conn),
+            "last_error": jq.outbox_last_error(conn),
+        }
+    report["schema"] = store.schema_revision()
+    # issue 16: every figure /healthz and /metrics report comes from here
+    if figures:
+        report.update(operations.status_figures(store, config))
+    report["jobs"] = []
+    for job in daemon.jobs:
+        if not job.record:
+            continue
+        nxt = job.trigger.get_next_fire_time(None, now) if job.trigger else None
+        report["jobs"].append({
+            "name": job.name,
+            "schedule": str(job.trigger) if job.trigger else f"every {job.interval}s",
+            "next": nxt.isoformat(timespec="seconds") if nxt else None,
+            "last": _local_run(last[job.name].to_json(), config) if job.name in last else None,
+        })
+    return report
+
+
+def _local_run(run: dict[str, Any], config: Config) -> dict[str, Any]:
+    """A job run's times in the site's zone, to the second, like every other time shown."""
+    for key in ("started_at", "finished_at"):
+        if run.get(key):
+            run[key] = operations.local_time(datetime.fromisoformat(run[key]), config.zone)
+    return run
+
+
+class Health:
+    """/healthz's judgement: ``up``, ``degraded`` with the reasons, or ``down`` (503)."""
+
+    def __init__(self, state: str, reasons: list[str], report: dict[str, Any] | None) -> None:
+        self.state, self.reasons, self.report = state, reasons, report
+
+    @property
+    def down(self) -> bool:
+        return self.state == "down"
+
+
+def health(config: Config, store: Store) -> Health:
+    """``up`` only when the store answered and nothing failed recently; ``degraded`` with
+    the reasons (deliveries retrying, a job that failed, a failing source, a store error met
+    by a request or job in the last minute); ``down`` when the store is unreachable or
+    damaged. The reasons name no store path and no subscriber's address (it is public)."""
+    def public(reason: str) -> str:
+        # relays quote the recipient: '550 5.1.1 <ann@example.org>'
+        return ADDRESS.sub("<address>", reason.replace(store.describe(), "the store"))
+
+    from seriesfeed.sources import failing_sources  # the poller imports the verbs
+
+    try:
+        report = status_report(config, store, figures=False)
+        failing = failing_sources(store, config)
+    except SeriesfeedError as exc:
+        # the store is unreachable: nothing else can be judged
+        return Health("down", [f"store: {public(str(exc))}"], None)
+    state, reasons = operations.health(report)
+    recent = store.trouble.recent()
+    if recent is not None:
+        reasons.append(f"store: {public(recent[0])}")
+    # a failing source is "degraded", never "down": what is stored is still served
+    reasons += [f"source {name} failing: {public(error)}"
+                for name, error in sorted(failing.items())]
+    down = recent is not None and recent[1]
+    return Health("down" if down else "degraded" if reasons else state, reasons, report)

@@ -1,0 +1,152 @@
+"""The digest queries: who is due, the cursor range, and recording one group's digest with
+its outbox rows in the caller's transaction (an insert-from-select, one statement for every
+recipient)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from seriesfeed import crashpoints
+from seriesfeed.models import Frequency, OutboxKind, OutboxState, SubscriberStatus
+from seriesfeed.store import entries as eq
+from seriesfeed.store.tables import (
+    digests,
+    entries,
+    held_entries,
+    outbox,
+    subscriber_series,
+    subscribers,
+)
+
+__all__ = ["RecordedDigest", "count_due", "lock_entries", "next_range", "record_group"]
+
+
+@dataclass(frozen=True)
+class RecordedDigest:
+    id: int
+    language: str
+    frequency: Frequency
+    period: str
+    recipients: int
+    to_seq: int
+
+
+def _due(language: str, frequency: Frequency, upto: int):  # type: ignore[no-untyped-def]
+    """Confirmed subscribers of the group whose cursor is behind ``upto``."""
+    return and_(subscribers.c.status == SubscriberStatus.CONFIRMED.value,
+                subscribers.c.language == language,
+                subscribers.c.frequency == frequency.value,
+                subscribers.c.last_seq < upto)
+
+
+def _in_digest(language: str, fallback: bool):  # type: ignore[no-untyped-def]
+    """An entry of the language; with the "original" digest fallback, also an original in
+    another language that no entry of this one translates (outbox.digest_entries)."""
+    own = entries.c.language == language
+    if not fallback:
+        return own
+    other = entries.alias("translation")
+    translated = exists().where(other.c.translation_of == entries.c.seq,
+                                other.c.language == language)
+    return or_(own, and_(entries.c.translation_of.is_(None), not_(translated)))
+
+
+def _has_news(language: str, upto: int, fallback: bool = False):  # type: ignore[no-untyped-def]
+    """An entry of the language, after the subscriber's cursor, in a series they follow."""
+    follows_none = not_(exists().where(subscriber_series.c.subscriber_id == subscribers.c.id))
+    follows_it = exists().where(subscriber_series.c.subscriber_id == subscribers.c.id,
+                                subscriber_series.c.series_id == entries.c.series_id)
+    return exists().where(_in_digest(language, fallback),
+                          entries.c.seq > subscribers.c.last_seq,
+                          entries.c.seq <= upto, or_(follows_none, follows_it),
+                          entries.c.seq.notin_(select(held_entries.c.entry_seq)))
+
+
+def count_due(conn: Connection, language: str, frequency: Frequency,
+              fallback: bool = False) -> int:
+    upto = eq.max_seq(conn)
+    return int(conn.execute(select(func.count()).select_from(subscribers).where(
+        _due(language, frequency, upto), _has_news(language, upto, fallback))).scalar_one())
+
+
+def next_range(conn: Connection, language: str, frequency: Frequency,
+               fallback: bool = False) -> tuple[int, int] | None:
+    """The cursor range of the largest digest the group would get now (from the furthest
+    behind of its due subscribers), or None when nobody would get one."""
+    upto = eq.max_seq(conn)
+    lowest = conn.execute(select(func.min(subscribers.c.last_seq)).where(
+        _due(language, frequency, upto), _has_news(language, upto, fallback))).scalar()
+    return None if lowest is None else (int(lowest), upto)
+
+
+def _period_free(conn: Connection, language: str, frequency: Frequency, period: str) -> bool:
+    return conn.execute(select(digests.c.id).where(
+        digests.c.language == language, digests.c.frequency == frequency.value,
+        digests.c.period == period)).first() is None
+
+
+def record_group(conn: Connection, language: str, frequency: Frequency, period: str,
+                 now: datetime, message_id: Callable[[int], tuple[str, str]],
+                 fallback: bool = False, *,
+                 scheduled: bool) -> RecordedDigest | None:
+    """Record the group's digest for ``period`` (the schedule's slot) and queue its rows
+    (``message_id`` gives the two ends of their Message-IDs from the digest's id); None
+    when nobody in the group has news or the slot already has its digest."""
+    upto = eq.max_seq(conn)
+    due = _due(language, frequency, upto)
+    news = _has_news(language, upto, fallback)
+    recipients = int(conn.execute(select(func.count()).select_from(subscribers)
+                                  .where(due, news)).scalar_one())
+    if recipients == 0:
+        # nothing of theirs among the new entries: move the cursors on all the same
+        conn.execute(update(subscribers).where(due).values(last_seq=upto))
+        return None
+    if not _period_free(conn, language, frequency, period):
+        if scheduled:
+            return None  # this slot's digest exists: never two for one slot
+        period = f"{period}+{upto}"
+        if not _period_free(conn, language, frequency, period):
+            return None
+    from_seq = int(conn.execute(select(func.min(subscribers.c.last_seq)).where(due, news))
+                   .scalar_one())
+    digest_id = int(conn.execute(insert(digests).values(
+        language=language, frequency=frequency.value, period=period, from_seq=from_seq,
+        to_seq=upto, created_at=now).returning(digests.c.id)).scalar_one())
+    crashpoints.hit("mid_record")
+    prefix, suffix = message_id(digest_id)  # emails.message_id_affixes: <digest.ID.SUB@...>
+    row_message_id = (literal(prefix, String) + cast(subscribers.c.id, String)
+                      + literal(suffix, String))
+    conn.execute(insert(outbox).from_select(
+        ["kind", "digest_id", "subscriber_id", "recipient", "message_id", "from_seq", "to_seq",
+         "state", "attempts", "uncertain", "created_at"],
+        select(literal(OutboxKind.DIGEST.value, String), literal(digest_id),
+               subscribers.c.id, subscribers.c.email, row_message_id, subscribers.c.last_seq,
+               literal(upto), literal(OutboxState.QUEUED.value, String), literal(0),
+               literal(False), literal(now)).where(due, news).order_by(subscribers.c.id)))
+    conn.execute(update(subscribers).where(due).values(last_seq=upto))
+    return RecordedDigest(digest_id, language, frequency, period, recipients, upto)
+
+
+def lock_entries(conn: Connection) -> None:
+    """On PostgreSQL, entries inserted by transactions still open must not be skipped by a
+    cursor: recording waits for them (SQLite's writer lock already serialises)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE entries IN SHARE ROW EXCLUSIVE MODE"))

@@ -1,0 +1,254 @@
+"""The layers keep their shape: read every module's imports (ast, so imports inside functions
+and under TYPE_CHECKING count too) and fail on
+
+- SQLAlchemy (or Alembic) imported outside ``store/``;
+- a shell (``cli/``, ``web/``, ``daemon.py``, ``scheduler.py``) importing ``store/``;
+- rendering (feeds, pages, mail templates) importing ``store/``;
+- a third-party library imported by any module but its one owner (``OWNERS``);
+- a shell importing one of our modules other than the verbs (``actions``), ``config``,
+  ``models``, ``errors`` and its own package, beyond the explicit ``SHELL_ALLOWED`` list.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+PACKAGE = SRC / "seriesfeed"
+
+# top-level import name -> the one module (or package, ending in '.') that may import it;
+# a tuple only where a second owner is explained beside it
+OWNERS: dict[str, str | tuple[str, ...]] = {
+    "sqlalchemy": "seriesfeed.store.",
+    "alembic": "seriesfeed.store.",
+    "feedgen": "seriesfeed.feeds",
+    "jinja2": "seriesfeed.templating",
+    "css_inline": "seriesfeed.emails",
+    "dkim": "seriesfeed.emails",
+    "aiosmtplib": "seriesfeed.mailer",
+    "apscheduler": "seriesfeed.scheduler",
+    "starlette": "seriesfeed.web.",
+    "uvicorn": "seriesfeed.web.embedded",
+    "h11": "seriesfeed.web.embedded",
+    "click": "seriesfeed.cli.",
+    "rich": "seriesfeed.cli.digest",
+    "httpx2": "seriesfeed.fetch",
+    "prometheus_client": "seriesfeed.metrics",
+    "flufl": "seriesfeed.bounces",
+    "babel": "seriesfeed.i18n",
+    "nh3": "seriesfeed.text",
+    "email_validator": "seriesfeed.addresses",
+    "feedparser": "seriesfeed.importers.feedfile",
+    "defusedxml": "seriesfeed.importers.feedfile",
+    "inscriptis": "seriesfeed.importers.htmlpage",
+    # the HTML importer parses with lxml; feeds.py serialises the lxml elements feedgen (built
+    # on lxml) makes for each entry, once per build, rather than through feedgen's writer
+    "lxml": ("seriesfeed.importers.htmlpage", "seriesfeed.feeds"),
+}
+
+SHELLS = ("seriesfeed.cli.", "seriesfeed.web.", "seriesfeed.daemon", "seriesfeed.scheduler")
+RENDERING = ("seriesfeed.feeds", "seriesfeed.pages", "seriesfeed.emails", "seriesfeed.templating",
+             "seriesfeed.publish", "seriesfeed.digest_mail")
+# i18n too: formatting a verb's result in the reader's language is the shell's job
+SHELL_MAY_IMPORT = ("seriesfeed.actions.", "seriesfeed.config", "seriesfeed.models",
+                    "seriesfeed.errors", "seriesfeed.clock", "seriesfeed.i18n")
+# (shell, module) pairs still allowed, each with why. Shrink it; never grow it silently.
+SHELL_ALLOWED: dict[tuple[str, str], str] = {
+    ("seriesfeed.web.localized", "seriesfeed.pages"): "error pages render like every page",
+    ("seriesfeed.web.subscribe", "seriesfeed.pages"): "the subscribe pages render like every "
+                                                       "page (one page context)",
+    ("seriesfeed.cli.daemon", "seriesfeed.logs"): "the daemon's log set-up is the shell's job",
+    ("seriesfeed.cli.daemon", "seriesfeed.daemon"): "the CLI shell starts the daemon shell",
+    ("seriesfeed.cli.feeds", "seriesfeed.web.embedded"): "feeds serve starts the web shell",
+    ("seriesfeed.web.ops", "seriesfeed.metrics"): "the /metrics endpoint exposes the registry",
+    ("seriesfeed.daemon", "seriesfeed.scheduler"): "the daemon shell runs the scheduler shell",
+    ("seriesfeed.daemon", "seriesfeed.web.embedded"): "the daemon serves the web shell",
+}
+
+
+def module_name(path: Path, src: Path = SRC) -> str:
+    return ".".join(path.relative_to(src).with_suffix("").parts)
+
+
+def _package_init(name: str, src: Path) -> bool:
+    return (src.joinpath(*name.split(".")) / "__init__.py").exists()
+
+
+def _is_module(name: str, src: Path) -> bool:
+    return src.joinpath(*name.split(".")).with_suffix(".py").exists() or _package_init(name, src)
+
+
+def imports_of(path: Path, src: Path = SRC) -> Iterator[tuple[str, int]]:
+    """Every module ``path`` imports (absolute dotted names), with the line."""
+    mod = module_name(path, src)
+    package = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            yield target, node.lineno
+            for alias in node.names:  # `from seriesfeed import store` imports a module
+                if _is_module(f"{target}.{alias.name}", src):
+                    yield f"{target}.{alias.name}", node.lineno
+
+
+def _within(name: str, owner: str) -> bool:
+    """``owner`` is a module ('seriesfeed.feeds') or a package ('seriesfeed.store.')."""
+    if owner.endswith("."):
+        return name.startswith(owner) or name == owner[:-1] + ".__init__"
+    return name in (owner, owner + ".__init__")
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(_within(name, p) for p in prefixes)
+
+
+def _owners(owner: str | tuple[str, ...]) -> tuple[str, ...]:
+    return owner if isinstance(owner, tuple) else (owner,)
+
+
+def _ours(target: str, src: Path) -> str | None:
+    """The module of ours a target names (a package import names its __init__)."""
+    if target != "seriesfeed" and not target.startswith("seriesfeed."):
+        return None
+    return target + ".__init__" if _package_init(target, src) else target
+
+
+def _shell_may_import(mod: str, own: str) -> bool:
+    if _under(own, SHELL_MAY_IMPORT) or own == "seriesfeed.__init__":
+        return True
+    for pkg in ("seriesfeed.cli.", "seriesfeed.web."):
+        if _within(mod, pkg) and _within(own, pkg):
+            return True  # a shell's own package
+    return (mod, own) in SHELL_ALLOWED
+
+
+def violations(src: Path = SRC) -> list[str]:
+    found: list[str] = []
+    stdlib = set(sys.stdlib_module_names)
+    for path in sorted((src / "seriesfeed").rglob("*.py")):
+        mod = module_name(path, src)
+        where = f"{path.relative_to(src)}"
+        for target, line in imports_of(path, src):
+            top = target.split(".")[0]
+            if top in stdlib or top == "__future__":
+                continue
+            own = _ours(target, src)
+            if own is None:
+                owner = OWNERS.get(top)
+                if owner is None:
+                    found.append(f"{where}:{line}: imports {target}, a library with no owner "
+                                 "in OWNERS")
+                elif not _under(mod, _owners(owner)):
+                    found.append(f"{where}:{line}: imports {target}, which only {owner} may "
+                                 "import")
+            elif _within(own, "seriesfeed.store."):
+                if _under(mod, SHELLS):
+                    found.append(f"{where}:{line}: a shell imports the store ({target}); "
+                                 "call a verb in actions/")
+                elif _under(mod, RENDERING):
+                    found.append(f"{where}:{line}: rendering imports the store ({target}); "
+                                 "it takes plain data")
+            elif _under(mod, SHELLS) and not _shell_may_import(mod, own):
+                found.append(f"{where}:{line}: a shell imports {target}; shells import only "
+                             "actions, config, models and errors")
+    return found
+
+
+def test_the_layers_hold() -> None:
+    found = violations()
+    assert not found, "layer violations:\n" + "\n".join(found)
+
+
+def test_every_allowed_exception_is_still_needed() -> None:
+    """An entry of SHELL_ALLOWED that no import uses any more must be struck out."""
+    used = set()
+    for path in PACKAGE.rglob("*.py"):
+        for target, _ in imports_of(path):
+            own = _ours(target, SRC)
+            if own is not None:
+                used.add((module_name(path), own))
+    stale = [k for k in SHELL_ALLOWED if k not in used]
+    assert not stale, f"strike these from SHELL_ALLOWED: {stale}"
+
+
+def test_every_owner_imports_its_library() -> None:
+    """OWNERS tells the truth: each owner does import the library it owns."""
+    seen: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        for target, _ in imports_of(path):
+            seen.setdefault(target.split(".")[0], set()).add(module_name(path))
+    unused = [(lib, o) for lib, owner in OWNERS.items() for o in _owners(owner)
+              if not any(_within(m, o) for m in seen.get(lib, ()))]
+    assert not unused, f"OWNERS lists libraries nobody imports: {unused}"
+
+
+def test_the_walk_finds_each_kind_of_violation(tmp_path: Path) -> None:
+    """The checker itself: a tree with one violation of each kind reports each one."""
+    pkg = tmp_path / "seriesfeed"
+    for folder in ("store", "cli", "web"):
+        (pkg / folder).mkdir(parents=True)
+        (pkg / folder / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "store" / "entries.py").write_text("from sqlalchemy import select\n")
+    (pkg / "digest.py").write_text("def f() -> None:\n    from sqlalchemy import text\n")
+    (pkg / "cli" / "digest.py").write_text("from seriesfeed import store\n")
+    (pkg / "web" / "pages.py").write_text("from seriesfeed.store import entries as q\n"
+                                           "import jinja2\n")
+    (pkg / "feeds.py").write_text("from seriesfeed.store.entries import select\n")
+    (pkg / "cli" / "entries.py").write_text("from seriesfeed import feeds\n"
+                                            "import leftpad\n")
+    found = "\n".join(violations(tmp_path))
+    assert "seriesfeed/digest.py:2: imports sqlalchemy, which only seriesfeed.store." in found
+    assert "store/entries.py" not in found
+    assert "cli/digest.py:1: a shell imports the store (seriesfeed.store)" in found
+    assert "web/pages.py:1: a shell imports the store" in found
+    assert "web/pages.py:2: imports jinja2, which only seriesfeed.templating may" in found
+    assert "seriesfeed/feeds.py:1: rendering imports the store" in found
+    assert "cli/entries.py:1: a shell imports seriesfeed.feeds" in found
+    assert "cli/entries.py:2: imports leftpad, a library with no owner" in found
+
+
+def test_every_module_imports_first() -> None:
+    """No import cycle bites whichever module a program imports first (the verbs and the
+    poller, the scheduler and the job records import each other)."""
+    import subprocess
+
+    names = sorted(module_name(p).removesuffix(".__init__") for p in PACKAGE.rglob("*.py")
+                   if "migrations" not in p.parts and p.name != "__main__.py")
+    probe = (
+        "import importlib, sys\n"
+        f"failed = []\nfor name in {names!r}:\n"
+        "    for loaded in [m for m in sys.modules if m.startswith('seriesfeed')]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n        importlib.import_module(name)\n"
+        "    except ImportError as exc:\n        failed.append(f'{name}: {exc}')\n"
+        "print('\\n'.join(failed))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == ""
+
+
+def test_every_module_says_what_it_exports() -> None:
+    """``__all__`` in each module: the public names are a decision, not an accident."""
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "migrations" in path.parts or path.name == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        declared = any(isinstance(n, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets) for n in tree.body)
+        has_public = any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                         and not n.name.startswith("_") for n in tree.body)
+        if has_public and not declared:
+            missing.append(str(path.relative_to(SRC)))
+    assert not missing, f"no __all__ in: {missing}"
