@@ -30,7 +30,6 @@ from seriesfeed.store.erasure import address_variants, scrub_address
 from seriesfeed.text import clean_line
 
 __all__ = [
-    "CSV_COLUMNS",
     "MAX_NAME",
     "RESEND_AFTER",
     "AddResult",
@@ -58,7 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("seriesfeed.subscriptions")
-CSV_COLUMNS = ("email", "name", "language", "frequency", "status")
 MAX_NAME = 100
 RESEND_AFTER = timedelta(hours=24)  # list-bombing: one confirmation per address per day
 

@@ -4,6 +4,7 @@ loopback address (127.0.0.2 ... 127.0.0.201), so per-client limits see real peer
 from __future__ import annotations
 
 import http.client
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -47,6 +48,20 @@ class LiveServer:
             conn.close()
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
                      data.decode("utf-8", "replace"), time.perf_counter() - started)
+
+
+def wait_until_healthy(client: LiveServer, proc: subprocess.Popen[str], what: str,
+                       timeout: float = 30) -> None:
+    """Poll /healthz until the server in ``proc`` answers 200 (fail if it exits first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.request("GET", "/healthz", timeout=2).status == 200:
+                return
+        except OSError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, f"{what} did not start"
+        time.sleep(0.2)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import pytest
 from seriesfeed.config import Config
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer
-from tests.harness.web import LiveServer, Reply
+from tests.harness.web import LiveServer, Reply, wait_until_healthy
 from tests.smtp_server import free_port
 
 SLUG = "reflections-on-the-iso-crisis"
@@ -77,15 +77,7 @@ def daemon_site(make_config: Callable[..., Path], tmp_path: Path,
                      "drain_seconds": 0.5, "watch_seconds": 0.3, "shutdown_timeout": 5}})
     proc = _daemon(config)
     client = LiveServer(web)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if client.request("GET", "/healthz", timeout=2).status == 200:
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the daemon did not start"
-        time.sleep(0.2)
+    wait_until_healthy(client, proc, "the daemon")
     try:
         yield config, client, proc
     finally:

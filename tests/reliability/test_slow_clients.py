@@ -22,7 +22,7 @@ from seriesfeed import actions
 from seriesfeed.config import Config, load_config
 from seriesfeed.store import open_store
 from tests.conftest import SEED_PAGE
-from tests.harness.web import LiveServer
+from tests.harness.web import LiveServer, wait_until_healthy
 from tests.smtp_server import free_port
 
 HEADER_TIMEOUT, BODY_TIMEOUT, MARGIN = 2.0, 2.0, 1.5
@@ -46,15 +46,7 @@ def served(make_config: Callable[..., Path], tmp_path: Path
                              "serve"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     client = LiveServer(port)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if client.request("GET", "/healthz", timeout=2).status == 200:
-                break
-        except OSError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-        time.sleep(0.2)
+    wait_until_healthy(client, proc, "serve")
     try:
         yield config, client
     finally:
