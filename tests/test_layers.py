@@ -29,7 +29,7 @@ OWNERS: dict[str, str | tuple[str, ...]] = {
     "css_inline": "seriesfeed.emails",
     "dkim": "seriesfeed.emails",
     "aiosmtplib": "seriesfeed.mailer",
-    "apscheduler": "seriesfeed.scheduler",
+    "apscheduler": "seriesfeed.schedules",
     "starlette": "seriesfeed.web.",
     "uvicorn": "seriesfeed.web.embedded",
     "h11": "seriesfeed.web.embedded",
@@ -65,6 +65,8 @@ SHELL_ALLOWED: dict[tuple[str, str], str] = {
     ("seriesfeed.cli.feeds", "seriesfeed.web.embedded"): "feeds serve starts the web shell",
     ("seriesfeed.web.ops", "seriesfeed.metrics"): "the /metrics endpoint exposes the registry",
     ("seriesfeed.daemon", "seriesfeed.scheduler"): "the daemon shell runs the scheduler shell",
+    ("seriesfeed.scheduler", "seriesfeed.schedules"): "the run loop fires on the alarm clock "
+                                                      "(the one APScheduler module)",
     ("seriesfeed.daemon", "seriesfeed.web.embedded"): "the daemon serves the web shell",
 }
 

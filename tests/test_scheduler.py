@@ -18,7 +18,8 @@ import pytest
 
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError, LockError
-from seriesfeed.scheduler import Daemon, Job, fire_times, make_trigger, previous_fire_time
+from seriesfeed.scheduler import Daemon, Job
+from seriesfeed.schedules import fire_times, make_trigger, previous_fire_time
 from seriesfeed.store import Store
 from seriesfeed.store import jobs as jq
 from seriesfeed.store.locks import RunnerLock

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from seriesfeed import actions
 from seriesfeed.actions import Store, sources
@@ -17,7 +17,7 @@ from seriesfeed.actions.ops import drain_outbox, process_bounces
 from seriesfeed.config import Config, SourceConfig
 from seriesfeed.errors import ConfigError
 from seriesfeed.models import Frequency
-from seriesfeed.scheduler import Daemon, Job, make_trigger
+from seriesfeed.scheduler import Daemon, Job, JobFn
 
 __all__ = ["PUBLISH", "build_daemon", "runner_lock", "startup_urls"]
 
@@ -26,34 +26,13 @@ log = logging.getLogger("seriesfeed.daemon")
 
 def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
                  serve_web: bool = True) -> Daemon:
-    out_dir = config.resolve(config.feeds.out_dir)
-    jobs: list[Job] = []
+    """The daemon: each job of ``actions.job_plan`` bound to the verb it runs, then the
+    publisher of held entries and the store watcher."""
     built_from: list[tuple[object, ...]] = []  # the store's fingerprint at the last build
-    async def drain(stopping: asyncio.Event) -> str:
-        # lock_wait=0: while a digest job drains, this periodic drain has nothing to add
-        report = await drain_outbox(store, config, stopping=stopping, lock_wait=0)
-        if report.busy:
-            return "busy"  # not logged: the periodic jobs are not recorded
-        return str(report) if report.sent or report.retried or report.failed else "idle"
-
-    jobs.append(Job("outbox", drain, interval=config.schedule.drain_seconds, record=False))
-    if not sender_only:
-        async def feeds(stopping: asyncio.Event) -> str:
-            # the fingerprint is taken before reading, so a change committed during the
-            # build is seen by the next watch
-            built_from[:] = [await asyncio.to_thread(actions.fingerprint, store)]
-            report = await asyncio.to_thread(actions.build_feeds, store, config, out_dir)
-            return str(report)
-
-        feeds_job = Job("feeds", feeds, trigger=make_trigger(config.schedule.feeds, config,
-                                                              "feeds"), catch_up=True)
-        jobs.append(feeds_job)
-        for frequency in Frequency:
-            jobs.append(_digest_job(config, store, frequency))
-        for source in config.sources.values():
-            jobs.append(_source_job(config, store, source))
-        if config.mail.bounce_maildir:  # issue 16: watch a Maildir for bounce reports
-            jobs.append(_bounces_job(config, store))
+    runs = _runs(config, store, built_from)
+    jobs = [Job(p.name, runs(p.name), trigger=p.trigger, interval=p.interval,
+                catch_up=p.catch_up, record=p.record)
+            for p in actions.job_plan(config, sender_only=sender_only)]
     daemon = Daemon(config, store, jobs)
     if not sender_only:
         feeds_job = next(j for j in jobs if j.name == "feeds")
@@ -69,25 +48,51 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
     return daemon
 
 
-def _digest_job(config: Config, store: Store, frequency: Frequency) -> Job:
-    async def run(stopping: asyncio.Event) -> str:
-        return await actions.send_digests(store, config, frequency=frequency,
-                                          stopping=stopping, scheduled=True)
+def _runs(config: Config, store: Store,
+          built_from: list[tuple[object, ...]]) -> Callable[[str], JobFn]:
+    """What the job named ``name`` calls: exactly what the matching command calls."""
+    out_dir = config.resolve(config.feeds.out_dir)
+    sources_by_name = {f"source-{s.code}": s for s in config.sources.values()}
 
-    return Job(f"digest-{frequency.value}", run,
-               trigger=make_trigger(getattr(config.schedule, frequency.value), config,
-                                    frequency.value), catch_up=True)
+    async def drain(stopping: asyncio.Event) -> str:
+        # lock_wait=0: while a digest job drains, this periodic drain has nothing to add
+        report = await drain_outbox(store, config, stopping=stopping, lock_wait=0)
+        if report.busy:
+            return "busy"  # not logged: the periodic jobs are not recorded
+        return str(report) if report.sent or report.retried or report.failed else "idle"
 
+    async def feeds(stopping: asyncio.Event) -> str:
+        # the fingerprint is taken before reading, so a change committed during the
+        # build is seen by the next watch
+        built_from[:] = [await asyncio.to_thread(actions.fingerprint, store)]
+        report = await asyncio.to_thread(actions.build_feeds, store, config, out_dir)
+        return str(report)
 
-def _source_job(config: Config, store: Store, source: SourceConfig) -> Job:
-    async def poll(stopping: asyncio.Event) -> str:
-        return str(await sources.poll_source(store, config, source, stopping=stopping))
+    def digest(frequency: Frequency) -> JobFn:
+        async def run(stopping: asyncio.Event) -> str:
+            return await actions.send_digests(store, config, frequency=frequency,
+                                              stopping=stopping, scheduled=True)
+        return run
 
-    # not recorded in job_runs nor logged per run: the sources table is its record, and
-    # sources.py logs an error once per change, not once per poll
-    return Job(f"source-{source.code}", poll,
-               trigger=make_trigger(source.schedule, config, f"sources.{source.code}"),
-               catch_up=True, record=False)
+    def poll(source: SourceConfig) -> JobFn:
+        async def run(stopping: asyncio.Event) -> str:
+            return str(await sources.poll_source(store, config, source, stopping=stopping))
+        return run
+
+    async def bounces(stopping: asyncio.Event) -> str:
+        maildir = config.resolve(config.mail.bounce_maildir)
+        if not (maildir / "new").is_dir():
+            return f"{maildir} is not a Maildir (yet)"
+        return str(await asyncio.to_thread(process_bounces, store, config, maildir))
+
+    fixed: dict[str, JobFn] = {actions.OUTBOX_JOB: drain, "feeds": feeds, "bounces": bounces}
+    fixed.update({f"digest-{f.value}": digest(f) for f in Frequency})
+
+    def runs(name: str) -> JobFn:
+        if name in sources_by_name:
+            return poll(sources_by_name[name])
+        return fixed[name]
+    return runs
 
 
 PUBLISH = "publish"
@@ -111,17 +116,6 @@ def _publish_job(daemon: Daemon, store: Store, feeds_job: Job) -> Job:
 async def _schedule_release(daemon: Daemon, store: Store, publish_job: Job) -> None:
     when = await asyncio.to_thread(actions.next_release, store)
     daemon.wake_at(publish_job, when)
-def _bounces_job(config: Config, store: Store) -> Job:
-    maildir = config.resolve(config.mail.bounce_maildir)
-
-    async def run(stopping: asyncio.Event) -> str:
-        if not (maildir / "new").is_dir():
-            return f"{maildir} is not a Maildir (yet)"
-        return str(await asyncio.to_thread(process_bounces, store, config, maildir))
-
-    return Job("bounces", run, interval=config.schedule.bounces_seconds)
-
-
 def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
                built_from: list[tuple[object, ...]], publish_job: Job | None = None) -> Job:
     async def watch(stopping: asyncio.Event) -> str:

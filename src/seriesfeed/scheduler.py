@@ -1,4 +1,4 @@
-"""The daemon: APScheduler (an alarm clock only), the web app and the outbox sender in one loop.
+"""The daemon's run loop: the alarm clock, the web app and the outbox sender in one loop.
 
 Whether a digest is due is decided by the store, not the scheduler: at start, a digest
 whose latest slot passed without a successful run is run once (catch-up, never once per
@@ -14,27 +14,16 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from seriesfeed.actions import jobs
 from seriesfeed.actions.ops import Store
 from seriesfeed.config import Config
-from seriesfeed.errors import ConfigError, SeriesfeedError
+from seriesfeed.errors import SeriesfeedError
+from seriesfeed.schedules import AlarmClock, Trigger, alarm_clock, previous_fire_time
 
-__all__ = [
-    "FIRE_LIMIT",
-    "Daemon",
-    "Job",
-    "JobFn",
-    "WallClockCronTrigger",
-    "fire_times",
-    "make_trigger",
-    "previous_fire_time",
-]
+__all__ = ["Daemon", "Job", "JobFn"]
 
 log = logging.getLogger("seriesfeed.daemon")
 
@@ -48,86 +37,11 @@ async def _call(job: Job, stopping: asyncio.Event) -> str:
     return str(result or "ok")
 
 
-class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
-    """A cron trigger that fires once per wall-clock time.
-
-    APScheduler 3.11's CronTrigger fires twice when the clock falls back and the time
-    exists twice (02:30 on the night Europe/Madrid leaves summer time: fold 0, then
-    fold 1): two daily digests on one local day. The second occurrence is skipped."""
-
-    def get_next_fire_time(self, previous_fire_time: datetime | None,
-                           now: datetime) -> datetime | None:
-        for _ in range(4):  # at most one skip per transition; bounded anyway
-            fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
-            if fire is None or not _second_occurrence(fire):
-                return fire
-            previous_fire_time = fire
-            now = (fire.astimezone(UTC) + timedelta(microseconds=1)).astimezone(fire.tzinfo)
-        return None
-
-
-def _second_occurrence(moment: datetime) -> bool:
-    return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
-
-
-def make_trigger(expression: str, config: Config, key: str) -> CronTrigger:
-    fields = expression.split()
-    try:
-        if len(fields) == 6:  # a leading seconds field, for tests and tight schedules
-            second, minute, hour, day, month, dow = fields
-            return WallClockCronTrigger(second=second, minute=minute, hour=hour, day=day,
-                                        month=month, day_of_week=dow, timezone=config.zone)
-        minute, hour, day, month, dow = fields
-        return WallClockCronTrigger(minute=minute, hour=hour, day=day, month=month,
-                                    day_of_week=dow, timezone=config.zone)
-    except ValueError as exc:
-        raise ConfigError(f"schedule.{key}: '{expression}' is not a valid cron expression "
-                          f"({exc})", key=f"schedule.{key}") from exc
-
-
-FIRE_LIMIT = 10_000
-
-
-def fire_times(trigger: CronTrigger, start: datetime, end: datetime,
-               limit: int = FIRE_LIMIT) -> list[datetime]:
-    """Every fire time in [start, end), bounded by ``limit``."""
-    out: list[datetime] = []
-    previous: datetime | None = None
-    current = trigger.get_next_fire_time(None, start)
-    while current is not None and current < end and len(out) < limit:
-        out.append(current)
-        previous = current
-        # step in UTC: wall-clock arithmetic would drop ``fold`` and go back an hour
-        after = (previous.astimezone(UTC) + timedelta(microseconds=1)).astimezone(
-            previous.tzinfo)
-        current = trigger.get_next_fire_time(previous, after)
-    return out
-
-
-def previous_fire_time(trigger: CronTrigger, now: datetime,
-                       lookback: timedelta = timedelta(days=32)) -> datetime | None:
-    """The latest fire time at or before ``now`` (within ``lookback``).
-
-    Searched in widening windows: one window of 32 days holds more fires than ``fire_times``
-    returns for a schedule of every minute (or every few seconds), and the last of a
-    truncated list is weeks old."""
-    end = now + timedelta(microseconds=1)
-    for window in (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1),
-                   timedelta(days=8), lookback):
-        window = min(window, lookback)
-        times = fire_times(trigger, now - window, end, limit=FIRE_LIMIT)
-        if times and len(times) < FIRE_LIMIT:
-            return times[-1]
-        if window == lookback:
-            break
-    return None
-
-
 @dataclass
 class Job:
     name: str
     run: JobFn
-    trigger: CronTrigger | None = None
+    trigger: Trigger | None = None
     interval: float | None = None
     catch_up: bool = False  # run at start if its latest slot passed without a success
     record: bool = True  # write a job_runs row (not for the frequent store watcher)
@@ -142,7 +56,7 @@ class Daemon:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     running: set[asyncio.Task[None]] = field(default_factory=set)
     active: set[str] = field(default_factory=set)  # names of the jobs running now
-    scheduler: AsyncIOScheduler | None = None
+    scheduler: AlarmClock | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake_at(self, job: Job, when: datetime | None) -> None:
@@ -250,8 +164,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        scheduler = AsyncIOScheduler(timezone=self.config.zone, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        scheduler = alarm_clock(self.config.zone)
         for job in self.jobs:
             if job.trigger is not None:
                 scheduler.add_job(self.run_job, job.trigger, args=[job], id=job.name)

@@ -28,7 +28,7 @@ from seriesfeed.fetch import TOTAL_TIMEOUT_S, Fetched, fetch
 from seriesfeed.importers import FORMATS, MAX_IMPORT_BYTES, ImportBatch, detect_format
 from seriesfeed.importers.parse import check_media_type, format_for_media_type, parse_bytes
 from seriesfeed.models import Series
-from seriesfeed.scheduler import make_trigger
+from seriesfeed.schedules import make_trigger
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import sources as sq

@@ -23,7 +23,7 @@ from seriesfeed import actions, subscriptions, tokens
 from seriesfeed.config import Config
 from seriesfeed.digest import record_digests
 from seriesfeed.models import Frequency
-from seriesfeed.scheduler import fire_times, make_trigger
+from seriesfeed.schedules import fire_times, make_trigger
 from seriesfeed.store import open_store
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer

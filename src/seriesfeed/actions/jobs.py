@@ -1,13 +1,54 @@
-"""Job-run records for the scheduler: when each job last ran and how it ended."""
+"""The daemon's jobs: which run, on what schedule (``plan``, the one list the daemon runs
+and ``seriesfeed status`` reports), and the job-run records (when each last ran and how it
+ended)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
+from seriesfeed.config import Config
+from seriesfeed.models import Frequency
+from seriesfeed.schedules import Trigger, make_trigger
 from seriesfeed.store import Store, ops
 from seriesfeed.store import jobs as jq
 
-__all__ = ["finish_run", "first_start", "last_success", "start_run"]
+__all__ = ["OUTBOX", "Planned", "finish_run", "first_start", "last_success", "plan",
+           "start_run"]
+
+OUTBOX = "outbox"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One scheduled job: a cron ``trigger`` or an ``interval`` in seconds."""
+
+    name: str
+    trigger: Trigger | None = None
+    interval: float | None = None
+    catch_up: bool = False  # run at start if its latest slot passed without a success
+    record: bool = True  # a job_runs row per run (not for the frequent or self-recording)
+
+
+def plan(config: Config, *, sender_only: bool = False) -> list[Planned]:
+    """The scheduled jobs of a daemon on ``config``, in start order. A sender-only process
+    drains the outbox and nothing else."""
+    # the outbox pass runs every few seconds: not recorded in job_runs
+    jobs = [Planned(OUTBOX, interval=config.schedule.drain_seconds, record=False)]
+    if sender_only:
+        return jobs
+    jobs.append(Planned("feeds", make_trigger(config.schedule.feeds, config, "feeds"),
+                        catch_up=True))
+    jobs += [Planned(f"digest-{f.value}", make_trigger(getattr(config.schedule, f.value), config,
+                                                       f.value), catch_up=True)
+             for f in Frequency]
+    # not recorded in job_runs: the sources table is a source's record, and its errors are
+    # logged once per change, not once per poll
+    jobs += [Planned(f"source-{s.code}", make_trigger(s.schedule, config, f"sources.{s.code}"),
+                     catch_up=True, record=False) for s in config.sources.values()]
+    if config.mail.bounce_maildir:  # issue 16: watch a Maildir for bounce reports
+        jobs.append(Planned("bounces", interval=config.schedule.bounces_seconds))
+    return jobs
 
 
 def start_run(store: Store, name: str, now: datetime) -> int:

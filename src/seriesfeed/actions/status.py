@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from seriesfeed import operations
+from seriesfeed.actions.jobs import plan
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.store import Store
@@ -23,9 +24,6 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
     """What `status` prints, and what /healthz (``figures=False``: only the headline
     counts, it is polled often) and /metrics report."""
     now = datetime.now(config.zone)
-    from seriesfeed.daemon import build_daemon  # the jobs the daemon would run
-
-    daemon = build_daemon(config, store, serve_web=False)
     with store.read() as conn:
         last = jq.last_runs(conn)
         report: dict[str, Any] = {
@@ -41,7 +39,7 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
     if figures:
         report.update(operations.status_figures(store, config))
     report["jobs"] = []
-    for job in daemon.jobs:
+    for job in plan(config):  # the jobs the daemon runs
         if not job.record:
             continue
         nxt = job.trigger.get_next_fire_time(None, now) if job.trigger else None
