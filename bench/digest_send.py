@@ -135,7 +135,7 @@ class Phases:
 
 def full_path(n: int, port: int, connections: int) -> None:
     from seriesfeed import actions
-    from seriesfeed import outbox as ob
+    from seriesfeed.actions import delivery as ob
     from seriesfeed.actions import digests as digest_verbs  # where send_digests records
     from seriesfeed.config import load_config
     from seriesfeed.store import open_store
@@ -258,8 +258,8 @@ def pg_prepare(n: int, port: int, connections: int, url: str, folder: Path) -> N
     from sqlalchemy import text
 
     from seriesfeed import actions
+    from seriesfeed.actions.digests import record_digests
     from seriesfeed.config import load_config
-    from seriesfeed.digest import record_digests
     from seriesfeed.models import Frequency
     from seriesfeed.store import open_store
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.harness.http_source import Route, source_server  # noqa: E402
 
-from seriesfeed import sources  # noqa: E402
+from seriesfeed.actions import sources  # noqa: E402
 from seriesfeed.config import load_config  # noqa: E402
 from seriesfeed.store import open_store  # noqa: E402
 

@@ -11,11 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from seriesfeed import actions, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import subscribers
+from seriesfeed.actions.delivery import drain_outbox
+from seriesfeed.actions.digests import record_digests
 from seriesfeed.config import load_config
-from seriesfeed.digest import record_digests
 from seriesfeed.models import Frequency
-from seriesfeed.outbox import drain_outbox
 from seriesfeed.store import open_store
 from seriesfeed.store.locks import RunnerLock
 from tests.conftest import SEED_PAGE, CliResult
@@ -44,7 +45,7 @@ def test_a_backup_taken_mid_send_restores_and_the_next_drain_sends_only_the_rest
     n = 40
     try:
         for i in range(n):
-            subscriptions.add_subscriber(store, config, f"r{i:02d}@example.org",
+            subscribers.add_subscriber(store, config, f"r{i:02d}@example.org",
                                          frequency="daily", confirmed=True)
         actions.import_entries(store, config, SEED_PAGE)
         record_digests(store, config, Frequency.DAILY, datetime.now(UTC), scheduled=False)

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from seriesfeed import actions, bounces, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import bounces
+from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import Config, load_config
 from seriesfeed.store import Store, open_store
 from seriesfeed.store.tables import outbox, subscribers, suppressions

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from seriesfeed import actions, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import subscribers as subscriptions
+from seriesfeed.actions.digests import record_digests
 from seriesfeed.config import Config, load_config
-from seriesfeed.digest import record_digests
 from seriesfeed.models import Entry, Frequency
 from seriesfeed.store import Store, open_store
 from seriesfeed.store.tables import outbox, subscribers
@@ -169,7 +170,7 @@ def test_451_then_250_is_delivered_and_550_fails_and_bounces(
         from sqlalchemy import update
         conn.execute(update(outbox).values(next_at=datetime(2000, 1, 1, tzinfo=UTC))
                      .where(outbox.c.state == "retry"))
-    from seriesfeed.outbox import drain_outbox
+    from seriesfeed.actions.delivery import drain_outbox
 
     asyncio.run(drain_outbox(store, config))
     with store.read() as conn:
@@ -268,7 +269,7 @@ def test_two_senders_share_the_outbox_without_double_claims(
              "confirmed_at": now, "last_seq": 0, "hard_bounces": 0} for i in range(400)])
     record_digests(store, config, Frequency.DAILY, now, scheduled=False)
 
-    from seriesfeed.outbox import DrainReport, drain_outbox
+    from seriesfeed.actions.delivery import DrainReport, drain_outbox
 
     async def both() -> list[DrainReport]:
         return list(await asyncio.gather(drain_outbox(store, config, batch=25),
@@ -357,7 +358,7 @@ def test_a_server_dropping_connections_mid_run_loses_nothing(
 
     from aiosmtpd.controller import Controller
 
-    from seriesfeed.outbox import drain_outbox
+    from seriesfeed.actions.delivery import drain_outbox
     from tests.smtp_server import Recorder, free_port
 
     class Dropping(Recorder):

@@ -3,7 +3,10 @@ and under TYPE_CHECKING count too) and fail on
 
 - SQLAlchemy (or Alembic) imported outside ``store/``;
 - a shell (``cli/``, ``web/``, ``daemon.py``, ``scheduler.py``) importing ``store/``;
-- rendering (feeds, pages, mail templates) importing ``store/``;
+- rendering (feeds, pages, messages, templates) importing ``store/``;
+- any other module but the verbs (``actions/``) importing ``store/``: a transaction is a
+  verb's, so what is not a verb takes plain data;
+- a verb importing a shell;
 - a third-party library imported by any module but its one owner (``OWNERS``);
 - a shell importing one of our modules other than the verbs (``actions``), ``config``,
   ``models``, ``errors`` and its own package, beyond the explicit ``SHELL_ALLOWED`` list.
@@ -37,7 +40,7 @@ OWNERS: dict[str, str | tuple[str, ...]] = {
     "rich": "seriesfeed.cli.digest",
     "httpx2": "seriesfeed.fetch",
     "prometheus_client": "seriesfeed.metrics",
-    "flufl": "seriesfeed.bounces",
+    "flufl": "seriesfeed.actions.bounces",
     "babel": "seriesfeed.i18n",
     "nh3": "seriesfeed.text",
     "email_validator": "seriesfeed.addresses",
@@ -51,7 +54,7 @@ OWNERS: dict[str, str | tuple[str, ...]] = {
 
 SHELLS = ("seriesfeed.cli.", "seriesfeed.web.", "seriesfeed.daemon", "seriesfeed.scheduler")
 RENDERING = ("seriesfeed.feeds", "seriesfeed.pages", "seriesfeed.emails", "seriesfeed.templating",
-             "seriesfeed.publish", "seriesfeed.digest_mail")
+             "seriesfeed.publish", "seriesfeed.messages")
 # i18n too: formatting a verb's result in the reader's language is the shell's job
 SHELL_MAY_IMPORT = ("seriesfeed.actions.", "seriesfeed.config", "seriesfeed.models",
                     "seriesfeed.errors", "seriesfeed.clock", "seriesfeed.i18n")
@@ -160,6 +163,12 @@ def violations(src: Path = SRC) -> list[str]:
                 elif _under(mod, RENDERING):
                     found.append(f"{where}:{line}: rendering imports the store ({target}); "
                                  "it takes plain data")
+                elif not _under(mod, ("seriesfeed.actions.", "seriesfeed.store.")):
+                    found.append(f"{where}:{line}: only the verbs use the store ({target}); "
+                                 "move the transaction into actions/ or take plain data")
+            elif _within(mod, "seriesfeed.actions.") and _under(own, SHELLS):
+                found.append(f"{where}:{line}: a verb imports a shell ({target}); the shell "
+                             "calls the verb, never the other way")
             elif _under(mod, SHELLS) and not _shell_may_import(mod, own):
                 found.append(f"{where}:{line}: a shell imports {target}; shells import only "
                              "actions, config, models and errors")
@@ -209,6 +218,13 @@ def test_the_walk_finds_each_kind_of_violation(tmp_path: Path) -> None:
     (pkg / "feeds.py").write_text("from seriesfeed.store.entries import select\n")
     (pkg / "cli" / "entries.py").write_text("from seriesfeed import feeds\n"
                                             "import leftpad\n")
+    (pkg / "actions").mkdir()
+    (pkg / "actions" / "__init__.py").write_text("")
+    (pkg / "actions" / "status.py").write_text("from seriesfeed.store import jobs\n"
+                                               "def f() -> None:\n"
+                                               "    from seriesfeed.daemon import build\n")
+    (pkg / "daemon.py").write_text("")
+    (pkg / "outbox.py").write_text("from seriesfeed.store import outbox as oq\n")
     found = "\n".join(violations(tmp_path))
     assert "seriesfeed/digest.py:2: imports sqlalchemy, which only seriesfeed.store." in found
     assert "store/entries.py" not in found
@@ -218,6 +234,9 @@ def test_the_walk_finds_each_kind_of_violation(tmp_path: Path) -> None:
     assert "seriesfeed/feeds.py:1: rendering imports the store" in found
     assert "cli/entries.py:1: a shell imports seriesfeed.feeds" in found
     assert "cli/entries.py:2: imports leftpad, a library with no owner" in found
+    assert "seriesfeed/outbox.py:1: only the verbs use the store" in found
+    assert "actions/status.py:1" not in found  # a verb may use the store
+    assert "actions/status.py:3: a verb imports a shell (seriesfeed.daemon)" in found
 
 
 def test_every_module_imports_first() -> None:
@@ -254,3 +273,39 @@ def test_every_module_says_what_it_exports() -> None:
         if has_public and not declared:
             missing.append(str(path.relative_to(SRC)))
     assert not missing, f"no __all__ in: {missing}"
+
+
+def transactions_outside_the_verbs(src: Path = SRC) -> list[str]:
+    """``<something>.store.read()`` / ``.write()`` / ``.transaction()`` called by a module
+    that is neither a verb nor the store: a store passed in as a parameter needs no import,
+    so the import rule alone would not see it."""
+    found = []
+    for path in sorted((src / "seriesfeed").rglob("*.py")):
+        mod = module_name(path, src)
+        if _under(mod, ("seriesfeed.actions.", "seriesfeed.store.")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("read", "write", "transaction")):
+                continue
+            owner = node.func.value
+            name = owner.id if isinstance(owner, ast.Name) else \
+                owner.attr if isinstance(owner, ast.Attribute) else ""
+            if name == "store" or name.endswith("_store"):
+                found.append(f"{path.relative_to(src)}:{node.lineno}: opens a transaction "
+                             f"({name}.{node.func.attr}()); a verb in actions/ owns it")
+    return found
+
+
+def test_only_the_verbs_open_transactions(tmp_path: Path) -> None:
+    assert transactions_outside_the_verbs() == []
+    pkg = tmp_path / "seriesfeed"
+    (pkg / "web").mkdir(parents=True)
+    (pkg / "web" / "ops.py").write_text(
+        "def healthz(app):\n    with app.store.read() as conn:\n        return conn\n")
+    (pkg / "actions").mkdir()
+    (pkg / "actions" / "status.py").write_text(
+        "def report(store):\n    with store.read() as conn:\n        return conn\n")
+    found = transactions_outside_the_verbs(tmp_path)
+    assert found == ["seriesfeed/web/ops.py:2: opens a transaction (store.read()); a verb in "
+                     "actions/ owns it"]

@@ -14,12 +14,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from seriesfeed import actions, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import subscribers
+from seriesfeed.actions.delivery import drain_outbox
+from seriesfeed.actions.digests import record_digests
 from seriesfeed.config import Config, load_config
-from seriesfeed.digest import record_digests
 from seriesfeed.errors import ConfigError
 from seriesfeed.models import Frequency
-from seriesfeed.outbox import drain_outbox
 from seriesfeed.store import open_store
 from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE
@@ -54,7 +55,7 @@ def test_metrics_show_the_outbox_moving_during_a_send(
     try:
         n = 12
         for i in range(n):
-            subscriptions.add_subscriber(store, config, f"reader{i}@example.org",
+            subscribers.add_subscriber(store, config, f"reader{i}@example.org",
                                          frequency="daily", confirmed=True)
         actions.import_entries(store, config, SEED_PAGE)
         client = TestClient(create_app(config, store))
@@ -121,7 +122,7 @@ def test_metrics_are_off_by_default_and_healthz_says_why_without_counts(
         with store.write() as conn:
             run = jq.start_run(conn, "feeds", datetime.now(UTC))
             jq.finish_run(conn, run, datetime.now(UTC), False, "disk full")
-        subscriptions.add_subscriber(store, config, "ann@example.org", confirmed=True)
+        subscribers.add_subscriber(store, config, "ann@example.org", confirmed=True)
         body = client.get("/healthz").json()
         assert body["status"] == "degraded" and "job feeds failed" in body["reasons"][0]
         assert set(body) == {"status", "reasons"}
@@ -134,7 +135,7 @@ def test_healthz_shows_counts_only_with_the_metrics_token(
     config = _config(make_config, database_url, 1)
     store = open_store(config.database.url, config.base_dir)
     try:
-        subscriptions.add_subscriber(store, config, "ann@example.org", confirmed=True)
+        subscribers.add_subscriber(store, config, "ann@example.org", confirmed=True)
         client = TestClient(create_app(config, store))
         assert set(client.get("/healthz").json()) == {"status", "reasons"}
         assert set(client.get("/healthz", headers={"Authorization": "Bearer nope"}).json()) \
@@ -207,7 +208,7 @@ def test_public_healthz_reasons_never_name_a_recipient(
     config = _config(make_config, database_url, 1)
     store = open_store(config.database.url, config.base_dir)
     try:
-        subscriptions.add_subscriber(store, config, "ann@example.org", confirmed=True)
+        subscribers.add_subscriber(store, config, "ann@example.org", confirmed=True)
         actions.import_entries(store, config, SEED_PAGE)
         record_digests(store, config, Frequency.WEEKLY, datetime.now(UTC), scheduled=False)
         from seriesfeed.store.tables import outbox

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from seriesfeed import subscriptions, tokens
+from seriesfeed import tokens
+from seriesfeed.actions import subscribers
 from seriesfeed.config import load_config
 from seriesfeed.daemon import build_daemon
 from seriesfeed.logs import mask_address, setup_logging
@@ -40,19 +41,19 @@ def test_every_subscribe_flow_event_logs_one_masked_line(
     key = tokens.ensure_secret_key(config)
     try:
         with caplog.at_level(logging.INFO, logger="seriesfeed.subscribers"):
-            added = subscriptions.add_subscriber(store, config, "lucia@example.org",
+            added = subscribers.add_subscriber(store, config, "lucia@example.org",
                                                  source="form", resubscribe=False)
             sub = added.subscriber
             assert sub is not None and sub.id is not None
-            subscriptions.send_confirmation(store, config, sub)
+            subscribers.send_confirmation(store, config, sub)
             link = smtp_server.recorder.wait_for(1)[0].message.get_body(("plain",))
             assert link is not None
             token = re.search(r"/confirm/(\S+)", link.get_content()).group(1)  # type: ignore[union-attr]
-            subscriptions.confirm(store, config, token)
+            subscribers.confirm(store, config, token)
             prefs = tokens.make_token(key, tokens.Purpose.PREFERENCES, sub.id)
-            subscriptions.update_preferences(store, config, prefs, language="es",
+            subscribers.update_preferences(store, config, prefs, language="es",
                                              frequency="daily")
-            subscriptions.unsubscribe(store, config, tokens.make_token(
+            subscribers.unsubscribe(store, config, tokens.make_token(
                 key, tokens.Purpose.UNSUBSCRIBE, sub.id))
         lines = [r.getMessage() for r in caplog.records if r.name == "seriesfeed.subscribers"]
     finally:

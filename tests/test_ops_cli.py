@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from seriesfeed import actions, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import subscribers
 from seriesfeed.config import Config, load_config
 from seriesfeed.store import Store, open_store
 from tests.conftest import SEED_PAGE, CliResult
@@ -28,7 +29,7 @@ def world(make_config: Callable[..., Path], database_url: str,
     config = load_config(path, env={})
     store = open_store(config.database.url, config.base_dir)
     for email in ("ann@example.org", "Gone@hard.example.net", "cai@example.org"):
-        subscriptions.add_subscriber(store, config, email, frequency="daily", confirmed=True)
+        subscribers.add_subscriber(store, config, email, frequency="daily", confirmed=True)
     actions.import_entries(store, config, SEED_PAGE)
     smtp_server.recorder.rcpt_replies["hard.example.net"] = "550 5.1.1 no such user"
     yield path, config, store

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from seriesfeed import subscriptions
+from seriesfeed.actions import subscribers
 from seriesfeed.config import load_config
 from seriesfeed.errors import ConfigError
 from seriesfeed.store import open_store
@@ -46,7 +46,7 @@ def _populate(run_cli: Callable[..., CliResult], site: Path) -> None:
     config = load_config(site, env={})
     store = open_store(config.database.url, config.base_dir)
     try:
-        subscriptions.unsubscribe_address(store, "cai@example.org")
+        subscribers.unsubscribe_address(store, "cai@example.org")
         with store.write() as conn:
             dee = sq.get(conn, email="dee@example.org")
             eve = sq.get(conn, email="eve@example.org")
@@ -98,11 +98,11 @@ def test_subscribers_export_then_import_on_an_empty_store_restores_every_row(
     store = open_store(config.database.url, config.base_dir)
     try:
         for email in ("cai@example.org", "dee@example.org", "eve@example.org"):
-            again = subscriptions.add_subscriber(store, config, email, resubscribe=False,
+            again = subscribers.add_subscriber(store, config, email, resubscribe=False,
                                                  source="form")
             assert not again.send_confirmation
             assert again.subscriber is None or again.subscriber.status.value != "confirmed"
-        assert subscriptions.add_subscriber(store, config, "eve@example.org",
+        assert subscribers.add_subscriber(store, config, "eve@example.org",
                                             resubscribe=True).subscriber is None
     finally:
         store.close()

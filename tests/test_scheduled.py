@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import time_machine
 
-from seriesfeed import actions, sources, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import sources, subscribers
 from seriesfeed.config import Config, load_config
 from seriesfeed.daemon import PUBLISH, build_daemon
 from seriesfeed.models import Entry
@@ -80,9 +81,9 @@ def test_a_future_entry_is_held_everywhere_until_its_time(
     with time_machine.travel(T0, tick=False) as clock:
         actions.add_entry(store, config, _entry("Old news", T0 - timedelta(days=1)),
                           series_title="News")
-        subscriptions.add_subscriber(store, config, "ann@example.org", language="en",
+        subscribers.add_subscriber(store, config, "ann@example.org", language="en",
                                      frequency="daily", confirmed=True)
-        subscriptions.add_subscriber(store, config, "bea@example.org", language="es",
+        subscribers.add_subscriber(store, config, "bea@example.org", language="es",
                                      frequency="daily", confirmed=True)
         actions.build_feeds(store, config, out)
         pings_before = len(hub.requests_to("/hub"))
@@ -209,7 +210,7 @@ def test_a_new_entry_at_the_source_reaches_subscribers_once(
     poll = lambda: asyncio.run(sources.poll_source(  # noqa: E731
         store, config, config.sources["news"], force=True))
     assert poll().added == 2
-    subscriptions.add_subscriber(store, config, "ann@example.org", language="en",
+    subscribers.add_subscriber(store, config, "ann@example.org", language="en",
                                  frequency="daily", confirmed=True)
     _send(store, config)
     assert _mails(smtp_server) == []  # nothing new since she confirmed

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import time_machine
 
-from seriesfeed import actions, sources
-from seriesfeed.actions import plan_feeds
+from seriesfeed import actions
+from seriesfeed.actions import plan_feeds, sources
 from seriesfeed.config import Config, load_config
 from seriesfeed.models import AuthorKind, Entry
 from seriesfeed.store import Store

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from seriesfeed import actions, subscriptions, tokens
+from seriesfeed import actions, tokens
+from seriesfeed.actions import subscribers
 from seriesfeed.actions.feeds import plan_feeds
 from seriesfeed.config import Config, load_config
 from seriesfeed.models import Frequency
@@ -61,7 +62,7 @@ def world(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[n
         security={"secret_key": "e" * 32}), env={})
     store = open_store(config.database.url, config.base_dir)
     # a Spanish reader confirmed before the articles arrive gets them in a digest
-    subscriptions.add_subscriber(store, config, "digest@example.org", language="es",
+    subscribers.add_subscriber(store, config, "digest@example.org", language="es",
                                  confirmed=True)
     seed_like_quick_start(store, config)
     server = uvicorn.Server(uvicorn.Config(create_app(config, store), host="127.0.0.1",
@@ -161,9 +162,9 @@ def test_a_spanish_reader_sees_no_english(world: tuple[str, Config, Store],
             sub = sq.get(conn, email="lectora@example.org")
         assert sub is not None and sub.id is not None
         key = tokens.ensure_secret_key(config)
-        page.goto(subscriptions.preferences_link(config, key, sub.id))
+        page.goto(tokens.preferences_link(config, key, sub.id))
         assert "l•••a@example.org" in look(page, "preferences")
-        page.goto(subscriptions.unsubscribe_link(config, key, sub.id))
+        page.goto(tokens.unsubscribe_link(config, key, sub.id))
         look(page, "unsubscribe page")
         page.click("button[type=submit]")
         page.wait_for_selector("text=Te has dado de baja")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from seriesfeed import actions, subscriptions, tokens
+from seriesfeed import actions, tokens
+from seriesfeed.actions import subscribers
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import ImportError_, ValidationError
@@ -20,12 +21,12 @@ from tests.conftest import ConfigFactory
 
 def _pending(store: Store, config: Config) -> str:
     """A pending subscriber's confirmation link token, as the confirmation mail has it."""
-    added = subscriptions.add_subscriber(store, config, "ana@example.org", language="en")
+    added = subscribers.add_subscriber(store, config, "ana@example.org", language="en")
     sub = added.subscriber
     assert sub is not None and sub.id is not None
     sent_at = now_utc()
-    assert subscriptions.confirmation_due(store, sub.id, sent_at)[0]
-    link = subscriptions.confirm_link(config, tokens.ensure_secret_key(config), sub, sent_at)
+    assert subscribers.confirmation_due(store, sub.id, sent_at)[0]
+    link = tokens.confirm_link(config, tokens.ensure_secret_key(config), sub.id, sent_at)
     return link.rsplit("/", 1)[-1]
 
 

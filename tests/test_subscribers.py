@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from seriesfeed import actions, subscriptions, tokens
+from seriesfeed import actions, tokens
+from seriesfeed.actions import subscribers
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import ValidationError
 from seriesfeed.store import Store, open_store
@@ -197,7 +198,7 @@ def test_web_flow_confirm_by_post_and_one_click_unsubscribe(
     with store.read() as conn:
         assert sq.get(conn, email="lector@example.org").status.value == "unsubscribed"  # type: ignore[union-attr]
     # erased later (subscribers remove): an old mail's button still gets its success
-    subscriptions.remove_subscriber(store, "lector@example.org")
+    subscribers.remove_subscriber(store, "lector@example.org")
     after_removal = cookieless.post(unsubscribe, content=b"List-Unsubscribe=One-Click",
                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert after_removal.status_code == 200 and "lector" not in after_removal.text
@@ -236,13 +237,13 @@ def test_no_enumeration_cross_site_rate_limit_and_honeypot(
 
 def test_preferences_change_language_and_frequency_by_post_only(
         app_parts: tuple[Config, Store]) -> None:
-    from seriesfeed import subscriptions
+    from seriesfeed.actions import subscribers
 
     config, store = app_parts
-    result = subscriptions.add_subscriber(store, config, "pref@example.org", language="en",
+    result = subscribers.add_subscriber(store, config, "pref@example.org", language="en",
                                           frequency="weekly", confirmed=True)
     assert result.subscriber is not None and result.subscriber.id is not None
-    link = subscriptions.preferences_link(config, tokens.ensure_secret_key(config),
+    link = tokens.preferences_link(config, tokens.ensure_secret_key(config),
                                           result.subscriber.id)
     path = link.removeprefix("https://feeds.example.org")
     client = TestClient(create_app(config, store), base_url="https://feeds.example.org")
@@ -261,7 +262,7 @@ def test_preferences_change_language_and_frequency_by_post_only(
 
 
 def test_preferences_choose_the_series_followed(app_parts: tuple[Config, Store]) -> None:
-    from seriesfeed import subscriptions
+    from seriesfeed.actions import subscribers
     from seriesfeed.models import Entry
     from seriesfeed.store import subscribers as sq
 
@@ -270,10 +271,10 @@ def test_preferences_choose_the_series_followed(app_parts: tuple[Config, Store])
                                            title="Elsewhere", summary="Other",
                                            published=datetime(2019, 5, 1, tzinfo=UTC)),
                       series_title="Another series")
-    added = subscriptions.add_subscriber(store, config, "fan@example.org", language="en",
+    added = subscribers.add_subscriber(store, config, "fan@example.org", language="en",
                                          confirmed=True)
     assert added.subscriber is not None and added.subscriber.id is not None
-    path = subscriptions.preferences_link(config, tokens.ensure_secret_key(config),
+    path = tokens.preferences_link(config, tokens.ensure_secret_key(config),
                                           added.subscriber.id).removeprefix(
                                               "https://feeds.example.org")
     client = TestClient(create_app(config, store), base_url="https://feeds.example.org")

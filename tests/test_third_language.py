@@ -13,7 +13,8 @@ from pathlib import Path
 import feedparser
 from starlette.testclient import TestClient
 
-from seriesfeed import actions, i18n, subscriptions
+from seriesfeed import actions, i18n
+from seriesfeed.actions import subscribers
 from seriesfeed.actions.feeds import build_pages, plan_feeds
 from seriesfeed.config import load_config
 from seriesfeed.models import Frequency
@@ -70,7 +71,7 @@ def test_french_is_a_config_table_and_one_catalogue(
     assert not (ROOT / "templates/email/fr").exists() and not (ROOT / "templates/web/fr").exists()
     assert i18n.check_catalogues(config) == []  # every message translated, 3 plural forms
     store = open_store(config.database.url, config.base_dir)
-    subscriptions.add_subscriber(store, config, "abonnee@example.org", language="fr",
+    subscribers.add_subscriber(store, config, "abonnee@example.org", language="fr",
                                  confirmed=True)
     seed_like_quick_start(store, config)
     actions.import_entries(store, config, _french_entries(tmp_path))

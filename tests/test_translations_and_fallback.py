@@ -14,12 +14,14 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from seriesfeed import actions, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import subscribers
+from seriesfeed.actions.digests import record_digests
 from seriesfeed.actions.feeds import build_pages, plan_feeds
 from seriesfeed.config import Config, load_config
-from seriesfeed.digest import count_due, record_digests
 from seriesfeed.models import Entry, Frequency
 from seriesfeed.store import Store
+from seriesfeed.store.digests import count_due
 from seriesfeed.web import create_app
 from tests.bilingual import SLUG, seed_like_quick_start
 from tests.conftest import ConfigFactory
@@ -155,7 +157,7 @@ def test_fallback_original_shows_untranslated_entries_as_what_they_are(
     assert page.count('<article lang="en">') == 16 and page.count("(en inglés)") == 16
     assert "Letter to the ISO membership" not in page
     # digests follow the same policy unless told otherwise
-    subscriptions.add_subscriber(store, config, "lee@example.org", language="es",
+    subscribers.add_subscriber(store, config, "lee@example.org", language="es",
                                  confirmed=True)
     _english_only_entry(config, store)
     with store.read() as conn:
@@ -173,7 +175,7 @@ def test_fallback_none_keeps_a_language_to_its_own_entries(
     assert config.languages["es"].fallback == "none"
     docs = _docs(config, seeded)
     assert len(feedparser.parse(docs["/feeds/es/atom.xml"]).entries) == 2
-    subscriptions.add_subscriber(seeded, config, "lee@example.org", language="es",
+    subscribers.add_subscriber(seeded, config, "lee@example.org", language="es",
                                  confirmed=True)
     _english_only_entry(config, seeded)
     with seeded.read() as conn:
@@ -192,7 +194,7 @@ def test_fallback_none_keeps_a_language_to_its_own_entries(
 def test_digest_fallback_is_set_apart_from_the_feeds(
         make_config: ConfigFactory, database_url: str, store: Store) -> None:
     config = _with_es(make_config, database_url, digest_fallback="original")
-    subscriptions.add_subscriber(store, config, "lee@example.org", language="es",
+    subscribers.add_subscriber(store, config, "lee@example.org", language="es",
                                  confirmed=True)
     seed_like_quick_start(store, config)
     assert len(feedparser.parse(_docs(config, store)["/feeds/es/atom.xml"]).entries) == 2
@@ -207,7 +209,7 @@ def test_a_translation_stored_with_its_original_replaces_it_in_the_digest(
         make_config: ConfigFactory, database_url: str, store: Store) -> None:
     config = _with_es(make_config, database_url, fallback="original")
     seed_like_quick_start(store, config)
-    subscriptions.add_subscriber(store, config, "lee@example.org", language="es",
+    subscribers.add_subscriber(store, config, "lee@example.org", language="es",
                                  confirmed=True)
     original = _english_only_entry(config, store, "New in English")
     actions.add_entry(store, config, Entry(
@@ -288,14 +290,14 @@ def test_subscription_pages_name_the_masked_address_and_the_series(
     assert f'<a href="{config.public_url}/es/{SLUG}/">Reflexiones sobre la crisis de la ISO' \
         in done.text
     assert "lectora" not in done.text
-    result = subscriptions.add_subscriber(seeded, config, "lectora@example.org",
+    result = subscribers.add_subscriber(seeded, config, "lectora@example.org",
                                           language="es", confirmed=True)
     assert result.subscriber is not None and result.subscriber.id is not None
     from seriesfeed import tokens
 
     key = tokens.ensure_secret_key(config)
-    for link in (subscriptions.unsubscribe_link(config, key, result.subscriber.id),
-                 subscriptions.preferences_link(config, key, result.subscriber.id)):
+    for link in (tokens.unsubscribe_link(config, key, result.subscriber.id),
+                 tokens.preferences_link(config, key, result.subscriber.id)):
         page = client.get(link.removeprefix(config.public_url))
         assert page.status_code == 200 and "Dirección: l•••a@example.org" in page.text
         assert f'href="{config.public_url}/es/{SLUG}/"' in page.text

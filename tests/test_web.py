@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from seriesfeed import subscriptions
+from seriesfeed.actions import subscribers
 from seriesfeed.config import Config
 from seriesfeed.store import Store
 from seriesfeed.web import create_app
@@ -12,7 +12,7 @@ from tests.smtp_server import free_port
 
 
 def test_healthz_reports_ok_with_the_essentials(store: Store, config: Config) -> None:
-    subscriptions.add_subscriber(store, config, "ann@example.org", confirmed=True)
+    subscribers.add_subscriber(store, config, "ann@example.org", confirmed=True)
     reply = TestClient(create_app(config, store)).get("/healthz")
     assert reply.status_code == 200
     body = reply.json()

@@ -331,7 +331,7 @@ def _check_subject(value: str) -> str | None:
 
 
 def _check_cron(value: str) -> str | None:
-    # APScheduler parses it for real in scheduler.py (the only module importing it); this
+    # APScheduler parses it for real in schedules.py (the only module importing it); this
     # catches at load, with the file line, what would otherwise fail only when the daemon
     # starts: a wrong field count, a number out of range, a stray character
     fields = value.split()

@@ -21,6 +21,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -50,8 +51,9 @@ INVALID = "this link is invalid or has expired"
 
 _KEYS: dict[Path, bytes] = {}  # the generated key files read so far, by path
 
-__all__ = ["INVALID", "LIFETIME_S", "Claims", "Purpose", "check_csrf", "ensure_secret_key",
-           "make_csrf", "make_token", "read_token"]
+__all__ = ["INVALID", "LIFETIME_S", "Claims", "Purpose", "check_csrf", "confirm_link",
+           "ensure_secret_key", "make_csrf", "make_token", "preferences_link", "read_token",
+           "unsubscribe_link"]
 
 
 @dataclass(frozen=True)
@@ -182,3 +184,18 @@ def check_csrf(key: bytes, link_token: str, given: str, *, now: float | None = N
     except ValidationError:
         return False
     return hmac.compare_digest(claims.bound, _link_digest(link_token))
+
+
+def confirm_link(config: Config, key: bytes, subscriber_id: int, sent_at: datetime) -> str:
+    """The confirm link of the confirmation request sent at ``sent_at`` (works once)."""
+    token = make_token(key, Purpose.CONFIRM, subscriber_id, bound=sent_at.isoformat(),
+                       now=sent_at.timestamp())
+    return f"{config.public_url}/confirm/{token}"
+
+
+def unsubscribe_link(config: Config, key: bytes, subscriber_id: int) -> str:
+    return f"{config.public_url}/unsubscribe/{make_token(key, Purpose.UNSUBSCRIBE, subscriber_id)}"
+
+
+def preferences_link(config: Config, key: bytes, subscriber_id: int) -> str:
+    return f"{config.public_url}/preferences/{make_token(key, Purpose.PREFERENCES, subscriber_id)}"

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from seriesfeed import actions, subscriptions, tokens
+from seriesfeed import actions, tokens
+from seriesfeed.actions.digests import record_digests
 from seriesfeed.config import Config
-from seriesfeed.digest import record_digests
 from seriesfeed.models import Frequency
 from seriesfeed.schedules import fire_times, make_trigger
 from seriesfeed.store import open_store
@@ -290,7 +290,7 @@ def test_one_click_unsubscribes_during_a_send(make_config: Callable[..., Path], 
     try:
         _wait(lambda: len(smtp.handler.deliveries()) > 20, 60, "the send to start")
         for sub_id in victims:
-            path = subscriptions.unsubscribe_link(config, key, sub_id).split(".org", 1)[1]
+            path = tokens.unsubscribe_link(config, key, sub_id).split(".org", 1)[1]
             request = urllib.request.Request(f"http://127.0.0.1:{web}{path}",
                                              data=b"List-Unsubscribe=One-Click", method="POST",
                                              headers={"Content-Type":
@@ -303,7 +303,7 @@ def test_one_click_unsubscribes_during_a_send(make_config: Callable[..., Path], 
     finally:
         code, err = _stop(proc)
     assert code == 0, err[-2000:]
-    from seriesfeed.outbox import BATCH
+    from seriesfeed.actions.delivery import BATCH
 
     late = [d for d in smtp.handler.deliveries() for r in d.recipients
             if r in committed and d.at > committed[r]]
@@ -436,7 +436,7 @@ def _check_no_send_ahead(config: Config, smtp: FaultServer, n: int) -> kill.Acco
     assert all(rows.get(d.message_id) == "sent" for d in delivered)
     got = kill.account(delivered, kill.recipients(n))
     assert got.lost == 0 and got.ids_consistent
-    from seriesfeed.outbox import duplicate_bound
+    from seriesfeed.actions.delivery import duplicate_bound
 
     assert got.duplicates <= duplicate_bound(config)
     return got

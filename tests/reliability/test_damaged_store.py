@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
 
+from seriesfeed.actions.digests import record_digests
 from seriesfeed.config import Config
-from seriesfeed.digest import record_digests
 from seriesfeed.errors import StoreDamagedError, StoreError
 from seriesfeed.models import Frequency
 from seriesfeed.store import Store, open_store

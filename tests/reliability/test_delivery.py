@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from seriesfeed import actions
-from seriesfeed import outbox as outbox_mod
+from seriesfeed.actions import delivery as outbox_mod
+from seriesfeed.actions.delivery import drain_outbox
 from seriesfeed.config import Config, load_config
 from seriesfeed.mailer import make_transport
 from seriesfeed.models import Entry, Frequency
-from seriesfeed.outbox import drain_outbox
 from seriesfeed.store import open_store
 from seriesfeed.store.tables import outbox, subscribers
 from tests.harness import kill

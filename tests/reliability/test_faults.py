@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from seriesfeed import actions
+from seriesfeed.actions.delivery import drain_outbox, duplicate_bound
 from seriesfeed.config import Config
 from seriesfeed.models import Frequency
-from seriesfeed.outbox import drain_outbox, duplicate_bound
 from seriesfeed.store import open_store
 from seriesfeed.store.tables import outbox, subscribers
 from tests.harness import kill

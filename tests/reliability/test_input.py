@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from seriesfeed import actions, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import load_config
 from seriesfeed.errors import ImportError_
 from seriesfeed.importers import ImportSettings

@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from seriesfeed import actions, subscriptions
+from seriesfeed import actions
+from seriesfeed.actions import subscriber_csv
+from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.publish import etag_of
 from seriesfeed.store import open_store
 from seriesfeed.store.tables import entries, subscribers
@@ -90,7 +92,7 @@ def test_delivered_per_language_equals_expected(make_config: Callable[..., Path]
     first.write_text("\n".join(rows) + "\n", encoding="utf-8")
     store = open_store(config.database.url, config.base_dir)
     try:
-        report = subscriptions.import_subscribers(store, config, first)
+        report = subscriber_csv.import_subscribers(store, config, first)
         assert report.added == n
         with store.write() as conn:  # they subscribed before the series began
             conn.execute(subscribers.update().values(last_seq=0))
@@ -111,7 +113,7 @@ def test_delivered_per_language_equals_expected(make_config: Callable[..., Path]
             f"{e.upper()},en,daily,confirmed" for e in list(plan)[: n // 2]]
         second = tmp_path / "again.csv"
         second.write_text("\n".join(again) + "\n", encoding="utf-8")
-        assert subscriptions.import_subscribers(store, config, second).added == 0
+        assert subscriber_csv.import_subscribers(store, config, second).added == 0
     finally:
         store.close()
     seconds, _ = kill.send_measured(config)
@@ -286,7 +288,7 @@ def test_mixed_load_for_a_minute(make_config: Callable[..., Path], tmp_path: Pat
     import sys
 
     from seriesfeed import tokens
-    from seriesfeed.digest import record_digests
+    from seriesfeed.actions.digests import record_digests
     from seriesfeed.models import Frequency, SubscriberStatus
     from seriesfeed.store import subscribers as sq
     from tests.harness.web import LiveServer

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from seriesfeed.outbox import duplicate_bound
+from seriesfeed.actions.delivery import duplicate_bound
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer
 from tests.harness.figures import tier

@@ -19,7 +19,9 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from seriesfeed import actions, subscriptions, tokens
+from seriesfeed import actions, tokens
+from seriesfeed.actions import subscriber_csv
+from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import ImportError_, ValidationError
 from seriesfeed.models import Frequency, SubscriberStatus
@@ -95,7 +97,7 @@ def test_names_never_add_headers_or_recipients(site: Site, tmp_path: Path,
     too_long = tmp_path / "too-long.csv"
     too_long.write_text(f"email,name\nlong@example.org,{'A' * 10_000}\n", encoding="utf-8")
     with pytest.raises(ImportError_) as refused:  # an import refuses it, naming line and field
-        subscriptions.import_subscribers(site.store, site.config, too_long)
+        subscriber_csv.import_subscribers(site.store, site.config, too_long)
     assert (refused.value.line, refused.value.field) == (2, "name")
     names = [n for n in HOSTILE_NAMES if len(n) <= 100]
     for i, name in enumerate(names):
@@ -103,7 +105,7 @@ def test_names_never_add_headers_or_recipients(site: Site, tmp_path: Path,
         rows.append(f'imp{i}@example.org,"{clean}",en,daily,confirmed')
     csv_path = tmp_path / "hostile.csv"
     csv_path.write_bytes("\n".join(rows).encode("utf-8", "surrogatepass"))
-    result = subscriptions.import_subscribers(site.store, site.config, csv_path)
+    result = subscriber_csv.import_subscribers(site.store, site.config, csv_path)
     assert result is not None
     with site.store.read() as conn:
         imported = [s for s in sq.iterate(conn, SubscriberStatus.CONFIRMED)]
@@ -146,7 +148,7 @@ def test_every_status_gets_the_same_answer_in_the_same_time(
     subscriptions.add_subscriber(store, config, "confirmed@example.org", confirmed=True)
     gone = subscriptions.add_subscriber(store, config, "unsub@example.org", confirmed=True)
     assert gone.subscriber is not None and gone.subscriber.id is not None
-    link = subscriptions.unsubscribe_link(config, key, gone.subscriber.id)
+    link = tokens.unsubscribe_link(config, key, gone.subscriber.id)
     subscriptions.unsubscribe(store, config, link.rsplit("/", 1)[1])
     subscriptions.add_subscriber(store, config, "removed@example.org", confirmed=True)
     subscriptions.remove_subscriber(store, "removed@example.org")
@@ -190,12 +192,12 @@ def test_forged_posts_change_nothing(site: Site, figures: Callable[..., None]) -
     sub = subscriptions.add_subscriber(store, config, "csrf@example.org", confirmed=True,
                                        frequency="weekly").subscriber
     assert sub is not None and sub.id is not None
-    prefs = subscriptions.preferences_link(config, key, sub.id).removeprefix(BASE)
-    unsub = subscriptions.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
+    prefs = tokens.preferences_link(config, key, sub.id).removeprefix(BASE)
+    unsub = tokens.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
     other = subscriptions.add_subscriber(store, config, "other@example.org",
                                          confirmed=True).subscriber
     assert other is not None and other.id is not None
-    other_prefs = subscriptions.preferences_link(config, key, other.id).removeprefix(BASE)
+    other_prefs = tokens.preferences_link(config, key, other.id).removeprefix(BASE)
     blocked = 0
     with live(create_app(config, store)) as server:
         foreign = _csrf(server.request("GET", other_prefs).body)  # a token for another page
@@ -281,7 +283,7 @@ def test_mutated_swapped_expired_and_replayed_tokens_are_refused(
     assert sub is not None
     sent_at = datetime.now(UTC)
     assert subscriptions.confirmation_due(store, sub.id or 0, sent_at)[0]
-    link = subscriptions.confirm_link(config, key, sub, sent_at).rsplit("/", 1)[1]
+    link = tokens.confirm_link(config, key, sub.id, sent_at).rsplit("/", 1)[1]
     with time_machine.travel(sent_at + timedelta(days=8), tick=False), \
             pytest.raises(ValidationError):
         subscriptions.confirm(store, config, link)
@@ -294,7 +296,7 @@ def test_mutated_swapped_expired_and_replayed_tokens_are_refused(
     with pytest.raises(ValidationError):
         subscriptions.confirm(store, config, link)
     # unsubscribe links still work a year and a day later (invariant 8)
-    unsub = subscriptions.unsubscribe_link(config, key, sub.id or 0).rsplit("/", 1)[1]
+    unsub = tokens.unsubscribe_link(config, key, sub.id or 0).rsplit("/", 1)[1]
     with time_machine.travel(datetime.now(UTC) + timedelta(days=366), tick=False):
         subscriptions.unsubscribe(store, config, unsub)
     assert accepted == 0
@@ -384,9 +386,9 @@ def test_link_scanners_change_nothing(site: Site, figures: Callable[..., None]) 
     assert pending is not None and confirmed is not None
     sent_at = datetime.now(UTC)
     assert subscriptions.confirmation_due(store, pending.id or 0, sent_at)[0]
-    links = [subscriptions.confirm_link(config, key, pending, sent_at),
-             subscriptions.unsubscribe_link(config, key, confirmed.id or 0),
-             subscriptions.preferences_link(config, key, confirmed.id or 0)]
+    links = [tokens.confirm_link(config, key, pending.id, sent_at),
+             tokens.unsubscribe_link(config, key, confirmed.id or 0),
+             tokens.preferences_link(config, key, confirmed.id or 0)]
     hits = 0
     with live(create_app(config, store)) as server:
         for link in links:
@@ -455,8 +457,8 @@ def test_host_poisoning_and_open_redirects(site: Site, figures: Callable[..., No
     sub = subscriptions.add_subscriber(store, config, "host@example.org", confirmed=True,
                                        frequency="daily").subscriber
     assert sub is not None and sub.id is not None
-    unsub = subscriptions.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
-    prefs = subscriptions.preferences_link(config, key, sub.id).removeprefix(BASE)
+    unsub = tokens.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
+    prefs = tokens.preferences_link(config, key, sub.id).removeprefix(BASE)
     paths = [f"/en/{SLUG}/", f"/es/{SLUG}/", f"/en/{SLUG}", "/feeds/en/atom.xml",
              "/feeds/es/rss.xml", "/feeds/en/feed.json", f"/feeds/en/{SLUG}/atom.xml", unsub,
              prefs, "//evil.example/", "/\\evil.example", "/%2F%2Fevil.example",
@@ -504,8 +506,8 @@ def test_oversized_and_slow_requests_and_headers(site: Site, figures: Callable[.
     sub = subscriptions.add_subscriber(store, config, "hdr@example.org", confirmed=True
                                        ).subscriber
     assert sub is not None and sub.id is not None
-    token_pages = [subscriptions.unsubscribe_link(config, key, sub.id).removeprefix(BASE),
-                   subscriptions.preferences_link(config, key, sub.id).removeprefix(BASE)]
+    token_pages = [tokens.unsubscribe_link(config, key, sub.id).removeprefix(BASE),
+                   tokens.preferences_link(config, key, sub.id).removeprefix(BASE)]
     slowest = 0.0
     with live(create_app(config, store)) as server:
         slow = []

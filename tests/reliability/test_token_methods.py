@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from seriesfeed import actions, subscriptions, tokens
+from seriesfeed import actions, tokens
+from seriesfeed.actions import subscribers
 from seriesfeed.config import Config, load_config
 from seriesfeed.models import Subscriber
 from seriesfeed.store import Store, open_store
@@ -67,17 +68,17 @@ def _state(sub: Subscriber | None) -> tuple[str, str, str] | None:
 def test_only_post_acts_on_token_links(site: Site, figures: Callable[..., None]) -> None:
     config, store = site.config, site.store
     key = tokens.ensure_secret_key(config)
-    pending = subscriptions.add_subscriber(store, config, "m-pending@example.org").subscriber
-    confirmed = subscriptions.add_subscriber(store, config, "m-conf@example.org",
+    pending = subscribers.add_subscriber(store, config, "m-pending@example.org").subscriber
+    confirmed = subscribers.add_subscriber(store, config, "m-conf@example.org",
                                              confirmed=True, frequency="weekly").subscriber
     assert pending is not None and confirmed is not None and confirmed.id is not None
     sent_at = datetime.now(UTC)
-    assert subscriptions.confirmation_due(store, pending.id or 0, sent_at)[0]
+    assert subscribers.confirmation_due(store, pending.id or 0, sent_at)[0]
     links = {
-        "confirm": (subscriptions.confirm_link(config, key, pending, sent_at), pending.email),
-        "unsubscribe": (subscriptions.unsubscribe_link(config, key, confirmed.id),
+        "confirm": (tokens.confirm_link(config, key, pending.id, sent_at), pending.email),
+        "unsubscribe": (tokens.unsubscribe_link(config, key, confirmed.id),
                         confirmed.email),
-        "preferences": (subscriptions.preferences_link(config, key, confirmed.id),
+        "preferences": (tokens.preferences_link(config, key, confirmed.id),
                         confirmed.email),
     }
     answers: dict[str, int] = {}
@@ -113,11 +114,11 @@ def test_only_post_acts_on_token_links(site: Site, figures: Callable[..., None])
 def test_a_foreign_origin_is_always_refused(site: Site, figures: Callable[..., None]) -> None:
     config, store = site.config, site.store
     key = tokens.ensure_secret_key(config)
-    sub = subscriptions.add_subscriber(store, config, "o-conf@example.org", confirmed=True,
+    sub = subscribers.add_subscriber(store, config, "o-conf@example.org", confirmed=True,
                                        frequency="weekly").subscriber
     assert sub is not None and sub.id is not None
-    prefs = subscriptions.preferences_link(config, key, sub.id).removeprefix(BASE)
-    unsub = subscriptions.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
+    prefs = tokens.preferences_link(config, key, sub.id).removeprefix(BASE)
+    unsub = tokens.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
     refused = [
         {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-site"},
         {"Origin": "https://other.example.org", "Sec-Fetch-Site": "same-site"},

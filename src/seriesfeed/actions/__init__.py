@@ -1,22 +1,36 @@
 """The verbs: one function per thing a user (or the daemon on a schedule) does, one module
-per concern, each owning its transactions. The shells (cli/, web/, the daemon) call these
-and format what they return; they never import store/.
+per concern, each owning its transactions. Only the verbs and ``store/`` touch the store:
+the shells (cli/, web/, the daemon) call these and format what they return, and rendering
+(feeds, pages, messages) takes the plain data a verb read.
 
 - ``entries``: import, add, link, remove, show, list, publish scheduled entries
 - ``feeds``: read the site once, plan and build feeds and pages, the rebuild fingerprint
 - ``digests``: record and send digests, preview, dry run, test message
-- ``subscribers``: subscribe, confirm, unsubscribe, preferences, erasure, import/export
+- ``delivery``: drain the outbox (digests and confirmations): claim, render, send, mark
+- ``subscribers``: subscribe, confirm, unsubscribe, preferences, erasure, list
+- ``subscriber_csv``: the subscriber CSV import and export
 - ``sources``: import a URL, poll sources
+- ``bounces``: VERP senders, and reading DSNs and complaints from a Maildir
 - ``status``: the one status report behind `status`, /healthz and /metrics
 - ``jobs``: the daemon's jobs and their schedules, and the job-run records
-- ``ops``: outbox and digest records, retries, backups, bounces, store check, the lock
+- ``ops``: outbox and digest records, retries, backups, store check, migrate, the lock
 """
 
 from __future__ import annotations
 
-# actions.sources is imported by name where it is used (``from seriesfeed.actions import
-# sources``): the poller it fronts reads the scheduler's triggers, which records job runs here
-from seriesfeed.actions import digests, entries, feeds, ops, status, subscribers
+from seriesfeed.actions import (
+    bounces,
+    delivery,
+    digests,
+    entries,
+    feeds,
+    jobs,
+    ops,
+    sources,
+    status,
+    subscriber_csv,
+    subscribers,
+)
 from seriesfeed.actions.digests import (
     Preview,
     digest_dry_run,
@@ -61,7 +75,9 @@ __all__ = [
     "Store",
     "StoredEntries",
     "add_entry",
+    "bounces",
     "build_feeds",
+    "delivery",
     "digest_dry_run",
     "digests",
     "entries",
@@ -72,6 +88,7 @@ __all__ = [
     "import_entries",
     "import_settings",
     "job_plan",
+    "jobs",
     "link_translations",
     "list_all_series",
     "list_entries",
@@ -93,8 +110,10 @@ __all__ = [
     "set_series_text",
     "show_entry",
     "show_series",
+    "sources",
     "status",
     "status_report",
     "store_batch",
+    "subscriber_csv",
     "subscribers",
 ]

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from seriesfeed import crashpoints, emails, mailer
+from seriesfeed.actions.delivery import drain_outbox, render_digest
 from seriesfeed.actions.entries import release_due
 from seriesfeed.addresses import normalize_email
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
-from seriesfeed.digest_mail import PREFERENCES, UNSUBSCRIBE, Rendered
 from seriesfeed.emails import message_id_affixes
 from seriesfeed.errors import ValidationError
 from seriesfeed.mailer import Transport
+from seriesfeed.messages import PREFERENCES, UNSUBSCRIBE, Rendered
 from seriesfeed.models import Frequency
-from seriesfeed.outbox import drain_outbox, render_digest
 from seriesfeed.store import Store
 from seriesfeed.store import digests as dq
 from seriesfeed.store import entries as q

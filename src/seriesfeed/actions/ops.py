@@ -1,33 +1,165 @@
-"""Operator verbs: the outbox and digest records, retries, backups, bounce processing, the
-store check and the single-runner lock."""
+"""Operator verbs: the outbox and digest records, operator retries, backups and restores,
+bounce processing, the store check (without migrating), migrations and the single-runner
+lock. The status report is ``actions.status``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
 
-from seriesfeed.bounces import BounceRun
-from seriesfeed.bounces import process as process_bounces
-from seriesfeed.checkup import check as check_store
-from seriesfeed.checkup import verdict
-from seriesfeed.operations import (
-    backup_store,
-    list_digests,
-    list_outbox,
-    local_time,
-    restore_store,
-    retry_outbox,
-    show_digest,
+from seriesfeed.actions.bounces import BounceRun
+from seriesfeed.actions.bounces import process as process_bounces
+from seriesfeed.actions.delivery import DrainReport, drain_outbox
+from seriesfeed.clock import now_utc
+from seriesfeed.config import Config
+from seriesfeed.errors import (
+    LockError,
+    NotFoundError,
+    StoreDamagedError,
+    StoreError,
+    ValidationError,
 )
-from seriesfeed.outbox import DrainReport, drain_outbox
-from seriesfeed.store import Store, open_store
-from seriesfeed.store.locks import RunnerLock
+from seriesfeed.models import OutboxState
+from seriesfeed.store import Store, backup, open_store
+from seriesfeed.store import ops as oq
+from seriesfeed.store import subscribers as sq
+from seriesfeed.store.check import CheckReport
+from seriesfeed.store.check import check_store as _check
+from seriesfeed.store.locks import RunnerLock, SenderLock
 
 __all__ = [
     "BounceRun", "DrainReport", "Store", "backup_store", "check_store", "drain_outbox",
     "list_digests", "list_outbox", "local_time", "migrate", "open_store", "process_bounces",
     "restore_store", "retry_outbox", "runner_lock", "show_digest", "verdict",
 ]
+
+
+def local_time(value: datetime | None, zone: tzinfo) -> str | None:
+    """One way to write a time everywhere (logs, status, JSON): the site's time zone, with
+    its offset, to the second."""
+    if value is None:
+        return None
+    return value.astimezone(zone).isoformat(timespec="seconds")
+
+
+def _row_json(row: oq.OutboxRow, zone: tzinfo) -> dict[str, Any]:
+    out = asdict(row)
+    for key in ("next_at", "created_at", "sent_at", "bounced_at"):
+        out[key] = local_time(out[key], zone)
+    return out
+
+
+def list_outbox(store: Store, config: Config, *, state: str | None = None,
+                digest_id: int | None = None, email: str | None = None) -> list[dict[str, Any]]:
+    if state is not None and state not in {s.value for s in OutboxState}:
+        raise ValidationError(f"'{state}' is not an outbox state (one of "
+                              f"{', '.join(s.value for s in OutboxState)})", field="--state")
+    with store.read() as conn:
+        rows = oq.list_outbox(conn, state=state, digest_id=digest_id,
+                              email_key=sq.email_key(email) if email else None)
+    return [_row_json(r, config.zone) for r in rows]
+
+
+def retry_outbox(store: Store, ids: list[int] | None, *, digest_id: int | None = None) -> list[int]:
+    """Failed rows back to queued (same Message-ID); one transaction: all or none."""
+    if ids is not None and not ids:
+        raise ValidationError("name the rows to retry (IDs) or give --failed", field="ID")
+    with store.write() as conn:
+        return oq.retry_failed(conn, ids, digest_id=digest_id, now=now_utc())
+
+
+def _digest_json(d: oq.DigestSummary, zone: tzinfo) -> dict[str, Any]:
+    out = asdict(d)
+    for key in ("created_at", "first_sent_at", "last_sent_at"):
+        out[key] = local_time(out[key], zone)
+    return out
+
+
+def list_digests(store: Store, config: Config) -> list[dict[str, Any]]:
+    with store.read() as conn:
+        return [_digest_json(d, config.zone) for d in oq.digest_summaries(conn)]
+
+
+def show_digest(store: Store, config: Config, digest_id: int) -> dict[str, Any]:
+    """One digest's figures and the rows that were not sent (failed and pending), so "who did
+    not get Tuesday's digest, and why?" is one command."""
+    with store.read() as conn:
+        found = oq.digest_summaries(conn, digest_id)
+        if not found:
+            raise NotFoundError(f"no digest {digest_id}")
+        rows = oq.list_outbox(conn, digest_id=digest_id)
+    out = _digest_json(found[0], config.zone)
+    out["not_sent"] = [
+        {"id": r.id, "recipient": r.recipient, "state": r.state, "attempts": r.attempts,
+         "smtp_code": r.smtp_code, "error": r.last_error, "note": r.note,
+         "next_at": local_time(r.next_at, config.zone)}
+        for r in rows if r.state != OutboxState.SENT.value]
+    return out
+
+
+# -- backups --------------------------------------------------------------------------------
+
+def backup_store(store: Store, target: Path) -> int:
+    return backup.backup(store, target)
+
+
+def restore_store(store: Store, source: Path) -> str:
+    """Restore a backup into the store, refused while a daemon (or a send) holds it; then
+    bring the schema up to date. Returns the schema revision of the backup."""
+    revision = backup.check_backup(source)
+    runner = RunnerLock(store)
+    try:
+        runner.acquire()
+    except LockError as exc:
+        raise LockError(f"refusing to restore: {exc}; stop it first") from None
+    try:
+        sender = SenderLock(store)
+        if sender.needed and not sender.try_acquire():
+            raise LockError("refusing to restore: a `digest send` is draining this store; "
+                            "wait for it to finish")
+        try:
+            backup.restore(store, source)
+        finally:
+            sender.release()
+        store.migrate()
+    finally:
+        runner.release()
+    return revision
+
+
+# -- the store: check, migrate, the single-runner lock ------------------------------------
+
+def check_store(config: Config) -> CheckReport:
+    """What is wrong with the store, without changing it (no migration); the caller prints
+    it, then :func:`verdict` turns problems into the one-line error."""
+    store = Store(config.database.url, base_dir=config.base_dir)
+    if store.sqlite_path is not None and str(store.sqlite_path) != ":memory:" and \
+            not store.sqlite_path.exists():  # connecting would create an empty file
+        store.close()
+        raise StoreError(f"there is no store at {store.sqlite_path}: run `seriesfeed init` "
+                         "(or restore a backup there)")
+    try:
+        return _check(store)
+    finally:
+        store.close()
+
+
+def verdict(config: Config, report: CheckReport) -> None:
+    """Raise the one-line error for a report with problems."""
+    if not report.problems:
+        return
+    store = Store(config.database.url, base_dir=config.base_dir)
+    try:
+        where = store.describe()
+    finally:
+        store.close()
+    more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+    raise StoreDamagedError(f"the store {where} is damaged: {report.problems[0]}{more}: "
+                            "restore it from a backup (see the lines above)")
 
 
 @contextmanager

@@ -7,15 +7,17 @@ import re
 from datetime import datetime
 from typing import Any
 
-from seriesfeed import operations
 from seriesfeed.actions.jobs import plan
+from seriesfeed.actions.ops import local_time
+from seriesfeed.actions.sources import failing_sources
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import jobs as jq
+from seriesfeed.store import ops as oq
 
-__all__ = ["Health", "health", "status_report"]
+__all__ = ["Health", "health", "status_figures", "status_report"]
 
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -37,7 +39,7 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
     report["schema"] = store.schema_revision()
     # issue 16: every figure /healthz and /metrics report comes from here
     if figures:
-        report.update(operations.status_figures(store, config))
+        report.update(status_figures(store, config))
     report["jobs"] = []
     for job in plan(config):  # the jobs the daemon runs
         if not job.record:
@@ -56,7 +58,7 @@ def _local_run(run: dict[str, Any], config: Config) -> dict[str, Any]:
     """A job run's times in the site's zone, to the second, like every other time shown."""
     for key in ("started_at", "finished_at"):
         if run.get(key):
-            run[key] = operations.local_time(datetime.fromisoformat(run[key]), config.zone)
+            run[key] = local_time(datetime.fromisoformat(run[key]), config.zone)
     return run
 
 
@@ -80,15 +82,13 @@ def health(config: Config, store: Store) -> Health:
         # relays quote the recipient: '550 5.1.1 <ann@example.org>'
         return ADDRESS.sub("<address>", reason.replace(store.describe(), "the store"))
 
-    from seriesfeed.sources import failing_sources  # the poller imports the verbs
-
     try:
         report = status_report(config, store, figures=False)
         failing = failing_sources(store, config)
     except SeriesfeedError as exc:
         # the store is unreachable: nothing else can be judged
         return Health("down", [f"store: {public(str(exc))}"], None)
-    state, reasons = operations.health(report)
+    state, reasons = _judge(report)
     recent = store.trouble.recent()
     if recent is not None:
         reasons.append(f"store: {public(recent[0])}")
@@ -97,3 +97,48 @@ def health(config: Config, store: Store) -> Health:
                 for name, error in sorted(failing.items())]
     down = recent is not None and recent[1]
     return Health("down" if down else "degraded" if reasons else state, reasons, report)
+
+
+def status_figures(store: Store, config: Config) -> dict[str, Any]:
+    """The figures beyond the headline counts: outbox rows by state and kind, message
+    totals, digests per language and frequency, subscribers by status and language, each
+    job's last success, and the oldest queued row."""
+    zone = config.zone
+    with store.read() as conn:
+        by_kind = oq.outbox_by_state_kind(conn)
+        totals = oq.outbox_totals(conn)
+        recorded = oq.digests_by_language_frequency(conn)
+        people = oq.subscribers_by_status_language(conn)
+        successes = oq.last_successes(conn)
+        oldest = oq.oldest_due(conn)
+    return {
+        "outbox_by_kind": [{"state": s, "kind": k, "count": n} for s, k, n in sorted(by_kind)],
+        "messages": totals,
+        "digests": [{"language": lang, "frequency": f, "count": n}
+                    for lang, f, n in sorted(recorded)],
+        "subscribers_by_language": [{"status": s, "language": lang, "count": n}
+                                    for s, lang, n in sorted(people)],
+        "last_success": {
+            job: {"started_at": local_time(start, zone), "finished_at": local_time(end, zone),
+                  "seconds": round((end - start).total_seconds(), 3) if end else None,
+                  "timestamp": start.timestamp()}
+            for job, (start, end) in sorted(successes.items())},
+        "oldest_queued_at": local_time(oldest, zone),
+    }
+
+
+def _judge(report: dict[str, Any]) -> tuple[str, list[str]]:
+    """``up``, or ``degraded`` with the reasons, from a status report (the store answered;
+    when it does not, the caller says ``down``)."""
+    reasons = []
+    outbox = dict(report.get("outbox") or {})
+    if outbox.get("retry") and report.get("last_error"):
+        # not the error itself: it may name a recipient, and /healthz is public (the
+        # metrics token adds it)
+        reasons.append(f"{outbox['retry']} messages waiting to be retried after delivery "
+                       "errors")
+    for job in report.get("jobs", []):
+        last = job.get("last") or {}
+        if last and last.get("ok") is False:
+            reasons.append(f"job {job['name']} failed at {last.get('started_at')}")
+    return ("degraded" if reasons else "up"), reasons

@@ -1,51 +1,62 @@
-"""Subscriber verbs: subscribe, confirm (through the outbox), unsubscribe, preferences,
-remove (erasure), list, import and export. They live in ``subscriptions``; this module is
-the verbs' one door for the shells."""
+"""The subscriber verbs: add, remove (erasure), list, confirm, unsubscribe, preferences, and
+queueing the confirmation mail (sent through the outbox, like a digest). The CLI and the web
+app both call these; the CSV import and export are ``actions.subscriber_csv``. The signed
+links and the CSRF field come from ``tokens`` and are passed on here for the shells."""
 
 from __future__ import annotations
 
-from seriesfeed.subscriptions import (
-    AddResult,
-    ConfirmationMail,
-    add_subscriber,
-    confirm,
-    confirmation_due,
-    export_rows,
-    import_subscribers,
-    list_subscribers,
-    queue_confirmation,
-    remove_subscriber,
-    send_confirmation,
-    subscriber_for,
-    unsubscribe,
-    unsubscribe_address,
-    unsubscribe_link,
-    unsubscribe_target,
-    update_preferences,
+import asyncio
+import enum
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from seriesfeed import emails, tokens
+from seriesfeed.actions.delivery import drain_outbox
+from seriesfeed.addresses import normalize_email
+from seriesfeed.clock import now_utc
+from seriesfeed.config import Config
+from seriesfeed.errors import (
+    SeriesfeedError,
+    ValidationError,
 )
+from seriesfeed.flowlog import subscriber_event
+from seriesfeed.models import Frequency, OutboxKind, Subscriber, SubscriberStatus
+from seriesfeed.store import Connection, Store
+from seriesfeed.store import entries as eq
+from seriesfeed.store import outbox as oq
+from seriesfeed.store import subscribers as sq
+from seriesfeed.store.erasure import address_variants, scrub_address
+from seriesfeed.text import clean_line
 from seriesfeed.tokens import (
     Purpose,
     check_csrf,
     ensure_secret_key,
     make_csrf,
     make_token,
+    preferences_link,
     read_token,
+    unsubscribe_link,
 )
 
 __all__ = [
+    "MAX_NAME",
+    "RESEND_AFTER",
     "AddResult",
     "ConfirmationMail",
     "Purpose",
     "add_subscriber",
+    "check_choice",
     "check_csrf",
+    "clean_name",
     "confirm",
     "confirmation_due",
     "ensure_secret_key",
-    "export_rows",
-    "import_subscribers",
     "list_subscribers",
     "make_csrf",
     "make_token",
+    "preferences_link",
     "queue_confirmation",
     "read_token",
     "remove_subscriber",
@@ -57,3 +68,243 @@ __all__ = [
     "unsubscribe_target",
     "update_preferences",
 ]
+
+log = logging.getLogger("seriesfeed.subscriptions")
+MAX_NAME = 100
+RESEND_AFTER = timedelta(hours=24)  # list-bombing: one confirmation per address per day
+
+
+def clean_name(raw: str | None) -> str | None:
+    name = clean_line(raw or "")[:MAX_NAME].strip()
+    return name or None
+
+
+def check_choice(config: Config, language: str, frequency: str) -> Frequency:
+    if language not in config.languages:
+        raise ValidationError(f"unknown language '{language}' (configured: "
+                              f"{', '.join(config.languages)})", field="language")
+    try:
+        return Frequency(frequency)
+    except ValueError:
+        raise ValidationError(f"'{frequency}' is not daily or weekly",
+                              field="frequency") from None
+
+
+@dataclass
+class AddResult:
+    subscriber: Subscriber | None
+    created: bool
+    send_confirmation: bool
+
+
+@subscriber_event("subscribe")  # issue 16: one log line per event
+def add_subscriber(store: Store, config: Config, email: str, *, name: str | None = None,
+                   language: str | None = None, frequency: str = "weekly",
+                   confirmed: bool = False, source: str = "cli", ip: str | None = None,
+                   series: tuple[str, ...] = (), resubscribe: bool = True) -> AddResult:
+    """Create a subscriber (pending unless ``confirmed``). An existing address is left as it
+    is, except that a person asking again (``resubscribe``) after unsubscribing gets a new
+    confirmation. Suppressed (removed) and bounced addresses get nothing."""
+    address = normalize_email(email)
+    lang = language or config.site.default_language
+    freq = check_choice(config, lang, frequency)
+    now = now_utc()
+    with store.write() as conn:
+        if sq.is_suppressed(conn, address):
+            return AddResult(None, False, False)
+        existing = sq.get(conn, email=address, for_update=True)
+        if existing is None:
+            sub = Subscriber(email=address, name=clean_name(name), language=lang,
+                             frequency=freq, series=series,
+                             status=SubscriberStatus.CONFIRMED if confirmed
+                             else SubscriberStatus.PENDING,
+                             consent_ip=ip, consent_source=source)
+            sub.id = sq.add(conn, sub, now)
+            return AddResult(sub, True, not confirmed)
+        if existing.status is SubscriberStatus.UNSUBSCRIBED and resubscribe:
+            assert existing.id is not None
+            sq.update_fields(conn, existing.id, status=SubscriberStatus.PENDING.value,
+                             language=lang, frequency=freq.value, consent_ip=ip,
+                             consent_source=source, consent_at=now)
+            existing.status = SubscriberStatus.PENDING
+            return AddResult(existing, False, True)
+        wants_mail = existing.status is SubscriberStatus.PENDING
+        return AddResult(existing, False, wants_mail)
+
+
+def _claim_slot(conn: Connection, subscriber_id: int, now: datetime) -> bool:
+    last = sq.confirm_sent_at(conn, subscriber_id)
+    if last is not None and now - last < RESEND_AFTER:
+        return False
+    sq.update_fields(conn, subscriber_id, confirm_sent_at=now)
+    return True
+
+
+def confirmation_due(store: Store, subscriber_id: int,
+                     now: datetime) -> tuple[bool, datetime | None]:
+    """At most one confirmation mail per address per RESEND_AFTER (list-bombing).
+
+    Claims the slot in the same transaction that checks it, so two concurrent posts send
+    one mail; returns whether it is due and the claim it replaced."""
+    with store.write() as conn:
+        last = sq.confirm_sent_at(conn, subscriber_id)
+        return _claim_slot(conn, subscriber_id, now), last
+
+
+def queue_confirmation(store: Store, config: Config, sub: Subscriber, now: datetime) -> bool:
+    """Queue the confirmation mail in the outbox if one is due: the day's slot is taken
+    only together with the queued row (one transaction), and from then on the mail has
+    the outbox's retries, backoff and Message-ID rules, like a digest."""
+    assert sub.id is not None
+    with store.write() as conn:
+        if not _claim_slot(conn, sub.id, now):
+            # asked again while the one queued waits for the relay: try it now, not later
+            return oq.hurry(conn, OutboxKind.CONFIRM, sub.id, now) > 0
+        oq.queue(conn, OutboxKind.CONFIRM, sub.id, sub.email, emails.make_message_id(
+            "confirm", f"{sub.id}.{int(now.timestamp())}", config), now)
+        return True
+
+
+
+
+class ConfirmationMail(enum.Enum):
+    SENT = "sent"
+    NOT_DUE = "not sent: one was sent within the last 24 hours"
+    QUEUED = "queued: the relay has not taken it yet; it is retried until it does"
+
+
+@subscriber_event("confirmation")  # issue 16: one log line per event
+def send_confirmation(store: Store, config: Config, sub: Subscriber) -> ConfirmationMail:
+    """Queue the confirmation mail if one is due, then try to send it now. A relay that is
+    down delays it (the daemon's outbox passes retry it), never loses it. Runs its own
+    event loop: call it from a thread (the web app's background task) or a command."""
+    if not queue_confirmation(store, config, sub, now_utc()):
+        return ConfirmationMail.NOT_DUE
+    try:
+        report = asyncio.run(drain_outbox(store, config, kinds=(OutboxKind.CONFIRM,),
+                                          lock_wait=2.0))
+    except SeriesfeedError as exc:  # queued all the same: a later pass sends it
+        log.warning("confirmation mail to subscriber %s queued, not sent yet: %s", sub.id, exc)
+        return ConfirmationMail.QUEUED
+    return ConfirmationMail.SENT if report.sent else ConfirmationMail.QUEUED
+
+
+
+
+@subscriber_event("confirmed")  # issue 16: one log line per event
+def confirm(store: Store, config: Config, token: str) -> Subscriber:
+    claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.CONFIRM, token)
+    with store.write() as conn:
+        sub = sq.get(conn, id=claims.subscriber_id, for_update=True)
+        sent = sq.confirm_sent_at(conn, claims.subscriber_id)
+        if sub is None or sub.status is not SubscriberStatus.PENDING or sent is None or \
+                sent.isoformat() != claims.bound:
+            raise ValidationError("this link is invalid or has expired", field="token")
+        assert sub.id is not None
+        sq.confirm(conn, sub.id, now_utc())
+        sub.status = SubscriberStatus.CONFIRMED
+        return sub
+
+
+
+
+def subscriber_for(store: Store, config: Config, purpose: tokens.Purpose,
+                   token: str) -> Subscriber:
+    claims = tokens.read_token(tokens.ensure_secret_key(config), purpose, token)
+    with store.read() as conn:
+        sub = sq.get(conn, id=claims.subscriber_id)
+    if sub is None:
+        raise ValidationError("this link is invalid or has expired", field="token")
+    return sub
+
+
+def _unsubscribed(conn: Connection, sub: Subscriber) -> Subscriber:
+    assert sub.id is not None
+    sq.unsubscribe(conn, sub.id, now_utc())
+    sub.status = SubscriberStatus.UNSUBSCRIBED
+    return sub
+
+
+def unsubscribe_target(store: Store, config: Config, token: str) -> Subscriber | None:
+    """Whom a genuine unsubscribe link names; None when they were removed since (nothing
+    is sent to them any more, so the link has nothing left to do: it is not an error)."""
+    claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.UNSUBSCRIBE,
+                               token)
+    with store.read() as conn:
+        return sq.get(conn, id=claims.subscriber_id)
+
+
+@subscriber_event("unsubscribed")  # issue 16: one log line per event
+def unsubscribe(store: Store, config: Config, token: str) -> Subscriber | None:
+    """Idempotent; committed durably before it returns (RELIABILITY invariant 4). None
+    when the subscriber was removed since (RFC 8058 still gets its success)."""
+    claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.UNSUBSCRIBE,
+                               token)
+    with store.write(durable=True) as conn:
+        sub = sq.get(conn, id=claims.subscriber_id)
+        if sub is None:
+            return None
+        return _unsubscribed(conn, sub)
+
+
+
+
+@subscriber_event("preferences")  # issue 16: one log line per event
+def update_preferences(store: Store, config: Config, token: str, *, language: str,
+                       frequency: str, series: tuple[str, ...] | None = None) -> Subscriber:
+    """Change language, frequency and (when given) the series followed. Choosing every
+    series stores "all", so a series started later is followed too."""
+    claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.PREFERENCES,
+                               token)
+    freq = check_choice(config, language, frequency)
+    with store.write() as conn:
+        sub = sq.get(conn, id=claims.subscriber_id)
+        if sub is None:
+            raise ValidationError("this link is invalid or has expired", field="token")
+        assert sub.id is not None
+        sq.update_fields(conn, sub.id, language=language, frequency=freq.value)
+        sub.language, sub.frequency = language, freq
+        if series is not None:
+            every = {s.slug for s in eq.list_series(conn)}
+            chosen = set(series)
+            if not chosen:
+                raise ValidationError("choose at least one series (or unsubscribe)",
+                                      field="series")
+            if not chosen <= every:
+                raise ValidationError(f"no series '{sorted(chosen - every)[0]}'",
+                                      field="series")
+            sub.series = () if chosen == every else tuple(sorted(chosen))
+            sq.set_series(conn, sub.id, sub.series)
+        return sub
+
+
+@subscriber_event("unsubscribed")  # issue 16: one log line per event
+def unsubscribe_address(store: Store, email: str) -> Subscriber:
+    """The operator's unsubscribe (a request by mail or phone); idempotent and durable."""
+    address = normalize_email(email)
+    with store.write(durable=True) as conn:
+        sub = sq.get(conn, email=address)
+        if sub is None:
+            raise ValidationError(f"no subscriber {address}", field="email")
+        return _unsubscribed(conn, sub)
+
+
+@subscriber_event("removed")  # issue 16: one log line per event
+def remove_subscriber(store: Store, email: str) -> Subscriber:
+    """Erase a subscriber: the row goes (a hash keeps the address suppressed), and the
+    address goes from every other place the store kept it, in any case: outbox recipients,
+    relay errors quoting it (``550 5.1.1 <a@example.org>``), job summaries. On SQLite the
+    freed bytes are overwritten and the write-ahead log emptied, so the file holds no copy."""
+    address = normalize_email(email)
+    with store.write(durable=True, erase=True) as conn:
+        sub = sq.remove(conn, address, now_utc())
+        # erase the address from queued and past messages too
+        oq.detach_subscriber(conn, sub.id)
+        scrub_address(conn, address_variants(sub.email) | address_variants(address))
+    store.checkpoint()
+    return sub
+
+
+def list_subscribers(store: Store, status: SubscriberStatus | None) -> Iterator[Subscriber]:
+    with store.read() as conn:
+        yield from sq.iterate(conn, status)

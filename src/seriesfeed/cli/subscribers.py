@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from seriesfeed.actions import subscriber_csv
 from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.actions.ops import local_time
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
@@ -92,7 +93,7 @@ def import_command(app: AppContext, file: Path, send_confirmations: bool) -> Non
     status 'confirmed' is for lists whose consent was recorded elsewhere; unsubscribed and
     removed addresses are never resubscribed by an import. Pending rows get a confirmation
     mail only with --send-confirmations."""
-    report = subscriptions.import_subscribers(app.store, app.config, file)
+    report = subscriber_csv.import_subscribers(app.store, app.config, file)
     click.echo(report.summary(str(file)))
     if not report.pending:
         return
@@ -115,14 +116,14 @@ def export(app: AppContext, out: Path | None) -> None:
     """Export subscribers as CSV (the columns `subscribers import` reads)."""
     if out is None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        for row in subscriptions.export_rows(app.store, app.config):
+        for row in subscriber_csv.export_rows(app.store, app.config):
             writer.writerow(row)
         return
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
         count = -1
-        for row in subscriptions.export_rows(app.store, app.config):
+        for row in subscriber_csv.export_rows(app.store, app.config):
             writer.writerow(row)
             count += 1
     tmp.replace(out)

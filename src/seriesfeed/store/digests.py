@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 from seriesfeed import crashpoints
-from seriesfeed.models import Frequency, OutboxKind, OutboxState, SubscriberStatus
+from seriesfeed.models import Entry, Frequency, OutboxKind, OutboxState, Series, SubscriberStatus
 from seriesfeed.store import entries as eq
 from seriesfeed.store.tables import (
     digests,
@@ -36,7 +36,8 @@ from seriesfeed.store.tables import (
     subscribers,
 )
 
-__all__ = ["RecordedDigest", "count_due", "lock_entries", "next_range", "record_group"]
+__all__ = ["DigestContent", "RecordedDigest", "count_due", "digest_content", "lock_entries",
+           "next_range", "record_group"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def _due(language: str, frequency: Frequency, upto: int):  # type: ignore[no-unt
 
 def _in_digest(language: str, fallback: bool):  # type: ignore[no-untyped-def]
     """An entry of the language; with the "original" digest fallback, also an original in
-    another language that no entry of this one translates (outbox.digest_entries)."""
+    another language that no entry of this one translates (``digest_content``)."""
     own = entries.c.language == language
     if not fallback:
         return own
@@ -150,3 +151,56 @@ def lock_entries(conn: Connection) -> None:
     cursor: recording waits for them (SQLite's writer lock already serialises)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE entries IN SHARE ROW EXCLUSIVE MODE"))
+
+
+@dataclass(frozen=True)
+class DigestContent:
+    """What one group's digest shows: its entries in digest order, every series by slug,
+    and each entry's translations (language, url and that language's name) by entry id."""
+
+    entries: list[Entry]
+    series: dict[str, Series]
+    translations: dict[str, list[dict[str, str]]]
+
+
+def digest_content(conn: Connection, language: str, from_seq: int, to_seq: int,
+                   series_ids: tuple[int, ...], *, originals: bool,
+                   language_names: dict[str, str]) -> DigestContent:
+    """The entries in (from_seq, to_seq] of a digest in ``language`` (of ``series_ids``
+    only, when given): its own, and with ``originals`` (the "original" digest fallback),
+    originals in other languages that have no translation into it. Translations are
+    listed into the configured languages (``language_names``) only."""
+    found = _digest_entries(conn, language, from_seq, to_seq, originals)
+    all_series = {s.slug: s for s in eq.list_series(conn)}
+    if series_ids:
+        wanted = {slug for slug in all_series if eq.series_id(conn, slug) in series_ids}
+        found = [e for e in found if e.series in wanted]
+    return DigestContent(found, all_series, _translations(conn, found, language_names))
+
+
+def _digest_entries(conn: Connection, language: str, from_seq: int, to_seq: int,
+                    originals: bool) -> list[Entry]:
+    if not originals:
+        return eq.list_entries(conn, language=language, after_seq=from_seq, upto_seq=to_seq,
+                               newest_first=False)
+    found = eq.list_entries(conn, after_seq=from_seq, upto_seq=to_seq, newest_first=False)
+    others = [e for e in found if e.language != language and e.translation_of is None]
+    links = eq.translations_of(conn, [e.seq for e in others if e.seq is not None])
+    translated = {seq for seq, linked in links.items()
+                  if any(eq.get_entry(conn, str(o)).language == language for o in linked)}
+    return [e for e in found if e.language == language
+            or (e.translation_of is None and e.seq not in translated)]
+
+
+def _translations(conn: Connection, found: list[Entry],
+                  language_names: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+    links = eq.translations_of(conn, [e.seq for e in found if e.seq is not None])
+    out: dict[str, list[dict[str, str]]] = {}
+    for e in found:
+        for other_seq in links.get(e.seq or -1, []):
+            other = eq.get_entry(conn, str(other_seq))
+            if other.url and other.language in language_names and e.id:
+                out.setdefault(e.id, []).append({
+                    "language": other.language, "url": other.url,
+                    "name": language_names[other.language]})
+    return out

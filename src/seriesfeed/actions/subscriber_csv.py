@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from seriesfeed.actions.subscribers import MAX_NAME, check_choice, clean_name
 from seriesfeed.addresses import normalize_email
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
@@ -30,7 +31,6 @@ from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
-from seriesfeed.subscriptions import MAX_NAME, check_choice, clean_name
 
 __all__ = [
     "COLUMNS",

@@ -43,7 +43,6 @@ __all__ = [
     "BounceRun",
     "Report",
     "envelope_sender",
-    "feedback_id",
     "process",
     "read_report",
     "row_from",
@@ -66,16 +65,6 @@ def envelope_sender(config: Config, key: bytes, row_id: int) -> str:
     """The VERP envelope sender naming outbox row ``row_id``."""
     local, _, domain = config.mail.bounce_address.partition("@")
     return f"{local}+{row_id}-{_mac(key, row_id)}@{domain}"
-
-
-def feedback_id(config: Config, digest_id: int | None, language: str) -> str:
-    """Gmail's Feedback-ID (campaign:customer:type:sender): the digest, the list's
-    language and the list's domain (its List-Id), never the address."""
-    from seriesfeed.emails import message_domain
-
-    domain = message_domain(config).encode("idna").decode("ascii") \
-        if not message_domain(config).isascii() else message_domain(config)
-    return f"digest{digest_id or 0}:{language}:digest:{domain}"
 
 
 def _token_pattern(config: Config) -> re.Pattern[str]:

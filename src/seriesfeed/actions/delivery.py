@@ -21,15 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from seriesfeed import bounces, crashpoints, emails, i18n, mailer, metrics, tokens
+from seriesfeed import crashpoints, emails, i18n, mailer, messages, metrics, tokens
+from seriesfeed.actions import bounces
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
-from seriesfeed.digest_mail import (
-    PREFERENCES,
-    UNSUBSCRIBE,
-    Rendered,
-    render_digest_mail,
-)
 from seriesfeed.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -39,12 +34,12 @@ from seriesfeed.errors import (
     UncertainDeliveryError,
     ValidationError,
 )
-from seriesfeed.models import Entry, OutboxKind, OutboxState
+from seriesfeed.messages import Rendered
+from seriesfeed.models import OutboxKind, OutboxState
 from seriesfeed.store import Store
-from seriesfeed.store import entries as eq
+from seriesfeed.store import digests as dq
 from seriesfeed.store import outbox as oq
 from seriesfeed.store.locks import SenderLock
-from seriesfeed.subscriptions import preferences_link
 
 __all__ = [
     "BATCH",
@@ -54,8 +49,6 @@ __all__ = [
     "RELAY_PAUSE_MAX_S",
     "SYSTEMIC_AFTER",
     "DrainReport",
-    "build_digest_message",
-    "digest_entries",
     "drain_outbox",
     "duplicate_bound",
     "held",
@@ -88,69 +81,16 @@ class DrainReport:
         return text
 
 
-def _translations(conn: Any, config: Config,
-                  entries: list[Entry]) -> dict[str, list[dict[str, str]]]:
-    links = eq.translations_of(conn, [e.seq for e in entries if e.seq is not None])
-    out: dict[str, list[dict[str, str]]] = {}
-    for e in entries:
-        for other_seq in links.get(e.seq or -1, []):
-            other = eq.get_entry(conn, str(other_seq))
-            if other.url and other.language in config.languages and e.id:
-                out.setdefault(e.id, []).append({
-                    "language": other.language, "url": other.url,
-                    "name": config.languages[other.language].name})
-    return out
-
-
-def digest_entries(conn: Any, config: Config, language: str, from_seq: int,
-                   to_seq: int) -> list[Entry]:
-    """The entries of a digest in ``language``: its own, and with the "original" digest
-    fallback, originals in other languages that have no translation into it."""
-    if i18n.fallback_policy(config, language, digest=True) != "original":
-        return eq.list_entries(conn, language=language, after_seq=from_seq, upto_seq=to_seq,
-                               newest_first=False)
-    found = eq.list_entries(conn, after_seq=from_seq, upto_seq=to_seq, newest_first=False)
-    others = [e for e in found if e.language != language and e.translation_of is None]
-    links = eq.translations_of(conn, [e.seq for e in others if e.seq is not None])
-    translated = {seq for seq, linked in links.items()
-                  if any(eq.get_entry(conn, str(o)).language == language for o in linked)}
-    return [e for e in found if e.language == language
-            or (e.translation_of is None and e.seq not in translated)]
-
-
 def render_digest(store: Store, config: Config, language: str, from_seq: int, to_seq: int,
                   series_ids: tuple[int, ...]) -> Rendered | None:
     """The digest of entries in (from_seq, to_seq] of one language (and series, if any)."""
+    originals = i18n.fallback_policy(config, language, digest=True) == "original"
+    names = {code: lang.name for code, lang in config.languages.items()}
     with store.read() as conn:
-        found = digest_entries(conn, config, language, from_seq, to_seq)
-        all_series = {s.slug: s for s in eq.list_series(conn)}
-        if series_ids:
-            wanted = {slug for slug in all_series if eq.series_id(conn, slug) in series_ids}
-            found = [e for e in found if e.series in wanted]
-        translations = _translations(conn, config, found)
-    return render_digest_mail(config, language, found, all_series, translations)
-
-
-def build_digest_message(config: Config, key: bytes, row: oq.Claimed,
-                         rendered: Rendered, signer: emails.DkimSigner | None = None) -> bytes:
-    """The recipient's message from the group's prebuilt template (the fast byte path)."""
-    assert row.subscriber_id is not None
-    token = tokens.make_token(key, tokens.Purpose.UNSUBSCRIBE, row.subscriber_id)
-    link = f"{config.public_url}/unsubscribe/{token}"
-    prefs = preferences_link(config, key, row.subscriber_id)
-    unsubscribe = f"<{link}>"
-    if config.mail.unsubscribe_mailto:  # tokens are URL-safe base64: no escaping needed
-        unsubscribe += (f", <mailto:{config.mail.unsubscribe_mailto}"
-                        f"?subject=unsubscribe%20{token}>")
-    values = {UNSUBSCRIBE: link, PREFERENCES: prefs}
-    data = rendered.template.build_encoded(
-        to_email=row.recipient, to_name=row.name, message_id=row.message_id,
-        text_qp=rendered.text_qp.encode(values), html_qp=rendered.html_qp.encode(values),
-        per_recipient_headers=(("List-Unsubscribe", unsubscribe),
-                               # Gmail's feedback loop: digest and list, never the address
-                               ("Feedback-ID", bounces.feedback_id(
-                                   config, row.digest_id, row.language))))
-    return signer.sign(data) if signer else data
+        content = dq.digest_content(conn, language, from_seq, to_seq, series_ids,
+                                    originals=originals, language_names=names)
+    return messages.render_digest_mail(config, language, content.entries, content.series,
+                                       content.translations)
 
 
 _ADDRESSES = re.compile(r"<[^>]*>|\S+@\S+")
@@ -383,11 +323,12 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
     def build(row: oq.Claimed, rendered: Rendered | None) -> bytes:
         if rendered is None:
             assert row.subscriber_id is not None and row.confirm_sent_at is not None
-            from seriesfeed.subscriptions import confirmation_message
-
-            return confirmation_message(config, key, row.subscriber_id, row.recipient,
+            return messages.confirmation_message(config, key, row.subscriber_id, row.recipient,
                                         row.language, row.confirm_sent_at, row.message_id)
-        return build_digest_message(config, key, row, rendered, signer)
+        assert row.subscriber_id is not None
+        return messages.digest_message(config, key, messages.Recipient(
+            row.subscriber_id, row.recipient, row.name, row.message_id, row.digest_id,
+            row.language), rendered, signer)
 
     async def one(row: oq.Claimed, rendered: Rendered | None) -> None:
         async with limit:

@@ -1,0 +1,132 @@
+"""Every message we send, from plain data; no store, no connection.
+
+- The digest (``render_digest_mail``): from its entries, their series and translations, the
+  subject, the text and HTML parts with markers for each recipient's links, and the prebuilt
+  template; ``digest_message`` fills it for one recipient (the fast byte path).
+- The confirmation mail of one pending subscriber (``confirmation_message``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from seriesfeed import emails, i18n, tokens
+from seriesfeed.config import Config
+from seriesfeed.models import Entry, Series
+from seriesfeed.qp import PreparedBody
+
+__all__ = ["PREFERENCES", "UNSUBSCRIBE", "Recipient", "Rendered", "confirmation_message",
+           "digest_message", "digest_subject", "feedback_id", "render_digest_mail"]
+
+UNSUBSCRIBE = "SERIESFEED-UNSUBSCRIBE-URL"
+PREFERENCES = "SERIESFEED-PREFERENCES-URL"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+    count: int
+    template: emails.FastTemplate
+    # the bodies quoted-printable once; only the lines with a link are encoded per message
+    text_qp: PreparedBody
+    html_qp: PreparedBody
+
+
+def render_digest_mail(config: Config, language: str, found: list[Entry],
+                       all_series: dict[str, Series],
+                       translations: dict[str, list[dict[str, str]]]) -> Rendered | None:
+    """The digest of ``found`` (in digest order) in ``language``; None when it is empty."""
+    if not found:
+        return None
+    slugs = {e.series for e in found}
+    title = i18n.site_texts(config, language).title
+    if len(slugs) == 1:
+        s = all_series[next(iter(slugs))]
+        text = s.texts.get(language) or s.texts.get(config.site.default_language)
+        title = text.title if text else title
+    subject = digest_subject(config, language, title, len(found))
+    locale = config.languages[language].locale
+    items = [{"title": e.title, "url": e.url, "summary": e.summary, "authors": e.authors,
+              "published": e.published.astimezone(config.zone), "language": e.language,
+              "language_name": i18n.language_name(e.language, locale),
+              "translations": translations.get(e.id or "", [])} for e in found]
+    text_body, html = emails.render_email(config, language, "digest", {
+        "heading": subject, "entries": items, "unsubscribe_url": UNSUBSCRIBE,
+        "preferences_url": PREFERENCES})
+    template = emails.fast_template(config, subject, (
+        ("List-Id", f"{emails.safe_display_name(config.site.title) or 'Digest'} digest "
+                    f"<digest.{emails.message_domain(config)}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
+    markers = (UNSUBSCRIBE, PREFERENCES)
+    return Rendered(subject, text_body, html, len(found), template,
+                    PreparedBody(text_body, markers), PreparedBody(html, markers))
+
+
+def digest_subject(config: Config, language: str, title: str, n: int) -> str:
+    """The configured subject for the language, else the catalogue's plural-aware one."""
+    lang = config.languages[language]
+    custom = lang.digest_subject_one if n == 1 else lang.digest_subject
+    if custom:
+        return custom.format(title=title, n=n)
+    return i18n.messages_for(config, language).ngettext(
+        "{title}: {n} new article", "{title}: {n} new articles", n, title=title)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Whom one message of a digest goes to, and the digest it belongs to."""
+
+    subscriber_id: int
+    email: str
+    name: str | None
+    message_id: str
+    digest_id: int | None
+    language: str
+
+
+def digest_message(config: Config, key: bytes, to: Recipient, rendered: Rendered,
+                   signer: emails.DkimSigner | None = None) -> bytes:
+    """One recipient's digest from the group's prebuilt template: their links and headers."""
+    token = tokens.make_token(key, tokens.Purpose.UNSUBSCRIBE, to.subscriber_id)
+    link = f"{config.public_url}/unsubscribe/{token}"
+    unsubscribe = f"<{link}>"
+    if config.mail.unsubscribe_mailto:  # tokens are URL-safe base64: no escaping needed
+        unsubscribe += (f", <mailto:{config.mail.unsubscribe_mailto}"
+                        f"?subject=unsubscribe%20{token}>")
+    values = {UNSUBSCRIBE: link,
+              PREFERENCES: tokens.preferences_link(config, key, to.subscriber_id)}
+    data = rendered.template.build_encoded(
+        to_email=to.email, to_name=to.name, message_id=to.message_id,
+        text_qp=rendered.text_qp.encode(values), html_qp=rendered.html_qp.encode(values),
+        per_recipient_headers=(("List-Unsubscribe", unsubscribe),
+                               # Gmail's feedback loop: digest and list, never the address
+                               ("Feedback-ID", feedback_id(config, to.digest_id,
+                                                           to.language))))
+    return signer.sign(data) if signer else data
+
+
+def feedback_id(config: Config, digest_id: int | None, language: str) -> str:
+    """Gmail's Feedback-ID (campaign:customer:type:sender): the digest, the list's
+    language and the list's domain (its List-Id), never the address."""
+    domain = emails.message_domain(config)
+    if not domain.isascii():
+        domain = domain.encode("idna").decode("ascii")
+    return f"digest{digest_id or 0}:{language}:digest:{domain}"
+
+
+def confirmation_message(config: Config, key: bytes, subscriber_id: int, email: str,
+                         language: str, sent_at: datetime, message_id: str) -> bytes:
+    """The confirmation mail of one pending subscriber, as bytes for the transport."""
+    lang = language if language in config.languages else config.site.default_language
+    text, html = emails.render_email(config, lang, "confirm", {
+        "confirm_url": tokens.confirm_link(config, key, subscriber_id, sent_at)})
+    _ = i18n.messages_for(config, lang)
+    subject = _("Confirm your subscription to {site}", site=i18n.site_texts(config, lang).title)
+    # no name in the headers of confirmation mail: it is unverified input (invariant 6)
+    msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
+                               to_name=None, subject=subject, text=text, html=html,
+                               message_id=message_id)
+    return emails.message_bytes(msg)
