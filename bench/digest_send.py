@@ -134,7 +134,7 @@ class Phases:
 
 
 def full_path(n: int, port: int, connections: int) -> None:
-    from seriesfeed import actions
+    from seriesfeed import actions, messages
     from seriesfeed.actions import delivery as ob
     from seriesfeed.actions import digests as digest_verbs  # where send_digests records
     from seriesfeed.config import load_config
@@ -147,10 +147,10 @@ def full_path(n: int, port: int, connections: int) -> None:
         actions.import_entries(store, config, ROOT / "examples" / "iso-crisis-series-page.txt")
         phases = Phases()
         phases.wrap(digest_verbs, "record_digests", "record")
-        for name, phase in (("_claim", "claim"), ("render_digest", "render"),
-                            ("build_digest_message", "build"), ("_mark", "mark")):
-            if hasattr(ob, name):
-                phases.wrap(ob, name, phase)
+        for module, name, phase in ((ob, "_claim", "claim"), (ob, "render_digest", "render"),
+                                    (messages, "digest_message", "build"),
+                                    (ob, "_mark", "mark")):
+            phases.wrap(module, name, phase)
         phases.wrap_send(ob, "_send")
         cpu0, t0 = own_cpu(), time.perf_counter()
         summary = asyncio.run(actions.send_digests(store, config, scheduled=False))

@@ -9,6 +9,7 @@ octets a line, whatever the server offers (RELIABILITY invariant 6).
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 import secrets
 import unicodedata
@@ -78,16 +79,23 @@ def safe_display_name(name: str | None) -> str | None:
 
 def sender_address(config: Config) -> Address:
     """``[mail] from`` parsed into an Address (its display name sanitised like any other)."""
-    name, addr = parseaddr(config.mail.from_)
+    name, local, domain = _sender_parts(config.mail.from_)
+    return Address(display_name=name, username=local, domain=domain)
+
+
+@functools.lru_cache(maxsize=16)
+def _sender_parts(sender: str) -> tuple[str, str, str]:
+    """Parsed once per value: every digest message's Feedback-ID names the domain."""
+    name, addr = parseaddr(sender)
     if "@" not in addr or any(c in addr for c in "\r\n <>"):
-        raise ValidationError(f"'{config.mail.from_}' is not an email address",
-                              field="mail.from")
+        raise ValidationError(f"'{sender}' is not an email address", field="mail.from")
     local, domain = addr.rsplit("@", 1)
-    return Address(display_name=safe_display_name(name) or "", username=local, domain=domain)
+    return safe_display_name(name) or "", local, domain
 
 
 def message_domain(config: Config) -> str:
-    return sender_address(config).domain or (urlsplit(config.public_url).hostname or "localhost")
+    return _sender_parts(config.mail.from_)[2] or \
+        (urlsplit(config.public_url).hostname or "localhost")
 
 
 def message_id_affixes(kind: str, key: str, config: Config) -> tuple[str, str]:

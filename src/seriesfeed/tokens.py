@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -129,9 +130,15 @@ def _unb64(text: str) -> bytes:
     return data
 
 
+@functools.lru_cache(maxsize=64)
+def _purpose_key(key: bytes, purpose: Purpose) -> bytes:
+    """The key of one purpose, derived from the secret key (derived once: a digest signs
+    two links per recipient)."""
+    return hmac.digest(key, f"seriesfeed/{purpose.value}".encode(), "sha256")
+
+
 def _mac(key: bytes, purpose: Purpose, payload: bytes) -> bytes:
-    purpose_key = hmac.new(key, f"seriesfeed/{purpose.value}".encode(), hashlib.sha256).digest()
-    return hmac.new(purpose_key, payload, hashlib.sha256).digest()
+    return hmac.digest(_purpose_key(key, purpose), payload, "sha256")
 
 
 def make_token(key: bytes, purpose: Purpose, subscriber_id: int, *, bound: str = "",
