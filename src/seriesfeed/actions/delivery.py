@@ -1,4 +1,5 @@
-"""Draining the outbox: claim, render, send through the pooled transport, mark.
+"""Draining the outbox (digests and confirmation mail): claim, render, send through the pooled
+transport, mark.
 
 A digest is rendered once per (digest, language, cursor range, series followed); the
 per-recipient part (the unsubscribe link) is filled in by string substitution. Sends run
