@@ -117,11 +117,9 @@ def render_email(config: Config, language: str, name: str,
     copy in ``templates/email/{language}/``, when it overrides one) with the language's
     catalogue; the HTML has its CSS inlined. Returns (text, html)."""
     folder = templates_dir(config.resolve("templates"))
-    locale = config.languages[language].locale if language in config.languages else language
     full: dict[str, Any] = {
         **i18n.template_functions(config, language),
         "language": language,
-        "format_date": lambda value, fmt="long": i18n.format_date(value, locale, fmt),
         "site": config.site,
         "texts": i18n.site_texts(config, language),
         "public_url": config.public_url,

@@ -185,10 +185,21 @@ def messages_for(config: Config, language: str) -> Messages:
 
 
 def template_functions(config: Config, language: str) -> dict[str, object]:
-    """What every template gets to translate with."""
+    """What every template (page or mail) gets to translate with: the catalogue's
+    functions, ``format_date`` (in the site's time zone, ``long`` unless told) and
+    ``language_name``, both in the language's locale."""
     m = messages_for(config, language)
+    lang = config.languages.get(language)
+    locale = lang.locale if lang else language
+
+    def local_date(value: date | datetime, fmt: str = "long") -> str:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(config.zone)
+        return format_date(value, locale, fmt)
+
     return {"_": m.gettext, "gettext": m.gettext, "ngettext": m.ngettext,
-            "pgettext": m.pgettext}
+            "pgettext": m.pgettext, "format_date": local_date,
+            "language_name": lambda code: language_name(code, locale)}
 
 
 # -- the functions the modules used before catalogues were configurable (shipped ones) --

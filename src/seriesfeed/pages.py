@@ -16,8 +16,6 @@ __all__ = ["build_pages", "page_context", "render_page", "series_text"]
 
 def page_context(config: Config, language: str) -> dict[str, Any]:
     """What every page template gets: the language's words and the site's texts in it."""
-    lang = config.languages.get(language)
-    locale = lang.locale if lang else language
     return {
         **i18n.template_functions(config, language),
         "lang": language,
@@ -25,8 +23,6 @@ def page_context(config: Config, language: str) -> dict[str, Any]:
         "site": config.site,
         "texts": i18n.site_texts(config, language),
         "public_url": config.public_url,
-        "language_name": lambda code: i18n.language_name(code, locale),
-        "format_date": lambda d: i18n.format_date(d.astimezone(config.zone), locale),
     }
 
 

@@ -67,14 +67,14 @@ def record_digests(store: Store, config: Config, frequency: Frequency, now: date
     with store.write() as conn:
         dq.lock_entries(conn)
         period = slot_period(frequency, now, config)
-
-        def message_id(digest_id: int) -> tuple[str, str]:
-            return message_id_affixes("digest", f"{digest_id}.", config)
-
         for language in config.languages:
-            recorded = dq.record_group(conn, language, frequency, period, now, message_id,
-                                       digest_fallback(config, language), scheduled=scheduled)
+            fallback = digest_fallback(config, language)
+            recorded = dq.record_group(conn, language, frequency, period, now, fallback,
+                                       scheduled=scheduled)
             if recorded is not None:
+                # <digest.ID.SUBSCRIBER@domain>: the store puts each recipient's id between
+                dq.queue_group(conn, recorded, now, message_id_affixes(
+                    "digest", f"{recorded.id}.", config), fallback)
                 out.append(recorded)
     crashpoints.hit("after_record_commit")
     return out

@@ -4,7 +4,6 @@ recipient)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,7 +36,7 @@ from seriesfeed.store.tables import (
 )
 
 __all__ = ["DigestContent", "RecordedDigest", "count_due", "digest_content", "lock_entries",
-           "next_range", "record_group"]
+           "next_range", "queue_group", "record_group"]
 
 
 @dataclass(frozen=True)
@@ -105,12 +104,11 @@ def _period_free(conn: Connection, language: str, frequency: Frequency, period: 
 
 
 def record_group(conn: Connection, language: str, frequency: Frequency, period: str,
-                 now: datetime, message_id: Callable[[int], tuple[str, str]],
-                 fallback: bool = False, *,
+                 now: datetime, fallback: bool = False, *,
                  scheduled: bool) -> RecordedDigest | None:
-    """Record the group's digest for ``period`` (the schedule's slot) and queue its rows
-    (``message_id`` gives the two ends of their Message-IDs from the digest's id); None
-    when nobody in the group has news or the slot already has its digest."""
+    """Record the group's digest for ``period`` (the schedule's slot); None when nobody in
+    the group has news (their cursors move on) or the slot already has its digest. The
+    caller queues its rows with ``queue_group`` in the same transaction."""
     upto = eq.max_seq(conn)
     due = _due(language, frequency, upto)
     news = _has_news(language, upto, fallback)
@@ -132,18 +130,27 @@ def record_group(conn: Connection, language: str, frequency: Frequency, period: 
         language=language, frequency=frequency.value, period=period, from_seq=from_seq,
         to_seq=upto, created_at=now).returning(digests.c.id)).scalar_one())
     crashpoints.hit("mid_record")
-    prefix, suffix = message_id(digest_id)  # emails.message_id_affixes: <digest.ID.SUB@...>
+    return RecordedDigest(digest_id, language, frequency, period, recipients, upto)
+
+
+def queue_group(conn: Connection, digest: RecordedDigest, now: datetime,
+                message_id: tuple[str, str], fallback: bool = False) -> None:
+    """Queue one outbox row per recipient of a digest ``record_group`` just recorded (one
+    insert-from-select) and move the group's cursors past it. Each row's Message-ID is
+    ``message_id``'s two ends around the subscriber's id."""
+    due = _due(digest.language, digest.frequency, digest.to_seq)
+    news = _has_news(digest.language, digest.to_seq, fallback)
+    prefix, suffix = message_id
     row_message_id = (literal(prefix, String) + cast(subscribers.c.id, String)
                       + literal(suffix, String))
     conn.execute(insert(outbox).from_select(
         ["kind", "digest_id", "subscriber_id", "recipient", "message_id", "from_seq", "to_seq",
          "state", "attempts", "uncertain", "created_at"],
-        select(literal(OutboxKind.DIGEST.value, String), literal(digest_id),
+        select(literal(OutboxKind.DIGEST.value, String), literal(digest.id),
                subscribers.c.id, subscribers.c.email, row_message_id, subscribers.c.last_seq,
-               literal(upto), literal(OutboxState.QUEUED.value, String), literal(0),
+               literal(digest.to_seq), literal(OutboxState.QUEUED.value, String), literal(0),
                literal(False), literal(now)).where(due, news).order_by(subscribers.c.id)))
-    conn.execute(update(subscribers).where(due).values(last_seq=upto))
-    return RecordedDigest(digest_id, language, frequency, period, recipients, upto)
+    conn.execute(update(subscribers).where(due).values(last_seq=digest.to_seq))
 
 
 def lock_entries(conn: Connection) -> None:
