@@ -116,6 +116,8 @@ def _publish_job(daemon: Daemon, store: Store, feeds_job: Job) -> Job:
 async def _schedule_release(daemon: Daemon, store: Store, publish_job: Job) -> None:
     when = await asyncio.to_thread(actions.next_release, store)
     daemon.wake_at(publish_job, when)
+
+
 def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
                built_from: list[tuple[object, ...]], publish_job: Job | None = None) -> Job:
     async def watch(stopping: asyncio.Event) -> str:
@@ -133,6 +135,7 @@ def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
         return "checked"
 
     # not recorded in job_runs (it runs every few seconds); a rebuild it triggers is
+    # recorded, as a run of the feeds job
     return Job("watch", watch, interval=daemon.config.schedule.watch_seconds, record=False)
 
 

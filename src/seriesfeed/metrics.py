@@ -1,7 +1,7 @@
 """Prometheus metrics (the only module importing prometheus_client).
 
 The store's figures (outbox rows, message totals, digests, subscribers, jobs) are read at
-scrape time from the one status report (``daemon.status_report``), never from queries of
+scrape time from the one status report (``actions.status_report``), never from queries of
 their own. What only a process sees (SMTP transaction latency, source polls, feed requests
 and 304s) is kept in this process's registry, observed through the hooks below.
 """

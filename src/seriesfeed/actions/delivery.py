@@ -325,7 +325,8 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
         if rendered is None:
             assert row.subscriber_id is not None and row.confirm_sent_at is not None
             return messages.confirmation_message(config, key, row.subscriber_id, row.recipient,
-                                        row.language, row.confirm_sent_at, row.message_id)
+                                                 row.language, row.confirm_sent_at,
+                                                 row.message_id)
         assert row.subscriber_id is not None
         return messages.digest_message(config, key, messages.Recipient(
             row.subscriber_id, row.recipient, row.name, row.message_id, row.digest_id,

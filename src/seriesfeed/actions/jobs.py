@@ -1,6 +1,6 @@
-"""The daemon's jobs: which run, on what schedule (``plan``, the one list the daemon runs
-and ``seriesfeed status`` reports), and the job-run records (when each last ran and how it
-ended)."""
+"""The daemon's jobs: which run, on what schedule (``plan``, the scheduled jobs the daemon
+runs and ``seriesfeed status`` reports; the daemon adds its publish and store-watch jobs
+itself, neither recorded), and the job-run records (when each last ran and how it ended)."""
 
 from __future__ import annotations
 

@@ -452,4 +452,3 @@ def failing_sources(store: Store, config: Config) -> dict[str, str]:
     return {name: str(state.last_error) for name, state in states.items()
             if name in config.sources and state.last_error
             and state.config_url == config.sources[name].url}
-

@@ -17,10 +17,7 @@ from seriesfeed.actions.delivery import drain_outbox
 from seriesfeed.addresses import normalize_email
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
-from seriesfeed.errors import (
-    SeriesfeedError,
-    ValidationError,
-)
+from seriesfeed.errors import SeriesfeedError, ValidationError
 from seriesfeed.flowlog import subscriber_event
 from seriesfeed.models import Frequency, OutboxKind, Subscriber, SubscriberStatus
 from seriesfeed.store import Connection, Store
@@ -165,8 +162,6 @@ def queue_confirmation(store: Store, config: Config, sub: Subscriber, now: datet
         return True
 
 
-
-
 class ConfirmationMail(enum.Enum):
     SENT = "sent"
     NOT_DUE = "not sent: one was sent within the last 24 hours"
@@ -189,8 +184,6 @@ def send_confirmation(store: Store, config: Config, sub: Subscriber) -> Confirma
     return ConfirmationMail.SENT if report.sent else ConfirmationMail.QUEUED
 
 
-
-
 @subscriber_event("confirmed")  # issue 16: one log line per event
 def confirm(store: Store, config: Config, token: str) -> Subscriber:
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.CONFIRM, token)
@@ -204,8 +197,6 @@ def confirm(store: Store, config: Config, token: str) -> Subscriber:
         sq.confirm(conn, sub.id, now_utc())
         sub.status = SubscriberStatus.CONFIRMED
         return sub
-
-
 
 
 def subscriber_for(store: Store, config: Config, purpose: tokens.Purpose,
@@ -245,8 +236,6 @@ def unsubscribe(store: Store, config: Config, token: str) -> Subscriber | None:
         if sub is None:
             return None
         return _unsubscribed(conn, sub)
-
-
 
 
 @subscriber_event("preferences")  # issue 16: one log line per event
