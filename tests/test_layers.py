@@ -309,3 +309,49 @@ def test_only_the_verbs_open_transactions(tmp_path: Path) -> None:
     found = transactions_outside_the_verbs(tmp_path)
     assert found == ["seriesfeed/web/ops.py:2: opens a transaction (store.read()); a verb in "
                      "actions/ owns it"]
+
+
+# what a shell may ask of a store object a verb handed it, and why
+SHELL_STORE_METHODS = {
+    "close": "the shell that opened the store closes it",
+    "describe": "a shell names the store in what it prints (no path on a public page)",
+    "with_busy_timeout": "the web app's own engine waits less for a lock than the CLI's",
+}
+
+
+def store_use_in_shells(src: Path = SRC) -> list[str]:
+    """A shell holds a store only to hand it to verbs: any other method called on it
+    (``store.dialect``, ``app.store.migrate()``) or a ``Store(...)`` it builds itself is
+    work that belongs to a verb."""
+    found = []
+    for path in sorted((src / "seriesfeed").rglob("*.py")):
+        mod = module_name(path, src)
+        if not _under(mod, SHELLS):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                    node.func.id == "Store":
+                found.append(f"{path.relative_to(src)}:{node.lineno}: builds a Store; "
+                             "call actions.open_store")
+            if not isinstance(node, ast.Attribute):
+                continue
+            owner = node.value
+            name = owner.id if isinstance(owner, ast.Name) else \
+                owner.attr if isinstance(owner, ast.Attribute) else ""
+            if name in ("store", "_store") and node.attr not in SHELL_STORE_METHODS:
+                found.append(f"{path.relative_to(src)}:{node.lineno}: a shell uses "
+                             f"{name}.{node.attr}; a verb in actions/ should")
+    return found
+
+
+def test_shells_only_hand_the_store_on(tmp_path: Path) -> None:
+    assert store_use_in_shells() == []
+    pkg = tmp_path / "seriesfeed"
+    (pkg / "cli").mkdir(parents=True)
+    (pkg / "cli" / "__init__.py").write_text(
+        "def init(app):\n    s = Store(app.url)\n    app.store.migrate()\n"
+        "    print(app.store.describe())\n    app.store.close()\n")
+    found = store_use_in_shells(tmp_path)
+    assert found == ["seriesfeed/cli/__init__.py:2: builds a Store; call actions.open_store",
+                     "seriesfeed/cli/__init__.py:3: a shell uses store.migrate; a verb in "
+                     "actions/ should"]

@@ -7,19 +7,17 @@ run and a manual one do the same thing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from seriesfeed import actions
 from seriesfeed.actions import Store, sources
 from seriesfeed.actions.ops import drain_outbox, process_bounces
 from seriesfeed.config import Config, SourceConfig
-from seriesfeed.errors import ConfigError
 from seriesfeed.models import Frequency
 from seriesfeed.scheduler import Daemon, Job, JobFn
 
-__all__ = ["PUBLISH", "build_daemon", "runner_lock", "startup_urls"]
+__all__ = ["PUBLISH", "build_daemon", "startup_urls"]
 
 log = logging.getLogger("seriesfeed.daemon")
 
@@ -137,19 +135,6 @@ def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
     # not recorded in job_runs (it runs every few seconds); a rebuild it triggers is
     # recorded, as a run of the feeds job
     return Job("watch", watch, interval=daemon.config.schedule.watch_seconds, record=False)
-
-
-@contextlib.contextmanager
-def runner_lock(config: Config, store: Store, *, sender_only: bool) -> Iterator[None]:
-    """The single-runner lock; sender-only processes share the outbox without it."""
-    if sender_only:
-        if store.dialect == "sqlite":
-            raise ConfigError("--sender-only needs PostgreSQL: on SQLite the one daemon "
-                              "sends", key="database.url")
-        yield
-        return
-    with actions.runner_lock(store):
-        yield
 
 
 def startup_urls(config: Config, store: Store) -> list[str]:

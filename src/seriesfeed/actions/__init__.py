@@ -60,7 +60,7 @@ from seriesfeed.actions.entries import (
     show_series,
     store_batch,
 )
-from seriesfeed.actions.feeds import build_feeds, fingerprint, plan_feeds, plan_site
+from seriesfeed.actions.feeds import LiveSite, build_feeds, fingerprint, plan_feeds, plan_site
 from seriesfeed.actions.jobs import OUTBOX as OUTBOX_JOB
 from seriesfeed.actions.jobs import plan as job_plan
 from seriesfeed.actions.ops import Store, migrate, open_store, runner_lock
@@ -70,6 +70,7 @@ __all__ = [
     "OUTBOX_JOB",
     "Health",
     "ImportReport",
+    "LiveSite",
     "Preview",
     "SeriesInfo",
     "Store",

@@ -1,9 +1,12 @@
 """Feed verbs: read the site's data once, plan every feed and page, build them into a
-folder (only files whose bytes changed), and the fingerprint that says when to rebuild."""
+folder (only files whose bytes changed), the fingerprint that says when to rebuild, and
+the live site a server answers from (``LiveSite``: planned again only when the store
+changed)."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 
 from seriesfeed import __version__
@@ -19,7 +22,7 @@ from seriesfeed.store import entries as q
 from seriesfeed.store.watch import CommitWatch
 from seriesfeed.websub import notify_hub
 
-__all__ = ["HTML", "CommitWatch", "FeedCache", "FeedDocument", "PublishReport", "build_feeds",
+__all__ = ["HTML", "FeedCache", "FeedDocument", "LiveSite", "PublishReport", "build_feeds",
            "build_pages", "etag_of", "fingerprint", "plan_feeds", "plan_site", "site_data"]
 
 
@@ -80,3 +83,34 @@ def _settings_digest(config: Config) -> str:
     relevant = repr((config.public_url, config.site, config.languages, config.feeds,
                      config.websub, __version__))
     return hashlib.sha256(relevant.encode("utf-8")).hexdigest()[:16]
+
+
+class LiveSite:
+    """The site's documents as the store has them now, for a server: planned again only
+    when the store's fingerprint changed. On SQLite the fingerprint query itself is skipped
+    while nothing at all was committed (``PRAGMA data_version`` on a connection kept for
+    it). ``version`` goes up with each new plan."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config, self.store = config, store
+        self.lock = threading.Lock()
+        self.fingerprint: tuple[object, ...] | None = None
+        self.docs: list[FeedDocument] = []
+        self.version = 0
+        self._commits = CommitWatch(store)
+        self._seen: tuple[int, int] | None = None
+
+    def current(self) -> tuple[int, list[FeedDocument]]:
+        # read before the fingerprint: a commit between the two is seen by the next call
+        seen = self._commits.counter()
+        if seen is not None and seen == self._seen and self.fingerprint is not None:
+            return self.version, self.docs
+        fp = fingerprint(self.store)
+        if fp != self.fingerprint:
+            with self.lock:
+                if fp != self.fingerprint:
+                    self.docs = plan_site(self.store, self.config)
+                    self.version += 1
+                    self.fingerprint = fp
+        self._seen = seen  # only once planned: a plan that failed is tried again
+        return self.version, self.docs

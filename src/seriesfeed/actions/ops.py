@@ -17,6 +17,7 @@ from seriesfeed.actions.delivery import DrainReport, drain_outbox
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
+    ConfigError,
     LockError,
     NotFoundError,
     StoreDamagedError,
@@ -163,8 +164,16 @@ def verdict(config: Config, report: CheckReport) -> None:
 
 
 @contextmanager
-def runner_lock(store: Store) -> Iterator[None]:
-    """One daemon per store (a flock on SQLite, an advisory lock on PostgreSQL)."""
+def runner_lock(store: Store, *, sender_only: bool = False) -> Iterator[None]:
+    """One daemon per store (a flock on SQLite, an advisory lock on PostgreSQL). A
+    sender-only process shares the outbox without it, on PostgreSQL only: on SQLite the one
+    daemon sends."""
+    if sender_only:
+        if store.dialect == "sqlite":
+            raise ConfigError("--sender-only needs PostgreSQL: on SQLite the one daemon "
+                              "sends", key="database.url")
+        yield
+        return
     with RunnerLock(store):
         yield
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from seriesfeed import i18n
+from seriesfeed import actions, i18n
 from seriesfeed.actions import Store, open_store
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import SeriesfeedError
@@ -76,10 +76,9 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 @pass_app
 def init(app: AppContext) -> None:
     """Create the store (or upgrade its schema) and check the configuration."""
-    store = Store(app.config.database.url, base_dir=app.config.base_dir)
+    store = actions.open_store(app.config.database.url, app.config.base_dir, migrate=False)
     app.cleanups.append(store.close)
-    applied = store.migrate()
-    revision = store.schema_revision()
+    applied, revision = actions.migrate(store)
     done = f"applied {', '.join(applied)}" if applied else "already up to date"
     click.echo(f"Store {store.describe()}: schema {revision} ({done}).")
 

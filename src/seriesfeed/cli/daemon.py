@@ -31,7 +31,7 @@ def run(app: AppContext, sender_only: bool, no_web: bool, log_format: str) -> No
     config, store = app.config, app.store
     daemon = daemon_mod.build_daemon(config, store, sender_only=sender_only,
                                      serve_web=not no_web and not sender_only)
-    with daemon_mod.runner_lock(config, store, sender_only=sender_only):
+    with actions.runner_lock(store, sender_only=sender_only):
         if not sender_only and not no_web:
             for line in daemon_mod.startup_urls(config, store):
                 click.echo(line, err=True)

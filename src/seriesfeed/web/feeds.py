@@ -6,6 +6,7 @@ a few aggregates), so a committed change is never answered with a stale 304.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import threading
 from dataclasses import dataclass
@@ -18,13 +19,13 @@ from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions
 from seriesfeed.actions import Store
-from seriesfeed.actions.feeds import HTML, CommitWatch, FeedDocument, etag_of
+from seriesfeed.actions.feeds import HTML, FeedDocument, etag_of
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.web import localized
 
 __all__ = [
-    "CACHE_CONTROL", "Served", "SiteCache", "not_found_page", "routes",
+    "CACHE_CONTROL", "Served", "SiteCache", "home", "not_found_page", "routes", "serve",
 ]
 
 CACHE_CONTROL = "public, max-age=300"
@@ -43,33 +44,24 @@ class Served:
 
 
 class SiteCache:
-    """The built site, keyed by URL path, rebuilt when the store changes."""
+    """The live site's documents by URL path, each with its ETag, gzipped bytes and
+    Last-Modified; made again when the verb planned the site again."""
 
     def __init__(self, config: Config, store: Store) -> None:
-        self.config, self.store = config, store
+        self.live = actions.LiveSite(config, store)
         self.lock = threading.Lock()
-        self.fingerprint: tuple[object, ...] | None = None
+        self.version = 0
         self.docs: dict[str, Served] = {}
         self.started = now_utc().replace(microsecond=0)
-        # SQLite: skip the fingerprint query while nothing at all was committed
-        self.watch = CommitWatch(store)
-        self.seen: tuple[int, int] | None = None
 
     def current(self) -> dict[str, Served]:
-        # read before the fingerprint: a commit between the two is seen by the next call
-        seen = self.watch.counter()
-        if seen is not None and seen == self.seen and self.fingerprint is not None:
-            return self.docs
-        fp = actions.fingerprint(self.store)
-        if fp != self.fingerprint:
+        version, docs = self.live.current()
+        if version != self.version:
             with self.lock:
-                if fp != self.fingerprint:
-                    docs = actions.plan_site(self.store, self.config)
+                if version != self.version:
                     self.docs = {d.path: self._served(d) for d in docs}
-                    self.fingerprint = fp
-        self.seen = seen
+                    self.version = version
         return self.docs
-
 
     def _served(self, doc: FeedDocument) -> Served:
         """Last-Modified is when the bytes changed, not the newest entry's date: an entry
@@ -81,7 +73,7 @@ class SiteCache:
         previous = self.docs.get(doc.path)
         if previous is not None and previous.etag == etag:
             modified = previous.modified
-        elif self.fingerprint is None:
+        elif self.version == 0:
             modified = max(doc.last_modified.astimezone(UTC).replace(microsecond=0),
                            self.started)
         else:  # HTTP dates have whole seconds: a change within the second must still move it
@@ -111,47 +103,48 @@ def not_found_page(config: Config, request: Request) -> HTMLResponse:
     return localized.error_page(config, request, 404)
 
 
-def routes(config: Config, store: Store) -> list[BaseRoute]:
-    cache = SiteCache(config, store)
+def serve(config: Config, cache: SiteCache, request: Request) -> Response:
+    """A feed or page from memory: 308 to its canonical path, 304, gzip, HEAD."""
+    path = request.url.path
+    docs = cache.current()
+    served = docs.get(path) or (docs.get(path + "/") if not path.endswith("/") else None)
+    if served is None:
+        return not_found_page(config, request)
+    if served.doc.path != path:  # /en/slug -> /en/slug/
+        return RedirectResponse(served.doc.path, status_code=308)
+    gz = "gzip" in request.headers.get("accept-encoding", "").lower()
+    etag = served.etag[:-1] + '-gz"' if gz else served.etag
+    headers = {"ETag": etag, "Last-Modified": served.last_modified,
+               "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
     hub = config.websub.hub
+    if hub and served.doc.media_type != HTML:  # WebSub 4: discovery by Link headers
+        headers["Link"] = (f'<{hub}>; rel="hub", '
+                           f'<{config.public_url}{served.doc.path}>; rel="self"')
+    if _not_modified(request, served, etag):
+        return Response(status_code=304, headers=headers)
+    if gz:
+        headers["Content-Encoding"] = "gzip"
+    body = served.gzipped if gz else served.doc.body
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(body))
+        return Response(b"", headers=headers, media_type=served.doc.media_type)
+    return Response(body, headers=headers, media_type=served.doc.media_type)
 
-    def serve(request: Request) -> Response:
-        path = request.url.path
-        docs = cache.current()
-        served = docs.get(path) or (docs.get(path + "/") if not path.endswith("/") else None)
-        if served is None:
-            return not_found_page(config, request)
-        if served.doc.path != path:  # /en/slug -> /en/slug/
-            return RedirectResponse(served.doc.path, status_code=308)
-        gz = "gzip" in request.headers.get("accept-encoding", "").lower()
-        etag = served.etag[:-1] + '-gz"' if gz else served.etag
-        headers = {"ETag": etag, "Last-Modified": served.last_modified,
-                   "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
-        if hub and served.doc.media_type != HTML:  # WebSub 4: discovery by Link headers
-            headers["Link"] = (f'<{hub}>; rel="hub", '
-                               f'<{config.public_url}{served.doc.path}>; rel="self"')
-        if _not_modified(request, served, etag):
-            return Response(status_code=304, headers=headers)
-        if gz:
-            headers["Content-Encoding"] = "gzip"
-        body = served.gzipped if gz else served.doc.body
-        if request.method == "HEAD":
-            headers["Content-Length"] = str(len(body))
-            return Response(b"", headers=headers, media_type=served.doc.media_type)
-        return Response(body, headers=headers, media_type=served.doc.media_type)
 
-    def home(request: Request) -> Response:
-        """To the language index the reader's Accept-Language prefers."""
-        lang = localized.negotiated_language(config, request)
-        return RedirectResponse(f"/{lang}/", status_code=302,
-                                headers={"Vary": "Accept-Language",
-                                         "Cache-Control": "private, max-age=0"})
+def home(config: Config, request: Request) -> Response:
+    """To the language index the reader's Accept-Language prefers."""
+    lang = localized.negotiated_language(config, request)
+    return RedirectResponse(f"/{lang}/", status_code=302,
+                            headers={"Vary": "Accept-Language",
+                                     "Cache-Control": "private, max-age=0"})
 
+
+def routes(config: Config, store: Store) -> list[BaseRoute]:
+    page = functools.partial(serve, config, SiteCache(config, store))
+    methods = ["GET", "HEAD"]
     return [
-        Route("/", home, methods=["GET", "HEAD"]),
-        Route("/feeds/{rest:path}", serve, methods=["GET", "HEAD"]),
-        Route("/{lang:str}", serve, methods=["GET", "HEAD"]),
-        Route("/{lang:str}/", serve, methods=["GET", "HEAD"]),
-        Route("/{lang:str}/{slug:str}", serve, methods=["GET", "HEAD"]),
-        Route("/{lang:str}/{slug:str}/", serve, methods=["GET", "HEAD"]),
+        Route("/", functools.partial(home, config), methods=methods),
+        *(Route(path, page, methods=methods)
+          for path in ("/feeds/{rest:path}", "/{lang:str}", "/{lang:str}/",
+                       "/{lang:str}/{slug:str}", "/{lang:str}/{slug:str}/")),
     ]

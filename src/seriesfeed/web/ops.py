@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 from typing import Any
 
@@ -18,7 +19,7 @@ from seriesfeed.actions import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
 
-__all__ = ["FeedCounter", "endpoints", "has_token", "metrics_app", "routes"]
+__all__ = ["FeedCounter", "has_token", "healthz", "metrics_app", "metrics_endpoint", "routes"]
 
 
 def has_token(config: Config, request: Request) -> bool:
@@ -32,42 +33,44 @@ def has_token(config: Config, request: Request) -> bool:
         value.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def endpoints(config: Config, store: Store) -> tuple[Any, Any]:
-    async def healthz(request: Request) -> Response:
-        """``up``, ``degraded`` with the reasons, or ``down`` (503): actions.health."""
-        judged = await asyncio.to_thread(actions.health, config, store)
-        body: dict[str, Any] = {"status": judged.state, "reasons": judged.reasons}
-        if judged.report is not None and has_token(config, request):
-            report = judged.report
-            body.update(outbox=report["outbox"], subscribers=report["subscribers"],
-                        last_delivery_error=report["last_error"])
-        return JSONResponse(body, status_code=503 if judged.down else 200)
+async def healthz(config: Config, store: Store, request: Request) -> Response:
+    """``up``, ``degraded`` with the reasons, or ``down`` (503): actions.health."""
+    judged = await asyncio.to_thread(actions.health, config, store)
+    body: dict[str, Any] = {"status": judged.state, "reasons": judged.reasons}
+    if judged.report is not None and has_token(config, request):
+        report = judged.report
+        body.update(outbox=report["outbox"], subscribers=report["subscribers"],
+                    last_delivery_error=report["last_error"])
+    return JSONResponse(body, status_code=503 if judged.down else 200)
 
-    async def metrics_endpoint(request: Request) -> Response:
-        if not config.metrics.enabled:
-            return PlainTextResponse("Not Found", status_code=404)
-        if not has_token(config, request):
-            return PlainTextResponse("a bearer token is needed", status_code=401,
-                                     headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
-        try:
-            report = await asyncio.to_thread(actions.status_report, config, store)
-        except SeriesfeedError as exc:
-            return PlainTextResponse(f"store unreachable: {exc}", status_code=503)
-        return Response(metrics.exposition(report), media_type=metrics.CONTENT_TYPE)
 
-    return healthz, metrics_endpoint
+async def metrics_endpoint(config: Config, store: Store, request: Request) -> Response:
+    """The Prometheus exposition of ``actions.status_report``, behind the bearer token."""
+    if not config.metrics.enabled:
+        return PlainTextResponse("Not Found", status_code=404)
+    if not has_token(config, request):
+        return PlainTextResponse("a bearer token is needed", status_code=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    try:
+        report = await asyncio.to_thread(actions.status_report, config, store)
+    except SeriesfeedError as exc:
+        return PlainTextResponse(f"store unreachable: {exc}", status_code=503)
+    return Response(metrics.exposition(report), media_type=metrics.CONTENT_TYPE)
+
+
+def _metrics_route(config: Config, store: Store) -> Route:
+    return Route("/metrics", functools.partial(metrics_endpoint, config, store),
+                 methods=["GET"])
 
 
 def routes(config: Config, store: Store) -> list[Route]:
-    healthz, metrics_endpoint = endpoints(config, store)
-    return [Route("/healthz", healthz, methods=["GET", "HEAD"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"])]
+    return [Route("/healthz", functools.partial(healthz, config, store), methods=["GET", "HEAD"]),
+            _metrics_route(config, store)]
 
 
 def metrics_app(config: Config, store: Store) -> Starlette:
     """/metrics alone, for ``[metrics] listen`` (a scraper on a private network)."""
-    _, metrics_endpoint = endpoints(config, store)
-    return Starlette(routes=[Route("/metrics", metrics_endpoint, methods=["GET"])])
+    return Starlette(routes=[_metrics_route(config, store)])
 
 
 class FeedCounter:
