@@ -131,6 +131,20 @@ def test_config_error_at_start_is_one_line_and_exit_2(make_config: Callable[...,
     assert proc.stderr.count("\n") == 1
 
 
+def test_sender_only_on_sqlite_is_refused_in_one_line_naming_the_database(
+        make_config: Callable[..., Path]) -> None:
+    """On SQLite the one daemon sends: a second, sender-only process would be a second
+    sender, so it is refused before anything starts (and nothing is sent)."""
+    config = make_config()
+    proc = subprocess.run([sys.executable, "-m", "seriesfeed", "--config", str(config), "run",
+                           "--sender-only"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 2, proc
+    assert proc.stderr.startswith("Error: ") and "database.url" in proc.stderr
+    assert "--sender-only needs PostgreSQL in database.url" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
 def test_daemon_sends_one_digest_survives_an_smtp_outage_and_resumes(
         make_config: Callable[..., Path], tmp_path: Path,
         run_cli: Callable[..., CliResult]) -> None:

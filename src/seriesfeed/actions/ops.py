@@ -170,8 +170,8 @@ def runner_lock(store: Store, *, sender_only: bool = False) -> Iterator[None]:
     daemon sends."""
     if sender_only:
         if store.dialect == "sqlite":
-            raise ConfigError("--sender-only needs PostgreSQL: on SQLite the one daemon "
-                              "sends", key="database.url")
+            raise ConfigError("--sender-only needs PostgreSQL in database.url: on SQLite "
+                              "the one daemon sends", key="database.url")
         yield
         return
     with RunnerLock(store):
