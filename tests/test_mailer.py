@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from seriesfeed import emails, mailer
+from seriesfeed.actions import delivery
 from seriesfeed.config import load_config
 from seriesfeed.errors import PermanentDeliveryError, TransientDeliveryError
 from tests.conftest import ROOT
@@ -64,6 +65,10 @@ def test_smtp_pool_delivers_reuses_connections_and_translates_replies(
     results = asyncio.run(run())
     assert isinstance(results[1], PermanentDeliveryError) and results[1].code == 550
     assert isinstance(results[3], TransientDeliveryError) and results[3].code == 451
+    # the relay's own words are a field (what classify() reads the RFC 3463 code from)
+    assert results[1].reply == "5.1.1 unknown" and results[3].reply == "4.3.0 later"
+    assert delivery.classify(results[1])[0] is delivery.Reply.RECIPIENT
+    assert delivery.classify(results[3])[0] is delivery.Reply.SYSTEM
     delivered = [m.recipients[0] for m in smtp_server.recorder.messages]
     assert delivered == ["a@example.org", "b@example.org", "c@example.org"]  # RSET after errors
     # sent one after another, so one connection carried all three (and the refusals)

@@ -94,6 +94,7 @@ class FetchError(SeriesfeedError):
     def __init__(self, message: str, *, url: str, status: int | None = None,
                  retry_after: float | None = None, transient: bool = False) -> None:
         self.url = url
+        self.reason = message  # without the URL, for callers that name the URL themselves
         self.status = status
         self.retry_after = retry_after
         self.transient = transient
@@ -117,9 +118,10 @@ class DeliveryError(SeriesfeedError):
     """A message could not be handed to the mail transport."""
 
     def __init__(self, message: str, *, code: int | None = None,
-                 recipient: str | None = None) -> None:
+                 recipient: str | None = None, reply: str | None = None) -> None:
         self.code = code
         self.recipient = recipient
+        self.reply = reply  # the relay's reply text after the code, when it replied
         super().__init__(message)
 
 

@@ -169,7 +169,8 @@ class SmtpPool:
             await _drop(client)
             code = getattr(exc, "code", None)
             if isinstance(code, int) and 500 <= code < 600:
-                raise PermanentDeliveryError(f"{self.host}: {exc}", code=code) from exc
+                raise PermanentDeliveryError(f"{self.host}: {exc}", code=code,
+                                             reply=getattr(exc, "message", None)) from exc
             raise TransientDeliveryError(f"{self.host}:{self.port}: {exc}",
                                          code=code if isinstance(code, int) else None) from exc
         finally:
@@ -185,7 +186,7 @@ class SmtpPool:
         except aiosmtplib.SMTPResponseException as exc:
             phase = "AUTH" if isinstance(exc, aiosmtplib.SMTPAuthenticationError) else "connect"
             raise RelayError(f"{self.host}:{self.port}: {phase}: {exc.code} {exc.message}",
-                             code=exc.code) from exc
+                             code=exc.code, reply=exc.message) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
             raise RelayError(f"{self.host}:{self.port}: cannot connect: {exc}") from exc
 
@@ -201,8 +202,10 @@ def _raise_for_reply(exc: aiosmtplib.SMTPResponseException, recipient: str | Non
                      phase: str) -> DeliveryError:
     message = f"{phase}: {exc.code} {exc.message}".strip()
     if 400 <= exc.code < 500:
-        return TransientDeliveryError(message, code=exc.code, recipient=recipient)
-    return PermanentDeliveryError(message, code=exc.code, recipient=recipient)
+        return TransientDeliveryError(message, code=exc.code, recipient=recipient,
+                                      reply=exc.message)
+    return PermanentDeliveryError(message, code=exc.code, recipient=recipient,
+                                  reply=exc.message)
 
 
 def _needs_smtputf8(sender: str, recipients: Sequence[str]) -> bool:
@@ -236,7 +239,8 @@ async def _transaction(client: aiosmtplib.SMTP, message: bytes, sender: str,
     try:
         await client.mail(sender, options=options, encoding=encoding)
     except aiosmtplib.SMTPResponseException as exc:
-        raise RelayError(f"MAIL FROM: {exc.code} {exc.message}".strip(), code=exc.code) \
+        raise RelayError(f"MAIL FROM: {exc.code} {exc.message}".strip(), code=exc.code,
+                         reply=exc.message) \
             from exc
     for rcpt in recipients:
         try:

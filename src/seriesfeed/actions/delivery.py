@@ -50,6 +50,8 @@ __all__ = [
     "RELAY_PAUSE_MAX_S",
     "SYSTEMIC_AFTER",
     "DrainReport",
+    "Reply",
+    "classify",
     "drain_outbox",
     "duplicate_bound",
     "held",
@@ -124,7 +126,7 @@ class Reply(enum.Enum):
 def classify(exc: DeliveryError) -> tuple[Reply, str]:
     """The class of a reply, and a key that is equal for "the same refusal" whoever the
     recipient (the enhanced code when there is one; else the text without addresses)."""
-    match = _ENHANCED.search(str(exc))
+    match = _ENHANCED.search(exc.reply or "")  # RFC 3463: the code opens the reply text
     if match is None:
         text = str(exc).replace(exc.recipient or "\0", "")
         return Reply.UNKNOWN, f"{exc.code} {_ADDRESSES.sub('', text)}"

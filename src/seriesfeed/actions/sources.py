@@ -221,7 +221,7 @@ def import_url(store: Store, config: Config, url: str, fmt: str | None = None,
     try:
         fetched = asyncio.run(fetch(url, site_url=config.site.url, max_bytes=MAX_IMPORT_BYTES))
     except FetchError as exc:
-        raise ImportError_(str(exc).removeprefix(f"{exc.url}: "), path=exc.url) from exc
+        raise ImportError_(exc.reason, path=exc.url) from exc
     if fetched.moved_to:
         log.warning("%s moved permanently to %s", url, fetched.moved_to)
     return store_fetched(store, config, fetched, source_name="", fmt=fmt,
