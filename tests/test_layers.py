@@ -355,3 +355,17 @@ def test_shells_only_hand_the_store_on(tmp_path: Path) -> None:
     assert found == ["seriesfeed/cli/__init__.py:2: builds a Store; call actions.open_store",
                      "seriesfeed/cli/__init__.py:3: a shell uses store.migrate; a verb in "
                      "actions/ should"]
+
+
+def test_every_exported_name_exists() -> None:
+    """An ``__all__`` that names something deleted or renamed is a lie the moves leave."""
+    import importlib
+
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "migrations" in path.parts or path.name == "__main__.py":
+            continue
+        module = importlib.import_module(module_name(path).removesuffix(".__init__"))
+        missing += [f"{module.__name__}.{name}" for name in getattr(module, "__all__", ())
+                    if not hasattr(module, name)]
+    assert not missing, f"__all__ names what is not there: {missing}"

@@ -272,6 +272,30 @@ def test_second_poll_is_conditional_gets_304_and_parses_nothing(
     assert state["last_status"] == "304 not modified" and state["entries_added"] == 18
 
 
+def test_each_poll_that_asked_is_counted_for_metrics_by_result(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        published: dict[str, bytes]) -> None:
+    """``seriesfeed_source_polls_total{source,result}`` (README: Metrics) counts the polls
+    that asked the source; one waiting out its backoff asked nothing and is not counted."""
+    from seriesfeed import metrics
+
+    def count(result: str) -> float:
+        return metrics.LOCAL.get_sample_value(
+            "seriesfeed_source_polls_total", {"source": "en", "result": result}) or 0.0
+
+    server.routes["/en.xml"] = Route(published[f"/feeds/en/{SLUG}/atom.xml"])
+    config, store = site(en={"path": "/en.xml", "series": SLUG})
+    before = {r: count(r) for r in ("imported", "not-modified", "failed", "waiting")}
+    assert poll(store, config, "en").outcome == "imported"
+    assert poll(store, config, "en").outcome == "not-modified"
+    server.routes["/en.xml"] = Route(status=500, conditional=False)
+    assert poll(store, config, "en").outcome == "failed"
+    assert poll(store, config, "en", force=False).outcome == "waiting"  # backing off
+    after = {r: count(r) for r in before}
+    assert {r: after[r] - before[r] for r in before} == {
+        "imported": 1, "not-modified": 1, "failed": 1, "waiting": 0}
+
+
 def test_permanent_redirect_is_remembered(
         server: SourceServer, site: Callable[..., tuple[Config, Store]],
         published: dict[str, bytes], caplog: pytest.LogCaptureFixture) -> None:

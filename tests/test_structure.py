@@ -25,7 +25,7 @@ def _pending(store: Store, config: Config) -> str:
     sub = added.subscriber
     assert sub is not None and sub.id is not None
     sent_at = now_utc()
-    assert subscribers.confirmation_due(store, sub.id, sent_at)[0]
+    assert subscribers.queue_confirmation(store, config, sub, sent_at)
     link = tokens.confirm_link(config, tokens.ensure_secret_key(config), sub.id, sent_at)
     return link.rsplit("/", 1)[-1]
 

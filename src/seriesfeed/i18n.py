@@ -45,17 +45,14 @@ __all__ = [
     "check_languages",
     "fallback_policy",
     "format_date",
-    "gettext",
     "language_name",
     "load_catalogue",
     "locale_for",
     "messages_for",
     "negotiate",
-    "ngettext",
     "site_texts",
     "template_functions",
     "template_ids",
-    "translator",
 ]
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -200,23 +197,6 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
     return {"_": m.gettext, "gettext": m.gettext, "ngettext": m.ngettext,
             "pgettext": m.pgettext, "format_date": local_date,
             "language_name": lambda code: language_name(code, locale)}
-
-
-# -- the functions the modules used before catalogues were configurable (shipped ones) --
-
-def gettext(language: str, message: str, /, **values: object) -> str:
-    """``message`` translated into ``language``, with ``{name}`` placeholders filled."""
-    return Messages(load_catalogue(language)).gettext(message, **values)
-
-
-def translator(language: str) -> Translate:
-    """A ``_`` function bound to one language (the shipped catalogues)."""
-    return Messages(load_catalogue(language)).gettext
-
-
-def ngettext(language: str, singular: str, plural: str, n: int, /, **values: object) -> str:
-    """The plural form CLDR's rule for ``language`` picks for ``n``."""
-    return Messages(load_catalogue(language)).ngettext(singular, plural, n, **values)
 
 
 # -- the site's texts per language ------------------------------------------------------

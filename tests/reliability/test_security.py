@@ -282,7 +282,7 @@ def test_mutated_swapped_expired_and_replayed_tokens_are_refused(
     sub = subscriptions.add_subscriber(store, config, "tok@example.org").subscriber
     assert sub is not None
     sent_at = datetime.now(UTC)
-    assert subscriptions.confirmation_due(store, sub.id or 0, sent_at)[0]
+    assert subscriptions.queue_confirmation(store, config, sub, sent_at)
     link = tokens.confirm_link(config, key, sub.id, sent_at).rsplit("/", 1)[1]
     with time_machine.travel(sent_at + timedelta(days=8), tick=False), \
             pytest.raises(ValidationError):
@@ -385,7 +385,7 @@ def test_link_scanners_change_nothing(site: Site, figures: Callable[..., None]) 
                                              confirmed=True, frequency="weekly").subscriber
     assert pending is not None and confirmed is not None
     sent_at = datetime.now(UTC)
-    assert subscriptions.confirmation_due(store, pending.id or 0, sent_at)[0]
+    assert subscriptions.queue_confirmation(store, config, pending, sent_at)
     links = [tokens.confirm_link(config, key, pending.id, sent_at),
              tokens.unsubscribe_link(config, key, confirmed.id or 0),
              tokens.preferences_link(config, key, confirmed.id or 0)]

@@ -73,7 +73,7 @@ def test_only_post_acts_on_token_links(site: Site, figures: Callable[..., None])
                                              confirmed=True, frequency="weekly").subscriber
     assert pending is not None and confirmed is not None and confirmed.id is not None
     sent_at = datetime.now(UTC)
-    assert subscribers.confirmation_due(store, pending.id or 0, sent_at)[0]
+    assert subscribers.queue_confirmation(store, config, pending, sent_at)
     links = {
         "confirm": (tokens.confirm_link(config, key, pending.id, sent_at), pending.email),
         "unsubscribe": (tokens.unsubscribe_link(config, key, confirmed.id),

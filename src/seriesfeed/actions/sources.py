@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from seriesfeed import metrics
 from seriesfeed.actions import entries as actions
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config, SourceConfig
@@ -299,8 +300,15 @@ async def poll_source(store: Store, config: Config, source: SourceConfig, *,
     now = now or now_utc()
     state, early = await asyncio.to_thread(_prepare, store, config, source, now, force)
     if early is not None:
-        return early
+        return early  # not asked (waiting, busy, stopped): not a poll
     assert state is not None
+    result = await _poll(store, config, source, state, stopping, now)
+    metrics.record_source_poll(result.name, result.outcome)  # issue 16: /metrics
+    return result
+
+
+async def _poll(store: Store, config: Config, source: SourceConfig, state: sq.SourceState,
+                stopping: asyncio.Event | None, now: datetime) -> PollResult:
     try:
         fetched = await _fetch_unless_stopping(state, config, stopping, now)
     except FetchError as exc:

@@ -48,7 +48,6 @@ __all__ = [
     "check_csrf",
     "clean_name",
     "confirm",
-    "confirmation_due",
     "ensure_secret_key",
     "list_subscribers",
     "make_csrf",
@@ -135,17 +134,6 @@ def _claim_slot(conn: Connection, subscriber_id: int, now: datetime) -> bool:
         return False
     sq.update_fields(conn, subscriber_id, confirm_sent_at=now)
     return True
-
-
-def confirmation_due(store: Store, subscriber_id: int,
-                     now: datetime) -> tuple[bool, datetime | None]:
-    """At most one confirmation mail per address per RESEND_AFTER (list-bombing).
-
-    Claims the slot in the same transaction that checks it, so two concurrent posts send
-    one mail; returns whether it is due and the claim it replaced."""
-    with store.write() as conn:
-        last = sq.confirm_sent_at(conn, subscriber_id)
-        return _claim_slot(conn, subscriber_id, now), last
 
 
 def queue_confirmation(store: Store, config: Config, sub: Subscriber, now: datetime) -> bool:

@@ -21,7 +21,7 @@ from seriesfeed.store.tables import (
 
 __all__ = [
     "add", "confirm", "confirm_sent_at", "counts", "email_hash", "email_key", "get",
-    "is_suppressed", "iterate", "remove", "resubscribe", "set_preferences", "set_series",
+    "is_suppressed", "iterate", "remove", "resubscribe", "set_series",
     "unsubscribe", "update_fields",
 ]
 
@@ -144,13 +144,6 @@ def resubscribe(conn: Connection, subscriber_id: int, *, language: str, frequenc
                   language=language, frequency=frequency.value, consent_at=now,
                   consent_ip=ip, consent_source=source)
     set_series(conn, subscriber_id, series_slugs)
-
-
-def set_preferences(conn: Connection, subscriber_id: int, *, language: str,
-                    frequency: Frequency, series_slugs: tuple[str, ...] | None) -> None:
-    update_fields(conn, subscriber_id, language=language, frequency=frequency.value)
-    if series_slugs is not None:
-        set_series(conn, subscriber_id, series_slugs)
 
 
 def confirm(conn: Connection, subscriber_id: int, now: datetime) -> None:
