@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from seriesfeed import actions
 from seriesfeed.actions import bounces
-from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import Config, load_config
 from seriesfeed.store import Store, open_store
 from seriesfeed.store.tables import outbox, subscribers, suppressions
@@ -52,7 +51,7 @@ def world(make_config: Callable[..., Path], database_url: str,
     config = load_config(path, env={})
     store = open_store(config.database.url, config.base_dir)
     for email in PEOPLE:
-        subscriptions.add_subscriber(store, config, email, frequency="daily", confirmed=True)
+        actions.subscribers.add_subscriber(store, config, email, frequency="daily", confirmed=True)
     actions.import_entries(store, config, SEED_PAGE)
     asyncio.run(actions.send_digests(store, config, scheduled=False))
     got = smtp_server.recorder.wait_for(len(PEOPLE))
@@ -236,7 +235,7 @@ def test_dsn_and_arf_mark_the_right_subscriber_and_a_forged_one_changes_nothing(
     assert row["state"] == "failed" and row["bounce"] == "hard" and "5.1.1" in row["last_error"]
     cai = _subscriber(world.store, "cai@example.com")
     assert cai["status"] == "unsubscribed" and cai["unsubscribed_at"] is not None
-    assert subscriptions.add_subscriber(world.store, world.config, "cai@example.com",
+    assert actions.subscribers.add_subscriber(world.store, world.config, "cai@example.com",
                                         resubscribe=True).subscriber is None  # suppressed
     dee = _subscriber(world.store, "dee@example.org")
     assert dee["status"] == "confirmed" and dee["soft_bounces"] == 1

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from seriesfeed import actions
-from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.actions.digests import record_digests
 from seriesfeed.config import Config, load_config
 from seriesfeed.models import Entry, Frequency
@@ -39,7 +38,7 @@ def world(make_config: Callable[..., Path], database_url: str,
     for email, lang, freq in (("ann@example.org", "en", "daily"),
                               ("bea@example.org", "es", "daily"),
                               ("cai@example.org", "en", "weekly")):
-        subscriptions.add_subscriber(store, config, email, language=lang, frequency=freq,
+        actions.subscribers.add_subscriber(store, config, email, language=lang, frequency=freq,
                                      confirmed=True, name="Ann O'Neil" if lang == "en" else None)
     # the articles come after the subscriptions, so they are news to everyone
     actions.import_entries(store, config, SEED_PAGE)
@@ -132,7 +131,7 @@ def test_scheduled_runs_record_one_digest_per_slot(world: tuple[Config, Store]) 
 def test_a_new_subscriber_starts_from_confirmation_and_unsubscribed_get_nothing(
         world: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     config, store = world
-    subscriptions.add_subscriber(store, config, "late@example.org", language="en",
+    actions.subscribers.add_subscriber(store, config, "late@example.org", language="en",
                                  frequency="daily", confirmed=True)
     record_digests(store, config, Frequency.DAILY, datetime.now(UTC), scheduled=False)
     with store.write() as conn:  # Bea unsubscribes after recording, before sending
@@ -150,9 +149,9 @@ def test_a_new_subscriber_starts_from_confirmation_and_unsubscribed_get_nothing(
 def test_451_then_250_is_delivered_and_550_fails_and_bounces(
         world: tuple[Config, Store], smtp_server: SmtpServer) -> None:
     config, store = world
-    subscriptions.add_subscriber(store, config, "gone@hard.example.net", language="es",
+    actions.subscribers.add_subscriber(store, config, "gone@hard.example.net", language="es",
                                  frequency="daily", confirmed=True)
-    subscriptions.add_subscriber(store, config, "busy@soft.example.net", language="es",
+    actions.subscribers.add_subscriber(store, config, "busy@soft.example.net", language="es",
                                  frequency="daily", confirmed=True)
     actions.add_entry(store, config, Entry(series=SLUG, language="es", title="Nueva",
                                            summary="x", published=datetime.now(UTC)))
@@ -304,7 +303,7 @@ def test_dkim_signature_covers_both_list_unsubscribe_headers_and_verifies(
               "dkim_key": str(key), "dkim_selector": "sf", "dkim_domain": "example.org"}),
         env={})
     store = open_store(config.database.url, config.base_dir)
-    subscriptions.add_subscriber(store, config, "d@example.org", frequency="daily",
+    actions.subscribers.add_subscriber(store, config, "d@example.org", frequency="daily",
                                  confirmed=True)
     actions.import_entries(store, config, SEED_PAGE)
     asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
@@ -384,7 +383,7 @@ def test_a_server_dropping_connections_mid_run_loses_nothing(
                   "bounce_limit": 3, "max_attempts": 20, "retry_seconds": 0.01}), env={})
         store = open_store(config.database.url, config.base_dir)
         for i in range(40):
-            subscriptions.add_subscriber(store, config, f"p{i}@example.org",
+            actions.subscribers.add_subscriber(store, config, f"p{i}@example.org",
                                          frequency="daily", confirmed=True)
         actions.import_entries(store, config, SEED_PAGE)
         first = asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,

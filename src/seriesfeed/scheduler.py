@@ -19,6 +19,7 @@ from typing import Any
 
 from seriesfeed.actions import jobs
 from seriesfeed.actions.ops import Store
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.schedules import AlarmClock, Trigger, alarm_clock, previous_fire_time
@@ -97,7 +98,7 @@ class Daemon:
         if not job.record:
             await self._guarded(job)
             return
-        now = datetime.now(self.config.zone)
+        now = now_utc().astimezone(self.config.zone)
         try:  # in a thread: the loop must not wait for another process's write lock
             run_id = await asyncio.to_thread(self._start_run, job.name, now)
         except SeriesfeedError as exc:  # a full disk, say: log, try again at the next fire
@@ -113,7 +114,7 @@ class Daemon:
         return jobs.start_run(self.store, name, now)
 
     def _finish_run(self, run_id: int, ok: bool, summary: str) -> None:
-        jobs.finish_run(self.store, run_id, datetime.now(self.config.zone), ok, summary)
+        jobs.finish_run(self.store, run_id, now_utc().astimezone(self.config.zone), ok, summary)
 
     async def _guarded(self, job: Job) -> tuple[bool, str]:
         """Run the job's work; a failure is logged and returned, never raised."""
@@ -173,7 +174,7 @@ class Daemon:
                                   id=job.name)
         # decided before the scheduler starts (and off the loop): a fire cannot start
         # beside its own catch-up run, and run_job never runs one job twice at once
-        now = datetime.now(self.config.zone)
+        now = now_utc().astimezone(self.config.zone)
         first, catch_up = await asyncio.to_thread(self._catch_up, now)
         scheduler.start()
         self.scheduler = scheduler

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from seriesfeed import actions
-from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import load_config
 from seriesfeed.errors import ImportError_
 from seriesfeed.importers import ImportSettings
@@ -325,7 +324,7 @@ def test_hostile_content_passes_strict_servers_and_decodes_back(
     path.write_bytes(json.dumps(doc).encode())
     store = open_store(config.database.url, config.base_dir)
     try:
-        subscriptions.add_subscriber(store, config, "b5@example.org", confirmed=True,
+        actions.subscribers.add_subscriber(store, config, "b5@example.org", confirmed=True,
                                      frequency="daily")
         with store.write() as conn:
             from seriesfeed.store.tables import subscribers

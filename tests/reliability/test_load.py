@@ -14,7 +14,6 @@ from starlette.testclient import TestClient
 
 from seriesfeed import actions
 from seriesfeed.actions import subscriber_csv
-from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.publish import etag_of
 from seriesfeed.store import open_store
 from seriesfeed.store.tables import entries, subscribers
@@ -107,7 +106,7 @@ def test_delivered_per_language_equals_expected(make_config: Callable[..., Path]
                     sq.unsubscribe(conn, ids[email.lower()], datetime.now(UTC))
         for email, kind in plan.items():
             if kind == "remove":
-                subscriptions.remove_subscriber(store, email)
+                actions.subscribers.remove_subscriber(store, email)
         # the same people again, case-varied: nobody is added, resubscribed or doubled
         again = ["email,language,frequency,status"] + [
             f"{e.upper()},en,daily,confirmed" for e in list(plan)[: n // 2]]

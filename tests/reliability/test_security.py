@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from seriesfeed import actions, tokens
 from seriesfeed.actions import subscriber_csv
-from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import ImportError_, ValidationError
 from seriesfeed.models import Frequency, SubscriberStatus
@@ -144,14 +143,14 @@ def test_every_status_gets_the_same_answer_in_the_same_time(
         site: Site, figures: Callable[..., None]) -> None:
     config, store = site.config, site.store
     key = tokens.ensure_secret_key(config)
-    subscriptions.add_subscriber(store, config, "pending@example.org")
-    subscriptions.add_subscriber(store, config, "confirmed@example.org", confirmed=True)
-    gone = subscriptions.add_subscriber(store, config, "unsub@example.org", confirmed=True)
+    actions.subscribers.add_subscriber(store, config, "pending@example.org")
+    actions.subscribers.add_subscriber(store, config, "confirmed@example.org", confirmed=True)
+    gone = actions.subscribers.add_subscriber(store, config, "unsub@example.org", confirmed=True)
     assert gone.subscriber is not None and gone.subscriber.id is not None
     link = tokens.unsubscribe_link(config, key, gone.subscriber.id)
-    subscriptions.unsubscribe(store, config, link.rsplit("/", 1)[1])
-    subscriptions.add_subscriber(store, config, "removed@example.org", confirmed=True)
-    subscriptions.remove_subscriber(store, "removed@example.org")
+    actions.subscribers.unsubscribe(store, config, link.rsplit("/", 1)[1])
+    actions.subscribers.add_subscriber(store, config, "removed@example.org", confirmed=True)
+    actions.subscribers.remove_subscriber(store, "removed@example.org")
     samples: dict[str, list[float]] = {k: [] for k in
                                        ("new", "pending", "confirmed", "unsub", "removed")}
     bodies: dict[str, set[tuple[int, str]]] = {k: set() for k in samples}
@@ -189,12 +188,12 @@ def _csrf(body: str) -> str:
 def test_forged_posts_change_nothing(site: Site, figures: Callable[..., None]) -> None:
     config, store = site.config, site.store
     key = tokens.ensure_secret_key(config)
-    sub = subscriptions.add_subscriber(store, config, "csrf@example.org", confirmed=True,
+    sub = actions.subscribers.add_subscriber(store, config, "csrf@example.org", confirmed=True,
                                        frequency="weekly").subscriber
     assert sub is not None and sub.id is not None
     prefs = tokens.preferences_link(config, key, sub.id).removeprefix(BASE)
     unsub = tokens.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
-    other = subscriptions.add_subscriber(store, config, "other@example.org",
+    other = actions.subscribers.add_subscriber(store, config, "other@example.org",
                                          confirmed=True).subscriber
     assert other is not None and other.id is not None
     other_prefs = tokens.preferences_link(config, key, other.id).removeprefix(BASE)
@@ -279,26 +278,26 @@ def test_mutated_swapped_expired_and_replayed_tokens_are_refused(
             with pytest.raises(ValidationError):
                 tokens.read_token(key, other, token)
     # expiry: a confirm link a week and a day old; a CSRF field three hours old
-    sub = subscriptions.add_subscriber(store, config, "tok@example.org").subscriber
+    sub = actions.subscribers.add_subscriber(store, config, "tok@example.org").subscriber
     assert sub is not None
     sent_at = datetime.now(UTC)
-    assert subscriptions.queue_confirmation(store, config, sub, sent_at)
+    assert actions.subscribers.queue_confirmation(store, config, sub, sent_at)
     link = tokens.confirm_link(config, key, sub.id, sent_at).rsplit("/", 1)[1]
     with time_machine.travel(sent_at + timedelta(days=8), tick=False), \
             pytest.raises(ValidationError):
-        subscriptions.confirm(store, config, link)
+        actions.subscribers.confirm(store, config, link)
     csrf = tokens.make_token(key, tokens.Purpose.CSRF, 0, bound="x")
     with time_machine.travel(datetime.now(UTC) + timedelta(hours=3), tick=False), \
             pytest.raises(ValidationError):
         tokens.read_token(key, tokens.Purpose.CSRF, csrf)
     # replay: a confirm link works once
-    subscriptions.confirm(store, config, link)
+    actions.subscribers.confirm(store, config, link)
     with pytest.raises(ValidationError):
-        subscriptions.confirm(store, config, link)
+        actions.subscribers.confirm(store, config, link)
     # unsubscribe links still work a year and a day later (invariant 8)
     unsub = tokens.unsubscribe_link(config, key, sub.id or 0).rsplit("/", 1)[1]
     with time_machine.travel(datetime.now(UTC) + timedelta(days=366), tick=False):
-        subscriptions.unsubscribe(store, config, unsub)
+        actions.subscribers.unsubscribe(store, config, unsub)
     assert accepted == 0
     figures(**{"mutations tried": tried, "accepted": accepted, "purpose swaps": swapped,
                "expired accepted": 0, "replays accepted": 0})
@@ -333,7 +332,7 @@ def test_one_click_unsubscribe_end_to_end_with_dkim(
         env={})
     store = open_store(config.database.url, config.base_dir)
     try:
-        subscriptions.add_subscriber(store, config, "oneclick@example.org", confirmed=True,
+        actions.subscribers.add_subscriber(store, config, "oneclick@example.org", confirmed=True,
                                      frequency="daily")
         actions.import_entries(store, config, SEED_PAGE)
         asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
@@ -380,12 +379,12 @@ def test_one_click_unsubscribe_end_to_end_with_dkim(
 def test_link_scanners_change_nothing(site: Site, figures: Callable[..., None]) -> None:
     config, store = site.config, site.store
     key = tokens.ensure_secret_key(config)
-    pending = subscriptions.add_subscriber(store, config, "scan-p@example.org").subscriber
-    confirmed = subscriptions.add_subscriber(store, config, "scan-c@example.org",
+    pending = actions.subscribers.add_subscriber(store, config, "scan-p@example.org").subscriber
+    confirmed = actions.subscribers.add_subscriber(store, config, "scan-c@example.org",
                                              confirmed=True, frequency="weekly").subscriber
     assert pending is not None and confirmed is not None
     sent_at = datetime.now(UTC)
-    assert subscriptions.queue_confirmation(store, config, pending, sent_at)
+    assert actions.subscribers.queue_confirmation(store, config, pending, sent_at)
     links = [tokens.confirm_link(config, key, pending.id, sent_at),
              tokens.unsubscribe_link(config, key, confirmed.id or 0),
              tokens.preferences_link(config, key, confirmed.id or 0)]
@@ -439,10 +438,10 @@ def test_list_bombing_sends_at_most_one_confirmation_per_address_per_day(
     assert _status(site, "honeypot@example.org") is None
     # a day later the victim may be asked once more, not before
     with time_machine.travel(datetime.now(UTC) + timedelta(hours=23), tick=False):
-        sub = subscriptions.add_subscriber(store, config, victims[0]).subscriber
+        sub = actions.subscribers.add_subscriber(store, config, victims[0]).subscriber
         assert sub is not None
-        assert subscriptions.send_confirmation(store, config, sub) is \
-            subscriptions.ConfirmationMail.NOT_DUE
+        assert actions.subscribers.send_confirmation(store, config, sub) is \
+            actions.subscribers.ConfirmationMail.NOT_DUE
     figures(**{"clients": 200, "posts per victim": 200,
                "max confirmations per victim (24 h)": max(per_target[v] for v in victims),
                "429 after": single.index(429), "honeypot mails": 0})
@@ -454,7 +453,7 @@ def test_host_poisoning_and_open_redirects(site: Site, figures: Callable[..., No
     poison = {"Host": "evil.example", "X-Forwarded-Host": "evil.example",
               "X-Forwarded-Proto": "http", "Forwarded": "host=evil.example;proto=http"}
     key = tokens.ensure_secret_key(config)
-    sub = subscriptions.add_subscriber(store, config, "host@example.org", confirmed=True,
+    sub = actions.subscribers.add_subscriber(store, config, "host@example.org", confirmed=True,
                                        frequency="daily").subscriber
     assert sub is not None and sub.id is not None
     unsub = tokens.unsubscribe_link(config, key, sub.id).removeprefix(BASE)
@@ -503,7 +502,7 @@ def test_oversized_and_slow_requests_and_headers(site: Site, figures: Callable[.
 
     config, store = site.config, site.store
     key = tokens.ensure_secret_key(config)
-    sub = subscriptions.add_subscriber(store, config, "hdr@example.org", confirmed=True
+    sub = actions.subscribers.add_subscriber(store, config, "hdr@example.org", confirmed=True
                                        ).subscriber
     assert sub is not None and sub.id is not None
     token_pages = [tokens.unsubscribe_link(config, key, sub.id).removeprefix(BASE),
@@ -578,7 +577,7 @@ def test_xss_payloads_in_entries_never_run(site: Site, tmp_path: Path,
     path = tmp_path / "xss.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
     actions.import_entries(store, config, path)
-    subscriptions.add_subscriber(store, config, "xss@example.org", confirmed=True,
+    actions.subscribers.add_subscriber(store, config, "xss@example.org", confirmed=True,
                                  frequency="daily")
     with store.write() as conn:
         conn.execute(subscribers.update().values(last_seq=0))

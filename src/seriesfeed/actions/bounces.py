@@ -48,7 +48,7 @@ __all__ = [
     "row_from",
 ]
 
-log = logging.getLogger("seriesfeed.bounces")
+log = logging.getLogger("seriesfeed.bounces")  # the logger's name operators filter on: kept
 MAC_HEX = 20  # 80 bits; lower-case hex survives MTAs that fold the local part's case
 MAX_MESSAGE = 10 * 1024 * 1024
 

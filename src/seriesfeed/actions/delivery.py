@@ -59,7 +59,7 @@ __all__ = [
     "render_digest",
 ]
 
-log = logging.getLogger("seriesfeed.outbox")
+log = logging.getLogger("seriesfeed.outbox")  # the logger's name operators filter on: kept
 BATCH = 200
 
 

@@ -22,7 +22,8 @@ from typing import Any
 from urllib.parse import quote
 
 from seriesfeed import metrics
-from seriesfeed.actions import entries as actions
+from seriesfeed.actions import entries
+from seriesfeed.actions.ops import local_time
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config, SourceConfig
 from seriesfeed.errors import FetchError, ImportError_, NotFoundError, SeriesfeedError
@@ -42,7 +43,7 @@ __all__ = [
     "poll_sources", "store_fetched",
 ]
 
-log = logging.getLogger("seriesfeed.sources")
+log = logging.getLogger("seriesfeed.sources")  # the logger's name operators filter on: kept
 
 BACKOFF_FIRST_S = 60.0
 BACKOFF_CAP_S = 86_400.0  # a day
@@ -157,8 +158,8 @@ def _soft_links(batch: ImportBatch) -> dict[int, str]:
     return explicit
 
 
-def _link_translations(conn: Connection, config: Config, stored: actions.StoredEntries,
-                       explicit: dict[int, str], report: actions.ImportReport) -> None:
+def _link_translations(conn: Connection, config: Config, stored: entries.StoredEntries,
+                       explicit: dict[int, str], report: entries.ImportReport) -> None:
     default = config.site.default_language
     for n, (seq, entry, item) in enumerate(stored):
         refs = ([explicit[n]] if n in explicit else []) + list(item.translations)
@@ -180,20 +181,20 @@ def _link_translations(conn: Connection, config: Config, stored: actions.StoredE
 
 def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name: str,
                   fmt: str | None, series_slug: str | None = None,
-                  source: SourceConfig | None = None) -> actions.ImportReport:
+                  source: SourceConfig | None = None) -> entries.ImportReport:
     """Parse a fetched document and store it in one transaction (with a source's
     bookkeeping when it comes from one)."""
     label = fetched.url
     use = _format_of(fetched, fmt, label)
-    settings = actions.import_settings(config)
+    settings = entries.import_settings(config)
     batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)
     _ids_as_uris(batch, source.url if source else label)
     explicit = _soft_links(batch) if source is not None else {}
-    report = actions.ImportReport(label, use)
+    report = entries.ImportReport(label, use)
 
-    def within(conn: Connection, stored: actions.StoredEntries) -> None:
+    def within(conn: Connection, stored: entries.StoredEntries) -> None:
         _link_translations(conn, config, stored, explicit, report)
         if source is None:
             return
@@ -208,13 +209,13 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
         sq.remember_entries(conn, source_name, ids)
         sq.add_entries_count(conn, source_name, report.added)
 
-    return actions.store_batch(store, config, batch, label, report, within)
+    return entries.store_batch(store, config, batch, label, report, within)
 
 
 # -- import URL -----------------------------------------------------------------------
 
 def import_url(store: Store, config: Config, url: str, fmt: str | None = None,
-               series_slug: str | None = None) -> actions.ImportReport:
+               series_slug: str | None = None) -> entries.ImportReport:
     """`seriesfeed import URL`: one GET (no validators), then as `import FILE`."""
     if fmt is not None and fmt not in FORMATS:
         raise ImportError_(f"unknown format '{fmt}' (choose {', '.join(FORMATS)})",
@@ -418,10 +419,6 @@ def next_poll(config: Config, source: SourceConfig, state: sq.SourceState | None
     return fire
 
 
-def _iso(value: datetime | None, config: Config) -> str | None:
-    return value.astimezone(config.zone).isoformat(timespec="seconds") if value else None
-
-
 def list_sources(store: Store, config: Config, now: datetime | None = None,
                  ) -> list[dict[str, Any]]:
     now = now or now_utc()
@@ -440,15 +437,15 @@ def list_sources(store: Store, config: Config, now: datetime | None = None,
             "format": source.format or None,
             "schedule": source.schedule,
             "prune": source.prune,
-            "last_poll": _iso(state.last_poll_at, config) if state else None,
-            "last_success": _iso(state.last_success_at, config) if state else None,
+            "last_poll": local_time(state.last_poll_at, config.zone) if state else None,
+            "last_success": local_time(state.last_success_at, config.zone) if state else None,
             "last_status": state.last_status if state else None,
             "entries_added": state.entries_added if state else 0,
             "last_error": state.last_error if state else None,
             "failures": state.failures if state else 0,
             "stopped": state.stopped if state else False,
-            "not_before": _iso(state.not_before, config) if state else None,
-            "next_poll": _iso(next_poll(config, source, state, now), config),
+            "not_before": local_time(state.not_before, config.zone) if state else None,
+            "next_poll": local_time(next_poll(config, source, state, now), config.zone),
         })
     return out
 

@@ -10,6 +10,7 @@ from typing import Any
 from seriesfeed.actions.jobs import plan
 from seriesfeed.actions.ops import local_time
 from seriesfeed.actions.sources import failing_sources
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.store import Store
@@ -17,7 +18,7 @@ from seriesfeed.store import entries as eq
 from seriesfeed.store import jobs as jq
 from seriesfeed.store import ops as oq
 
-__all__ = ["Health", "health", "status_figures", "status_report"]
+__all__ = ["Health", "health", "status_report"]
 
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -25,7 +26,7 @@ ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 def status_report(config: Config, store: Store, *, figures: bool = True) -> dict[str, Any]:
     """What `status` prints, and what /healthz (``figures=False``: only the headline
     counts, it is polled often) and /metrics report."""
-    now = datetime.now(config.zone)
+    now = now_utc().astimezone(config.zone)
     with store.read() as conn:
         last = jq.last_runs(conn)
         report: dict[str, Any] = {
@@ -39,7 +40,7 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
     report["schema"] = store.schema_revision()
     # issue 16: every figure /healthz and /metrics report comes from here
     if figures:
-        report.update(status_figures(store, config))
+        report.update(_figures(store, config))
     report["jobs"] = []
     for job in plan(config):  # the jobs the daemon runs
         if not job.record:
@@ -99,7 +100,7 @@ def health(config: Config, store: Store) -> Health:
     return Health("down" if down else "degraded" if reasons else state, reasons, report)
 
 
-def status_figures(store: Store, config: Config) -> dict[str, Any]:
+def _figures(store: Store, config: Config) -> dict[str, Any]:
     """The figures beyond the headline counts: outbox rows by state and kind, message
     totals, digests per language and frequency, subscribers by status and language, each
     job's last success, and the oldest queued row."""

@@ -31,9 +31,6 @@ from seriesfeed.tokens import (
     check_csrf,
     ensure_secret_key,
     make_csrf,
-    make_token,
-    preferences_link,
-    read_token,
     unsubscribe_link,
 )
 
@@ -51,10 +48,7 @@ __all__ = [
     "ensure_secret_key",
     "list_subscribers",
     "make_csrf",
-    "make_token",
-    "preferences_link",
     "queue_confirmation",
-    "read_token",
     "remove_subscriber",
     "send_confirmation",
     "subscriber_for",
@@ -65,7 +59,7 @@ __all__ = [
     "update_preferences",
 ]
 
-log = logging.getLogger("seriesfeed.subscriptions")
+log = logging.getLogger("seriesfeed.subscriptions")  # the logger's name operators filter on: kept
 MAX_NAME = 100
 RESEND_AFTER = timedelta(hours=24)  # list-bombing: one confirmation per address per day
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from seriesfeed.actions import ops as operations
+from seriesfeed import actions
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.models import OutboxState
 
@@ -32,7 +32,7 @@ def outbox() -> None:
 def outbox_list(app: AppContext, state: str | None, digest_id: int | None, email: str | None,
                 as_json: bool) -> None:
     """List outbox rows (oldest first)."""
-    rows = operations.list_outbox(app.store, app.config, state=state, digest_id=digest_id,
+    rows = actions.ops.list_outbox(app.store, app.config, state=state, digest_id=digest_id,
                                   email=email)
     if as_json:
         print_json(rows)
@@ -57,7 +57,7 @@ def outbox_retry(app: AppContext, ids: tuple[int, ...], all_failed: bool,
     Message-ID; the next drain (the daemon's, or `digest send`) sends them."""
     if bool(ids) == all_failed:
         raise click.UsageError("give either row IDs or --failed")
-    done = operations.retry_outbox(app.store, list(ids) if ids else None, digest_id=digest_id)
+    done = actions.ops.retry_outbox(app.store, list(ids) if ids else None, digest_id=digest_id)
     click.echo(f"{len(done)} rows queued again" + (f": {', '.join(map(str, done))}"
                                                    if done and len(done) <= 20 else ""))
 
@@ -72,7 +72,7 @@ def digests() -> None:
 @pass_app
 def digests_list(app: AppContext, as_json: bool) -> None:
     """List digests with their recipients and what was sent, failed and pending."""
-    found = operations.list_digests(app.store, app.config)
+    found = actions.ops.list_digests(app.store, app.config)
     if as_json:
         print_json(found)
         return
@@ -90,7 +90,7 @@ def digests_list(app: AppContext, as_json: bool) -> None:
 @pass_app
 def digests_show(app: AppContext, digest_id: int, as_json: bool) -> None:
     """One digest: its figures and every recipient it was not (yet) sent to, with why."""
-    d = operations.show_digest(app.store, app.config, digest_id)
+    d = actions.ops.show_digest(app.store, app.config, digest_id)
     if as_json:
         print_json(d)
         return
@@ -116,7 +116,7 @@ def bounces_process(app: AppContext, path: Path) -> None:
     """Read DSNs (RFC 3464, and the common MTAs' own formats) and ARF complaint reports
     (RFC 5965) from PATH: a Maildir (its unseen messages, marked seen after), an mbox, a
     file, or a folder of files. Only reports carrying a valid VERP token change anything."""
-    click.echo(str(operations.process_bounces(app.store, app.config, path)))
+    click.echo(str(actions.ops.process_bounces(app.store, app.config, path)))
 
 
 @cli.command("backup")
@@ -125,7 +125,7 @@ def bounces_process(app: AppContext, path: Path) -> None:
 def backup_command(app: AppContext, file: Path) -> None:
     """Copy a SQLite store to FILE, consistently, even while the daemon runs (SQLite's
     online backup API). For PostgreSQL use pg_dump (see the README)."""
-    size = operations.backup_store(app.store, file)
+    size = actions.ops.backup_store(app.store, file)
     click.echo(f"Backed up {app.store.describe()} to {file} ({size} bytes)")
 
 
@@ -136,5 +136,5 @@ def restore_command(app: AppContext, file: Path) -> None:
     """Replace the SQLite store with the backup FILE; refused while a daemon runs on it.
     Rows the backup holds as not sent are sent by the next drain, with the Message-IDs
     they always had."""
-    revision = operations.restore_store(app.store, file)
+    revision = actions.ops.restore_store(app.store, file)
     click.echo(f"Restored {file} (schema {revision}) into {app.store.describe()}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
+from seriesfeed import actions
 from seriesfeed.actions import subscriber_csv
-from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.actions.ops import local_time
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.models import SubscriberStatus
@@ -37,7 +37,7 @@ def subscribers() -> None:
 def add(app: AppContext, email: str, name: str | None, language: str | None, frequency: str,
         series: tuple[str, ...], confirmed: bool) -> None:
     """Add a subscriber (pending, with a confirmation mail, unless --confirmed)."""
-    result = subscriptions.add_subscriber(
+    result = actions.subscribers.add_subscriber(
         app.store, app.config, email, name=name, language=language, frequency=frequency,
         confirmed=confirmed, source="cli", series=series, resubscribe=True)
     if result.subscriber is None:
@@ -45,7 +45,7 @@ def add(app: AppContext, email: str, name: str | None, language: str | None, fre
         return
     sub = result.subscriber
     if result.send_confirmation:
-        sent = subscriptions.send_confirmation(app.store, app.config, sub)
+        sent = actions.subscribers.send_confirmation(app.store, app.config, sub)
         click.echo(f"{sub.email}: {sub.status.value}; confirmation mail {sent.value}")
     else:
         click.echo(f"{sub.email}: {sub.status.value}" + ("" if result.created
@@ -58,7 +58,7 @@ def add(app: AppContext, email: str, name: str | None, language: str | None, fre
 @pass_app
 def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
     """List subscribers."""
-    found = subscriptions.list_subscribers(app.store, SubscriberStatus(status) if status
+    found = actions.subscribers.list_subscribers(app.store, SubscriberStatus(status) if status
                                            else None)
     if as_json:
         print_json([_local(s.to_json(), app) for s in found])
@@ -101,8 +101,8 @@ def import_command(app: AppContext, file: Path, send_confirmations: bool) -> Non
         click.echo(f"{len(report.pending)} pending: no confirmation mail sent "
                    "(--send-confirmations sends it)")
         return
-    sent = sum(subscriptions.send_confirmation(app.store, app.config, sub)
-               is subscriptions.ConfirmationMail.SENT for sub in report.pending)
+    sent = sum(actions.subscribers.send_confirmation(app.store, app.config, sub)
+               is actions.subscribers.ConfirmationMail.SENT for sub in report.pending)
     click.echo(f"{len(report.pending)} pending: confirmation mail sent to {sent}"
                + (f", {len(report.pending) - sent} not sent (see the log)"
                   if sent < len(report.pending) else ""))
@@ -138,9 +138,9 @@ def unsubscribe(app: AppContext, who: str) -> None:
     mail to [mail] unsubscribe_mailto (its subject is "unsubscribe TOKEN")."""
     who = who.strip().removeprefix("unsubscribe").strip()
     if "@" in who:
-        sub = subscriptions.unsubscribe_address(app.store, who)
+        sub = actions.subscribers.unsubscribe_address(app.store, who)
     else:
-        found = subscriptions.unsubscribe(app.store, app.config, who.rsplit("/", 1)[-1])
+        found = actions.subscribers.unsubscribe(app.store, app.config, who.rsplit("/", 1)[-1])
         if found is None:
             click.echo("that subscriber was removed earlier; nothing is sent to them")
             return
@@ -153,5 +153,5 @@ def unsubscribe(app: AppContext, who: str) -> None:
 @pass_app
 def remove(app: AppContext, email: str) -> None:
     """Erase a subscriber's personal data; the address stays suppressed (a hash is kept)."""
-    sub = subscriptions.remove_subscriber(app.store, email)
+    sub = actions.subscribers.remove_subscriber(app.store, email)
     click.echo(f"Removed {sub.email}; the address stays suppressed")

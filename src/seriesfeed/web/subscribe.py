@@ -28,7 +28,6 @@ from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions, i18n
 from seriesfeed.actions import Store
-from seriesfeed.actions import subscribers as subscriptions
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, StoreError, ValidationError
 from seriesfeed.models import Subscriber, SubscriberStatus
@@ -108,11 +107,11 @@ class Site:
         every = await run_in_threadpool(actions.list_all_series, self.store)
         return localized.about(self.config, lang, address, followed, every, local_part=local_part)
 
-    async def subscriber(self, request: Request, purpose: subscriptions.Purpose,
+    async def subscriber(self, request: Request, purpose: actions.subscribers.Purpose,
                          token: str) -> Subscriber | HTMLResponse:
         """Whom a link's token names, or the bad-link page in the reader's language."""
         try:
-            return await run_in_threadpool(subscriptions.subscriber_for, self.store,
+            return await run_in_threadpool(actions.subscribers.subscriber_for, self.store,
                                            self.config, purpose, token)
         except ValidationError:
             return self.token_error(request)
@@ -133,11 +132,12 @@ class Site:
 
     def csrf_for(self, link_token: str) -> str:
         """The CSRF field for the page a link opened (tokens.make_csrf)."""
-        return subscriptions.make_csrf(subscriptions.ensure_secret_key(self.config), link_token)
+        return actions.subscribers.make_csrf(
+            actions.subscribers.ensure_secret_key(self.config), link_token)
 
     def csrf_ok(self, link_token: str, given: str) -> bool:
         """tokens.check_csrf: bound to that link, compared in constant time."""
-        return subscriptions.check_csrf(subscriptions.ensure_secret_key(self.config),
+        return actions.subscribers.check_csrf(actions.subscribers.ensure_secret_key(self.config),
                                         link_token, given)
 
     async def form_data(self, request: Request) -> dict[str, str] | Response:
@@ -214,7 +214,7 @@ async def subscribe(site: Site, request: Request) -> Response:
         return site.error(lang, 429, _("Too many requests; please try again later."))
     try:
         result = await run_in_threadpool(
-            subscriptions.add_subscriber,
+            actions.subscribers.add_subscriber,
             store, config, data.get("email", ""), name=data.get("name"), language=lang,
             frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
             ip=client, series=tuple(s for s in [data.get("series", "")] if s))
@@ -226,7 +226,7 @@ async def subscribe(site: Site, request: Request) -> Response:
     except SeriesfeedError:
         return site.error(lang, 400)
     if result.send_confirmation and result.subscriber is not None:
-        done.background = BackgroundTask(subscriptions.send_confirmation, store, config,
+        done.background = BackgroundTask(actions.subscribers.send_confirmation, store, config,
                                          result.subscriber)
     return done  # the same answer for new, pending, confirmed and suppressed addresses
 
@@ -234,7 +234,7 @@ async def subscribe(site: Site, request: Request) -> Response:
 async def confirm(site: Site, request: Request) -> Response:
     config, store = site.config, site.store
     token = request.path_params["token"]
-    sub = await site.subscriber(request, subscriptions.Purpose.CONFIRM, token)
+    sub = await site.subscriber(request, actions.subscribers.Purpose.CONFIRM, token)
     if isinstance(sub, Response):
         return sub
     _ = i18n.messages_for(config, sub.language)
@@ -249,13 +249,13 @@ async def confirm(site: Site, request: Request) -> Response:
     if isinstance(data, Response):
         return data
     try:
-        await run_in_threadpool(subscriptions.confirm, store, config, token)
+        await run_in_threadpool(actions.subscribers.confirm, store, config, token)
     except StoreError as exc:
         return busy_page(config, sub.language, str(exc))
     except ValidationError:
         return site.error(sub.language, 400)
-    link = subscriptions.unsubscribe_link(config, subscriptions.ensure_secret_key(config),
-                                          sub.id or 0)
+    link = actions.subscribers.unsubscribe_link(
+        config, actions.subscribers.ensure_secret_key(config), sub.id or 0)
     return site.page(sub.language, heading=_("You are subscribed"), paragraphs=[
         _("New articles will reach you by email."),
         _("You can unsubscribe at any time with the link in every message.")],
@@ -266,7 +266,7 @@ async def unsubscribe(site: Site, request: Request) -> Response:
     config, store = site.config, site.store
     token = request.path_params["token"]
     try:
-        found = await run_in_threadpool(subscriptions.unsubscribe_target, store, config,
+        found = await run_in_threadpool(actions.subscribers.unsubscribe_target, store, config,
                                         token)
     except ValidationError:
         return site.token_error(request)
@@ -292,7 +292,7 @@ async def unsubscribe(site: Site, request: Request) -> Response:
     if not one_click and not site.csrf_ok(token, data.get("csrf", "")):
         return site.error(sub.language, 403, _("This form has expired; open the link again."))
     try:
-        await run_in_threadpool(subscriptions.unsubscribe, store, config, token)
+        await run_in_threadpool(actions.subscribers.unsubscribe, store, config, token)
     except StoreError as exc:
         return busy_page(config, sub.language, str(exc))
     return site.page(sub.language, heading=_("You are unsubscribed"), about=block, paragraphs=[
@@ -302,7 +302,7 @@ async def unsubscribe(site: Site, request: Request) -> Response:
 async def preferences(site: Site, request: Request) -> Response:
     note: list[str] = []  # what the page says above the form ("saved")
     token = request.path_params["token"]
-    sub = await site.subscriber(request, subscriptions.Purpose.PREFERENCES, token)
+    sub = await site.subscriber(request, actions.subscribers.Purpose.PREFERENCES, token)
     if isinstance(sub, Response):
         return sub
     config, store = site.config, site.store
@@ -316,7 +316,7 @@ async def preferences(site: Site, request: Request) -> Response:
             chosen = tuple(s for s in data.get("series", "").split(",") if s)
         try:
             sub = await run_in_threadpool(
-                subscriptions.update_preferences, store, config, token,
+                actions.subscribers.update_preferences, store, config, token,
                 language=data.get("language", sub.language),
                 frequency=data.get("frequency", sub.frequency.value), series=chosen)
         except StoreError as exc:
