@@ -2,7 +2,7 @@
 have changed from outside. Tokens are pinned to bytes made by the code before the refactor
 (3565a41); the caches the refactor added (a token's purpose key, the parsed ``[mail] from``)
 must neither keep an old value alive nor hide an error; ``status`` lists the jobs the daemon
-runs."""
+runs; and a bad schedule names the key an operator has to edit."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import pytest
 
 from seriesfeed import emails, messages, tokens
 from seriesfeed.actions import jobs
+from seriesfeed.actions.sources import list_sources
 from seriesfeed.actions.status import status_report
 from seriesfeed.config import Config, load_config
 from seriesfeed.daemon import build_daemon
-from seriesfeed.errors import ValidationError
+from seriesfeed.errors import ConfigError, ValidationError
 from seriesfeed.store import Store
 from tests.conftest import ConfigFactory
 
@@ -112,6 +113,26 @@ def test_status_lists_the_jobs_the_daemon_runs(make_config: ConfigFactory,
         else:
             assert shown["next"] is not None
             assert trigger.get_next_fire_time(None, now) is not None
+
+
+def test_a_bad_source_schedule_names_the_key_to_edit(make_config: ConfigFactory) -> None:
+    # "*/61" passes the config's shape check; APScheduler refuses it. The message must name
+    # the TOML key (sources.news.schedule), as `sources list` and the config loader do, not
+    # "schedule.sources.news" (no such key) that `status` and `run` used to print.
+    config = load_config(make_config('[sources.news]\nurl = "https://news.example/f"\n'
+                                     'schedule = "*/61 * * * *"\n'), env={})
+    with pytest.raises(ConfigError) as info:
+        jobs.plan(config)
+    assert str(info.value).startswith("sources.news.schedule: '*/61 * * * *'")
+    assert "schedule.sources" not in str(info.value)
+
+
+def test_sources_list_names_the_same_key(make_config: ConfigFactory, store: Store) -> None:
+    config = load_config(make_config('[sources.news]\nurl = "https://news.example/f"\n'
+                                     'schedule = "*/61 * * * *"\n'), env={})
+    with pytest.raises(ConfigError) as info:
+        list_sources(store, config)
+    assert str(info.value).startswith("sources.news.schedule: ")
 
 
 MOVED = ["seriesfeed.actions.delivery", "seriesfeed.actions.subscribers",
