@@ -63,6 +63,9 @@ def _second_occurrence(moment: datetime) -> bool:
 
 
 def make_trigger(expression: str, config: Config, key: str) -> CronTrigger:
+    """The trigger of ``expression``; ``key`` names it in errors: a ``[schedule]`` key
+    ("daily"), or the full key of a source's ("sources.<name>.schedule")."""
+    name = key if key.startswith("sources.") else f"schedule.{key}"
     fields = expression.split()
     try:
         if len(fields) == 6:  # a leading seconds field, for tests and tight schedules
@@ -73,8 +76,8 @@ def make_trigger(expression: str, config: Config, key: str) -> CronTrigger:
         return WallClockCronTrigger(minute=minute, hour=hour, day=day, month=month,
                                     day_of_week=dow, timezone=config.zone)
     except ValueError as exc:
-        raise ConfigError(f"schedule.{key}: '{expression}' is not a valid cron expression "
-                          f"({exc})", key=f"schedule.{key}") from exc
+        raise ConfigError(f"{name}: '{expression}' is not a valid cron expression "
+                          f"({exc})", key=name) from exc
 
 
 FIRE_LIMIT = 10_000

@@ -44,7 +44,8 @@ def plan(config: Config, *, sender_only: bool = False) -> list[Planned]:
              for f in Frequency]
     # not recorded in job_runs: the sources table is a source's record, and its errors are
     # logged once per change, not once per poll
-    jobs += [Planned(f"source-{s.code}", make_trigger(s.schedule, config, f"sources.{s.code}"),
+    jobs += [Planned(f"source-{s.code}",
+                     make_trigger(s.schedule, config, f"sources.{s.code}.schedule"),
                      catch_up=True, record=False) for s in config.sources.values()]
     if config.mail.bounce_maildir:  # issue 16: watch a Maildir for bounce reports
         jobs.append(Planned("bounces", interval=config.schedule.bounces_seconds))
