@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from typing import assert_never
 
 from seriesfeed import actions
 from seriesfeed.actions import Store, sources
+from seriesfeed.actions.jobs import JobKind, Planned
 from seriesfeed.actions.ops import drain_outbox, process_bounces
-from seriesfeed.config import Config, SourceConfig
-from seriesfeed.models import Frequency
+from seriesfeed.config import Config
 from seriesfeed.scheduler import Daemon, Job, JobFn
 
 __all__ = ["PUBLISH", "build_daemon", "startup_urls"]
@@ -27,9 +27,8 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
     """The daemon: each job of ``actions.job_plan`` bound to the verb it runs, then the
     publisher of held entries and the store watcher."""
     built_from: list[tuple[object, ...]] = []  # the store's fingerprint at the last build
-    runs = _runs(config, store, built_from)
-    jobs = [Job(p.name, runs(p.name), trigger=p.trigger, interval=p.interval,
-                catch_up=p.catch_up, record=p.record)
+    jobs = [Job(p.name, _run(config, store, p, built_from), trigger=p.trigger,
+                interval=p.interval, catch_up=p.catch_up, record=p.record)
             for p in actions.job_plan(config, sender_only=sender_only)]
     daemon = Daemon(config, store, jobs)
     if not sender_only:
@@ -46,51 +45,52 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
     return daemon
 
 
-def _runs(config: Config, store: Store,
-          built_from: list[tuple[object, ...]]) -> Callable[[str], JobFn]:
-    """What the job named ``name`` calls: exactly what the matching command calls."""
-    out_dir = config.resolve(config.feeds.out_dir)
-    sources_by_name = {f"source-{s.code}": s for s in config.sources.values()}
+def _run(config: Config, store: Store, planned: Planned,
+         built_from: list[tuple[object, ...]]) -> JobFn:
+    """What a planned job calls: exactly what the matching command calls."""
+    match planned.kind:
+        case JobKind.OUTBOX:
+            async def drain(stopping: asyncio.Event) -> str:
+                # lock_wait=0: while a digest job drains, this periodic one has nothing to add
+                report = await drain_outbox(store, config, stopping=stopping, lock_wait=0)
+                if report.busy:
+                    return "busy"  # not logged: the periodic jobs are not recorded
+                return str(report) if report.sent or report.retried or report.failed \
+                    else "idle"
+            return drain
+        case JobKind.FEEDS:
+            out_dir = config.resolve(config.feeds.out_dir)
 
-    async def drain(stopping: asyncio.Event) -> str:
-        # lock_wait=0: while a digest job drains, this periodic drain has nothing to add
-        report = await drain_outbox(store, config, stopping=stopping, lock_wait=0)
-        if report.busy:
-            return "busy"  # not logged: the periodic jobs are not recorded
-        return str(report) if report.sent or report.retried or report.failed else "idle"
+            async def feeds(stopping: asyncio.Event) -> str:
+                # the fingerprint is taken before reading, so a change committed during the
+                # build is seen by the next watch
+                built_from[:] = [await asyncio.to_thread(actions.fingerprint, store)]
+                return str(await asyncio.to_thread(actions.build_feeds, store, config, out_dir))
+            return feeds
+        case JobKind.DIGEST:
+            frequency = planned.frequency
+            assert frequency is not None  # None would send every frequency's digests
 
-    async def feeds(stopping: asyncio.Event) -> str:
-        # the fingerprint is taken before reading, so a change committed during the
-        # build is seen by the next watch
-        built_from[:] = [await asyncio.to_thread(actions.fingerprint, store)]
-        report = await asyncio.to_thread(actions.build_feeds, store, config, out_dir)
-        return str(report)
+            async def digest(stopping: asyncio.Event) -> str:
+                return await actions.send_digests(store, config, frequency=frequency,
+                                                  stopping=stopping, scheduled=True)
+            return digest
+        case JobKind.SOURCE:
+            source = planned.source
+            assert source is not None
 
-    def digest(frequency: Frequency) -> JobFn:
-        async def run(stopping: asyncio.Event) -> str:
-            return await actions.send_digests(store, config, frequency=frequency,
-                                              stopping=stopping, scheduled=True)
-        return run
+            async def poll(stopping: asyncio.Event) -> str:
+                return str(await sources.poll_source(store, config, source, stopping=stopping))
+            return poll
+        case JobKind.BOUNCES:
+            maildir = config.resolve(config.mail.bounce_maildir)
 
-    def poll(source: SourceConfig) -> JobFn:
-        async def run(stopping: asyncio.Event) -> str:
-            return str(await sources.poll_source(store, config, source, stopping=stopping))
-        return run
-
-    async def bounces(stopping: asyncio.Event) -> str:
-        maildir = config.resolve(config.mail.bounce_maildir)
-        if not (maildir / "new").is_dir():
-            return f"{maildir} is not a Maildir (yet)"
-        return str(await asyncio.to_thread(process_bounces, store, config, maildir))
-
-    fixed: dict[str, JobFn] = {actions.OUTBOX_JOB: drain, "feeds": feeds, "bounces": bounces}
-    fixed.update({f"digest-{f.value}": digest(f) for f in Frequency})
-
-    def runs(name: str) -> JobFn:
-        if name in sources_by_name:
-            return poll(sources_by_name[name])
-        return fixed[name]
-    return runs
+            async def bounces(stopping: asyncio.Event) -> str:
+                if not (maildir / "new").is_dir():
+                    return f"{maildir} is not a Maildir (yet)"
+                return str(await asyncio.to_thread(process_bounces, store, config, maildir))
+            return bounces
+    assert_never(planned.kind)
 
 
 PUBLISH = "publish"

@@ -22,7 +22,7 @@ from seriesfeed.actions.ops import Store
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.schedules import AlarmClock, Trigger, alarm_clock, previous_fire_time
+from seriesfeed.schedules import AlarmClock, Trigger, previous_fire_time
 
 __all__ = ["Daemon", "Job", "JobFn"]
 
@@ -63,20 +63,12 @@ class Daemon:
     def wake_at(self, job: Job, when: datetime | None) -> None:
         """Run ``job`` once at ``when`` (replacing an earlier wake-up; None: no wake-up).
         For work due at a moment rather than on a cron: scheduled publishing."""
-        if self.scheduler is None:
-            return
-        if when is None:
-            if self.scheduler.get_job(job.name) is not None:
-                self.scheduler.remove_job(job.name)
-            return
-        self.scheduler.add_job(self.run_job, "date", run_date=when, args=[job], id=job.name,
-                               replace_existing=True)
+        if self.scheduler is not None:
+            self.scheduler.at(job.name, when, self.run_job, job)
 
     def next_wake(self, name: str) -> datetime | None:
         """When the scheduler will next run the job named ``name``."""
-        found = self.scheduler.get_job(name) if self.scheduler is not None else None
-        when: datetime | None = found.next_run_time if found is not None else None
-        return when
+        return self.scheduler.next_run(name) if self.scheduler is not None else None
 
     async def run_job(self, job: Job) -> None:
         """Run one job, recording its start and result; errors are logged, never fatal."""
@@ -165,13 +157,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        scheduler = alarm_clock(self.config.zone)
+        scheduler = AlarmClock(self.config.zone)
         for job in self.jobs:
             if job.trigger is not None:
-                scheduler.add_job(self.run_job, job.trigger, args=[job], id=job.name)
+                scheduler.on(job.name, job.trigger, self.run_job, job)
             elif job.interval is not None:
-                scheduler.add_job(self.run_job, "interval", seconds=job.interval, args=[job],
-                                  id=job.name)
+                scheduler.every(job.name, job.interval, self.run_job, job)
         # decided before the scheduler starts (and off the loop): a fire cannot start
         # beside its own catch-up run, and run_job never runs one job twice at once
         now = now_utc().astimezone(self.config.zone)
@@ -185,15 +176,14 @@ class Daemon:
                          else "its slot passed while the daemon was down")
                 self.spawn(job)
         for job in self.jobs:
-            nxt = scheduler.get_job(job.name)
-            if nxt is not None and nxt.next_run_time is not None:
-                log.info("job %s: next run %s", job.name,
-                         nxt.next_run_time.isoformat(timespec="seconds"))
+            nxt = scheduler.next_run(job.name)
+            if nxt is not None:
+                log.info("job %s: next run %s", job.name, nxt.isoformat(timespec="seconds"))
         self.started.set()
         await self.stopping.wait()
         log.info("stopping: no new work; waiting up to %ss for work in flight",
                  self.config.schedule.shutdown_timeout)
-        scheduler.shutdown(wait=False)
+        scheduler.stop()
         pending = [t for t in self.running if not t.done()]
         if pending:
             _, late = await asyncio.wait(pending, timeout=self.config.schedule.shutdown_timeout)

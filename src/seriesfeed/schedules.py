@@ -4,13 +4,14 @@ one module that imports APScheduler).
 A trigger fires once per wall-clock time (see ``WallClockCronTrigger``); ``fire_times`` and
 ``previous_fire_time`` step through a schedule in UTC so a fold is never lost. The verbs use
 these to say when a job runs next (``seriesfeed status``, a source's next poll); the daemon
-shell hands the same triggers to ``alarm_clock``.
+shell hands the same triggers to its ``AlarmClock``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -23,21 +24,59 @@ __all__ = [
     "AlarmClock",
     "Trigger",
     "WallClockCronTrigger",
-    "alarm_clock",
     "fire_times",
     "make_trigger",
+    "next_fire",
     "previous_fire_time",
 ]
 
 Trigger: TypeAlias = CronTrigger
-AlarmClock: TypeAlias = AsyncIOScheduler
+Fire = Callable[..., Coroutine[Any, Any, None]]
 
 
-def alarm_clock(zone: tzinfo) -> AlarmClock:
-    """The daemon's alarm clock: fires coalesce, one instance per job, and a late fire is
-    never dropped (whether a digest is due is the store's decision, not the clock's)."""
-    return AsyncIOScheduler(timezone=zone, job_defaults={
-        "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+class AlarmClock:
+    """The daemon's alarm clock, by job name: fires coalesce, one instance per job, and a
+    late fire is never dropped (whether a digest is due is the store's decision, not the
+    clock's). The only user of APScheduler's scheduler API, so a new APScheduler changes
+    this class, not the daemon."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self._clock = AsyncIOScheduler(timezone=zone, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+
+    def on(self, name: str, trigger: Trigger, fire: Fire, *args: object) -> None:
+        """``fire(*args)`` at each of ``trigger``'s times."""
+        self._clock.add_job(fire, trigger, args=list(args), id=name)
+
+    def every(self, name: str, seconds: float, fire: Fire, *args: object) -> None:
+        self._clock.add_job(fire, "interval", seconds=seconds, args=list(args), id=name)
+
+    def at(self, name: str, when: datetime | None, fire: Fire, *args: object) -> None:
+        """``fire(*args)`` once at ``when``, replacing the job's earlier wake-up (None: no
+        wake-up at all)."""
+        if when is None:
+            if self._clock.get_job(name) is not None:
+                self._clock.remove_job(name)
+            return
+        self._clock.add_job(fire, "date", run_date=when, args=list(args), id=name,
+                            replace_existing=True)
+
+    def next_run(self, name: str) -> datetime | None:
+        found = self._clock.get_job(name)
+        when: datetime | None = found.next_run_time if found is not None else None
+        return when
+
+    def start(self) -> None:
+        self._clock.start()
+
+    def stop(self) -> None:
+        self._clock.shutdown(wait=False)
+
+
+def next_fire(trigger: Trigger, after: datetime) -> datetime | None:
+    """The trigger's first time at or after ``after``."""
+    fire: datetime | None = trigger.get_next_fire_time(None, after)
+    return fire
 
 
 class WallClockCronTrigger(CronTrigger):  # type: ignore[misc]

@@ -61,13 +61,11 @@ from seriesfeed.actions.entries import (
     store_batch,
 )
 from seriesfeed.actions.feeds import LiveSite, build_feeds, fingerprint, plan_feeds, plan_site
-from seriesfeed.actions.jobs import OUTBOX as OUTBOX_JOB
 from seriesfeed.actions.jobs import plan as job_plan
 from seriesfeed.actions.ops import Store, migrate, open_store, runner_lock
 from seriesfeed.actions.status import Health, health, status_report
 
 __all__ = [
-    "OUTBOX_JOB",
     "Health",
     "ImportReport",
     "LiveSite",

@@ -4,51 +4,66 @@ itself, neither recorded), and the job-run records (when each last ran and how i
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from seriesfeed.config import Config
+from seriesfeed.config import Config, SourceConfig
 from seriesfeed.models import Frequency
 from seriesfeed.schedules import Trigger, make_trigger
 from seriesfeed.store import Store, ops
 from seriesfeed.store import jobs as jq
 
-__all__ = ["OUTBOX", "Planned", "finish_run", "first_start", "last_success", "plan",
+__all__ = ["JobKind", "Planned", "finish_run", "first_start", "last_success", "plan",
            "start_run"]
 
-OUTBOX = "outbox"
+
+class JobKind(enum.Enum):
+    """What a scheduled job does: the daemon binds each kind to its verb."""
+
+    OUTBOX = "outbox"  # drain the outbox (digests queued earlier, confirmations)
+    FEEDS = "feeds"  # build the feeds and pages
+    DIGEST = "digest"  # record and send one frequency's digests
+    SOURCE = "source"  # poll one [sources.<name>]
+    BOUNCES = "bounces"  # read the bounce Maildir
 
 
 @dataclass(frozen=True)
 class Planned:
-    """One scheduled job: a cron ``trigger`` or an ``interval`` in seconds."""
+    """One scheduled job: a cron ``trigger`` or an ``interval`` in seconds; a digest job
+    names its ``frequency``, a source job its ``source``."""
 
     name: str
+    kind: JobKind
     trigger: Trigger | None = None
     interval: float | None = None
     catch_up: bool = False  # run at start if its latest slot passed without a success
     record: bool = True  # a job_runs row per run (not for the frequent or self-recording)
+    frequency: Frequency | None = None
+    source: SourceConfig | None = None
 
 
 def plan(config: Config, *, sender_only: bool = False) -> list[Planned]:
     """The scheduled jobs of a daemon on ``config``, in start order. A sender-only process
     drains the outbox and nothing else."""
     # the outbox pass runs every few seconds: not recorded in job_runs
-    jobs = [Planned(OUTBOX, interval=config.schedule.drain_seconds, record=False)]
+    jobs = [Planned("outbox", JobKind.OUTBOX, interval=config.schedule.drain_seconds,
+                    record=False)]
     if sender_only:
         return jobs
-    jobs.append(Planned("feeds", make_trigger(config.schedule.feeds, config, "feeds"),
-                        catch_up=True))
-    jobs += [Planned(f"digest-{f.value}", make_trigger(getattr(config.schedule, f.value), config,
-                                                       f.value), catch_up=True)
-             for f in Frequency]
+    jobs.append(Planned("feeds", JobKind.FEEDS, make_trigger(config.schedule.feeds, config,
+                                                             "feeds"), catch_up=True))
+    jobs += [Planned(f"digest-{f.value}", JobKind.DIGEST,
+                     make_trigger(getattr(config.schedule, f.value), config, f.value),
+                     catch_up=True, frequency=f) for f in Frequency]
     # not recorded in job_runs: the sources table is a source's record, and its errors are
     # logged once per change, not once per poll
-    jobs += [Planned(f"source-{s.code}",
+    jobs += [Planned(f"source-{s.code}", JobKind.SOURCE,
                      make_trigger(s.schedule, config, f"sources.{s.code}.schedule"),
-                     catch_up=True, record=False) for s in config.sources.values()]
+                     catch_up=True, record=False, source=s) for s in config.sources.values()]
     if config.mail.bounce_maildir:  # issue 16: watch a Maildir for bounce reports
-        jobs.append(Planned("bounces", interval=config.schedule.bounces_seconds))
+        jobs.append(Planned("bounces", JobKind.BOUNCES,
+                            interval=config.schedule.bounces_seconds))
     return jobs
 
 

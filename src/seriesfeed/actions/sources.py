@@ -31,7 +31,7 @@ from seriesfeed.fetch import TOTAL_TIMEOUT_S, Fetched, fetch
 from seriesfeed.importers import FORMATS, MAX_IMPORT_BYTES, ImportBatch, detect_format
 from seriesfeed.importers.parse import check_media_type, format_for_media_type, parse_bytes
 from seriesfeed.models import Series
-from seriesfeed.schedules import make_trigger
+from seriesfeed.schedules import make_trigger, next_fire
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import sources as sq
@@ -415,8 +415,7 @@ def next_poll(config: Config, source: SourceConfig, state: sq.SourceState | None
     after = now.astimezone(config.zone)
     if state is not None and state.not_before is not None and state.not_before > now:
         after = state.not_before.astimezone(config.zone)
-    fire: datetime | None = trigger.get_next_fire_time(None, after)
-    return fire
+    return next_fire(trigger, after)
 
 
 def list_sources(store: Store, config: Config, now: datetime | None = None,

@@ -13,6 +13,7 @@ from seriesfeed.actions.sources import failing_sources
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
+from seriesfeed.schedules import next_fire
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import jobs as jq
@@ -45,7 +46,7 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
     for job in plan(config):  # the jobs the daemon runs
         if not job.record:
             continue
-        nxt = job.trigger.get_next_fire_time(None, now) if job.trigger else None
+        nxt = next_fire(job.trigger, now) if job.trigger else None
         report["jobs"].append({
             "name": job.name,
             "schedule": str(job.trigger) if job.trigger else f"every {job.interval}s",
