@@ -35,9 +35,24 @@ def test_sources_benchmark_runs_and_prints_its_figures() -> None:
                    "unconditional poll", "ratio unconditional/304", "one entry edited"):
         assert figure in proc.stdout
     assert "200 added" in proc.stdout and "1 updated, 199 unchanged" in proc.stdout
+
+
 def test_metrics_benchmark_runs_and_prints_its_figures() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "metrics_scrape.py"),
                            "--quick"], capture_output=True, text=True, timeout=300,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "/metrics on 2000 subscribers" in proc.stdout and "/healthz on" in proc.stdout
+
+
+def test_the_digest_path_calls_down_only() -> None:
+    """bench/call_path.py on one real `digest send`: the messages went out, and no two of
+    our modules call each other both ways (a verb calls the store and the renderers; they
+    never call back)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "call_path.py")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "3 sent, 0 to retry, 0 failed" in proc.stdout
+    assert "modules touched by `digest send`: " in proc.stdout
+    assert "pairs that call each other both ways: 0" in proc.stdout, proc.stdout
+    assert "seriesfeed.actions.digests -> seriesfeed.store.digests" in proc.stdout

@@ -260,3 +260,19 @@ def test_page_parser_fuzz_with_page_like_lines(lines: list[str]) -> None:
         assert str(exc).startswith("fuzz")
     else:
         assert batch.entries and all(i.entry.title for i in batch.entries)
+
+
+@pytest.mark.parametrize("fmt, document", [
+    ("feed", b'<?xml version="1.0" encoding="u-tf-8"?>\n'
+             b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title></feed>'),
+    ("feed", b'<?xml version="1.0" encoding="no-such-codec"?>\n'
+            b'<rss version="2.0"><channel><title>t</title></channel></rss>'),
+])
+def test_an_xml_declaration_naming_an_unknown_encoding_is_an_import_error(
+        fmt: str, document: bytes) -> None:
+    """Found by the fuzzing test: ElementTree raised LookupError, not our error."""
+    from seriesfeed.importers.parse import parse_bytes
+
+    with pytest.raises(ImportError_, match="encoding that does not exist") as info:
+        parse_bytes(document, fmt, SETTINGS, source="feed.xml")
+    assert info.value.path == "feed.xml"

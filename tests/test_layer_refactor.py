@@ -1,8 +1,8 @@
 """What the "one verb layer over one SQL layer" refactor (issue 12) must not have changed,
-as seen from outside (found by attacking it). Tokens are pinned to bytes made by the code before the refactor
-(3565a41); the caches the refactor added (a token's purpose key, the parsed ``[mail] from``)
-must neither keep an old value alive nor hide an error; ``status`` lists the jobs the daemon
-runs; and a bad schedule names the key an operator has to edit."""
+as seen from outside (found by attacking it). Tokens are pinned to bytes made by the code
+before the refactor (3565a41); the caches the refactor added (a token's purpose key, the
+parsed ``[mail] from``) must neither keep an old value alive nor hide an error; ``status``
+lists the jobs the daemon runs; and a bad schedule names the key an operator has to edit."""
 
 from __future__ import annotations
 

@@ -275,6 +275,15 @@ def test_every_module_says_what_it_exports() -> None:
     assert not missing, f"no __all__ in: {missing}"
 
 
+def _holder(attribute: ast.Attribute) -> str:
+    """The name an attribute is read from: ``store`` for ``store.read`` and for
+    ``app.store.read``."""
+    owner = attribute.value
+    if isinstance(owner, ast.Name):
+        return owner.id
+    return owner.attr if isinstance(owner, ast.Attribute) else ""
+
+
 def transactions_outside_the_verbs(src: Path = SRC) -> list[str]:
     """``<something>.store.read()`` / ``.write()`` / ``.transaction()`` called by a module
     that is neither a verb nor the store: a store passed in as a parameter needs no import,
@@ -288,9 +297,7 @@ def transactions_outside_the_verbs(src: Path = SRC) -> list[str]:
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr in ("read", "write", "transaction")):
                 continue
-            owner = node.func.value
-            name = owner.id if isinstance(owner, ast.Name) else \
-                owner.attr if isinstance(owner, ast.Attribute) else ""
+            name = _holder(node.func)
             if name == "store" or name.endswith("_store"):
                 found.append(f"{path.relative_to(src)}:{node.lineno}: opens a transaction "
                              f"({name}.{node.func.attr}()); a verb in actions/ owns it")
@@ -335,9 +342,7 @@ def store_use_in_shells(src: Path = SRC) -> list[str]:
                              "call actions.open_store")
             if not isinstance(node, ast.Attribute):
                 continue
-            owner = node.value
-            name = owner.id if isinstance(owner, ast.Name) else \
-                owner.attr if isinstance(owner, ast.Attribute) else ""
+            name = _holder(node)
             if name in ("store", "_store") and node.attr not in SHELL_STORE_METHODS:
                 found.append(f"{path.relative_to(src)}:{node.lineno}: a shell uses "
                              f"{name}.{node.attr}; a verb in actions/ should")

@@ -82,6 +82,9 @@ def _gate(data: bytes, settings: ImportSettings, source: str) -> None:
                            f"references ({type(exc).__name__})", path=source) from exc
     except (ParseError, ValueError) as exc:
         raise ImportError_(f"not well-formed XML: {exc}", path=source) from exc
+    except LookupError as exc:  # <?xml encoding="..."?> names a codec Python lacks
+        raise ImportError_(f"the XML declaration names an encoding that does not exist "
+                           f"({exc})", path=source) from exc
     if items > MAX_ITEMS:
         raise ImportError_(f"{items} items, more than the limit of {MAX_ITEMS} per file "
                            "(split the file)", path=source)
