@@ -95,3 +95,29 @@ def test_a_new_full_page_links_the_page_before_it(
     assert b"archive/7.xml" not in before[f"/feeds/en/{SLUG}/archive/6.xml"]
     assert after[f"/feeds/en/{SLUG}/archive/5.xml"] == before[f"/feeds/en/{SLUG}/archive/5.xml"]
     assert after == _docs(config, store, FeedCache())
+
+
+def test_the_live_site_never_goes_back_to_an_older_plan(
+        store: Store, make_config: ConfigFactory, database_url: str) -> None:
+    """Two requests race: one read plan 1 from actions.LiveSite and was held up; the other
+    planned and served plan 2 (a new entry). When the slow one arrives, the web's cache
+    keeps serving plan 2, with its Last-Modified, and never plan 1 again."""
+    from seriesfeed.web.feeds import SiteCache
+
+    config = _small(make_config, database_url)
+    actions.import_entries(store, config, SEED_PAGE)
+    cache = SiteCache(config, store)
+    stale = cache.live.current()  # what the slow request read
+    assert stale[0] == 1 and cache.current()
+    latest = actions.list_entries(store, language="en")[-1]
+    actions.add_entry(store, config, Entry(
+        series=latest.series, language="en", title="A new part", summary="s",
+        published=latest.published + timedelta(days=1), authors=latest.authors,
+        url="https://example.org/new-part"))
+    newer = cache.current()
+    assert cache.version == 2 and b"A new part" in newer["/feeds/en/atom.xml"].doc.body
+    cache.live.current = lambda: stale  # type: ignore[method-assign]  # the slow request
+    assert cache.current() is newer and cache.version == 2
+    # and a version and its documents always come from one plan
+    version, docs = cache.live.plan
+    assert version == 2 and any(b"A new part" in d.body for d in docs)

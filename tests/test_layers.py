@@ -336,14 +336,16 @@ def store_use_in_shells(src: Path = SRC) -> list[str]:
         if not _under(mod, SHELLS):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                    node.func.id == "Store":
+            if isinstance(node, ast.Call) and (
+                    (isinstance(node.func, ast.Name) and node.func.id == "Store")
+                    or (isinstance(node.func, ast.Attribute) and node.func.attr == "Store")):
                 found.append(f"{path.relative_to(src)}:{node.lineno}: builds a Store; "
                              "call actions.open_store")
             if not isinstance(node, ast.Attribute):
                 continue
             name = _holder(node)
-            if name in ("store", "_store") and node.attr not in SHELL_STORE_METHODS:
+            if (name in ("store", "_store") or name.endswith("_store")) and \
+                    node.attr not in SHELL_STORE_METHODS:
                 found.append(f"{path.relative_to(src)}:{node.lineno}: a shell uses "
                              f"{name}.{node.attr}; a verb in actions/ should")
     return found
@@ -355,10 +357,14 @@ def test_shells_only_hand_the_store_on(tmp_path: Path) -> None:
     (pkg / "cli").mkdir(parents=True)
     (pkg / "cli" / "__init__.py").write_text(
         "def init(app):\n    s = Store(app.url)\n    app.store.migrate()\n"
-        "    print(app.store.describe())\n    app.store.close()\n")
+        "    print(app.store.describe())\n    app.store.close()\n"
+        "    web_store = actions.Store(app.url)\n    web_store.engine.dispose()\n")
     found = store_use_in_shells(tmp_path)
     assert found == ["seriesfeed/cli/__init__.py:2: builds a Store; call actions.open_store",
                      "seriesfeed/cli/__init__.py:3: a shell uses store.migrate; a verb in "
+                     "actions/ should",
+                     "seriesfeed/cli/__init__.py:6: builds a Store; call actions.open_store",
+                     "seriesfeed/cli/__init__.py:7: a shell uses web_store.engine; a verb in "
                      "actions/ should"]
 
 

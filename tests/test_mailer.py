@@ -164,3 +164,31 @@ def test_smtp_pool_with_tls_and_auth(tmp_path: Path, security: str) -> None:
     finally:
         controller.stop()
     assert [m.recipients for m in recorder.messages] == [["reader@example.org"]]
+
+
+def test_a_refused_ehlo_keeps_the_relays_words_for_classify(tmp_path: Path) -> None:
+    """421 4.7.0 to EHLO on a fresh connection: the error carries the reply text, so the
+    RFC 3463 class (policy: the sender's standing, not the recipient) is read from it."""
+    from tests.harness.fault_smtp import FaultServer
+
+    server = FaultServer.start(tmp_path / "smtp.jsonl",
+                               ehlo_reply="421 4.7.0 too many connections")
+    pool = mailer.SmtpPool(host=server.host, port=server.port, security="none",
+                           connections=1, timeout=5)
+
+    async def run() -> TransientDeliveryError:
+        try:
+            with pytest.raises(TransientDeliveryError) as info:
+                await pool.send(_message("b@example.org"), sender="a@example.org",
+                                recipients=["b@example.org"])
+            return info.value
+        finally:
+            await pool.aclose()
+
+    try:
+        exc = asyncio.run(run())
+    finally:
+        server.stop()
+    assert exc.code == 421 and exc.reply == "4.7.0 too many connections"
+    assert delivery.classify(exc) == (delivery.Reply.POLICY, "421 4.7.0")
+    assert server.handler.events["ehlo 421"] >= 1

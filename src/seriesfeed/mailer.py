@@ -172,7 +172,8 @@ class SmtpPool:
                 raise PermanentDeliveryError(f"{self.host}: {exc}", code=code,
                                              reply=getattr(exc, "message", None)) from exc
             raise TransientDeliveryError(f"{self.host}:{self.port}: {exc}",
-                                         code=code if isinstance(code, int) else None) from exc
+                                         code=code if isinstance(code, int) else None,
+                                         reply=getattr(exc, "message", None)) from exc
         finally:
             if client is not None and client is not keep:
                 client.close()  # idempotent; covers cancellation mid-transaction too

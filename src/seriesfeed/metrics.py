@@ -44,8 +44,8 @@ FEED_NOT_MODIFIED = Counter("seriesfeed_feed_not_modified_total",
 
 
 def record_source_poll(source: str, result: str) -> None:
-    """Hook for the sources poller: one poll of ``source`` ended with ``result``
-    (``changed``, ``unchanged``, ``error``, ...)."""
+    """Hook for the sources poller: one poll that asked ``source`` ended with ``result``
+    (``imported``, ``not-modified``, ``failed``, ``gone``, ``interrupted``)."""
     SOURCE_POLLS.labels(source=source, result=result).inc()
 
 

@@ -63,6 +63,7 @@ class FaultHandler(Recorder):
     no_8bitmime: bool = False
     keep_messages: bool = True
     mail_reply: str | None = None  # the reply to every MAIL FROM (e.g. "530 5.7.0 ...")
+    ehlo_reply: str | None = None  # the reply to every EHLO (e.g. "421 4.7.0 ...")
     fsync: bool = True  # False: the "fast sink" of the load tests (still logged, in order)
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
@@ -91,6 +92,9 @@ class FaultHandler(Recorder):
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
         session.host_name = hostname
+        if self.ehlo_reply:
+            self.events[f"ehlo {self.ehlo_reply[:3]}"] += 1
+            return [self.ehlo_reply]
         if self.no_8bitmime:
             responses = [r for r in responses if "8BITMIME" not in r]
         return responses

@@ -89,14 +89,14 @@ class LiveSite:
     """The site's documents as the store has them now, for a server: planned again only
     when the store's fingerprint changed. On SQLite the fingerprint query itself is skipped
     while nothing at all was committed (``PRAGMA data_version`` on a connection kept for
-    it). ``version`` goes up with each new plan."""
+    it). Each new plan has a higher version; a version and its documents are read together
+    (one tuple), never from two plans."""
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config, self.store = config, store
         self.lock = threading.Lock()
         self.fingerprint: tuple[object, ...] | None = None
-        self.docs: list[FeedDocument] = []
-        self.version = 0
+        self.plan: tuple[int, list[FeedDocument]] = (0, [])
         self._commits = CommitWatch(store)
         self._seen: tuple[int, int] | None = None
 
@@ -104,13 +104,12 @@ class LiveSite:
         # read before the fingerprint: a commit between the two is seen by the next call
         seen = self._commits.counter()
         if seen is not None and seen == self._seen and self.fingerprint is not None:
-            return self.version, self.docs
+            return self.plan
         fp = fingerprint(self.store)
         if fp != self.fingerprint:
             with self.lock:
                 if fp != self.fingerprint:
-                    self.docs = plan_site(self.store, self.config)
-                    self.version += 1
+                    self.plan = (self.plan[0] + 1, plan_site(self.store, self.config))
                     self.fingerprint = fp
         self._seen = seen  # only once planned: a plan that failed is tried again
-        return self.version, self.docs
+        return self.plan

@@ -83,6 +83,8 @@ def _gate(data: bytes, settings: ImportSettings, source: str) -> None:
     except (ParseError, ValueError) as exc:
         raise ImportError_(f"not well-formed XML: {exc}", path=source) from exc
     except LookupError as exc:  # <?xml encoding="..."?> names a codec Python lacks
+        if type(exc) is not LookupError:  # a KeyError or IndexError is a bug, not input
+            raise
         raise ImportError_(f"the XML declaration names an encoding that does not exist "
                            f"({exc})", path=source) from exc
     if items > MAX_ITEMS:

@@ -56,9 +56,9 @@ class SiteCache:
 
     def current(self) -> dict[str, Served]:
         version, docs = self.live.current()
-        if version != self.version:
+        if version > self.version:  # never back to an older plan a slow thread still holds
             with self.lock:
-                if version != self.version:
+                if version > self.version:
                     self.docs = {d.path: self._served(d) for d in docs}
                     self.version = version
         return self.docs
