@@ -7,8 +7,6 @@ lists the jobs the daemon runs; and a bad schedule names the key an operator has
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from datetime import datetime
 
 import pytest
@@ -133,21 +131,3 @@ def test_sources_list_names_the_same_key(make_config: ConfigFactory, store: Stor
     with pytest.raises(ConfigError) as info:
         list_sources(store, config)
     assert str(info.value).startswith("sources.news.schedule: ")
-
-
-MOVED = ["seriesfeed.actions.delivery", "seriesfeed.actions.subscribers",
-         "seriesfeed.actions.subscriber_csv", "seriesfeed.actions.sources",
-         "seriesfeed.actions.bounces", "seriesfeed.actions.ops", "seriesfeed.actions.jobs",
-         "seriesfeed.actions.status", "seriesfeed.messages", "seriesfeed.schedules",
-         "seriesfeed.scheduler", "seriesfeed.tokens", "seriesfeed.emails",
-         "seriesfeed.store.digests", "seriesfeed.daemon", "seriesfeed.web.subscribe"]
-
-
-def test_every_moved_module_imports_first() -> None:
-    code = ("import importlib, subprocess, sys\n"
-            "bad = [m for m in sys.argv[1:] if subprocess.run([sys.executable, '-c', "
-            "f'import {m}'], capture_output=True).returncode]\n"
-            "print(' '.join(bad))\n")
-    out = subprocess.run([sys.executable, "-c", code, *MOVED], capture_output=True,
-                         text=True, timeout=300, check=True)
-    assert out.stdout.strip() == ""
