@@ -348,7 +348,8 @@ def store_use_in_shells(src: Path = SRC) -> list[str]:
                     node.attr not in SHELL_STORE_METHODS:
                 found.append(f"{path.relative_to(src)}:{node.lineno}: a shell uses "
                              f"{name}.{node.attr}; a verb in actions/ should")
-    return found
+    # ast.walk goes breadth first: report in line order
+    return sorted(found, key=lambda f: (f.split(":")[0], int(f.split(":")[1])))
 
 
 def test_shells_only_hand_the_store_on(tmp_path: Path) -> None:
