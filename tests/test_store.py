@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 
 from seriesfeed.errors import NotFoundError, StoreError
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
-from seriesfeed.store import Store
+from seriesfeed.store import HEAD_REVISION, MIGRATIONS, Store
 from seriesfeed.store import entries as q
 from seriesfeed.store.tables import job_runs, metadata
 
@@ -44,6 +44,44 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
     assert diff == []
     assert store.schema_revision() == "i12_drop_rate_limits"  # the newest (issues 14, 16, 12)
     assert store.migrate() == []  # idempotent
+
+
+def test_the_fast_start_knows_the_newest_migration(store: Store) -> None:
+    """HEAD_REVISION, which lets a store at the newest schema open without Alembic, is
+    Alembic's head: a new migration that forgets it is caught here, not in the field."""
+    assert HEAD_REVISION == store.head_revision()
+    assert store.at_head()
+
+
+def test_a_store_at_head_opens_without_alembic_and_an_older_one_upgrades(
+        tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    old = Store(url)
+    with old.engine.begin() as conn:  # an older store: the first revision only
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    assert not old.at_head()
+    upgrade = subprocess.run([sys.executable, "-c",
+                              "from seriesfeed.store import Store\n"
+                              f"print(Store({url!r}).migrate())\n"],
+                             capture_output=True, text=True, check=True)
+    assert upgrade.stdout.strip() == "['i14_sources', 'i16_ops', 'i12_drop_rate_limits']"
+    assert old.at_head()
+    again = subprocess.run([sys.executable, "-c",
+                            "import sys\nfrom seriesfeed.store import open_store\n"
+                            f"s = open_store({url!r})\n"
+                            "print(s.migrate(), 'alembic' in sys.modules)\n"],
+                           capture_output=True, text=True, check=True)
+    assert again.stdout.strip() == "[] False"
+    old.close()
 
 
 def test_entries_round_trip_with_ordered_authors_and_aware_dates(store: Store) -> None:
