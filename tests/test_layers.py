@@ -381,3 +381,69 @@ def test_every_exported_name_exists() -> None:
         missing += [f"{module.__name__}.{name}" for name in getattr(module, "__all__", ())
                     if not hasattr(module, name)]
     assert not missing, f"__all__ names what is not there: {missing}"
+
+
+# names a shell may take from actions/ although they are defined elsewhere, and why: data
+# types a verb takes or returns, never work done on the verb's behalf
+SHELL_REEXPORTS_ALLOWED: dict[str, str] = {
+    "seriesfeed.store.Store": "the store handle a shell opens through a verb and hands on",
+    "seriesfeed.feeds.FeedDocument": "what the feed verbs return (path, bytes, type, date)",
+    "seriesfeed.publish.etag_of": "the web's ETag is the one publish writes beside each "
+                                  "file, so a file server and the app agree",
+    "seriesfeed.tokens.Purpose": "the link kind subscriber_for takes",
+}
+
+
+def names_shells_take_from_actions(src: Path = SRC) -> Iterator[tuple[str, int, str, str]]:
+    """(shell file, line, module, name) for each ``from seriesfeed.actions... import N`` and
+    each ``actions.N`` / ``actions.<verb module>.N`` a shell reads."""
+    for path in sorted((src / "seriesfeed").rglob("*.py")):
+        if not _under(module_name(path, src), SHELLS):
+            continue
+        where = str(path.relative_to(src))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "seriesfeed.actions"):
+                for alias in node.names:
+                    yield where, node.lineno, node.module or "", alias.name
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "actions":
+                yield where, node.lineno, "seriesfeed.actions", node.attr
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
+                    and isinstance(node.value.value, ast.Name) \
+                    and node.value.value.id == "actions":
+                yield where, node.lineno, f"seriesfeed.actions.{node.value.attr}", node.attr
+
+
+def laundered_names(src: Path = SRC) -> list[str]:
+    """A verb module re-exporting another module's function lets a shell do that module's
+    work with no import the rules above would see (``actions.subscribers.make_csrf`` was
+    ``tokens.make_csrf``): every name a shell takes from actions/ is defined there, or is
+    one of the data types in SHELL_REEXPORTS_ALLOWED."""
+    import importlib
+    import inspect
+
+    found = []
+    for where, line, module, name in names_shells_take_from_actions(src):
+        thing = getattr(importlib.import_module(module), name)
+        home = thing.__name__ if inspect.ismodule(thing) else getattr(thing, "__module__", None)
+        if not isinstance(home, str) or home.startswith("seriesfeed.actions"):
+            continue  # a verb, a verb module, or a constant
+        if f"{home}.{name}" not in SHELL_REEXPORTS_ALLOWED:
+            found.append(f"{where}:{line}: takes {module}.{name}, which is {home}.{name}; "
+                         "a verb should do that work")
+    return found
+
+
+def test_shells_take_verbs_not_re_exports() -> None:
+    assert laundered_names() == []
+    used = {f"{m}.{n}" for _, _, m, n in names_shells_take_from_actions()}
+    import importlib
+
+    homes = set()
+    for name in used:
+        module, _, attr = name.rpartition(".")
+        thing = getattr(importlib.import_module(module), attr)
+        homes.add(f"{getattr(thing, '__module__', '')}.{attr}")
+    stale = sorted(set(SHELL_REEXPORTS_ALLOWED) - homes)
+    assert not stale, f"strike these from SHELL_REEXPORTS_ALLOWED: {stale}"

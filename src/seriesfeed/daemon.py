@@ -1,4 +1,5 @@
-"""What the daemon runs: the jobs bound to the verbs in ``actions``, and the lock.
+"""What the daemon runs: the jobs bound to the verbs in ``actions`` (the one-daemon lock is
+``actions.ops.runner_lock``, taken by the CLI shell before it builds this).
 
 The jobs call exactly what the CLI calls (``feeds build``, ``digest send``), so a scheduled
 run and a manual one do the same thing.

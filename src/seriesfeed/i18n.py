@@ -14,7 +14,7 @@ A third language is a ``[languages.<code>]`` table plus one catalogue.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -38,7 +38,6 @@ __all__ = [
     "Key",
     "Messages",
     "SiteTexts",
-    "Translate",
     "catalogue_file",
     "catalogue_folders",
     "check_catalogues",
@@ -61,7 +60,6 @@ DOMAIN = "seriesfeed"
 SOURCE_LANGUAGE = "en"  # the msgids' language
 _PLURAL_TAGS = ("zero", "one", "two", "few", "many", "other")  # gettext index order
 
-Translate = Callable[..., str]
 Key = tuple[str | None, str]  # (msgctxt, msgid)
 
 

@@ -43,7 +43,10 @@ __all__ = [
 
 
 class Transport(Protocol):
-    """Where messages go. ``send`` returns the server's reply (or the Maildir file name)."""
+    """Where messages go. ``send`` returns the server's reply (or the Maildir file name).
+    A failure is a ``DeliveryError``; one that carries a reply ``code`` also carries the
+    server's reply text in ``reply``: the sender classes the failure by the RFC 3463
+    enhanced code in that text (recipient, policy or system), never from the message."""
 
     async def send(self, message: bytes, *, sender: str, recipients: Sequence[str]) -> str: ...
 

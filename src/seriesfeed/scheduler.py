@@ -57,18 +57,18 @@ class Daemon:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     running: set[asyncio.Task[None]] = field(default_factory=set)
     active: set[str] = field(default_factory=set)  # names of the jobs running now
-    scheduler: AlarmClock | None = None
+    alarm: AlarmClock | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wake_at(self, job: Job, when: datetime | None) -> None:
         """Run ``job`` once at ``when`` (replacing an earlier wake-up; None: no wake-up).
         For work due at a moment rather than on a cron: scheduled publishing."""
-        if self.scheduler is not None:
-            self.scheduler.at(job.name, when, self.run_job, job)
+        if self.alarm is not None:
+            self.alarm.at(job.name, when, self.run_job, job)
 
     def next_wake(self, name: str) -> datetime | None:
-        """When the scheduler will next run the job named ``name``."""
-        return self.scheduler.next_run(name) if self.scheduler is not None else None
+        """When the alarm clock will next run the job named ``name``."""
+        return self.alarm.next_run(name) if self.alarm is not None else None
 
     async def run_job(self, job: Job) -> None:
         """Run one job, recording its start and result; errors are logged, never fatal."""
@@ -157,18 +157,18 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        scheduler = AlarmClock(self.config.zone)
+        alarm = AlarmClock(self.config.zone)
         for job in self.jobs:
             if job.trigger is not None:
-                scheduler.on(job.name, job.trigger, self.run_job, job)
+                alarm.on(job.name, job.trigger, self.run_job, job)
             elif job.interval is not None:
-                scheduler.every(job.name, job.interval, self.run_job, job)
-        # decided before the scheduler starts (and off the loop): a fire cannot start
+                alarm.every(job.name, job.interval, self.run_job, job)
+        # decided before the alarm clock starts (and off the loop): a fire cannot start
         # beside its own catch-up run, and run_job never runs one job twice at once
         now = now_utc().astimezone(self.config.zone)
         first, catch_up = await asyncio.to_thread(self._catch_up, now)
-        scheduler.start()
-        self.scheduler = scheduler
+        alarm.start()
+        self.alarm = alarm
         server = loop.create_task(self.serve(self.stopping)) if self.serve else None
         for job in self.jobs:
             if job in catch_up:
@@ -176,14 +176,14 @@ class Daemon:
                          else "its slot passed while the daemon was down")
                 self.spawn(job)
         for job in self.jobs:
-            nxt = scheduler.next_run(job.name)
+            nxt = alarm.next_run(job.name)
             if nxt is not None:
                 log.info("job %s: next run %s", job.name, nxt.isoformat(timespec="seconds"))
         self.started.set()
         await self.stopping.wait()
         log.info("stopping: no new work; waiting up to %ss for work in flight",
                  self.config.schedule.shutdown_timeout)
-        scheduler.stop()
+        alarm.stop()
         pending = [t for t in self.running if not t.done()]
         if pending:
             _, late = await asyncio.wait(pending, timeout=self.config.schedule.shutdown_timeout)

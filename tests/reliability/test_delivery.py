@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from seriesfeed import actions
-from seriesfeed.actions import delivery as outbox_mod
+from seriesfeed.actions import delivery
 from seriesfeed.actions.delivery import drain_outbox
 from seriesfeed.config import Config, load_config
 from seriesfeed.mailer import make_transport
@@ -158,7 +158,7 @@ def test_any_exception_in_one_row_is_that_rows_and_ends_failed_at_max_attempts(
                         extra={"mail": {"retry_seconds": 0.01, "max_attempts": 3}})
     store = open_store(config.database.url, config.base_dir)
     try:
-        async def run() -> list[outbox_mod.DrainReport]:
+        async def run() -> list[delivery.DrainReport]:
             reports = []
             transport = _Exploding(make_transport(config), "r7@example.org")
             await actions.send_digests(store, config, frequency=Frequency.DAILY,

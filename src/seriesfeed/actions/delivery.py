@@ -43,7 +43,6 @@ from seriesfeed.store import outbox as oq
 from seriesfeed.store.locks import SenderLock
 
 __all__ = [
-    "BATCH",
     "HELD",
     "MARK_EVERY_S",
     "MARK_GROUP",
@@ -60,7 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("seriesfeed.outbox")  # the logger's name operators filter on: kept
-BATCH = 200
 
 
 @dataclass
@@ -126,7 +124,9 @@ class Reply(enum.Enum):
 def classify(exc: DeliveryError) -> tuple[Reply, str]:
     """The class of a reply, and a key that is equal for "the same refusal" whoever the
     recipient (the enhanced code when there is one; else the text without addresses)."""
-    match = _ENHANCED.search(exc.reply or "")  # RFC 3463: the code opens the reply text
+    # RFC 3463: the enhanced code is in the reply text (first, by convention); only the
+    # reply is searched, since the message names the relay's host, whose digits could match
+    match = _ENHANCED.search(exc.reply or "")
     if match is None:
         text = str(exc).replace(exc.recipient or "\0", "")
         return Reply.UNKNOWN, f"{exc.code} {_ADDRESSES.sub('', text)}"

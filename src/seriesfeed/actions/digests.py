@@ -74,7 +74,7 @@ def record_digests(store: Store, config: Config, frequency: Frequency, now: date
             if recorded is not None:
                 # <digest.ID.SUBSCRIBER@domain>: the store puts each recipient's id between
                 dq.queue_group(conn, recorded, now, message_id_affixes(
-                    "digest", f"{recorded.id}.", config), fallback)
+                    "digest", f"{recorded.id}.", config))
                 out.append(recorded)
     crashpoints.hit("after_record_commit")
     return out

@@ -1,20 +1,21 @@
 """Operator verbs: the outbox and digest records, operator retries, backups and restores,
-bounce processing, the store check (without migrating), migrations and the single-runner
-lock. The status report is ``actions.status``."""
+the store check (without migrating), migrations and the single-runner lock. The drain
+(``actions.delivery``) and bounce processing (``actions.bounces``) are named here too, for
+the shells that run them beside these; the status report is ``actions.status``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from seriesfeed.actions.bounces import BounceRun
 from seriesfeed.actions.bounces import process as process_bounces
 from seriesfeed.actions.delivery import DrainReport, drain_outbox
-from seriesfeed.clock import now_utc
+from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
     ConfigError,
@@ -25,7 +26,8 @@ from seriesfeed.errors import (
     ValidationError,
 )
 from seriesfeed.models import OutboxState
-from seriesfeed.store import Store, backup, open_store
+from seriesfeed.store import Store, backup
+from seriesfeed.store import open_store as _open
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
 from seriesfeed.store.check import CheckReport
@@ -34,17 +36,9 @@ from seriesfeed.store.locks import RunnerLock, SenderLock
 
 __all__ = [
     "BounceRun", "DrainReport", "Store", "backup_store", "check_store", "drain_outbox",
-    "list_digests", "list_outbox", "local_time", "migrate", "open_store", "process_bounces",
+    "list_digests", "list_outbox", "migrate", "open_store", "process_bounces",
     "restore_store", "retry_outbox", "runner_lock", "show_digest", "verdict",
 ]
-
-
-def local_time(value: datetime | None, zone: tzinfo) -> str | None:
-    """One way to write a time everywhere (logs, status, JSON): the site's time zone, with
-    its offset, to the second."""
-    if value is None:
-        return None
-    return value.astimezone(zone).isoformat(timespec="seconds")
 
 
 def _row_json(row: oq.OutboxRow, zone: tzinfo) -> dict[str, Any]:
@@ -176,6 +170,12 @@ def runner_lock(store: Store, *, sender_only: bool = False) -> Iterator[None]:
         return
     with RunnerLock(store):
         yield
+
+
+def open_store(config: Config, *, migrate: bool = True) -> Store:
+    """The configured store (``[database] url``; a relative SQLite path is read from the
+    config file's folder), upgraded to the newest schema unless ``migrate`` is False."""
+    return _open(config.database.url, config.base_dir, migrate=migrate)
 
 
 def migrate(store: Store) -> tuple[list[str], str | None]:

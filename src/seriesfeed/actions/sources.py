@@ -23,8 +23,7 @@ from urllib.parse import quote
 
 from seriesfeed import metrics
 from seriesfeed.actions import entries
-from seriesfeed.actions.ops import local_time
-from seriesfeed.clock import now_utc
+from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config, SourceConfig
 from seriesfeed.errors import FetchError, ImportError_, NotFoundError, SeriesfeedError
 from seriesfeed.fetch import TOTAL_TIMEOUT_S, Fetched, fetch

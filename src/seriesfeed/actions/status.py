@@ -8,9 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from seriesfeed.actions.jobs import plan
-from seriesfeed.actions.ops import local_time
 from seriesfeed.actions.sources import failing_sources
-from seriesfeed.clock import now_utc
+from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.schedules import next_fire

@@ -1,7 +1,8 @@
 """The subscriber verbs: add, remove (erasure), list, confirm, unsubscribe, preferences, and
-queueing the confirmation mail (sent through the outbox, like a digest). The CLI and the web
-app both call these; the CSV import and export are ``actions.subscriber_csv``. The signed
-links and the CSRF field come from ``tokens`` and are passed on here for the shells."""
+queueing the confirmation mail (sent through the outbox, like a digest), and the CSRF field
+and unsubscribe link the web pages show. The CLI and the web app both call these; the CSV
+import and export are ``actions.subscriber_csv``. Keys and signing stay in ``tokens``: a
+shell never holds the secret key."""
 
 from __future__ import annotations
 
@@ -26,13 +27,7 @@ from seriesfeed.store import outbox as oq
 from seriesfeed.store import subscribers as sq
 from seriesfeed.store.erasure import address_variants, scrub_address
 from seriesfeed.text import clean_line
-from seriesfeed.tokens import (
-    Purpose,
-    check_csrf,
-    ensure_secret_key,
-    make_csrf,
-    unsubscribe_link,
-)
+from seriesfeed.tokens import Purpose  # the verbs' parameter type, for the shells
 
 __all__ = [
     "MAX_NAME",
@@ -42,26 +37,41 @@ __all__ = [
     "Purpose",
     "add_subscriber",
     "check_choice",
-    "check_csrf",
     "clean_name",
     "confirm",
-    "ensure_secret_key",
+    "csrf_field",
+    "csrf_valid",
     "list_subscribers",
-    "make_csrf",
     "queue_confirmation",
     "remove_subscriber",
     "send_confirmation",
     "subscriber_for",
     "unsubscribe",
     "unsubscribe_address",
-    "unsubscribe_link",
     "unsubscribe_target",
+    "unsubscribe_url",
     "update_preferences",
 ]
 
 log = logging.getLogger("seriesfeed.subscriptions")  # the logger's name operators filter on: kept
 MAX_NAME = 100
 RESEND_AFTER = timedelta(hours=24)  # list-bombing: one confirmation per address per day
+
+
+def csrf_field(config: Config, link_token: str) -> str:
+    """The CSRF field for the page a link opened: bound to that link's token."""
+    return tokens.make_csrf(tokens.ensure_secret_key(config), link_token)
+
+
+def csrf_valid(config: Config, link_token: str, given: str) -> bool:
+    """Whether a POSTed CSRF field belongs to that link (compared in constant time)."""
+    return tokens.check_csrf(tokens.ensure_secret_key(config), link_token, given)
+
+
+def unsubscribe_url(config: Config, sub: Subscriber) -> str:
+    """The subscriber's unsubscribe link, as every message carries it."""
+    assert sub.id is not None
+    return tokens.unsubscribe_link(config, tokens.ensure_secret_key(config), sub.id)
 
 
 def clean_name(raw: str | None) -> str | None:

@@ -43,7 +43,7 @@ class AppContext:
     def store(self) -> Store:
         """The store, migrated to the newest schema on first use."""
         if self._store is None:
-            self._store = open_store(self.config.database.url, self.config.base_dir)
+            self._store = open_store(self.config)
             self.cleanups.append(self._store.close)
         return self._store
 
@@ -76,7 +76,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 @pass_app
 def init(app: AppContext) -> None:
     """Create the store (or upgrade its schema) and check the configuration."""
-    store = actions.open_store(app.config.database.url, app.config.base_dir, migrate=False)
+    store = actions.open_store(app.config, migrate=False)
     app.cleanups.append(store.close)
     applied, revision = actions.migrate(store)
     done = f"applied {', '.join(applied)}" if applied else "already up to date"

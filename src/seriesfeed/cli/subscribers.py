@@ -10,8 +10,8 @@ import click
 
 from seriesfeed import actions
 from seriesfeed.actions import subscriber_csv
-from seriesfeed.actions.ops import local_time
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.clock import local_time
 from seriesfeed.models import SubscriberStatus
 
 __all__ = [

@@ -47,6 +47,7 @@ class RecordedDigest:
     period: str
     recipients: int
     to_seq: int
+    fallback: bool  # the "original" digest fallback the recipients were chosen with
 
 
 def _due(language: str, frequency: Frequency, upto: int):  # type: ignore[no-untyped-def]
@@ -108,7 +109,8 @@ def record_group(conn: Connection, language: str, frequency: Frequency, period: 
                  scheduled: bool) -> RecordedDigest | None:
     """Record the group's digest for ``period`` (the schedule's slot); None when nobody in
     the group has news (their cursors move on) or the slot already has its digest. The
-    caller queues its rows with ``queue_group`` in the same transaction."""
+    caller queues its rows with ``queue_group`` in the same transaction: recording, rows
+    and cursors commit together or not at all (invariant 2)."""
     upto = eq.max_seq(conn)
     due = _due(language, frequency, upto)
     news = _has_news(language, upto, fallback)
@@ -130,16 +132,18 @@ def record_group(conn: Connection, language: str, frequency: Frequency, period: 
         language=language, frequency=frequency.value, period=period, from_seq=from_seq,
         to_seq=upto, created_at=now).returning(digests.c.id)).scalar_one())
     crashpoints.hit("mid_record")
-    return RecordedDigest(digest_id, language, frequency, period, recipients, upto)
+    return RecordedDigest(digest_id, language, frequency, period, recipients, upto, fallback)
 
 
 def queue_group(conn: Connection, digest: RecordedDigest, now: datetime,
-                message_id: tuple[str, str], fallback: bool = False) -> None:
-    """Queue one outbox row per recipient of a digest ``record_group`` just recorded (one
-    insert-from-select) and move the group's cursors past it. Each row's Message-ID is
-    ``message_id``'s two ends around the subscriber's id."""
+                message_id: tuple[str, str]) -> None:
+    """Queue one outbox row per recipient of a digest ``record_group`` just recorded, in
+    the same transaction (one insert-from-select), and move the group's cursors past it.
+    The recipients are chosen with the fallback the digest was recorded with, so a cursor
+    never moves past news that got no row. Each row's Message-ID is ``message_id``'s two
+    ends around the subscriber's id."""
     due = _due(digest.language, digest.frequency, digest.to_seq)
-    news = _has_news(digest.language, digest.to_seq, fallback)
+    news = _has_news(digest.language, digest.to_seq, digest.fallback)
     prefix, suffix = message_id
     row_message_id = (literal(prefix, String) + cast(subscribers.c.id, String)
                       + literal(suffix, String))
