@@ -311,11 +311,14 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
                 report.uncertain += 1
             if o.state is OutboxState.SENT:
                 report.sent += 1
-            elif o.sender_fault or (o.state is OutboxState.RETRY and
-                                    o.attempts < config.mail.max_attempts):
+            elif (o.sender_fault and not o.uncertain) or (
+                    o.state is OutboxState.RETRY and o.attempts < config.mail.max_attempts):
                 report.retried += 1
             else:
                 report.failed += 1
+                if not oq.is_bounce(o):  # the relay's or the message's: the operator's to fix
+                    log.warning("outbox row %s failed for good, not counted against the "
+                                "subscriber: %s", o.id, o.error)
             if o.error:
                 report.errors.append(o.error)
 

@@ -146,11 +146,18 @@ def queue_confirmation(store: Store, config: Config, sub: Subscriber, now: datet
     the outbox's retries, backoff and Message-ID rules, like a digest."""
     assert sub.id is not None
     with store.write() as conn:
-        if not _claim_slot(conn, sub.id, now):
-            # asked again while the one queued waits for the relay: try it now, not later
+        if oq.waiting(conn, OutboxKind.CONFIRM, sub.id):
+            # asked again while one waits for the relay: try that one now, never a second
+            # beside it (after a day-long outage both would arrive together). A new day's
+            # ask dates its link anew (the link is bound to the slot's time).
+            _claim_slot(conn, sub.id, now)
             return oq.hurry(conn, OutboxKind.CONFIRM, sub.id, now) > 0
+        if not _claim_slot(conn, sub.id, now):
+            return False
+        # microseconds: asking again within the second after a failed one must not collide
+        # with the failed row's Message-ID (unique in the outbox)
         oq.queue(conn, OutboxKind.CONFIRM, sub.id, sub.email, emails.make_message_id(
-            "confirm", f"{sub.id}.{int(now.timestamp())}", config), now)
+            "confirm", f"{sub.id}.{int(now.timestamp() * 1_000_000)}", config), now)
         return True
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, exists, func, insert, or_, select, update
 
 from seriesfeed.models import OutboxKind, OutboxState, SubscriberStatus
 from seriesfeed.store.ops import reset_hard_bounces
@@ -32,10 +32,12 @@ __all__ = [
     "detach_subscriber",
     "hand_back",
     "hurry",
+    "is_bounce",
     "mark",
     "queue",
     "release_orphans",
     "renew",
+    "waiting",
 ]
 
 LEASE = timedelta(minutes=5)
@@ -87,6 +89,15 @@ def queue(conn: Connection, kind: OutboxKind, subscriber_id: int, recipient: str
         kind=kind.value, subscriber_id=subscriber_id, recipient=recipient,
         message_id=message_id, state=OutboxState.QUEUED.value, attempts=0, uncertain=False,
         created_at=now))
+
+
+def waiting(conn: Connection, kind: OutboxKind, subscriber_id: int) -> bool:
+    """Whether a message of ``kind`` for the subscriber is still to be sent (queued,
+    waiting to retry, or in flight)."""
+    return conn.execute(select(outbox.c.id).where(
+        outbox.c.kind == kind.value, outbox.c.subscriber_id == subscriber_id,
+        outbox.c.state.in_([OutboxState.QUEUED.value, OutboxState.RETRY.value,
+                            OutboxState.SENDING.value])).limit(1)).first() is not None
 
 
 def hurry(conn: Connection, kind: OutboxKind, subscriber_id: int, now: datetime) -> int:
@@ -232,7 +243,10 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
         if o.state is OutboxState.SENT:
             continue
         values: dict[str, object]
-        if o.sender_fault:
+        # a message perhaps delivered (lost after the dot) always counts its attempt, even
+        # in a run the relay is blamed for: given back, it would go to the same person
+        # again on every pass and never reach max_attempts (invariants 3 and 10)
+        if o.sender_fault and not o.uncertain:
             wait = pause or timedelta(seconds=retry_seconds)
             values = {"state": OutboxState.RETRY.value, "lease_until": None,
                       "last_error": f"{o.error or ''}{RELAY_NOTE}"[:1000], "smtp_code": o.code,
@@ -240,8 +254,6 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
                       "attempts": func.max(outbox.c.attempts - 1, 0)
                       if conn.dialect.name == "sqlite"
                       else func.greatest(outbox.c.attempts - 1, 0)}
-            if o.uncertain:
-                values["uncertain"] = True
             conn.execute(update(outbox).where(outbox.c.id == o.id).values(**values))
             continue
         final = o.state is OutboxState.FAILED or o.attempts >= max_attempts
@@ -252,11 +264,26 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
         if o.uncertain:
             values["uncertain"] = True
         conn.execute(update(outbox).where(outbox.c.id == o.id).values(**values))
-        if o.state is OutboxState.FAILED and o.subscriber_id is not None and o.code and \
-                o.code >= 500 and o.bounce:
+        if o.subscriber_id is None or not final:
+            continue
+        if is_bounce(o):
             conn.execute(update(outbox).where(outbox.c.id == o.id).values(
                 bounce="hard", bounced_at=now))
             _count_bounce(conn, o.subscriber_id, bounce_limit)
+        else:
+            # a confirmation that surely never arrived (no attempt was lost after the dot),
+            # through no fault of the address (a relay refusing everyone, an outage past
+            # max_attempts): its day's slot is given back, so asking again once the relay
+            # is fixed sends one
+            conn.execute(update(subscribers).where(
+                subscribers.c.id == o.subscriber_id,
+                exists().where(outbox.c.id == o.id, outbox.c.kind == OutboxKind.CONFIRM.value,
+                               outbox.c.uncertain.is_(False))).values(confirm_sent_at=None))
+
+
+def is_bounce(o: Outcome) -> bool:
+    """A permanent refusal that names the recipient: counted against the subscriber."""
+    return o.state is OutboxState.FAILED and bool(o.code and o.code >= 500 and o.bounce)
 
 
 def _count_bounce(conn: Connection, subscriber_id: int, bounce_limit: int) -> None:
