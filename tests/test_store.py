@@ -49,7 +49,7 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
 def test_the_fast_start_knows_the_newest_migration(store: Store) -> None:
     """HEAD_REVISION, which lets a store at the newest schema open without Alembic, is
     Alembic's head: a new migration that forgets it is caught here, not in the field."""
-    assert HEAD_REVISION == store.head_revision()
+    assert store.head_revision() == HEAD_REVISION
     assert store.at_head()
 
 

@@ -8,6 +8,7 @@ a field (with its default) and, if it needs more than a type check, a validator 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -282,6 +283,18 @@ def _check_between(low: float, high: float) -> Callable[[int | float], str | Non
     return check
 
 
+def _check_seconds(high: float) -> Callable[[int | float], str | None]:
+    """A duration: more than 0 and at most ``high`` seconds (a timer or a date past that
+    overflows, or waits for ever, at the first use instead of at load)."""
+    def check(value: int | float) -> str | None:
+        return None if 0 < value <= high else \
+            f"must be more than 0 and at most {high:g} seconds, not {value}"
+    return check
+
+
+HOUR, DAY = 3600.0, 86_400.0
+
+
 def _check_not_negative(value: int | float) -> str | None:
     return None if value >= 0 else f"must not be negative, not {value}"
 
@@ -420,24 +433,24 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("database", "url"): _check_db_url,
     ("web", "port"): _check_port,
     ("web", "base_url"): _check_url_or_empty,
-    ("web", "store_timeout"): _check_positive,
-    ("web", "header_timeout"): _check_positive,
-    ("web", "body_timeout"): _check_positive,
+    ("web", "store_timeout"): _check_seconds(HOUR),
+    ("web", "header_timeout"): _check_seconds(HOUR),
+    ("web", "body_timeout"): _check_seconds(HOUR),
     ("smtp", "port"): _check_port,
     ("smtp", "security"): _check_security,
     ("smtp", "connections"): _check_positive,
     ("smtp", "rate"): _check_not_negative,
-    ("smtp", "timeout"): _check_positive,
+    ("smtp", "timeout"): _check_seconds(HOUR),
     ("mail", "bounce_limit"): _check_positive,
     ("mail", "max_attempts"): _check_positive,
-    ("mail", "retry_seconds"): _check_positive,
+    ("mail", "retry_seconds"): _check_seconds(DAY),
     ("mail", "lease_seconds"): _check_between(10, 86_400),
     ("mail", "batch_size"): _check_between(1, 10_000),
     ("mail", "unsubscribe_mailto"): _check_address_or_empty,
     ("mail", "bounce_address"): _check_address_or_empty,
     ("web", "forwarded_allow_ips"): _check_forwarded,
     ("metrics", "listen"): _check_listen,
-    ("schedule", "bounces_seconds"): _check_positive,
+    ("schedule", "bounces_seconds"): _check_seconds(DAY),
     ("feeds", "max_entries"): _check_positive,
     ("websub", "hub"): _check_url_or_empty,
     ("languages", "digest_subject"): _check_subject,
@@ -447,9 +460,9 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("schedule", "feeds"): _check_cron,
     ("schedule", "daily"): _check_cron,
     ("schedule", "weekly"): _check_cron,
-    ("schedule", "drain_seconds"): _check_positive,
-    ("schedule", "watch_seconds"): _check_positive,
-    ("schedule", "shutdown_timeout"): _check_positive,
+    ("schedule", "drain_seconds"): _check_seconds(DAY),
+    ("schedule", "watch_seconds"): _check_seconds(DAY),
+    ("schedule", "shutdown_timeout"): _check_seconds(HOUR),
 }
 
 
@@ -507,8 +520,9 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
     if typing.get_origin(tp) is list:
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         return ok, list(value) if ok else value
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+    if tp is float:  # inf and nan are TOML floats, but no setting means either
+        if isinstance(value, int | float) and not isinstance(value, bool) and \
+                math.isfinite(value):
             return True, float(value)
         return False, value
     if tp is int:

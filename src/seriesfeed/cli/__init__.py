@@ -59,6 +59,18 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def write_file(out: Path, data: bytes) -> None:
+    """Write a command's ``--out`` file whole or not at all (a temporary file beside it,
+    then a rename), so a full disk never leaves half an export behind."""
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               envvar="SERIESFEED_CONFIG", default=None,
@@ -123,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+        return 1
     return 0
 
 

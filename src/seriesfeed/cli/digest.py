@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from seriesfeed import actions
-from seriesfeed.cli import AppContext, cli, pass_app
+from seriesfeed.cli import AppContext, cli, pass_app, write_file
 from seriesfeed.errors import ValidationError
 from seriesfeed.models import Frequency
 
@@ -41,7 +41,7 @@ def preview(app: AppContext, language: str | None, frequency: str, out: Path | N
         click.echo(f"No {lang} {frequency} subscriber is due a digest now; this sample shows "
                    "the newest entries.", err=True)
     if out:
-        out.write_text(shown.html, encoding="utf-8")
+        write_file(out, shown.html.encode("utf-8"))
         click.echo(f"{shown.rendered.subject} ({frequency}): HTML written to {out}")
     else:
         click.echo(f"Subject: {shown.rendered.subject}\n\n{shown.text}")

@@ -10,7 +10,7 @@ import click
 from seriesfeed import actions
 from seriesfeed.actions import sources as sources_mod
 from seriesfeed.actions.entries import FORMATS
-from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.cli import AppContext, cli, pass_app, print_json, write_file
 from seriesfeed.errors import ValidationError
 from seriesfeed.models import Entry
 
@@ -178,7 +178,5 @@ def export_command(app: AppContext, fmt: str, out: Path | None, series_slug: str
     if out is None:
         click.echo(data.decode("utf-8"), nl=False)
     else:
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(out)
+        write_file(out, data)
         click.echo(f"Wrote {count} entries to {out}")

@@ -32,7 +32,8 @@ def build(app: AppContext, out: Path | None) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default: [web] host).")
-@click.option("--port", type=int, default=None, help="Port (default: [web] port).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port (default: [web] port).")
 @pass_app
 def serve(app: AppContext, host: str | None, port: int | None) -> None:
     """Serve the web app only (feeds, pages, subscribe flow), without the scheduler."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import click
 
 from seriesfeed import actions
 from seriesfeed.actions import subscriber_csv
-from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.cli import AppContext, cli, pass_app, print_json, write_file
 from seriesfeed.clock import local_time
 from seriesfeed.models import SubscriberStatus
 
@@ -119,14 +120,13 @@ def export(app: AppContext, out: Path | None) -> None:
         for row in subscriber_csv.export_rows(app.store, app.config):
             writer.writerow(row)
         return
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\r\n")
-        count = -1
-        for row in subscriber_csv.export_rows(app.store, app.config):
-            writer.writerow(row)
-            count += 1
-    tmp.replace(out)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    count = -1  # the header row is not a subscriber
+    for row in subscriber_csv.export_rows(app.store, app.config):
+        writer.writerow(row)
+        count += 1
+    write_file(out, text.getvalue().encode("utf-8"))
     click.echo(f"Wrote {count} subscribers to {out}")
 
 
