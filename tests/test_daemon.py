@@ -81,6 +81,7 @@ def running(daemon_config: Path, run_cli: Callable[..., CliResult]
         print(err[-3000:])  # shown by pytest when the test fails
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 def test_daemon_serves_builds_rebuilds_refuses_a_second_and_stops_on_sigterm(
         running: tuple[subprocess.Popen[str], str], daemon_config: Path,
         run_cli: Callable[..., CliResult]) -> None:

@@ -7,9 +7,10 @@ import email
 import email.policy
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from seriesfeed import emails
@@ -33,6 +34,16 @@ def _parse(data: bytes) -> email.message.EmailMessage:
     return msg
 
 
+def _decoded(data: bytes, header: str) -> str:
+    """A header's text decoded by RFC 2047's rules, where white space between two adjacent
+    encoded words is dropped. The referee cannot be ``policy.default``'s parser: when the
+    standard library folds a long display name into a q- and a b-encoded word, that parser
+    reads a space back between them (hypothesis found '...Àଅଅ' coming back as 'Àଅ ଅ' from
+    the reference, while the fast path's one encoded word came back right)."""
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)[header]
+    return str(make_header(decode_header(raw)))
+
+
 STATS = {"cases": 0}
 
 
@@ -46,6 +57,7 @@ def test_fast_path_equals_the_reference(figures: Callable[..., None]) -> None:
 @settings(max_examples=tier(300, 10_000), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(name=NAMES, text=BODIES, subject=st.text(min_size=1, max_size=500))
+@example(name="000000000000000000À¼¼¼¼¼Àଅଅ", text="", subject="0")  # see _decoded
 def _compare(name: str | None, text: str, subject: str) -> None:
     template = emails.fast_template(CONFIG, subject, (("List-Id", "Digest <digest.example>"),),
                                     date=DATE)
@@ -60,7 +72,7 @@ def _compare(name: str | None, text: str, subject: str) -> None:
     a, b = _parse(fast), _parse(reference)
     for header in ("From", "To", "Subject", "Date", "Message-ID", "List-Id",
                    "List-Unsubscribe"):
-        assert str(a[header]) == str(b[header]), header
+        assert _decoded(fast, header) == _decoded(reference, header), header
     assert [p.get_content() for p in a.iter_parts()] == [p.get_content() for p in b.iter_parts()]
     assert a.get_all("Bcc") is None and a.get_all("Reply-To") is None
     assert len(a.get_all("To") or []) == 1

@@ -559,6 +559,7 @@ def test_healthz_says_degraded_for_a_failing_source(
                for r in reply.json()["reasons"]), reply.json()
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 def test_sigterm_during_a_poll_exits_0_within_the_shutdown_timeout(
         server: SourceServer, make_config: ConfigFactory, tmp_path: Path) -> None:
     import os

@@ -89,6 +89,7 @@ def daemon_site(make_config: Callable[..., Path], tmp_path: Path,
             proc.communicate()
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("F18")
 @pytest.mark.parametrize("daemon_site", ["sqlite", pytest.param(
     "postgresql", marks=pytest.mark.postgres)], indirect=True)

@@ -92,6 +92,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("F8")
 def test_one_daemon_per_store(make_config: Callable[..., Path], tmp_path: Path,
                               fault: Callable[..., FaultServer],
@@ -216,6 +217,7 @@ def test_smtp_down_mid_send_then_back(make_config: Callable[..., Path], tmp_path
                              connections_before})
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("F11")
 def test_sigterm_during_a_send(make_config: Callable[..., Path], tmp_path: Path,
                                fault: Callable[..., FaultServer],
@@ -315,6 +317,7 @@ def test_one_click_unsubscribes_during_a_send(make_config: Callable[..., Path], 
                                           "not mailed": never})
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("F7")
 def test_a_hung_server_aborts_within_the_timeout(make_config: Callable[..., Path],
                                                  tmp_path: Path,

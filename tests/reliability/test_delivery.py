@@ -322,6 +322,7 @@ def test_relay_slower_than_the_lease_sends_each_message_once(
 
 # -- a confirmation mail goes through the outbox -----------------------------------------
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("F15")
 def test_relay_down_at_subscribe_delays_the_confirmation_never_loses_it(
         make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],

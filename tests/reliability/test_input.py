@@ -110,6 +110,7 @@ def _hazards(port: int) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("B2")
 def test_xml_hazards_are_refused_fast_in_bounded_memory(
         tmp_path: Path, listener: tuple[int, list[str]], figures: Callable[..., None]) -> None:

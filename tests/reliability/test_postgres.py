@@ -70,6 +70,7 @@ def test_two_senders_share_the_outbox_without_double_claims(
                                                 "double claims": 0, "lost": 0})
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("F3")
 def test_terminated_backend_mid_send(pg_url: str, make_config: Callable[..., Path],
                                      fault: Callable[..., FaultServer],

@@ -139,6 +139,7 @@ def test_names_never_add_headers_or_recipients(site: Site, tmp_path: Path,
                                          "extra recipients": 0, "batch aborts": 0})
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("S2")
 def test_every_status_gets_the_same_answer_in_the_same_time(
         site: Site, figures: Callable[..., None]) -> None:
@@ -338,6 +339,7 @@ def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
     return key, der
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("S5")
 def test_one_click_unsubscribe_end_to_end_with_dkim(
         make_config: Callable[..., Path], tmp_path: Path, dkim_key: tuple[Path, bytes],
@@ -520,6 +522,7 @@ def test_host_poisoning_and_open_redirects(site: Site, figures: Callable[..., No
                                   "mail URLs checked": len(ours)})
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("S9")
 def test_oversized_and_slow_requests_and_headers(site: Site, figures: Callable[..., None]
                                                  ) -> None:

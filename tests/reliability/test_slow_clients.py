@@ -97,6 +97,7 @@ def _trickle(socks: list[socket.socket], payload: bytes, give_up: float
     return closed, received
 
 
+@pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("S14")
 def test_slow_headers_and_bodies_are_cut_off(served: tuple[Config, LiveServer],
                                              figures: Callable[..., None]) -> None:
