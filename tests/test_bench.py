@@ -56,3 +56,11 @@ def test_the_digest_path_calls_down_only() -> None:
     assert "modules touched by `digest send`: " in proc.stdout
     assert "pairs that call each other both ways: 0" in proc.stdout, proc.stdout
     assert "seriesfeed.actions.digests -> seriesfeed.store.digests" in proc.stdout
+
+
+def test_cli_start_benchmark_runs_and_prints_its_figures() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "cli_start.py"), "--repeat", "1"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for figure in ("import seriesfeed.cli", "entries list", "status", "load average"):
+        assert figure in proc.stdout
