@@ -68,7 +68,8 @@ def test_a_store_at_head_opens_without_alembic_and_an_older_one_upgrades(
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0001")
-    assert not old.at_head()
+    assert not old.at_head() and old.schema_revision() == "0001"
+    assert Store(f"sqlite:///{tmp_path / 'new.sqlite3'}").schema_revision() is None
     upgrade = subprocess.run([sys.executable, "-c",
                               "from seriesfeed.store import Store\n"
                               f"print(Store({url!r}).migrate())\n"],
@@ -81,6 +82,7 @@ def test_a_store_at_head_opens_without_alembic_and_an_older_one_upgrades(
                             "print(s.migrate(), 'alembic' in sys.modules)\n"],
                            capture_output=True, text=True, check=True)
     assert again.stdout.strip() == "[] False"
+    assert old.schema_revision() == HEAD_REVISION
     old.close()
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -273,10 +273,13 @@ class Store:
         return list(reversed(applied))
 
     def schema_revision(self) -> str | None:
-        from alembic.runtime.migration import MigrationContext
-
+        """The store's schema revision (None before the first migration), read with plain
+        SQL from Alembic's version table, so a status report does not import Alembic."""
         with self._translated(), self._connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        return str(rows[0][0]) if rows else None
 
     def too_new(self, revision: str) -> StoreTooNewError:
         return StoreTooNewError(
