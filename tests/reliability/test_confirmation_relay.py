@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from seriesfeed import actions
 from seriesfeed.actions.subscribers import ConfirmationMail
+from seriesfeed.clock import now_utc
 from seriesfeed.config import load_config
 from seriesfeed.store import open_store
 from seriesfeed.store.tables import outbox, subscribers
@@ -92,3 +93,34 @@ def test_a_waiting_confirmation_does_not_go_out_beside_the_next_days_one(
         store.close()
     copies = Counter(r for d in server.handler.deliveries() for r in d.recipients)
     assert copies["carol@example.org"] == 1, server.handler.deliveries()
+
+
+def test_a_copy_in_flight_keeps_the_date_its_link_is_bound_to(
+        make_config: Callable[..., Path], tmp_path: Path) -> None:
+    """A new day's ask renews the date a waiting confirmation's link is bound to, but not
+    while a copy is in flight with the old date: that copy would arrive with a dead link."""
+    config = _config(make_config, tmp_path, free_port())  # nothing listens: nothing sends
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        sub = actions.subscribers.add_subscriber(store, config, "dan@example.org",
+                                                 source="form:/en/").subscriber
+        assert sub is not None and sub.id is not None
+        start = now_utc() - timedelta(hours=25)
+        assert actions.subscribers.queue_confirmation(store, config, sub, start)
+        with store.write() as conn:  # another sender holds it right now
+            conn.execute(update(outbox).values(state="sending"))
+        later = now_utc()
+        assert not actions.subscribers.queue_confirmation(store, config, sub, later)
+        with store.read() as conn:
+            bound = conn.execute(select(subscribers.c.confirm_sent_at)).scalar_one()
+            rows = conn.execute(select(outbox.c.id)).all()
+        assert bound == start and len(rows) == 1
+        with store.write() as conn:  # the attempt failed: it waits to retry
+            conn.execute(update(outbox).values(state="retry"))
+        assert actions.subscribers.queue_confirmation(store, config, sub, later)
+        with store.read() as conn:
+            bound = conn.execute(select(subscribers.c.confirm_sent_at)).scalar_one()
+            rows = conn.execute(select(outbox.c.id)).all()
+        assert bound == later and len(rows) == 1  # renewed, and still one row
+    finally:
+        store.close()

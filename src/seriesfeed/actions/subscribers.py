@@ -20,7 +20,13 @@ from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, ValidationError
 from seriesfeed.flowlog import subscriber_event
-from seriesfeed.models import Frequency, OutboxKind, Subscriber, SubscriberStatus
+from seriesfeed.models import (
+    Frequency,
+    OutboxKind,
+    OutboxState,
+    Subscriber,
+    SubscriberStatus,
+)
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import outbox as oq
@@ -146,11 +152,14 @@ def queue_confirmation(store: Store, config: Config, sub: Subscriber, now: datet
     the outbox's retries, backoff and Message-ID rules, like a digest."""
     assert sub.id is not None
     with store.write() as conn:
-        if oq.waiting(conn, OutboxKind.CONFIRM, sub.id):
+        waiting = oq.waiting(conn, OutboxKind.CONFIRM, sub.id)
+        if waiting:
             # asked again while one waits for the relay: try that one now, never a second
             # beside it (after a day-long outage both would arrive together). A new day's
-            # ask dates its link anew (the link is bound to the slot's time).
-            _claim_slot(conn, sub.id, now)
+            # ask dates its link anew (the link is bound to the slot's time), unless a copy
+            # is in flight right now with the old date, which would then arrive broken.
+            if OutboxState.SENDING not in waiting:
+                _claim_slot(conn, sub.id, now)
             return oq.hurry(conn, OutboxKind.CONFIRM, sub.id, now) > 0
         if not _claim_slot(conn, sub.id, now):
             return False

@@ -91,13 +91,13 @@ def queue(conn: Connection, kind: OutboxKind, subscriber_id: int, recipient: str
         created_at=now))
 
 
-def waiting(conn: Connection, kind: OutboxKind, subscriber_id: int) -> bool:
-    """Whether a message of ``kind`` for the subscriber is still to be sent (queued,
-    waiting to retry, or in flight)."""
-    return conn.execute(select(outbox.c.id).where(
+def waiting(conn: Connection, kind: OutboxKind, subscriber_id: int) -> set[OutboxState]:
+    """The states of the subscriber's messages of ``kind`` still to be sent (queued,
+    waiting to retry, or in flight); empty when none is."""
+    return {OutboxState(s) for (s,) in conn.execute(select(outbox.c.state).where(
         outbox.c.kind == kind.value, outbox.c.subscriber_id == subscriber_id,
         outbox.c.state.in_([OutboxState.QUEUED.value, OutboxState.RETRY.value,
-                            OutboxState.SENDING.value])).limit(1)).first() is not None
+                            OutboxState.SENDING.value])).distinct())}
 
 
 def hurry(conn: Connection, kind: OutboxKind, subscriber_id: int, now: datetime) -> int:
