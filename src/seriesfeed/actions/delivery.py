@@ -46,6 +46,7 @@ __all__ = [
     "HELD",
     "MARK_EVERY_S",
     "MARK_GROUP",
+    "RELAY_DOWN_PAUSE_MAX_S",
     "RELAY_PAUSE_MAX_S",
     "SYSTEMIC_AFTER",
     "DrainReport",
@@ -109,6 +110,10 @@ MARK_EVERY_S = 0.25
 MARK_RETRY_S = 60.0  # a mark that meets a locked store is tried again this long
 SYSTEMIC_AFTER = 5  # the same refusal for this many recipients in a row: the relay's problem
 RELAY_PAUSE_MAX_S = 3600.0
+# a relay that answers nothing (refused, timed out, dropped) is simply down: asking again
+# each minute costs one connection attempt, and the send resumes within a minute of its
+# return; one that answers with a refusal (a wrong password) backs off up to the hour
+RELAY_DOWN_PAUSE_MAX_S = 60.0
 _relay_streak = 0  # drains in a row paused by the relay (this process): the pause grows
 
 
@@ -535,15 +540,18 @@ def duplicate_bound(config: Config) -> int:
     return 2 * MARK_GROUP + max(config.smtp.connections, 1)
 
 
-def relay_pause(config: Config) -> timedelta:
+def relay_pause(config: Config, *, answered: bool = True) -> timedelta:
     """How long rows wait after the relay refused the sender: it grows with each drain in
-    a row that the relay stopped, up to an hour."""
-    return timedelta(seconds=min(config.mail.retry_seconds * 2 ** _relay_streak,
-                                 RELAY_PAUSE_MAX_S))
+    a row that the relay stopped, up to an hour when the relay answered with a refusal,
+    up to a minute (or ``retry_seconds``) when it answered nothing at all."""
+    cap = RELAY_PAUSE_MAX_S if answered else max(RELAY_DOWN_PAUSE_MAX_S,
+                                                 config.mail.retry_seconds)
+    return timedelta(seconds=min(config.mail.retry_seconds * 2 ** _relay_streak, cap))
 
 
 def _mark(store: Store, config: Config, outcomes: list[oq.Outcome]) -> None:
     with store.write() as conn:
         oq.mark(conn, outcomes, now_utc(), max_attempts=config.mail.max_attempts,
                 bounce_limit=config.mail.bounce_limit, retry_seconds=config.mail.retry_seconds,
-                pause=relay_pause(config))
+                pause=relay_pause(config, answered=any(
+                    o.sender_fault and o.code is not None for o in outcomes)))
