@@ -224,10 +224,9 @@ class Store:
         Alembic path that follows reports what is wrong."""
         try:
             with self.engine.connect() as conn:
-                rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+                return _revision(conn) == HEAD_REVISION
         except DBAPIError:
             return False
-        return [tuple(r) for r in rows] == [(HEAD_REVISION,)]
 
     def migrate(self) -> list[str]:
         """Bring the schema to the newest revision; return the revisions applied."""
@@ -276,10 +275,7 @@ class Store:
         """The store's schema revision (None before the first migration), read with plain
         SQL from Alembic's version table, so a status report does not import Alembic."""
         with self._translated(), self._connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return None
-            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        return str(rows[0][0]) if rows else None
+            return _revision(conn)
 
     def too_new(self, revision: str) -> StoreTooNewError:
         return StoreTooNewError(
@@ -302,6 +298,14 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _revision(conn: Connection) -> str | None:
+    """Alembic's version table read with plain SQL: None before the first migration."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    return str(rows[0][0]) if rows else None
 
 
 def _scripts() -> Any:
