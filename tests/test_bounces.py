@@ -461,3 +461,69 @@ def test_an_unreadable_message_is_set_aside_and_the_rest_are_read(
     assert from_mbox.out.startswith("2 messages: 1 hard bounces") and "1 unreadable" in \
         from_mbox.out, from_mbox.out
     assert _subscriber(world.store, "cai@example.com")["status"] == "bounced"
+
+
+# -- findings of the bounce corpus (tests/corpora/test_bounce_corpus.py), each in small ---
+
+@pytest.fixture
+def reading(make_config: Callable[..., Path]) -> tuple[Config, bytes]:
+    """A config to read reports with (no store: reading changes nothing)."""
+    path = make_config(mail={"from": "digest@example.org",
+                             "bounce_address": "bounces@example.org"},
+                       security={"secret_key": "r" * 32})
+    return load_config(path, env={}), b"r" * 32
+
+
+def _text_report(headers: dict[str, str], body: str) -> Message:
+    msg = MIMEText(body)
+    for name, value in headers.items():
+        msg[name] = value
+    return email_pkg.message_from_bytes(msg.as_bytes())
+
+
+def test_a_dsn_whose_status_is_an_smtp_reply_and_action_failure_is_permanent(
+        reading: tuple[Config, bytes]) -> None:
+    # seen in the wild (flufl.bounce's dsn_03): "Action: failure", "Status: 553 <text>"
+    report = _report("delivery-status", {"From": "postmaster@example.be",
+                                         "Subject": "Delivery failure"}, [
+        ("text/plain", "Your message could not be delivered.\n"),
+        ("message/delivery-status", [
+            _fields("Reporting-MTA: dns;pigeon.example.be"),
+            _fields("Final-Recipient: rfc822;userx@example.be\nAction: failure\n"
+                    "Status: 553 Exceeded maximum inbound message size")])])
+    got = bounces.read_report(*reading, report)
+    assert got.kind == "hard" and "553" in got.detail
+
+
+def test_a_phone_number_in_a_bounce_is_not_read_as_a_temporary_reply(
+        reading: tuple[Config, bytes]) -> None:
+    # flufl.bounce's qmail_07: a support line "480-624-2500" under a permanent qmail failure
+    report = _text_report({"From": "MAILER-DAEMON@mx.example.net", "Subject": "failure notice"},
+                          "Hi. This is the qmail-send program at mx.example.net.\n"
+                          "I'm afraid I wasn't able to deliver your message to the following "
+                          "addresses.\nThis is a permanent error; I've given up. Sorry it "
+                          "didn't work out.\n\n<user@example.net>:\nThis account is not "
+                          "available. Call Customer Support at 480-624-2500.\n\n"
+                          "--- Below this line is a copy of the message.\n")
+    assert bounces.read_report(*reading, report).kind == "hard"
+
+
+def test_a_bounce_with_an_encoded_subject_is_not_passed_over() -> None:
+    from seriesfeed.mailsource import could_be_report
+    # flufl.bounce's simple_22: a gateway's warning, known only by its RFC 2047 subject
+    head = (b"From: Symantec_AntiVirus_for_SMTP_Gateways@csri.example\n"
+            b"Subject: =?utf-8?B?RGVsaXZlcnkgZmFpbHVyZSBub3RpZmljYXRpb24=?=\n\n")
+    assert could_be_report(head)
+    assert not could_be_report(b"From: ann@example.org\nSubject: =?utf-8?B?SGVsbG8=?=\n\n")
+
+
+def test_a_report_without_from_is_still_read_by_the_detectors_after_yale(
+        reading: tuple[Config, bytes], capsys: pytest.CaptureFixture[str]) -> None:
+    # flufl.bounce's Yale detector raises IndexError on a message without From, which ended
+    # the scan (and printed flufl's traceback) before SimpleMatch could find the recipient
+    report = _text_report({"Subject": "Returned mail: User unknown"},
+                          "Here is your list of failed recipients:\n\n<userx@example.fr>\n")
+    del report["From"]
+    got = bounces.read_report(*reading, report)
+    assert got.kind == "hard", got
+    assert "Traceback" not in capsys.readouterr().err

@@ -9,6 +9,7 @@ and MIME nesting, and one that cannot be read is set aside (a Maildir's
 from __future__ import annotations
 
 import email
+import email.header
 import email.policy
 import email.utils
 import logging
@@ -69,7 +70,18 @@ def could_be_report(head: bytes) -> bool:
             for _, address in email.utils.getaddresses([text]):
                 if address.partition("@")[0] in _DAEMONS:
                     return True
-    return any(_SUBJECT.search(str(subject)) for subject in headers.get_all("Subject", []))
+    return any(_SUBJECT.search(_decoded(str(subject)))
+               for subject in headers.get_all("Subject", []))
+
+
+def _decoded(text: str) -> str:
+    """A header with its RFC 2047 encoded words decoded ("=?utf-8?B?RGVsaXZlcnk…?=")."""
+    if "=?" not in text:
+        return text
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except (ValueError, LookupError, UnicodeError):
+        return text
 
 
 def parse_bounded(data: bytes, where: str) -> Message:

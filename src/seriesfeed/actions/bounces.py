@@ -55,6 +55,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("seriesfeed.bounces")  # the logger's name operators filter on: kept
+# flufl.bounce logs every detector it runs (17 INFO lines a report) and a detector's failure
+# with its traceback before re-raising it; the failure is logged here as one line instead
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 MAC_HEX = 20  # 80 bits; lower-case hex survives MTAs that fold the local part's case
 
 
@@ -148,7 +151,10 @@ def _embedded(msg: Message) -> Iterator[Message]:
 
 
 _STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
-_SMTP_REPLY = re.compile(r"(?<![\d.])([245])\d\d(?:[ -]|$)", re.MULTILINE)
+# an SMTP reply: a code followed by an enhanced status or words ("550 5.1.1", "451-Try",
+# "553 Exceeded"), so a phone number such as 480-624-2500 is not read as a 4xx
+_SMTP_REPLY = re.compile(r"(?<![\w.+-])([245])\d\d(?:[ -](?:[245]\.\d|[A-Za-z<#(\[])|[ ]*$)",
+                         re.MULTILINE)
 _NOT_BOUNCES = ("delivered", "relayed", "expanded")
 
 
@@ -187,11 +193,11 @@ def _verdict(action: str, status: str, diagnostic: str) -> str:
         return "none"
     if action == "delayed":
         return "soft"  # not over: the reporting MTA is still trying
-    code = status[:1]
+    code = status[:1] if status[:1] in ("2", "4", "5") else ""
     if not code:
         reply = _SMTP_REPLY.search(diagnostic)
         code = reply.group(1) if reply else ""
-    if code == "5" or (not code and action in ("failed", "error")):
+    if code == "5" or (not code and action == "failed"):
         return "hard"
     if code == "4":
         return "soft"  # given up after a temporary condition: the address is not bad
@@ -204,8 +210,11 @@ def _dsn_failures(msg: Message) -> tuple[bool, list[Failure]]:
     failures: list[Failure] = []
     for block in _status_blocks(msg):
         action = str(block.get("Action", "")).strip().lower().split(" ")[0].split("(")[0]
-        found = _STATUS.search(str(block.get("Status", "")))
-        status = found.group(0) if found else ""
+        if action.startswith(("fail", "error")):
+            action = "failed"  # "failure" and OpenSMTPD's "error" are seen in the wild
+        raw_status = str(block.get("Status", ""))
+        found = _STATUS.search(raw_status) or _SMTP_REPLY.search(raw_status.strip())
+        status = found.group(0).strip() if found else ""  # some MTAs give "553 Exceeded…"
         if not action and not status:
             continue  # the per-message block (Reporting-MTA, Arrival-Date)
         final = _recipient(block, "Final-Recipient")
@@ -244,9 +253,17 @@ def _heuristic_failures(msg: Message) -> list[Failure]:
     """The recipients a report without RFC 3464 fields names (flufl.bounce's detectors for
     the common MTAs' own formats), judged transient when the report is a delay warning or
     quotes only temporary (4xx) replies."""
+    if not str(msg.get("From", "")).strip():
+        # flufl.bounce's Yale detector takes the first of the From addresses and raises
+        # IndexError when there is none, which ends the scan before the detectors after it
+        # (SMTP32, Postfix, qmail, SimpleMatch…) run; a blank From yields one empty address
+        del msg["From"]
+        msg["From"] = " "
     try:
         temporary, permanent = all_failures(msg)
-    except Exception:  # noqa: BLE001 - a heuristic detector choking is no failure report
+    except Exception as err:  # noqa: BLE001 - a heuristic detector choking is no failure report
+        log.warning("bounces: flufl.bounce could not read a report (%s: %s)",
+                    type(err).__name__, err)
         return []
     if not temporary and not permanent:
         return []
