@@ -527,3 +527,19 @@ def test_a_report_without_from_is_still_read_by_the_detectors_after_yale(
     got = bounces.read_report(*reading, report)
     assert got.kind == "hard", got
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_message_is_parsed_only_within_its_caps() -> None:
+    from seriesfeed.errors import ImportError_
+    from seriesfeed.mailsource import MAX_MESSAGE, MAX_NESTING, MAX_PARTS, parse_bounded
+
+    deepest = parse_bounded(nested_multipart(MAX_NESTING), "deep.eml")
+    assert len(list(deepest.walk())) == MAX_NESTING + 1  # at the cap: read, and walked
+    many = ("Content-Type: multipart/mixed; boundary=b\n\n" +
+            "--b\nContent-Type: text/plain\n\nx\n" * MAX_PARTS + "--b--\n").encode()
+    huge = b"Subject: x\n\n" + b"a" * MAX_MESSAGE
+    for data, reason in ((nested_multipart(MAX_NESTING + 1), "nested MIME parts"),
+                         (many, "MIME parts"), (huge, "larger than 10 MB")):
+        with pytest.raises(ImportError_) as refused:
+            parse_bounded(data, "in/new/1")
+        assert str(refused.value).startswith("in/new/1: ") and reason in str(refused.value)
