@@ -543,3 +543,21 @@ def test_a_message_is_parsed_only_within_its_caps() -> None:
         with pytest.raises(ImportError_) as refused:
             parse_bounded(data, "in/new/1")
         assert str(refused.value).startswith("in/new/1: ") and reason in str(refused.value)
+
+
+@pytest.mark.parametrize(("head", "may_be_report"), [
+    (b"Return-Path: <>\nFrom: someone@example.net\nSubject: hi\n\n", True),
+    (b"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\nSubject: x\n\n", True),
+    (b"From: postmaster@example.net\n\n", True),
+    (b"Content-Type: multipart/report;\n report-type=delivery-status; boundary=x\n\n", True),
+    (b"X-Failed-Recipients: ann@example.org\n\n", True),
+    (b"From: it@example.net\nSubject: Undeliverable: Digest\n\n", True),
+    (b"From: staff@hotmail.example\nSubject: complaint about message from 192.0.2.1\n\n", True),
+    (b"From: Ann <ann@example.org>\nReturn-Path: <ann@example.org>\nSubject: Re: part 3\n"
+     b"Content-Type: multipart/alternative; boundary=x\n\n", False),
+    (b"From: postmaster-fan@example.org\nSubject: lunch\n\n", False),
+])
+def test_the_header_check_passes_over_only_mail_that_cannot_be_a_report(
+        head: bytes, may_be_report: bool) -> None:
+    from seriesfeed.mailsource import could_be_report
+    assert could_be_report(head) is may_be_report
