@@ -29,18 +29,26 @@ PARAGRAPH = ("The committee met on Tuesday to discuss the schedule for the sprin
              "minutes follow below, with the budget attached as a table. ") * 6
 
 
-def ordinary(n: int) -> bytes:
-    """Everyday mail: a reply, a newsletter, a notification (text and HTML, about 4 KB)."""
+def _ordinary_template() -> bytes:
     msg = EmailMessage()
-    msg["From"] = f"Person {n} <person{n % 97}@example.net>"
+    msg["From"] = "Person NNNN <personNNNN@example.net>"
     msg["To"] = "bounces@example.org"
-    msg["Subject"] = f"Re: the spring issue, part {n % 13}"
-    msg["Message-ID"] = f"<{n}.ordinary@example.net>"
+    msg["Subject"] = "Re: the spring issue, part NNNN"
+    msg["Message-ID"] = "<NNNN.ordinary@example.net>"
     msg["Date"] = "Mon, 07 Dec 2026 10:00:00 +0000"
-    msg.set_content(f"{PARAGRAPH}\n-- \nPerson {n}\n")
-    msg.add_alternative(f"<html><body><p>{PARAGRAPH}</p><p>Person {n}</p></body></html>",
+    msg.set_content(f"{PARAGRAPH}\n-- \nPerson NNNN\n")
+    msg.add_alternative(f"<html><body><p>{PARAGRAPH}</p><p>Person NNNN</p></body></html>",
                         subtype="html")
     return msg.as_bytes()
+
+
+ORDINARY = _ordinary_template()
+
+
+def ordinary(n: int) -> bytes:
+    """Everyday mail: a reply with text and HTML parts, about 2 KB (rendered once: writing
+    20,000 should not take longer than reading them)."""
+    return ORDINARY.replace(b"NNNN", str(n).encode())
 
 
 def report(n: int) -> bytes:
