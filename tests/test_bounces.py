@@ -339,9 +339,11 @@ def test_the_daemon_watches_a_maildir_for_bounces(world: World, tmp_path: Path) 
     assert job.interval == config.schedule.bounces_seconds and job.record
     assert "not a Maildir" in asyncio.run(job.run(asyncio.Event()))
     box = mailbox.Maildir(folder)
+    box.add(nested_multipart(3000))  # unreadable: set aside, and the watch reads on
     box.add(rfc3464(world.senders["ann@example.org"], world.messages["ann@example.org"],
                     "ann@example.org"))
-    assert asyncio.run(job.run(asyncio.Event())).startswith("1 messages: 1 hard bounces")
+    summary = asyncio.run(job.run(asyncio.Event()))
+    assert summary.startswith("2 messages: 1 hard bounces") and "1 unreadable" in summary
     assert _subscriber(world.store, "ann@example.org")["status"] == "bounced"
     assert asyncio.run(job.run(asyncio.Event())).startswith("0 messages")
     assert all(j.name != "bounces" for j in build_daemon(world.config, world.store,
