@@ -339,10 +339,227 @@ def test_the_daemon_watches_a_maildir_for_bounces(world: World, tmp_path: Path) 
     assert job.interval == config.schedule.bounces_seconds and job.record
     assert "not a Maildir" in asyncio.run(job.run(asyncio.Event()))
     box = mailbox.Maildir(folder)
+    box.add(nested_multipart(3000))  # unreadable: set aside, and the watch reads on
     box.add(rfc3464(world.senders["ann@example.org"], world.messages["ann@example.org"],
                     "ann@example.org"))
-    assert asyncio.run(job.run(asyncio.Event())).startswith("1 messages: 1 hard bounces")
+    summary = asyncio.run(job.run(asyncio.Event()))
+    assert summary.startswith("2 messages: 1 hard bounces") and "1 unreadable" in summary
     assert _subscriber(world.store, "ann@example.org")["status"] == "bounced"
     assert asyncio.run(job.run(asyncio.Event())).startswith("0 messages")
     assert all(j.name != "bounces" for j in build_daemon(world.config, world.store,
                                                          serve_web=False).jobs)
+
+
+def exim_delay_warning(sender: str, recipient: str) -> Message:
+    """Exim's plain-text delay warning: a 451 greylisting reply quoted in the body, no DSN
+    fields (flufl.bounce's heuristics read the quoted RCPT error as a permanent failure)."""
+    msg = MIMEText(
+        "This message was created automatically by mail delivery software.\n"
+        "A message that you sent has not yet been delivered to one or more of its\n"
+        "recipients after more than 24 hours on the queue on mx.example.com.\n\n"
+        "The message identifier is:     1pQrSt-0001Ab-Cd\n\n"
+        "The address to which the message has not yet been delivered is:\n\n"
+        f"  {recipient}\n    host mx.example.org [192.0.2.5]\n"
+        f"    SMTP error from remote mail server after RCPT TO:<{recipient}>:\n"
+        "    451 4.7.1 Greylisted, please try again later\n\n"
+        "No action is required on your part. Delivery attempts will continue for\n"
+        "some time, and this warning may be repeated at intervals if the message\n"
+        "remains undelivered.\n")
+    msg["From"] = "Mail Delivery System <Mailer-Daemon@mx.example.com>"
+    msg["To"] = sender
+    msg["Subject"] = "Warning: message 1pQrSt-0001Ab-Cd delayed 24 hours"
+    return msg
+
+
+def gmail_delay_notice(sender: str, recipient: str) -> Message:
+    msg = MIMEText(
+        "This is an automatically generated Delivery Status Notification\n\n"
+        "THIS IS A WARNING MESSAGE ONLY.\n\nYOU DO NOT NEED TO RESEND YOUR MESSAGE.\n\n"
+        f"Delivery to the following recipient has been delayed:\n\n     {recipient}\n\n"
+        "The recipient server did not accept our requests to connect. Message will be "
+        "retried for 2 more day(s).\n"
+        f"Final-Recipient: {recipient}\n550 5.1.1 <{recipient}> was quoted here\n")
+    msg["From"] = "Mail Delivery Subsystem <mailer-daemon@googlemail.com>"
+    msg["To"] = sender
+    msg["Subject"] = "Delivery Status Notification (Delay)"
+    return msg
+
+
+@pytest.mark.parametrize("warning", [exim_delay_warning, gmail_delay_notice])
+def test_a_delay_warning_is_transient_never_a_hard_bounce(
+        world: World, tmp_path: Path, run_cli: Callable[..., CliResult],
+        warning: Callable[[str, str], Message]) -> None:
+    report = tmp_path / "warning.eml"
+    report.write_bytes(warning(world.senders["dee@example.org"], "dee@example.org").as_bytes())
+    done = run_cli("--config", world.path, "bounces", "process", report)
+    assert done.code == 0, done
+    assert done.out.startswith("1 messages: 0 hard bounces, 1 transient"), done.out
+    dee = _subscriber(world.store, "dee@example.org")
+    assert dee["status"] == "confirmed" and dee["hard_bounces"] == 0 and dee["soft_bounces"] == 1
+    assert _row(world.store, "dee@example.org")["state"] == "sent"
+
+
+@pytest.mark.parametrize(("action", "status", "verdict"), [
+    ("failed", "4.4.7", "soft"),       # gave up after a transient condition: address not bad
+    ("delayed", "5.0.0", "soft"),      # not final: the MTA is still trying
+    ("delivered", "2.0.0", "none"),    # a success notice is no bounce
+    ("relayed", "2.0.0", "none"),
+    ("expanded", "2.0.0", "none"),
+    ("failed", "5.1.1", "hard"),
+])
+def test_a_dsn_is_judged_by_its_own_action_and_status(
+        world: World, tmp_path: Path, run_cli: Callable[..., CliResult],
+        action: str, status: str, verdict: str) -> None:
+    report = tmp_path / "dsn.eml"
+    report.write_bytes(rfc3464(world.senders["eve@example.net"], world.messages["eve@example.net"],
+                               "eve@example.net", action=action, status=status,
+                               diagnostic=f"smtp; {status[0]}50 {status} said").as_bytes())
+    done = run_cli("--config", world.path, "bounces", "process", report)
+    assert done.code == 0, done
+    expected = {"hard": "1 hard bounces, 0 transient", "soft": "0 hard bounces, 1 transient",
+                "none": "0 hard bounces, 0 transient"}[verdict]
+    assert done.out.startswith(f"1 messages: {expected}"), done.out
+    eve = _subscriber(world.store, "eve@example.net")
+    assert eve["hard_bounces"] == (1 if verdict == "hard" else 0)
+    assert eve["soft_bounces"] == (1 if verdict == "soft" else 0)
+
+
+def nested_multipart(depth: int) -> bytes:
+    """A message whose parts nest ``depth`` deep (about 65 bytes a level)."""
+    head = "From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail\nMIME-Version: 1.0\n"
+    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n'
+                      for i in range(depth))
+    closing = "".join(f"\n--b{i}--\n" for i in reversed(range(depth)))
+    return (head + opening + "Content-Type: text/plain\n\nx\n" + closing).encode()
+
+
+def test_an_unreadable_message_is_set_aside_and_the_rest_are_read(
+        world: World, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    bomb = nested_multipart(3000)
+    assert len(bomb) > 190_000
+    box = mailbox.Maildir(tmp_path / "bounces")
+    bad_key = box.add(bomb)
+    box.add(rfc3464(world.senders["bob@example.net"], world.messages["bob@example.net"],
+                    "bob@example.net"))
+    mbox = mailbox.mbox(tmp_path / "bounces.mbox")
+    mbox.add(bomb)
+    mbox.add(rfc3464(world.senders["cai@example.com"], world.messages["cai@example.com"],
+                     "cai@example.com"))
+    mbox.close()
+
+    done = run_cli("--config", world.path, "bounces", "process", tmp_path / "bounces")
+    assert done.code == 0, done
+    assert done.out.startswith("2 messages: 1 hard bounces"), done.out
+    assert "1 unreadable" in done.out
+    assert _subscriber(world.store, "bob@example.net")["status"] == "bounced"
+    aside = tmp_path / "bounces" / ".seriesfeed-unreadable" / "new"
+    assert [p.read_bytes() for p in aside.iterdir()] == [bomb]
+    assert bad_key not in mailbox.Maildir(tmp_path / "bounces")
+    assert run_cli("--config", world.path, "bounces", "process",
+                   tmp_path / "bounces").out.startswith("0 messages")
+
+    from_mbox = run_cli("--config", world.path, "bounces", "process", tmp_path / "bounces.mbox")
+    assert from_mbox.code == 0, from_mbox
+    assert from_mbox.out.startswith("2 messages: 1 hard bounces") and "1 unreadable" in \
+        from_mbox.out, from_mbox.out
+    assert _subscriber(world.store, "cai@example.com")["status"] == "bounced"
+
+
+# -- findings of the bounce corpus (tests/corpora/test_bounce_corpus.py), each in small ---
+
+@pytest.fixture
+def reading(make_config: Callable[..., Path]) -> tuple[Config, bytes]:
+    """A config to read reports with (no store: reading changes nothing)."""
+    path = make_config(mail={"from": "digest@example.org",
+                             "bounce_address": "bounces@example.org"},
+                       security={"secret_key": "r" * 32})
+    return load_config(path, env={}), b"r" * 32
+
+
+def _text_report(headers: dict[str, str], body: str) -> Message:
+    msg = MIMEText(body)
+    for name, value in headers.items():
+        msg[name] = value
+    return email_pkg.message_from_bytes(msg.as_bytes())
+
+
+def test_a_dsn_whose_status_is_an_smtp_reply_and_action_failure_is_permanent(
+        reading: tuple[Config, bytes]) -> None:
+    # seen in the wild (flufl.bounce's dsn_03): "Action: failure", "Status: 553 <text>"
+    report = _report("delivery-status", {"From": "postmaster@example.be",
+                                         "Subject": "Delivery failure"}, [
+        ("text/plain", "Your message could not be delivered.\n"),
+        ("message/delivery-status", [
+            _fields("Reporting-MTA: dns;pigeon.example.be"),
+            _fields("Final-Recipient: rfc822;userx@example.be\nAction: failure\n"
+                    "Status: 553 Exceeded maximum inbound message size")])])
+    got = bounces.read_report(*reading, report)
+    assert got.kind == "hard" and "553" in got.detail
+
+
+def test_a_phone_number_in_a_bounce_is_not_read_as_a_temporary_reply(
+        reading: tuple[Config, bytes]) -> None:
+    # flufl.bounce's qmail_07: a support line "480-624-2500" under a permanent qmail failure
+    report = _text_report({"From": "MAILER-DAEMON@mx.example.net", "Subject": "failure notice"},
+                          "Hi. This is the qmail-send program at mx.example.net.\n"
+                          "I'm afraid I wasn't able to deliver your message to the following "
+                          "addresses.\nThis is a permanent error; I've given up. Sorry it "
+                          "didn't work out.\n\n<user@example.net>:\nThis account is not "
+                          "available. Call Customer Support at 480-624-2500.\n\n"
+                          "--- Below this line is a copy of the message.\n")
+    assert bounces.read_report(*reading, report).kind == "hard"
+
+
+def test_a_bounce_with_an_encoded_subject_is_not_passed_over() -> None:
+    from seriesfeed.mailsource import could_be_report
+    # flufl.bounce's simple_22: a gateway's warning, known only by its RFC 2047 subject
+    head = (b"From: Symantec_AntiVirus_for_SMTP_Gateways@csri.example\n"
+            b"Subject: =?utf-8?B?RGVsaXZlcnkgZmFpbHVyZSBub3RpZmljYXRpb24=?=\n\n")
+    assert could_be_report(head)
+    assert not could_be_report(b"From: ann@example.org\nSubject: =?utf-8?B?SGVsbG8=?=\n\n")
+
+
+def test_a_report_without_from_is_still_read_by_the_detectors_after_yale(
+        reading: tuple[Config, bytes], capsys: pytest.CaptureFixture[str]) -> None:
+    # flufl.bounce's Yale detector raises IndexError on a message without From, which ended
+    # the scan (and printed flufl's traceback) before SimpleMatch could find the recipient
+    report = _text_report({"Subject": "Returned mail: User unknown"},
+                          "Here is your list of failed recipients:\n\n<userx@example.fr>\n")
+    del report["From"]
+    got = bounces.read_report(*reading, report)
+    assert got.kind == "hard", got
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_message_is_parsed_only_within_its_caps() -> None:
+    from seriesfeed.errors import ImportError_
+    from seriesfeed.mailsource import MAX_MESSAGE, MAX_NESTING, MAX_PARTS, parse_bounded
+
+    deepest = parse_bounded(nested_multipart(MAX_NESTING), "deep.eml")
+    assert len(list(deepest.walk())) == MAX_NESTING + 1  # at the cap: read, and walked
+    many = ("Content-Type: multipart/mixed; boundary=b\n\n" +
+            "--b\nContent-Type: text/plain\n\nx\n" * MAX_PARTS + "--b--\n").encode()
+    huge = b"Subject: x\n\n" + b"a" * MAX_MESSAGE
+    for data, reason in ((nested_multipart(MAX_NESTING + 1), "nested MIME parts"),
+                         (many, "MIME parts"), (huge, "larger than 10 MB")):
+        with pytest.raises(ImportError_) as refused:
+            parse_bounded(data, "in/new/1")
+        assert str(refused.value).startswith("in/new/1: ") and reason in str(refused.value)
+
+
+@pytest.mark.parametrize(("head", "may_be_report"), [
+    (b"Return-Path: <>\nFrom: someone@example.net\nSubject: hi\n\n", True),
+    (b"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\nSubject: x\n\n", True),
+    (b"From: postmaster@example.net\n\n", True),
+    (b"Content-Type: multipart/report;\n report-type=delivery-status; boundary=x\n\n", True),
+    (b"X-Failed-Recipients: ann@example.org\n\n", True),
+    (b"From: it@example.net\nSubject: Undeliverable: Digest\n\n", True),
+    (b"From: staff@hotmail.example\nSubject: complaint about message from 192.0.2.1\n\n", True),
+    (b"From: Ann <ann@example.org>\nReturn-Path: <ann@example.org>\nSubject: Re: part 3\n"
+     b"Content-Type: multipart/alternative; boundary=x\n\n", False),
+    (b"From: postmaster-fan@example.org\nSubject: lunch\n\n", False),
+])
+def test_the_header_check_passes_over_only_mail_that_cannot_be_a_report(
+        head: bytes, may_be_report: bool) -> None:
+    from seriesfeed.mailsource import could_be_report
+    assert could_be_report(head) is may_be_report
