@@ -189,7 +189,14 @@ def format_recipient(email: str, name: str | None) -> str:
     safe = safe_display_name(name)
     if any(c in email for c in "\r\n\0 <>,;\"") or email.count("@") != 1:
         raise ValidationError(f"'{email!r}' is not a single email address", field="email")
-    return formataddr((safe, email), charset="utf-8") if safe else email
+    if not safe:
+        return email
+    if not email.isascii():
+        # formataddr refuses a non-ASCII address (UnicodeEncodeError); this one goes out
+        # with SMTPUTF8, whose headers are UTF-8 (RFC 6532), so the name is written as a
+        # quoted string (a safe name holds no quote or backslash)
+        return f'"{safe}" <{email}>'
+    return formataddr((safe, email), charset="utf-8")
 
 
 def qp_body(text: str) -> bytes:
