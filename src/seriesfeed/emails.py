@@ -70,9 +70,11 @@ def safe_display_name(name: str | None) -> str | None:
     if not name:
         return None
     value = unicodedata.normalize("NFKC", name).replace("=?", " ").replace("?=", " ")
-    value = "".join(" " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch
-                    for ch in value)
-    value = _NAME_UNSAFE.sub(" ", value)
+    # letters, digits and combining marks (category M, which \w lacks: a Devanagari vowel
+    # sign or an Arabic shadda is part of its letter, and without it a name falls apart)
+    value = "".join(ch if ch == " " or (unicodedata.category(ch)[0] not in "CZ" and (
+        unicodedata.category(ch)[0] == "M" or not _NAME_UNSAFE.match(ch))) else " "
+        for ch in value)
     value = _SPACES.sub(" ", value).strip(" .-'")[:MAX_NAME].strip()
     return value or None
 
