@@ -439,3 +439,25 @@ def test_the_corpus_counts(capsys: pytest.CaptureFixture[str]) -> None:
         print(f"\ncorpus: {len(collected)} collected addresses ({refused} to refuse); "
               f"{dict(FIGURES)}")
     assert refused > 20 and len(collected) - refused > 40
+
+
+def test_a_refused_row_is_named_by_its_first_line_even_when_a_name_spans_lines(
+        make_config: Callable[..., Path], tmp_path: Path) -> None:
+    """A quoted name may hold line breaks, so a record spans physical lines: the error names
+    the line the row starts on, where an editor looks for it."""
+    site = make_config(database={"url": f"sqlite:///{tmp_path / 'lines.sqlite3'}"},
+                       security={"secret_key": "c" * 32})
+    rows = [Row("ana@example.org", "Ana\r\nBcc: x@evil.example", "es", "ana@example.org"),
+            Row("not an address", "Two\nLines", "en", None),
+            Row("bo@example.org", "Bo", "en", "bo@example.org")]
+    text, starts = _csv(rows)
+    assert starts == [2, 4, 6]
+    path = tmp_path / "lines.csv"
+    path.write_text(text, "utf-8", newline="")
+    code, _out, err = _cli(site, "subscribers", "import", str(path))
+    assert code == 1 and f"{path}:4, field 'email'" in err, err
+    blank = tmp_path / "blank.csv"  # a skipped blank line shifts nothing
+    blank.write_text("email,name\r\n\r\nana@example.org,Ana\r\n\r\nnope,\"A\r\nB\"\r\n",
+                     "utf-8", newline="")
+    code, _out, err = _cli(site, "subscribers", "import", str(blank))
+    assert code == 1 and f"{blank}:5, field 'email'" in err, err
