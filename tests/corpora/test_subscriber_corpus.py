@@ -461,3 +461,30 @@ def test_a_refused_row_is_named_by_its_first_line_even_when_a_name_spans_lines(
                      "utf-8", newline="")
     code, _out, err = _cli(site, "subscribers", "import", str(blank))
     assert code == 1 and f"{blank}:5, field 'email'" in err, err
+
+
+def test_every_collected_address_is_delivered_once_or_refused_with_its_line(
+        world: World, tmp_path: Path) -> None:
+    """email-validator's whole table, not a sample: the valid addresses in one batch
+    (delivered once each, to themselves only), each invalid one refused in a file of its
+    own with line and field, and nothing stored."""
+    sites, template, _servers = world
+    valid: dict[str, Row] = {}
+    refused = 0
+    _fresh(sites[True], template)
+    for raw, documented in collected_addresses():
+        row = Row(raw, "", "en", expected_address(raw), documented)
+        if row.stored is not None:
+            valid.setdefault(row.stored.lower(), row)
+            continue
+        text, starts = _csv([row])
+        path = tmp_path / "one.csv"
+        path.write_text(text, "utf-8", newline="")
+        code, _out, err = _cli(sites[True], "subscribers", "import", str(path))
+        assert code == 1 and f"{path}:{starts[0]}, field 'email'" in err, (raw, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        refused += 1
+    code, out, _ = _cli(sites[True], "subscribers", "list", "--json")
+    assert code == 0 and json.loads(out) == []
+    run_batch(world, (list(valid.values()), None, 0, True), tmp_path)
+    assert refused > 200 and len(valid) > 30
