@@ -188,3 +188,17 @@ def test_asking_again_after_an_unsubscribe_gets_one_more_confirmation_never_unbo
     for _ in range(2):
         ask()
     assert len(smtp_server.recorder.wait_for(4, timeout=1.0)) == 3
+
+
+def test_asking_again_after_an_unsubscribe_takes_this_ask_s_series(
+        parts: tuple[Config, Store]) -> None:
+    """A resubscribe is a fresh consent: the series this form names, not the old ones."""
+    config, store = parts
+    first = subscribers.add_subscriber(store, config, "again@example.org", confirmed=True)
+    assert first.subscriber is not None
+    subscribers.unsubscribe_address(store, "again@example.org")
+    subscribers.add_subscriber(store, config, "again@example.org", language="es",
+                               frequency="daily", series=(SLUG,), source="form:/es/")
+    again = _stored(store, "again@example.org")
+    assert (again.status.value, again.language, again.frequency.value, again.series) == (
+        "pending", "es", "daily", (SLUG,))
