@@ -70,9 +70,11 @@ def safe_display_name(name: str | None) -> str | None:
     if not name:
         return None
     value = unicodedata.normalize("NFKC", name).replace("=?", " ").replace("?=", " ")
-    value = "".join(" " if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch
-                    for ch in value)
-    value = _NAME_UNSAFE.sub(" ", value)
+    # letters, digits and combining marks (category M, which \w lacks: a Devanagari vowel
+    # sign or an Arabic shadda is part of its letter, and without it a name falls apart)
+    value = "".join(ch if ch == " " or (unicodedata.category(ch)[0] not in "CZ" and (
+        unicodedata.category(ch)[0] == "M" or not _NAME_UNSAFE.match(ch))) else " "
+        for ch in value)
     value = _SPACES.sub(" ", value).strip(" .-'")[:MAX_NAME].strip()
     return value or None
 
@@ -189,7 +191,14 @@ def format_recipient(email: str, name: str | None) -> str:
     safe = safe_display_name(name)
     if any(c in email for c in "\r\n\0 <>,;\"") or email.count("@") != 1:
         raise ValidationError(f"'{email!r}' is not a single email address", field="email")
-    return formataddr((safe, email), charset="utf-8") if safe else email
+    if not safe:
+        return email
+    if not email.isascii():
+        # formataddr refuses a non-ASCII address (UnicodeEncodeError); this one goes out
+        # with SMTPUTF8, whose headers are UTF-8 (RFC 6532), so the name is written as a
+        # quoted string (a safe name holds no quote or backslash)
+        return f'"{safe}" <{email}>'
+    return formataddr((safe, email), charset="utf-8")
 
 
 def qp_body(text: str) -> bytes:

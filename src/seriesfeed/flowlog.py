@@ -1,6 +1,7 @@
 """One log line per subscribe-flow event (subscribed, confirmation mail, confirmed,
-unsubscribed, preferences changed, removed), with the address masked and the subscriber
-number, written after the event's transaction committed (a decorator on the verbs)."""
+unsubscribed, unsubscribe undone, preferences changed, removed), with the address masked
+and the subscriber number, written after the event's transaction committed (a decorator on
+the verbs)."""
 
 from __future__ import annotations
 

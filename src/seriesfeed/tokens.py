@@ -7,7 +7,8 @@ Payloads carry the subscriber's id, the issue time and a purpose-specific bindin
 address. Lifetimes (``LIFETIME_S``): confirm links a week, and they are bound to the
 confirmation request they came from, so they work once (the caller checks the binding);
 unsubscribe links never expire (a year-old digest's button must still work, RFC 8058);
-preferences links 400 days; CSRF fields two hours.
+preferences links 400 days; CSRF fields two hours; the undo of an unsubscribe (offered on the
+page that confirms it) a week, bound to that unsubscribe, so it works once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Purpose(StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
     CSRF = "csrf"
+    UNDO = "undo"  # of an unsubscribe: its own key, so no other link can restore anyone
 
 
 DAY = 24 * 3600
@@ -43,6 +45,7 @@ LIFETIME_S: dict[Purpose, int | None] = {
     Purpose.UNSUBSCRIBE: None,
     Purpose.PREFERENCES: 400 * DAY,
     Purpose.CSRF: 2 * 3600,
+    Purpose.UNDO: 7 * DAY,
 }
 CLOCK_SKEW_S = 300  # tokens from a few minutes "in the future" (another host's clock) pass
 MAX_TOKEN = 512
@@ -54,7 +57,7 @@ _KEYS: dict[Path, bytes] = {}  # the generated key files read so far, by path
 
 __all__ = ["INVALID", "LIFETIME_S", "Claims", "Purpose", "check_csrf", "confirm_link",
            "ensure_secret_key", "make_csrf", "make_token", "preferences_link", "read_token",
-           "unsubscribe_link"]
+           "undo_link", "unsubscribe_link"]
 
 
 @dataclass(frozen=True)
@@ -206,3 +209,10 @@ def unsubscribe_link(config: Config, key: bytes, subscriber_id: int) -> str:
 
 def preferences_link(config: Config, key: bytes, subscriber_id: int) -> str:
     return f"{config.public_url}/preferences/{make_token(key, Purpose.PREFERENCES, subscriber_id)}"
+
+
+def undo_link(config: Config, key: bytes, subscriber_id: int, unsubscribed_at: datetime) -> str:
+    """The undo of the unsubscribe made at ``unsubscribed_at`` (works once: the caller
+    checks the binding against the store)."""
+    token = make_token(key, Purpose.UNDO, subscriber_id, bound=unsubscribed_at.isoformat())
+    return f"{config.public_url}/undo/{token}"

@@ -8,6 +8,8 @@ what was delivered."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import os
 import subprocess
@@ -130,6 +132,44 @@ def test_one_internationalised_address_among_400(
     figures(**{"case": "SMTPUTF8 offered" if smtputf8 else "SMTPUTF8 not offered",
                "recipients": len(people), "delivered": len(delivered),
                "failed": sum(1 for r in rows.values() if r["state"] == "failed")})
+
+
+@pytest.mark.catalogue("F14")
+@pytest.mark.parametrize("smtputf8", [True, False], ids=["smtputf8", "no-smtputf8"])
+def test_an_accented_address_with_a_display_name_is_that_rows_alone(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        smtputf8: bool) -> None:
+    """Found from outside: formataddr raised UnicodeEncodeError on 'José <josé@...>', the
+    drain took it for a template error and paused the relay for all 400 others."""
+    server = fault(no_smtputf8=not smtputf8, strict=True)
+    config = kill.world(make_config, server.port, 0, f"sqlite:///{tmp_path / 'n.sqlite3'}",
+                        extra=FAST)
+    people = [(f"p{i}@example.org", f"Person {i}") for i in range(400)]
+    people.insert(49, ("josé@example.org", "José"))
+    csv = tmp_path / "list.csv"
+    csv.write_text("email,name,frequency,status\n" + "".join(
+        f"{e},{n},daily,confirmed\n" for e, n in people), "utf-8")
+    code, out, err = _cli(config, "subscribers", "import", str(csv))
+    assert code == 0, err
+    _new_entry(config, 1)
+    code, out, err = _cli(config, "digest", "send", "--frequency", "daily")
+    assert code == 0 and "Traceback" not in err, err
+    assert "paused" not in out, out
+    delivered = {r for d in server.handler.deliveries() for r in d.recipients}
+    assert {e for e, _ in people if e.isascii()} <= delivered
+    jose = {str(r["recipient"]): r for r in _rows(config)}["josé@example.org"]
+    if smtputf8:
+        assert jose["state"] == "sent" and "josé@example.org" in delivered
+        message = next(m for m in server.handler.messages if "josé@example.org" in m.recipients)
+        # RFC 6532 headers are UTF-8: read as text, not as bytes (surrogate escapes)
+        to = email.message_from_string(message.data.decode("utf-8"),
+                                       policy=email.policy.default)["To"]
+        assert to.addresses[0].addr_spec == "josé@example.org"
+        assert to.addresses[0].display_name == "José"
+    else:
+        assert "josé@example.org" not in delivered
+        assert jose["state"] == "failed" and "SMTPUTF8" in str(jose["last_error"])
+        assert _subscriber_states(config)["josé@example.org"] == ("confirmed", 0)
 
 
 class _Exploding:

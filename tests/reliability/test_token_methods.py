@@ -81,6 +81,14 @@ def test_only_post_acts_on_token_links(site: Site, figures: Callable[..., None])
         "preferences": (tokens.preferences_link(config, key, confirmed.id),
                         confirmed.email),
     }
+    left = subscribers.add_subscriber(store, config, "m-left@example.org",
+                                      confirmed=True).subscriber
+    assert left is not None and left.id is not None
+    subscribers.unsubscribe(store, config, tokens.unsubscribe_link(
+        config, key, left.id).rsplit("/", 1)[-1])
+    undo = subscribers.undo_url(store, config, left)
+    assert undo is not None
+    links["undo"] = (undo, left.email)  # the undo of an unsubscribe: its POST restores
     answers: dict[str, int] = {}
     with live(create_app(config, store)) as server:
         for name, (link, email) in links.items():

@@ -87,13 +87,35 @@ def _date(value: str, path: str, line: int, name: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+class _Lines:
+    """The file's lines for the CSV reader, noting where each record starts: a quoted cell
+    may hold line breaks, and the reader counts only the line a record ends on, so an
+    error would name the wrong line (blank lines, which the reader skips, are not starts)."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = iter(io.StringIO(text, newline=""))
+        self.number = 0
+        self.start: int | None = None
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        if self.start is None and line.strip("\r\n"):
+            self.start = self.number
+        return line
+
+
 def _parse(config: Config, path: Path, known_series: set[str]) -> list[Row]:
     try:
         text = decode_text(path.read_bytes(), str(path))
     except FileNotFoundError as exc:
         raise ImportError_("no such file", path=str(path)) from exc
     where = str(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    lines = _Lines(text)
+    reader = csv.DictReader(lines, strict=True)
     rows: list[Row] = []
     seen: dict[str, int] = {}
     try:
@@ -105,8 +127,10 @@ def _parse(config: Config, path: Path, known_series: set[str]) -> list[Row]:
         if unknown:
             raise ImportError_(f"unknown column '{unknown[0]}' (columns: {', '.join(COLUMNS)})",
                                path=where, line=1, field=unknown[0])
+        lines.start = None
         for row in reader:
-            line = reader.line_num
+            line = lines.start or reader.line_num
+            lines.start = None
             if None in row:
                 raise ImportError_("more cells than columns", path=where, line=line)
             cells = {k: _restore((v or "").strip()) for k, v in row.items() if k}

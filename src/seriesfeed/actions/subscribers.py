@@ -52,6 +52,8 @@ __all__ = [
     "remove_subscriber",
     "send_confirmation",
     "subscriber_for",
+    "undo_unsubscribe",
+    "undo_url",
     "unsubscribe",
     "unsubscribe_address",
     "unsubscribe_target",
@@ -61,7 +63,8 @@ __all__ = [
 
 log = logging.getLogger("seriesfeed.subscriptions")  # the logger's name operators filter on: kept
 MAX_NAME = 100
-RESEND_AFTER = timedelta(hours=24)  # list-bombing: one confirmation per address per day
+# list-bombing: one confirmation per address per day, and one more after each unsubscribe
+RESEND_AFTER = timedelta(hours=24)
 
 
 def csrf_field(config: Config, link_token: str) -> str:
@@ -103,7 +106,7 @@ class AddResult:
     send_confirmation: bool
 
 
-@subscriber_event("subscribe")  # issue 16: one log line per event
+@subscriber_event("subscribe")  # one log line per event, after the commit
 def add_subscriber(store: Store, config: Config, email: str, *, name: str | None = None,
                    language: str | None = None, frequency: str = "weekly",
                    confirmed: bool = False, source: str = "cli", ip: str | None = None,
@@ -129,19 +132,29 @@ def add_subscriber(store: Store, config: Config, email: str, *, name: str | None
             return AddResult(sub, True, not confirmed)
         if existing.status is SubscriberStatus.UNSUBSCRIBED and resubscribe:
             assert existing.id is not None
-            sq.update_fields(conn, existing.id, status=SubscriberStatus.PENDING.value,
-                             language=lang, frequency=freq.value, consent_ip=ip,
-                             consent_source=source, consent_at=now)
-            existing.status = SubscriberStatus.PENDING
+            # a fresh consent: what this ask chose, series included
+            sq.resubscribe(conn, existing.id, language=lang, frequency=freq,
+                           series_slugs=series, ip=ip, source=source, now=now)
+            existing.status, existing.language, existing.frequency = \
+                SubscriberStatus.PENDING, lang, freq
+            existing.series = series
             return AddResult(existing, False, True)
         wants_mail = existing.status is SubscriberStatus.PENDING
         return AddResult(existing, False, wants_mail)
 
 
 def _claim_slot(conn: Connection, subscriber_id: int, now: datetime) -> bool:
+    """Whether a confirmation may go now, taking the slot if so: none in the last 24 hours,
+    or none since the address last unsubscribed (a person who unsubscribed by mistake and
+    asks again that day must get one). Still bounded per target address: only the holder of
+    the address's own signed link (or the operator) can unsubscribe it, and each unsubscribe
+    frees one confirmation, not more."""
     last = sq.confirm_sent_at(conn, subscriber_id)
     if last is not None and now - last < RESEND_AFTER:
-        return False
+        sub = sq.get(conn, id=subscriber_id)
+        left = sub.unsubscribed_at if sub is not None else None
+        if left is None or left <= last:
+            return False
     sq.update_fields(conn, subscriber_id, confirm_sent_at=now)
     return True
 
@@ -176,7 +189,7 @@ class ConfirmationMail(enum.Enum):
     QUEUED = "queued: the relay has not taken it yet; it is retried until it does"
 
 
-@subscriber_event("confirmation")  # issue 16: one log line per event
+@subscriber_event("confirmation")
 def send_confirmation(store: Store, config: Config, sub: Subscriber) -> ConfirmationMail:
     """Queue the confirmation mail if one is due, then try to send it now. A relay that is
     down delays it (the daemon's outbox passes retry it), never loses it. Runs its own
@@ -192,7 +205,7 @@ def send_confirmation(store: Store, config: Config, sub: Subscriber) -> Confirma
     return ConfirmationMail.SENT if report.sent else ConfirmationMail.QUEUED
 
 
-@subscriber_event("confirmed")  # issue 16: one log line per event
+@subscriber_event("confirmed")
 def confirm(store: Store, config: Config, token: str) -> Subscriber:
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.CONFIRM, token)
     with store.write() as conn:
@@ -233,7 +246,7 @@ def unsubscribe_target(store: Store, config: Config, token: str) -> Subscriber |
         return sq.get(conn, id=claims.subscriber_id)
 
 
-@subscriber_event("unsubscribed")  # issue 16: one log line per event
+@subscriber_event("unsubscribed")
 def unsubscribe(store: Store, config: Config, token: str) -> Subscriber | None:
     """Idempotent; committed durably before it returns (RELIABILITY invariant 4). None
     when the subscriber was removed since (RFC 8058 still gets its success)."""
@@ -246,7 +259,40 @@ def unsubscribe(store: Store, config: Config, token: str) -> Subscriber | None:
         return _unsubscribed(conn, sub)
 
 
-@subscriber_event("preferences")  # issue 16: one log line per event
+def undo_url(store: Store, config: Config, sub: Subscriber) -> str | None:
+    """The link that undoes the subscriber's standing unsubscribe, when there is one an
+    undo may reverse (it ended a confirmed or pending subscription); None otherwise."""
+    assert sub.id is not None
+    with store.read() as conn:
+        was = sq.unsubscribed_from(conn, sub.id)
+        current = sq.get(conn, id=sub.id)
+    if was is None or current is None or current.unsubscribed_at is None:
+        return None
+    return tokens.undo_link(config, tokens.ensure_secret_key(config), sub.id,
+                            current.unsubscribed_at)
+
+
+@subscriber_event("unsubscribe undone")
+def undo_unsubscribe(store: Store, config: Config, token: str) -> Subscriber:
+    """Put back the subscription the token's unsubscribe ended, as it was (status,
+    language, frequency, series, cursor), without a new confirmation: the token is signed
+    for that subscriber and that unsubscribe only, so it works once and never for another
+    unsubscribe, and a suppressed address stays suppressed."""
+    claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.UNDO, token)
+    with store.write(durable=True) as conn:
+        sub = sq.get(conn, id=claims.subscriber_id, for_update=True)
+        was = sq.unsubscribed_from(conn, claims.subscriber_id)
+        if sub is None or was is None or sub.unsubscribed_at is None or \
+                sub.unsubscribed_at.isoformat() != claims.bound or \
+                sq.is_suppressed(conn, sub.email):
+            raise ValidationError(tokens.INVALID, field="token")
+        assert sub.id is not None
+        sq.undo_unsubscribe(conn, sub.id, was)
+        sub.status, sub.unsubscribed_at = was, None
+        return sub
+
+
+@subscriber_event("preferences")
 def update_preferences(store: Store, config: Config, token: str, *, language: str,
                        frequency: str, series: tuple[str, ...] | None = None) -> Subscriber:
     """Change language, frequency and (when given) the series followed. Choosing every
@@ -275,7 +321,7 @@ def update_preferences(store: Store, config: Config, token: str, *, language: st
         return sub
 
 
-@subscriber_event("unsubscribed")  # issue 16: one log line per event
+@subscriber_event("unsubscribed")
 def unsubscribe_address(store: Store, email: str) -> Subscriber:
     """The operator's unsubscribe (a request by mail or phone); idempotent and durable."""
     address = normalize_email(email)
@@ -286,7 +332,7 @@ def unsubscribe_address(store: Store, email: str) -> Subscriber:
         return _unsubscribed(conn, sub)
 
 
-@subscriber_event("removed")  # issue 16: one log line per event
+@subscriber_event("removed")
 def remove_subscriber(store: Store, email: str) -> Subscriber:
     """Erase a subscriber: the row goes (a hash keeps the address suppressed), and the
     address goes from every other place the store kept it, in any case: outbox recipients,

@@ -22,7 +22,7 @@ from seriesfeed.store.tables import (
 __all__ = [
     "add", "confirm", "confirm_sent_at", "counts", "email_hash", "email_key", "get",
     "is_suppressed", "iterate", "remove", "resubscribe", "set_series",
-    "unsubscribe", "update_fields",
+    "undo_unsubscribe", "unsubscribe", "unsubscribed_from", "update_fields",
 ]
 
 
@@ -139,10 +139,11 @@ def update_fields(conn: Connection, subscriber_id: int, **values: object) -> Non
 def resubscribe(conn: Connection, subscriber_id: int, *, language: str, frequency: Frequency,
                 series_slugs: tuple[str, ...], ip: str | None, source: str,
                 now: datetime) -> None:
-    """An unsubscribed person asked again: pending, with a fresh consent record."""
+    """An unsubscribed person asked again: pending, with a fresh consent record. The
+    unsubscribe's time stays (the confirmation limit reads it); its undo is gone."""
     update_fields(conn, subscriber_id, status=SubscriberStatus.PENDING.value,
                   language=language, frequency=frequency.value, consent_at=now,
-                  consent_ip=ip, consent_source=source)
+                  consent_ip=ip, consent_source=source, unsubscribed_from=None)
     set_series(conn, subscriber_id, series_slugs)
 
 
@@ -153,12 +154,32 @@ def confirm(conn: Connection, subscriber_id: int, now: datetime) -> None:
 
 
 def unsubscribe(conn: Connection, subscriber_id: int, now: datetime) -> bool:
-    """True when this call changed the status (False: it was unsubscribed already)."""
+    """True when this call changed the status (False: it was unsubscribed already). The
+    status it ended is kept for the undo (SET reads the row as it was)."""
     result = conn.execute(update(subscribers).where(
         subscribers.c.id == subscriber_id,
         subscribers.c.status != SubscriberStatus.UNSUBSCRIBED.value,
-    ).values(status=SubscriberStatus.UNSUBSCRIBED.value, unsubscribed_at=now))
+    ).values(status=SubscriberStatus.UNSUBSCRIBED.value, unsubscribed_at=now,
+             unsubscribed_from=subscribers.c.status))
     return bool(result.rowcount)
+
+
+def unsubscribed_from(conn: Connection, subscriber_id: int) -> SubscriberStatus | None:
+    """The status the subscriber's standing unsubscribe ended, when an undo may put it back
+    (confirmed or pending); None otherwise."""
+    value = conn.execute(select(subscribers.c.unsubscribed_from).where(
+        subscribers.c.id == subscriber_id,
+        subscribers.c.status == SubscriberStatus.UNSUBSCRIBED.value)).scalar()
+    if value in (SubscriberStatus.CONFIRMED.value, SubscriberStatus.PENDING.value):
+        return SubscriberStatus(value)
+    return None
+
+
+def undo_unsubscribe(conn: Connection, subscriber_id: int, status: SubscriberStatus) -> None:
+    """Back to ``status`` with language, frequency, series and cursor untouched (an
+    unsubscribe changes none of them), so the next digest takes up where it stopped."""
+    update_fields(conn, subscriber_id, status=status.value, unsubscribed_at=None,
+                  unsubscribed_from=None)
 
 
 def remove(conn: Connection, email: str, now: datetime, reason: str = "removed") -> Subscriber:

@@ -132,6 +132,8 @@ subscribers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("confirmed_at", UTCDateTime),
     Column("unsubscribed_at", UTCDateTime),
+    # the status an unsubscribe ended (confirmed or pending): what its undo puts back
+    Column("unsubscribed_from", String(16)),
     Column("consent_at", UTCDateTime),
     Column("consent_ip", String(64)),
     Column("consent_source", String(200)),

@@ -45,6 +45,7 @@ __all__ = [
     "preferences",
     "routes",
     "subscribe",
+    "undo",
     "unsubscribe",
 ]
 
@@ -290,10 +291,50 @@ async def unsubscribe(site: Site, request: Request) -> Response:
         return site.error(sub.language, 403, _("This form has expired; open the link again."))
     try:
         await run_in_threadpool(actions.subscribers.unsubscribe, store, config, token)
+        undo_link = await run_in_threadpool(actions.subscribers.undo_url, store, config, sub)
     except StoreError as exc:
         return busy_page(config, sub.language, str(exc))
+    if undo_link is None:
+        return site.page(sub.language, heading=_("You are unsubscribed"), about=block,
+                         paragraphs=[_("You will get no more emails from us.")])
+    # the undo is a button (a POST with its CSRF field), never a link a scanner could follow
+    undo_token = undo_link.rsplit("/", 1)[-1]
     return site.page(sub.language, heading=_("You are unsubscribed"), about=block, paragraphs=[
-        _("You will get no more emails from us.")])
+        _("You will get no more emails from us."),
+        _("Unsubscribed by mistake? Undo it: your subscription comes back as it was, "
+          "without a new confirmation.")], form={
+        "action": undo_link, "hidden": {"csrf": site.csrf_for(undo_token)},
+        "button": _("Undo: keep me subscribed")})
+
+
+async def undo(site: Site, request: Request) -> Response:
+    """The undo of an unsubscribe: GET and HEAD show the button, only its POST acts."""
+    config, store = site.config, site.store
+    token = request.path_params["token"]
+    sub = await site.subscriber(request, actions.subscribers.Purpose.UNDO, token)
+    if isinstance(sub, Response):
+        return sub
+    _ = i18n.messages_for(config, sub.language)
+    block = await site.about(sub.language, sub.email, sub.series)
+    if request.method != "POST":
+        return site.page(sub.language, heading=_("Undo your unsubscribe"), about=block,
+                         paragraphs=[_("Press the button to get these emails again, as "
+                                       "before.")], form={
+            "action": f"{config.public_url}/undo/{token}",
+            "hidden": {"csrf": site.csrf_for(token)}, "button": _("Undo: keep me subscribed")})
+    data = await site.token_form(request, sub.language, token)
+    if isinstance(data, Response):
+        return data
+    try:
+        await run_in_threadpool(actions.subscribers.undo_unsubscribe, store, config, token)
+    except StoreError as exc:
+        return busy_page(config, sub.language, str(exc))
+    except ValidationError:
+        return site.error(sub.language, 400)
+    link = actions.subscribers.unsubscribe_url(config, sub)
+    return site.page(sub.language, heading=_("Your subscription is back"), paragraphs=[
+        _("Nothing changed: the same language, frequency and series as before.")],
+        links=[(_("Unsubscribe"), link)], about=block)
 
 
 async def preferences(site: Site, request: Request) -> Response:
@@ -357,5 +398,6 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         Route("/subscribe", bound(subscribe), methods=methods),
         Route("/confirm/{token}", bound(confirm), methods=methods),
         Route("/unsubscribe/{token}", bound(unsubscribe), methods=methods),
+        Route("/undo/{token}", bound(undo), methods=methods),
         Route("/preferences/{token}", bound(preferences), methods=methods),
     ]
