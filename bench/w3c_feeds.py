@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "https://feeds.example.org"
 HOSTILE = ["<", "&", "&amp;", "<![CDATA[", "]]>", "Los signos <menor> y <mayor>.",
-           "a < b && c > d; &lt;not a tag&gt; ]]> <![CDATA[x]]> &#60; \"q\" 'a'"]
+           "a < b && c > d; &lt;not a tag&gt; ]]> <![CDATA[x]]> &#60; \"q\" 'a'",
+           "<b>bold</b> and <i>it</i>", "<p>A paragraph</p>", '<a href="https://x.example/">x</a>']
 
 
 def build(out: Path) -> None:

@@ -83,7 +83,7 @@ def test_each_subscriber_gets_one_digest_in_their_language(
         assert msg["List-Id"] and msg["Date"]
     es_text = es.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "26 de marzo de 2019" in es_text and "Carta a las bases de la ISO" in es_text
-    assert "También en English" in es_text  # link to the translation
+    assert "También en inglés" in es_text  # link to the translation
     es_html = es.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "<script" not in es_html and 'style="' in es_html  # CSS inlined
     assert "prefers-color-scheme: dark" in es_html  # the dark-mode rules stay in <style>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import threading
 import xml.etree.ElementTree as ET
@@ -184,6 +185,40 @@ _hostile = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=6
                      "\x00\x0b\x80 controls", "שלום עולם"])
 
 
+def atom_text(entry: ET.Element, name: str) -> str:
+    """An Atom text construct's text as a reader shows it: type="html" (what text that reads
+    like markup is written as) is HTML whose every character is escaped text."""
+    element = entry.find(f"{ATOM}{name}")
+    assert element is not None
+    text = element.text or ""
+    if element.get("type") == "html":
+        assert "<" not in text  # escaped: no element can reach a reader
+        return html.unescape(text)
+    assert element.get("type") in (None, "text")
+    return text
+
+
+def test_text_that_reads_like_markup_is_declared_html_and_shown_as_typed() -> None:
+    config = load_config(Path("config.toml"), env={})
+    scope = Scope("en", Series("s", {"en": SeriesText("S")}), "S", "D")
+    for title, summary in [("<b>bold</b> and <i>it</i>", "<p>A paragraph</p>"),
+                           ("Fish &amp; chips", "&copy; &#169; &0;"),
+                           ("Plain", "a < b and c > d")]:
+        entry = Entry(series="s", language="en", title=title, summary=summary,
+                      published=datetime(2019, 3, 15, tzinfo=UTC),
+                      id="tag:example.org,2019:1", url="https://example.org/1", seq=1)
+        atom = build_atom(config, scope, [entry], {}, updated=entry.published,
+                          other_languages=[])
+        got = ET.fromstring(atom).find(f"{ATOM}entry")
+        assert got is not None
+        assert atom_text(got, "title") == title and atom_text(got, "summary") == summary
+        markup = "<" in title or "&" in title
+        assert (got.find(f"{ATOM}title").get("type") == "html") is markup  # type: ignore[union-attr]
+        parsed = feedparser.parse(atom).entries[0]
+        # a reader renders the HTML it is given: the typed characters, no element
+        assert html.unescape(parsed.title) == title if markup else parsed.title == title
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=_hostile, summary=_hostile, byline=_hostile)
 def test_any_text_gives_well_formed_feeds(title: str, summary: str, byline: str) -> None:
@@ -206,8 +241,8 @@ def test_any_text_gives_well_formed_feeds(title: str, summary: str, byline: str)
     got = ET.fromstring(atom).find(f"{ATOM}entry")
     assert got is not None
     title_text = clean_line(title) or "(untitled)"
-    assert got.findtext(f"{ATOM}title") == title_text
-    assert got.findtext(f"{ATOM}summary") == (clean_text(summary).strip() or title_text)
+    assert atom_text(got, "title") == title_text
+    assert atom_text(got, "summary") == (clean_text(summary).strip() or title_text)
     assert [a.findtext(f"{ATOM}name") for a in got.findall(f"{ATOM}author")] == \
         ([clean_line(byline)] if clean_line(byline) else [])
 

@@ -117,7 +117,7 @@ def test_a_spanish_reader_sees_no_english(world: tuple[str, Config, Store],
         text = look(page, "series page")
         assert page.locator("h1").inner_text() == SPANISH_TITLE
         assert "Serie" in text and "26 de marzo de 2019" in text
-        assert page.locator("a[hreflang=en]", has_text="Leer en English").count() == 2
+        assert page.locator("a[hreflang=en]", has_text="Leer en inglés").count() == 2
         page.screenshot(path=str(shots / "es-series-page.png"), full_page=True)
 
         for path, name in ((f"/es/{SLUG}-nope/", "404 under /es/"), ("/nope", "404 negotiated"),
@@ -199,7 +199,7 @@ def test_a_spanish_reader_sees_no_english(world: tuple[str, Config, Store],
         assert str(digest["Subject"]) == f"{SPANISH_TITLE}: 2 artículos nuevos"
         digest_text, digest_html = _mail_texts(digest)
         assert english_in(digest_text, english) == [], english_in(digest_text, english)
-        assert "Léelo:" in digest_text and "También en English:" in digest_text
+        assert "Léelo:" in digest_text and "También en inglés:" in digest_text
         page.set_content(digest_html)
         text = look(page, "digest")
         assert "26 de marzo de 2019" in text and "Darse de baja" in text

@@ -114,9 +114,9 @@ def test_series_page_links_each_article_to_its_translation(seeded: Store,
                                                           config: Config) -> None:
     pages = {d.path: d.body.decode() for d in build_pages(config, seeded)}
     es = pages[f"/es/{SLUG}/"]
-    assert f'<a href="{LETTER}" hreflang="en">Leer en English</a>' in es
+    assert f'<a href="{LETTER}" hreflang="en">Leer en inglés</a>' in es
     en = pages[f"/en/{SLUG}/"]
-    assert f'<a href="{CARTA}" hreflang="es">Read in Español</a>' in en
+    assert f'<a href="{CARTA}" hreflang="es">Read in Spanish</a>' in en
     for page in (es, en):  # alternates between the pages, itself included
         for code in ("en", "es"):
             assert (f'<link rel="alternate" hreflang="{code}" '

@@ -82,6 +82,9 @@ class LanguageConfig:
     digest_subject_one: str = ""
     bylines: list[str] = field(default_factory=list)
     sections: list[str] = field(default_factory=list)
+    # words joining the last two names of a byline in this language, besides CLDR's own
+    # ("and", "y", "et", "und"); for bylines a publisher writes differently ("&", "e")
+    conjunctions: list[str] = field(default_factory=list)
     # the site's words in this language; empty: the [site] value
     site_title: str = ""
     rights: str = ""

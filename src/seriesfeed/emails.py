@@ -156,13 +156,14 @@ def build_message(*, sender: str | Address, to_email: str, to_name: str | None, 
     msg["Date"] = format_datetime(date or now_utc())
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
+    msg.set_content(_normalise(text), cte="quoted-printable")
+    if html:
+        msg.add_alternative(_normalise(html), subtype="html", cte="quoted-printable")
+    # after the body: set_content drops every Content-* header (Content-Language too)
     for key, value in (headers or {}).items():
         if any(c in value for c in "\r\n\0"):
             raise ValidationError("a header value contains a line break", field=key)
         msg[key] = value
-    msg.set_content(_normalise(text), cte="quoted-printable")
-    if html:
-        msg.add_alternative(_normalise(html), subtype="html", cte="quoted-printable")
     return msg
 
 

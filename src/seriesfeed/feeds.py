@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,6 +144,13 @@ class _Entry(FeedEntry):  # type: ignore[misc]
         element = super().atom_entry(extensions)
         if self.language:
             element.set(XML_LANG, self.language)
+        for child in element:
+            if child.tag in ("title", "summary") and _declare_as_html(child):
+                # text that reads like markup ("<b>bold</b>") said as what it is: HTML whose
+                # every character is text, so readers show it as typed and the W3C validator
+                # does not take it for undeclared HTML
+                child.set("type", "html")
+                child.text = html.escape(child.text, quote=False)
         for old in [child for child in element if child.tag == "link"]:
             element.remove(old)
         # the entry's own link stays last: feedparser (and feedgen's RSS) take the last
@@ -171,6 +179,15 @@ class _Feed(FeedGenerator):  # type: ignore[misc]
             link = channel.makeelement(f"{{{ATOM_NS}}}link", {"href": self.hub, "rel": "hub"})
             channel.insert(position, link)
         return feed, doc
+
+
+_LOOKS_LIKE_MARKUP = re.compile(r"<[/!?A-Za-z]|&#?\w+;")
+
+
+def _declare_as_html(element: Any) -> bool:
+    text = element.text
+    return (isinstance(text, str) and element.get("type") in (None, "text")
+            and bool(_LOOKS_LIKE_MARKUP.search(text)))
 
 
 def _hex_references(body: bytes) -> bytes:

@@ -14,7 +14,7 @@ A third language is a ``[languages.<code>]`` table plus one catalogue.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -181,8 +181,9 @@ def messages_for(config: Config, language: str) -> Messages:
 
 def template_functions(config: Config, language: str) -> dict[str, object]:
     """What every template (page or mail) gets to translate with: the catalogue's
-    functions, ``format_date`` (in the site's time zone, ``long`` unless told) and
-    ``language_name``, both in the language's locale."""
+    functions, ``format_date`` (in the site's time zone, ``long`` unless told),
+    ``language_name`` and ``byline`` (CLDR's list pattern: "A, B y C"), all in the
+    language's locale."""
     m = messages_for(config, language)
     lang = config.languages.get(language)
     locale = lang.locale if lang else language
@@ -192,9 +193,12 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
             value = value.astimezone(config.zone)
         return format_date(value, locale, fmt)
 
+    def byline(authors: Iterable[object]) -> str:
+        return format_byline([str(getattr(a, "name", a)) for a in authors], locale)
+
     return {"_": m.gettext, "gettext": m.gettext, "ngettext": m.ngettext,
             "pgettext": m.pgettext, "format_date": local_date,
-            "language_name": lambda code: language_name(code, locale)}
+            "language_name": lambda code: language_name(code, locale), "byline": byline}
 
 
 # -- the site's texts per language ------------------------------------------------------
@@ -371,6 +375,17 @@ def format_byline(names: list[str], locale: str) -> str:
     for name in names[2:-1]:
         head = patterns["middle"].format(head, name)
     return patterns["2"].format(head, names[-1])
+
+
+def list_conjunction(locale: str) -> str:
+    """The word CLDR puts between the last two items of a list in ``locale`` (``and``,
+    ``y``, ``et``, ``und``); empty where the pattern joins without a word between spaces."""
+    try:
+        between = _list_patterns(locale)["2"].replace("{0}", "").replace("{1}", "")
+    except ConfigError:
+        return ""
+    word = between.strip()
+    return word if word and between.startswith(" ") and between.endswith(" ") else ""
 
 
 @lru_cache(maxsize=64)

@@ -56,9 +56,15 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
     text_body, html = emails.render_email(config, language, "digest", {
         "heading": subject, "entries": items, "unsubscribe_url": UNSUBSCRIBE,
         "preferences_url": PREFERENCES})
+    _ = i18n.messages_for(config, language)
+    label = _("{site} digest", site=emails.safe_display_name(
+        i18n.site_texts(config, language).title) or "seriesfeed")
     template = emails.fast_template(config, subject, (
-        ("List-Id", f"{emails.safe_display_name(config.site.title) or 'Digest'} digest "
-                    f"<digest.{emails.message_domain(config)}>"),
+        # the list's name in the list's language; its id stays one per site
+        # (RFC 2919 allows an encoded phrase: "Boletín" must not make the mail 8-bit)
+        ("List-Id", f"{emails.encode_header_value(emails.safe_display_name(label) or 'Digest')}"
+                    f" <digest.{emails.message_domain(config)}>"),
+        ("Content-Language", language),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
     markers = (UNSUBSCRIBE, PREFERENCES)
     return Rendered(subject, text_body, html, len(found), template,
@@ -128,5 +134,5 @@ def confirmation_message(config: Config, key: bytes, subscriber_id: int, email: 
     # no name in the headers of confirmation mail: it is unverified input (invariant 6)
     msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
                                to_name=None, subject=subject, text=text, html=html,
-                               message_id=message_id)
+                               message_id=message_id, headers={"Content-Language": lang})
     return emails.message_bytes(msg)

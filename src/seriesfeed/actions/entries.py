@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from seriesfeed import i18n
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ImportError_, NotFoundError, ValidationError
@@ -60,7 +61,18 @@ def import_settings(config: Config) -> ImportSettings:
                for code, lang in config.languages.items() if lang.bylines or lang.sections}
     return ImportSettings(time_zone=config.zone, default_language=config.site.default_language,
                           language_markers=markers,
-                          organizations=tuple(config.site.organizations))
+                          organizations=tuple(config.site.organizations),
+                          conjunctions=byline_conjunctions(config))
+
+
+def byline_conjunctions(config: Config) -> tuple[str, ...]:
+    """The words that join two names in every configured language: CLDR's for each
+    language's locale, and the language's own ``conjunctions``."""
+    words: list[str] = []
+    for lang in config.languages.values():
+        found = i18n.list_conjunction(lang.locale or lang.code)
+        words += ([found] if found else []) + [w.strip() for w in lang.conjunctions]
+    return tuple(dict.fromkeys(w for w in words if w))
 
 
 def tag_authority(config: Config) -> str:
@@ -261,7 +273,8 @@ def new_entry(config: Config, *, series_slug: str, title: str, summary: str,
     if slugify(series_slug) != series_slug:
         raise ValidationError(f"'{series_slug}' is not a slug (try '{slugify(series_slug)}')",
                               field="--series")
-    authors: list[Author] = list(split_byline(byline, tuple(config.site.organizations)))
+    authors: list[Author] = list(split_byline(byline, tuple(config.site.organizations),
+                                              byline_conjunctions(config)))
     authors += [Author(clean_line(o), AuthorKind.ORGANIZATION) for o in orgs if clean_line(o)]
     content = None
     if content_file is not None:

@@ -39,6 +39,8 @@ class ImportSettings:
     language_markers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # bylines that are organisations, not people, besides the built-in rules
     organizations: tuple[str, ...] = ()
+    # words joining the last two names of a byline, in every configured language
+    conjunctions: tuple[str, ...] = ("and", "y")
     max_bytes: int = MAX_IMPORT_BYTES
 
 

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from seriesfeed.models import Author, AuthorKind
 from seriesfeed.text import clean_line
 
-__all__ = ["is_organization", "split_byline"]
+__all__ = ["DEFAULT_CONJUNCTIONS", "is_organization", "split_byline"]
 
 # words that make a byline an organisation rather than a list of people
 _ORG_WORDS = re.compile(
     r"\b(committee|caucus|organi[sz]ation|editors?|editorial|staff|board|collective|"
     r"socialista|socialistworker|council|coalition|union|party|network|federation|"
     r"newsroom|team|readers)\b", re.IGNORECASE)
-_SEPARATORS = re.compile(r"\s*(?:,\s*and\s+|,\s*y\s+|,|\s+and\s+|\s+&\s+|\s+y\s+)\s*")
+# CLDR's two-item conjunctions of the shipped languages: what splits a byline when the
+# caller names none (a third language adds its own through the import settings)
+DEFAULT_CONJUNCTIONS = ("and", "y")
+
+
+@lru_cache(maxsize=64)
+def _separators(conjunctions: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(re.escape(c) for c in sorted(set(conjunctions), key=len, reverse=True))
+    joined = rf"\s*(?:,\s*(?:{words})\s+|,|\s+(?:{words})\s+|\s+&\s+)\s*" if words else \
+        r"\s*(?:,|\s+&\s+)\s*"
+    return re.compile(joined, re.IGNORECASE)
 
 
 def is_organization(byline: str, organizations: tuple[str, ...] = ()) -> bool:
@@ -24,13 +35,15 @@ def is_organization(byline: str, organizations: tuple[str, ...] = ()) -> bool:
     return byline.startswith("From ") or bool(_ORG_WORDS.search(byline))
 
 
-def split_byline(byline: str, organizations: tuple[str, ...] = ()) -> tuple[Author, ...]:
+def split_byline(byline: str, organizations: tuple[str, ...] = (),
+                 conjunctions: tuple[str, ...] = DEFAULT_CONJUNCTIONS) -> tuple[Author, ...]:
     """``"David Camfield, Todd Gordon, Brian McDougall and Sandra Sarner"`` -> four people;
-    ``"ISO Steering Committee"`` -> one organisation; names keep their case."""
+    ``"ISO Steering Committee"`` -> one organisation; names keep their case. A conjunction
+    is a whole word between names (``"Marie Dupont et Jean Martin"`` with ``et``)."""
     byline = clean_line(byline)
     if not byline:
         return ()
     if is_organization(byline, organizations):
         return (Author(byline, AuthorKind.ORGANIZATION),)
-    names = [clean_line(p) for p in _SEPARATORS.split(byline)]
+    names = [clean_line(p) for p in _separators(conjunctions).split(byline)]
     return tuple(Author(n) for n in names if n)

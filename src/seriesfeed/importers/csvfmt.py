@@ -68,7 +68,8 @@ def _authors(cell: str, settings: ImportSettings) -> tuple[Author, ...]:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ValueError(f"not a JSON list of {{'name', 'kind'}}: {exc}") from exc
     if not _KIND.match(cell.split(";")[0].strip()):
-        return split_byline(cell, settings.organizations)
+        return split_byline(cell, settings.organizations,
+                            settings.conjunctions)
     out = []
     for part in cell.split(";"):
         m = _KIND.match(part.strip())

@@ -106,7 +106,8 @@ def _authors(item: Any, settings: ImportSettings) -> tuple[Author, ...]:
         names = [item["author"]]
     out: list[Author] = []
     for name in names:
-        out.extend(split_byline(name, settings.organizations))
+        out.extend(split_byline(name, settings.organizations,
+                            settings.conjunctions))
     return tuple(out)
 
 

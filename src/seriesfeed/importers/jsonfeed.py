@@ -60,7 +60,8 @@ def _authors(item: dict[str, Any], ext: dict[str, Any], n: int,
         if name in orgs:
             out.append(Author(name, AuthorKind.ORGANIZATION))
         elif len(raw) == 1:
-            out.extend(split_byline(name, settings.organizations))
+            out.extend(split_byline(name, settings.organizations,
+                            settings.conjunctions))
         else:
             out.append(Author(name))
     return tuple(out)

@@ -96,14 +96,16 @@ def _authors(value: Any, n: int, settings: ImportSettings, source: str) -> tuple
     if value is None:
         return ()
     if isinstance(value, str):
-        return split_byline(value, settings.organizations)
+        return split_byline(value, settings.organizations,
+                            settings.conjunctions)
     if not isinstance(value, list):
         raise ImportError_(f"entry {n}: 'authors' must be a list", path=source, line=n,
                            field="authors")
     out: list[Author] = []
     for a in value:
         if isinstance(a, str):
-            out.extend(split_byline(a, settings.organizations))
+            out.extend(split_byline(a, settings.organizations,
+                            settings.conjunctions))
         elif isinstance(a, dict) and isinstance(a.get("name"), str) and \
                 a.get("kind", "person") in ("person", "organization") and \
                 set(a) <= {"name", "kind"}:
