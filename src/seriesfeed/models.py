@@ -85,6 +85,9 @@ class Entry:
     translation_of: str | None = None  # the other entry's id
     seq: int | None = None
     scheduled: bool = False  # held until ``published`` (not in feeds, pages or digests)
+    slug: str | None = None  # the article page's path segment, minted when first stored
+    part: int | None = None  # which part of its series (parts.py), filled when read
+    parts: int | None = None  # how many parts the series has (its originals)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -100,6 +103,7 @@ class Entry:
             "published": self.published.isoformat(),
             "updated": (self.updated or self.published).isoformat(),
             "translation_of": self.translation_of,
+            "part": self.part,
         }
 
 
