@@ -74,7 +74,8 @@ def test_a_store_at_head_opens_without_alembic_and_an_older_one_upgrades(
                               "from seriesfeed.store import Store\n"
                               f"print(Store({url!r}).migrate())\n"],
                              capture_output=True, text=True, check=True)
-    assert upgrade.stdout.strip() == "['i14_sources', 'i16_ops', 'i12_drop_rate_limits', 'i21_parts']"
+    assert upgrade.stdout.strip() == \
+        "['i14_sources', 'i16_ops', 'i12_drop_rate_limits', 'i21_parts']"
     assert old.at_head()
     again = subprocess.run([sys.executable, "-c",
                             "import sys\nfrom seriesfeed.store import open_store\n"

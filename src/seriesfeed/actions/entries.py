@@ -275,7 +275,7 @@ def _apply_parts(conn: Connection, wanted: list[tuple[int, int, int | None]], so
             return
 
 
-def set_entry(store: Store, ref: str, *, part: int | None | str = None) -> Entry:
+def set_entry(store: Store, ref: str, *, part: int | str | None = None) -> Entry:
     """Set fields an editor owns on one entry. ``part``: a number from 1, or "auto" to
     go back to the computed number."""
     with store.write() as conn:

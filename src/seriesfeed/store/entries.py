@@ -25,8 +25,8 @@ from seriesfeed.store.tables import (
 __all__ = [
     "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint", "get_entry",
     "get_series", "list_entries", "list_series", "max_seq", "next_release", "part_numbers",
-    "pinned_holder", "pinned_part", "release_due", "remove_entry", "save_entry", "series_id", "series_of",
-    "set_part", "set_translation", "site_data", "sync_hold", "translations_of",
+    "pinned_holder", "pinned_part", "release_due", "remove_entry", "save_entry", "series_id",
+    "series_of", "set_part", "set_translation", "site_data", "sync_hold", "translations_of",
     "upsert_series",
 ]
 
