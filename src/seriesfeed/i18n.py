@@ -192,9 +192,16 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
             value = value.astimezone(config.zone)
         return format_date(value, locale, fmt)
 
+    def part_label(part: int | None, parts: int | None) -> str:
+        if not part or not parts:
+            return ""
+        # plural on the total: CLDR forms differ by language ("de 1" / "de 18")
+        return m.ngettext("Part {part} of {n}", "Part {part} of {n}", parts, part=part)
+
     return {"_": m.gettext, "gettext": m.gettext, "ngettext": m.ngettext,
             "pgettext": m.pgettext, "format_date": local_date,
-            "language_name": lambda code: language_name(code, locale)}
+            "language_name": lambda code: language_name(code, locale),
+            "part_label": part_label}
 
 
 # -- the site's texts per language ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Serve the feeds and series pages from memory with ETag, Last-Modified, 304 and gzip.
+"""Serve the feeds, series and article pages, the sitemap and robots.txt from memory with ETag, Last-Modified, 304 and gzip.
 
 The documents are rebuilt when the store's fingerprint changes (checked on every request:
 a few aggregates), so a committed change is never answered with a stale 304.
@@ -145,6 +145,8 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
     return [
         Route("/", functools.partial(home, config), methods=methods),
         *(Route(path, page, methods=methods)
-          for path in ("/feeds/{rest:path}", "/{lang:str}", "/{lang:str}/",
-                       "/{lang:str}/{slug:str}", "/{lang:str}/{slug:str}/")),
+          for path in ("/feeds/{rest:path}", "/sitemaps/{rest:path}", "/{lang:str}",
+                       "/{lang:str}/", "/{lang:str}/{slug:str}", "/{lang:str}/{slug:str}/",
+                       "/{lang:str}/{slug:str}/{entry:str}",
+                       "/{lang:str}/{slug:str}/{entry:str}/")),
     ]
