@@ -1,4 +1,5 @@
-"""Serve the feeds, series and article pages, the sitemap and robots.txt from memory with ETag, Last-Modified, 304 and gzip.
+"""Serve the feeds, series and article pages, the sitemap and robots.txt from memory with
+ETag, Last-Modified, 304 and gzip.
 
 The documents are rebuilt when the store's fingerprint changes (checked on every request:
 a few aggregates), so a committed change is never answered with a stale 304.
