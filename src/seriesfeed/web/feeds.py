@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions
 from seriesfeed.actions import Store
-from seriesfeed.actions.feeds import HTML, FeedDocument, etag_of
+from seriesfeed.actions.feeds import FeedDocument, etag_of
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.web import localized
@@ -118,7 +118,8 @@ def serve(config: Config, cache: SiteCache, request: Request) -> Response:
     headers = {"ETag": etag, "Last-Modified": served.last_modified,
                "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
     hub = config.websub.hub
-    if hub and served.doc.media_type != HTML:  # WebSub 4: discovery by Link headers
+    # WebSub 4: discovery by Link headers, on feeds (not pages, the sitemap, robots.txt)
+    if hub and served.doc.path.startswith("/feeds/"):
         headers["Link"] = (f'<{hub}>; rel="hub", '
                            f'<{config.public_url}{served.doc.path}>; rel="self"')
     if _not_modified(request, served, etag):
