@@ -302,13 +302,16 @@ class FeedCache:
         self._next = 0
         self._by_object: dict[int, int] = {}  # id(entry) -> number, for one build
         self._used_pages: set[tuple[object, ...]] = set()
+        # the settings a piece depends on (links, full text, languages): set per build, so
+        # a process that builds for two configurations never serves one's pieces to the other
+        self.settings = ""
 
     def key(self, e: Entry, translations: dict[str, list[Translation]]) -> int:
         """The number of the entry's ``entry_key``, computed once per entry and build (an
         entry is in several documents)."""
         found = self._by_object.get(id(e))
         if found is None:
-            full = entry_key(e, translations)
+            full = (self.settings, *entry_key(e, translations))
             found = self._numbers.get(full)
             if found is None:
                 found = self._numbers[full] = self._next
@@ -599,7 +602,7 @@ def plan_feeds(config: Config, site: SiteData,
     translations = translations_for(site, config)
     all_scopes = scopes(config, site.series)
     with cache.lock:
-        settings = _settings_key(config)
+        settings = cache.settings = _settings_key(config)
         by_scope: dict[tuple[str, str | None], list[Entry]] = {}
         for e in everything:
             by_scope.setdefault((e.language, None), []).append(e)
