@@ -56,6 +56,7 @@ __all__ = [
     "local_pages",
     "plan_feeds",
     "scopes",
+    "settings_key",
     "translations_for",
     "with_fallback",
 ]
@@ -580,7 +581,7 @@ def with_fallback(config: Config, everything: list[Entry],
                              and (e.language == code or is_fallback_for(code, e, translations))]
 
 
-def _settings_key(config: Config) -> str:
+def settings_key(config: Config) -> str:
     """What the documents depend on besides the entries (a change rebuilds every piece)."""
     relevant = repr((config.public_url, config.site, config.languages, config.feeds,
                      config.websub, __version__))
@@ -602,7 +603,7 @@ def plan_feeds(config: Config, site: SiteData,
     translations = translations_for(site, config)
     all_scopes = scopes(config, site.series)
     with cache.lock:
-        settings = cache.settings = _settings_key(config)
+        settings = cache.settings = settings_key(config)
         by_scope: dict[tuple[str, str | None], list[Entry]] = {}
         for e in everything:
             by_scope.setdefault((e.language, None), []).append(e)

@@ -6,7 +6,10 @@ order, feed autodiscovery and the subscribe form), a page per article
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -16,8 +19,10 @@ from seriesfeed.feeds import (
     EPOCH,
     HTML,
     FeedDocument,
+    entry_key,
     local_pages,
     scopes,
+    settings_key,
     translations_for,
     with_fallback,
 )
@@ -99,6 +104,8 @@ def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
         by_scope.setdefault((e.language, e.series), []).append(e)
     with_fallback(config, everything, translations, by_scope, series_only=True)
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
+    article_scopes: list[tuple[str, str, Series, str]] = []
+    by_listing: dict[tuple[str, str], list[Entry]] = {}
     for scope in all_scopes:
         if scope.series is None:
             continue
@@ -131,11 +138,17 @@ def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
         })
         docs.append(FeedDocument(f"/{scope.language}/{slug}/", HTML,
                                  body.encode("utf-8"), updated))
-        docs.extend(_article_pages(config, site, scope.series, scope.language, entries, title))
+        article_scopes.append((scope.language, slug, scope.series, title))
+        by_listing[(scope.language, slug)] = entries
     for code, series in listed.items():
         body = render_page(config, code, "language.html.j2", {"series": series})
         updated = max((s["updated"] for s in series), default=EPOCH)
         docs.append(FeedDocument(f"/{code}/", HTML, body.encode("utf-8"), updated))
+    with _PAGES.lock:
+        for lang, slug, shown, title in article_scopes:
+            docs.extend(_article_pages(config, site, shown, lang,
+                                       by_listing[(lang, slug)], title))
+        _PAGES.sweep()
     docs.extend(build_sitemap(config, site))
     docs.append(FeedDocument("/robots.txt", ROBOTS, robots_txt(config).encode("utf-8"),
                              EPOCH))
@@ -158,69 +171,117 @@ def _alternates(config: Config, site: SiteData, e: Entry) -> list[tuple[str, str
     return [*out, ("x-default", config.public_url + (default.page_path or "/"))]
 
 
+class PageCache:
+    """Article pages kept between builds in one process: a page's bytes change only when
+    its entry, its neighbours, its translations, its series' title or the settings do, and
+    rendering every article again (milliseconds each) on every change to the store would
+    make a large store's server re-plan for most of a minute. Keys hold every input; what
+    a build does not use is dropped after it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pages: dict[tuple[object, ...], bytes] = {}
+        self.used: set[tuple[object, ...]] = set()
+
+    def get(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
+        self.used.add(key)
+        found = self.pages.get(key)
+        if found is None:
+            found = self.pages[key] = make()
+        return found
+
+    def sweep(self) -> None:
+        self.pages = {k: v for k, v in self.pages.items() if k in self.used}
+        self.used = set()
+
+
+_PAGES = PageCache()
+
+
+def _shown(e: Entry | None) -> tuple[object, ...]:
+    """What an article page shows of another entry (a neighbour or a translation)."""
+    if e is None:
+        return ()
+    return (e.id, e.title, e.language, e.page_path, e.translation_of)
+
+
 def _article_pages(config: Config, site: SiteData, series: Series, language: str,
                    listed: list[Entry], series_title: str) -> list[FeedDocument]:
     """One page per entry of the series in ``language`` (fallback entries shown in this
     language's list have their page in their own language); prev and next follow this
     language's list, so a reader stays in their language."""
     docs: list[FeedDocument] = []
-    series_url = f"{config.public_url}/{language}/{series.slug}/"
     m = i18n.messages_for(config, language)
+    settings = settings_key(config)
     for i, e in enumerate(listed):
         if e.language != language or not e.page_path:
             continue
-        url = config.public_url + e.page_path
         prev = listed[i - 1] if i > 0 else None
         after = listed[i + 1] if i + 1 < len(listed) else None
         others = _linked(site, e)
-        data: dict[str, Any] = {
-            "@context": "https://schema.org", "@type": "Article", "@id": url,
-            "headline": e.title, "name": e.title, "url": url, "mainEntityOfPage": url,
-            "inLanguage": e.language, "author": _person(config, e),
-            "publisher": {"@type": "Organization", "name": config.site.title,
-                          "url": config.site.url},
-            "datePublished": e.published.isoformat(),
-            "dateModified": (e.updated or e.published).isoformat(),
-            "isPartOf": {"@type": "CreativeWorkSeries", "name": series_title,
-                         "url": series_url},
-        }
-        if e.summary:
-            data["description"] = e.summary
-        if e.part:
-            data["position"] = e.part
-        if e.url:
-            data["sameAs"] = e.url
-        original = next((o for o in others if o.id == e.translation_of), None)
-        if original is not None:
-            data["translationOfWork"] = _article_ref(config, original)
-        translated = [o for o in others if o.translation_of == e.id]
-        if translated:
-            data["workTranslation"] = [_article_ref(config, o) for o in translated]
-        body = render_page(config, language, "article.html.j2", {
-            "entry": e,
-            "series": series,
-            "series_title": series_title,
-            "series_url": series_url,
-            "canonical": url,
-            "part": i18n.template_functions(config, language)["part_label"](  # type: ignore[operator]
-                e.part, e.parts),
-            "content": sanitize_html(e.content_html) if e.content_html else "",
-            "prev": prev, "next": after,
-            "page_url": lambda x: config.public_url + (x.page_path or "/"),
-            "translations": sorted(others, key=lambda o: o.language),
-            "alternates": _alternates(config, site, e),
-            "og_locale": (config.languages[language].locale or language)
-            if language in config.languages else language,
-            "feed_base": f"{config.public_url}/feeds/{language}/{series.slug}",
-            "json_ld": json_ld(data),
-            "byline": i18n.format_byline([a.name for a in e.authors],
-                                         config.languages[language].locale or language)
-            if e.authors else "",
-            "original_label": m.gettext("Read it on {site}", site=config.site.title),
-        })
-        docs.append(FeedDocument(e.page_path, HTML, body.encode("utf-8"),
-                                 e.updated or e.published))
+        alternates = _alternates(config, site, e)
+        key = (settings, language, series.slug, series_title, entry_key(e, {}), e.slug,
+               e.part, e.parts, _shown(prev), _shown(after),
+               tuple(_shown(o) for o in others), tuple(alternates))
+        body = _PAGES.get(key, partial(_article_page, config, series, language, e, prev,
+                                       after, others, alternates, series_title, m))
+        docs.append(FeedDocument(e.page_path, HTML, body, e.updated or e.published))
     return docs
+
+
+def _article_page(config: Config, series: Series, language: str, e: Entry,
+                  prev: Entry | None, after: Entry | None, others: list[Entry],
+                  alternates: list[tuple[str, str]], series_title: str,
+                  m: i18n.Messages) -> bytes:
+    assert e.page_path is not None
+    series_url = f"{config.public_url}/{language}/{series.slug}/"
+    url = config.public_url + e.page_path
+    data: dict[str, Any] = {
+        "@context": "https://schema.org", "@type": "Article", "@id": url,
+        "headline": e.title, "name": e.title, "url": url, "mainEntityOfPage": url,
+        "inLanguage": e.language, "author": _person(config, e),
+        "publisher": {"@type": "Organization", "name": config.site.title,
+                      "url": config.site.url},
+        "datePublished": e.published.isoformat(),
+        "dateModified": (e.updated or e.published).isoformat(),
+        "isPartOf": {"@type": "CreativeWorkSeries", "name": series_title,
+                     "url": series_url},
+    }
+    if e.summary:
+        data["description"] = e.summary
+    if e.part:
+        data["position"] = e.part
+    if e.url:
+        data["sameAs"] = e.url
+    original = next((o for o in others if o.id == e.translation_of), None)
+    if original is not None:
+        data["translationOfWork"] = _article_ref(config, original)
+    translated = [o for o in others if o.translation_of == e.id]
+    if translated:
+        data["workTranslation"] = [_article_ref(config, o) for o in translated]
+    body = render_page(config, language, "article.html.j2", {
+        "entry": e,
+        "series": series,
+        "series_title": series_title,
+        "series_url": series_url,
+        "canonical": url,
+        "part": i18n.template_functions(config, language)["part_label"](  # type: ignore[operator]
+            e.part, e.parts),
+        "content": sanitize_html(e.content_html) if e.content_html else "",
+        "prev": prev, "next": after,
+        "page_url": lambda x: config.public_url + (x.page_path or "/"),
+        "translations": sorted(others, key=lambda o: o.language),
+        "alternates": alternates,
+        "og_locale": (config.languages[language].locale or language)
+        if language in config.languages else language,
+        "feed_base": f"{config.public_url}/feeds/{language}/{series.slug}",
+        "json_ld": json_ld(data),
+        "byline": i18n.format_byline([a.name for a in e.authors],
+                                     config.languages[language].locale or language)
+        if e.authors else "",
+        "original_label": m.gettext("Read it on {site}", site=config.site.title),
+    })
+    return body.encode("utf-8")
 
 
 def robots_txt(config: Config) -> str:
