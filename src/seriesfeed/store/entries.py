@@ -446,9 +446,9 @@ def release_due(conn: Connection, now: datetime) -> list[int]:
     out: list[int] = []
     for old in due:
         row = dict(conn.execute(select(entries).where(entries.c.seq == old)).one()._mapping)
-        # free the unique id and URL for the copy, then move everything onto it
+        # free the unique id, URL and slug for the copy, then move everything onto it
         conn.execute(update(entries).where(entries.c.seq == old).values(
-            id=f"releasing:{old}", url=f"releasing:{old}"))
+            id=f"releasing:{old}", url=f"releasing:{old}", slug=None))
         row.pop("seq")
         new = int(conn.execute(insert(entries).values(**row).returning(entries.c.seq))
                   .scalar_one())
