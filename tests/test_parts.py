@@ -172,3 +172,23 @@ def test_the_migration_gives_existing_entries_stable_unique_slugs(tmp_path: Path
         slugs = dict(conn.execute(text("SELECT seq, slug FROM entries")).all())
     old.close()
     assert slugs == {1: "same", 2: "same-2", 3: "title-no-3", 4: "a"}
+
+
+def test_an_entry_slug_is_unique_in_its_series_and_language_and_survives_a_title_edit(
+        store: Store, config: Config) -> None:
+    from datetime import UTC, datetime
+
+    from seriesfeed.models import Entry
+
+    def add(url: str, title: str, language: str = "en") -> Entry:
+        return actions.add_entry(store, config, Entry(
+            series=SLUG, language=language, title=title, summary="",
+            published=datetime(2019, 5, 1, tzinfo=UTC), url=url))
+
+    first = add("https://e.example/2019/05/01/same-name/", "One")
+    second = add("https://e.example/other/same-name/", "Two")
+    spanish = add("https://e.example/es/same-name/", "Uno", "es")
+    assert (first.slug, second.slug, spanish.slug) == ("same-name", "same-name-2", "same-name")
+    edited = add("https://e.example/2019/05/01/same-name/", "One, with a fixed title")
+    assert edited.seq == first.seq and edited.slug == "same-name"
+    assert add("https://e.example/2019/05/01/", "Dated only").slug == "dated-only"

@@ -294,7 +294,7 @@ def set_entry(store: Store, ref: str, *, part: int | str | None = None) -> Entry
             if q.pinned_part(conn, entry.seq) is None and entry.translation_of is None:
                 # the editor chose this number: it stays when entries arrive before it
                 q.set_part(conn, entry.seq, part)
-        return q.get_entry(conn, str(entry.seq))
+        return q.get_entry(conn, str(entry.seq), parts=True)
 
 
 def import_entries(store: Store, config: Config, path: Path, fmt: str | None = None,
@@ -346,7 +346,8 @@ def add_entry(store: Store, config: Config, entry: Entry,
     except ImportError_ as exc:
         raise ValidationError(exc.reason, field=exc.field) from exc
     with store.read() as conn:  # by the URL as stored (normalised by the import check)
-        return q.get_entry(conn, entry.id or check_url(entry.url or derive_url(config, entry)))
+        return q.get_entry(conn, entry.id or check_url(entry.url or derive_url(config, entry)),
+                           parts=True)
 
 
 def _ref(ref: str) -> str:
@@ -381,7 +382,7 @@ def remove_entry(store: Store, ref: str) -> Entry:
 
 def show_entry(store: Store, ref: str) -> Entry:
     with store.read() as conn:
-        return q.get_entry(conn, _ref(ref))
+        return q.get_entry(conn, _ref(ref), parts=True)
 
 
 def list_entries(store: Store, language: str | None = None,

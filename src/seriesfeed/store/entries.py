@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, sele
 from seriesfeed.errors import NotFoundError
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText, SiteData
 from seriesfeed.parts import PartRow, number_parts
-from seriesfeed.store.slugs import entry_slug
+from seriesfeed.store.slugs import entry_slug, slug_base
 from seriesfeed.store.tables import (
     content_version,
     entries,
@@ -234,15 +234,16 @@ def list_entries(conn: Connection, *, language: str | None = None,
     return found
 
 
-def get_entry(conn: Connection, ref: str) -> Entry:
-    """An entry by its id, its URL or its sequence number."""
+def get_entry(conn: Connection, ref: str, *, parts: bool = False) -> Entry:
+    """An entry by its id, its URL or its sequence number; with ``parts``, its part number
+    too (a scan of its series: imports look entries up one by one and do not need it)."""
     cond = or_(entries.c.id == ref, entries.c.url == ref)
     if ref.isdigit():
         cond = or_(cond, entries.c.seq == int(ref))
     found = _load(conn, _entry_select().where(cond))
     if not found:
         raise NotFoundError(f"no entry with id, URL or number '{ref}'")
-    return _with_parts(conn, found[:1], include_held=True)[0]
+    return _with_parts(conn, found[:1], include_held=True)[0] if parts else found[0]
 
 
 def find_seq(conn: Connection, *, entry_id: str | None = None,
@@ -337,8 +338,13 @@ def save_entry(conn: Connection, e: Entry, sid: int, now: datetime) -> StoredRow
     seq = find_seq(conn, entry_id=e.id, url=e.url)
     values = _row_values(e, sid)
     if seq is None:
+        # only the slugs this one could collide with (base, base-2, …): an index range,
+        # not the whole series, so a large import stays linear
+        base = slug_base(e.url, e.title)
         taken = set(conn.execute(select(entries.c.slug).where(
-            entries.c.series_id == sid, entries.c.language == e.language)).scalars())
+            entries.c.series_id == sid, entries.c.language == e.language,
+            or_(entries.c.slug == base,
+                and_(entries.c.slug >= base + "-", entries.c.slug < base + ".")))).scalars())
         seq = conn.execute(
             insert(entries).values(id=e.id, updated=e.updated or e.published, created_at=now,
                                    slug=entry_slug(e.url, e.title, taken),
