@@ -244,7 +244,12 @@ def test_article_bodies_are_stored_as_safe_html(run_cli: Run, config_path: Path,
     for bad in ("<script", "alert(1)", "onclick", "onerror", "javascript:"):
         assert bad not in stored, (bad, stored)
     out = tmp_path / "pub"
+    # feeds carry the body only with [feeds] content = "full"
+    config_path.write_text(config_path.read_text(encoding="utf-8").replace(
+        'content = "summary"', 'content = "full"', 1), encoding="utf-8")
     assert run_cli("--config", config_path, "feeds", "build", "--out", out).code == 0
     for feed in ("atom.xml", "rss.xml", "feed.json"):
         text = (out / "feeds" / "en" / feed).read_text(encoding="utf-8")
         assert "bold" in text and "<script" not in text and "onerror" not in text
+    page = next((out / "en" / "s").glob("*/index.html")).read_text(encoding="utf-8")
+    assert "<b>bold</b>" in page and "<script>alert" not in page and "onerror" not in page

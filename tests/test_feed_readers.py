@@ -210,7 +210,10 @@ def test_json_feed_follows_version_1_1_and_pages_with_next_url(
 
 
 def test_json_items_carry_no_repeats_and_no_empty_extensions(
-        store: Store, config: Config) -> None:
+        store: Store, make_config: ConfigFactory, database_url: str) -> None:
+    # the body is in feeds only with [feeds] content = "full" (the default is the summary)
+    config = load_config(make_config(database={"url": database_url},
+                                     feeds={"content": "full"}), env={})
     actions.import_entries(store, config, SEED_PAGE)
     body = actions.add_entry(store, config, Entry(
         series=SLUG, language="en", title="With a body", summary="The summary.",

@@ -123,7 +123,8 @@ def test_same_store_gives_the_same_bytes_and_rebuild_writes_nothing(
     assert _docs(config, seeded) == _docs(config, seeded)
     out = tmp_path / "public"
     first = actions.build_feeds(seeded, config, out)
-    assert len(first.written) == 16  # 12 feeds, 2 series pages, 2 language indexes (issue 13)
+    # 12 feeds, 2 series pages, 20 article pages, 2 language indexes, sitemap, robots.txt
+    assert len(first.written) == 38
     assert (out / "feeds/es/reflections-on-the-iso-crisis/rss.xml").is_file()
     page = (out / "es/reflections-on-the-iso-crisis/index.html").read_text(encoding="utf-8")
     assert "26 de marzo de 2019" in page and 'hreflang="en"' in page

@@ -69,6 +69,7 @@ class SiteConfig:
     entry_url_pattern: str = "{site_url}/{yyyy}/{mm}/{dd}/{slug}/"
     tag_authority: str = ""
     organizations: list[str] = field(default_factory=list)
+    article_pages: str = "publisher"
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class SecurityConfig:
 class FeedsConfig:
     max_entries: int = 50
     out_dir: str = "var/public"
+    content: str = "summary"
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,14 @@ def _check_zone(value: str) -> str | None:
     except (ZoneInfoNotFoundError, ValueError):
         return f"'{value}' is not a known time zone (use an IANA name like America/New_York)"
     return None
+
+
+def _check_one_of(*allowed: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if value in allowed:
+            return None
+        return f"must be {' or '.join(repr(a) for a in allowed)}, not {value!r}"
+    return check
 
 
 def _check_positive(value: int | float) -> str | None:
@@ -455,6 +465,8 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("metrics", "listen"): _check_listen,
     ("schedule", "bounces_seconds"): _check_seconds(DAY),
     ("feeds", "max_entries"): _check_positive,
+    ("feeds", "content"): _check_one_of("summary", "full"),
+    ("site", "article_pages"): _check_one_of("publisher", "local"),
     ("websub", "hub"): _check_url_or_empty,
     ("languages", "digest_subject"): _check_subject,
     ("languages", "digest_subject_one"): _check_subject,

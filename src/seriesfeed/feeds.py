@@ -50,11 +50,14 @@ __all__ = [
     "build_json_feed",
     "build_rss",
     "entry_key",
+    "full_text",
     "is_fallback_for",
     "json_feed_extension",
     "json_item_extension",
+    "local_pages",
     "plan_feeds",
     "scopes",
+    "settings_key",
     "translations_for",
     "with_fallback",
 ]
@@ -253,18 +256,19 @@ def _fill_entry(fe: FeedEntry, config: Config, e: Entry,
                 translations: dict[str, list[Translation]], *, rss: bool,
                 feed_language: str | None = None) -> None:
     assert e.id is not None and e.url is not None
+    link = e.link(config.public_url, local_pages(config)) or e.url
     fe.translations = tuple(translations.get(e.id, []))
-    fe.own = Translation(e.language, e.url, e.id)
+    fe.own = Translation(e.language, link, e.id)
     if rss and feed_language is not None and e.language != feed_language:  # a fallback
         fe.dc.dc_language(e.language)
     # Atom pieces are shared by every feed an entry is in: each carries its own language
     fe.language = None if rss else e.language
     fe.id(e.id)
-    fe.guid(e.id, permalink=e.id == e.url)
+    fe.guid(e.id, permalink=e.id == link)
     title = _safe(e.title) or UNTITLED
     fe.title(title)
     fe.summary(clean_text(e.summary).strip() or title)
-    if e.content_html:
+    if e.content_html and full_text(config):
         fe.content(clean_text(e.content_html), type="html")
     fe.published(e.published)
     fe.updated(atom_updated(e))
@@ -278,7 +282,7 @@ def _fill_entry(fe: FeedEntry, config: Config, e: Entry,
     for t in translations.get(e.id, []):
         fe.link(href=t.url, rel="alternate", type="text/html", hreflang=t.language)
     # last: feedgen's RSS <link> is the last alternate
-    fe.link(href=e.url, rel="alternate", type="text/html", hreflang=e.language)
+    fe.link(href=link, rel="alternate", type="text/html", hreflang=e.language)
 
 
 def _add_entries(fg: FeedGenerator, config: Config, entries: list[Entry],
@@ -316,13 +320,16 @@ class FeedCache:
         self._next = 0
         self._by_object: dict[int, int] = {}  # id(entry) -> number, for one build
         self._used_pages: set[tuple[object, ...]] = set()
+        # the settings a piece depends on (links, full text, languages): set per build, so
+        # a process that builds for two configurations never serves one's pieces to the other
+        self.settings = ""
 
     def key(self, e: Entry, translations: dict[str, list[Translation]]) -> int:
         """The number of the entry's ``entry_key``, computed once per entry and build (an
         entry is in several documents)."""
         found = self._by_object.get(id(e))
         if found is None:
-            full = entry_key(e, translations)
+            full = (self.settings, *entry_key(e, translations))
             found = self._numbers.get(full)
             if found is None:
                 found = self._numbers[full] = self._next
@@ -460,16 +467,27 @@ def json_item_extension(e: Entry, translations: dict[str, list[Translation]]) ->
     return {"about": EXTENSION_ABOUT, **ext} if ext else {}
 
 
-def _json_item(e: Entry, translations: dict[str, list[Translation]]) -> dict[str, object]:
+def local_pages(config: Config) -> bool:
+    """Whether feeds and digests link our article pages rather than the publisher's."""
+    return config.site.article_pages == "local"
+
+
+def full_text(config: Config) -> bool:
+    """Whether feeds and digests carry an article's body where the store has one."""
+    return config.feeds.content == "full"
+
+
+def _json_item(e: Entry, translations: dict[str, list[Translation]], *,
+               config: Config) -> dict[str, object]:
     item: dict[str, object] = {
         "id": e.id,
-        "url": e.url,
+        "url": e.link(config.public_url, local_pages(config)),
         "title": _safe(e.title) or UNTITLED,
         "summary": clean_text(e.summary),
     }
     # JSON Feed 1.1: content_html or content_text (or both) must be there; the summary is
     # the content only when there is no body, or readers show the same sentence twice
-    if e.content_html:
+    if e.content_html and full_text(config):
         item["content_html"] = clean_text(e.content_html)
     else:
         item["content_text"] = clean_text(e.summary)
@@ -516,7 +534,7 @@ def build_json_feed(config: Config, scope: Scope, entries: list[Entry], *,
     cache = cache or FeedCache()
     translations = translations or {}
     items = [cache.json_item(cache.key(e, translations),
-                             lambda e=e: json.dumps(_json_item(e, translations),
+                             lambda e=e: json.dumps(_json_item(e, translations, config=config),
                                                      ensure_ascii=False))  # type: ignore[misc]
              for e in entries]
     text = head[:-2] + ("\n" + ",\n".join(items) + "\n" if items else "") + "]}\n"
@@ -537,14 +555,18 @@ def scopes(config: Config, all_series: list[Series]) -> list[Scope]:
     return out
 
 
-def translations_for(site: SiteData) -> dict[str, list[Translation]]:
-    """Each entry's translations (language, URL, id), by entry id, from the site's links."""
+def translations_for(site: SiteData, config: Config | None = None,
+                     ) -> dict[str, list[Translation]]:
+    """Each entry's translations (language, URL, id), by entry id, from the site's links;
+    with ``config``, the URL is where the settings send readers (``Entry.link``)."""
     out: dict[str, list[Translation]] = {}
+    local = config is not None and local_pages(config)
     for e in site.entries:
         for other in site.links.get(e.seq or -1, []):
             o = site.linked[other]
-            if o.url and o.language != e.language and e.id:
-                out.setdefault(e.id, []).append(Translation(o.language, o.url, o.id or ""))
+            url = o.link(config.public_url, local) if config is not None else o.url
+            if url and o.language != e.language and e.id:
+                out.setdefault(e.id, []).append(Translation(o.language, url, o.id or ""))
     return out
 
 
@@ -576,7 +598,7 @@ def with_fallback(config: Config, everything: list[Entry],
                              and (e.language == code or is_fallback_for(code, e, translations))]
 
 
-def _settings_key(config: Config) -> str:
+def settings_key(config: Config) -> str:
     """What the documents depend on besides the entries (a change rebuilds every piece)."""
     relevant = repr((config.public_url, config.site, config.languages, config.feeds,
                      config.websub, __version__))
@@ -595,10 +617,10 @@ def plan_feeds(config: Config, site: SiteData,
     # one read of everything (store.entries.site_data), partitioned in memory: each entry
     # appears in its language's site-wide feed and its series' feed
     everything = site.entries
-    translations = translations_for(site)
+    translations = translations_for(site, config)
     all_scopes = scopes(config, site.series)
     with cache.lock:
-        settings = _settings_key(config)
+        settings = cache.settings = settings_key(config)
         by_scope: dict[tuple[str, str | None], list[Entry]] = {}
         for e in everything:
             by_scope.setdefault((e.language, None), []).append(e)

@@ -196,9 +196,16 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
     def byline(authors: Iterable[object]) -> str:
         return format_byline([str(getattr(a, "name", a)) for a in authors], locale)
 
+    def part_label(part: int | None, parts: int | None) -> str:
+        if not part or not parts:
+            return ""
+        # plural on the total: CLDR forms differ by language ("de 1" / "de 18")
+        return m.ngettext("Part {part} of {n}", "Part {part} of {n}", parts, part=part)
+
     return {"_": m.gettext, "gettext": m.gettext, "ngettext": m.ngettext,
             "pgettext": m.pgettext, "format_date": local_date,
-            "language_name": lambda code: language_name(code, locale), "byline": byline}
+            "language_name": lambda code: language_name(code, locale), "byline": byline,
+            "part_label": part_label}
 
 
 # -- the site's texts per language ------------------------------------------------------

@@ -15,6 +15,7 @@ from seriesfeed import emails, i18n, tokens
 from seriesfeed.config import Config
 from seriesfeed.models import Entry, Series
 from seriesfeed.qp import PreparedBody
+from seriesfeed.text import html_to_text, sanitize_html
 
 __all__ = ["PREFERENCES", "UNSUBSCRIBE", "Recipient", "Rendered", "confirmation_message",
            "digest_message", "digest_subject", "feedback_id", "render_digest_mail"]
@@ -49,10 +50,26 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
         title = text.title if text else title
     subject = digest_subject(config, language, title, len(found))
     locale = config.languages[language].locale
-    items = [{"title": e.title, "url": e.url, "summary": e.summary, "authors": e.authors,
+    local = config.site.article_pages == "local"
+    full = config.feeds.content == "full"
+
+    def translated(t: dict[str, str]) -> dict[str, str]:
+        if local and t.get("path"):
+            return {**t, "url": config.public_url + t["path"]}
+        return t
+
+    items = [{"title": e.title, "url": e.link(config.public_url, local),
+              "summary": e.summary, "authors": e.authors,
               "published": e.published.astimezone(config.zone), "language": e.language,
               "language_name": i18n.language_name(e.language, locale),
-              "translations": translations.get(e.id or "", [])} for e in found]
+              "part": e.part, "parts": e.parts,
+              # the store's body is sanitised on import; again here (the template shows it
+              # unescaped), as a mail client is a browser too
+              "content_html": sanitize_html(e.content_html) if full and e.content_html
+              else None,
+              "content_text": html_to_text(e.content_html) if full and e.content_html else None,
+              "translations": [translated(t) for t in translations.get(e.id or "", [])]}
+             for e in found]
     text_body, html = emails.render_email(config, language, "digest", {
         "heading": subject, "entries": items, "unsubscribe_url": UNSUBSCRIBE,
         "preferences_url": PREFERENCES})

@@ -85,6 +85,21 @@ class Entry:
     translation_of: str | None = None  # the other entry's id
     seq: int | None = None
     scheduled: bool = False  # held until ``published`` (not in feeds, pages or digests)
+    slug: str | None = None  # the article page's path segment, minted when first stored
+    part: int | None = None  # which part of its series (parts.py), filled when read
+    parts: int | None = None  # how many parts the series has (its originals)
+
+    @property
+    def page_path(self) -> str | None:
+        """The article page's URL path (None before the entry is stored)."""
+        return f"/{self.language}/{self.series}/{self.slug}/" if self.slug else None
+
+    def link(self, public_url: str, local: bool) -> str | None:
+        """Where feeds and digests send a reader: our article page when ``local`` (the
+        ``[site] article_pages = "local"`` setting), else the publisher's URL."""
+        if local and self.page_path:
+            return public_url + self.page_path
+        return self.url
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -100,6 +115,7 @@ class Entry:
             "published": self.published.isoformat(),
             "updated": (self.updated or self.published).isoformat(),
             "translation_of": self.translation_of,
+            "part": self.part,
         }
 
 

@@ -1,17 +1,51 @@
-"""The web pages built with the feeds: a series page per language (the articles, feed
-autodiscovery and the subscribe form) and a language index ``/{lang}/`` listing the series."""
+"""The web pages built with the feeds: a series page per language (the articles in part
+order, feed autodiscovery and the subscribe form), a page per article
+``/{lang}/{series}/{entry}/``, a language index ``/{lang}/`` listing the series, and the
+``/sitemap.xml`` and ``/robots.txt`` that name them all."""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 from seriesfeed import i18n
 from seriesfeed.config import Config
-from seriesfeed.feeds import EPOCH, HTML, FeedDocument, scopes, translations_for, with_fallback
-from seriesfeed.models import Entry, Series, SiteData
+from seriesfeed.feeds import (
+    EPOCH,
+    HTML,
+    FeedDocument,
+    entry_key,
+    local_pages,
+    scopes,
+    settings_key,
+    translations_for,
+    with_fallback,
+)
+from seriesfeed.models import AuthorKind, Entry, Series, SiteData
 from seriesfeed.templating import localized_template, render, templates_dir
+from seriesfeed.text import sanitize_html
 
-__all__ = ["build_pages", "page_context", "render_page", "series_text"]
+__all__ = ["ROBOTS", "SITEMAP_LIMIT", "XML", "build_pages", "build_sitemap", "json_ld",
+           "page_context", "render_page", "robots_txt", "series_text"]
+
+XML = "application/xml; charset=utf-8"
+ROBOTS = "text/plain; charset=utf-8"
+SITEMAP_LIMIT = 50_000  # sitemaps.org: URLs per sitemap file, then a sitemap index
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+
+
+def json_ld(data: dict[str, Any]) -> str:
+    """JSON for a ``<script type="application/ld+json">``: ``<``, ``>`` and ``&`` as
+    ``\\u`` escapes, so a title holding ``</script>`` cannot end the script (JSON
+    parsers read the same text)."""
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def page_context(config: Config, language: str) -> dict[str, Any]:
@@ -40,39 +74,283 @@ def series_text(config: Config, series: Series, language: str) -> tuple[str, str
     return (text.title, text.description) if text else (series.slug, "")
 
 
+def _reading_order(entries: list[Entry]) -> list[Entry]:
+    """The way a series is read: part 1 first (entries without a part after, oldest
+    first)."""
+    return sorted(entries, key=lambda e: (e.part or 1 << 30, e.published, e.seq or 0))
+
+
+def _person(config: Config, e: Entry) -> list[dict[str, str]]:
+    people = [{"@type": "Organization" if a.kind is AuthorKind.ORGANIZATION else "Person",
+               "name": a.name} for a in e.authors]
+    return people or [{"@type": "Organization", "name": config.site.title}]
+
+
+def _article_ref(config: Config, e: Entry) -> dict[str, str]:
+    return {"@type": "Article", "@id": config.public_url + (e.page_path or "/"),
+            "url": config.public_url + (e.page_path or "/"), "inLanguage": e.language,
+            "name": e.title}
+
+
 def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
-    """The series pages and language indexes of the site's data (the feeds' same read)."""
+    """The series pages, article pages and language indexes of the site's data (the
+    feeds' same read), then the sitemap and robots.txt that name them."""
     docs: list[FeedDocument] = []
     everything = site.entries
-    translations = translations_for(site)
+    translations = translations_for(site, config)
     all_scopes = scopes(config, site.series)
     by_scope: dict[tuple[str, str | None], list[Entry]] = {}
     for e in everything:
         by_scope.setdefault((e.language, e.series), []).append(e)
     with_fallback(config, everything, translations, by_scope, series_only=True)
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
+    article_scopes: list[tuple[str, str, Series, str]] = []
+    by_listing: dict[tuple[str, str], list[Entry]] = {}
     for scope in all_scopes:
         if scope.series is None:
             continue
         slug = scope.series.slug
-        entries = by_scope.get((scope.language, slug), [])
+        entries = _reading_order(by_scope.get((scope.language, slug), []))
         title, description = series_text(config, scope.series, scope.language)
         updated = max((e.updated or e.published for e in entries), default=EPOCH)
+        newest = max(entries, key=lambda e: (e.published, e.seq or 0), default=None)
         listed[scope.language].append({"slug": slug, "title": title,
                                        "description": description, "count": len(entries),
                                        "updated": updated})
+        page_url = f"{config.public_url}/{scope.language}/{slug}/"
+        data = {"@context": "https://schema.org", "@type": "CreativeWorkSeries",
+                "name": title, "url": page_url, "inLanguage": scope.language,
+                "hasPart": [{**_article_ref(config, e), "position": e.part,
+                             "datePublished": e.published.isoformat()}
+                            for e in entries if e.part]}
+        if description:
+            data["description"] = description
         body = render_page(config, scope.language, "series.html.j2", {
             "series": scope.series,
             "title": title,
             "description": description,
             "entries": entries,
+            "newest": newest,
+            "links": {e.seq: e.link(config.public_url, local_pages(config)) for e in entries},
             "translations": translations,
             "feed_base": config.public_url + scope.base_path,
+            "json_ld": json_ld(data),
         })
         docs.append(FeedDocument(f"/{scope.language}/{slug}/", HTML,
                                  body.encode("utf-8"), updated))
+        article_scopes.append((scope.language, slug, scope.series, title))
+        by_listing[(scope.language, slug)] = entries
     for code, series in listed.items():
         body = render_page(config, code, "language.html.j2", {"series": series})
         updated = max((s["updated"] for s in series), default=EPOCH)
         docs.append(FeedDocument(f"/{code}/", HTML, body.encode("utf-8"), updated))
+    with _PAGES.lock:
+        for lang, slug, shown, title in article_scopes:
+            docs.extend(_article_pages(config, site, shown, lang,
+                                       by_listing[(lang, slug)], title))
+        _PAGES.sweep()
+    docs.extend(build_sitemap(config, site))
+    docs.append(FeedDocument("/robots.txt", ROBOTS, robots_txt(config).encode("utf-8"),
+                             EPOCH))
     return docs
+
+
+def _linked(site: SiteData, e: Entry) -> list[Entry]:
+    """The entry's translations (each linked entry in another language)."""
+    return [site.linked[s] for s in site.links.get(e.seq or -1, [])
+            if s in site.linked and site.linked[s].language != e.language]
+
+
+def _alternates(config: Config, site: SiteData, e: Entry) -> list[tuple[str, str]]:
+    """(hreflang, URL) of the article in every language it exists in, then x-default:
+    the site's default language's version, else the original."""
+    versions = sorted([e, *_linked(site, e)], key=lambda v: v.language)
+    out = [(v.language, config.public_url + (v.page_path or "/")) for v in versions]
+    default = next((v for v in versions if v.language == config.site.default_language),
+                   None) or next((v for v in versions if v.translation_of is None), e)
+    return [*out, ("x-default", config.public_url + (default.page_path or "/"))]
+
+
+class PageCache:
+    """Article pages kept between builds in one process: a page's bytes change only when
+    its entry, its neighbours, its translations, its series' title or the settings do, and
+    rendering every article again (milliseconds each) on every change to the store would
+    make a large store's server re-plan for most of a minute. Keys hold every input; what
+    a build does not use is dropped after it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pages: dict[tuple[object, ...], bytes] = {}
+        self.used: set[tuple[object, ...]] = set()
+
+    def get(self, key: tuple[object, ...], make: Callable[[], bytes]) -> bytes:
+        self.used.add(key)
+        found = self.pages.get(key)
+        if found is None:
+            found = self.pages[key] = make()
+        return found
+
+    def sweep(self) -> None:
+        self.pages = {k: v for k, v in self.pages.items() if k in self.used}
+        self.used = set()
+
+
+_PAGES = PageCache()
+
+
+def _shown(e: Entry | None) -> tuple[object, ...]:
+    """What an article page shows of another entry (a neighbour or a translation)."""
+    if e is None:
+        return ()
+    return (e.id, e.title, e.language, e.page_path, e.translation_of)
+
+
+def _article_pages(config: Config, site: SiteData, series: Series, language: str,
+                   listed: list[Entry], series_title: str) -> list[FeedDocument]:
+    """One page per entry of the series in ``language`` (fallback entries shown in this
+    language's list have their page in their own language); prev and next follow this
+    language's list, so a reader stays in their language."""
+    docs: list[FeedDocument] = []
+    m = i18n.messages_for(config, language)
+    settings = settings_key(config)
+    for i, e in enumerate(listed):
+        if e.language != language or not e.page_path:
+            continue
+        prev = listed[i - 1] if i > 0 else None
+        after = listed[i + 1] if i + 1 < len(listed) else None
+        others = _linked(site, e)
+        alternates = _alternates(config, site, e)
+        key = (settings, language, series.slug, series_title, entry_key(e, {}), e.slug,
+               e.part, e.parts, _shown(prev), _shown(after),
+               tuple(_shown(o) for o in others), tuple(alternates))
+        body = _PAGES.get(key, partial(_article_page, config, series, language, e, prev,
+                                       after, others, alternates, series_title, m))
+        docs.append(FeedDocument(e.page_path, HTML, body, e.updated or e.published))
+    return docs
+
+
+def _article_page(config: Config, series: Series, language: str, e: Entry,
+                  prev: Entry | None, after: Entry | None, others: list[Entry],
+                  alternates: list[tuple[str, str]], series_title: str,
+                  m: i18n.Messages) -> bytes:
+    assert e.page_path is not None
+    series_url = f"{config.public_url}/{language}/{series.slug}/"
+    url = config.public_url + e.page_path
+    data: dict[str, Any] = {
+        "@context": "https://schema.org", "@type": "Article", "@id": url,
+        "headline": e.title, "name": e.title, "url": url, "mainEntityOfPage": url,
+        "inLanguage": e.language, "author": _person(config, e),
+        "publisher": {"@type": "Organization", "name": config.site.title,
+                      "url": config.site.url},
+        "datePublished": e.published.isoformat(),
+        "dateModified": (e.updated or e.published).isoformat(),
+        "isPartOf": {"@type": "CreativeWorkSeries", "name": series_title,
+                     "url": series_url},
+    }
+    if e.summary:
+        data["description"] = e.summary
+    if e.part:
+        data["position"] = e.part
+    if e.url:
+        data["sameAs"] = e.url
+    original = next((o for o in others if o.id == e.translation_of), None)
+    if original is not None:
+        data["translationOfWork"] = _article_ref(config, original)
+    translated = [o for o in others if o.translation_of == e.id]
+    if translated:
+        data["workTranslation"] = [_article_ref(config, o) for o in translated]
+    body = render_page(config, language, "article.html.j2", {
+        "entry": e,
+        "series": series,
+        "series_title": series_title,
+        "series_url": series_url,
+        "canonical": url,
+        "part": i18n.template_functions(config, language)["part_label"](  # type: ignore[operator]
+            e.part, e.parts),
+        "content": sanitize_html(e.content_html) if e.content_html else "",
+        "prev": prev, "next": after,
+        "page_url": lambda x: config.public_url + (x.page_path or "/"),
+        "translations": sorted(others, key=lambda o: o.language),
+        "alternates": alternates,
+        "og_locale": (config.languages[language].locale or language)
+        if language in config.languages else language,
+        "feed_base": f"{config.public_url}/feeds/{language}/{series.slug}",
+        "json_ld": json_ld(data),
+        "byline": i18n.format_byline([a.name for a in e.authors],
+                                     config.languages[language].locale or language)
+        if e.authors else "",
+        "original_label": m.gettext("Read it on {site}", site=config.site.title),
+    })
+    return body.encode("utf-8")
+
+
+def robots_txt(config: Config) -> str:
+    """Everything may be crawled but the token pages (confirm, unsubscribe, preferences)
+    and the console; the sitemap named by its absolute URL (robots.txt asks for one)."""
+    return ("User-agent: *\n"
+            "Disallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /preferences/\n"
+            "Disallow: /subscribe\nDisallow: /admin/\n"
+            f"\nSitemap: {config.public_url}/sitemap.xml\n")
+
+
+def _sitemap_urls(config: Config, site: SiteData) -> list[tuple[str, datetime,
+                                                                 list[tuple[str, str]]]]:
+    """(URL, lastmod, alternates) of every page: language indexes, series pages, articles."""
+    base = config.public_url
+    codes = list(config.languages)
+    default = config.site.default_language
+    newest: dict[tuple[str, str | None], datetime] = {}
+    for e in site.entries:
+        stamp = e.updated or e.published
+        for key in ((e.language, None), (e.language, e.series)):
+            newest[key] = max(newest.get(key, stamp), stamp)
+    every = max(newest.values(), default=EPOCH)
+    out: list[tuple[str, datetime, list[tuple[str, str]]]] = []
+    index_alts = [(c, f"{base}/{c}/") for c in codes] + [("x-default", f"{base}/{default}/")]
+    for code in codes:
+        out.append((f"{base}/{code}/", newest.get((code, None), every), index_alts))
+    for s in site.series:
+        alts = [(c, f"{base}/{c}/{s.slug}/") for c in codes] + \
+            [("x-default", f"{base}/{default}/{s.slug}/")]
+        stamp = max((v for k, v in newest.items() if k[1] == s.slug), default=EPOCH)
+        for code in codes:
+            out.append((f"{base}/{code}/{s.slug}/", newest.get((code, s.slug), stamp), alts))
+    for e in sorted(site.entries, key=lambda e: e.seq or 0):
+        if e.page_path and e.language in config.languages:
+            alts = _alternates(config, site, e) if _linked(site, e) else []
+            out.append((base + e.page_path, e.updated or e.published, alts))
+    return out
+
+
+def _urlset(urls: list[tuple[str, datetime, list[tuple[str, str]]]]) -> bytes:
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f'<urlset xmlns="{SITEMAP_NS}" xmlns:xhtml="{XHTML_NS}">']
+    for loc, lastmod, alternates in urls:
+        lines.append(f"<url><loc>{escape(loc)}</loc><lastmod>{lastmod.isoformat()}</lastmod>")
+        for lang, href in alternates:
+            lines.append(f'  <xhtml:link rel="alternate" hreflang={quoteattr(lang)} '
+                         f'href={quoteattr(href)}/>')
+        lines.append("</url>")
+    lines.append("</urlset>\n")
+    return "\n".join(lines).encode("utf-8")
+
+
+def build_sitemap(config: Config, site: SiteData, *,
+                  limit: int = SITEMAP_LIMIT) -> list[FeedDocument]:
+    """``/sitemap.xml`` (sitemaps.org, with ``xhtml:link`` hreflang alternates); past
+    ``limit`` URLs it becomes a sitemap index of ``/sitemaps/N.xml`` files."""
+    urls = _sitemap_urls(config, site)
+    newest = max((u[1] for u in urls), default=EPOCH)
+    if len(urls) <= limit:
+        return [FeedDocument("/sitemap.xml", XML, _urlset(urls), newest)]
+    docs: list[FeedDocument] = []
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<sitemapindex xmlns="{SITEMAP_NS}">']
+    for n, start in enumerate(range(0, len(urls), limit), start=1):
+        chunk = urls[start:start + limit]
+        stamp = max(u[1] for u in chunk)
+        path = f"/sitemaps/{n}.xml"
+        docs.append(FeedDocument(path, XML, _urlset(chunk), stamp))
+        lines.append(f"<sitemap><loc>{escape(config.public_url + path)}</loc>"
+                     f"<lastmod>{stamp.isoformat()}</lastmod></sitemap>")
+    lines.append("</sitemapindex>\n")
+    return [FeedDocument("/sitemap.xml", XML, "\n".join(lines).encode("utf-8"), newest), *docs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -52,3 +53,18 @@ def sanitize_html(value: str) -> str:
     allow-list: no script, style, event handlers or javascript: URLs), so a feed reader,
     the validator or a page never meets imported markup that runs. Idempotent."""
     return nh3.clean(clean_text(value)).strip()
+
+
+_BLOCK_END = re.compile(r"<\s*(?:br\s*/?|/\s*(?:p|div|h[1-6]|li|blockquote|pre|tr|ul|ol))\s*>",
+                        re.I)
+_BLANK_RUNS = re.compile(r"\n\s*\n\s*(?:\n\s*)+")
+
+
+def html_to_text(value: str) -> str:
+    """A (sanitised) article body as plain text for a mail's text part: blocks end in a
+    blank line, every tag is dropped (nh3 with nothing allowed, so script and style
+    contents go with their tags), entities become characters."""
+    marked = _BLOCK_END.sub("\n\n", clean_text(value))
+    stripped = html.unescape(nh3.clean(marked, tags=set()))
+    lines = "\n".join(line.strip() for line in stripped.splitlines())
+    return _BLANK_RUNS.sub("\n\n", lines).strip()

@@ -23,7 +23,9 @@ def notify_hub(config: Config, changed_paths: list[str], timeout: float = 10.0) 
         return 0
     accepted = 0
     for path in changed_paths:
-        if not path.endswith(FEED_SUFFIXES) or "/archive/" in path:
+        # feeds only: the sitemap is XML too, and no hub serves it
+        if not path.startswith("/feeds/") or not path.endswith(FEED_SUFFIXES) or \
+                "/archive/" in path:
             continue
         data = urllib.parse.urlencode({"hub.mode": "publish",
                                        "hub.url": config.public_url + path}).encode()

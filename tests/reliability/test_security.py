@@ -582,6 +582,7 @@ XSS = ['<script>window.__xss=(window.__xss||0)+1</script>',
        '<img src=x onerror="window.__xss=(window.__xss||0)+1">',
        '"><svg onload="window.__xss=(window.__xss||0)+1">',
        "javascript:window.__xss=1", "</title><script>window.__xss=1</script>",
+       "</script><script>window.__xss=1</script>",  # out of a JSON-LD script
        "{{7*7}}<iframe srcdoc=\"<script>parent.__xss=1</script>\">"]
 
 
@@ -627,6 +628,10 @@ def test_xss_payloads_in_entries_never_run(site: Site, tmp_path: Path,
             dialogs: list[str] = []
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             targets = [f"http://127.0.0.1:{server.port}/{lang}/{SLUG}/" for lang in ("en", "es")]
+            # every article page carries the payload in its title, summary, byline, body
+            # and JSON-LD
+            targets += [f"http://127.0.0.1:{server.port}{e.page_path}"
+                        for e in actions.list_entries(store) if e.page_path]
             targets.append(preview.as_uri())
             for url in targets:
                 page.goto(url)

@@ -19,7 +19,7 @@ from seriesfeed.errors import ImportError_, NotFoundError, ValidationError
 from seriesfeed.importers import FORMATS, ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.bylines import split_byline
 from seriesfeed.importers.csvfmt import dump_csv, lost_series_texts
-from seriesfeed.importers.jsonfmt import dump_json
+from seriesfeed.importers.jsonfmt import MAX_PART, dump_json
 from seriesfeed.importers.parse import parse_file
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.store import Connection, Store
@@ -48,6 +48,7 @@ __all__ = [
     "release_due",
     "remove_entry",
     "series_titles",
+    "set_entry",
     "set_series_text",
     "show_entry",
     "show_series",
@@ -178,11 +179,12 @@ StoredEntries = list[tuple[int, Entry, ImportedEntry]]
 def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 report: ImportReport,
                 within: Callable[[Connection, StoredEntries], None] | None = None,
-                ) -> ImportReport:
+                *, editor: bool = True) -> ImportReport:
     """Store a parsed batch in one transaction: all of it, or (on any error) none of it.
 
     ``within`` runs in the same transaction after the entries are stored (a source's
-    bookkeeping: which entries it gave, links it states, pruning)."""
+    bookkeeping: which entries it gave, links it states, pruning). Part numbers the batch
+    states are kept; from a source (``editor`` false) only where no editor set one."""
     for n, series in enumerate(batch.series, start=1):
         _check_series(config, series, n, source)
     checked = [(_check_entry(config, item, source), item) for item in batch.entries]
@@ -247,7 +249,64 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 report.linked += 1
         if within is not None:
             within(conn, stored)
+        wanted = [(seq, e.part, item.line) for seq, e, item in stored if e.part is not None]
+        if wanted:
+            _apply_parts(conn, wanted, source, editor=editor)
     return report
+
+
+def _apply_parts(conn: Connection, wanted: list[tuple[int, int, int | None]], source: str,
+                 *, editor: bool) -> None:
+    """Give entries the part numbers asked for. A number the entry would get anyway is
+    not stored (an export read back pins nothing, so later entries still number
+    themselves); a number another entry of the series was given is refused; a translation
+    carries its original's number and cannot be given another."""
+    if not editor:  # what an editor set is never overwritten by a source
+        wanted = [w for w in wanted if q.pinned_part(conn, w[0]) is None]
+    for _ in range(len(wanted) + 1):  # each pass stores at least one, or ends
+        numbers = q.part_numbers(conn, include_held=True)
+        changed = False
+        for seq, part, line in wanted:
+            current = numbers.get(seq, (None, None))[0]
+            if current == part:
+                continue
+            entry = q.get_entry(conn, str(seq))
+            if entry.translation_of is not None and \
+                    q.find_seq(conn, entry_id=entry.translation_of) in numbers:
+                raise ImportError_(f"a translation carries its original's part ({current}); "
+                                   f"set the part on the original", path=source, line=line,
+                                   field="part")
+            holder = q.pinned_holder(conn, seq, part)
+            if holder is not None:
+                raise ImportError_(f"part {part} of '{entry.series}' is already set on "
+                                   f"{holder}", path=source, line=line, field="part")
+            q.set_part(conn, seq, part)
+            changed = True
+            break  # the others' computed numbers moved: look again
+        if not changed:
+            return
+
+
+def set_entry(store: Store, ref: str, *, part: int | str | None = None) -> Entry:
+    """Set fields an editor owns on one entry. ``part``: a number from 1, or "auto" to
+    go back to the computed number."""
+    with store.write() as conn:
+        entry = q.get_entry(conn, _ref(ref))
+        assert entry.seq is not None
+        if part == "auto":
+            q.set_part(conn, entry.seq, None)
+        elif isinstance(part, int):
+            if not 1 <= part <= MAX_PART:
+                raise ValidationError(f"a part is a whole number from 1 to {MAX_PART}",
+                                      field="--part")
+            try:
+                _apply_parts(conn, [(entry.seq, part, None)], "entries set", editor=True)
+            except ImportError_ as exc:
+                raise ValidationError(exc.reason, field="--part") from exc
+            if q.pinned_part(conn, entry.seq) is None and entry.translation_of is None:
+                # the editor chose this number: it stays when entries arrive before it
+                q.set_part(conn, entry.seq, part)
+        return q.get_entry(conn, str(entry.seq), parts=True)
 
 
 def import_entries(store: Store, config: Config, path: Path, fmt: str | None = None,
@@ -300,7 +359,8 @@ def add_entry(store: Store, config: Config, entry: Entry,
     except ImportError_ as exc:
         raise ValidationError(exc.reason, field=exc.field) from exc
     with store.read() as conn:  # by the URL as stored (normalised by the import check)
-        return q.get_entry(conn, entry.id or check_url(entry.url or derive_url(config, entry)))
+        return q.get_entry(conn, entry.id or check_url(entry.url or derive_url(config, entry)),
+                           parts=True)
 
 
 def _ref(ref: str) -> str:
@@ -335,7 +395,7 @@ def remove_entry(store: Store, ref: str) -> Entry:
 
 def show_entry(store: Store, ref: str) -> Entry:
     with store.read() as conn:
-        return q.get_entry(conn, _ref(ref))
+        return q.get_entry(conn, _ref(ref), parts=True)
 
 
 def list_entries(store: Store, language: str | None = None,

@@ -208,7 +208,7 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
         sq.remember_entries(conn, source_name, ids)
         sq.add_entries_count(conn, source_name, report.added)
 
-    return entries.store_batch(store, config, batch, label, report, within)
+    return entries.store_batch(store, config, batch, label, report, within, editor=False)
 
 
 # -- import URL -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from seriesfeed.models import Entry
 
 __all__ = [
     "add_command", "entries", "export_command", "import_command", "link_command", "list_command",
-    "remove_command", "show_command",
+    "remove_command", "set_command", "show_command",
 ]
 
 
@@ -60,7 +60,8 @@ def entries() -> None:
 
 def _entry_line(e: Entry) -> str:
     byline = ", ".join(a.name for a in e.authors) or "-"
-    line = f"{e.seq:>5}  {e.language}  {e.published:%Y-%m-%d}  {e.title}  ({byline})"
+    line = f"{e.seq:>5}  {e.language}  {e.published:%Y-%m-%d}  {e.part or '-':>3}  {e.title}  " \
+        f"({byline})"
     if e.scheduled:
         line += f"  [scheduled {e.published.isoformat(timespec='minutes')}]"
     return line
@@ -153,6 +154,30 @@ def remove_command(app: AppContext, ref: str) -> None:
     """Remove an entry by id, URL or number."""
     removed = actions.remove_entry(app.store, ref)
     click.echo(f"Removed {removed.id}")
+
+
+@entries.command("set")
+@click.argument("ref")
+@click.option("--part", default=None, metavar="N|auto",
+              help="The entry's part number in its series; 'auto' goes back to the "
+                   "number its publication date gives.")
+@click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
+@pass_app
+def set_command(app: AppContext, ref: str, part: str | None, as_json: bool) -> None:
+    """Set what an editor decides about one entry (by id, URL or number)."""
+    if part is None:
+        raise ValidationError("nothing to set: give --part", field="--part")
+    value: int | str = part.strip().lower()
+    if value != "auto":
+        if not (part.strip().isascii() and part.strip().isdigit() and len(part.strip()) <= 6):
+            raise ValidationError(f"'{part}' is not a part number (1, 2, … or auto)",
+                                  field="--part")
+        value = int(part.strip())
+    e = actions.localized(actions.set_entry(app.store, ref, part=value), app.config)
+    if as_json:
+        print_json(e.to_json())
+    else:
+        click.echo(f"{e.id}: part {e.part} of {e.parts}")
 
 
 @entries.command("link")

@@ -1,7 +1,7 @@
 """The CSV format: one entry per row, with a header row.
 
 Columns: ``id,series,language,section,authors,title,summary,content_html,url,published,
-updated,translation_of``, optionally ``series_title,series_description,series_url`` (the
+updated,translation_of,part``, optionally ``series_title,series_description,series_url`` (the
 series' words in the row's language); only ``series``, ``title`` and ``published`` are
 required.
 ``authors`` is ``Name (person); Org (organization)``, a plain byline, or (when a name
@@ -21,7 +21,7 @@ from seriesfeed.errors import ImportError_
 from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.bylines import split_byline
 from seriesfeed.importers.dates import parse_iso
-from seriesfeed.importers.jsonfmt import LIMITS
+from seriesfeed.importers.jsonfmt import LIMITS, MAX_PART
 from seriesfeed.importers.seriespage import decode_text
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 ENTRY_COLUMNS = ("id", "series", "language", "section", "authors", "title", "summary",
-                 "content_html", "url", "published", "updated", "translation_of")
+                 "content_html", "url", "published", "updated", "translation_of", "part")
 # the series' words in the row's language (issue 16): a CSV round trip keeps each
 # language's series title, description and URL
 SERIES_COLUMNS = ("series_title", "series_description", "series_url")
@@ -166,6 +166,12 @@ def _row(row: dict[str | None, str | None], line: int, settings: ImportSettings,
     def opt(key: str) -> str | None:
         return clean_line(cells[key]) or None if key in cells else None
 
+    part = opt("part")
+    if part is not None and not (part.isascii() and part.isdigit() and len(part) <= 6
+                                 and 1 <= int(part) <= MAX_PART):
+        raise ImportError_(f"'part' must be a whole number from 1 to {MAX_PART}",
+                           path=source, line=line, field="part")
+
     return Entry(
         id=opt("id"), series=clean_line(cells["series"]),
         language=opt("language") or settings.default_language, section=opt("section"),
@@ -173,7 +179,7 @@ def _row(row: dict[str | None, str | None], line: int, settings: ImportSettings,
         summary=clean_text(cells.get("summary", "")).strip(),
         content_html=clean_text(cells["content_html"]) or None if cells.get("content_html")
         else None, url=opt("url"), published=dates["published"], updated=dates.get("updated"),
-        translation_of=opt("translation_of"))
+        translation_of=opt("translation_of"), part=int(part) if part else None)
 
 
 def dump_csv(entries: list[Entry], series: list[Series] | None = None) -> bytes:
@@ -190,7 +196,8 @@ def dump_csv(entries: list[Entry], series: list[Series] | None = None) -> bytes:
                                  ensure_ascii=False)
         values = [e.id or "", e.series, e.language, e.section or "", authors, e.title,
                   e.summary, e.content_html or "", e.url or "", e.published.isoformat(),
-                  (e.updated or e.published).isoformat(), e.translation_of or ""]
+                  (e.updated or e.published).isoformat(), e.translation_of or "",
+                  str(e.part) if e.part else ""]
         if series is not None:
             found = by_slug.get(e.series)
             t = found.texts.get(e.language) if found else None

@@ -4,7 +4,7 @@
      "series": [{"slug": "...", "texts": {"en": {"title", "description", "url"}}}],
      "entries": [{"id", "series", "language", "section", "authors": [{"name", "kind"}],
                   "title", "summary", "content_html", "url", "published", "updated",
-                  "translation_of"}]}
+                  "translation_of", "part"}]}
 
 A bare list of entry objects is accepted too. Per entry only ``series``, ``title`` and
 ``published`` are required; ``authors`` may also be a byline string or a list of names.
@@ -33,7 +33,9 @@ FORMAT = "seriesfeed/1"
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 50
 ENTRY_KEYS = {"id", "series", "language", "section", "authors", "title", "summary",
-              "content_html", "url", "published", "updated", "translation_of"}
+              "content_html", "url", "published", "updated", "translation_of", "part"}
+# a part number beyond this is a typing mistake, not a series
+MAX_PART = 100_000
 LIMITS = {"title": 1000, "summary": 10_000, "content_html": 1_000_000}
 
 
@@ -143,7 +145,17 @@ def _entry(item: Any, n: int, settings: ImportSettings, source: str) -> Entry:
         summary=_text(item, "summary", n, source, line=False) or "",
         content_html=_text(item, "content_html", n, source, line=False),
         url=_text(item, "url", n, source), published=dates["published"],
-        updated=dates.get("updated"), translation_of=_text(item, "translation_of", n, source))
+        updated=dates.get("updated"), translation_of=_text(item, "translation_of", n, source),
+        part=_part(item.get("part"), n, source))
+
+
+def _part(value: Any, n: int, source: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PART:
+        raise ImportError_(f"entry {n}: 'part' must be a whole number from 1 to {MAX_PART}",
+                           path=source, line=n, field="part")
+    return value
 
 
 DOCUMENT_KEYS = {"format", "series", "entries"}

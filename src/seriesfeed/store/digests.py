@@ -213,5 +213,5 @@ def _translations(conn: Connection, found: list[Entry],
             if other.url and other.language in language_names and e.id:
                 out.setdefault(e.id, []).append({
                     "language": other.language, "url": other.url,
-                    "name": language_names[other.language]})
+                    "path": other.page_path or "", "name": language_names[other.language]})
     return out

@@ -11,6 +11,8 @@ from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, sele
 
 from seriesfeed.errors import NotFoundError
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText, SiteData
+from seriesfeed.parts import PartRow, number_parts
+from seriesfeed.store.slugs import entry_slug, slug_base
 from seriesfeed.store.tables import (
     content_version,
     entries,
@@ -22,9 +24,10 @@ from seriesfeed.store.tables import (
 
 __all__ = [
     "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint", "get_entry",
-    "get_series", "list_entries", "list_series", "max_seq", "next_release", "release_due",
-    "remove_entry", "save_entry", "series_id", "set_translation", "site_data", "sync_hold",
-    "translations_of", "upsert_series",
+    "get_series", "list_entries", "list_series", "max_seq", "next_release", "part_numbers",
+    "pinned_holder", "pinned_part", "release_due", "remove_entry", "save_entry", "series_id",
+    "series_of", "set_part", "set_translation", "site_data", "sync_hold", "translations_of",
+    "upsert_series",
 ]
 
 _CHUNK = 500
@@ -89,7 +92,7 @@ _ENTRY_COLUMNS = (
     entries.c.seq, entries.c.id, series.c.slug.label("series"), entries.c.language,
     entries.c.section, entries.c.title, entries.c.summary, entries.c.content_html,
     entries.c.url, entries.c.published, entries.c.updated,
-    _other.c.id.label("translation_of"),
+    _other.c.id.label("translation_of"), entries.c.slug,
 )
 
 
@@ -104,13 +107,68 @@ def _load(conn: Connection, query: Select[tuple[object, ...]]) -> list[Entry]:
     rows: list[Any] = list(conn.execute(query))  # Rows unpack like tuples
     authors = _authors_for(conn, [r[0] for r in rows])
     # positional: the order of _ENTRY_COLUMNS (a feed build loads every entry)
-    return [
+    found = [
         Entry(seq=seq, id=id_, series=slug, language=language, section=section, title=title,
               summary=summary, content_html=content_html, url=url, published=published,
-              updated=updated, translation_of=translation_of, authors=authors.get(seq, ()))
+              updated=updated, translation_of=translation_of, authors=authors.get(seq, ()),
+              slug=entry_slug_)
         for (seq, id_, slug, language, section, title, summary, content_html, url, published,
-             updated, translation_of) in rows
+             updated, translation_of, entry_slug_) in rows
     ]
+    return found
+
+
+def part_numbers(conn: Connection, *, include_held: bool = False,
+                 series_ids: Iterable[int] | None = None) -> dict[int, tuple[int, int]]:
+    """seq -> (part, parts in its series) for every entry (of ``series_ids`` when given):
+    one scan of narrow columns. Held entries count only with ``include_held``: a reader
+    must not see "Part 3 of 19" while part 19 is still scheduled."""
+    query = select(entries.c.seq, entries.c.series_id, entries.c.published,
+                   entries.c.translation_of, entries.c.part)
+    if not include_held:
+        query = query.where(_public())
+    if series_ids is not None:
+        query = query.where(entries.c.series_id.in_(list(series_ids)))
+    return number_parts(PartRow(*row) for row in conn.execute(query))
+
+
+def _with_parts(conn: Connection, found: list[Entry], *, include_held: bool) -> list[Entry]:
+    if not found:
+        return found
+    sids = conn.execute(select(entries.c.series_id).where(
+        entries.c.seq.in_([e.seq for e in found[:_CHUNK]])).distinct()).scalars().all() \
+        if len(found) <= _CHUNK else None
+    numbers = part_numbers(conn, include_held=include_held, series_ids=sids)
+    for e in found:
+        e.part, e.parts = numbers.get(e.seq or -1, (None, None))
+    return found
+
+
+def pinned_part(conn: Connection, seq: int) -> int | None:
+    """The part an editor set on the entry (None: computed)."""
+    value = conn.execute(select(entries.c.part).where(entries.c.seq == seq)).scalar()
+    return int(value) if value is not None else None
+
+
+def set_part(conn: Connection, seq: int, part: int | None) -> bool:
+    """Store (or with None, clear) the part an editor set; return whether it changed."""
+    result = conn.execute(update(entries).where(
+        entries.c.seq == seq, entries.c.part.is_distinct_from(part)).values(part=part))
+    if result.rowcount:
+        bump_version(conn)
+    return bool(result.rowcount)
+
+
+def pinned_holder(conn: Connection, seq: int, part: int) -> str | None:
+    """The id of another entry of ``seq``'s series whose part an editor set to ``part``."""
+    sid = select(entries.c.series_id).where(entries.c.seq == seq).scalar_subquery()
+    return conn.execute(select(entries.c.id).where(
+        entries.c.series_id == sid, entries.c.part == part, entries.c.seq != seq)).scalar()
+
+
+def series_of(conn: Connection, seq: int) -> int:
+    return int(conn.execute(select(entries.c.series_id).where(entries.c.seq == seq))
+               .scalar_one())
 
 
 def _authors_for(conn: Connection, seqs: Sequence[int]) -> dict[int, tuple[Author, ...]]:
@@ -168,7 +226,7 @@ def list_entries(conn: Connection, *, language: str | None = None,
         query = query.order_by(entries.c.published, entries.c.seq)
     if limit is not None:
         query = query.limit(limit)
-    found = _load(conn, query)
+    found = _with_parts(conn, _load(conn, query), include_held=include_held)
     if include_held:
         held = set(conn.execute(select(held_entries.c.entry_seq)).scalars())
         for e in found:
@@ -176,15 +234,16 @@ def list_entries(conn: Connection, *, language: str | None = None,
     return found
 
 
-def get_entry(conn: Connection, ref: str) -> Entry:
-    """An entry by its id, its URL or its sequence number."""
+def get_entry(conn: Connection, ref: str, *, parts: bool = False) -> Entry:
+    """An entry by its id, its URL or its sequence number; with ``parts``, its part number
+    too (a scan of its series: imports look entries up one by one and do not need it)."""
     cond = or_(entries.c.id == ref, entries.c.url == ref)
     if ref.isdigit():
         cond = or_(cond, entries.c.seq == int(ref))
     found = _load(conn, _entry_select().where(cond))
     if not found:
         raise NotFoundError(f"no entry with id, URL or number '{ref}'")
-    return found[0]
+    return _with_parts(conn, found[:1], include_held=True)[0] if parts else found[0]
 
 
 def find_seq(conn: Connection, *, entry_id: str | None = None,
@@ -279,8 +338,16 @@ def save_entry(conn: Connection, e: Entry, sid: int, now: datetime) -> StoredRow
     seq = find_seq(conn, entry_id=e.id, url=e.url)
     values = _row_values(e, sid)
     if seq is None:
+        # only the slugs this one could collide with (base, base-2, …): an index range,
+        # not the whole series, so a large import stays linear
+        base = slug_base(e.url, e.title)
+        taken = set(conn.execute(select(entries.c.slug).where(
+            entries.c.series_id == sid, entries.c.language == e.language,
+            or_(entries.c.slug == base,
+                and_(entries.c.slug >= base + "-", entries.c.slug < base + ".")))).scalars())
         seq = conn.execute(
             insert(entries).values(id=e.id, updated=e.updated or e.published, created_at=now,
+                                   slug=entry_slug(e.url, e.title, taken),
                                    **values).returning(entries.c.seq)
         ).scalar_one()
         _write_authors(conn, seq, e.authors)
@@ -385,9 +452,9 @@ def release_due(conn: Connection, now: datetime) -> list[int]:
     out: list[int] = []
     for old in due:
         row = dict(conn.execute(select(entries).where(entries.c.seq == old)).one()._mapping)
-        # free the unique id and URL for the copy, then move everything onto it
+        # free the unique id, URL and slug for the copy, then move everything onto it
         conn.execute(update(entries).where(entries.c.seq == old).values(
-            id=f"releasing:{old}", url=f"releasing:{old}"))
+            id=f"releasing:{old}", url=f"releasing:{old}", slug=None))
         row.pop("seq")
         new = int(conn.execute(insert(entries).values(**row).returning(entries.c.seq))
                   .scalar_one())

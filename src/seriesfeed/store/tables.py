@@ -104,8 +104,13 @@ entries = Table(
     Column("updated", UTCDateTime, nullable=False),
     Column("translation_of", Integer, ForeignKey("entries.seq", ondelete="SET NULL")),
     Column("created_at", UTCDateTime, nullable=False),
+    # the part number an editor set (NULL: computed from the originals' order, parts.py)
+    Column("part", Integer),
+    # the article page's path segment: minted once (store/slugs.py), never recomputed
+    Column("slug", String(200)),
     Index(None, "language", "published"),
     Index(None, "series_id", "language", "published"),
+    Index(None, "series_id", "language", "slug", unique=True),
     sqlite_autoincrement=True,
 )
 

@@ -1,4 +1,5 @@
-"""Serve the feeds and series pages from memory with ETag, Last-Modified, 304 and gzip.
+"""Serve the feeds, series and article pages, the sitemap and robots.txt from memory with
+ETag, Last-Modified, 304 and gzip.
 
 The documents are rebuilt when the store's fingerprint changes (checked on every request:
 a few aggregates), so a committed change is never answered with a stale 304.
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions
 from seriesfeed.actions import Store
-from seriesfeed.actions.feeds import HTML, FeedDocument, etag_of
+from seriesfeed.actions.feeds import FeedDocument, etag_of
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.web import localized
@@ -117,7 +118,8 @@ def serve(config: Config, cache: SiteCache, request: Request) -> Response:
     headers = {"ETag": etag, "Last-Modified": served.last_modified,
                "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
     hub = config.websub.hub
-    if hub and served.doc.media_type != HTML:  # WebSub 4: discovery by Link headers
+    # WebSub 4: discovery by Link headers, on feeds (not pages, the sitemap, robots.txt)
+    if hub and served.doc.path.startswith("/feeds/"):
         headers["Link"] = (f'<{hub}>; rel="hub", '
                            f'<{config.public_url}{served.doc.path}>; rel="self"')
     if _not_modified(request, served, etag):
@@ -145,6 +147,8 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
     return [
         Route("/", functools.partial(home, config), methods=methods),
         *(Route(path, page, methods=methods)
-          for path in ("/feeds/{rest:path}", "/{lang:str}", "/{lang:str}/",
-                       "/{lang:str}/{slug:str}", "/{lang:str}/{slug:str}/")),
+          for path in ("/feeds/{rest:path}", "/sitemaps/{rest:path}", "/{lang:str}",
+                       "/{lang:str}/", "/{lang:str}/{slug:str}", "/{lang:str}/{slug:str}/",
+                       "/{lang:str}/{slug:str}/{entry:str}",
+                       "/{lang:str}/{slug:str}/{entry:str}/")),
     ]

@@ -1,0 +1,194 @@
+"""Parts of a series: numbers from the originals' order, a translation's from its original,
+an editor's choice kept (and the rest numbered around it), round trips through JSON/CSV."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from seriesfeed import actions
+from seriesfeed.config import Config
+from seriesfeed.store import Store
+from tests.conftest import EXAMPLE_JSON, SEED_PAGE, CliResult
+
+SLUG = "reflections-on-the-iso-crisis"
+
+
+def _listed(run_cli: Callable[..., CliResult], config_path: Path) -> list[dict[str, object]]:
+    result = run_cli("--config", config_path, "entries", "list", "--json")
+    assert result.code == 0, result
+    found: list[dict[str, object]] = json.loads(result.out)
+    return found
+
+
+def _seed(run_cli: Callable[..., CliResult], config_path: Path) -> None:
+    """The seed: the series page, then the JSON that links its two translations."""
+    for source in (SEED_PAGE, EXAMPLE_JSON):
+        assert run_cli("--config", config_path, "import", source).code == 0
+
+
+def _parts(found: list[dict[str, object]], language: str) -> dict[str, object]:
+    return {str(e["title"]): e["part"] for e in found if e["language"] == language}
+
+
+def test_the_seed_has_eighteen_parts_in_date_order_and_translations_share_theirs(
+        run_cli: Callable[..., CliResult], config_path: Path) -> None:
+    _seed(run_cli, config_path)
+    found = _listed(run_cli, config_path)
+    english = [e for e in found if e["language"] == "en"]
+    assert len(english) == 18
+    # entries list is oldest first (published, then the store's order): parts 1..18
+    assert [e["part"] for e in english] == list(range(1, 19))
+    assert all(isinstance(e["part"], int) for e in found)
+    by_id = {e["id"]: e for e in found}
+    spanish = [e for e in found if e["language"] == "es"]
+    assert len(spanish) == 2
+    for e in spanish:
+        assert e["translation_of"] is not None
+        assert e["part"] == by_id[e["translation_of"]]["part"]
+    parts = _parts(found, "en")
+    assert parts["Letter to the ISO membership"] == _parts(found, "es")[
+        "Carta a las bases de la ISO"]
+
+
+def test_an_editor_moves_a_part_and_only_the_computed_ones_between_shift(
+        run_cli: Callable[..., CliResult], config_path: Path) -> None:
+    _seed(run_cli, config_path)
+    before = [e for e in _listed(run_cli, config_path) if e["language"] == "en"]
+    moved = before[9]  # part 10
+    result = run_cli("--config", config_path, "entries", "set", moved["id"], "--part", "2")
+    assert result.code == 0, result
+    assert "part 2 of 18" in result.out
+    after = {e["id"]: e["part"] for e in _listed(run_cli, config_path)}
+    assert after[moved["id"]] == 2
+    # parts 2..9 move up one; 1 and 11..18 stay where they were
+    for old in before:
+        n = int(str(old["part"]))
+        want = n if n == 1 or n > 10 else (2 if old is moved else n + 1)
+        assert after[old["id"]] == want, old["title"]
+    assert sorted(after[e["id"]] for e in before) == list(range(1, 19))
+    # the translation follows its original wherever it goes
+    found = _listed(run_cli, config_path)
+    by_id = {e["id"]: e for e in found}
+    for e in found:
+        if e["translation_of"]:
+            assert e["part"] == by_id[e["translation_of"]]["part"]
+    # a number another editor took is refused, with the field named and nothing changed
+    other = before[0]
+    refused = run_cli("--config", config_path, "entries", "set", other["id"], "--part", "2")
+    assert refused.code == 1 and "Error:" in refused.err and "part 2" in refused.err
+    assert {e["id"]: e["part"] for e in _listed(run_cli, config_path)} == after
+    # a translation carries its original's part: it cannot be given its own
+    spanish = next(e for e in found if e["language"] == "es")
+    refused = run_cli("--config", config_path, "entries", "set", spanish["id"], "--part", "7")
+    assert refused.code == 1 and "original" in refused.err
+    # back to the computed number
+    assert run_cli("--config", config_path, "entries", "set", moved["id"], "--part",
+                   "auto").code == 0
+    assert [e["part"] for e in _listed(run_cli, config_path) if e["language"] == "en"] == \
+        list(range(1, 19))
+
+
+def test_bad_part_values_are_one_line_errors(run_cli: Callable[..., CliResult],
+                                             config_path: Path, tmp_path: Path) -> None:
+    _seed(run_cli, config_path)
+    first = _listed(run_cli, config_path)[0]
+    for bad in ("0", "-1", "x", "1.5", "9999999"):
+        result = run_cli("--config", config_path, "entries", "set", first["id"], "--part", bad)
+        assert result.code != 0 and "Traceback" not in result.err and "Error" in result.err
+    doc = {"format": "seriesfeed/1", "series": [], "entries": [
+        {"series": SLUG, "title": "Bad part", "published": "2019-05-01", "part": "three"}]}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    result = run_cli("--config", config_path, "import", path)
+    assert result.code == 1 and "part" in result.err
+
+
+def test_part_round_trips_through_json_and_csv(store: Store, config: Config,
+                                               make_config: Callable[..., Path],
+                                               tmp_path: Path) -> None:
+    actions.import_entries(store, config, SEED_PAGE)
+    actions.import_entries(store, config, EXAMPLE_JSON)
+    english = [e for e in actions.list_entries(store, "en")]
+    actions.set_entry(store, english[12].url or "", part=1)  # part 13 -> 1
+    want = {e.id: e.part for e in actions.list_entries(store)}
+    assert want[english[12].id] == 1 and want[english[0].id] == 2
+    for fmt in ("json", "csv"):
+        data, _count = actions.export_entries(store, config, fmt)
+        if fmt == "json":
+            assert {e["id"]: e["part"] for e in json.loads(data)["entries"]} == want
+        path = tmp_path / f"export.{fmt}"
+        path.write_bytes(data)
+        other_config = load(make_config, tmp_path / f"{fmt}.sqlite")
+        other = Store(other_config.database.url)
+        other.migrate()
+        try:
+            actions.import_entries(other, other_config, path)
+            assert {e.id: e.part for e in actions.list_entries(other)} == want, fmt
+            # reading the same export again changes nothing
+            report = actions.import_entries(other, other_config, path)
+            assert report.added == 0 and report.updated == 0, fmt
+        finally:
+            other.close()
+
+
+def load(make_config: Callable[..., Path], db: Path) -> Config:
+    from seriesfeed.config import load_config
+
+    return load_config(make_config(database={"url": f"sqlite:///{db}"}), env={})
+
+
+def test_the_migration_gives_existing_entries_stable_unique_slugs(tmp_path: Path) -> None:
+    """A store from before article pages: its entries get slugs from their URLs, unique
+    within series and language (the first stored keeps the plain one)."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from seriesfeed.store import MIGRATIONS
+
+    old = Store(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with old.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "i12_drop_rate_limits")
+        now = datetime(2019, 3, 1, tzinfo=UTC).replace(tzinfo=None)
+        conn.execute(text("INSERT INTO series (id, slug, created_at) VALUES (1, 's', :n)"),
+                     {"n": now})
+        for seq, url in enumerate(["https://e.example/2019/03/01/same/",
+                                   "https://e.example/other/same", "https://e.example/2019/",
+                                   "https://e.example/a.html"], start=1):
+            conn.execute(text(
+                "INSERT INTO entries (seq, id, series_id, language, title, summary, url, "
+                "published, updated, created_at) VALUES (:seq, :id, 1, 'en', :title, '', "
+                ":url, :n, :n, :n)"), {"seq": seq, "id": f"tag:e,2019:{seq}", "url": url,
+                                       "title": f"Title Nº {seq}", "n": now})
+    old.migrate()
+    with old.read() as conn:
+        slugs = dict(conn.execute(text("SELECT seq, slug FROM entries")).all())
+    old.close()
+    assert slugs == {1: "same", 2: "same-2", 3: "title-no-3", 4: "a"}
+
+
+def test_an_entry_slug_is_unique_in_its_series_and_language_and_survives_a_title_edit(
+        store: Store, config: Config) -> None:
+    from datetime import UTC, datetime
+
+    from seriesfeed.models import Entry
+
+    def add(url: str, title: str, language: str = "en") -> Entry:
+        return actions.add_entry(store, config, Entry(
+            series=SLUG, language=language, title=title, summary="",
+            published=datetime(2019, 5, 1, tzinfo=UTC), url=url))
+
+    first = add("https://e.example/2019/05/01/same-name/", "One")
+    second = add("https://e.example/other/same-name/", "Two")
+    spanish = add("https://e.example/es/same-name/", "Uno", "es")
+    assert (first.slug, second.slug, spanish.slug) == ("same-name", "same-name-2", "same-name")
+    edited = add("https://e.example/2019/05/01/same-name/", "One, with a fixed title")
+    assert edited.seq == first.seq and edited.slug == "same-name"
+    assert add("https://e.example/2019/05/01/", "Dated only").slug == "dated-only"
