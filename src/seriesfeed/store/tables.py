@@ -28,8 +28,8 @@ from sqlalchemy import (
 
 __all__ = [
     "UTCDateTime", "content_version", "digests", "entries", "entry_authors", "held_entries",
-    "job_runs", "metadata", "outbox", "series", "series_texts", "source_entries", "sources",
-    "subscriber_series", "subscribers", "suppressions",
+    "job_runs", "metadata", "outbox", "relay_state", "series", "series_texts", "source_entries",
+    "sources", "subscriber_series", "subscribers", "suppressions",
 ]
 
 
@@ -267,4 +267,17 @@ held_entries = Table(
            primary_key=True),
     Column("release_at", UTCDateTime, nullable=False),
     Index(None, "release_at"),
+)
+
+# the relay's state: one row (id 1) that every sender process and node reads, so a pause
+# is one clock, not a wait per row or a global in one process
+relay_state = Table(
+    "relay_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("paused_until", UTCDateTime),  # None: not paused; else the next probe's time
+    Column("since", UTCDateTime),  # when the relay stopped taking mail
+    Column("reason", Text),  # the relay's last refusal, for the operator
+    Column("refusal_key", Text),  # equal for "the same refusal" whoever the recipient
+    Column("refusals", Integer, nullable=False, default=0, server_default="0"),
 )
