@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from seriesfeed import crashpoints, emails, i18n, mailer, messages, metrics, tokens
+from seriesfeed import crashpoints, i18n, mailer, messages, metrics, tokens
 from seriesfeed.actions import bounces, relay
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
@@ -320,9 +320,9 @@ class Drain:
         self.progress, self.lock_wait, self.kinds = progress, lock_wait, kinds
         self.report = DrainReport()
         self.own = transport is None
+        # every message goes through the transport, which signs it (DKIM) when configured
         self.transport = metrics.timed(transport or mailer.make_transport(config))
         self.key = tokens.ensure_secret_key(config)
-        self.signer = emails.dkim_signer(config)
         self.sender = mailer.envelope_sender(config)
         self.cache: dict[tuple[object, ...], Rendered | None] = {}
         self.slots = asyncio.Semaphore(max(config.smtp.connections, 1))
@@ -420,7 +420,7 @@ class Drain:
                                                  row.confirm_sent_at, row.message_id)
         return messages.digest_message(self.config, self.key, messages.Recipient(
             row.subscriber_id, row.recipient, row.name, row.message_id, row.digest_id,
-            row.language), rendered, self.signer)
+            row.language), rendered)
 
     async def send(self, row: oq.Claimed, data: bytes) -> _Sent:
         # with [mail] bounce_address, a VERP envelope sender naming the row
