@@ -42,7 +42,7 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
                                 metadata)
     assert diff == []
-    assert store.schema_revision() == "i12_drop_rate_limits"  # the newest (issues 14, 16, 12)
+    assert store.schema_revision() == HEAD_REVISION == "i20_relay_state"  # the newest
     assert store.migrate() == []  # idempotent
 
 
@@ -74,7 +74,8 @@ def test_a_store_at_head_opens_without_alembic_and_an_older_one_upgrades(
                               "from seriesfeed.store import Store\n"
                               f"print(Store({url!r}).migrate())\n"],
                              capture_output=True, text=True, check=True)
-    assert upgrade.stdout.strip() == "['i14_sources', 'i16_ops', 'i12_drop_rate_limits']"
+    assert upgrade.stdout.strip() == ("['i14_sources', 'i16_ops', 'i12_drop_rate_limits', "
+                                     "'i20_relay_state']")
     assert old.at_head()
     again = subprocess.run([sys.executable, "-c",
                             "import sys\nfrom seriesfeed.store import open_store\n"
