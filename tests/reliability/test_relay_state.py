@@ -107,11 +107,16 @@ def test_after_a_421_outage_everything_due_goes_within_retry_seconds_of_recovery
                "drains": drains})
 
 
+@pytest.mark.parametrize("backend", [
+    "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_a_paused_relay_is_one_clock_shared_by_every_process_and_probed_once(
         make_config: Callable[..., Path], tmp_path: Path,
-        fault: Callable[..., FaultServer]) -> None:
+        fault: Callable[..., FaultServer], backend: str,
+        request: pytest.FixtureRequest) -> None:
     server = fault(greeting_failures=10 ** 9)
-    config = kill.world(make_config, server.port, 30, f"sqlite:///{tmp_path / 's.sqlite3'}",
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else \
+        f"sqlite:///{tmp_path / 's.sqlite3'}"
+    config = kill.world(make_config, server.port, 30, url,
                         extra={"mail": {"retry_seconds": 600, "max_attempts": 8}})
     store = open_store(config.database.url, config.base_dir)
     try:

@@ -77,7 +77,8 @@ def refused(store: Store, config: Config, reason: str, key: str | None, *,
         refusals = before.refusals + 1 if refusal else 0
         state = rq.pause(conn, now + pause_for(config, refusals, refusal=refusal), now,
                          reason, key, refusals)
-    if not before.paused or before.reason != state.reason:  # once per change, not per drain
+    # once per change of refusal, not once per drain or probe
+    if not before.paused or before.refusal_key != state.refusal_key:
         log.warning("sending paused: the relay refuses the sender, not the recipients "
                     "(nothing is counted against subscribers; the messages wait, next try "
                     "at %s): %s", state.paused_until, reason)
