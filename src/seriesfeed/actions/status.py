@@ -44,7 +44,7 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
         "paused": relay.paused, "reason": relay.reason,
         "since": local_time(relay.since, config.zone),
         "next_try": local_time(relay.paused_until, config.zone)}
-    # issue 16: every figure /healthz and /metrics report comes from here
+    # one source of figures: /healthz and /metrics report what status reports
     if figures:
         report.update(_figures(store, config))
     report["jobs"] = []

@@ -138,7 +138,7 @@ subscribers = Table(
     Column("confirm_sent_at", UTCDateTime),
     Column("last_seq", Integer, nullable=False, default=0),
     Column("hard_bounces", Integer, nullable=False, default=0),
-    # issue 16: transient failures reported after the relay's 250 (DSN "delayed")
+    # transient failures reported after the relay's 250 (DSN "delayed")
     Column("soft_bounces", Integer, nullable=False, default=0, server_default="0"),
     Index(None, "status", "language", "frequency"),
     sqlite_autoincrement=True,
@@ -197,7 +197,7 @@ outbox = Table(
     Column("smtp_code", Integer),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
-    # issue 16: operator retries and what came back after the relay's 250
+    # operator retries and what came back after the relay's 250
     Column("note", Text),
     Column("operator_retries", Integer, nullable=False, default=0, server_default="0"),
     Column("bounce", String(16)),  # hard, soft or complaint
@@ -229,7 +229,7 @@ job_runs = Table(
     Index(None, "job", "started_at"),
 )
 
-# issue 14: one row per configured source ([sources.<name>]): where it is now (after
+# one row per configured source ([sources.<name>]): where it is now (after
 # permanent redirects), the validators of the last good response, and how polling went
 sources = Table(
     "sources",
