@@ -57,6 +57,7 @@ def _run_out_the_pause(store: Store) -> None:
         conn.execute(update(relay_state).values(paused_until=datetime(2000, 1, 1, tzinfo=UTC)))
 
 
+@pytest.mark.catalogue("F4")
 @pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 def test_after_a_421_outage_everything_due_goes_within_retry_seconds_of_recovery(
         make_config: Callable[..., Path], tmp_path: Path,
