@@ -322,6 +322,54 @@ def test_dkim_signature_covers_both_list_unsubscribe_headers_and_verifies(
     assert dkim.verify(raw, dnsfunc=dns)
 
 
+def test_confirmation_mail_and_test_copies_are_signed_too(
+        make_config: Callable[..., Path], tmp_path: Path,
+        smtp_server: SmtpServer) -> None:
+    """Only digests were signed: a confirmation or a `digest send --to` copy left unsigned,
+    as DKIM-aligned receivers see it (DMARC), looked forged."""
+    import base64
+    import subprocess
+
+    import dkim
+
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
+                   capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    config = load_config(make_config(
+        database={"url": f"sqlite:///{tmp_path / 'c.sqlite3'}"},
+        smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none"},
+        mail={"from": "Digest <digest@example.org>", "maildir": "var/maildir",
+              "bounce_limit": 3, "max_attempts": 8, "retry_seconds": 60,
+              "dkim_key": str(key), "dkim_selector": "sf", "dkim_domain": "example.org"}),
+        env={})
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        added = actions.subscribers.add_subscriber(store, config, "new@example.org",
+                                                   frequency="daily")
+        assert added.subscriber is not None
+        assert actions.subscribers.send_confirmation(
+            store, config, added.subscriber).name == "SENT"
+        actions.import_entries(store, config, SEED_PAGE)
+        actions.digests.send_test_message(store, config, "editor@example.org", "en",
+                                          Frequency.DAILY)
+    finally:
+        store.close()
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"sf._domainkey.example.org."
+        return b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+
+    received = smtp_server.recorder.wait_for(2)
+    assert sorted(r for m in received for r in m.recipients) == [
+        "editor@example.org", "new@example.org"]
+    for message in received:
+        raw = message.data
+        assert raw.startswith(b"DKIM-Signature:"), raw[:200]
+        assert dkim.verify(raw, dnsfunc=dns)
+
+
 def test_digest_send_on_a_terminal_shows_progress_and_a_summary(
         world: tuple[Config, Store]) -> None:
     import os

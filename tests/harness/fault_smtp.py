@@ -214,6 +214,7 @@ class FaultServer:
     port: int
     handler: FaultHandler
     controller: FaultController
+    smtputf8: bool = True  # offered again after a restart as at the start
 
     @classmethod
     def start(cls, log_path: Path, *, no_smtputf8: bool = False, port: int | None = None,
@@ -236,7 +237,7 @@ class FaultServer:
                                      enable_SMTPUTF8=not no_smtputf8, decode_data=False,
                                      **auth)
         controller.start()
-        return cls("127.0.0.1", port, handler, controller)
+        return cls("127.0.0.1", port, handler, controller, smtputf8=not no_smtputf8)
 
     def stop(self) -> None:
         if self.controller._thread is not None:  # idempotent
@@ -244,7 +245,7 @@ class FaultServer:
 
     def restart(self) -> None:
         self.controller = FaultController(self.handler, hostname=self.host, port=self.port,
-                                          enable_SMTPUTF8=True, decode_data=False)
+                                          enable_SMTPUTF8=self.smtputf8, decode_data=False)
         self.controller.start()
 
     def parsed(self, data: bytes) -> email.message.EmailMessage:

@@ -584,16 +584,17 @@ def test_digest_send_hands_rows_back_on_sigterm(
 
 
 def test_a_relay_that_answers_nothing_is_tried_each_minute_one_that_refuses_backs_off(
-        make_config: Callable[..., Path], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        make_config: Callable[..., Path], tmp_path: Path) -> None:
     """F4 found it: after a 60 s outage the doubling pause had reached 64 s, and the send
-    resumed a minute after the relay was back. A relay that answers nothing is only down:
-    the pause stops growing at a minute. One that refuses (535, 530) backs off to an hour."""
+    resumed a minute after the relay was back. A relay that answers nothing (or says "not
+    now", 421) is only down: it is tried again every retry_seconds, so mail goes out within
+    that of its return. One that refuses (535, 530) backs off to an hour."""
+    from seriesfeed.actions import relay
+
     config = load_config(make_config(
         database={"url": f"sqlite:///{tmp_path / 'p.sqlite3'}"},
         mail={"retry_seconds": 2}), env={})
-    monkeypatch.setattr(delivery, "_relay_streak", 12)  # twelve paused drains in a row
-    assert delivery.relay_pause(config, answered=False).total_seconds() == 60
-    assert delivery.relay_pause(config, answered=True).total_seconds() == 3600
-    monkeypatch.setattr(delivery, "_relay_streak", 1)
-    assert delivery.relay_pause(config, answered=False).total_seconds() == 4
+    assert relay.pause_for(config, 12, refusal=False).total_seconds() == 2
+    assert relay.pause_for(config, 12, refusal=True).total_seconds() == 3600
+    assert relay.pause_for(config, 1, refusal=True).total_seconds() == 2
+    assert relay.pause_for(config, 2, refusal=True).total_seconds() == 4

@@ -1,12 +1,14 @@
-"""Draining the outbox (digests and confirmation mail): claim, render, send through the pooled
-transport, mark.
+"""Draining the outbox (digests and confirmation mail): claim, build, send through the pooled
+transport, judge, mark; :class:`Drain` holds the steps and :func:`drain_outbox` is the
+one-call façade.
 
 A digest is rendered once per (digest, language, cursor range, series followed); the
 per-recipient part (the unsubscribe link) is filled in by string substitution. Sends run
 concurrently over the pool's connections and their outcomes are committed in groups of at
 most ``MARK_GROUP`` as they arrive, so after a crash at most those in flight plus one
 group can be sent twice, each time with the same Message-ID (README: "Digests"). Leases
-are renewed while rows are in flight; a stop hands unsent rows back.
+are renewed while rows are in flight; a stop hands unsent rows back. Whether the relay may be
+tried at all is the relay's state in the store (``actions.relay``), shared by every sender.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from seriesfeed import crashpoints, emails, i18n, mailer, messages, metrics, tokens
-from seriesfeed.actions import bounces
+from seriesfeed import crashpoints, i18n, mailer, messages, metrics, tokens
+from seriesfeed.actions import bounces, relay
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
@@ -46,16 +48,14 @@ __all__ = [
     "HELD",
     "MARK_EVERY_S",
     "MARK_GROUP",
-    "RELAY_DOWN_PAUSE_MAX_S",
-    "RELAY_PAUSE_MAX_S",
     "SYSTEMIC_AFTER",
+    "Drain",
     "DrainReport",
     "Reply",
     "classify",
     "drain_outbox",
     "duplicate_bound",
     "held",
-    "relay_pause",
     "render_digest",
 ]
 
@@ -108,13 +108,9 @@ def held(store: Store) -> set[int]:
 MARK_GROUP = 16  # outcomes committed together: a crash re-sends at most this many + in flight
 MARK_EVERY_S = 0.25
 MARK_RETRY_S = 60.0  # a mark that meets a locked store is tried again this long
-SYSTEMIC_AFTER = 5  # the same refusal for this many recipients in a row: the relay's problem
-RELAY_PAUSE_MAX_S = 3600.0
-# a relay that answers nothing (refused, timed out, dropped) is simply down: asking again
-# each minute costs one connection attempt, and the send resumes within a minute of its
-# return; one that answers with a refusal (a wrong password) backs off up to the hour
-RELAY_DOWN_PAUSE_MAX_S = 60.0
-_relay_streak = 0  # drains in a row paused by the relay (this process): the pause grows
+# the same refusal (or the same error building the message) for this many different
+# recipients in a row: the relay's or the configuration's problem, not theirs
+SYSTEMIC_AFTER = 5
 
 
 class Reply(enum.Enum):
@@ -149,6 +145,7 @@ class _Sent:
     key: str | None = None  # equal for the same refusal: a run of them is systemic
     pause: bool = False  # the relay refuses the sender: stop this drain
     decisive: bool = False  # a system-class refusal: two alike in a drain with no success
+    recipient: str = ""  # a run counts only different recipients
 
 
 async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
@@ -158,7 +155,8 @@ async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
         await transport.send(data, sender=sender, recipients=[row.recipient])
     except RelayError as exc:
         return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
-                                str(exc), exc.code, sender_fault=True), pause=True)
+                                str(exc), exc.code, sender_fault=True), pause=True,
+                     key=f"relay {exc.code}", recipient=row.recipient)
     except DeliveryError as exc:
         uncertain = isinstance(exc, UncertainDeliveryError)
         permanent = isinstance(exc, PermanentDeliveryError)
@@ -166,7 +164,8 @@ async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
             outcome = oq.Outcome(row.id, row.subscriber_id,
                                  OutboxState.FAILED if permanent else OutboxState.RETRY,
                                  row.attempts, str(exc), None, uncertain=uncertain)
-            return _Sent(outcome, None if permanent else f"lost {uncertain}")
+            return _Sent(outcome, None if permanent else f"lost {uncertain}",
+                         recipient=row.recipient)
         kind, key = classify(exc)
         # a 5xx is tried once; it counts as a bounce only when it names the address (or
         # says nothing more): a policy or system refusal is not the subscriber's doing
@@ -175,12 +174,13 @@ async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
                              row.attempts, str(exc), exc.code, uncertain=uncertain,
                              bounce=kind in (Reply.RECIPIENT, Reply.UNKNOWN))
         if kind is Reply.RECIPIENT:
-            return _Sent(outcome)
-        return _Sent(outcome, key, decisive=kind is not Reply.UNKNOWN)
+            return _Sent(outcome, recipient=row.recipient)
+        return _Sent(outcome, key, decisive=kind is not Reply.UNKNOWN,
+                     recipient=row.recipient)
     except Exception as exc:  # a bug: this row retries (and fails at max_attempts) alone
         log.exception("sending outbox row %s failed unexpectedly", row.id)
         return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
-                                f"{type(exc).__name__}: {exc}"))
+                                f"{type(exc).__name__}: {exc}"), recipient=row.recipient)
     crashpoints.hit("after_smtp_250")
     return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT, row.attempts))
 
@@ -189,30 +189,41 @@ class _Verdicts:
     """Decides, as outcomes arrive, which failures are the recipients' and which are the
     relay's (invariant 11). A failure that could be the relay's (not one naming the
     address, RFC 3463 x.1/x.2) is held back while a run of the same refusal grows:
-    ``SYSTEMIC_AFTER`` in a row (or, for a system-class code, two or more in a drain that
-    delivered nothing) means the relay refuses everybody, and they wait, uncounted,
-    instead of bouncing or using up their attempts."""
+    ``SYSTEMIC_AFTER`` different recipients in a row (or, for a system-class code, two or
+    more in a drain that delivered nothing) means the relay refuses everybody, and they
+    wait, uncounted, instead of bouncing or using up their attempts. While probing a
+    paused relay, the refusal that paused it is systemic at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, probe_key: str | None = None) -> None:
         self.delivered = False
         self.held: list[_Sent] = []
         self.paused: str | None = None  # why sending stopped (a sender-side failure)
+        self.pause_key: str | None = None
+        self.pause_code: int | None = None
+        self.probe_key = probe_key
 
     def _release(self) -> list[oq.Outcome]:
         out, self.held = [s.outcome for s in self.held], []
         return out
 
+    def _pause(self, why: str, sent: _Sent) -> None:
+        if self.paused is None:
+            self.paused, self.pause_key, self.pause_code = why, sent.key, sent.outcome.code
+
     def _systemic(self, why: str) -> list[oq.Outcome]:
-        self.paused = self.paused or why
+        self._pause(why, self.held[-1])
         out, self.held = self.held, []
         return [dataclasses.replace(s.outcome, state=OutboxState.RETRY, sender_fault=True)
                 for s in out]
+
+    def _recipients(self) -> int:
+        return len({s.recipient for s in self.held})
 
     def add(self, sent: _Sent) -> list[oq.Outcome]:
         """The outcomes that can be marked now."""
         outcome = sent.outcome
         if sent.pause:
-            self.paused = self.paused or (outcome.error or "relay error")
+            self._pause(outcome.error or "relay error", sent)
             return [outcome]
         if sent.key is None:
             if outcome.state is OutboxState.SENT:
@@ -221,14 +232,17 @@ class _Verdicts:
             return [outcome]
         released = self._release() if self.held and sent.key != self.held[0].key else []
         self.held.append(sent)
-        if len(self.held) >= SYSTEMIC_AFTER:
+        if self.probe_key is not None and sent.key == self.probe_key:
+            return released + self._systemic(
+                f"the relay still refuses the same way: {outcome.error}")
+        if self._recipients() >= SYSTEMIC_AFTER:
             return released + self._systemic(
                 f"the relay refused {len(self.held)} recipients in a row the same way: "
                 f"{outcome.error}")
         return released
 
     def finish(self) -> list[oq.Outcome]:
-        if len(self.held) >= 2 and not self.delivered and self.held[0].decisive:
+        if self._recipients() >= 2 and not self.delivered and self.held[0].decisive:
             return self._systemic(f"the relay refused every recipient the same way: "
                                   f"{self.held[-1].outcome.error}")
         return self._release()
@@ -283,41 +297,171 @@ class _Marker:
             held(self.store).difference_update(ids)
 
 
-async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event | None = None,
-                       transport: mailer.Transport | None = None, batch: int | None = None,
-                       progress: Callable[[int], None] | None = None,
-                       lock_wait: float = 30.0,
-                       kinds: tuple[OutboxKind, ...] = tuple(OutboxKind)) -> DrainReport:
-    """Send every due outbox row; returns when none is due, when ``stopping`` is set, or
-    when the relay refuses the sender (the rows wait, uncounted, and the report says why).
+def _build_key(exc: BaseException, recipient: str) -> str:
+    """Equal for the same error on different rows: the recipient's address left out."""
+    text = str(exc).replace(recipient, "") if recipient else str(exc)
+    return f"build {type(exc).__name__}: {_ADDRESSES.sub('', text)}"
 
-    On SQLite one drain runs at a time; this one waits up to ``lock_wait`` seconds for
-    another to finish. If it is still busy the rows are left to that drain (which claims
-    until none is due) and the report says ``busy``. Rows this drain claimed but did not
-    send (a stop, a pause, a cancel) are handed back, queued, before it returns."""
-    global _relay_streak
-    started = time.monotonic()
-    report = DrainReport()
-    own = transport is None
-    transport = metrics.timed(transport or mailer.make_transport(config))  # issue 16
-    key = tokens.ensure_secret_key(config)
-    signer = emails.dkim_signer(config)
-    sender = mailer.envelope_sender(config)
-    cache: dict[tuple[object, ...], Rendered | None] = {}
-    limit = asyncio.Semaphore(max(config.smtp.connections, 1))
-    lease = timedelta(seconds=config.mail.lease_seconds)
-    verdicts = _Verdicts()
-    mine: set[int] = set()  # claimed by this drain and not yet marked (leases renewed)
-    marker = _Marker(store, config, mine)
 
-    def count(outcomes: list[oq.Outcome]) -> None:
+class Drain:
+    """One pass over the outbox: the steps of :func:`drain_outbox`, which is how callers
+    run it. :meth:`claim` takes due rows (one, when probing a paused relay), :meth:`build`
+    makes a row's bytes, :meth:`send` sends them, :class:`_Verdicts` judges whose each
+    failure is, :meth:`settle` counts and marks; :meth:`run` drives them and records
+    what the relay did."""
+
+    def __init__(self, store: Store, config: Config, *,
+                 stopping: asyncio.Event | None = None,
+                 transport: mailer.Transport | None = None, batch: int | None = None,
+                 progress: Callable[[int], None] | None = None, lock_wait: float = 30.0,
+                 kinds: tuple[OutboxKind, ...] = tuple(OutboxKind)) -> None:
+        self.store, self.config, self.stopping = store, config, stopping
+        self.batch = batch or config.mail.batch_size
+        self.progress, self.lock_wait, self.kinds = progress, lock_wait, kinds
+        self.report = DrainReport()
+        self.own = transport is None
+        # every message goes through the transport, which signs it (DKIM) when configured
+        self.transport = metrics.timed(transport or mailer.make_transport(config))
+        self.key = tokens.ensure_secret_key(config)
+        self.sender = mailer.envelope_sender(config)
+        self.cache: dict[tuple[object, ...], Rendered | None] = {}
+        self.slots = asyncio.Semaphore(max(config.smtp.connections, 1))
+        self.lease = timedelta(seconds=config.mail.lease_seconds)
+        self.verdicts = _Verdicts()
+        self.mine: set[int] = set()  # claimed by this drain and not yet marked (renewed)
+        self.marker = _Marker(store, config, self.mine)
+        self.probing = False
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.stopping and self.stopping.is_set())
+
+    async def run(self) -> DrainReport:
+        started = time.monotonic()
+        lock = SenderLock(self.store)
+        renewer: asyncio.Task[None] | None = None
+        try:
+            # inside the try: a failure here (a full disk, say) must not keep the lock held
+            if lock.needed and not await _take(lock, self.lock_wait, self.stopping):
+                self.report.busy = True
+                return self.report
+            if lock.exclusive:
+                await asyncio.to_thread(_release_orphans, self.store)
+            gate, state = await asyncio.to_thread(relay.gate, self.store, self.config)
+            if gate is relay.Gate.WAIT:
+                self.report.paused = state.reason or "the relay is being tried by another sender"
+                return self.report
+            self.probing = gate is relay.Gate.PROBE
+            self.verdicts.probe_key = state.refusal_key if self.probing else None
+            renewer = asyncio.create_task(_renew_leases(self.store, self.mine, self.lease))
+            while not self.stopped and not self.verdicts.paused:
+                claimed = await self.claim(1 if self.probing else self.batch)
+                if not claimed:
+                    break
+                await _all([job for row in claimed if (job := await self.job(row))])
+                await self.settle(self.verdicts.finish() if self.verdicts.paused else [])
+                await self.marker.flush()
+                if self.progress:
+                    self.progress(len(claimed))
+                if self.probing and not self.verdicts.paused:
+                    # the relay answered the probe: everything due goes now, in this drain
+                    await asyncio.to_thread(relay.answered, self.store)
+                    self.probing = False
+                    self.verdicts.probe_key = None
+            await self.settle(self.verdicts.finish())
+            await self.marker.flush()
+        finally:
+            if renewer is not None:
+                renewer.cancel()
+            try:
+                rest = self.verdicts.finish()
+                self.count(rest)
+                await _finish(self.store, self.marker, rest, self.mine)
+            finally:
+                lock.release()
+                if self.own:
+                    await self.transport.aclose()
+        await self.record_relay()
+        self.report.seconds = time.monotonic() - started
+        return self.report
+
+    async def claim(self, limit: int) -> list[oq.Claimed]:
+        claimed = await asyncio.to_thread(_claim, self.store, self.config, now_utc(), limit,
+                                          self.lease, self.kinds)
+        self.mine.update(r.id for r in claimed)
+        held(self.store).update(r.id for r in claimed)
+        if claimed:
+            crashpoints.hit("after_claim_commit")
+        return claimed
+
+    async def job(self, row: oq.Claimed) -> Coroutine[Any, Any, None] | None:
+        """The send of one claimed row, its digest rendered first (once per group); None
+        when there is nothing left to send (its entries were removed since)."""
+        if row.kind is OutboxKind.CONFIRM:
+            return self.one(row, None)
+        group = (row.digest_id, row.language, row.from_seq, row.to_seq, row.series_ids)
+        if group not in self.cache:
+            self.cache[group] = await asyncio.to_thread(
+                render_digest, self.store, self.config, row.language, row.from_seq,
+                row.to_seq, row.series_ids)
+        rendered = self.cache[group]
+        if rendered is None:
+            await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,
+                                          row.attempts)])
+            return None
+        return self.one(row, rendered)
+
+    def build(self, row: oq.Claimed, rendered: Rendered | None) -> bytes:
+        assert row.subscriber_id is not None
+        if rendered is None:
+            assert row.confirm_sent_at is not None
+            return messages.confirmation_message(self.config, self.key, row.subscriber_id,
+                                                 row.recipient, row.language,
+                                                 row.confirm_sent_at, row.message_id)
+        return messages.digest_message(self.config, self.key, messages.Recipient(
+            row.subscriber_id, row.recipient, row.name, row.message_id, row.digest_id,
+            row.language), rendered)
+
+    async def send(self, row: oq.Claimed, data: bytes) -> _Sent:
+        # with [mail] bounce_address, a VERP envelope sender naming the row
+        envelope = bounces.envelope_sender(self.config, self.key, row.id) \
+            if self.config.mail.bounce_address else self.sender
+        return await _send(self.transport, envelope, row, data)
+
+    async def one(self, row: oq.Claimed, rendered: Rendered | None) -> None:
+        async with self.slots:
+            if self.verdicts.paused or self.stopped:
+                return  # handed back at the end, untried
+            try:
+                data = self.build(row, rendered)
+            except ValidationError as exc:  # this row's address: it fails alone
+                await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.FAILED,
+                                              row.attempts, f"cannot build the message: {exc}")])
+                return
+            except Exception as exc:
+                # this row's, whatever its type (a name the header code chokes on), unless
+                # the same error comes back for different recipients: then it is the
+                # template's or the configuration's, and the verdicts pause the send
+                log.exception("building the message of outbox row %s failed", row.id)
+                await self.settle(self.verdicts.add(_Sent(oq.Outcome(
+                    row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
+                    f"cannot build the message: {type(exc).__name__}: {exc}"),
+                    key=_build_key(exc, row.recipient), recipient=row.recipient)))
+                return
+            sent = await self.send(row, data)
+            # inside the slot: a connection sends again only once its outcome is taken,
+            # which bounds what a crash can leave unmarked (duplicate_bound)
+            await self.settle(self.verdicts.add(sent))
+
+    def count(self, outcomes: list[oq.Outcome]) -> None:
+        report, max_attempts = self.report, self.config.mail.max_attempts
         for o in outcomes:
             if o.uncertain:
                 report.uncertain += 1
             if o.state is OutboxState.SENT:
                 report.sent += 1
             elif (o.sender_fault and not o.uncertain) or (
-                    o.state is OutboxState.RETRY and o.attempts < config.mail.max_attempts):
+                    o.state is OutboxState.RETRY and o.attempts < max_attempts):
                 report.retried += 1
             else:
                 report.failed += 1
@@ -327,108 +471,42 @@ async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event 
             if o.error:
                 report.errors.append(o.error)
 
-    async def settle(outcomes: list[oq.Outcome]) -> None:
-        count(outcomes)
-        await marker.add(outcomes)
+    async def settle(self, outcomes: list[oq.Outcome]) -> None:
+        self.count(outcomes)
+        await self.marker.add(outcomes)
 
-    def build(row: oq.Claimed, rendered: Rendered | None) -> bytes:
-        if rendered is None:
-            assert row.subscriber_id is not None and row.confirm_sent_at is not None
-            return messages.confirmation_message(config, key, row.subscriber_id, row.recipient,
-                                                 row.language, row.confirm_sent_at,
-                                                 row.message_id)
-        assert row.subscriber_id is not None
-        return messages.digest_message(config, key, messages.Recipient(
-            row.subscriber_id, row.recipient, row.name, row.message_id, row.digest_id,
-            row.language), rendered, signer)
+    async def record_relay(self) -> None:
+        """The relay's state for every sender: paused (the clock starts or runs on) when
+        this drain stopped on the relay; nothing changes otherwise (a drain that met no
+        refusal and was not probing had found the relay open)."""
+        v = self.verdicts
+        if v.paused is None:
+            return
+        self.report.paused = v.paused
+        # a refusal (5xx) backs off to the hour; no answer, a 4xx or an error of our own
+        # while building is tried again each retry interval
+        refusal = v.pause_code is not None and v.pause_code >= 500
+        await asyncio.to_thread(relay.refused, self.store, self.config, v.paused,
+                                v.pause_key, refusal=refusal)
 
-    async def one(row: oq.Claimed, rendered: Rendered | None) -> None:
-        async with limit:
-            if verdicts.paused or (stopping and stopping.is_set()):
-                return  # handed back below, untried
-            try:
-                data = build(row, rendered)
-            except ValidationError as exc:  # this row's address: it fails alone
-                await settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.FAILED,
-                                         row.attempts, f"cannot build the message: {exc}")])
-                return
-            except Exception as exc:  # a template or a key: every row would fail alike
-                if not verdicts.paused:
-                    log.exception("building the message of outbox row %s failed", row.id)
-                await settle(verdicts.add(_Sent(oq.Outcome(
-                    row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
-                    f"cannot build the message: {type(exc).__name__}: {exc}",
-                    sender_fault=True), pause=True)))
-                return
-            # with [mail] bounce_address, a VERP envelope sender naming the row
-            envelope = bounces.envelope_sender(config, key, row.id) \
-                if config.mail.bounce_address else sender
-            sent = await _send(transport, envelope, row, data)
-            # inside the slot: a connection sends again only once its outcome is taken,
-            # which bounds what a crash can leave unmarked (duplicate_bound)
-            await settle(verdicts.add(sent))
 
-    lock = SenderLock(store)
-    renewer: asyncio.Task[None] | None = None
-    try:
-        # inside the try: a failure here (a full disk, say) must not keep the lock held
-        if lock.needed and not await _take(lock, lock_wait, stopping):
-            report.busy = True
-            return report
-        if lock.exclusive:
-            await asyncio.to_thread(_release_orphans, store)
-        renewer = asyncio.create_task(_renew_leases(store, mine, lease))
-        while not (stopping and stopping.is_set()) and not verdicts.paused:
-            now = now_utc()
-            claimed = await asyncio.to_thread(_claim, store, config, now,
-                                              batch or config.mail.batch_size, lease, kinds)
-            if not claimed:
-                break
-            mine.update(r.id for r in claimed)
-            held(store).update(r.id for r in claimed)
-            crashpoints.hit("after_claim_commit")
-            jobs = []
-            for row in claimed:
-                if row.kind is OutboxKind.CONFIRM:
-                    jobs.append(one(row, None))
-                    continue
-                group = (row.digest_id, row.language, row.from_seq, row.to_seq, row.series_ids)
-                if group not in cache:
-                    cache[group] = await asyncio.to_thread(
-                        render_digest, store, config, row.language, row.from_seq, row.to_seq,
-                        row.series_ids)
-                rendered = cache[group]
-                if rendered is None:  # nothing left to send (entries removed since)
-                    await settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,
-                                             row.attempts)])
-                    continue
-                jobs.append(one(row, rendered))
-            await _all(jobs)
-            await settle(verdicts.finish() if verdicts.paused else [])
-            await marker.flush()
-            if progress:
-                progress(len(claimed))
-        await settle(verdicts.finish())
-        await marker.flush()
-    finally:
-        if renewer is not None:
-            renewer.cancel()
-        try:
-            rest = verdicts.finish()
-            count(rest)
-            await _finish(store, marker, rest, mine)
-        finally:
-            lock.release()
-            if own:
-                await transport.aclose()
-    _note_relay(verdicts.paused, report)
-    if verdicts.paused:
-        _relay_streak += 1
-        report.paused = verdicts.paused
-    elif report.sent:
-        _relay_streak = 0
-    report.seconds = time.monotonic() - started
-    return report
+async def drain_outbox(store: Store, config: Config, *, stopping: asyncio.Event | None = None,
+                       transport: mailer.Transport | None = None, batch: int | None = None,
+                       progress: Callable[[int], None] | None = None,
+                       lock_wait: float = 30.0,
+                       kinds: tuple[OutboxKind, ...] = tuple(OutboxKind)) -> DrainReport:
+    """Send every due outbox row; returns when none is due, when ``stopping`` is set, or
+    when the relay refuses the sender (the rows wait, uncounted, and the report says why).
+    While the relay is paused (its state in the store, shared by every sender) a drain
+    sends nothing until the pause runs out, then one probe; when the probe goes through,
+    everything due goes in the same drain.
+
+    On SQLite one drain runs at a time; this one waits up to ``lock_wait`` seconds for
+    another to finish. If it is still busy the rows are left to that drain (which claims
+    until none is due) and the report says ``busy``. Rows this drain claimed but did not
+    send (a stop, a pause, a cancel) are handed back, queued, before it returns."""
+    return await Drain(store, config, stopping=stopping, transport=transport, batch=batch,
+                       progress=progress, lock_wait=lock_wait, kinds=kinds).run()
 
 
 async def _all(jobs: list[Coroutine[Any, Any, None]]) -> None:
@@ -469,20 +547,6 @@ async def _finish(store: Store, marker: _Marker, rest: list[oq.Outcome],
                      handed)
     if failure is not None:
         raise failure
-
-
-_last_pause: list[str | None] = [None]
-
-
-def _note_relay(paused: str | None, report: DrainReport) -> None:
-    """Tell the operator once per change, not once per drain."""
-    if paused and paused != _last_pause[0]:
-        log.warning("sending paused: the relay refuses the sender, not the recipients "
-                    "(nothing is counted against subscribers; the messages wait): %s", paused)
-    elif not paused and _last_pause[0] and report.sent:
-        log.info("the relay accepts mail again; sending resumed")
-    if paused or report.sent:
-        _last_pause[0] = paused
 
 
 async def _renew_leases(store: Store, mine: set[int], lease: timedelta) -> None:
@@ -540,18 +604,7 @@ def duplicate_bound(config: Config) -> int:
     return 2 * MARK_GROUP + max(config.smtp.connections, 1)
 
 
-def relay_pause(config: Config, *, answered: bool = True) -> timedelta:
-    """How long rows wait after the relay refused the sender: it grows with each drain in
-    a row that the relay stopped, up to an hour when the relay answered with a refusal,
-    up to a minute (or ``retry_seconds``) when it answered nothing at all."""
-    cap = RELAY_PAUSE_MAX_S if answered else max(RELAY_DOWN_PAUSE_MAX_S,
-                                                 config.mail.retry_seconds)
-    return timedelta(seconds=min(config.mail.retry_seconds * 2 ** _relay_streak, cap))
-
-
 def _mark(store: Store, config: Config, outcomes: list[oq.Outcome]) -> None:
     with store.write() as conn:
         oq.mark(conn, outcomes, now_utc(), max_attempts=config.mail.max_attempts,
-                bounce_limit=config.mail.bounce_limit, retry_seconds=config.mail.retry_seconds,
-                pause=relay_pause(config, answered=any(
-                    o.sender_fault and o.code is not None for o in outcomes)))
+                bounce_limit=config.mail.bounce_limit, retry_seconds=config.mail.retry_seconds)

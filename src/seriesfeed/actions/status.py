@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from seriesfeed.actions.jobs import plan
+from seriesfeed.actions.relay import relay_state
 from seriesfeed.actions.sources import failing_sources
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
@@ -38,7 +39,12 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
             "last_error": jq.outbox_last_error(conn),
         }
     report["schema"] = store.schema_revision()
-    # issue 16: every figure /healthz and /metrics report comes from here
+    relay = relay_state(store)  # one clock for every sender (actions.relay)
+    report["relay"] = {
+        "paused": relay.paused, "reason": relay.reason,
+        "since": local_time(relay.since, config.zone),
+        "next_try": local_time(relay.paused_until, config.zone)}
+    # one source of figures: /healthz and /metrics report what status reports
     if figures:
         report.update(_figures(store, config))
     report["jobs"] = []
@@ -138,6 +144,11 @@ def _judge(report: dict[str, Any]) -> tuple[str, list[str]]:
         # metrics token adds it)
         reasons.append(f"{outbox['retry']} messages waiting to be retried after delivery "
                        "errors")
+    relay = report.get("relay") or {}
+    if relay.get("paused"):
+        # not the relay's reply: it may name the host or a recipient (/healthz is public)
+        reasons.append(f"sending paused: the mail relay is not taking mail (next try at "
+                       f"{relay.get('next_try')})")
     for job in report.get("jobs", []):
         last = job.get("last") or {}
         if last and last.get("ok") is False:

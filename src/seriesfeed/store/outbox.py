@@ -227,16 +227,16 @@ def backoff(attempts: int, first: float = 60.0, rng: random.Random | None = None
 
 
 def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attempts: int,
-         bounce_limit: int, retry_seconds: float = 60.0,
-         pause: timedelta | None = None) -> None:
+         bounce_limit: int, retry_seconds: float = 60.0) -> None:
     """Record what the sender saw. Only a 5xx naming the recipient counts as a bounce, and a
     subscriber is marked bounced only after bounces on two different digests at least
-    (invariant 11); a sender-side failure waits ``pause`` and is not counted at all."""
+    (invariant 11); a sender-side failure is not counted at all and gets no wait of its
+    own: the relay's pause (one clock for every row, ``store.relay``) decides when it goes."""
     sent = [o.id for o in outcomes if o.state is OutboxState.SENT]
     if sent:
         conn.execute(update(outbox).where(outbox.c.id.in_(sent)).values(
             state=OutboxState.SENT.value, sent_at=now, lease_until=None))
-        # issue 16: a successful delivery starts the hard-bounce count again
+        # a successful delivery starts the hard-bounce count again
         reset_hard_bounces(conn, [o.subscriber_id for o in outcomes
                                   if o.state is OutboxState.SENT and o.subscriber_id])
     for o in outcomes:
@@ -247,10 +247,9 @@ def mark(conn: Connection, outcomes: list[Outcome], now: datetime, *, max_attemp
         # in a run the relay is blamed for: given back, it would go to the same person
         # again on every pass and never reach max_attempts (invariants 3 and 10)
         if o.sender_fault and not o.uncertain:
-            wait = pause or timedelta(seconds=retry_seconds)
             values = {"state": OutboxState.RETRY.value, "lease_until": None,
                       "last_error": f"{o.error or ''}{RELAY_NOTE}"[:1000], "smtp_code": o.code,
-                      "next_at": now + wait,
+                      "next_at": now,
                       "attempts": func.max(outbox.c.attempts - 1, 0)
                       if conn.dialect.name == "sqlite"
                       else func.greatest(outbox.c.attempts - 1, 0)}

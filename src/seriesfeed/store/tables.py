@@ -28,8 +28,8 @@ from sqlalchemy import (
 
 __all__ = [
     "UTCDateTime", "content_version", "digests", "entries", "entry_authors", "held_entries",
-    "job_runs", "metadata", "outbox", "series", "series_texts", "source_entries", "sources",
-    "subscriber_series", "subscribers", "suppressions",
+    "job_runs", "metadata", "outbox", "relay_state", "series", "series_texts", "source_entries",
+    "sources", "subscriber_series", "subscribers", "suppressions",
 ]
 
 
@@ -145,7 +145,7 @@ subscribers = Table(
     Column("confirm_sent_at", UTCDateTime),
     Column("last_seq", Integer, nullable=False, default=0),
     Column("hard_bounces", Integer, nullable=False, default=0),
-    # issue 16: transient failures reported after the relay's 250 (DSN "delayed")
+    # transient failures reported after the relay's 250 (DSN "delayed")
     Column("soft_bounces", Integer, nullable=False, default=0, server_default="0"),
     Index(None, "status", "language", "frequency"),
     sqlite_autoincrement=True,
@@ -204,7 +204,7 @@ outbox = Table(
     Column("smtp_code", Integer),
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
-    # issue 16: operator retries and what came back after the relay's 250
+    # operator retries and what came back after the relay's 250
     Column("note", Text),
     Column("operator_retries", Integer, nullable=False, default=0, server_default="0"),
     Column("bounce", String(16)),  # hard, soft or complaint
@@ -236,7 +236,7 @@ job_runs = Table(
     Index(None, "job", "started_at"),
 )
 
-# issue 14: one row per configured source ([sources.<name>]): where it is now (after
+# one row per configured source ([sources.<name>]): where it is now (after
 # permanent redirects), the validators of the last good response, and how polling went
 sources = Table(
     "sources",
@@ -274,4 +274,17 @@ held_entries = Table(
            primary_key=True),
     Column("release_at", UTCDateTime, nullable=False),
     Index(None, "release_at"),
+)
+
+# the relay's state: one row (id 1) that every sender process and node reads, so a pause
+# is one clock, not a wait per row or a global in one process
+relay_state = Table(
+    "relay_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("paused_until", UTCDateTime),  # None: not paused; else the next probe's time
+    Column("since", UTCDateTime),  # when the relay stopped taking mail
+    Column("reason", Text),  # the relay's last refusal, for the operator
+    Column("refusal_key", Text),  # equal for "the same refusal" whoever the recipient
+    Column("refusals", Integer, nullable=False, default=0, server_default="0"),
 )

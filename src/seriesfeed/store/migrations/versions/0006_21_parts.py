@@ -10,7 +10,7 @@ Added as plain columns and an index (no table rebuild): rebuilding ``entries`` o
 would drop the table that authors and holds cascade from.
 
 Revision ID: i21_parts
-Revises: i12_drop_rate_limits
+Revises: sub_unsubscribed_from
 """
 
 from __future__ import annotations
