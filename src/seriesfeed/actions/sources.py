@@ -47,6 +47,7 @@ log = logging.getLogger("seriesfeed.sources")  # the logger's name operators fil
 BACKOFF_FIRST_S = 60.0
 BACKOFF_CAP_S = 86_400.0  # a day
 LEASE_S = TOTAL_TIMEOUT_S + 60.0
+CONFLICTED = "200 imported, entries not imported:"
 
 
 def backoff_seconds(failures: int) -> float:
@@ -208,7 +209,8 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
         sq.remember_entries(conn, source_name, ids)
         sq.add_entries_count(conn, source_name, report.added)
 
-    return entries.store_batch(store, config, batch, label, report, within)
+    return entries.store_batch(store, config, batch, label, report, within,
+                               from_source=source is not None)
 
 
 # -- import URL -----------------------------------------------------------------------
@@ -357,10 +359,13 @@ def _after_fetch(store: Store, config: Config, source: SourceConfig, state: sq.S
                     state.name, state.url, fetched.moved_to)
         moved["url"] = fetched.moved_to
     if fetched.not_modified:
-        _log_change(state, None)
+        # the document that had conflicting entries is unchanged: so are its conflicts
+        kept = state.last_error if (state.last_status or "").startswith(CONFLICTED) else None
+        _log_change(state, kept)
         with store.write() as conn:
             sq.record(conn, state.name, last_poll_at=now, last_success_at=now,
-                      last_status="304 not modified", last_error=None, failures=0,
+                      last_status=state.last_status if kept else "304 not modified",
+                      last_error=kept, failures=0,
                       not_before=None, etag=fetched.etag or state.etag,
                       last_modified=fetched.last_modified or state.last_modified, **moved)
         return PollResult(state.name, "not-modified", "not modified")
@@ -379,15 +384,24 @@ def _after_fetch(store: Store, config: Config, source: SourceConfig, state: sq.S
                 sq.record(conn, state.name, **moved)
             state = dataclasses.replace(state, url=moved["url"])
         return _failed(store, state, exc, now, "200 refused")
-    _log_change(state, None)
+    # entries left out for a conflict are the poll's error (shown by `sources list` and
+    # /healthz, logged once per change), though the rest of the document was stored
+    error = None
+    if report.conflicts:
+        error = f"{fetched.url}: {len(report.conflicts)} not imported: " + \
+            "; ".join(report.conflicts[:3]) + ("; …" if len(report.conflicts) > 3 else "")
+    _log_change(state, error)
     with store.write() as conn:
         sq.record(conn, state.name, last_poll_at=now, last_success_at=now,
-                  last_status="200 imported", last_error=None, failures=0, not_before=None,
+                  last_status=f"{CONFLICTED} {len(report.conflicts)}" if error else
+                  "200 imported", last_error=error, failures=0, not_before=None,
                   etag=fetched.etag, last_modified=fetched.last_modified, **moved)
     summary = (f"{report.added} added, {report.updated} updated, {report.unchanged} "
                f"unchanged, {report.linked} translation links set")
     if report.pruned:
         summary += f", {report.pruned} pruned"
+    if report.conflicts:
+        summary += f", {len(report.conflicts)} not imported ({report.conflicts[0]})"
     return PollResult(state.name, "imported", summary, report.added, report.updated)
 
 
