@@ -85,7 +85,8 @@ def parse_series_page(data: bytes, settings: ImportSettings, *, source: str) -> 
         batch.entries.append(ImportedEntry(Entry(
             series=slug, language=language, section=section, title=entry_title,
             summary=summary, published=published,
-            authors=split_byline(byline, settings.organizations)), line=line_no))
+            authors=split_byline(byline, settings.organizations)), line=line_no,
+            date_only=True))
         i += 4
     if not batch.entries:
         raise ImportError_("no entries found", path=source, line=title_line)
