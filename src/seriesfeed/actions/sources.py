@@ -312,7 +312,8 @@ async def poll_source(store: Store, config: Config, source: SourceConfig, *,
 async def _poll(store: Store, config: Config, source: SourceConfig, state: sq.SourceState,
                 stopping: asyncio.Event | None, now: datetime) -> PollResult:
     try:
-        fetched = await _fetch_unless_stopping(state, config, stopping, now)
+        fetched = await _fetch_unless_stopping(state, config, stopping, now,
+                                               source.allow_private)
     except FetchError as exc:
         status = str(exc.status) if exc.status else "error"
         return await asyncio.to_thread(_failed, store, state, exc, now, status)
@@ -326,11 +327,11 @@ async def _poll(store: Store, config: Config, source: SourceConfig, state: sq.So
 
 
 async def _fetch_unless_stopping(state: sq.SourceState, config: Config,
-                                 stopping: asyncio.Event | None,
-                                 now: datetime) -> Fetched | None:
+                                 stopping: asyncio.Event | None, now: datetime,
+                                 allow_private: list[str]) -> Fetched | None:
     request = asyncio.ensure_future(fetch(
         state.url, site_url=config.site.url, max_bytes=MAX_IMPORT_BYTES, etag=state.etag,
-        last_modified=state.last_modified, now=now))
+        last_modified=state.last_modified, now=now, allow_private=allow_private))
     if stopping is None:
         return await request
     waiter = asyncio.ensure_future(stopping.wait())
