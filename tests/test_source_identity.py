@@ -176,3 +176,34 @@ def test_a_poll_fills_a_series_texts_that_are_empty(
     poll(store, config, "es")
     text = actions.show_series(store, "news").series.texts["es"]
     assert (text.title, text.description) == ("Obrero Socialista", "Desde el sitio")
+
+
+def _rss(items: list[tuple[str, str]]) -> bytes:
+    body = "".join(f"<item><title>{t}</title><link>{u}</link>"
+                   f"<pubDate>Sat, 28 Sep 2002 10:00:00 GMT</pubDate></item>" for t, u in items)
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>Links</title>"
+            f"<link>{SITE}/</link><description>d</description>{body}</channel></rss>").encode()
+
+
+def test_entries_without_ids_at_urls_that_differ_only_in_fragment_or_scheme_stay_apart(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """A minted id dropped the URL's fragment, so a second id-less item at ``page#2``
+    got ``page#1``'s id and overwrote its title (found by the feedparser corpus)."""
+    config = load_config(make_config(database={"url": f"sqlite:///{tmp_path / 'm.sqlite3'}"}),
+                         env={})
+    store = Store(config.database.url, base_dir=config.base_dir)
+    store.migrate()
+    try:
+        (tmp_path / "a.xml").write_bytes(_rss([("One", f"{SITE}/page#1"),
+                                               ("Two", f"{SITE}/page#2")]))
+        (tmp_path / "b.xml").write_bytes(_rss([("Three", f"{SITE}/page#3"),
+                                               ("Four", f"http://{SITE[8:]}/page#1")]))
+        actions.import_entries(store, config, tmp_path / "a.xml", fmt="feed")
+        first = {e.seq: (e.language, e.id, e.title) for e in actions.list_entries(store)}
+        assert sorted(t for _, _, t in first.values()) == ["One", "Two"]
+        actions.import_entries(store, config, tmp_path / "b.xml", fmt="feed")
+        after = {e.seq: (e.language, e.id, e.title) for e in actions.list_entries(store)}
+        assert {k: after[k] for k in first} == first
+        assert len(after) == 4 and len({i for _, i, _ in after.values()}) == 4
+    finally:
+        store.close()

@@ -2,7 +2,8 @@
 1,739 RSS, Atom and RDF documents, through ``seriesfeed import FILE --format feed``.
 
 Each sample imports, or is refused with one ``Error:`` line naming the file (and the
-item, for an item's fault), never a traceback. Whatever it stored comes back out of our
+item, for an item's fault), never a traceback; an import stores every item as its own
+entry. Whatever it stored comes back out of our
 Atom, RSS and JSON feeds with its id, title and link. Importing a second, unrelated sample
 never changes an entry the first one stored (language, id, title). The fast tier takes a
 fixed sample (every 15th file, plus the files that found something); ``--full`` takes all.
@@ -149,7 +150,18 @@ def test_every_sample_imports_or_is_refused_in_one_line_and_comes_back_out(
         outcome["imported"] += 1
         store = Store(f"sqlite:///{db}", base_dir=db.parent)
         try:
-            outcome["entries"] += len(actions.list_entries(store))
+            stored = actions.list_entries(store)
+            outcome["entries"] += len(stored)
+            items = feedparser.parse(io.BytesIO(sample.read_bytes())).entries
+            if len(stored) != len(items):  # no item taken for another one
+                wrong.append(f"{sample.name}: {len(items)} items, {len(stored)} stored")
+            by_url = {e.url: e for e in stored}
+            for item in items:  # the source's link and id (when it has one) kept as given
+                link = item.get("link")
+                if link and link.startswith("http") and link not in by_url:
+                    wrong.append(f"{sample.name}: link {link} not stored")
+                elif link in by_url and item.get("id") and by_url[link].id != item["id"]:
+                    wrong.append(f"{sample.name}: id {item['id']} stored as {by_url[link].id}")
             wrong += [f"{sample.name}: {p}" for p in _round_trip(store, config)]
         finally:
             store.close()

@@ -86,7 +86,21 @@ def mint_id(config: Config, entry: Entry) -> str:
     specific = parts.path + (f"?{parts.query}" if parts.query else "")
     if parts.hostname and parts.hostname != tag_authority(config):
         specific = f"{parts.hostname}{specific}"
-    return f"tag:{tag_authority(config)},{local:%Y-%m-%d}:{specific or '/'}"
+    # the fragment too: link blogs give items at page#1, page#2, which are different
+    # entries (RFC 4151 allows a fragment after the specific part)
+    fragment = f"#{parts.fragment}" if parts.fragment else ""
+    return f"tag:{tag_authority(config)},{local:%Y-%m-%d}:{specific or '/'}{fragment}"
+
+
+def _unused_id(conn: Connection, minted: str) -> str:
+    """``minted``, or, when a stored entry at another URL already has it (the same path
+    over http and https, on the same day), the first free ``minted;2``, ``minted;3`` …:
+    a new entry must never take a stored entry's identity."""
+    candidate, n = minted, 1
+    while q.match_entry(conn, entry_id=candidate, url=None) is not None:
+        n += 1
+        candidate = f"{minted};{n}"
+    return candidate
 
 
 @dataclass
@@ -257,7 +271,8 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 report.conflicts.append(where + clash)
                 continue
             if e.id is None:
-                e = dataclasses.replace(e, id=found.id if found else mint_id(config, e))
+                e = dataclasses.replace(
+                    e, id=found.id if found else _unused_id(conn, mint_id(config, e)))
             e = _keep_precise_time(config, e, item, found)
             row = q.save_entry(conn, e, sid, now)
             q.sync_hold(conn, row.seq, e.published, now, created=row.created)
