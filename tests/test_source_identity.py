@@ -207,3 +207,19 @@ def test_entries_without_ids_at_urls_that_differ_only_in_fragment_or_scheme_stay
         assert len(after) == 4 and len({i for _, i, _ in after.values()}) == 4
     finally:
         store.close()
+
+
+def test_a_file_moving_an_entry_onto_another_entrys_url_is_refused_in_one_line(
+        make_config: ConfigFactory, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    path = make_config(database={"url": f"sqlite:///{tmp_path / 'g.sqlite3'}"})
+    (tmp_path / "one.xml").write_bytes(english_feed(2))
+    # urn:en:1 alone, moved onto urn:en:2's URL
+    moved = english_feed(1).replace(f"{SITE}/letter-1/".encode(), f"{SITE}/letter-2/".encode())
+    (tmp_path / "two.xml").write_bytes(moved)
+    assert run_cli("--config", str(path), "import", str(tmp_path / "one.xml")).code == 0
+    before = run_cli("--config", str(path), "entries", "list", "--json").out
+    result = run_cli("--config", str(path), "import", str(tmp_path / "two.xml"))
+    lines = result.err.strip().splitlines()
+    assert result.code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), result
+    assert "urn:en:1" in lines[0] and f"{SITE}/letter-2/" in lines[0]
+    assert run_cli("--config", str(path), "entries", "list", "--json").out == before
