@@ -447,14 +447,14 @@ def export_entries(store: Store, config: Config, fmt: str,
     series = [s for s in list_all_series(store) if series_slug is None or s.slug == series_slug]
     if fmt == "csv":
         lost = lost_series_texts(series, found)
-        if lost:  # issue 16: never drop a series' words silently
+        if lost:  # a CSV would drop a series' words silently
             raise ValidationError(
                 f"CSV carries a series' title on the rows of its language, and "
                 f"{', '.join(lost[:3])} has none: use --format json, which keeps every "
                 "series text", field="--format")
     data = dump_json(series, found) if fmt == "json" else dump_csv(found, series)
     return data, len(found)
-# -- series texts per language (issue 13) -------------------------------------------------
+# -- series texts per language ----------------------------------------------------------
 
 @dataclass(frozen=True)
 class SeriesInfo:

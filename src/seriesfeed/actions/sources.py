@@ -305,7 +305,7 @@ async def poll_source(store: Store, config: Config, source: SourceConfig, *,
         return early  # not asked (waiting, busy, stopped): not a poll
     assert state is not None
     result = await _poll(store, config, source, state, stopping, now)
-    metrics.record_source_poll(result.name, result.outcome)  # issue 16: /metrics
+    metrics.record_source_poll(result.name, result.outcome)  # operators graph polls by outcome
     return result
 
 
