@@ -8,7 +8,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -209,8 +209,6 @@ def _keep_precise_time(config: Config, e: Entry, item: ImportedEntry,
         return e
     stored = found.published
     if stored.tzinfo is None:  # SQLite gives back naive UTC
-        from datetime import UTC
-
         stored = stored.replace(tzinfo=UTC)
     if stored.astimezone(config.zone).date() != e.published.astimezone(config.zone).date():
         return e
