@@ -631,22 +631,23 @@ def test_plain_ids_and_declared_charsets(
     assert poll(store, config, "rss").updated == 1  # matched by its id again
 
 
-def test_a_url_taken_by_another_entry_fails_that_poll_only(
+def test_a_url_taken_by_another_entry_is_that_entrys_error_only(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     a = ("urn:uuid:a", "First", "https://news.example/a")
     b = ("urn:uuid:b", "Second", "https://news.example/b")
+    c = ("urn:uuid:c", "Third", "https://news.example/c")
     server.routes["/n.xml"] = Route(_atom([a, b]))
     config, store = site(n={"path": "/n.xml", "series": "news"})
     poll(store, config, "n")
     before = [e.to_json() for e in actions.list_entries(store)]
-    # the publisher moves a onto b's URL while b is still stored
-    server.routes["/n.xml"] = Route(_atom([(a[0], "First", b[2])]))
+    # the publisher moves a onto b's URL while b is still stored, and adds c
+    server.routes["/n.xml"] = Route(_atom([(a[0], "First", b[2]), c]))
     result = poll(store, config, "n")
-    assert result.outcome == "failed" and "IntegrityError" in result.message
-    assert [e.to_json() for e in actions.list_entries(store)] == before
-    server.routes["/n.xml"] = Route(_atom([a, b]))
-    # the lease was given back, and the last good validators kept
-    assert poll(store, config, "n", force=True).outcome == "not-modified"
+    assert result.outcome == "imported" and result.added == 1, result
+    after = [e.to_json() for e in actions.list_entries(store)]
+    assert after[:2] == before and after[2]["id"] == c[0]  # a and b untouched
+    error = listing(store, config)["n"]["last_error"]
+    assert error and "urn:uuid:a" in error and b[2] in error
 
 
 def test_one_request_per_source_at_a_time(

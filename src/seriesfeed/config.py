@@ -8,6 +8,7 @@ a field (with its default) and, if it needs more than a type check, a validator 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -190,6 +191,9 @@ class SourceConfig:
     format: str = ""  # page, json, csv, feed or jsonfeed; empty: detected
     schedule: str = "*/15 * * * *"
     prune: bool = False  # remove stored entries the source no longer lists
+    # hosts or networks a redirect may lead to although they are internal (loopback,
+    # private, link-local); the configured URL being internal allows them all
+    allow_private: list[str] = field(default_factory=list)
 
 
 SOURCE_FORMATS = ("page", "json", "csv", "feed", "jsonfeed")
@@ -433,11 +437,25 @@ def _check_slug_or_empty(value: str) -> str | None:
     return f"'{value}' is not a series slug (lower-case letters, digits and single hyphens)"
 
 
+def _check_hosts_or_networks(value: Any) -> str | None:
+    for item in value:
+        text = str(item).strip()
+        if "/" in text:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                return f"'{text}' is not a network like '10.0.0.0/8'"
+        elif not re.fullmatch(r"[A-Za-z0-9.:\[\]-]+", text):
+            return f"'{text}' is not a host name or an address"
+    return None
+
+
 _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("sources", "url"): _check_url,
     ("sources", "schedule"): _check_cron,
     ("sources", "format"): _check_source_format,
     ("sources", "series"): _check_slug_or_empty,
+    ("sources", "allow_private"): _check_hosts_or_networks,
     ("site", "url"): _check_url,
     ("site", "time_zone"): _check_zone,
     ("site", "entry_url_pattern"): _check_pattern,

@@ -11,7 +11,11 @@ Foreign errors become :class:`FetchError` here, at the boundary.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -89,15 +93,84 @@ def _check_url(url: str) -> None:
         raise FetchError(f"'{url}' is not an http(s) URL", url=url)
 
 
+Resolver = Callable[[str], Awaitable[list[str]]]
+
+
+async def _addresses(host: str) -> list[str]:
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return []  # unknown: the request itself then fails with the resolver's error
+    return [str(info[4][0]) for info in found]
+
+
+def _internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (address.is_loopback or address.is_private or address.is_link_local
+            or address.is_unspecified or address.is_reserved)
+
+
+@dataclass
+class _Guard:
+    """Redirects may not lead a public source to this machine or its network (a cloud's
+    metadata address, an admin port): a publisher's server, or whoever took it over, must
+    not make the poller fetch internal documents and store them as entries."""
+
+    origin: str
+    allow: tuple[str, ...]
+    resolve: Resolver
+    open: bool = False  # the configured URL is internal itself: its redirects may be
+
+    async def internal(self, url: str) -> str | None:
+        """An internal address ``url``'s host is or resolves to (None: none)."""
+        host = (urlsplit(url).hostname or "").lower()
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            addresses = [ipaddress.ip_address(a.split("%")[0])
+                         for a in await self.resolve(host)]
+        return next((str(a) for a in addresses if _internal_address(a)), None)
+
+    def allowed(self, url: str, address: str) -> bool:
+        host = (urlsplit(url).hostname or "").lower()
+        for entry in self.allow:
+            if entry.lower() == host:
+                return True
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_address(address) in ipaddress.ip_network(entry, strict=False):
+                    return True
+        return False
+
+    async def check(self, target: str) -> None:
+        if self.open:
+            return
+        address = await self.internal(target)
+        if address is not None and not self.allowed(target, address):
+            raise FetchError(f"refused a redirect to {target}, an internal address "
+                             f"({address}); list its host in the source's allow_private "
+                             "to poll it", url=self.origin)
+
+
 async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = None,
                 last_modified: str | None = None, now: datetime | None = None,
                 connect_timeout: float = CONNECT_TIMEOUT_S,
                 read_timeout: float = READ_TIMEOUT_S,
-                total_timeout: float = TOTAL_TIMEOUT_S) -> Fetched:
-    """GET ``url``; raise FetchError for anything but a 200 or a 304."""
+                total_timeout: float = TOTAL_TIMEOUT_S,
+                allow_private: Sequence[str] = (), resolve: Resolver | None = None,
+                uds: str | None = None) -> Fetched:
+    """GET ``url``; raise FetchError for anything but a 200 or a 304.
+
+    ``allow_private``: host names or networks (``10.0.0.0/8``) a redirect may lead to
+    although they are internal. ``resolve`` (how a host name becomes addresses) and ``uds``
+    (a unix socket every request goes to) let tests put a public-looking URL on this
+    machine."""
     import httpx2  # here, not at the top: every CLI command would pay for its import
 
     _check_url(url)
+    guard = _Guard(url, tuple(allow_private), resolve or _addresses)
+    guard.open = await guard.internal(url) is not None
     headers = {"User-Agent": user_agent(site_url), "Accept-Encoding": "gzip",
                "Accept": "application/atom+xml, application/rss+xml, application/feed+json, "
                          "application/json, application/xml;q=0.9, text/xml;q=0.9, "
@@ -107,10 +180,12 @@ async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = N
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     timeout = httpx2.Timeout(read_timeout, connect=connect_timeout)
+    transport = httpx2.AsyncHTTPTransport(uds=uds) if uds else None
     try:
         async with asyncio.timeout(total_timeout), httpx2.AsyncClient(
-                timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            return await _follow(client, url, headers, max_bytes, now or now_utc())
+                timeout=timeout, follow_redirects=False, trust_env=False,
+                transport=transport) as client:
+            return await _follow(client, url, headers, max_bytes, now or now_utc(), guard)
     except TimeoutError as exc:
         raise FetchError(f"no complete answer within {total_timeout:.0f} s", url=url,
                          transient=True) from exc
@@ -124,7 +199,7 @@ async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = N
 
 
 async def _follow(client: httpx2.AsyncClient, url: str, headers: dict[str, str],
-                  max_bytes: int, now: datetime) -> Fetched:
+                  max_bytes: int, now: datetime, guard: _Guard) -> Fetched:
     moved_to: str | None = None
     permanent_so_far = True
     current = url
@@ -138,6 +213,7 @@ async def _follow(client: httpx2.AsyncClient, url: str, headers: dict[str, str],
                                      status=status)
                 target = urljoin(current, location)
                 _check_url(target)
+                await guard.check(target)
                 # remembered only while every hop so far was permanent
                 permanent_so_far = permanent_so_far and status in PERMANENT
                 if permanent_so_far:

@@ -8,7 +8,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -99,7 +99,21 @@ def mint_id(config: Config, entry: Entry) -> str:
     specific = parts.path + (f"?{parts.query}" if parts.query else "")
     if parts.hostname and parts.hostname != tag_authority(config):
         specific = f"{parts.hostname}{specific}"
-    return f"tag:{tag_authority(config)},{local:%Y-%m-%d}:{specific or '/'}"
+    # the fragment too: link blogs give items at page#1, page#2, which are different
+    # entries (RFC 4151 allows a fragment after the specific part)
+    fragment = f"#{parts.fragment}" if parts.fragment else ""
+    return f"tag:{tag_authority(config)},{local:%Y-%m-%d}:{specific or '/'}{fragment}"
+
+
+def _unused_id(conn: Connection, minted: str) -> str:
+    """``minted``, or, when a stored entry at another URL already has it (the same path
+    over http and https, on the same day), the first free ``minted;2``, ``minted;3`` …:
+    a new entry must never take a stored entry's identity."""
+    candidate, n = minted, 1
+    while q.match_entry(conn, entry_id=candidate, url=None) is not None:
+        n += 1
+        candidate = f"{minted};{n}"
+    return candidate
 
 
 @dataclass
@@ -112,6 +126,9 @@ class ImportReport:
     linked: int = 0
     pruned: int = 0
     series: list[str] = field(default_factory=list)
+    # entries a source gave that clash with a stored one (invariant 14): each one's error,
+    # the entry left out and the rest stored
+    conflicts: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.path}: {self.added} added, {self.updated} updated, "
@@ -176,15 +193,56 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
 StoredEntries = list[tuple[int, Entry, ImportedEntry]]
 
 
+def _conflict(conn: Connection, e: Entry, found: q.Match | None) -> str | None:
+    """Why ``e`` may not be stored over the entry it matched (None: it may).
+
+    A match by URL never changes an entry's id or language: a translation whose link
+    names its original, or another publisher's entry at the same URL, is not that entry.
+    An entry matched by id may not move onto a URL another stored entry has."""
+    if found is None:
+        return None
+    if found.by_id:
+        other = q.match_entry(conn, entry_id=None, url=e.url)
+        if other is not None and other.seq != found.seq:
+            return (f"the entry {e.id} moved to {e.url}, which the stored entry "
+                    f"{other.id} ({other.language}) has: not imported")
+        return None
+    if found.language != e.language or (e.id is not None and found.id != e.id):
+        return (f"the URL {e.url} belongs to the stored entry {found.id} "
+                f"({found.language}), not to {e.id or 'this entry'} ({e.language}): "
+                "not imported")
+    return None
+
+
+def _keep_precise_time(config: Config, e: Entry, item: ImportedEntry,
+                       found: q.Match | None) -> Entry:
+    """A date-only input (a series page) of an entry stored with a time on the same local
+    day keeps that time: re-importing the page must not move it to midnight."""
+    if not item.date_only or found is None:
+        return e
+    stored = found.published
+    if stored.tzinfo is None:  # SQLite gives back naive UTC
+        stored = stored.replace(tzinfo=UTC)
+    if stored.astimezone(config.zone).date() != e.published.astimezone(config.zone).date():
+        return e
+    return dataclasses.replace(e, published=stored,
+                               updated=e.updated if e.updated and e.updated > stored else None)
+
+
 def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 report: ImportReport,
                 within: Callable[[Connection, StoredEntries], None] | None = None,
-                *, editor: bool = True) -> ImportReport:
+                *, from_source: bool = False,
+                title_only: dict[str, set[str]] | None = None) -> ImportReport:
     """Store a parsed batch in one transaction: all of it, or (on any error) none of it.
 
     ``within`` runs in the same transaction after the entries are stored (a source's
-    bookkeeping: which entries it gave, links it states, pruning). Part numbers the batch
-    states are kept; from a source (``editor`` false) only where no editor set one."""
+    bookkeeping: which entries it gave, links it states, pruning). ``from_source`` (a
+    poll): series texts are only filled where empty, and an entry that clashes with a
+    stored one is left out with its error in ``report.conflicts``, the rest stored, and part
+    numbers the batch states are kept only where no editor set one (else they are kept).
+    ``title_only`` ({slug: languages}): texts that carry only a title (given with
+    ``--series-title``), which leave a stored description and URL alone."""
     for n, series in enumerate(batch.series, start=1):
         _check_series(config, series, n, source)
     checked = [(_check_entry(config, item, source), item) for item in batch.entries]
@@ -203,7 +261,9 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
         seen_urls[e.url] = item.line
     now = now_utc()
     with store.write() as conn:
-        series_ids = {s.slug: q.upsert_series(conn, s, now) for s in batch.series}
+        series_ids = {s.slug: q.upsert_series(conn, s, now, fill_only=from_source,
+                                              title_only=(title_only or {}).get(s.slug, ()))
+                      for s in batch.series}
         report.series = sorted(series_ids)
         stored: StoredEntries = []
         for e, item in checked:
@@ -221,11 +281,18 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                     sid = q.upsert_series(conn, Series(e.series, {e.language: SeriesText(
                         title)}), now)
                 series_ids[e.series] = sid
+            found = q.match_entry(conn, entry_id=e.id, url=e.url)
+            clash = _conflict(conn, e, found)
+            if clash is not None:
+                if not from_source:  # a file is all or nothing: the editor fixes it
+                    raise ImportError_(clash, path=source, line=item.line, field="url")
+                where = f"item {item.line}: " if item.line is not None else ""
+                report.conflicts.append(where + clash)
+                continue
             if e.id is None:
-                assert e.url is not None
-                existing = q.find_seq(conn, url=e.url)
                 e = dataclasses.replace(
-                    e, id=q.get_entry(conn, str(existing)).id if existing else mint_id(config, e))
+                    e, id=found.id if found else _unused_id(conn, mint_id(config, e)))
+            e = _keep_precise_time(config, e, item, found)
             row = q.save_entry(conn, e, sid, now)
             q.sync_hold(conn, row.seq, e.published, now, created=row.created)
             if row.created:
@@ -251,7 +318,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
             within(conn, stored)
         wanted = [(seq, e.part, item.line) for seq, e, item in stored if e.part is not None]
         if wanted:
-            _apply_parts(conn, wanted, source, editor=editor)
+            _apply_parts(conn, wanted, source, editor=not from_source)
     return report
 
 
@@ -315,12 +382,18 @@ def import_entries(store: Store, config: Config, path: Path, fmt: str | None = N
     """Import a file; ``titles`` ({language: title}) names the file's series in languages
     the file does not (a series page gives one title only)."""
     batch = parse_file(path, fmt, import_settings(config), series_slug=series_slug)
+    title_only: dict[str, set[str]] = {}
     if titles:
         if not batch.series:  # formats without a series list: the entries' series
             batch.series = [Series(slug) for slug in dict.fromkeys(
                 item.entry.series for item in batch.entries)]
+        # a title for a language the file has no text in: the stored description stays
+        # (re-importing a one-language page must not blank another language's words)
+        title_only = {s.slug: {code for code in titles if code not in s.texts}
+                      for s in batch.series}
         series_titles(config, titles, batch.series, str(path))
-    return store_batch(store, config, batch, str(path), ImportReport(str(path), fmt))
+    return store_batch(store, config, batch, str(path), ImportReport(str(path), fmt),
+                       title_only=title_only)
 
 
 def new_entry(config: Config, *, series_slug: str, title: str, summary: str,
@@ -445,14 +518,14 @@ def export_entries(store: Store, config: Config, fmt: str,
     series = [s for s in list_all_series(store) if series_slug is None or s.slug == series_slug]
     if fmt == "csv":
         lost = lost_series_texts(series, found)
-        if lost:  # issue 16: never drop a series' words silently
+        if lost:  # a CSV would drop a series' words silently
             raise ValidationError(
                 f"CSV carries a series' title on the rows of its language, and "
                 f"{', '.join(lost[:3])} has none: use --format json, which keeps every "
                 "series text", field="--format")
     data = dump_json(series, found) if fmt == "json" else dump_csv(found, series)
     return data, len(found)
-# -- series texts per language (issue 13) -------------------------------------------------
+# -- series texts per language ----------------------------------------------------------
 
 @dataclass(frozen=True)
 class SeriesInfo:

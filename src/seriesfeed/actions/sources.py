@@ -47,6 +47,7 @@ log = logging.getLogger("seriesfeed.sources")  # the logger's name operators fil
 BACKOFF_FIRST_S = 60.0
 BACKOFF_CAP_S = 86_400.0  # a day
 LEASE_S = TOTAL_TIMEOUT_S + 60.0
+CONFLICTED = "200 imported, entries not imported:"
 
 
 def backoff_seconds(failures: int) -> float:
@@ -208,7 +209,8 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
         sq.remember_entries(conn, source_name, ids)
         sq.add_entries_count(conn, source_name, report.added)
 
-    return entries.store_batch(store, config, batch, label, report, within, editor=False)
+    return entries.store_batch(store, config, batch, label, report, within,
+                               from_source=source is not None)
 
 
 # -- import URL -----------------------------------------------------------------------
@@ -303,14 +305,15 @@ async def poll_source(store: Store, config: Config, source: SourceConfig, *,
         return early  # not asked (waiting, busy, stopped): not a poll
     assert state is not None
     result = await _poll(store, config, source, state, stopping, now)
-    metrics.record_source_poll(result.name, result.outcome)  # issue 16: /metrics
+    metrics.record_source_poll(result.name, result.outcome)  # operators graph polls by outcome
     return result
 
 
 async def _poll(store: Store, config: Config, source: SourceConfig, state: sq.SourceState,
                 stopping: asyncio.Event | None, now: datetime) -> PollResult:
     try:
-        fetched = await _fetch_unless_stopping(state, config, stopping, now)
+        fetched = await _fetch_unless_stopping(state, config, stopping, now,
+                                               source.allow_private)
     except FetchError as exc:
         status = str(exc.status) if exc.status else "error"
         return await asyncio.to_thread(_failed, store, state, exc, now, status)
@@ -324,11 +327,11 @@ async def _poll(store: Store, config: Config, source: SourceConfig, state: sq.So
 
 
 async def _fetch_unless_stopping(state: sq.SourceState, config: Config,
-                                 stopping: asyncio.Event | None,
-                                 now: datetime) -> Fetched | None:
+                                 stopping: asyncio.Event | None, now: datetime,
+                                 allow_private: list[str]) -> Fetched | None:
     request = asyncio.ensure_future(fetch(
         state.url, site_url=config.site.url, max_bytes=MAX_IMPORT_BYTES, etag=state.etag,
-        last_modified=state.last_modified, now=now))
+        last_modified=state.last_modified, now=now, allow_private=allow_private))
     if stopping is None:
         return await request
     waiter = asyncio.ensure_future(stopping.wait())
@@ -357,10 +360,13 @@ def _after_fetch(store: Store, config: Config, source: SourceConfig, state: sq.S
                     state.name, state.url, fetched.moved_to)
         moved["url"] = fetched.moved_to
     if fetched.not_modified:
-        _log_change(state, None)
+        # the document that had conflicting entries is unchanged: so are its conflicts
+        kept = state.last_error if (state.last_status or "").startswith(CONFLICTED) else None
+        _log_change(state, kept)
         with store.write() as conn:
             sq.record(conn, state.name, last_poll_at=now, last_success_at=now,
-                      last_status="304 not modified", last_error=None, failures=0,
+                      last_status=state.last_status if kept else "304 not modified",
+                      last_error=kept, failures=0,
                       not_before=None, etag=fetched.etag or state.etag,
                       last_modified=fetched.last_modified or state.last_modified, **moved)
         return PollResult(state.name, "not-modified", "not modified")
@@ -379,15 +385,24 @@ def _after_fetch(store: Store, config: Config, source: SourceConfig, state: sq.S
                 sq.record(conn, state.name, **moved)
             state = dataclasses.replace(state, url=moved["url"])
         return _failed(store, state, exc, now, "200 refused")
-    _log_change(state, None)
+    # entries left out for a conflict are the poll's error (shown by `sources list` and
+    # /healthz, logged once per change), though the rest of the document was stored
+    error = None
+    if report.conflicts:
+        error = f"{fetched.url}: {len(report.conflicts)} not imported: " + \
+            "; ".join(report.conflicts[:3]) + ("; …" if len(report.conflicts) > 3 else "")
+    _log_change(state, error)
     with store.write() as conn:
         sq.record(conn, state.name, last_poll_at=now, last_success_at=now,
-                  last_status="200 imported", last_error=None, failures=0, not_before=None,
+                  last_status=f"{CONFLICTED} {len(report.conflicts)}" if error else
+                  "200 imported", last_error=error, failures=0, not_before=None,
                   etag=fetched.etag, last_modified=fetched.last_modified, **moved)
     summary = (f"{report.added} added, {report.updated} updated, {report.unchanged} "
                f"unchanged, {report.linked} translation links set")
     if report.pruned:
         summary += f", {report.pruned} pruned"
+    if report.conflicts:
+        summary += f", {len(report.conflicts)} not imported ({report.conflicts[0]})"
     return PollResult(state.name, "imported", summary, report.added, report.updated)
 
 

@@ -51,6 +51,9 @@ class ImportedEntry:
     # URLs or ids of translations the source states without saying which is the original
     # (Atom alternate links with hreflang, JSON Feed's _seriesfeed.translations)
     translations: tuple[str, ...] = ()
+    # the input gave a day, not a time (a series page): a stored time on that local day
+    # is more precise and stays
+    date_only: bool = False
 
 
 @dataclass

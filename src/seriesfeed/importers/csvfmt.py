@@ -33,7 +33,7 @@ __all__ = [
 
 ENTRY_COLUMNS = ("id", "series", "language", "section", "authors", "title", "summary",
                  "content_html", "url", "published", "updated", "translation_of", "part")
-# the series' words in the row's language (issue 16): a CSV round trip keeps each
+# the series' words in the row's language: a CSV round trip keeps each
 # language's series title, description and URL
 SERIES_COLUMNS = ("series_title", "series_description", "series_url")
 COLUMNS = ENTRY_COLUMNS + SERIES_COLUMNS

@@ -111,6 +111,21 @@ def _authors(item: Any, settings: ImportSettings) -> tuple[Author, ...]:
     return tuple(out)
 
 
+def _own_link(item: Any, language: str) -> str:
+    """The entry's own URL: its first alternate link with no ``hreflang`` or one in the
+    entry's language. feedparser's ``link`` is the last alternate, which in a translated
+    feed is often the original's URL; taking it made the translation overwrite the original."""
+    alternates = [link for link in item.get("links", [])
+                  if link.get("rel", "alternate") == "alternate" and link.get("href")]
+    for link in alternates:
+        lang = str(link.get("hreflang") or "")[:2].lower()
+        if not lang or lang == language:
+            return clean_line(link["href"])
+    if alternates:  # every alternate names another language: none is the entry's own
+        return ""
+    return clean_line(item.get("link", ""))
+
+
 def parse_feed(data: bytes, settings: ImportSettings, *, source: str,
                series_slug: str | None = None) -> ImportBatch:
     if not data.strip():
@@ -142,7 +157,7 @@ def parse_feed(data: bytes, settings: ImportSettings, *, source: str,
             raise ImportError_(f"item {n} has no date", path=source, line=n, field="published")
         content = item.get("content") or []
         html = content[0].get("value") if content else None
-        own = clean_line(item.get("link", ""))
+        own = _own_link(item, language)
         # Atom: <link rel="alternate" hreflang="es" href="…"> to the same article in
         # another language (matched later to a stored entry by URL)
         translations = tuple(dict.fromkeys(
@@ -154,7 +169,7 @@ def parse_feed(data: bytes, settings: ImportSettings, *, source: str,
             id=clean_line(item.get("id", "")) or None, series=slug, language=language,
             title=item_title, summary=clean_text(html_to_text(item.get("summary", ""))),
             content_html=clean_text(html) if html else None,
-            url=clean_line(item.get("link", "")) or None, published=published,
+            url=own or None, published=published,
             updated=_when(item, "updated"), authors=_authors(item, settings),
             section=clean_line(item["tags"][0].get("term", "")) or None
             if item.get("tags") else None), n, translations=translations))

@@ -86,7 +86,8 @@ def parse_series_page(data: bytes, settings: ImportSettings, *, source: str) -> 
             series=slug, language=language, section=section, title=entry_title,
             summary=summary, published=published,
             authors=split_byline(byline, settings.organizations,
-                            settings.conjunctions)), line=line_no))
+                                 settings.conjunctions)), line=line_no,
+            date_only=True))
         i += 4
     if not batch.entries:
         raise ImportError_("no entries found", path=source, line=title_line)

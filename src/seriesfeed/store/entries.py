@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,11 +23,11 @@ from seriesfeed.store.tables import (
 )
 
 __all__ = [
-    "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint", "get_entry",
-    "get_series", "list_entries", "list_series", "max_seq", "next_release", "part_numbers",
-    "pinned_holder", "pinned_part", "release_due", "remove_entry", "save_entry", "series_id",
-    "series_of", "set_part", "set_translation", "site_data", "sync_hold", "translations_of",
-    "upsert_series",
+    "Match", "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint",
+    "get_entry", "get_series", "list_entries", "list_series", "match_entry", "max_seq",
+    "next_release", "part_numbers", "pinned_holder", "pinned_part", "release_due",
+    "remove_entry", "save_entry", "series_id", "series_of", "set_part", "set_translation",
+    "site_data", "sync_hold", "translations_of", "upsert_series",
 ]
 
 _CHUNK = 500
@@ -58,8 +58,14 @@ def series_id(conn: Connection, slug: str) -> int | None:
     return conn.execute(select(series.c.id).where(series.c.slug == slug)).scalar()
 
 
-def upsert_series(conn: Connection, item: Series, now: datetime) -> int:
-    """Create the series or merge the given languages' texts into it."""
+def upsert_series(conn: Connection, item: Series, now: datetime, *,
+                  fill_only: bool = False, title_only: Collection[str] = ()) -> int:
+    """Create the series or merge the given languages' texts into it.
+
+    ``fill_only`` (a polled source): a text is set only where the stored one is empty, so
+    a feed's title (often a section's name) never replaces what an editor set.
+    ``title_only``: languages for which only a title was given (``--series-title``): a
+    stored description and URL stay."""
     sid = series_id(conn, item.slug)
     if sid is None:
         sid = conn.execute(
@@ -72,11 +78,15 @@ def upsert_series(conn: Connection, item: Series, now: datetime) -> int:
                                        series_texts.c.language == language)
         ).first()
         values = {"title": t.title, "description": t.description, "url": t.url}
+        if current is not None and fill_only:
+            values = {k: current._mapping[k] or v for k, v in values.items()}
+        elif current is not None and language in title_only:
+            values.update(description=current.description, url=current.url)
         if current is None:
             conn.execute(insert(series_texts).values(series_id=sid, language=language, **values))
             bump_version(conn)
-        elif (current.title, current.description, current.url) != (t.title, t.description,
-                                                                    t.url):
+        elif (current.title, current.description, current.url) != (
+                values["title"], values["description"], values["url"]):
             conn.execute(update(series_texts)
                          .where(series_texts.c.series_id == sid,
                                 series_texts.c.language == language)
@@ -261,6 +271,35 @@ def find_seq(conn: Connection, *, entry_id: str | None = None,
         if entry_id is not None and row.id == entry_id:
             return int(row.seq)
     return int(rows[0].seq) if rows else None
+
+
+@dataclass(frozen=True)
+class Match:
+    """The stored entry an incoming one matches, and whether by its id."""
+
+    seq: int
+    id: str
+    language: str
+    published: datetime
+    by_id: bool
+
+
+def match_entry(conn: Connection, *, entry_id: str | None, url: str | None) -> Match | None:
+    """The stored entry with ``entry_id``, else the one at ``url``."""
+    conds = []
+    if entry_id is not None:
+        conds.append(entries.c.id == entry_id)
+    if url is not None:
+        conds.append(entries.c.url == url)
+    if not conds:
+        return None
+    rows = conn.execute(select(entries.c.seq, entries.c.id, entries.c.language,
+                               entries.c.published).where(or_(*conds))).all()
+    if not rows:
+        return None
+    row = next((r for r in rows if entry_id is not None and r.id == entry_id), rows[0])
+    return Match(int(row.seq), row.id, row.language, row.published,
+                 entry_id is not None and row.id == entry_id)
 
 
 def max_seq(conn: Connection) -> int:

@@ -1,0 +1,134 @@
+"""A redirect from a source to a loopback, private or link-local address is refused unless
+the configured URL is itself such an address or the host is on the source's
+``allow_private`` list. The configured URLs here look public (``feeds.example``), so the
+real client talks to a server on a unix socket instead: no request leaves the machine,
+and the redirect targets are refused before anything connects to them."""
+
+from __future__ import annotations
+
+import asyncio
+import socketserver
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from seriesfeed.config import load_config
+from seriesfeed.errors import FetchError
+from seriesfeed.fetch import fetch
+from tests.conftest import ConfigFactory
+
+ADDRESSES = {"feeds.example": ["93.184.216.34"], "intranet.example": ["10.1.2.3"],
+             "mixed.example": ["93.184.216.35", "192.168.1.7"]}
+
+
+async def resolve(host: str) -> list[str]:
+    return ADDRESSES[host]
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+@pytest.fixture
+def unix_server(tmp_path: Path) -> Iterator[tuple[str, list[str], dict[str, str]]]:
+    """Answers /start with a redirect to the Location in ``routes['/start']``, anything
+    else with a small feed; records every path it is asked for."""
+    seen: list[str] = []
+    routes: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def address_string(self) -> str:
+            return "unix"
+
+        def do_GET(self) -> None:
+            seen.append(f"{self.headers.get('Host')}{self.path}")
+            if self.path in routes:
+                self.send_response(302)
+                self.send_header("Location", routes[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = b"<feed xmlns='http://www.w3.org/2005/Atom'/>"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/atom+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    path = str(tmp_path / "http.sock")
+    server = _UnixHTTPServer(path, Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield path, seen, routes
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def get(sock: str, url: str, allow: tuple[str, ...] = ()) -> str:
+    fetched = asyncio.run(fetch(url, site_url="https://reader.example", max_bytes=10_000,
+                                allow_private=allow, resolve=resolve, uds=sock))
+    return fetched.url
+
+
+@pytest.mark.parametrize("target", [
+    "http://127.0.0.1:8080/secret", "http://[::1]/secret", "http://10.0.0.5/secret",
+    "http://169.254.169.254/latest/meta-data/", "http://intranet.example/secret",
+    "http://mixed.example/secret", "http://0.0.0.0/secret",
+])
+def test_a_redirect_from_a_public_url_to_an_internal_address_is_refused(
+        unix_server: tuple[str, list[str], dict[str, str]], target: str) -> None:
+    sock, seen, routes = unix_server
+    routes["/start"] = target
+    with pytest.raises(FetchError) as caught:
+        get(sock, "http://feeds.example/start")
+    message = str(caught.value)
+    assert "http://feeds.example/start" in message and target in message, message
+    assert seen == ["feeds.example/start"]  # the internal address was never asked
+
+
+def test_a_redirect_to_an_allowed_internal_host_or_network_is_followed(
+        unix_server: tuple[str, list[str], dict[str, str]]) -> None:
+    sock, seen, routes = unix_server
+    routes["/start"] = "http://intranet.example/feed"
+    assert get(sock, "http://feeds.example/start", ("intranet.example",)) == \
+        "http://intranet.example/feed"
+    assert get(sock, "http://feeds.example/start", ("10.0.0.0/8",)) == \
+        "http://intranet.example/feed"
+    assert seen[-1] == "intranet.example/feed"
+
+
+def test_a_configured_internal_url_may_redirect_to_internal_addresses(
+        unix_server: tuple[str, list[str], dict[str, str]]) -> None:
+    sock, _seen, routes = unix_server
+    routes["/start"] = "http://10.9.9.9/feed"
+    assert get(sock, "http://intranet.example/start") == "http://10.9.9.9/feed"
+
+
+def test_a_redirect_between_public_hosts_is_followed(
+        unix_server: tuple[str, list[str], dict[str, str]]) -> None:
+    sock, _seen, routes = unix_server
+    routes["/start"] = "http://feeds.example/moved"
+    assert get(sock, "http://feeds.example/start") == "http://feeds.example/moved"
+
+
+def test_allow_private_is_a_source_setting_checked_at_load(
+        make_config: ConfigFactory) -> None:
+    path = make_config('\n[sources.intra]\nurl = "https://feeds.example/x"\n'
+                       'allow_private = ["intranet.example", "10.0.0.0/8"]\n')
+    config = load_config(path, env={})
+    assert config.sources["intra"].allow_private == ["intranet.example", "10.0.0.0/8"]
+    bad = make_config('\n[sources.intra]\nurl = "https://feeds.example/x"\n'
+                      'allow_private = ["10.0.0.0/33"]\n')
+    with pytest.raises(Exception, match="allow_private"):
+        load_config(bad, env={})

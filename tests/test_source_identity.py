@@ -1,0 +1,231 @@
+"""Invariant 14 at the importers: an entry's identity is its id. A translation's
+``hreflang`` link never makes it the original, a match by URL never changes an entry's
+language or id, and a source never overwrites what an editor set on a series."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from seriesfeed import actions
+from seriesfeed.actions import sources
+from seriesfeed.config import Config, load_config
+from seriesfeed.store import Store
+from tests.conftest import CliResult, ConfigFactory
+from tests.harness.http_source import Route, SourceServer, source_server
+
+
+@pytest.fixture
+def server() -> Iterator[SourceServer]:
+    with source_server() as s:
+        yield s
+
+
+@pytest.fixture
+def site(make_config: ConfigFactory, tmp_path: Path,
+         server: SourceServer) -> Iterator[Callable[..., tuple[Config, Store]]]:
+    opened: list[Store] = []
+
+    def make(**tables: dict[str, Any]) -> tuple[Config, Store]:
+        extra = ""
+        for name, values in tables.items():
+            values = {"url": server.url(values.pop("path")), **values}
+            body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
+            extra += f"\n[sources.{name}]\n{body}\n"
+        path = make_config(extra, database={"url": f"sqlite:///{tmp_path / 'r.sqlite3'}"})
+        config = load_config(path, env={})
+        store = Store(config.database.url, base_dir=config.base_dir)
+        store.migrate()
+        opened.append(store)
+        return config, store
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+def poll(store: Store, config: Config, name: str) -> sources.PollResult:
+    return asyncio.run(sources.poll_source(store, config, config.sources[name], force=True))
+
+
+SITE = "https://news.example"
+
+
+def english_feed(n: int = 3) -> bytes:
+    items = "".join(
+        f"<entry><id>urn:en:{i}</id><title>Letter {i}</title>"
+        f"<link rel='alternate' href='{SITE}/letter-{i}/'/>"
+        f"<published>2026-11-0{i}T10:00:00Z</published><summary>About {i}</summary></entry>"
+        for i in range(1, n + 1))
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom' "
+            f"xml:lang='en'><id>urn:en</id><title>News</title>"
+            f"<updated>2026-11-05T10:00:00Z</updated>{items}</feed>").encode()
+
+
+def spanish_feed(title: str = "Obrero Socialista", subtitle: str = "") -> bytes:
+    """Own link first (no hreflang), the English original second: feedparser's ``link``
+    is the last alternate, the English one."""
+    sub = f"<subtitle>{subtitle}</subtitle>" if subtitle else ""
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom' "
+            f"xml:lang='es'><id>urn:es</id><title>{title}</title>{sub}"
+            f"<updated>2026-11-05T10:00:00Z</updated>"
+            f"<entry><id>urn:es:1</id><title>Carta 1</title>"
+            f"<link rel='alternate' href='{SITE}/carta-1/'/>"
+            f"<link rel='alternate' hreflang='en' href='{SITE}/letter-1/'/>"
+            f"<published>2026-11-01T12:00:00Z</published><summary>Sobre 1</summary></entry>"
+            f"</feed>").encode()
+
+
+def test_a_translation_takes_its_own_link_not_its_hreflang_alternate(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/en.xml"] = Route(english_feed())
+    server.routes["/es.xml"] = Route(spanish_feed())
+    config, store = site(en={"path": "/en.xml", "series": "news"},
+                         es={"path": "/es.xml", "series": "news"})
+    assert poll(store, config, "en").added == 3
+    result = poll(store, config, "es")
+    assert result.outcome == "imported" and result.added == 1, result
+    stored = {e.id: e for e in actions.list_entries(store)}
+    assert len(stored) == 4
+    assert stored["urn:en:1"].language == "en" and stored["urn:en:1"].title == "Letter 1"
+    assert stored["urn:es:1"].url == f"{SITE}/carta-1/"
+    assert stored["urn:es:1"].translation_of == "urn:en:1"  # its hreflang link, as a link
+
+
+def conflicting_feed() -> bytes:
+    """A Spanish entry whose own link (no hreflang) is the English entry's URL."""
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom' "
+            f"xml:lang='es'><id>urn:es</id><title>Obrero Socialista</title>"
+            f"<updated>2026-11-05T10:00:00Z</updated>"
+            f"<entry><id>urn:es:1</id><title>Carta 1</title>"
+            f"<link rel='alternate' href='{SITE}/letter-1/'/>"
+            f"<published>2026-11-01T12:00:00Z</published><summary>Sobre 1</summary></entry>"
+            f"<entry><id>urn:es:2</id><title>Carta 2</title>"
+            f"<link rel='alternate' href='{SITE}/carta-2/'/>"
+            f"<published>2026-11-02T12:00:00Z</published><summary>Sobre 2</summary></entry>"
+            f"</feed>").encode()
+
+
+def test_a_url_match_in_another_language_is_that_entrys_error_in_a_poll(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    server.routes["/en.xml"] = Route(english_feed())
+    server.routes["/es.xml"] = Route(conflicting_feed())
+    config, store = site(en={"path": "/en.xml", "series": "news"},
+                         es={"path": "/es.xml", "series": "news"})
+    poll(store, config, "en")
+    before = {e.id: e.to_json() for e in actions.list_entries(store)}
+    with caplog.at_level(logging.ERROR, logger="seriesfeed.sources"):
+        result = poll(store, config, "es")
+    assert result.added == 1, result  # the rest of the feed still imports
+    after = {e.id: e.to_json() for e in actions.list_entries(store)}
+
+    def stored(entry: dict[str, object]) -> dict[str, object]:
+        # a part number is computed from the originals' order, not stored: the new
+        # Spanish original takes its place in the series and later parts move up one
+        return {k: v for k, v in entry.items() if k != "part"}
+
+    assert {k: stored(after[k]) for k in before} == {k: stored(v) for k, v in before.items()}
+    assert "urn:es:2" in after and "urn:es:1" not in after
+    error = sources.list_sources(store, config)[1]["last_error"]
+    assert error and f"{SITE}/letter-1/" in error and "urn:en:1" in error, error
+    assert any(f"{SITE}/letter-1/" in r.getMessage() for r in caplog.records)
+    assert poll(store, config, "es").outcome == "not-modified"
+    assert sources.list_sources(store, config)[1]["last_error"] == error  # still unresolved
+
+
+def test_a_url_match_in_another_language_fails_a_file_import_whole(
+        make_config: ConfigFactory, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    path = make_config(database={"url": f"sqlite:///{tmp_path / 'f.sqlite3'}"})
+    (tmp_path / "en.xml").write_bytes(english_feed())
+    (tmp_path / "es.xml").write_bytes(conflicting_feed())
+    assert run_cli("--config", str(path), "import", str(tmp_path / "en.xml"),
+                   "--series", "news").code == 0
+    before = run_cli("--config", str(path), "entries", "list", "--json").out
+    result = run_cli("--config", str(path), "import", str(tmp_path / "es.xml"),
+                     "--series", "news")
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and ":1" in lines[0], result
+    assert f"{SITE}/letter-1/" in lines[0] and "Traceback" not in result.err
+    assert run_cli("--config", str(path), "entries", "list", "--json").out == before
+
+
+def test_a_poll_never_renames_a_series_or_drops_its_description(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/es.xml"] = Route(spanish_feed("Obrero Socialista"))
+    config, store = site(es={"path": "/es.xml", "series": "news", "language": "es"})
+    actions.add_entry(store, config, actions.new_entry(
+        config, series_slug="news", title="First", summary="", language="es",
+        published=datetime(2026, 1, 1, tzinfo=UTC)),
+        series_title="Reflexiones sobre la crisis de la ISO")
+    actions.set_series_text(store, config, "news", "es", description="Colaboradores.")
+    poll(store, config, "es")
+    server.routes["/es.xml"] = Route(spanish_feed("Obrero Socialista, otra vez", "Otra"))
+    poll(store, config, "es")
+    text = actions.show_series(store, "news").series.texts["es"]
+    assert (text.title, text.description) == ("Reflexiones sobre la crisis de la ISO",
+                                              "Colaboradores.")
+
+
+def test_a_poll_fills_a_series_texts_that_are_empty(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/es.xml"] = Route(spanish_feed("Obrero Socialista", "Desde el sitio"))
+    config, store = site(es={"path": "/es.xml", "series": "news"})
+    poll(store, config, "es")
+    text = actions.show_series(store, "news").series.texts["es"]
+    assert (text.title, text.description) == ("Obrero Socialista", "Desde el sitio")
+
+
+def _rss(items: list[tuple[str, str]]) -> bytes:
+    body = "".join(f"<item><title>{t}</title><link>{u}</link>"
+                   f"<pubDate>Sat, 28 Sep 2002 10:00:00 GMT</pubDate></item>" for t, u in items)
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>Links</title>"
+            f"<link>{SITE}/</link><description>d</description>{body}</channel></rss>").encode()
+
+
+def test_entries_without_ids_at_urls_that_differ_only_in_fragment_or_scheme_stay_apart(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """A minted id dropped the URL's fragment, so a second id-less item at ``page#2``
+    got ``page#1``'s id and overwrote its title (found by the feedparser corpus)."""
+    config = load_config(make_config(database={"url": f"sqlite:///{tmp_path / 'm.sqlite3'}"}),
+                         env={})
+    store = Store(config.database.url, base_dir=config.base_dir)
+    store.migrate()
+    try:
+        (tmp_path / "a.xml").write_bytes(_rss([("One", f"{SITE}/page#1"),
+                                               ("Two", f"{SITE}/page#2")]))
+        (tmp_path / "b.xml").write_bytes(_rss([("Three", f"{SITE}/page#3"),
+                                               ("Four", f"http://{SITE[8:]}/page#1")]))
+        actions.import_entries(store, config, tmp_path / "a.xml", fmt="feed")
+        first = {e.seq: (e.language, e.id, e.title) for e in actions.list_entries(store)}
+        assert sorted(t for _, _, t in first.values()) == ["One", "Two"]
+        actions.import_entries(store, config, tmp_path / "b.xml", fmt="feed")
+        after = {e.seq: (e.language, e.id, e.title) for e in actions.list_entries(store)}
+        assert {k: after[k] for k in first} == first
+        assert len(after) == 4 and len({i for _, i, _ in after.values()}) == 4
+    finally:
+        store.close()
+
+
+def test_a_file_moving_an_entry_onto_another_entrys_url_is_refused_in_one_line(
+        make_config: ConfigFactory, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    path = make_config(database={"url": f"sqlite:///{tmp_path / 'g.sqlite3'}"})
+    (tmp_path / "one.xml").write_bytes(english_feed(2))
+    # urn:en:1 alone, moved onto urn:en:2's URL
+    moved = english_feed(1).replace(f"{SITE}/letter-1/".encode(), f"{SITE}/letter-2/".encode())
+    (tmp_path / "two.xml").write_bytes(moved)
+    assert run_cli("--config", str(path), "import", str(tmp_path / "one.xml")).code == 0
+    before = run_cli("--config", str(path), "entries", "list", "--json").out
+    result = run_cli("--config", str(path), "import", str(tmp_path / "two.xml"))
+    lines = result.err.strip().splitlines()
+    assert result.code == 1 and len(lines) == 1 and lines[0].startswith("Error: "), result
+    assert "urn:en:1" in lines[0] and f"{SITE}/letter-2/" in lines[0]
+    assert run_cli("--config", str(path), "entries", "list", "--json").out == before
