@@ -283,6 +283,7 @@ def _check_between(low: float, high: float) -> Callable[[int | float], str | Non
     return check
 
 
+def _check_seconds(high: float) -> Callable[[int | float], str | None]:
     """A duration: more than 0 and at most ``high`` seconds (a timer or a date past that
     overflows, or waits for ever, at the first use instead of at load)."""
     def check(value: int | float) -> str | None:
@@ -445,12 +446,17 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("database", "url"): _check_db_url,
     ("web", "port"): _check_port,
     ("web", "base_url"): _check_url_or_empty,
+    ("web", "store_timeout"): _check_seconds(HOUR),
+    ("web", "header_timeout"): _check_seconds(HOUR),
+    ("web", "body_timeout"): _check_seconds(HOUR),
     ("smtp", "port"): _check_port,
     ("smtp", "security"): _check_security,
     ("smtp", "connections"): _check_positive,
     ("smtp", "rate"): _check_not_negative,
+    ("smtp", "timeout"): _check_seconds(HOUR),
     ("mail", "bounce_limit"): _check_positive,
     ("mail", "max_attempts"): _check_positive,
+    ("mail", "retry_seconds"): _check_seconds(DAY),
     ("mail", "lease_seconds"): _check_between(10, 86_400),
     ("mail", "batch_size"): _check_between(1, 10_000),
     ("mail", "unsubscribe_mailto"): _check_address_or_empty,
@@ -458,6 +464,7 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("web", "forwarded_allow_ips"): _check_forwarded,
     ("security", "secret_key"): _check_secret_key,
     ("metrics", "listen"): _check_listen,
+    ("schedule", "bounces_seconds"): _check_seconds(DAY),
     ("feeds", "max_entries"): _check_positive,
     ("websub", "hub"): _check_url_or_empty,
     ("languages", "digest_subject"): _check_subject,
@@ -467,6 +474,9 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("schedule", "feeds"): _check_cron,
     ("schedule", "daily"): _check_cron,
     ("schedule", "weekly"): _check_cron,
+    ("schedule", "drain_seconds"): _check_seconds(DAY),
+    ("schedule", "watch_seconds"): _check_seconds(DAY),
+    ("schedule", "shutdown_timeout"): _check_seconds(HOUR),
 }
 
 
