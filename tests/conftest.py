@@ -198,3 +198,13 @@ def pg_url(_pg_migrated: str) -> str:
     """The session's PostgreSQL database, emptied (skipped with the reason without one)."""
     _empty_pg(_pg_migrated)
     return _pg_migrated
+
+
+@pytest.fixture
+def procs() -> Iterator[Any]:
+    """Start processes with ``procs.start(args, ...)``; every one still running when the
+    test ends, passed or failed, is killed with its process group and waited for."""
+    from tests.harness.procs import Processes
+
+    with Processes() as started:
+        yield started

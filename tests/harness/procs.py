@@ -1,0 +1,74 @@
+"""Processes a test starts, reaped whatever happens: each runs in its own process group,
+and on the way out (a pass, a failed assert, a timeout) every one still alive is SIGKILLed
+with its children, waited for, and its pipes closed. A test that left daemons running made
+the next test fail on their lock and their unclosed pipes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["Processes", "reap", "seriesfeed_args", "spawned"]
+
+
+def seriesfeed_args(config_path: object, *args: str) -> list[str]:
+    """The command line of ``seriesfeed --config PATH ARGS`` run by this interpreter."""
+    return [sys.executable, "-m", "seriesfeed", "--config", str(config_path), *args]
+
+
+def reap(proc: subprocess.Popen[Any]) -> None:
+    """Kill ``proc``'s process group if it still runs, wait for it, close its pipes."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+    try:
+        proc.wait(timeout=30)
+    finally:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+class Processes:
+    """The processes one test starts (``start`` takes Popen's arguments); ``close`` reaps
+    them all, each one's failure kept from stopping the others."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[Any]] = []
+
+    def start(self, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        # its own group: the reaper kills what the process started too
+        proc: subprocess.Popen[Any] = subprocess.Popen(args, start_new_session=True, **kwargs)
+        self.started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        errors: list[BaseException] = []
+        for proc in self.started:
+            try:
+                reap(proc)
+            except BaseException as exc:  # reap the rest first
+                errors.append(exc)
+        self.started.clear()
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def spawned(args: Sequence[str], **kwargs: Any) -> Iterator[subprocess.Popen[Any]]:
+    """One process, reaped on the way out."""
+    with Processes() as procs:
+        yield procs.start(args, **kwargs)
