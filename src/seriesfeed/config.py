@@ -165,6 +165,7 @@ class ScheduleConfig:
     watch_seconds: float = 5.0
     shutdown_timeout: float = 10.0
     bounces_seconds: float = 300.0
+    check_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -465,6 +466,7 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("security", "secret_key"): _check_secret_key,
     ("metrics", "listen"): _check_listen,
     ("schedule", "bounces_seconds"): _check_seconds(DAY),
+    ("schedule", "check_seconds"): _check_seconds(DAY),
     ("feeds", "max_entries"): _check_positive,
     ("websub", "hub"): _check_url_or_empty,
     ("languages", "digest_subject"): _check_subject,

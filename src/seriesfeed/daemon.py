@@ -91,6 +91,11 @@ def _run(config: Config, store: Store, planned: Planned,
                     return f"{maildir} is not a Maildir (yet)"
                 return str(await asyncio.to_thread(process_bounces, store, config, maildir))
             return bounces
+        case JobKind.CHECK:
+            async def check(stopping: asyncio.Event) -> str:
+                problems = await asyncio.to_thread(actions.check_health, config, store)
+                return f"damaged: {problems[0]}" if problems else "ok"
+            return check
     assert_never(planned.kind)
 
 

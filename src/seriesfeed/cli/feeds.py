@@ -39,4 +39,6 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     """Serve the web app only (feeds, pages, subscribe flow), without the scheduler."""
     from seriesfeed.web.embedded import serve_forever
 
+    # logged when it fails; /healthz then answers "down" from the first request
+    actions.check_health(app.config, app.store)
     asyncio.run(serve_forever(app.config, app.store, host, port))
