@@ -219,6 +219,14 @@ class Config:
             return self.web.base_url.rstrip("/")
         return f"http://{self.web.host}:{self.web.port}"
 
+    def listening_on(self, host: str | None, port: int | None) -> Config:
+        """This config with the command line's ``--host``/``--port`` in ``[web]``, so a
+        ``public_url`` derived from them (no ``base_url``) names where the server listens;
+        an explicit ``base_url`` (a proxy in front) still wins."""
+        web = dataclasses.replace(self.web, host=self.web.host if host is None else host,
+                                  port=self.web.port if port is None else port)
+        return dataclasses.replace(self, web=web)
+
     def resolve(self, value: str) -> Path:
         """A path from the config, relative to the config file's folder."""
         p = Path(value).expanduser()
