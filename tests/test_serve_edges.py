@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SEED_PAGE, CliResult
-from tests.harness.procs import Processes, seriesfeed_args
+from tests.harness.procs import Processes, catches, seriesfeed_args
 from tests.smtp_server import free_port
 
 SLUG = "reflections-on-the-iso-crisis"
@@ -64,3 +64,70 @@ def test_serve_port_reaches_every_self_link_unless_base_url_is_set(
     assert f'href="{expected}/feeds/en/{SLUG}/atom.xml"' in page
     for text in (atom, page, headers.get("link", "")):
         assert f":{configured}" not in text  # the config's port, not the one served on
+
+
+def _world(make_config: Callable[..., Path], tmp_path: Path,
+           run_cli: Callable[..., CliResult]) -> Path:
+    path = make_config(database={"url": f"sqlite:///{tmp_path / 'd.db'}"},
+                       web={"host": "127.0.0.1", "port": free_port(), "base_url": ""},
+                       schedule={"feeds": "0 */6 * * *", "daily": "0 7 * * *",
+                                 "weekly": "0 7 * * mon", "drain_seconds": 1,
+                                 "watch_seconds": 0.3, "shutdown_timeout": 5})
+    assert run_cli("--config", path, "import", SEED_PAGE).code == 0
+    return path
+
+
+SPAWN_OFFSETS = (0.3, 0.5, 1.0, 2.0)
+
+
+@pytest.mark.serial  # its offsets are times: run alone (./dev test)
+@pytest.mark.parametrize("command", ["run", pytest.param("serve", marks=pytest.mark.full)])
+def test_sigterm_at_any_moment_of_the_start_stops_cleanly(
+        make_config: Callable[..., Path], tmp_path: Path, procs: Processes,
+        run_cli: Callable[..., CliResult], figures: Callable[..., None], command: str) -> None:
+    """Before: a SIGTERM in the first seconds (imports, migrations, binding) killed the
+    daemon with the signal (exit -15) instead of stopping it. Offsets from the spawn, and
+    from the moment the process's first line has run (its SIGTERM handler shows in /proc):
+    before that the interpreter itself is starting and no Python code can catch a signal
+    (a bare ``python -c`` whose first line ignores SIGTERM dies of one sent at +0.12 s on
+    this loaded machine)."""
+    path = _world(make_config, tmp_path, run_cli)
+    codes, first_line = {}, []
+    for anchor, offset in [("first line", 0.0), ("first line", 0.05), *(
+            ("spawn", o) for o in SPAWN_OFFSETS)]:
+        proc = procs.start(seriesfeed_args(path, command), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, env=ENV)
+        spawned = time.monotonic()
+        if anchor == "first line":
+            while not catches(proc.pid, signal.SIGTERM):
+                assert proc.poll() is None and time.monotonic() - spawned < 30, "no handler"
+                time.sleep(0.002)
+            first_line.append(time.monotonic() - spawned)
+        time.sleep(offset)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        codes[f"+{offset} s after {anchor}"] = proc.returncode
+        assert proc.returncode == 0, (anchor, offset, proc.returncode, err[-2000:])
+        assert "Traceback" not in err, err[-3000:]
+    figures(part=command, **{f"exit at {k}": c for k, c in codes.items()},
+            **{"spawn to first line, s (max)": round(max(first_line), 3)})
+
+
+@pytest.mark.parametrize(("command", "line"), [("run", "seriesfeed: serving"),
+                                               ("serve", "serving on")])
+def test_a_client_connecting_right_after_serving_on_is_answered(
+        make_config: Callable[..., Path], tmp_path: Path, procs: Processes,
+        run_cli: Callable[..., CliResult], command: str, line: str) -> None:
+    path = _world(make_config, tmp_path, run_cli)
+    port = int(path.read_text(encoding="utf-8").split("[web]")[1].split("port = ")[1].split()[0])
+    proc = procs.start(seriesfeed_args(path, command), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stderr is not None
+    seen: list[str] = []
+    for text in proc.stderr:  # the server exits (EOF) if it never says it
+        seen.append(text)
+        if line in text:
+            break
+    assert any(line in s for s in seen), seen
+    status, _, _ = _get(f"http://127.0.0.1:{port}/healthz")  # at once: no retry
+    assert status == 200, (status, seen)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import assert_never
 
 from seriesfeed import actions
@@ -24,9 +25,11 @@ log = logging.getLogger("seriesfeed.daemon")
 
 
 def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
-                 serve_web: bool = True) -> Daemon:
+                 serve_web: bool = True,
+                 on_listening: Callable[[], None] | None = None) -> Daemon:
     """The daemon: each job of ``actions.job_plan`` bound to the verb it runs, then the
-    publisher of held entries and the store watcher."""
+    publisher of held entries and the store watcher; ``on_listening`` is called once the
+    web server's socket listens."""
     built_from: list[tuple[object, ...]] = []  # the store's fingerprint at the last build
     jobs = [Job(p.name, _run(config, store, p, built_from), trigger=p.trigger,
                 interval=p.interval, catch_up=p.catch_up, record=p.record)
@@ -40,7 +43,7 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
         from seriesfeed.web.embedded import serve_until
 
         async def serve(stop: asyncio.Event) -> None:
-            await serve_until(config, store, stop)
+            await serve_until(config, store, stop, on_listening=on_listening)
 
         daemon.serve = serve
     return daemon

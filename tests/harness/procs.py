@@ -11,14 +11,27 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Processes", "reap", "seriesfeed_args", "spawned"]
+__all__ = ["Processes", "catches", "reap", "seriesfeed_args", "spawned"]
 
 
 def seriesfeed_args(config_path: object, *args: str) -> list[str]:
     """The command line of ``seriesfeed --config PATH ARGS`` run by this interpreter."""
     return [sys.executable, "-m", "seriesfeed", "--config", str(config_path), *args]
+
+
+def catches(pid: int, sig: int) -> bool:
+    """The process has a handler for ``sig`` installed (Linux: SigCgt in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
 
 
 def reap(proc: subprocess.Popen[Any]) -> None:
