@@ -131,3 +131,47 @@ def test_a_client_connecting_right_after_serving_on_is_answered(
     assert any(line in s for s in seen), seen
     status, _, _ = _get(f"http://127.0.0.1:{port}/healthz")  # at once: no retry
     assert status == 200, (status, seen)
+
+
+def _add(run_cli: Callable[..., CliResult], path: Path, title: str) -> None:
+    result = run_cli("--config", path, "entries", "add", "--series", SLUG, "--title", title,
+                     "--published", "2019-05-01", "--byline", "Ann Writer")
+    assert result.code == 0, result
+
+
+def _published(out: Path, title: str) -> bool:
+    feed = out / "feeds" / "en" / SLUG / "atom.xml"
+    return feed.exists() and title in feed.read_text(encoding="utf-8")
+
+
+def test_a_change_made_while_the_daemon_was_down_is_published_at_its_restart(
+        make_config: Callable[..., Path], tmp_path: Path, procs: Processes,
+        run_cli: Callable[..., CliResult]) -> None:
+    """The feeds slot (every 6 h) has had its build, so the restart has no catch-up: the
+    watch used to answer "no build yet" until the next slot, and the files in out_dir kept
+    the old feed for hours."""
+    path = _world(make_config, tmp_path, run_cli)
+    out = path.parent / "var" / "public"
+    first = procs.start(seriesfeed_args(path, "run"), stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 60
+    while not _published(out, "Reflections"):  # the first start builds (catch-up)
+        assert first.poll() is None and time.monotonic() < deadline, "no first build"
+        time.sleep(0.2)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=30) == 0
+    _add(run_cli, path, "Written while the daemon was down")
+    second = procs.start(seriesfeed_args(path, "run"), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 30
+    while not _published(out, "Written while the daemon was down"):
+        assert second.poll() is None, second.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the change made while down was not published"
+        time.sleep(0.2)
+    _add(run_cli, path, "Written right after the restart")
+    deadline = time.monotonic() + 30
+    while not _published(out, "Written right after the restart"):
+        assert second.poll() is None and time.monotonic() < deadline, "not published"
+        time.sleep(0.2)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=30) == 0

@@ -127,6 +127,8 @@ async def _schedule_release(daemon: Daemon, store: Store, publish_job: Job) -> N
 
 def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
                built_from: list[tuple[object, ...]], publish_job: Job | None = None) -> Job:
+    started: list[bool] = []  # the build at start was tried
+
     async def watch(stopping: asyncio.Event) -> str:
         if publish_job is not None:
             # the next held entry's time (one indexed read): the daemon wakes then, not at
@@ -135,6 +137,16 @@ def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
             if when != daemon.next_wake(PUBLISH):
                 daemon.wake_at(publish_job, when)
         if not built_from:
+            if started:
+                return "no build yet"  # the build at start failed: the next slot retries
+            # a build at start: the fingerprint of the last build died with the previous
+            # process, so a change made while it was down (or since this one started)
+            # would wait for the next feeds slot; unchanged files are not rewritten
+            started.append(True)
+            await daemon.run_job(feeds_job)
+            if built_from or feeds_job.name not in daemon.active:
+                return "built at start"
+            # the feeds job's own catch-up holds it: its fingerprint comes soon
             return "no build yet"
         current = await asyncio.to_thread(actions.fingerprint, store)
         if current != built_from[0]:
