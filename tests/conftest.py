@@ -208,3 +208,13 @@ def procs() -> Iterator[Any]:
 
     with Processes() as started:
         yield started
+
+
+@pytest.fixture(autouse=True)
+def _reap_what_the_test_started() -> Iterator[None]:
+    """Every process a test starts (subprocess.Popen from tests/) is killed, waited for and
+    its pipes closed when the test ends, passed or failed."""
+    from tests.harness.procs import reaping_every_popen
+
+    with reaping_every_popen():
+        yield

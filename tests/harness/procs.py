@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Processes", "catches", "reap", "seriesfeed_args", "spawned"]
+__all__ = ["Processes", "catches", "reap", "reaping_every_popen", "seriesfeed_args",
+           "spawned"]
 
 
 def seriesfeed_args(config_path: object, *args: str) -> list[str]:
@@ -64,7 +65,7 @@ class Processes:
 
     def close(self) -> None:
         errors: list[BaseException] = []
-        for proc in self.started:
+        for proc in {id(p): p for p in self.started}.values():
             try:
                 reap(proc)
             except BaseException as exc:  # reap the rest first
@@ -85,3 +86,28 @@ def spawned(args: Sequence[str], **kwargs: Any) -> Iterator[subprocess.Popen[Any
     """One process, reaped on the way out."""
     with Processes() as procs:
         yield procs.start(args, **kwargs)
+
+
+TESTS = str(Path(__file__).resolve().parent.parent)
+
+
+@contextmanager
+def reaping_every_popen() -> Iterator[Processes]:
+    """The safety net under every test (an autouse fixture): each ``subprocess.Popen``
+    made by code under tests/ is reaped when the test ends, so a test that fails before
+    its own clean-up leaves nothing running. Processes started by libraries (asyncio,
+    ``subprocess.run``, which reaps its own) are not touched."""
+    started = Processes()
+    original = subprocess.Popen.__init__
+
+    def init(self: subprocess.Popen[Any], *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if sys._getframe(1).f_code.co_filename.startswith(TESTS):
+            started.started.append(self)
+
+    subprocess.Popen.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield started
+    finally:
+        subprocess.Popen.__init__ = original  # type: ignore[method-assign]
+        started.close()
