@@ -179,13 +179,13 @@ def _get(url: str) -> tuple[int, bytes]:
 @pytest.mark.catalogue("F19")
 def test_healthz_reports_a_damaged_store(
         make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
-        figures: Callable[..., None]) -> None:
+        figures: Callable[..., None], procs: Processes) -> None:
     config = _world(make_config, tmp_path, fault(fsync=False), f"sqlite:///{tmp_path / 'h.db'}")
     _damage(config, "entries")
     assert config.path is not None
-    proc = subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
-                             "run"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = procs.start(seriesfeed_args(config.path, "run"), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
     base = config.public_url.replace("https://feeds.example.org",
                                      f"http://127.0.0.1:{config.web.port}")
     try:
