@@ -80,8 +80,9 @@ def check_health(config: Config, store: Store, *, max_age: float | None = None,
     before = store.trouble.last_check()
     problems = quick_check(store)
     store.trouble.checked(problems)
-    if problems and log_failure:
-        log.error("%s", damaged(store, problems))
+    if problems:
+        if log_failure:
+            log.error("%s", damaged(store, problems))
     elif before is not None and before[0]:
         log.warning("the store %s passes its check again", store.describe())
     return problems
