@@ -198,3 +198,23 @@ def pg_url(_pg_migrated: str) -> str:
     """The session's PostgreSQL database, emptied (skipped with the reason without one)."""
     _empty_pg(_pg_migrated)
     return _pg_migrated
+
+
+@pytest.fixture
+def procs() -> Iterator[Any]:
+    """Start processes with ``procs.start(args, ...)``; every one still running when the
+    test ends, passed or failed, is killed with its process group and waited for."""
+    from tests.harness.procs import Processes
+
+    with Processes() as started:
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def _reap_what_the_test_started() -> Iterator[None]:
+    """Every process a test starts (subprocess.Popen from tests/) is killed, waited for and
+    its pipes closed when the test ends, passed or failed."""
+    from tests.harness.procs import reaping_every_popen
+
+    with reaping_every_popen():
+        yield

@@ -196,3 +196,33 @@ def test_cli_reports_config_errors_in_one_line_with_exit_2(make_config: ConfigFa
     assert result.err.count("\n") == 1
     assert "smtp.port" in result.err
     assert "Traceback" not in result.err
+
+
+def test_a_short_secret_key_is_refused_at_load_from_the_environment(
+        make_config: ConfigFactory, run_cli, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+        tmp_path: Path) -> None:
+    """A key too short to sign links used to load fine, and `subscribers add` queued a
+    confirmation that could never be built; it is a bad value like any other."""
+    path = make_config(database={"url": f"sqlite:///{tmp_path / 'k.db'}"})
+    monkeypatch.setenv("SERIESFEED_SECURITY_SECRET_KEY", "short")
+    result = run_cli("--config", path, "subscribers", "add", "ann@example.org")
+    assert result.code == 2, result
+    assert result.err.count("\n") == 1 and result.err.startswith("Error: ")
+    assert "SERIESFEED_SECURITY_SECRET_KEY" in result.err and "32" in result.err
+    assert not (tmp_path / "k.db").exists()  # refused before the store was touched
+    # 32 bytes is enough; a key counts in bytes, so 11 three-byte characters are too
+    monkeypatch.setenv("SERIESFEED_SECURITY_SECRET_KEY", "€" * 11)
+    assert load_config(path).security.secret_key == "€" * 11
+    with pytest.raises(ConfigError, match="SERIESFEED_SECURITY_SECRET_KEY") as caught:
+        load_config(path, env={"SERIESFEED_SECURITY_SECRET_KEY": "é" * 15})
+    assert caught.value.key == "security.secret_key"
+
+
+def test_a_short_secret_key_in_the_file_names_the_key_and_line(
+        make_config: ConfigFactory) -> None:
+    path = make_config(security={"secret_key": "x" * 31})
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert caught.value.key == "security.secret_key" and caught.value.line is not None
+    assert load_config(make_config(security={"secret_key": "x" * 32}), env={})
+    assert load_config(make_config(security={"secret_key": ""}), env={})  # generated

@@ -56,7 +56,9 @@ def daemon_config(make_config: Callable[..., Path], database_url: str) -> Path:
 
 
 def _start(config: Path) -> subprocess.Popen[str]:
+    # its own process group: the reaper under every test kills what it started too
     return subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config), "run"],
+                            start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 

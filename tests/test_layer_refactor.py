@@ -99,7 +99,8 @@ def test_status_lists_the_jobs_the_daemon_runs(make_config: ConfigFactory,
     report = status_report(config, store, figures=False)
     assert [j["name"] for j in report["jobs"]] == recorded
     assert [p.name for p in jobs.plan(config)] == [
-        "outbox", "feeds", "digest-daily", "digest-weekly", "source-news", "bounces"]
+        "outbox", "store-check", "feeds", "digest-daily", "digest-weekly", "source-news",
+        "bounces"]
     planned = [p.name for p in jobs.plan(config)]
     assert [j.name for j in daemon.jobs][:len(planned)] == planned
     now = datetime.now(config.zone)

@@ -2,6 +2,10 @@
 
 import sys
 
-from seriesfeed.cli import main
+from seriesfeed import stopping
+
+stopping.defer()  # before the slow imports below: a daemon stopped now exits cleanly
+
+from seriesfeed.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -171,6 +171,7 @@ class ScheduleConfig:
     watch_seconds: float = 5.0
     shutdown_timeout: float = 10.0
     bounces_seconds: float = 300.0
+    check_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -226,6 +227,14 @@ class Config:
         if self.web.base_url:
             return self.web.base_url.rstrip("/")
         return f"http://{self.web.host}:{self.web.port}"
+
+    def listening_on(self, host: str | None, port: int | None) -> Config:
+        """This config with the command line's ``--host``/``--port`` in ``[web]``, so a
+        ``public_url`` derived from them (no ``base_url``) names where the server listens;
+        an explicit ``base_url`` (a proxy in front) still wins."""
+        web = dataclasses.replace(self.web, host=self.web.host if host is None else host,
+                                  port=self.web.port if port is None else port)
+        return dataclasses.replace(self, web=web)
 
     def resolve(self, value: str) -> Path:
         """A path from the config, relative to the config file's folder."""
@@ -425,6 +434,19 @@ def _check_address_or_empty(value: Any) -> str | None:
     return None
 
 
+MIN_SECRET_KEY_BYTES = 32  # HMAC-SHA256's block of entropy; shorter keys are guessable
+
+
+def _check_secret_key(value: str) -> str | None:
+    # refused at load: a short key used to pass until the first link was signed, so a
+    # confirmation was queued that could never be built
+    if value == "" or len(value.encode("utf-8")) >= MIN_SECRET_KEY_BYTES:
+        return None
+    return (f"must be at least {MIN_SECRET_KEY_BYTES} bytes, not {len(value.encode('utf-8'))} "
+            "(64 random hex characters are best; empty: one is generated into "
+            "var/secret_key)")
+
+
 def _check_source_format(value: str) -> str | None:
     if value in ("", *SOURCE_FORMATS):
         return None
@@ -480,8 +502,10 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("mail", "unsubscribe_mailto"): _check_address_or_empty,
     ("mail", "bounce_address"): _check_address_or_empty,
     ("web", "forwarded_allow_ips"): _check_forwarded,
+    ("security", "secret_key"): _check_secret_key,
     ("metrics", "listen"): _check_listen,
     ("schedule", "bounces_seconds"): _check_seconds(DAY),
+    ("schedule", "check_seconds"): _check_seconds(DAY),
     ("feeds", "max_entries"): _check_positive,
     ("feeds", "content"): _check_one_of("summary", "full"),
     ("site", "article_pages"): _check_one_of("publisher", "local"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import assert_never
 
 from seriesfeed import actions
@@ -24,9 +25,11 @@ log = logging.getLogger("seriesfeed.daemon")
 
 
 def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
-                 serve_web: bool = True) -> Daemon:
+                 serve_web: bool = True,
+                 on_listening: Callable[[], None] | None = None) -> Daemon:
     """The daemon: each job of ``actions.job_plan`` bound to the verb it runs, then the
-    publisher of held entries and the store watcher."""
+    publisher of held entries and the store watcher; ``on_listening`` is called once the
+    web server's socket listens."""
     built_from: list[tuple[object, ...]] = []  # the store's fingerprint at the last build
     jobs = [Job(p.name, _run(config, store, p, built_from), trigger=p.trigger,
                 interval=p.interval, catch_up=p.catch_up, record=p.record)
@@ -40,7 +43,7 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
         from seriesfeed.web.embedded import serve_until
 
         async def serve(stop: asyncio.Event) -> None:
-            await serve_until(config, store, stop)
+            await serve_until(config, store, stop, on_listening=on_listening)
 
         daemon.serve = serve
     return daemon
@@ -91,6 +94,11 @@ def _run(config: Config, store: Store, planned: Planned,
                     return f"{maildir} is not a Maildir (yet)"
                 return str(await asyncio.to_thread(process_bounces, store, config, maildir))
             return bounces
+        case JobKind.CHECK:
+            async def check(stopping: asyncio.Event) -> str:
+                problems = await asyncio.to_thread(actions.check_health, config, store)
+                return f"damaged: {problems[0]}" if problems else "ok"
+            return check
     assert_never(planned.kind)
 
 
@@ -119,6 +127,8 @@ async def _schedule_release(daemon: Daemon, store: Store, publish_job: Job) -> N
 
 def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
                built_from: list[tuple[object, ...]], publish_job: Job | None = None) -> Job:
+    started: list[bool] = []  # the build at start was tried
+
     async def watch(stopping: asyncio.Event) -> str:
         if publish_job is not None:
             # the next held entry's time (one indexed read): the daemon wakes then, not at
@@ -127,6 +137,16 @@ def _watch_job(daemon: Daemon, store: Store, feeds_job: Job,
             if when != daemon.next_wake(PUBLISH):
                 daemon.wake_at(publish_job, when)
         if not built_from:
+            if started:
+                return "no build yet"  # the build at start failed: the next slot retries
+            # a build at start: the fingerprint of the last build died with the previous
+            # process, so a change made while it was down (or since this one started)
+            # would wait for the next feeds slot; unchanged files are not rewritten
+            started.append(True)
+            await daemon.run_job(feeds_job)
+            if built_from or feeds_job.name not in daemon.active:
+                return "built at start"
+            # the feeds job's own catch-up holds it: its fingerprint comes soon
             return "no build yet"
         current = await asyncio.to_thread(actions.fingerprint, store)
         if current != built_from[0]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from seriesfeed import stopping
 from seriesfeed.actions import jobs
 from seriesfeed.actions.ops import Store
 from seriesfeed.clock import now_utc
@@ -157,6 +158,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
+        if stopping.requested():  # it came while the process started: stop at once
+            self._on_signal(signal.SIGTERM)
         alarm = AlarmClock(self.config.zone)
         for job in self.jobs:
             if job.trigger is not None:

@@ -27,7 +27,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from seriesfeed.config import Config
+from seriesfeed.config import MIN_SECRET_KEY_BYTES, Config
 from seriesfeed.errors import ConfigError, ValidationError
 
 
@@ -49,7 +49,7 @@ LIFETIME_S: dict[Purpose, int | None] = {
 }
 CLOCK_SKEW_S = 300  # tokens from a few minutes "in the future" (another host's clock) pass
 MAX_TOKEN = 512
-MIN_KEY = 16
+MIN_KEY = MIN_SECRET_KEY_BYTES  # the configured key is checked at load
 INVALID = "this link is invalid or has expired"
 
 
@@ -72,8 +72,8 @@ def ensure_secret_key(config: Config) -> bytes:
     ``var/secret_key`` (mode 0600) beside the config and reused from then on."""
     configured = config.security.secret_key
     if configured:
-        if len(configured) < MIN_KEY:
-            raise ConfigError(f"security.secret_key: use at least {MIN_KEY} characters (32 "
+        if len(configured.encode("utf-8")) < MIN_KEY:  # a Config built without load_config
+            raise ConfigError(f"security.secret_key: use at least {MIN_KEY} bytes (32 "
                               "random bytes, hex-encoded, are best)", key="security.secret_key")
         return configured.encode("utf-8")
     path = config.resolve("var/secret_key")

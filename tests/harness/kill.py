@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from seriesfeed.store import open_store
 from seriesfeed.store.tables import outbox, subscribers
 from tests.conftest import SEED_PAGE
 from tests.harness.fault_smtp import Delivery
+from tests.harness.procs import seriesfeed_args, spawned
 
 
 def world(make_config: Callable[..., Path], port: int, n: int, database_url: str, *,
@@ -62,17 +62,16 @@ def send(config: Config, *, crash_at: str | None = None, kill_after: float | Non
     if crash_at:
         env["SERIESFEED_TEST_CRASH_AT"] = crash_at
     assert config.path is not None
-    proc = subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
-                             *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    if kill_after is not None:
-        try:
-            proc.wait(timeout=kill_after)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=timeout)
+    with spawned(seriesfeed_args(config.path, *args), env=env, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.PIPE) as proc:  # reaped even when the wait times out
+        if kill_after is not None:
+            try:
+                proc.wait(timeout=kill_after)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=timeout)
     assert proc.returncode in (0, -9, 137), err.decode()[-3000:]
-    return proc.returncode
+    return int(proc.returncode)
 
 
 def expire_leases(config: Config) -> None:
@@ -145,12 +144,11 @@ def send_measured(config: Config,
     """Run one ``seriesfeed`` process to the end; its wall time and peak RSS in KiB."""
     assert config.path is not None
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
-                             *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    with proc.stderr:
+    with spawned(seriesfeed_args(config.path, *args), stdout=subprocess.DEVNULL,
+                 stderr=subprocess.PIPE) as proc:
+        assert proc.stderr is not None
         err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0, err.decode()[-3000:]
     return time.monotonic() - started, int(usage.ru_maxrss)

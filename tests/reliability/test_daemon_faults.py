@@ -8,13 +8,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,14 +27,20 @@ from seriesfeed.schedules import fire_times, make_trigger
 from seriesfeed.store import open_store
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer
+from tests.harness.procs import Processes, seriesfeed_args
 from tests.smtp_server import free_port
 
 
-def _daemon(config: Config) -> subprocess.Popen[str]:
+def _daemon(config: Config, procs: Processes | None = None) -> subprocess.Popen[str]:
+    """``seriesfeed run`` in its own process group; reaped by ``procs`` when given (and by
+    the reaper under every test in any case)."""
     assert config.path is not None
-    return subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
-                             "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    args = seriesfeed_args(config.path, "run")
+    kwargs: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE,
+                              "text": True, "env": {**os.environ, "PYTHONUNBUFFERED": "1"}}
+    if procs is not None:
+        return procs.start(args, **kwargs)
+    return subprocess.Popen(args, start_new_session=True, **kwargs)
 
 
 def _healthz(port: int) -> tuple[int, bytes]:
@@ -99,38 +105,33 @@ def test_one_daemon_per_store(make_config: Callable[..., Path], tmp_path: Path,
                               figures: Callable[..., None]) -> None:
     smtp = fault()
     config, web = _daemon_world(make_config, tmp_path, smtp.port, 0)
-    first = _daemon(config)
-    try:
+    # every daemon below is reaped (group killed, waited, pipes closed) on the way out,
+    # whatever fails: a failure here used to leave ten daemons holding the store
+    with Processes() as procs:
+        first = _daemon(config, procs)
         _wait(lambda: _healthz(web)[0] == 200, 30, "the first daemon")
         started = time.monotonic()
-        second = _daemon(config)
+        second = _daemon(config, procs)
         _, err = second.communicate(timeout=10)
         refused_in = time.monotonic() - started
         assert second.returncode != 0 and "is running on this store" in err, err
         assert refused_in < 2.0 + 1.5  # interpreter start-up is ~1 s of it
         # ten at once while the first still holds the lock: all ten refused
-        crowd = [_daemon(config) for _ in range(10)]
+        crowd = [_daemon(config, procs) for _ in range(10)]
         codes = [p.wait(timeout=30) for p in crowd]
-        for p in crowd:
-            p.communicate()
         assert all(c != 0 for c in codes) and first.poll() is None
-    finally:
         first.send_signal(signal.SIGKILL)
-        first.communicate(timeout=10)
+        first.wait(timeout=10)
     # the SIGKILLed holder leaves no stale lock; then ten start at once and one remains
-    crowd = [_daemon(config) for _ in range(10)]
-    try:
+    with Processes() as procs:
+        crowd = [_daemon(config, procs) for _ in range(10)]
         _wait(lambda: sum(p.poll() is not None for p in crowd) >= 9, 40, "nine to give up")
         time.sleep(1.0)
         alive = [p for p in crowd if p.poll() is None]
         assert len(alive) == 1, [p.returncode for p in crowd]
         _wait(lambda: _healthz(web)[0] == 200, 30, "the survivor to serve")
-    finally:
-        for p in crowd:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in crowd:
-            p.communicate(timeout=20)
+        code, err = _stop(alive[0])
+        assert code == 0, err[-3000:]
     figures(**{"second refused within s": round(refused_in, 2), "of ten at once running": 1,
                "stale lock after SIGKILL": "none"})
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, text
@@ -31,6 +33,7 @@ from seriesfeed.store.tables import series
 from tests.conftest import EXAMPLE_JSON
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer
+from tests.harness.procs import Processes, seriesfeed_args
 from tests.smtp_server import free_port
 
 SLUG = "reflections-on-the-iso-crisis"
@@ -45,12 +48,13 @@ def _cli(config: Config, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _world(make_config: Callable[..., Path], tmp_path: Path, smtp: FaultServer,
-           url: str) -> Config:
+           url: str, **schedule: float) -> Config:
     web = free_port()
     config = kill.world(make_config, smtp.port, 30, url, extra={
         "web": {"host": "127.0.0.1", "port": web, "base_url": "https://feeds.example.org"},
         "schedule": {"feeds": "*/10 * * * *", "daily": "0 7 * * *", "weekly": "0 7 * * mon",
-                     "drain_seconds": 0.5, "watch_seconds": 0.3, "shutdown_timeout": 5}})
+                     "drain_seconds": 0.5, "watch_seconds": 0.3, "shutdown_timeout": 5,
+                     **schedule}})
     store = open_store(config.database.url, config.base_dir)
     try:  # a recorded digest, so the digests and outbox tables hold rows
         record_digests(store, config, Frequency.DAILY, datetime.now(UTC), scheduled=False)
@@ -175,13 +179,13 @@ def _get(url: str) -> tuple[int, bytes]:
 @pytest.mark.catalogue("F19")
 def test_healthz_reports_a_damaged_store(
         make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
-        figures: Callable[..., None]) -> None:
+        figures: Callable[..., None], procs: Processes) -> None:
     config = _world(make_config, tmp_path, fault(fsync=False), f"sqlite:///{tmp_path / 'h.db'}")
     _damage(config, "entries")
     assert config.path is not None
-    proc = subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
-                             "run"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = procs.start(seriesfeed_args(config.path, "run"), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
     base = config.public_url.replace("https://feeds.example.org",
                                      f"http://127.0.0.1:{config.web.port}")
     try:
@@ -203,6 +207,118 @@ def test_healthz_reports_a_damaged_store(
     figures(part="daemon on a damaged entries page", **{
         "feed GET": feed_status, "/healthz": f"{status} {health['status']}",
         "problems reported": len(health["reasons"])})
+
+
+def _first_health(config: Config, proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any]]:
+    """The first /healthz answer of the server in ``proc`` (no other request before it)."""
+    deadline = time.monotonic() + 60
+    while True:
+        status, body = _get(f"http://127.0.0.1:{config.web.port}/healthz")
+        if status:
+            return status, json.loads(body)
+        assert proc.poll() is None and time.monotonic() < deadline, "no server"
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    return str(err)
+
+
+@pytest.mark.catalogue("F19")
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_a_damaged_store_is_down_from_start(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        figures: Callable[..., None], procs: Processes, command: str) -> None:
+    """The first /healthz, before any request has met the damage, says ``down`` and why,
+    and the log says it too."""
+    config = _world(make_config, tmp_path, fault(fsync=False), f"sqlite:///{tmp_path / 's.db'}")
+    _damage(config, "entries")
+    _damage(config, "subscribers")
+    proc = procs.start(seriesfeed_args(config.path, command), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    status, health = _first_health(config, proc)
+    err = _stop(proc)
+    assert status == 503 and health["status"] == "down", health
+    assert any("damaged" in r for r in health["reasons"]), health
+    assert str(tmp_path) not in json.dumps(health)
+    assert "damaged" in err, err[-3000:]  # the log, from start
+    figures(part=f"{command} on entries and subscribers pages overwritten",
+            **{"first /healthz": f"{status} {health['status']}"})
+
+
+@pytest.mark.catalogue("F19")
+def test_damage_found_by_the_scheduled_check_while_the_daemon_runs(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        figures: Callable[..., None], procs: Processes) -> None:
+    """Pages no job reads are damaged under a running daemon: /healthz goes down within
+    [schedule] check_seconds, with no request or job meeting the damage."""
+    config = _world(make_config, tmp_path, fault(fsync=False), f"sqlite:///{tmp_path / 'c.db'}",
+                    check_seconds=0.5)
+    proc = procs.start(seriesfeed_args(config.path, "run"), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while _first_health(config, proc)[0] != 200:
+        assert time.monotonic() < deadline, "never up"
+        time.sleep(0.2)
+    _damage(config, "source_entries")  # only a source poll reads it; none is configured
+    time.sleep(1.6)  # three check intervals, no request meanwhile
+    status, health = _first_health(config, proc)  # one request: at most one check of its own
+    err = _stop(proc)
+    assert status == 503 and health["status"] == "down", health
+    assert any("damaged" in r for r in health["reasons"]), health
+    logged = [line for line in err.splitlines() if "damaged" in line]
+    # two or more: the request's own check logs at most one, the schedule the rest
+    assert len(logged) >= 2, err[-3000:]
+    figures(**{"damaged lines logged in 1.6 s (check_seconds 0.5)": len(logged)})
+
+
+@pytest.mark.catalogue("F19")
+def test_status_and_backup_refuse_a_damaged_store(
+        make_config: Callable[..., Path], tmp_path: Path,
+        fault: Callable[..., FaultServer]) -> None:
+    config = _world(make_config, tmp_path, fault(fsync=False), f"sqlite:///{tmp_path / 'b.db'}")
+    healthy = _cli(config, "status")
+    assert healthy.returncode == 0 and "store check: ok" in healthy.stdout, healthy
+    _damage(config, "entries")
+    _damage(config, "subscribers")
+    status = _cli(config, "status")
+    _one_error_line(status, "damaged", "backup")
+    as_json = _cli(config, "status", "--json")
+    _one_error_line(as_json, "damaged")
+    assert json.loads(as_json.stdout)["store_check"]["ok"] is False
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    result = _cli(config, "backup", str(folder / "copy.db"))
+    _one_error_line(result, "damaged")
+    assert list(folder.iterdir()) == []  # no copy, no temporary file
+
+
+@pytest.mark.postgres
+def test_the_quick_check_on_postgresql_reads_each_table(
+        make_config: Callable[..., Path], tmp_path: Path, pg_url: str,
+        fault: Callable[..., FaultServer]) -> None:
+    from seriesfeed.actions.status import check_health, health
+
+    config = _world(make_config, tmp_path, fault(fsync=False), pg_url)
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        assert check_health(config, store) == []
+        with store.write() as conn:
+            conn.execute(text("ALTER TABLE job_runs RENAME TO job_runs_moved"))
+        try:
+            problems = check_health(config, store)
+            judged = health(config, store)
+        finally:
+            with store.write() as conn:
+                conn.execute(text("ALTER TABLE job_runs_moved RENAME TO job_runs"))
+        assert [p for p in problems if "job_runs" in p] == problems and problems
+        assert judged.down and any("job_runs" in r for r in judged.reasons)
+    finally:
+        store.close()
 
 
 def test_constraint_violations_still_reach_their_callers(store: Store) -> None:

@@ -32,6 +32,7 @@ from seriesfeed.store import open_store
 from seriesfeed.store.tables import outbox, subscribers
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer, Rule
+from tests.harness.procs import Processes
 
 FAST = {"mail": {"retry_seconds": 0.05, "max_attempts": 8}}
 SLUG = "reflections-on-the-iso-crisis"
@@ -563,16 +564,16 @@ def test_a_store_locked_during_a_send_makes_no_duplicate(
 
 def test_digest_send_hands_rows_back_on_sigterm(
         make_config: Callable[..., Path], tmp_path: Path,
-        fault: Callable[..., FaultServer]) -> None:
+        fault: Callable[..., FaultServer], procs: Processes) -> None:
     import signal
 
     server = fault(tarpit=0.5)
     config = kill.world(make_config, server.port, 30, f"sqlite:///{tmp_path / 't.sqlite3'}",
                         connections=1)
     assert config.path is not None
-    proc = subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
-                             "digest", "send", "--frequency", "daily"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = procs.start([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
+                        "digest", "send", "--frequency", "daily"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not server.handler.deliveries() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -19,6 +19,7 @@ from seriesfeed.actions.delivery import duplicate_bound
 from tests.harness import kill
 from tests.harness.fault_smtp import FaultServer
 from tests.harness.figures import tier
+from tests.harness.procs import Processes
 
 pytestmark = pytest.mark.postgres
 
@@ -51,17 +52,17 @@ def test_sigkill_at_random_on_postgresql(pg_url: str, make_config: Callable[...,
 @pytest.mark.catalogue("F3")
 def test_two_senders_share_the_outbox_without_double_claims(
         pg_url: str, make_config: Callable[..., Path], fault: Callable[..., FaultServer],
-        figures: Callable[..., None]) -> None:
+        figures: Callable[..., None], procs: Processes) -> None:
     n = tier(2000, 10_000)
     smtp = fault(keep_messages=False, fsync=False, tarpit=0.002)
     config = kill.world(make_config, smtp.port, n, pg_url)
     assert config.path is not None
-    procs = [subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config",
-                               str(config.path), "digest", "send", "--frequency", "daily"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    senders = [procs.start([sys.executable, "-m", "seriesfeed", "--config",
+                            str(config.path), "digest", "send", "--frequency", "daily"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in senders]
+    assert all(p.returncode == 0 for p in senders), [o[1][-2000:] for o in outs]
     got = kill.account(smtp.handler.deliveries(), kill.recipients(n))
     assert got.lost == 0 and got.duplicates == 0
     sent = [int(o[0].split(" sent")[0].rsplit(" ", 1)[-1]) for o in outs]
@@ -74,15 +75,15 @@ def test_two_senders_share_the_outbox_without_double_claims(
 @pytest.mark.catalogue("F3")
 def test_terminated_backend_mid_send(pg_url: str, make_config: Callable[..., Path],
                                      fault: Callable[..., FaultServer],
-                                     figures: Callable[..., None]) -> None:
+                                     figures: Callable[..., None], procs: Processes) -> None:
     n = 3000
     smtp = fault(keep_messages=False, fsync=False, tarpit=0.002)
     config = kill.world(make_config, smtp.port, n, pg_url)
     assert config.path is not None
-    proc = subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
-                             "digest", "send", "--frequency", "daily"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ})
+    proc = procs.start([sys.executable, "-m", "seriesfeed", "--config", str(config.path),
+                        "digest", "send", "--frequency", "daily"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       env={**os.environ})
     deadline = time.monotonic() + 60
     while len(smtp.handler.deliveries()) < 300 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -64,7 +64,7 @@ from seriesfeed.actions.entries import (
 from seriesfeed.actions.feeds import LiveSite, build_feeds, fingerprint, plan_feeds, plan_site
 from seriesfeed.actions.jobs import plan as job_plan
 from seriesfeed.actions.ops import Store, migrate, open_store, runner_lock
-from seriesfeed.actions.status import Health, health, status_report
+from seriesfeed.actions.status import Health, check_health, damaged, health, status_report
 
 __all__ = [
     "Health",
@@ -77,6 +77,8 @@ __all__ = [
     "add_entry",
     "bounces",
     "build_feeds",
+    "check_health",
+    "damaged",
     "delivery",
     "digest_dry_run",
     "digests",

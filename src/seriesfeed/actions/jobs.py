@@ -26,6 +26,7 @@ class JobKind(enum.Enum):
     DIGEST = "digest"  # record and send one frequency's digests
     SOURCE = "source"  # poll one [sources.<name>]
     BOUNCES = "bounces"  # read the bounce Maildir
+    CHECK = "check"  # the store's quick check (health tells the truth between requests)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ def plan(config: Config, *, sender_only: bool = False) -> list[Planned]:
     # the outbox pass runs every few seconds: not recorded in job_runs
     jobs = [Planned("outbox", JobKind.OUTBOX, interval=config.schedule.drain_seconds,
                     record=False)]
+    # not recorded: a damaged store may not take the record; the log and /healthz say it
+    jobs.append(Planned("store-check", JobKind.CHECK, interval=config.schedule.check_seconds,
+                        record=False))
     if sender_only:
         return jobs
     jobs.append(Planned("feeds", JobKind.FEEDS, make_trigger(config.schedule.feeds, config,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from typing import Any
@@ -12,14 +13,17 @@ from seriesfeed.actions.relay import relay_state
 from seriesfeed.actions.sources import failing_sources
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
-from seriesfeed.errors import SeriesfeedError
+from seriesfeed.errors import SeriesfeedError, StoreDamagedError
 from seriesfeed.schedules import next_fire
 from seriesfeed.store import Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import jobs as jq
 from seriesfeed.store import ops as oq
+from seriesfeed.store.check import quick_check
 
-__all__ = ["Health", "health", "status_report"]
+__all__ = ["Health", "check_health", "damaged", "health", "status_report"]
+
+log = logging.getLogger("seriesfeed.store")
 
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
@@ -69,6 +73,35 @@ def _local_run(run: dict[str, Any], config: Config) -> dict[str, Any]:
     return run
 
 
+def check_health(config: Config, store: Store, *, max_age: float | None = None,
+                 log_failure: bool = True) -> list[str]:
+    """The store's quick check: what is wrong (empty: nothing). A result younger than
+    ``max_age`` seconds is reused (/healthz is polled often; the check reads every page);
+    a fresh check that fails is logged, so the log says it from the daemon's start (a
+    command that raises the error itself passes ``log_failure=False``)."""
+    if max_age is not None:
+        cached = store.trouble.last_check()
+        if cached is not None and cached[1] <= max_age:
+            return cached[0]
+    before = store.trouble.last_check()
+    problems = quick_check(store)
+    store.trouble.checked(problems)
+    if problems:
+        if log_failure:
+            log.error("%s", damaged(store, problems))
+    elif before is not None and before[0]:
+        log.warning("the store %s passes its check again", store.describe())
+    return problems
+
+
+def damaged(store: Store, problems: list[str]) -> StoreDamagedError:
+    """The one-line error for a store that failed its check."""
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return StoreDamagedError(f"the store {store.describe()} is damaged: {problems[0]}{more}: "
+                             "restore it from a backup; `seriesfeed check` shows what is "
+                             "wrong")
+
+
 class Health:
     """/healthz's judgement: ``up``, ``degraded`` with the reasons, or ``down`` (503)."""
 
@@ -89,6 +122,13 @@ def health(config: Config, store: Store) -> Health:
         # relays quote the recipient: '550 5.1.1 <ann@example.org>'
         return ADDRESS.sub("<address>", reason.replace(store.describe(), "the store"))
 
+    try:
+        # first: a damaged store answers the counts below through intact indexes
+        problems = check_health(config, store, max_age=config.schedule.check_seconds)
+    except SeriesfeedError as exc:
+        return Health("down", [f"store: {public(str(exc))}"], None)
+    if problems:
+        return Health("down", [f"store: damaged: {public(p)}" for p in problems[:5]], None)
     try:
         report = status_report(config, store, figures=False)
         failing = failing_sources(store, config)

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from seriesfeed import actions, i18n
+from seriesfeed import actions, i18n, stopping
 from seriesfeed.actions import Store, open_store
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import SeriesfeedError
@@ -54,6 +54,10 @@ class AppContext:
 
 pass_app = click.make_pass_decorator(AppContext)
 
+# the commands that keep running until told to stop: their event loop takes over the stop
+# signals that were deferred from the first line (seriesfeed.stopping)
+DAEMONS = ("run", "serve")
+
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
@@ -79,6 +83,8 @@ def write_file(out: Path, data: bytes) -> None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """seriesfeed: feeds and email digests for an article series."""
+    if ctx.invoked_subcommand not in DAEMONS:
+        stopping.release()  # a one-shot command stops on a signal as it always did
     app = AppContext(config_path)
     ctx.obj = app
     ctx.call_on_close(app.close)

@@ -10,6 +10,7 @@ import click
 from seriesfeed import actions
 from seriesfeed import daemon as daemon_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.errors import SeriesfeedError
 from seriesfeed.logs import setup_logging
 
 __all__ = ["run", "status"]
@@ -29,12 +30,24 @@ def run(app: AppContext, sender_only: bool, no_web: bool, log_format: str) -> No
     [schedule] shutdown_timeout) and exits 0."""
     setup_logging(log_format, zone=app.config.zone)
     config, store = app.config, app.store
+    serve_web = not no_web and not sender_only
+    lines: list[str] = []
+
+    def listening() -> None:  # "serving" only once a client can connect
+        for line in lines:
+            click.echo(line, err=True)
+
     daemon = daemon_mod.build_daemon(config, store, sender_only=sender_only,
-                                     serve_web=not no_web and not sender_only)
+                                     serve_web=serve_web, on_listening=listening)
     with actions.runner_lock(store, sender_only=sender_only):
-        if not sender_only and not no_web:
-            for line in daemon_mod.startup_urls(config, store):
-                click.echo(line, err=True)
+        # before serving: /healthz and the log tell the truth from the first request (a
+        # damaged store is logged; the daemon stays up and answers "down")
+        actions.check_health(config, store)
+        if serve_web:
+            try:  # read here: the event loop never waits on the store
+                lines[:] = daemon_mod.startup_urls(config, store)
+            except SeriesfeedError:  # a damaged store: the log and /healthz say so
+                lines[:] = [f"seriesfeed: serving {config.public_url}/"]
         asyncio.run(daemon.run())
 
 
@@ -46,12 +59,26 @@ def _when(value: datetime | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
 def status(app: AppContext, as_json: bool) -> None:
-    """Show jobs (next and last run), outbox and subscriber counts, entries, the store."""
-    report = actions.status_report(app.config, app.store)
+    """Show the store's check, jobs (next and last run), outbox and subscriber counts,
+    entries. Exits 1 when the store fails its check (SQLite's quick_check)."""
+    problems = actions.check_health(app.config, app.store, log_failure=False)
+    if problems:
+        # counts may still be read through intact indexes: they would look healthy
+        if as_json:
+            print_json({"store": app.store.describe(),
+                        "store_check": {"ok": False, "problems": problems}})
+        else:
+            click.echo(f"store: {app.store.describe()}")
+            for problem in problems:
+                click.echo(f"store check: FAILED: {problem}")
+        raise actions.damaged(app.store, problems)
+    report = {"store_check": {"ok": True, "problems": []},
+              **actions.status_report(app.config, app.store)}
     if as_json:
         print_json(report)
         return
     click.echo(f"store: {report['store']} (schema {report['schema']})")
+    click.echo("store check: ok")
     click.echo("entries: " + ", ".join(f"{k} {v}" for k, v in
                                        dict(report["entries"]).items()) or "none")
     click.echo("subscribers: " + (", ".join(f"{k} {v}" for k, v in

@@ -39,4 +39,8 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     """Serve the web app only (feeds, pages, subscribe flow), without the scheduler."""
     from seriesfeed.web.embedded import serve_forever
 
-    asyncio.run(serve_forever(app.config, app.store, host, port))
+    # every self link, page link and Link header is built from this config's public_url
+    config = app.config.listening_on(host, port)
+    # logged when it fails; /healthz then answers "down" from the first request
+    actions.check_health(config, app.store)
+    asyncio.run(serve_forever(config, app.store))

@@ -84,6 +84,22 @@ class StoreTrouble:
             self.last_at = time.monotonic()
             self.last_reason, self.damaged = reason, damaged
 
+    # the newest quick check's findings (empty: whole) and when it ran: the store cannot
+    # hold its own verdict, and every Store copy of this process shares this object
+    check_problems: list[str] | None = None
+    checked_at: float | None = None  # time.monotonic()
+
+    def checked(self, problems: list[str]) -> None:
+        with self.lock:
+            self.check_problems, self.checked_at = list(problems), time.monotonic()
+
+    def last_check(self) -> tuple[list[str], float] | None:
+        """(problems, age in seconds) of the newest quick check, None before the first."""
+        with self.lock:
+            if self.check_problems is None or self.checked_at is None:
+                return None
+            return list(self.check_problems), time.monotonic() - self.checked_at
+
     def recent(self, within: float = 60.0) -> tuple[str, bool] | None:
         """(reason, damaged) of the newest failure within ``within`` seconds, else None."""
         with self.lock:

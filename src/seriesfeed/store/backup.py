@@ -7,8 +7,9 @@ import os
 import sqlite3
 from pathlib import Path
 
-from seriesfeed.errors import StoreError, ValidationError
+from seriesfeed.errors import StoreDamagedError, StoreError, ValidationError
 from seriesfeed.store import Store
+from seriesfeed.store.check import sqlite_findings
 
 __all__ = ["PG_DUMP_HINT", "backup", "check_backup", "restore"]
 
@@ -41,14 +42,26 @@ def backup(store: Store, target: Path) -> int:
                 # pages=0: one step, so the copy is one snapshot even while others write
                 src.backup(dst, pages=0)
                 dst.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
+                # the online backup copies pages as they are, damaged ones too: a copy is
+                # called a backup only once it passes the check a restore makes
+                problems = [str(r[0]) for r in dst.execute("PRAGMA integrity_check(5)")]
             finally:
                 dst.close()
         finally:
             src.close()
+        if problems != ["ok"]:
+            raise StoreDamagedError(
+                f"the store {store.describe()} is damaged: its copy fails SQLite's integrity "
+                f"check ({(sqlite_findings(problems) or problems)[0]}): no backup written; "
+                "restore the last good backup "
+                "(`seriesfeed check` shows what is wrong)")
         os.replace(tmp, target)
     except (sqlite3.Error, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise StoreError(f"backup to {target} failed: {exc}") from exc
+    except StoreDamagedError:
+        tmp.unlink(missing_ok=True)
+        raise
     return target.stat().st_size
 
 

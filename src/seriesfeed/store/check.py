@@ -1,8 +1,10 @@
-"""``seriesfeed check``: is the store whole? SQLite's ``PRAGMA integrity_check`` and
-``foreign_key_check``; on every backend the schema revision and a full read of every table."""
+"""Is the store whole? ``seriesfeed check``: SQLite's ``PRAGMA integrity_check`` and
+``foreign_key_check``, on every backend the schema revision and a full read of every table;
+``quick_check``: the cheap check health runs at start and on a schedule."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, text
@@ -12,7 +14,7 @@ from seriesfeed.errors import StoreError
 from seriesfeed.store import Store, _reason
 from seriesfeed.store.tables import metadata
 
-__all__ = ["MAX_LISTED", "CheckReport", "check_store"]
+__all__ = ["MAX_LISTED", "CheckReport", "check_store", "quick_check", "sqlite_findings"]
 
 MAX_LISTED = 20  # integrity_check can list thousands of lines for one bad page
 
@@ -77,3 +79,47 @@ def _sqlite_pragmas(store: Store, report: CheckReport) -> None:
                                f"(first: table {fk[0][0]}, row {fk[0][1]})")
     else:
         report.passed.append("foreign_key_check: ok")
+
+
+def quick_check(store: Store) -> list[str]:
+    """What the cheap check finds wrong (empty: nothing). SQLite: ``PRAGMA quick_check``
+    (every page's b-tree structure, without integrity_check's index cross-checks) on a
+    connection of its own, so no pooled connection's page cache can hide damage on disk.
+    PostgreSQL keeps its own pages sound (checksums, WAL): one row of each table is read,
+    which finds a table that is missing or cannot be read."""
+    if store.dialect == "sqlite":
+        return _sqlite_quick_check(store)
+    problems: list[str] = []
+    for table in metadata.sorted_tables:
+        try:
+            with store.read() as conn:
+                conn.execute(select(text("1")).select_from(table).limit(1)).all()
+        except StoreError as exc:
+            cause = exc.__cause__
+            reason = _reason(cause) if isinstance(cause, DBAPIError) else str(exc)
+            problems.append(f"table {table.name}: cannot be read ({reason})")
+    return problems
+
+
+def _sqlite_quick_check(store: Store) -> list[str]:
+    path = store.sqlite_path
+    if path is None or str(path) == ":memory:":
+        return []  # nothing on disk to damage
+    if not path.exists():
+        return [f"there is no store at {path}"]
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = [str(r[0]) for r in conn.execute(f"PRAGMA quick_check({MAX_LISTED})")]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # "file is not a database", "disk image is malformed"
+        return [f"quick_check: {exc}"]
+    return [] if rows == ["ok"] else [f"quick_check: {r}" for r in sqlite_findings(rows)]
+
+
+def sqlite_findings(rows: list[str]) -> list[str]:
+    """integrity_check's or quick_check's rows as one-line findings: a row may hold
+    several lines, headed by "*** in database main ***", which says nothing."""
+    lines = [line.strip() for row in rows for line in row.splitlines()]
+    return [line for line in lines if line and not line.startswith("*** in database")]

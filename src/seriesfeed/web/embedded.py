@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Generator
+import socket
+from collections.abc import Callable, Generator
 
 import h11
 import uvicorn
@@ -114,14 +115,24 @@ def timed_protocol(header_timeout: float, body_timeout: float) -> type[asyncio.P
 
 
 class _Server(uvicorn.Server):
+    on_listening: Callable[[], None] | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield  # the daemon handles signals
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_listening is not None:
+            # only now: a client that reads "serving on" and connects is answered
+            self.on_listening()
+
 
 async def serve_until(config: Config, store: Store, stop: asyncio.Event,
-                      host: str | None = None, port: int | None = None) -> None:
-    """Serve until ``stop`` is set, then finish open requests and return."""
+                      host: str | None = None, port: int | None = None,
+                      on_listening: Callable[[], None] | None = None) -> None:
+    """Serve until ``stop`` is set, then finish open requests and return; ``on_listening``
+    is called once the socket listens (not before: see "serving on")."""
     app = create_app(config, store)
     server = _Server(uvicorn.Config(
         app, host=host or config.web.host, port=port or config.web.port,
@@ -130,6 +141,7 @@ async def serve_until(config: Config, store: Store, stop: asyncio.Event,
         http=timed_protocol(config.web.header_timeout, config.web.body_timeout),
         proxy_headers=bool(trusted_proxies(config)),
         forwarded_allow_ips=trusted_proxies(config) or None))
+    server.on_listening = on_listening
     where = f"{server.config.host}:{server.config.port}"
     if config.metrics.enabled and config.metrics.listen:
         await _with_metrics_listener(config, store, stop, server, where)
@@ -200,9 +212,17 @@ async def serve_forever(config: Config, store: Store, host: str | None = None,
     """Serve until SIGTERM or SIGINT."""
     import signal
 
+    from seriesfeed import stopping
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.warning("serving on http://%s:%s/", host or config.web.host, port or config.web.port)
-    await serve_until(config, store, stop, host, port)
+    if stopping.requested():  # it came while the process started: stop at once
+        stop.set()
+
+    def listening() -> None:
+        log.warning("serving on http://%s:%s/", host or config.web.host,
+                    port or config.web.port)
+
+    await serve_until(config, store, stop, host, port, on_listening=listening)
