@@ -65,7 +65,7 @@ def plan(config: Config, *, sender_only: bool = False) -> list[Planned]:
     jobs += [Planned(f"source-{s.code}", JobKind.SOURCE,
                      make_trigger(s.schedule, config, f"sources.{s.code}.schedule"),
                      catch_up=True, record=False, source=s) for s in config.sources.values()]
-    if config.mail.bounce_maildir:  # issue 16: watch a Maildir for bounce reports
+    if config.mail.bounce_maildir:  # reports land in a Maildir: watch it, nobody has to run them
         jobs.append(Planned("bounces", JobKind.BOUNCES,
                             interval=config.schedule.bounces_seconds))
     return jobs

@@ -73,7 +73,7 @@ def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
 
 
 def _local(item: dict[str, object], app: AppContext) -> dict[str, object]:
-    """Times in the site's zone, to the second, as everywhere else (issue 16)."""
+    """Times in the site's zone, to the second, as everywhere else: one clock for the operator."""
     from datetime import datetime
 
 

@@ -1,4 +1,4 @@
-"""issue 16: what operating a list needs on outbox rows and subscribers
+"""what operating a list needs on outbox rows and subscribers
 
 - outbox.note: what happened to the row besides its state (operator retries, bounces)
 - outbox.operator_retries: how many times an operator put the row back to queued

@@ -1,4 +1,4 @@
-"""issue 12: drop the rate_limits table, which nothing used
+"""drop the rate_limits table, which nothing used
 
 The subscribe form's limiter is in memory (web/subscribe.py RateLimiter): one web process
 serves a store, and the one-day limit per address that matters across restarts is kept on
