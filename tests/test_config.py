@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from seriesfeed import tokens
 from seriesfeed.config import load_config
 from seriesfeed.errors import ConfigError
 from tests.conftest import ROOT, ConfigFactory
@@ -214,15 +216,29 @@ def test_a_short_secret_key_is_refused_at_load_from_the_environment(
     monkeypatch.setenv("SERIESFEED_SECURITY_SECRET_KEY", "€" * 11)
     assert load_config(path).security.secret_key == "€" * 11
     with pytest.raises(ConfigError, match="SERIESFEED_SECURITY_SECRET_KEY") as caught:
-        load_config(path, env={"SERIESFEED_SECURITY_SECRET_KEY": "é" * 15})
+        load_config(path, env={"SERIESFEED_SECURITY_SECRET_KEY": "é" * 7})
     assert caught.value.key == "security.secret_key"
 
 
 def test_a_short_secret_key_in_the_file_names_the_key_and_line(
         make_config: ConfigFactory) -> None:
-    path = make_config(security={"secret_key": "x" * 31})
+    path = make_config(security={"secret_key": "x" * 15})
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
     assert caught.value.key == "security.secret_key" and caught.value.line is not None
     assert load_config(make_config(security={"secret_key": "x" * 32}), env={})
     assert load_config(make_config(security={"secret_key": ""}), env={})  # generated
+
+
+def test_a_key_that_already_signs_links_is_kept_with_a_warning(
+        make_config: ConfigFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """A 16 to 31-byte key passed before keys had to have 32: it signs unsubscribe links in
+    mail people keep for a year (invariant 8), so refusing it would force a rotation that
+    breaks them. It loads, signs, and says once that it should be rotated."""
+    config = load_config(make_config(security={"secret_key": "k" * 20}), env={})
+    with caplog.at_level(logging.WARNING, logger="seriesfeed.tokens"):
+        first = tokens.make_token(tokens.ensure_secret_key(config), tokens.Purpose.UNSUBSCRIBE, 7)
+        tokens.ensure_secret_key(config)
+    assert tokens.read_token(b"k" * 20, tokens.Purpose.UNSUBSCRIBE, first).subscriber_id == 7
+    warnings = [r.getMessage() for r in caplog.records if "rotate" in r.getMessage()]
+    assert len(warnings) == 1 and "20 bytes" in warnings[0]

@@ -154,7 +154,7 @@ class SecurityConfig:
 class FeedsConfig:
     max_entries: int = 50
     out_dir: str = "var/public"
-    content: str = "summary"
+    content: str = "full"
 
 
 @dataclass(frozen=True)
@@ -434,13 +434,17 @@ def _check_address_or_empty(value: Any) -> str | None:
     return None
 
 
-MIN_SECRET_KEY_BYTES = 32  # HMAC-SHA256's block of entropy; shorter keys are guessable
+MIN_SECRET_KEY_BYTES = 32  # HMAC-SHA256's block of entropy: what a new key must have
+# the shortest key links were ever signed with: a key of 16 to 31 bytes already signs the
+# unsubscribe links in mail people keep (they must work for a year), so it is taken with a
+# warning to rotate it, never refused; anything shorter never signed a link
+LEGACY_SECRET_KEY_BYTES = 16
 
 
 def _check_secret_key(value: str) -> str | None:
     # refused at load: a short key used to pass until the first link was signed, so a
     # confirmation was queued that could never be built
-    if value == "" or len(value.encode("utf-8")) >= MIN_SECRET_KEY_BYTES:
+    if value == "" or len(value.encode("utf-8")) >= LEGACY_SECRET_KEY_BYTES:
         return None
     return (f"must be at least {MIN_SECRET_KEY_BYTES} bytes, not {len(value.encode('utf-8'))} "
             "(64 random hex characters are best; empty: one is generated into "

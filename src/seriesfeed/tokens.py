@@ -19,6 +19,7 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
@@ -27,7 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
-from seriesfeed.config import MIN_SECRET_KEY_BYTES, Config
+from seriesfeed.config import LEGACY_SECRET_KEY_BYTES, MIN_SECRET_KEY_BYTES, Config
 from seriesfeed.errors import ConfigError, ValidationError
 
 
@@ -49,7 +50,9 @@ LIFETIME_S: dict[Purpose, int | None] = {
 }
 CLOCK_SKEW_S = 300  # tokens from a few minutes "in the future" (another host's clock) pass
 MAX_TOKEN = 512
-MIN_KEY = MIN_SECRET_KEY_BYTES  # the configured key is checked at load
+MIN_KEY = LEGACY_SECRET_KEY_BYTES  # the configured key is checked at load
+log = logging.getLogger("seriesfeed.tokens")
+_WARNED: set[str] = set()  # one warning a process, not one a link
 INVALID = "this link is invalid or has expired"
 
 
@@ -72,9 +75,16 @@ def ensure_secret_key(config: Config) -> bytes:
     ``var/secret_key`` (mode 0600) beside the config and reused from then on."""
     configured = config.security.secret_key
     if configured:
-        if len(configured.encode("utf-8")) < MIN_KEY:  # a Config built without load_config
-            raise ConfigError(f"security.secret_key: use at least {MIN_KEY} bytes (32 "
-                              "random bytes, hex-encoded, are best)", key="security.secret_key")
+        size = len(configured.encode("utf-8"))
+        if size < MIN_KEY:  # a Config built without load_config
+            raise ConfigError(f"security.secret_key: use at least {MIN_SECRET_KEY_BYTES} bytes "
+                              "(32 random bytes, hex-encoded, are best)",
+                              key="security.secret_key")
+        if size < MIN_SECRET_KEY_BYTES and configured not in _WARNED:
+            _WARNED.add(configured)
+            log.warning("security.secret_key has %d bytes, fewer than the %d a key should "
+                        "have: rotate it when the unsubscribe links already sent (they last a "
+                        "year) may stop working", size, MIN_SECRET_KEY_BYTES)
         return configured.encode("utf-8")
     path = config.resolve("var/secret_key")
     cached = _KEYS.get(path)
