@@ -116,6 +116,8 @@ class Daemon:
         ok, summary = await self._guarded(job)
         try:
             await asyncio.to_thread(self._finish_run, run_id, ok, summary)
+        except StaleLeaderError as exc:  # the lead passed on while it ran
+            self._stale(job, exc)
         except SeriesfeedError as exc:
             log.error("job %s result not recorded: %s", job.name, exc)
 
@@ -150,7 +152,7 @@ class Daemon:
         return True, summary
 
     def _stale(self, job: Job, exc: StaleLeaderError) -> None:
-        log.warning("job %s: refused by the store: %s", job.name, exc)
+        log.warning("job %s refused by the store: %s", job.name, exc)
         if self.lease is not None:
             self.lease.step_down(f"the store refused job {job.name}'s write from epoch "
                                  f"{exc.epoch}")
