@@ -154,3 +154,26 @@ def test_lease_seconds_out_of_range_is_refused_naming_the_key(
 
 def test_lease_seconds_defaults_to_15(make_config: Callable[..., Path]) -> None:
     assert load_config(make_config(), env={}).nodes.lease_seconds == 15
+
+
+@pytest.mark.postgres
+def test_nodes_share_the_runner_lock_so_a_restore_is_still_refused_while_one_runs(
+        pg_url: str) -> None:
+    from seriesfeed.errors import LockError
+    from seriesfeed.store.locks import RunnerLock
+
+    store = Store(pg_url)
+    first, second = RunnerLock(store, shared=True), RunnerLock(store, shared=True)
+    try:
+        first.acquire()
+        second.acquire()  # a second node starts beside the first
+        with pytest.raises(LockError, match="another seriesfeed daemon"):
+            RunnerLock(store).acquire()  # what restore takes
+    finally:
+        first.release()
+        second.release()
+        store.close()
+    again = RunnerLock(Store(pg_url))
+    again.acquire()  # every node gone: a restore may proceed
+    again.release()
+    again.store.close()

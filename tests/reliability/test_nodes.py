@@ -168,6 +168,18 @@ def test_a_killed_leader_is_replaced_within_the_lease_and_the_next_slot_fires_on
             _wait(lambda: any(ok and started >= taken for started, ok in _digest_runs(store)),
                   2 * SLOT + 5, "a digest slot fired by the new leader")
             failover = time.monotonic() - killed_at
+            # a clean stop ends the lease as the node exits: the last node leads at its
+            # next tick, not a whole lease later
+            new_pid = next(n["pid"] for n in after["nodes"] if n["leader"])
+            by_pid[new_pid].send_signal(signal.SIGTERM)
+            assert by_pid[new_pid].wait(timeout=15) == 0
+            stopped_at = time.monotonic()
+            handed = _wait(lambda: (r := _report(config, store))["leader"] is not None
+                           and r["leader"]["epoch"] == after["leader"]["epoch"] + 1,
+                           LEASE, "the last node to lead after a clean stop")
+            assert time.monotonic() - stopped_at < LEASE
+            assert [n["pid"] for n in _report(config, store)["nodes"]] == [
+                p for p in by_pid if by_pid[p].poll() is None]
     finally:
         try:
             per_slot = _fired_once_per_slot(store)
@@ -178,6 +190,7 @@ def test_a_killed_leader_is_replaced_within_the_lease_and_the_next_slot_fires_on
     assert got.lost == 0 and got.duplicates == 0
     figures(nodes=3, lease_s=LEASE, **{"new leader within s": round(took, 2),
                                        "kill to next slot fired s": round(failover, 2),
+                                       "SIGTERM to next leader s": round(handed, 2),
                                        "slots fired": len(per_slot), "most runs in one slot": 1,
                                        "digests per period": 1, "periods": periods,
                                        "duplicates": got.duplicates})
