@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from seriesfeed import actions, metrics
 from seriesfeed.actions.digests import record_digests
 from seriesfeed.actions.nodes import NodeLease, acting_under
 from seriesfeed.config import Config, load_config
-from seriesfeed.errors import ConfigError, StaleLeaderError
+from seriesfeed.errors import ConfigError, StaleLeaderError, StoreError
 from seriesfeed.models import Frequency
 from seriesfeed.store import Store, open_store
 from seriesfeed.store.tables import digests, outbox, subscribers
@@ -101,6 +103,35 @@ def test_an_old_epochs_record_digests_is_refused_and_records_nothing(
         recorded = record_digests(store, config, Frequency.DAILY, now, scheduled=True)
     assert [d.recipients for d in recorded] == [2]
     assert _count(store, outbox) == 2
+
+
+@pytest.mark.postgres
+def test_a_takeover_waits_for_the_old_epochs_write_in_flight_but_a_renewal_does_not(
+        world: tuple[Config, Store]) -> None:
+    """The old leader's write that passed its check commits before the new epoch begins:
+    a takeover cannot slip in between the check and the commit. The leader's own renewal
+    is not held up by its long job."""
+    config, store = world
+    old, new = NodeLease(store, config, "old"), NodeLease(store, config, "new")
+    old.tick()
+    fence = old.fence()
+    with acting_under(fence), store.write() as conn:  # a scheduled job's write, open
+        conn.execute(text("UPDATE subscribers SET last_seq = 1"))
+        started = time.monotonic()
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(old.tick).result(timeout=10) is False  # renewed
+            assert time.monotonic() - started < 1.0
+            _expire_in(pool, store)
+            with pytest.raises(StoreError):  # waits its lock timeout, then gives up
+                pool.submit(new.tick).result(timeout=10)
+            assert new.fence() is None
+    assert new.tick() is True  # once the old epoch's write committed
+    with store.read() as conn:
+        assert set(conn.execute(select(subscribers.c.last_seq)).scalars()) == {1}
+
+
+def _expire_in(pool: ThreadPoolExecutor, store: Store) -> None:
+    pool.submit(_expire, store).result(timeout=10)
 
 
 @pytest.mark.postgres

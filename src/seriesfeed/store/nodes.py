@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, case, delete, func, select, text, update
+from sqlalchemy import Connection, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from seriesfeed.errors import StaleLeaderError
@@ -72,15 +72,16 @@ def bounded(conn: Connection, seconds: float) -> None:
 
 
 def check_fence(conn: Connection, fence: Fence) -> None:
-    """Refuse the transaction unless ``fence`` still holds the lease. ``FOR SHARE`` keeps
-    the row as it is until this transaction ends: a node taking the lead waits for it, so
-    every write of the old epoch commits before the new epoch's first."""
+    """Refuse the transaction unless ``fence`` still holds the lease. ``FOR KEY SHARE``
+    keeps the row from being taken over until this transaction ends (a takeover locks it
+    ``FOR UPDATE`` first), so every write of the old epoch commits before the new epoch's
+    first; the holder's own renewal, a plain UPDATE of other columns, does not wait."""
     bounded(conn, fence.lease_seconds)
     stmt = select(leadership.c.epoch).where(
         leadership.c.id == _ROW, leadership.c.holder == fence.node,
         leadership.c.epoch == fence.epoch)
     if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(read=True)
+        stmt = stmt.with_for_update(read=True, key_share=True)
     if conn.execute(stmt).first() is None:
         raise StaleLeaderError(
             f"node {fence.node} no longer leads (its epoch {fence.epoch} has passed to "
@@ -112,27 +113,34 @@ def take_lease(conn: Connection, node: str, seconds: float) -> tuple[Lease, Leas
     the holder's lease has run out (the epoch grows by one for a new holder). Returns the
     lease as it was and the one ``node`` now holds (None: another node holds it)."""
     bounded(conn, seconds / 3)
+    now = func.clock_timestamp()
+    until = now + timedelta(seconds=seconds)
+    columns = (leadership.c.holder, leadership.c.epoch, leadership.c.expires_at,
+               leadership.c.taken_at)
+    # the holder renews without the row lock a takeover needs: a long job of its own
+    # (which holds the row FOR KEY SHARE) never makes it miss a renewal
+    renewed = conn.execute(update(leadership).where(
+        leadership.c.id == _ROW, leadership.c.holder == node).values(expires_at=until)
+        .returning(*columns)).first()
+    if renewed is not None:
+        held = Lease(node, int(renewed.epoch), renewed.expires_at, renewed.taken_at)
+        return held, held
     # a store emptied by hand (or by tests) has no row: the first taker puts it back
     conn.execute(pg_insert(leadership).values(id=_ROW, epoch=0)
                  .on_conflict_do_nothing(index_elements=["id"]))
-    before_row = conn.execute(select(leadership).where(leadership.c.id == _ROW)
-                              .with_for_update()).one()
-    before = Lease(before_row.holder, int(before_row.epoch), before_row.expires_at,
-                   before_row.taken_at)
-    now = func.clock_timestamp()
-    same = leadership.c.holder == node
-    row = conn.execute(
+    # FOR UPDATE waits for the old epoch's writes in flight (FOR KEY SHARE) to commit
+    row = conn.execute(select(*columns).where(leadership.c.id == _ROW)
+                       .with_for_update()).one()
+    before = Lease(row.holder, int(row.epoch), row.expires_at, row.taken_at)
+    taken = conn.execute(
         update(leadership)
         .where(leadership.c.id == _ROW,
-               same | leadership.c.expires_at.is_(None) | (leadership.c.expires_at < now))
-        .values(epoch=case((same, leadership.c.epoch), else_=leadership.c.epoch + 1),
-                taken_at=case((same, leadership.c.taken_at), else_=now),
-                holder=node, expires_at=now + timedelta(seconds=seconds))
-        .returning(leadership.c.epoch, leadership.c.expires_at, leadership.c.taken_at)
-    ).first()
-    if row is None:
+               leadership.c.expires_at.is_(None) | (leadership.c.expires_at < now))
+        .values(holder=node, epoch=leadership.c.epoch + 1, taken_at=now, expires_at=until)
+        .returning(*columns)).first()
+    if taken is None:
         return before, None
-    return before, Lease(node, int(row.epoch), row.expires_at, row.taken_at)
+    return before, Lease(node, int(taken.epoch), taken.expires_at, taken.taken_at)
 
 
 def let_go(conn: Connection, node: str, epoch: int) -> bool:
