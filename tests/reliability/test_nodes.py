@@ -253,3 +253,55 @@ def test_a_leader_frozen_past_its_lease_wakes_fires_nothing_and_steps_down(
                                        "most runs in one slot": 1, "periods": periods,
                                        "digest runs by the woken node": 0,
                                        "step-down reason": reason.split(": ", 1)[-1][:80]})
+
+
+@pytest.mark.full  # a soak: ./dev test --full
+def test_rounds_of_kills_and_freezes_never_fire_a_slot_twice(
+        make_config: Callable[..., Path], fault: Callable[..., FaultServer], pg_url: str,
+        tmp_path: Path, figures: Callable[..., None]) -> None:
+    """Six rounds on three nodes: the leader SIGKILLed (and started again) or frozen past
+    its lease and woken; after each, a leader at a higher epoch fires; over all of it, no
+    slot runs twice and no message is sent twice."""
+    smtp = fault()
+    world = _nodes(make_config, smtp, pg_url, 3)
+    config = world[0][0]
+    store = open_store(config.database.url, config.base_dir)
+    failovers: list[float] = []
+    try:
+        with Processes() as procs:
+            running: dict[int, tuple[subprocess.Popen[Any], int]] = {}
+            for i, (node_config, _port) in enumerate(world):
+                proc = _start(procs, node_config, tmp_path / f"node{i}-0.log")
+                running[proc.pid] = (proc, i)
+            report = _all_up(config, store, [p for _, p in world], 3)
+            for round_ in range(6):
+                epoch = report["leader"]["epoch"]
+                pid = next(n["pid"] for n in report["nodes"] if n["leader"])
+                proc, index = running.pop(pid)
+                began = time.monotonic()
+                os.kill(pid, signal.SIGKILL if round_ % 2 == 0 else signal.SIGSTOP)
+                _wait(lambda e=epoch: (r := _report(config, store))["leader"] is not None
+                      and r["leader"]["epoch"] > e, LEASE + 5, "a new leader")
+                failovers.append(time.monotonic() - began)
+                if round_ % 2 == 0:
+                    proc.wait(timeout=10)
+                    proc = _start(procs, world[index][0],
+                                  tmp_path / f"node{index}-{round_ + 1}.log")
+                else:
+                    time.sleep(SLOT)
+                    os.kill(pid, signal.SIGCONT)
+                running[proc.pid] = (proc, index)
+                _wait(lambda: len(_report(config, store)["nodes"]) >= 3, 45, "three nodes")
+                time.sleep(SLOT)
+                report = _report(config, store)
+    finally:
+        try:
+            per_slot = _fired_once_per_slot(store)
+            periods = _one_digest_per_period(store)
+        finally:
+            store.close()
+    got = kill.account(smtp.handler.deliveries(), kill.recipients(RECIPIENTS))
+    assert got.lost == 0 and got.duplicates == 0
+    figures(nodes=3, rounds=6, lease_s=LEASE, **{
+        "slowest failover s": round(max(failovers), 2), "slots fired": len(per_slot),
+        "most runs in one slot": 1, "periods": periods, "duplicates": got.duplicates})
