@@ -55,12 +55,12 @@ def daemon_config(make_config: Callable[..., Path], database_url: str) -> Path:
                                  "watch_seconds": 0.3, "shutdown_timeout": 5})
 
 
-def _start(config: Path) -> subprocess.Popen[str]:
+def _start(config: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     # its own process group: the reaper under every test kills what it started too
     return subprocess.Popen([sys.executable, "-m", "seriesfeed", "--config", str(config), "run"],
                             start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 @pytest.fixture
@@ -104,14 +104,32 @@ def test_daemon_serves_builds_rebuilds_refuses_a_second_and_stops_on_sigterm(
           "the rebuild after a change to the store")
     assert b"Fresh from the press" in _get(base + "/feeds/en/atom.xml")[1]
 
-    second = _start(daemon_config)
-    try:
-        _, err = second.communicate(timeout=20)
-    finally:
-        if second.poll() is None:
-            second.kill()
-    assert second.returncode == 1
-    assert "another seriesfeed daemon" in err
+    if "postgresql" in daemon_config.read_text(encoding="utf-8"):
+        # PostgreSQL: a second daemon joins as a node (its own port), serves, and does
+        # not lead (README "Running several nodes"; tests/reliability/test_nodes.py)
+        other = _free_port()
+        second = _start(daemon_config, env={"SERIESFEED_WEB_PORT": str(other)})
+        try:
+            _wait(lambda: _get(f"http://127.0.0.1:{other}/healthz")[0] == 200, 30,
+                  "the second node to answer")
+            shown = json.loads(run_cli("--config", daemon_config, "status", "--json").out)
+            assert len(shown["nodes"]) == 2
+            assert shown["leader"]["node"] == shown["nodes"][0]["node"]  # the first leads
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=15) == 0
+        finally:
+            if second.poll() is None:
+                second.kill()
+            second.communicate(timeout=10)
+    else:
+        second = _start(daemon_config)
+        try:
+            _, err = second.communicate(timeout=20)
+        finally:
+            if second.poll() is None:
+                second.kill()
+        assert second.returncode == 1
+        assert "another seriesfeed daemon" in err
 
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)

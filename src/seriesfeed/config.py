@@ -37,6 +37,7 @@ __all__ = [
     "LanguageConfig",
     "MailConfig",
     "MetricsConfig",
+    "NodesConfig",
     "ScheduleConfig",
     "SecurityConfig",
     "SiteConfig",
@@ -182,6 +183,13 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class NodesConfig:
+    """Several daemons on one PostgreSQL store: how long the leader's lease lasts."""
+
+    lease_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """One ``[sources.<name>]`` table: a publisher's feed or series page the daemon polls."""
 
@@ -216,6 +224,7 @@ class Config:
     websub: WebSubConfig
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    nodes: NodesConfig = field(default_factory=NodesConfig)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -253,6 +262,7 @@ _SECTIONS: dict[str, type] = {
     "schedule": ScheduleConfig,
     "websub": WebSubConfig,
     "metrics": MetricsConfig,
+    "nodes": NodesConfig,
 }
 
 DEFAULT_LANGUAGES: dict[str, dict[str, Any]] = {
@@ -510,6 +520,8 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("metrics", "listen"): _check_listen,
     ("schedule", "bounces_seconds"): _check_seconds(DAY),
     ("schedule", "check_seconds"): _check_seconds(DAY),
+    # under a second the renewal (every third of it) races the store's own latency
+    ("nodes", "lease_seconds"): _check_between(1, HOUR),
     ("feeds", "max_entries"): _check_positive,
     ("feeds", "content"): _check_one_of("summary", "full"),
     ("site", "article_pages"): _check_one_of("publisher", "local"),

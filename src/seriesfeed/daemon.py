@@ -15,6 +15,7 @@ from typing import assert_never
 from seriesfeed import actions
 from seriesfeed.actions import Store, sources
 from seriesfeed.actions.jobs import JobKind, Planned
+from seriesfeed.actions.nodes import NodeLease, leads_by_lease
 from seriesfeed.actions.ops import drain_outbox, process_bounces
 from seriesfeed.config import Config
 from seriesfeed.scheduler import Daemon, Job, JobFn
@@ -32,9 +33,13 @@ def build_daemon(config: Config, store: Store, *, sender_only: bool = False,
     web server's socket listens."""
     built_from: list[tuple[object, ...]] = []  # the store's fingerprint at the last build
     jobs = [Job(p.name, _run(config, store, p, built_from), trigger=p.trigger,
-                interval=p.interval, catch_up=p.catch_up, record=p.record)
+                interval=p.interval, catch_up=p.catch_up, record=p.record,
+                every_node=p.every_node)
             for p in actions.job_plan(config, sender_only=sender_only)]
     daemon = Daemon(config, store, jobs)
+    if not sender_only and leads_by_lease(store):
+        # every node serves and sends; the lease picks the one that runs the schedule
+        daemon.lease = NodeLease(store, config)
     if not sender_only:
         feeds_job = next(j for j in jobs if j.name == "feeds")
         publish_job = _publish_job(daemon, store, feeds_job)

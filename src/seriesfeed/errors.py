@@ -5,6 +5,7 @@
     ├── StoreError                  database unreachable, migration failed, constraint
     │   ├── NotFoundError           an entry, series or subscriber that does not exist
     │   ├── StoreDamagedError       the database file is corrupt: restore a backup
+    │   ├── StaleLeaderError        a scheduled write from a leader whose lease passed on
     │   └── StoreTooNewError        the schema is newer than this code: upgrade
     ├── ImportError_                an input file (path, line, field); nothing was stored
     ├── FetchError                  an HTTP fetch of a source failed (url, status)
@@ -25,8 +26,9 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError", "DeliveryError", "FetchError", "ImportError_", "LockError", "NotFoundError",
-    "PermanentDeliveryError", "RelayError", "SeriesfeedError", "StoreDamagedError", "StoreError",
-    "StoreTooNewError", "TransientDeliveryError", "UncertainDeliveryError", "ValidationError",
+    "PermanentDeliveryError", "RelayError", "SeriesfeedError", "StaleLeaderError",
+    "StoreDamagedError", "StoreError", "StoreTooNewError", "TransientDeliveryError",
+    "UncertainDeliveryError", "ValidationError",
 ]
 
 
@@ -54,6 +56,16 @@ class ConfigError(SeriesfeedError):
 
 class StoreError(SeriesfeedError):
     """The store cannot do what was asked (unreachable, locked, inconsistent)."""
+
+
+class StaleLeaderError(StoreError):
+    """A scheduled job's write carried a leadership epoch that another node has since
+    taken over: the store refused it, and this node is no longer the leader."""
+
+    def __init__(self, message: str, *, node: str, epoch: int) -> None:
+        super().__init__(message)
+        self.node = node
+        self.epoch = epoch
 
 
 class NotFoundError(StoreError):

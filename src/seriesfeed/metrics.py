@@ -136,6 +136,17 @@ class _StatusCollector(Collector):
                 duration.add_metric([job], run["seconds"])
         yield success
         yield duration
+        if "nodes" in r:  # several nodes on PostgreSQL
+            count = GaugeMetricFamily("seriesfeed_nodes",
+                                      "Daemons whose heartbeat was seen recently")
+            count.add_metric([], len(r["nodes"]))
+            yield count
+            lead = GaugeMetricFamily("seriesfeed_leader",
+                                     "1 for the node that leads the schedule, 0 for the others",
+                                     labels=["node"])
+            for node in r["nodes"]:
+                lead.add_metric([node["node"]], 1.0 if node["leader"] else 0.0)
+            yield lead
         info = InfoMetricFamily("seriesfeed_build", "The running seriesfeed")
         info.add_metric([], {"version": __version__, "python": platform.python_version(),
                              "schema": str(r.get("schema") or "")})

@@ -19,10 +19,11 @@ from typing import Any
 
 from seriesfeed import stopping
 from seriesfeed.actions import jobs
+from seriesfeed.actions.nodes import NodeLease, acting_under
 from seriesfeed.actions.ops import Store
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
-from seriesfeed.errors import SeriesfeedError
+from seriesfeed.errors import SeriesfeedError, StaleLeaderError
 from seriesfeed.schedules import AlarmClock, Trigger, previous_fire_time
 
 __all__ = ["Daemon", "Job", "JobFn"]
@@ -47,6 +48,7 @@ class Job:
     interval: float | None = None
     catch_up: bool = False  # run at start if its latest slot passed without a success
     record: bool = True  # write a job_runs row (not for the frequent store watcher)
+    every_node: bool = False  # runs on every node; else only on the leader, fenced
 
 
 @dataclass
@@ -60,6 +62,9 @@ class Daemon:
     active: set[str] = field(default_factory=set)  # names of the jobs running now
     alarm: AlarmClock | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    # several nodes on one PostgreSQL store: this node's lease on the lead (None: it leads
+    # alone, under the SQLite file lock)
+    lease: NodeLease | None = None
 
     def wake_at(self, job: Job, when: datetime | None) -> None:
         """Run ``job`` once at ``when`` (replacing an earlier wake-up; None: no wake-up).
@@ -75,11 +80,19 @@ class Daemon:
         """Run one job, recording its start and result; errors are logged, never fatal."""
         if self.stopping.is_set():
             return
+        fence = None
+        if self.lease is not None and not job.every_node:
+            fence = self.lease.fence()
+            if fence is None:  # another node leads the schedule (or none does yet)
+                return
         if job.name in self.active:  # a fire while its catch-up (or a rebuild) still runs
             return
         self.active.add(job.name)
         try:
-            await self._run_job(job)
+            # every store write of the job checks this lease: a node that was paused past
+            # it and wakes here cannot act on it
+            with acting_under(fence):
+                await self._run_job(job)
         finally:
             self.active.discard(job.name)
 
@@ -94,12 +107,17 @@ class Daemon:
         now = now_utc().astimezone(self.config.zone)
         try:  # in a thread: the loop must not wait for another process's write lock
             run_id = await asyncio.to_thread(self._start_run, job.name, now)
+        except StaleLeaderError as exc:
+            self._stale(job, exc)
+            return
         except SeriesfeedError as exc:  # a full disk, say: log, try again at the next fire
             log.error("job %s not started: %s", job.name, exc)
             return
         ok, summary = await self._guarded(job)
         try:
             await asyncio.to_thread(self._finish_run, run_id, ok, summary)
+        except StaleLeaderError as exc:  # the lead passed on while it ran
+            self._stale(job, exc)
         except SeriesfeedError as exc:
             log.error("job %s result not recorded: %s", job.name, exc)
 
@@ -120,6 +138,9 @@ class Daemon:
             # quietly (APScheduler would log a cancelled job as a crash with a traceback)
             log.warning("job %s: stopped by the shutdown before it finished", job.name)
             return False, "stopped by the shutdown before it finished"
+        except StaleLeaderError as exc:
+            self._stale(job, exc)
+            return False, str(exc)
         except SeriesfeedError as exc:
             log.error("job %s failed: %s", job.name, exc)
             return False, str(exc)
@@ -129,6 +150,43 @@ class Daemon:
         if job.record:  # the frequent unrecorded jobs (outbox, watch) would flood the log
             log.info("job %s: %s", job.name, summary)
         return True, summary
+
+    def _stale(self, job: Job, exc: StaleLeaderError) -> None:
+        log.warning("job %s refused by the store: %s", job.name, exc)
+        if self.lease is not None:
+            self.lease.step_down(f"the store refused job {job.name}'s write from epoch "
+                                 f"{exc.epoch}")
+
+    def lease_job(self) -> Job:
+        """Beats this node's heart and takes or renews the lease, every third of it; a
+        node that has just taken the lead runs the jobs whose slot passed while nobody
+        led (once each: the store says what is due)."""
+        lease = self.lease
+        assert lease is not None
+
+        async def tick(stopping: asyncio.Event) -> str:
+            try:
+                gained = await asyncio.to_thread(lease.tick)
+            except SeriesfeedError as exc:
+                log.warning("node %s could not renew its lease: %s", lease.node, exc)
+                return "store error"
+            if gained:
+                await self._take_over("it took the lead")
+            return "ok"
+
+        return Job("lease", tick, interval=lease.seconds / 3, record=False, every_node=True)
+
+    async def _take_over(self, why: str) -> None:
+        now = now_utc().astimezone(self.config.zone)
+        try:
+            _, catch_up = await asyncio.to_thread(self._catch_up, now)
+        except SeriesfeedError as exc:
+            log.error("catch-up not decided: %s", exc)
+            return
+        for job in catch_up:
+            log.info("job %s: %s; its slot passed without a success, running it now",
+                     job.name, why)
+            self.spawn(job)
 
     def spawn(self, job: Job) -> None:
         task = asyncio.get_running_loop().create_task(self.run_job(job), name=job.name)
@@ -169,7 +227,17 @@ class Daemon:
         # decided before the alarm clock starts (and off the loop): a fire cannot start
         # beside its own catch-up run, and run_job never runs one job twice at once
         now = now_utc().astimezone(self.config.zone)
-        first, catch_up = await asyncio.to_thread(self._catch_up, now)
+        if self.lease is not None:
+            lease_job = self.lease_job()
+            alarm.every(lease_job.name, lease_job.interval or 1.0, self.run_job, lease_job)
+            try:  # before the catch-up: only the leader runs it
+                await asyncio.to_thread(self.lease.tick)
+            except SeriesfeedError as exc:
+                log.warning("node %s could not take its lease: %s", self.lease.node, exc)
+        if self.lease is None or self.lease.fence() is not None:
+            first, catch_up = await asyncio.to_thread(self._catch_up, now)
+        else:
+            first, catch_up = False, []
         alarm.start()
         self.alarm = alarm
         server = loop.create_task(self.serve(self.stopping)) if self.serve else None
@@ -196,6 +264,11 @@ class Daemon:
                 await asyncio.wait(late, timeout=5)
         if server is not None:
             await server
+        if self.lease is not None:
+            try:  # the next node leads at its next tick, not a whole lease later
+                await asyncio.to_thread(self.lease.close)
+            except SeriesfeedError as exc:
+                log.warning("node %s could not let go of its lease: %s", self.lease.node, exc)
         log.info("stopped")
 
     def _on_signal(self, sig: int) -> None:

@@ -44,6 +44,7 @@ TITLES = {
     "F17": "SIGTERM with a tarpit relay",
     "F18": "a writer holding the lock while the web is busy (event loop, 503)",
     "F19": "a damaged or newer store: one Error line, check, /healthz",
+    "F20": "several nodes on one PostgreSQL: the leader killed or frozen past its lease",
     "B1": "importer fuzzing",
     "B2": "XML hazard corpus",
     "B3": "control characters through feeds",

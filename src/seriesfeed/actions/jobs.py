@@ -40,6 +40,7 @@ class Planned:
     interval: float | None = None
     catch_up: bool = False  # run at start if its latest slot passed without a success
     record: bool = True  # a job_runs row per run (not for the frequent or self-recording)
+    every_node: bool = False  # runs on every node; else only on the leader (PostgreSQL)
     frequency: Frequency | None = None
     source: SourceConfig | None = None
 
@@ -49,10 +50,10 @@ def plan(config: Config, *, sender_only: bool = False) -> list[Planned]:
     drains the outbox and nothing else."""
     # the outbox pass runs every few seconds: not recorded in job_runs
     jobs = [Planned("outbox", JobKind.OUTBOX, interval=config.schedule.drain_seconds,
-                    record=False)]
+                    record=False, every_node=True)]
     # not recorded: a damaged store may not take the record; the log and /healthz say it
     jobs.append(Planned("store-check", JobKind.CHECK, interval=config.schedule.check_seconds,
-                        record=False))
+                        record=False, every_node=True))
     if sender_only:
         return jobs
     jobs.append(Planned("feeds", JobKind.FEEDS, make_trigger(config.schedule.feeds, config,

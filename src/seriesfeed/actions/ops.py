@@ -159,16 +159,17 @@ def verdict(config: Config, report: CheckReport) -> None:
 
 @contextmanager
 def runner_lock(store: Store, *, sender_only: bool = False) -> Iterator[None]:
-    """One daemon per store (a flock on SQLite, an advisory lock on PostgreSQL). A
-    sender-only process shares the outbox without it, on PostgreSQL only: on SQLite the one
-    daemon sends."""
+    """One daemon per SQLite store (a flock). On PostgreSQL any number of daemons run, one
+    leading the schedule by lease (``actions.nodes``); each holds the advisory lock shared,
+    which only keeps a restore out. A sender-only process shares the outbox without it, on
+    PostgreSQL only: on SQLite the one daemon sends."""
     if sender_only:
         if store.dialect == "sqlite":
             raise ConfigError("--sender-only needs PostgreSQL in database.url: on SQLite "
                               "the one daemon sends", key="database.url")
         yield
         return
-    with RunnerLock(store):
+    with RunnerLock(store, shared=store.dialect == "postgresql"):
         yield
 
 

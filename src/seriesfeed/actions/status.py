@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from seriesfeed.actions.jobs import plan
+from seriesfeed.actions.nodes import nodes_report
 from seriesfeed.actions.relay import relay_state
 from seriesfeed.actions.sources import failing_sources
 from seriesfeed.clock import local_time, now_utc
@@ -48,6 +49,8 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
         "paused": relay.paused, "reason": relay.reason,
         "since": local_time(relay.since, config.zone),
         "next_try": local_time(relay.paused_until, config.zone)}
+    # several daemons on PostgreSQL: who leads the schedule, and who is alive
+    report.update(nodes_report(config, store))
     # one source of figures: /healthz and /metrics report what status reports
     if figures:
         report.update(_figures(store, config))

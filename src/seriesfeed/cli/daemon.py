@@ -87,6 +87,14 @@ def status(app: AppContext, as_json: bool) -> None:
                                       dict(report["outbox"]).items()) or "empty"))
     if report["last_error"]:
         click.echo(f"last delivery error: {report['last_error']}")
+    if "nodes" in report:  # several daemons on PostgreSQL
+        leader = report["leader"]
+        click.echo(f"leader: {leader['node']} (epoch {leader['epoch']}, since "
+                   f"{leader['since']})" if leader else "leader: none")
+        for node in report["nodes"]:
+            click.echo(f"node {node['node']} pid {node['pid']} on {node['host']} started "
+                       f"{node['started']} last heartbeat {node['last_heartbeat']}"
+                       f"{' (leader)' if node['leader'] else ''}")
     for job in report["jobs"]:
         last = job["last"] or {}
         result = "-" if not last else ("ok" if last.get("ok") else "FAILED")

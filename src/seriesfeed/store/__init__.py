@@ -36,7 +36,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision (tests/test_store.py holds it equal to Alembic's head):
 # a store already there is opened without importing Alembic at all, which is half a
 # second of every command's start.
-HEAD_REVISION = "i20_relay_state"
+HEAD_REVISION = "i23_nodes"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # what SQLite says when a file's pages are not what it wrote (or not a database at all)
 # (and PostgreSQL's "invalid page in block" for a damaged heap page)
@@ -217,8 +217,13 @@ class Store:
                 if erase:
                     _raw_pragma(conn, "secure_delete=ON")
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            from seriesfeed.store.nodes import FENCE, check_fence  # it imports this module
+
+            fence = FENCE.get()
             try:
                 with conn.begin():
+                    if fence is not None:  # a scheduled job's write: its lease must hold
+                        check_fence(conn, fence)
                     yield conn
             finally:
                 if self.dialect == "sqlite" and durable:

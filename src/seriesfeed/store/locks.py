@@ -21,10 +21,15 @@ PG_LOCK_KEY = 0x5E81E5FEED  # arbitrary, fixed: "seriesfeed"
 
 
 class RunnerLock:
-    """Held for the life of the daemon; ``release`` (or process exit) frees it."""
+    """Held for the life of the daemon; ``release`` (or process exit) frees it.
 
-    def __init__(self, store: Store) -> None:
+    ``shared``: on PostgreSQL several daemons run at once (one leads by lease), each holding
+    the advisory lock shared, so that a restore (which takes it exclusive) is still refused
+    while any of them runs. SQLite has one daemon: its lock is always exclusive."""
+
+    def __init__(self, store: Store, *, shared: bool = False) -> None:
         self.store = store
+        self.shared = shared
         self._fd: int | None = None
         self._conn: Connection | None = None
 
@@ -55,7 +60,8 @@ class RunnerLock:
 
     def _acquire_pg(self) -> None:
         conn = self.store.engine.connect()
-        got: Any = conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+        how = "_shared" if self.shared else ""
+        got: Any = conn.execute(text(f"SELECT pg_try_advisory_lock{how}(:k)"),
                                 {"k": PG_LOCK_KEY}).scalar()
         conn.commit()
         if not got:
@@ -71,7 +77,9 @@ class RunnerLock:
             self._fd = None
         if self._conn is not None:
             try:
-                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PG_LOCK_KEY})
+                how = "_shared" if self.shared else ""
+                self._conn.execute(text(f"SELECT pg_advisory_unlock{how}(:k)"),
+                                   {"k": PG_LOCK_KEY})
                 self._conn.commit()
             finally:
                 self._conn.close()

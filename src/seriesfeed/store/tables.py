@@ -28,7 +28,8 @@ from sqlalchemy import (
 
 __all__ = [
     "UTCDateTime", "content_version", "digests", "entries", "entry_authors", "held_entries",
-    "job_runs", "metadata", "outbox", "relay_state", "series", "series_texts", "source_entries",
+    "job_runs", "leadership", "metadata", "nodes", "outbox", "relay_state", "series",
+    "series_texts", "source_entries",
     "sources", "subscriber_series", "subscribers", "suppressions",
 ]
 
@@ -287,4 +288,28 @@ relay_state = Table(
     Column("reason", Text),  # the relay's last refusal, for the operator
     Column("refusal_key", Text),  # equal for "the same refusal" whoever the recipient
     Column("refusals", Integer, nullable=False, default=0, server_default="0"),
+)
+
+# the leader's lease: one row. ``epoch`` grows by one each time a different node takes the
+# lead, and every write of a scheduled job checks it, so a leader that froze past its lease
+# cannot act on it when it wakes (RELIABILITY invariant 17)
+leadership = Table(
+    "leadership",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("holder", String(200)),  # a node id; None before the first node leads
+    Column("epoch", Integer, nullable=False, default=0, server_default="0"),
+    Column("expires_at", UTCDateTime),  # on the database's clock, never a node's
+    Column("taken_at", UTCDateTime),  # when this epoch began
+)
+
+# every daemon on the store, with its heartbeat (status and /healthz name the recent ones)
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
 )

@@ -41,6 +41,8 @@ async def healthz(config: Config, store: Store, request: Request) -> Response:
         report = judged.report
         body.update(outbox=report["outbox"], subscribers=report["subscribers"],
                     last_delivery_error=report["last_error"])
+        if "nodes" in report:  # several nodes (PostgreSQL); host names are not public
+            body.update(leader=report["leader"], nodes=report["nodes"])
     return JSONResponse(body, status_code=503 if judged.down else 200)
 
 
