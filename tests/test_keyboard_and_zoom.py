@@ -14,7 +14,9 @@ import pytest
 
 from tests.harness import figures
 from tests.test_accessibility import ARGS, CHROMIUM, SERIES, World, _links, playwright_api
-from tests.test_accessibility import world as world  # noqa: F401 - the shared live site
+
+# the shared live site (the "as" form re-exports it, so pytest finds the fixture here)
+from tests.test_accessibility import world as world
 
 pytestmark = pytest.mark.browser
 
