@@ -179,10 +179,16 @@ def test_every_page_passes_axe_in_every_language_and_mode(world: World, tmp_path
                         check(page, f"{tag}-{name}")
                         page.click("form button[type=submit]")
                         check(page, f"{tag}-{name}-done")
+                    # the pages a reader meets coming back: a used confirm link, and
+                    # preferences after unsubscribing (with its way back)
+                    page.goto(links["confirm"])
+                    check(page, f"{tag}-confirm-again")
+                    page.goto(links["preferences"])
+                    check(page, f"{tag}-preferences-unsubscribed")
                     context.close()
         finally:
             browser.close()
-    assert audited >= len(languages) * len(modes()) * 12
+    assert audited >= len(languages) * len(modes()) * 14
     assert not failures, "\n".join(failures)
 
 

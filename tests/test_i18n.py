@@ -140,7 +140,7 @@ def test_language_names_come_from_cldr() -> None:
 
 
 def test_masked_addresses() -> None:
-    from seriesfeed.web.localized import mask_address
+    from seriesfeed.addresses import mask_address
 
     assert mask_address("lectora@example.org") == "l•••a@example.org"
     assert mask_address("ab@example.org") == "a•••@example.org"
@@ -186,9 +186,10 @@ def test_a_language_may_override_one_template_in_its_own_folder(
         "{{ _('Confirm my subscription') }} (plantilla propia): {{ confirm_url }}\n",
         encoding="utf-8")
     config = load_config(path, env={})
-    es_text, es_html = emails.render_email(config, "es", "confirm", {"confirm_url": "U"})
+    asked = {"confirm_url": "U", "series": [], "address": "a•••@example.org", "asked_at": "T"}
+    es_text, es_html = emails.render_email(config, "es", "confirm", asked)
     assert es_text == "Confirmar mi suscripción (plantilla propia): U\n"
     assert "Confirmar mi suscripción" in es_html  # the shared HTML template still serves es
-    en_text, _ = emails.render_email(config, "en", "confirm", {"confirm_url": "U"})
+    en_text, _ = emails.render_email(config, "en", "confirm", asked)
     assert en_text.startswith("Please confirm your subscription to SocialistWorker.org.")
     assert not (ROOT / "templates/email/es").exists()  # none of the shipped ones needs one

@@ -3,11 +3,16 @@ CLI, CSV import, ``digest send --to``) passes through ``normalize_email``."""
 
 from __future__ import annotations
 
+import re
+
 from email_validator import EmailNotValidError, validate_email
 
 from seriesfeed.errors import ValidationError
 
-__all__ = ["normalize_email"]
+__all__ = ["mask_address", "normalize_email"]
+
+_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                     r"[A-Za-z]{2,63}|(?=.{1,253}$)([^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}")
 
 
 def normalize_email(raw: str, field: str = "email") -> str:
@@ -21,3 +26,16 @@ def normalize_email(raw: str, field: str = "email") -> str:
     except EmailNotValidError as exc:
         raise ValidationError(f"not a valid email address ({exc})", field=field) from exc
     return f"{valid.local_part}@{valid.ascii_domain}"
+
+
+def mask_address(address: str, *, local_part: bool = True) -> str:
+    """``l•••a@example.org``: enough for its owner to recognise, little for anyone else.
+    Without ``local_part``, ``•••@example.org``: the domain, where typing mistakes
+    (``gmial.com``) are, and nothing that tells two people at one domain apart."""
+    local, _, domain = address.rpartition("@")
+    if not _DOMAIN.fullmatch(domain):  # typed text is echoed only when it is a host name
+        return "•••"
+    if not local or not local_part:
+        return f"•••@{domain}" if domain and local else "•••"
+    shown = local[0] + "•••" + (local[-1] if len(local) > 3 else "")
+    return f"{shown}@{domain}"

@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError, negotiate_locale
 from babel.dates import format_date as _babel_format_date
+from babel.dates import format_time as _babel_format_time
+from babel.dates import get_timezone_location
 from babel.messages.pofile import read_po
 from babel.plural import PluralRule
 
@@ -44,6 +46,7 @@ __all__ = [
     "check_languages",
     "fallback_policy",
     "format_date",
+    "format_moment",
     "language_name",
     "load_catalogue",
     "locale_for",
@@ -362,6 +365,22 @@ def format_date(value: date | datetime, locale: str, fmt: str = "long") -> str:
     """``26 de marzo de 2019`` (es), ``March 26, 2019`` (en_US)."""
     day = value.date() if isinstance(value, datetime) else value
     return _format_day(day, locale, fmt)
+
+
+def format_moment(value: datetime, locale: str, zone: tzinfo) -> str:
+    """A day and hour in ``zone``, named the way ``locale`` writes them, with the zone's
+    city so a reader elsewhere knows whose clock it is: ``lunes, 14 de diciembre de 2026,
+    7:00 (Nueva York)`` (es), ``Monday, December 14, 2026, 7:00 AM (New York)`` (en)."""
+    where = locale_for(locale)
+    local = value.astimezone(zone)
+    day = _babel_format_date(local.date(), format="full", locale=where)
+    hour = _babel_format_time(local, format="short", tzinfo=zone, locale=where)
+    joined = str(where.datetime_formats.get("medium", "{1}, {0}")).format(hour, day)
+    try:
+        city = get_timezone_location(zone, locale=where, return_city=True)
+    except (LookupError, ValueError):  # a zone CLDR has no city for (UTC, Etc/GMT+5)
+        return joined
+    return f"{joined} ({city})"
 
 
 @lru_cache(maxsize=8192)  # a series page formats thousands of dates, most of them shared

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from seriesfeed import emails, i18n, tokens
+from seriesfeed.addresses import mask_address
 from seriesfeed.config import Config
 from seriesfeed.models import Entry, Series
 from seriesfeed.qp import PreparedBody
@@ -141,11 +142,18 @@ def feedback_id(config: Config, digest_id: int | None, language: str) -> str:
 
 
 def confirmation_message(config: Config, key: bytes, subscriber_id: int, email: str,
-                         language: str, sent_at: datetime, message_id: str) -> bytes:
-    """The confirmation mail of one pending subscriber, as bytes for the transport."""
+                         language: str, sent_at: datetime, message_id: str,
+                         series: tuple[str, ...] = ()) -> bytes:
+    """The confirmation mail of one pending subscriber, as bytes for the transport. It
+    says what was asked for (``series``, their titles; none: every series), for which
+    address (masked, as the confirm page shows it) and when (``sent_at``, the ask's
+    time, in the site's zone), so a reader who did not ask can tell at a glance."""
     lang = language if language in config.languages else config.site.default_language
+    locale = config.languages[lang].locale or lang if lang in config.languages else lang
     text, html = emails.render_email(config, lang, "confirm", {
-        "confirm_url": tokens.confirm_link(config, key, subscriber_id, sent_at)})
+        "confirm_url": tokens.confirm_link(config, key, subscriber_id, sent_at),
+        "series": list(series), "address": mask_address(email),
+        "asked_at": i18n.format_moment(sent_at, locale, config.zone)})
     _ = i18n.messages_for(config, lang)
     subject = _("Confirm your subscription to {site}", site=i18n.site_texts(config, lang).title)
     # no name in the headers of confirmation mail: it is unverified input (invariant 6)

@@ -78,9 +78,13 @@ def test_only_post_acts_on_token_links(site: Site, figures: Callable[..., None])
         "confirm": (tokens.confirm_link(config, key, pending.id, sent_at), pending.email),
         "unsubscribe": (tokens.unsubscribe_link(config, key, confirmed.id),
                         confirmed.email),
-        "preferences": (tokens.preferences_link(config, key, confirmed.id),
-                        confirmed.email),
     }
+    # preferences of a reader still subscribed (the unsubscribe above ends m-conf's, and
+    # an unsubscribed address has no preferences to change)
+    reader = subscribers.add_subscriber(store, config, "m-prefs@example.org",
+                                        confirmed=True, frequency="weekly").subscriber
+    assert reader is not None and reader.id is not None
+    links["preferences"] = (tokens.preferences_link(config, key, reader.id), reader.email)
     left = subscribers.add_subscriber(store, config, "m-left@example.org",
                                       confirmed=True).subscriber
     assert left is not None and left.id is not None

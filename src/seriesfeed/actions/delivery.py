@@ -38,9 +38,10 @@ from seriesfeed.errors import (
     ValidationError,
 )
 from seriesfeed.messages import Rendered
-from seriesfeed.models import OutboxKind, OutboxState
+from seriesfeed.models import OutboxKind, OutboxState, SeriesText
 from seriesfeed.store import Store
 from seriesfeed.store import digests as dq
+from seriesfeed.store import entries as eq
 from seriesfeed.store import outbox as oq
 from seriesfeed.store.locks import SenderLock
 
@@ -57,6 +58,7 @@ __all__ = [
     "duplicate_bound",
     "held",
     "render_digest",
+    "series_titles",
 ]
 
 log = logging.getLogger("seriesfeed.outbox")  # the logger's name operators filter on: kept
@@ -93,6 +95,19 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
                                     originals=originals, language_names=names)
     return messages.render_digest_mail(config, language, content.entries, content.series,
                                        content.translations)
+
+
+def series_titles(store: Store, config: Config, language: str,
+                  series_ids: tuple[int, ...]) -> tuple[str, ...]:
+    """The titles (in ``language``, else the site's default) of the series a pending
+    subscriber asked for, as their confirmation mail names them; none chosen: ()."""
+    if not series_ids:
+        return ()
+    with store.read() as conn:
+        chosen = [s for s in eq.list_series(conn) if eq.series_id(conn, s.slug) in series_ids]
+    return tuple((s.text(language) or s.text(config.site.default_language)
+                  or next(iter(s.texts.values()), None) or SeriesText(s.slug, "", "")).title
+                 for s in chosen)
 
 
 _ADDRESSES = re.compile(r"<[^>]*>|\S+@\S+")
@@ -325,6 +340,8 @@ class Drain:
         self.key = tokens.ensure_secret_key(config)
         self.sender = mailer.envelope_sender(config)
         self.cache: dict[tuple[object, ...], Rendered | None] = {}
+        # the series titles a confirmation names, per set of series asked for
+        self.titles: dict[tuple[int, ...], tuple[str, ...]] = {}
         self.slots = asyncio.Semaphore(max(config.smtp.connections, 1))
         self.lease = timedelta(seconds=config.mail.lease_seconds)
         self.verdicts = _Verdicts()
@@ -398,6 +415,9 @@ class Drain:
         """The send of one claimed row, its digest rendered first (once per group); None
         when there is nothing left to send (its entries were removed since)."""
         if row.kind is OutboxKind.CONFIRM:
+            if row.series_ids not in self.titles:
+                self.titles[row.series_ids] = await asyncio.to_thread(
+                    series_titles, self.store, self.config, row.language, row.series_ids)
             return self.one(row, None)
         group = (row.digest_id, row.language, row.from_seq, row.to_seq, row.series_ids)
         if group not in self.cache:
@@ -417,7 +437,8 @@ class Drain:
             assert row.confirm_sent_at is not None
             return messages.confirmation_message(self.config, self.key, row.subscriber_id,
                                                  row.recipient, row.language,
-                                                 row.confirm_sent_at, row.message_id)
+                                                 row.confirm_sent_at, row.message_id,
+                                                 self.titles.get(row.series_ids, ()))
         return messages.digest_message(self.config, self.key, messages.Recipient(
             row.subscriber_id, row.recipient, row.name, row.message_id, row.digest_id,
             row.language), rendered)

@@ -10,12 +10,12 @@ from datetime import datetime
 
 from seriesfeed.config import Config, SourceConfig
 from seriesfeed.models import Frequency
-from seriesfeed.schedules import Trigger, make_trigger
+from seriesfeed.schedules import Trigger, make_trigger, next_fire
 from seriesfeed.store import Store, ops
 from seriesfeed.store import jobs as jq
 
-__all__ = ["JobKind", "Planned", "finish_run", "first_start", "last_success", "plan",
-           "start_run"]
+__all__ = ["JobKind", "Planned", "finish_run", "first_start", "last_success", "next_digest",
+           "plan", "start_run"]
 
 
 class JobKind(enum.Enum):
@@ -70,6 +70,13 @@ def plan(config: Config, *, sender_only: bool = False) -> list[Planned]:
         jobs.append(Planned("bounces", JobKind.BOUNCES,
                             interval=config.schedule.bounces_seconds))
     return jobs
+
+
+def next_digest(config: Config, frequency: Frequency, after: datetime) -> datetime | None:
+    """When the daemon next records ``frequency``'s digest (its ``[schedule]`` slot at or
+    after ``after``): the earliest a reader confirmed now can get a first mail."""
+    return next_fire(make_trigger(getattr(config.schedule, frequency.value), config,
+                                  frequency.value), after)
 
 
 def start_run(store: Store, name: str, now: datetime) -> int:

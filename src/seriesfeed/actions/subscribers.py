@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from seriesfeed import emails, tokens
 from seriesfeed.actions.delivery import drain_outbox
-from seriesfeed.addresses import normalize_email
+from seriesfeed.addresses import mask_address, normalize_email
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, ValidationError
@@ -48,9 +48,11 @@ __all__ = [
     "csrf_field",
     "csrf_valid",
     "list_subscribers",
+    "preferences_url",
     "queue_confirmation",
     "remove_subscriber",
     "send_confirmation",
+    "shown_address",
     "subscriber_for",
     "undo_unsubscribe",
     "undo_url",
@@ -81,6 +83,19 @@ def unsubscribe_url(config: Config, sub: Subscriber) -> str:
     """The subscriber's unsubscribe link, as every message carries it."""
     assert sub.id is not None
     return tokens.unsubscribe_link(config, tokens.ensure_secret_key(config), sub.id)
+
+
+def preferences_url(config: Config, sub: Subscriber) -> str:
+    """The subscriber's preferences link, as every digest carries it."""
+    assert sub.id is not None
+    return tokens.preferences_link(config, tokens.ensure_secret_key(config), sub.id)
+
+
+def shown_address(address: str, *, local_part: bool = True) -> str:
+    """An address as pages and mails show it back (``l•••a@example.org``): enough for its
+    owner to recognise, little for anyone else; ``local_part=False`` keeps the domain
+    only, for a page that answers whoever types an address."""
+    return mask_address(address, local_part=local_part)
 
 
 def clean_name(raw: str | None) -> str | None:
@@ -304,6 +319,10 @@ def update_preferences(store: Store, config: Config, token: str, *, language: st
         sub = sq.get(conn, id=claims.subscriber_id)
         if sub is None:
             raise ValidationError("this link is invalid or has expired", field="token")
+        if sub.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+            # preferences saved for nobody would read as a subscription that is not there
+            raise ValidationError("not subscribed: there are no preferences to change",
+                                  field="status")
         assert sub.id is not None
         sq.update_fields(conn, sub.id, language=language, frequency=freq.value)
         sub.language, sub.frequency = language, freq

@@ -46,7 +46,10 @@ def create_app(config: Config, store: Store) -> Starlette:
         *feeds.routes(config, store),
     ]
     handlers = {**localized.exception_handlers(config), StoreError: store_failed}
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
+    # the language first: every endpoint, error page and busy page reads what it decided
+    app = Starlette(routes=routes, middleware=[Middleware(localized.NegotiateLanguage,
+                                                          config=config),
+                                               Middleware(SecurityHeaders),
                                                Middleware(ops.FeedCounter)],
                     exception_handlers=handlers)  # type: ignore[arg-type]
     app.state.config = config

@@ -20,9 +20,8 @@ RETRY_AFTER_S = 10
 
 
 def visitor_language(config: Config, request: Request) -> str:
-    """The path's language (/es/…, /feeds/es/…), else the negotiated one."""
-    asked = request.query_params.get("lang", "")
-    return asked if asked in config.languages else language_of(config, request)
+    """The request's language, as the edge negotiated it (``localized.reader_of``)."""
+    return language_of(config, request)
 
 
 def busy_page(config: Config, lang: str, reason: str = "") -> Response:

@@ -1,35 +1,36 @@
-"""Pages in the reader's language: error pages (400, 403, 404, 405, 413, 429, 500, 503)
-styled like the rest, the language a request is in, and the "which address, which series"
-block of the subscription pages.
+"""Pages in the reader's language: the language a request is in (negotiated once, at the
+edge, by ``NegotiateLanguage``), error pages (400, 403, 404, 405, 413, 429, 500, 503) styled
+like the rest, and the "which address, which series" block of the subscription pages.
 
 A request's language is the first path segment when it names a configured language
-(``/es/…``, ``/feeds/es/…``), else the best match for its ``Accept-Language`` (babel's
-negotiation), else the site's default; a negotiated answer says ``Vary: Accept-Language``.
+(``/es/…``, ``/feeds/es/…``), else its ``?lang=`` when that names one (the language switch
+of the form pages), else the best match for its ``Accept-Language`` (babel's negotiation),
+else the site's default; a negotiated answer says ``Vary: Accept-Language``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+from dataclasses import dataclass
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from seriesfeed import i18n
+from seriesfeed.actions.subscribers import shown_address
 from seriesfeed.config import Config
 from seriesfeed.i18n import N_
 from seriesfeed.models import Series
 from seriesfeed.pages import render_page, series_text
 
 __all__ = [
-    "ERRORS", "about", "error_page", "exception_handlers", "language_of", "mask_address",
-    "negotiated_language", "path_language",
+    "ERRORS", "NegotiateLanguage", "Reader", "about", "error_page", "exception_handlers",
+    "language_of", "negotiated_language", "path_language", "reader_of",
 ]
 
 log = logging.getLogger("seriesfeed.web")
-_DOMAIN = re.compile(r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-                     r"[A-Za-z]{2,63}|(?=.{1,253}$)([^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}")
 
 # status -> (heading, explanation), English msgids translated when shown
 ERRORS: dict[int, tuple[str, str]] = {
@@ -60,8 +61,51 @@ def negotiated_language(config: Config, request: Request) -> str:
                           config.site.default_language)
 
 
+@dataclass(frozen=True)
+class Reader:
+    """Whom a request is for, as far as its language goes: ``language`` to answer in, and
+    ``chosen``, the language the request itself names (its path or ``?lang=``), None when
+    ``language`` was negotiated from ``Accept-Language`` (the answer then varies on it)."""
+
+    language: str
+    chosen: str | None
+
+    @property
+    def negotiated(self) -> bool:
+        return self.chosen is None
+
+
+def _read(config: Config, request: Request) -> Reader:
+    asked = request.query_params.get("lang")
+    chosen = path_language(config, request) or (asked if asked in config.languages else None)
+    return Reader(chosen or negotiated_language(config, request), chosen)
+
+
+def reader_of(config: Config, request: Request) -> Reader:
+    """The request's Reader, as the middleware put it on ``request.state``; a request that
+    did not pass it (an app built without it) is read here, once, the same way."""
+    found = getattr(request.state, "reader", None)
+    if not isinstance(found, Reader):
+        found = request.state.reader = _read(config, request)
+    return found
+
+
+class NegotiateLanguage:
+    """The one place a request's language is decided: on ``request.state.reader`` for the
+    endpoints, the error pages and the busy page alike (a pure ASGI middleware, so a
+    streamed body passes untouched)."""
+
+    def __init__(self, app: ASGIApp, config: Config) -> None:
+        self.app, self.config = app, config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            reader_of(self.config, Request(scope))
+        await self.app(scope, receive, send)
+
+
 def language_of(config: Config, request: Request) -> str:
-    return path_language(config, request) or negotiated_language(config, request)
+    return reader_of(config, request).language
 
 
 def error_page(config: Config, request: Request | None, status: int, *,
@@ -75,7 +119,8 @@ def error_page(config: Config, request: Request | None, status: int, *,
     elif request is None:
         lang, vary = config.site.default_language, False
     else:
-        lang, vary = language_of(config, request), path_language(config, request) is None
+        found = reader_of(config, request)
+        lang, vary = found.language, found.negotiated
     m = i18n.messages_for(config, lang)
     heading, explanation = ERRORS.get(status, ERRORS[400 if status < 500 else 500])
     body = render_page(config, lang, "error.html.j2", {
@@ -104,19 +149,6 @@ def exception_handlers(config: Config) -> dict[int | type[Exception], object]:
     return {HTTPException: http_error, 404: http_error, 405: http_error, 500: server_error}
 
 
-def mask_address(address: str, *, local_part: bool = True) -> str:
-    """``l•••a@example.org``: enough for its owner to recognise, little for anyone else.
-    Without ``local_part``, ``•••@example.org``: the domain, where typing mistakes
-    (``gmial.com``) are, and nothing that tells two people at one domain apart."""
-    local, _, domain = address.rpartition("@")
-    if not _DOMAIN.fullmatch(domain):  # typed text is echoed only when it is a host name
-        return "•••"
-    if not local or not local_part:
-        return f"•••@{domain}" if domain and local else "•••"
-    shown = local[0] + "•••" + (local[-1] if len(local) > 3 else "")
-    return f"{shown}@{domain}"
-
-
 def about(config: Config, language: str, address: str, followed: tuple[str, ...],
           every: list[Series], *, local_part: bool = True) -> dict[str, object]:
     """Which address and series a subscription page is about, with links to the series;
@@ -126,6 +158,6 @@ def about(config: Config, language: str, address: str, followed: tuple[str, ...]
     by_slug = {s.slug: s for s in every}
     chosen = [by_slug[slug] for slug in followed if slug in by_slug] or \
         (every if len(every) == 1 else [])
-    return {"address": mask_address(address, local_part=local_part) if address else "",
+    return {"address": shown_address(address, local_part=local_part) if address else "",
             "series": [(series_text(config, s, language)[0],
                         f"{config.public_url}/{language}/{s.slug}/") for s in chosen]}

@@ -28,9 +28,10 @@ from starlette.routing import BaseRoute, Route
 
 from seriesfeed import actions, i18n
 from seriesfeed.actions import Store
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, StoreError, ValidationError
-from seriesfeed.models import Subscriber, SubscriberStatus
+from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
 from seriesfeed.pages import render_page
 from seriesfeed.web import localized
 from seriesfeed.web.busy import busy_page, visitor_language
@@ -89,11 +90,41 @@ class Site:
     def own_origin(self) -> str:
         return "{0.scheme}://{0.netloc}".format(urlsplit(self.config.public_url))
 
-    def page(self, lang: str, status: int = 200, **ctx: object) -> HTMLResponse:
-        lang = lang if lang in self.config.languages else self.config.site.default_language
-        body = render_page(self.config, lang, "page.html.j2", {
-            "form": None, "paragraphs": [], "about": None, **ctx})
+    def page(self, lang: str, here: str, status: int = 200, **ctx: object) -> HTMLResponse:
+        """The one render of a subscription page in ``lang``. ``here`` is the page's own
+        address (from ``public_url``): the language switch links to it in every other
+        configured language."""
+        config = self.config
+        lang = lang if lang in config.languages else config.site.default_language
+        switch = [(code, language.name, f"{here}?lang={code}")
+                  for code, language in config.languages.items() if code != lang]
+        body = render_page(config, lang, "page.html.j2", {
+            "form": None, "paragraphs": [], "about": None, "links": [], "switch": switch,
+            **ctx})
         return HTMLResponse(body, status_code=status, headers={"Content-Language": lang})
+
+    def shown_language(self, request: Request, sub: Subscriber) -> tuple[str, str]:
+        """A token page's language (the subscriber's, unless the request's ``?lang=``
+        chose another on the language switch) and the query that keeps that choice on
+        the page's own form."""
+        chosen = localized.reader_of(self.config, request).chosen
+        if chosen is not None and chosen != sub.language:
+            return chosen, f"?lang={chosen}"
+        return sub.language, ""
+
+    def onward(self, lang: str, sub: Subscriber) -> list[tuple[str, str]]:
+        """Where a reader goes from a page that has nothing left to do: the series and
+        their preferences."""
+        _ = i18n.messages_for(self.config, lang)
+        return [(_("See the series in {language}",
+                   language=i18n.language_name(lang, self.locale(lang))),
+                 f"{self.config.public_url}/{lang}/"),
+                (_("Change your preferences"),
+                 actions.subscribers.preferences_url(self.config, sub))]
+
+    def locale(self, lang: str) -> str:
+        found = self.config.languages.get(lang)
+        return (found.locale if found else None) or lang
 
     def error(self, lang: str, status: int, message: str | None = None) -> HTMLResponse:
         """The status's page in ``lang``; ``message`` (translated) explains it."""
@@ -182,52 +213,56 @@ class Site:
 
 async def subscribe(site: Site, request: Request) -> Response:
     config, store = site.config, site.store
+    here = f"{config.public_url}/subscribe"
     asked = request.query_params.get("lang")
-    lang = asked if asked in config.languages else localized.language_of(config, request)
+    lang = localized.reader_of(config, request).language
     _ = i18n.messages_for(config, lang)
     if request.method != "POST":  # GET and HEAD show the form
         if asked is not None and asked not in config.languages:
             return localized.error_page(config, request, 404)
-        return site.page(lang, heading=_("Get new articles by email"), form={
-            "action": f"{config.public_url}/subscribe", "subscribe": True,
+        return site.page(lang, here, heading=_("Get new articles by email"), form={
+            "action": here, "subscribe": True,
             "hidden": {"language": lang, "series": ""}, "button": _("Subscribe")})
     if site.cross_site(request):
         return site.error(lang, 403, _("This form can only be sent from our own pages."))
     data = await site.form_data(request)
     if isinstance(data, Response):
         return data
-    lang = data.get("language", lang)
-    if lang not in config.languages:
-        return localized.error_page(config, request, 400)
-    _ = i18n.messages_for(config, lang)
-    # the block names what was typed, so every address gets the same page
-    done = site.page(lang, heading=_("Check your inbox"), paragraphs=[
+    if data.get("language", lang) != lang:  # the form's own language: the page it was on
+        lang = data["language"]
+        if lang not in config.languages:
+            return localized.error_page(config, request, 400)
+        _ = i18n.messages_for(config, lang)
+    series = tuple(s for s in [data.get("series", "")] if s)
+    confirmation: BackgroundTask | None = None
+    if not data.get("website"):  # the honeypot: only bots fill it in
+        client = request.client.host if request.client else "unknown"
+        if not site.limiter.allow(client):
+            return site.error(lang, 429, _("Too many requests; please try again later."))
+        try:
+            result = await run_in_threadpool(
+                actions.subscribers.add_subscriber,
+                store, config, data.get("email", ""), name=data.get("name"), language=lang,
+                frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
+                ip=client, series=series)
+        except StoreError as exc:
+            return busy_page(config, lang, str(exc))
+        except ValidationError as exc:
+            return site.error(lang, 400, _("Please check the address and try again.")
+                              if exc.field == "email" else None)
+        except SeriesfeedError:
+            return site.error(lang, 400)
+        if result.send_confirmation and result.subscriber is not None:
+            confirmation = BackgroundTask(actions.subscribers.send_confirmation, store,
+                                          config, result.subscriber)
+    # the same answer for new, pending, confirmed and suppressed addresses (and bots):
+    # the block names what was typed, never what the store knows
+    done = site.page(lang, here, heading=_("Check your inbox"), paragraphs=[
         _("If the address is right, a message with a confirmation link is on its way. "
           "Nothing will be sent until you confirm.")],
-        about=await site.about(lang, data.get("email", "").strip()[:320],
-                          tuple(s for s in [data.get("series", "")] if s), False))
-    if data.get("website"):  # the honeypot: only bots fill it in
-        return done
-    client = request.client.host if request.client else "unknown"
-    if not site.limiter.allow(client):
-        return site.error(lang, 429, _("Too many requests; please try again later."))
-    try:
-        result = await run_in_threadpool(
-            actions.subscribers.add_subscriber,
-            store, config, data.get("email", ""), name=data.get("name"), language=lang,
-            frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
-            ip=client, series=tuple(s for s in [data.get("series", "")] if s))
-    except StoreError as exc:
-        return busy_page(config, lang, str(exc))
-    except ValidationError as exc:
-        return site.error(lang, 400, _("Please check the address and try again.")
-                     if exc.field == "email" else None)
-    except SeriesfeedError:
-        return site.error(lang, 400)
-    if result.send_confirmation and result.subscriber is not None:
-        done.background = BackgroundTask(actions.subscribers.send_confirmation, store, config,
-                                         result.subscriber)
-    return done  # the same answer for new, pending, confirmed and suppressed addresses
+        about=await site.about(lang, data.get("email", "").strip()[:320], series, False))
+    done.background = confirmation
+    return done
 
 
 async def confirm(site: Site, request: Request) -> Response:
@@ -236,105 +271,132 @@ async def confirm(site: Site, request: Request) -> Response:
     sub = await site.subscriber(request, actions.subscribers.Purpose.CONFIRM, token)
     if isinstance(sub, Response):
         return sub
-    _ = i18n.messages_for(config, sub.language)
-    block = await site.about(sub.language, sub.email, sub.series)
+    lang, keep = site.shown_language(request, sub)
+    here = f"{config.public_url}/confirm/{token}"
+    _ = i18n.messages_for(config, lang)
+    block = await site.about(lang, sub.email, sub.series)
     if request.method != "POST":  # GET and HEAD show the page; only POST acts
-        if sub.status is SubscriberStatus.CONFIRMED:
-            return site.page(sub.language, heading=_("You are subscribed"), about=block)
-        return site.page(sub.language, heading=_("Confirm your subscription"), about=block, form={
-            "action": f"{config.public_url}/confirm/{token}",
-            "hidden": {"csrf": site.csrf_for(token)}, "button": _("Confirm my subscription")})
-    data = await site.token_form(request, sub.language, token)
+        if sub.status is SubscriberStatus.CONFIRMED:  # a link used before: nothing to do
+            return site.page(lang, here, heading=_("You are subscribed"), about=block,
+                             paragraphs=[_("You had already confirmed this subscription.")],
+                             links=site.onward(lang, sub))
+        if sub.status is not SubscriberStatus.PENDING:  # unsubscribed (or bounced) since
+            return site.page(lang, here, heading=_("This link has nothing left to confirm"),
+                             about=block, paragraphs=[
+                _("This address is no longer subscribed. To get the emails again, "
+                  "subscribe again.")],
+                links=[(_("Subscribe again"), f"{config.public_url}/subscribe?lang={lang}")])
+        return site.page(lang, here, heading=_("Confirm your subscription"), about=block,
+                         form={"action": here + keep, "hidden": {"csrf": site.csrf_for(token)},
+                               "button": _("Confirm my subscription")})
+    data = await site.token_form(request, lang, token)
     if isinstance(data, Response):
         return data
     try:
         await run_in_threadpool(actions.subscribers.confirm, store, config, token)
     except StoreError as exc:
-        return busy_page(config, sub.language, str(exc))
+        return busy_page(config, lang, str(exc))
     except ValidationError:
-        return site.error(sub.language, 400)
-    link = actions.subscribers.unsubscribe_url(config, sub)
-    return site.page(sub.language, heading=_("You are subscribed"), paragraphs=[
-        _("New articles will reach you by email."),
-        _("You can unsubscribe at any time with the link in every message.")],
-        links=[(_("Unsubscribe"), link)], about=block)
+        return site.error(lang, 400)
+    first = actions.jobs.next_digest(config, sub.frequency, now_utc())
+    said = [_("New articles will reach you by email.")]
+    if first is not None:
+        when = i18n.format_moment(first, site.locale(lang), config.zone)
+        said.append(_("Your first email is the next daily digest, on {when}, if new "
+                      "articles have come out by then.", when=when)
+                    if sub.frequency is Frequency.DAILY else
+                    _("Your first email is the next weekly digest, on {when}, if new "
+                      "articles have come out by then.", when=when))
+    said.append(_("You can unsubscribe at any time with the link in every message."))
+    return site.page(lang, here, heading=_("You are subscribed"), paragraphs=said, links=[
+        (_("Change your preferences"), actions.subscribers.preferences_url(config, sub)),
+        (_("Unsubscribe"), actions.subscribers.unsubscribe_url(config, sub))], about=block)
 
 
 async def unsubscribe(site: Site, request: Request) -> Response:
     config, store = site.config, site.store
     token = request.path_params["token"]
+    here = f"{config.public_url}/unsubscribe/{token}"
     try:
         found = await run_in_threadpool(actions.subscribers.unsubscribe_target, store, config,
                                         token)
     except ValidationError:
         return site.token_error(request)
     if found is None:  # removed since: a genuine link, and nothing left to stop
-        gone = localized.language_of(config, request)
+        gone = localized.reader_of(config, request).language
         _ = i18n.messages_for(config, gone)
-        return site.page(gone, heading=_("You are unsubscribed"),
-                    paragraphs=[_("You will get no more emails from us.")])
+        return site.page(gone, here, heading=_("You are unsubscribed"),
+                         paragraphs=[_("You will get no more emails from us.")])
     sub = found
-    _ = i18n.messages_for(config, sub.language)
-    block = await site.about(sub.language, sub.email, sub.series)
+    lang, keep = site.shown_language(request, sub)
+    _ = i18n.messages_for(config, lang)
+    block = await site.about(lang, sub.email, sub.series)
     if request.method != "POST":  # GET and HEAD show the page; only POST acts
-        return site.page(sub.language, heading=_("Unsubscribe"), about=block, paragraphs=[
+        return site.page(lang, here, heading=_("Unsubscribe"), about=block, paragraphs=[
             _("Press the button to stop receiving these emails.")], form={
-            "action": f"{config.public_url}/unsubscribe/{token}",
-            "hidden": {"csrf": site.csrf_for(token)}, "button": _("Unsubscribe")})
+            "action": here + keep, "hidden": {"csrf": site.csrf_for(token)},
+            "button": _("Unsubscribe")})
     data = await site.form_data(request)
     if isinstance(data, Response):
         return data
     one_click = data.get("List-Unsubscribe") == "One-Click"  # RFC 8058
     if not one_click and site.cross_site(request):  # one-click: no Origin, no cookie, no CSRF
-        return site.error(sub.language, 403, _("This form can only be sent from our own pages."))
+        return site.error(lang, 403, _("This form can only be sent from our own pages."))
     if not one_click and not site.csrf_ok(token, data.get("csrf", "")):
-        return site.error(sub.language, 403, _("This form has expired; open the link again."))
+        return site.error(lang, 403, _("This form has expired; open the link again."))
     try:
         await run_in_threadpool(actions.subscribers.unsubscribe, store, config, token)
         undo_link = await run_in_threadpool(actions.subscribers.undo_url, store, config, sub)
     except StoreError as exc:
-        return busy_page(config, sub.language, str(exc))
+        return busy_page(config, lang, str(exc))
     if undo_link is None:
-        return site.page(sub.language, heading=_("You are unsubscribed"), about=block,
+        return site.page(lang, here, heading=_("You are unsubscribed"), about=block,
                          paragraphs=[_("You will get no more emails from us.")])
-    # the undo is a button (a POST with its CSRF field), never a link a scanner could follow
-    undo_token = undo_link.rsplit("/", 1)[-1]
-    return site.page(sub.language, heading=_("You are unsubscribed"), about=block, paragraphs=[
+    return site.page(lang, here, heading=_("You are unsubscribed"), about=block, paragraphs=[
         _("You will get no more emails from us."),
         _("Unsubscribed by mistake? Undo it: your subscription comes back as it was, "
-          "without a new confirmation.")], form={
-        "action": undo_link, "hidden": {"csrf": site.csrf_for(undo_token)},
-        "button": _("Undo: keep me subscribed")})
+          "without a new confirmation.")], form=_undo_form(site, undo_link, keep, _))
+
+
+def _undo_form(site: Site, undo_link: str, keep: str, _: i18n.Messages) -> dict[str, object]:
+    """The undo is a button (a POST with its CSRF field), never a link a scanner could
+    follow."""
+    return {"action": undo_link + keep,
+            "hidden": {"csrf": site.csrf_for(undo_link.rsplit("/", 1)[-1])},
+            "button": _("Undo: keep me subscribed")}
 
 
 async def undo(site: Site, request: Request) -> Response:
     """The undo of an unsubscribe: GET and HEAD show the button, only its POST acts."""
     config, store = site.config, site.store
     token = request.path_params["token"]
+    here = f"{config.public_url}/undo/{token}"
     sub = await site.subscriber(request, actions.subscribers.Purpose.UNDO, token)
     if isinstance(sub, Response):
         return sub
-    _ = i18n.messages_for(config, sub.language)
-    block = await site.about(sub.language, sub.email, sub.series)
+    lang, keep = site.shown_language(request, sub)
+    _ = i18n.messages_for(config, lang)
+    block = await site.about(lang, sub.email, sub.series)
     if request.method != "POST":
-        return site.page(sub.language, heading=_("Undo your unsubscribe"), about=block,
+        return site.page(lang, here, heading=_("Undo your unsubscribe"), about=block,
                          paragraphs=[_("Press the button to get these emails again, as "
                                        "before.")], form={
-            "action": f"{config.public_url}/undo/{token}",
-            "hidden": {"csrf": site.csrf_for(token)}, "button": _("Undo: keep me subscribed")})
-    data = await site.token_form(request, sub.language, token)
+            "action": here + keep, "hidden": {"csrf": site.csrf_for(token)},
+            "button": _("Undo: keep me subscribed")})
+    data = await site.token_form(request, lang, token)
     if isinstance(data, Response):
         return data
     try:
         await run_in_threadpool(actions.subscribers.undo_unsubscribe, store, config, token)
     except StoreError as exc:
-        return busy_page(config, sub.language, str(exc))
+        return busy_page(config, lang, str(exc))
     except ValidationError:
-        return site.error(sub.language, 400)
-    link = actions.subscribers.unsubscribe_url(config, sub)
-    return site.page(sub.language, heading=_("Your subscription is back"), paragraphs=[
+        return site.error(lang, 400)
+    return site.page(lang, here, heading=_("Your subscription is back"), paragraphs=[
         _("Nothing changed: the same language, frequency and series as before.")],
-        links=[(_("Unsubscribe"), link)], about=block)
+        links=[(_("Change your preferences"), actions.subscribers.preferences_url(config, sub)),
+               (_("Unsubscribe"), actions.subscribers.unsubscribe_url(config, sub))],
+        about=block)
 
 
 async def preferences(site: Site, request: Request) -> Response:
@@ -344,39 +406,71 @@ async def preferences(site: Site, request: Request) -> Response:
     if isinstance(sub, Response):
         return sub
     config, store = site.config, site.store
-    _ = i18n.messages_for(config, sub.language)
+    here = f"{config.public_url}/preferences/{token}"
+    lang, keep = site.shown_language(request, sub)
+    _ = i18n.messages_for(config, lang)
+    data: dict[str, str] | None = None
     if request.method == "POST":
-        data = await site.token_form(request, sub.language, token)
-        if isinstance(data, Response):
-            return data
+        form = await site.token_form(request, lang, token)
+        if isinstance(form, Response):
+            return form
+        data = form
+    if sub.status not in (SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED):
+        return await _not_subscribed(site, sub, lang, here, keep)
+    if data is not None:
         chosen = None  # the series boxes are shown (and sent) only when there are several
         if data.get("series_shown") == "1":
             chosen = tuple(s for s in data.get("series", "").split(",") if s)
         try:
-            sub = await run_in_threadpool(
+            changed = await run_in_threadpool(
                 actions.subscribers.update_preferences, store, config, token,
                 language=data.get("language", sub.language),
                 frequency=data.get("frequency", sub.frequency.value), series=chosen)
         except StoreError as exc:
-            return busy_page(config, sub.language, str(exc))
+            return busy_page(config, lang, str(exc))
         except ValidationError as exc:
-            return site.error(sub.language, 400, _("Choose at least one series (or "
-                                              "unsubscribe).") if exc.field == "series"
-                         else None)
-        _ = i18n.messages_for(config, sub.language)
+            if exc.field == "status":  # unsubscribed between this page and its answer
+                return await _not_subscribed(site, sub, lang, here, keep)
+            return site.error(lang, 400, _("Choose at least one series (or "
+                                           "unsubscribe).") if exc.field == "series"
+                              else None)
+        sub = changed
+        lang, keep = sub.language, ""  # the answer in the language just chosen
+        _ = i18n.messages_for(config, lang)
         note = [_("Your preferences are saved.")]
     every = await run_in_threadpool(actions.list_all_series, store)
-    boxes = [(s.slug, (s.text(sub.language) or next(iter(s.texts.values()))).title
+    boxes = [(s.slug, (s.text(lang) or next(iter(s.texts.values()))).title
               if s.texts else s.slug, not sub.series or s.slug in sub.series)
              for s in every] if len(every) > 1 else []
     hidden = {"csrf": site.csrf_for(token), **({"series_shown": "1"} if boxes else {})}
-    return site.page(sub.language, heading=_("Your email preferences"), paragraphs=note,
-                about=localized.about(config, sub.language, sub.email, sub.series, every),
-                form={
-        "action": f"{config.public_url}/preferences/{token}",
+    return site.page(lang, here, heading=_("Your email preferences"), paragraphs=note,
+                     about=localized.about(config, lang, sub.email, sub.series, every),
+                     form={
+        "action": here + keep,
         "hidden": hidden, "button": _("Save"),
         "preferences": {"language": sub.language, "frequency": sub.frequency.value,
                         "series": boxes}})
+
+
+async def _not_subscribed(site: Site, sub: Subscriber, lang: str, here: str,
+                          keep: str) -> Response:
+    """Preferences of an address that left: nothing to set, and the way back (the undo of
+    its unsubscribe when there is one, else the subscribe form)."""
+    config = site.config
+    _ = i18n.messages_for(config, lang)
+    block = await site.about(lang, sub.email, sub.series)
+    undo_link = await run_in_threadpool(actions.subscribers.undo_url, site.store, config, sub)
+    said = [_("You get no emails from us, so there are no preferences to change.")]
+    if undo_link is None:
+        return site.page(lang, here, heading=_("You are unsubscribed"), about=block,
+                         paragraphs=said, links=[(_("Subscribe again"),
+                                                  f"{config.public_url}/subscribe?lang={lang}")])
+    form = _undo_form(site, undo_link, keep, _)
+    form["button"] = _("Subscribe me again")
+    said.append(_("Subscribe again with the same language, frequency and series as before, "
+                  "without a new confirmation:"))
+    return site.page(lang, here, heading=_("You are unsubscribed"), about=block,
+                     paragraphs=said, form=form)
 
 
 def routes(config: Config, store: Store) -> list[BaseRoute]:
