@@ -119,7 +119,7 @@ def test_names_never_add_headers_or_recipients(site: Site, tmp_path: Path,
     allowed = {"from", "to", "subject", "date", "message-id", "mime-version", "content-type",
                "list-id", "list-unsubscribe", "list-unsubscribe-post", "auto-submitted",
                "precedence", "x-auto-response-suppress", "content-transfer-encoding",
-               "reply-to", "list-help", "feedback-id"}
+               "reply-to", "list-help", "feedback-id", "content-language"}
     extra_headers = 0
     for message in site.smtp.handler.messages:
         assert len(message.recipients) == 1
