@@ -89,6 +89,42 @@ def test_slugs_with_characters_that_sort_between_hyphen_and_dot_are_seen(
 
 
 @pytest.mark.postgres
+def test_slugs_on_a_postgresql_database_whose_collation_ignores_punctuation(
+        make_config: Callable[..., Path]) -> None:
+    """ICU with alternate=shifted sorts 'intro-2' after 'intro.' (punctuation ignored): a
+    range lookup of the taken slugs missed it and minted it a second time."""
+    import uuid
+
+    import psycopg
+
+    from seriesfeed.config import load_config
+    from tests.conftest import PG_ADMIN_URL, PG_SKIP_REASON
+
+    if PG_SKIP_REASON:
+        pytest.skip(PG_SKIP_REASON)
+    name = f"seriesfeed_test_shifted_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu '
+                      "ICU_LOCALE 'und-u-ka-shifted' LOCALE 'C.UTF-8'")
+    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    store = Store(url)
+    try:
+        with store.read() as conn:  # the premise: this collation breaks the range
+            assert conn.execute(text("SELECT 'intro-2' < 'intro.'")).scalar() is False
+        store.migrate()
+        config = load_config(make_config(database={"url": url}), env={})
+        made = [actions.add_entry(store, config, Entry(
+            series="s", language="en", title="Intro", summary="",
+            published=datetime(2024, 1, 1, tzinfo=UTC), url=f"https://example.org/{n}/intro/"))
+            .slug for n in range(4)]
+        assert made == ["intro", "intro-2", "intro-3", "intro-4"]
+    finally:
+        store.close()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
 def test_two_writers_minting_the_same_slug_on_postgresql_both_store(
         pg_url: str, make_config: Callable[..., Path], tmp_path: Path) -> None:
     """The second writer reads the taken slugs before the first commits: its insert meets
