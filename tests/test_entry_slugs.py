@@ -191,3 +191,27 @@ def test_the_slug_migration_keeps_its_own_copy_of_the_rule() -> None:
         source = path.read_text(encoding="utf-8")
         assert "seriesfeed.store.slugs" not in source, path.name
         assert "def _entry_slug" in source, path.name
+
+
+def test_an_entry_moved_by_id_onto_another_entrys_url_is_that_entrys_error(
+        store: Store, config: Config, tmp_path: Path) -> None:
+    """One query finds both the entry with the id and the entry at the URL."""
+    from seriesfeed.actions import entries as ae
+    from seriesfeed.errors import ImportError_
+    from seriesfeed.importers.parse import parse_file
+
+    actions.import_entries(store, config, _doc(tmp_path / "ab.json", [A, B]))
+    onto = dict(A, url=B["url"])
+    with pytest.raises(ImportError_, match="moved to .* which the stored entry .*/b"):
+        actions.import_entries(store, config, _doc(tmp_path / "onto.json", [onto]))
+    new = dict(B, id="tag:example.org,2024-01-05:/n", url="https://example.org/n/")
+    batch = parse_file(_doc(tmp_path / "poll.json", [onto, new]), "json",
+                       ae.import_settings(config))
+    report = ae.store_batch(store, config, batch, "source x", ae.ImportReport("x", "json"),
+                            from_source=True)
+    assert report.added == 1 and len(report.conflicts) == 1
+    assert B["id"] in report.conflicts[0]
+    urls = {e.id: e.url for e in actions.list_entries(store)}
+    assert urls[A["id"]] == A["url"] and urls[B["id"]] == B["url"]
+    # its own URL again (matched by id and at that URL): no conflict
+    assert actions.import_entries(store, config, _doc(tmp_path / "a.json", [A])).unchanged == 1

@@ -194,7 +194,7 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
 StoredEntries = list[tuple[int, Entry, ImportedEntry]]
 
 
-def _conflict(conn: Connection, e: Entry, found: q.Match | None) -> str | None:
+def _conflict(e: Entry, found: q.Match | None) -> str | None:
     """Why ``e`` may not be stored over the entry it matched (None: it may).
 
     A match by URL never changes an entry's id or language: a translation whose link
@@ -203,10 +203,10 @@ def _conflict(conn: Connection, e: Entry, found: q.Match | None) -> str | None:
     if found is None:
         return None
     if found.by_id:
-        other = q.match_entry(conn, entry_id=None, url=e.url)
-        if other is not None and other.seq != found.seq:
+        if found.at_url is not None:
+            _seq, other_id, other_language = found.at_url
             return (f"the entry {e.id} moved to {e.url}, which the stored entry "
-                    f"{other.id} ({other.language}) has: not imported")
+                    f"{other_id} ({other_language}) has: not imported")
         return None
     if found.language != e.language or (e.id is not None and found.id != e.id):
         return (f"the URL {e.url} belongs to the stored entry {found.id} "
@@ -285,7 +285,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                         title)}), now)
                 series_ids[e.series] = sid
             found = q.match_entry(conn, entry_id=e.id, url=e.url)
-            clash = _conflict(conn, e, found)
+            clash = _conflict(e, found)
             if clash is not None:
                 if not from_source:  # a file is all or nothing: the editor fixes it
                     raise ImportError_(clash, path=source, line=item.line, field="url")

@@ -265,7 +265,8 @@ def get_entry(conn: Connection, ref: str, *, parts: bool = False) -> Entry:
 
 @dataclass(frozen=True)
 class Match:
-    """The stored entry an incoming one matches, and whether by its id."""
+    """The stored entry an incoming one matches, and whether by its id; ``at_url``: another
+    stored entry (seq, id, language) at the incoming URL, when the match is by id."""
 
     seq: int
     id: str
@@ -274,6 +275,7 @@ class Match:
     by_id: bool
     series_id: int
     slug: str | None
+    at_url: tuple[int, str, str] | None = None
 
 
 def match_entry(conn: Connection, *, entry_id: str | None, url: str | None) -> Match | None:
@@ -286,14 +288,17 @@ def match_entry(conn: Connection, *, entry_id: str | None, url: str | None) -> M
     if not conds:
         return None
     rows = conn.execute(select(entries.c.seq, entries.c.id, entries.c.language,
-                               entries.c.published, entries.c.series_id, entries.c.slug)
-                        .where(or_(*conds))).all()
+                               entries.c.published, entries.c.series_id, entries.c.slug,
+                               entries.c.url).where(or_(*conds))).all()
     if not rows:
         return None
-    # an id match wins over a URL match
+    # an id match wins over a URL match; the one query also finds who has the URL
     row = next((r for r in rows if entry_id is not None and r.id == entry_id), rows[0])
+    other = next((r for r in rows if r.seq != row.seq and url is not None and r.url == url),
+                 None)
     return Match(int(row.seq), row.id, row.language, row.published,
-                 entry_id is not None and row.id == entry_id, int(row.series_id), row.slug)
+                 entry_id is not None and row.id == entry_id, int(row.series_id), row.slug,
+                 (int(other.seq), other.id, other.language) if other is not None else None)
 
 
 def find_seq(conn: Connection, *, entry_id: str | None = None,
