@@ -202,7 +202,7 @@ def test_an_entry_moved_by_id_onto_another_entrys_url_is_that_entrys_error(
 
     actions.import_entries(store, config, _doc(tmp_path / "ab.json", [A, B]))
     onto = dict(A, url=B["url"])
-    with pytest.raises(ImportError_, match="moved to .* which the stored entry .*/b"):
+    with pytest.raises(ImportError_, match=r"moved to .* which the stored entry .*/b"):
         actions.import_entries(store, config, _doc(tmp_path / "onto.json", [onto]))
     new = dict(B, id="tag:example.org,2024-01-05:/n", url="https://example.org/n/")
     batch = parse_file(_doc(tmp_path / "poll.json", [onto, new]), "json",
