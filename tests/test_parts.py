@@ -303,3 +303,31 @@ def test_stating_many_parts_costs_a_bounded_number_of_statements(
     assert report.updated == n
     assert [e.part for e in actions.list_entries(store)] == list(range(n, 0, -1))
     assert len(scans) <= 2, len(scans)
+
+
+def test_a_file_may_move_an_original_and_state_its_translations_new_part(
+        store: Store, config: Config, tmp_path: Path) -> None:
+    actions.import_entries(store, config, SEED_PAGE)
+    actions.import_entries(store, config, EXAMPLE_JSON)
+    doc = json.loads(actions.export_entries(store, config, "json")[0])
+    spanish = next(e for e in doc["entries"] if e["translation_of"])
+    original = next(e for e in doc["entries"] if e["id"] == spanish["translation_of"])
+    original["part"] = spanish["part"] = 7
+    path = tmp_path / "moved.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    report = actions.import_entries(store, config, path)
+    assert report.updated == 1
+    parts = {e.id: e.part for e in actions.list_entries(store)}
+    assert parts[original["id"]] == parts[spanish["id"]] == 7
+    # a translation given a number of its own is refused, and nothing changes
+    spanish["part"] = 3
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    from seriesfeed.errors import ImportError_
+
+    try:
+        actions.import_entries(store, config, path)
+    except ImportError_ as exc:
+        assert "original" in str(exc)
+    else:
+        raise AssertionError("the translation's own number was not refused")
+    assert {e.id: e.part for e in actions.list_entries(store)} == parts

@@ -339,38 +339,42 @@ def _apply_parts(conn: Connection, wanted: list[tuple[int, int, int | None]], so
     off other entries are free. A translation carries its original's number and cannot be
     given another. Worked out from one read of every entry, whatever the input's size."""
     rows = {r.seq: r for r in q.part_rows(conn, include_held=True)}
-    numbers = number_parts(rows.values())
     if not editor:  # what an editor set is never overwritten by a source
         wanted = [w for w in wanted if rows[w[0]].pinned is None]
+    # a translation's number is its original's, as the same input leaves the originals
+    translations = [w for w in wanted if rows[w[0]].original in rows]
+    wanted = [w for w in wanted if rows[w[0]].original not in rows]
     moving = {seq for seq, part, _line in wanted if rows[seq].pinned != part}
     holders = {(r.series, r.pinned): r.seq for r in rows.values()
                if r.pinned is not None and r.seq not in moving}
     changed: set[int] = set()
+
+    def refuse(reason: str, line: int | None) -> None:
+        if editor or report is None:
+            raise ImportError_(reason, path=source, line=line, field="part")
+        where = f"item {line}: " if line is not None else ""
+        report.conflicts.append(f"{where}{reason}: that part left out")
+
     for seq, part, line in wanted:
         row = rows[seq]
-        current = numbers.get(seq, (None, None))[0]
-        reason = None
-        if row.original is not None and row.original in rows:
-            if current == part:
-                continue
-            reason = (f"a translation carries its original's part ({current}); set the "
-                      "part on the original")
-        elif row.pinned == part:
+        if row.pinned == part:
             continue
-        else:
-            holder = holders.get((row.series, part))
-            if holder is not None and holder != seq:
-                reason = (f"part {part} of '{q.get_entry(conn, str(seq)).series}' is already "
-                          f"set on {q.get_entry(conn, str(holder)).id}")
-        if reason is not None:
-            if editor or report is None:
-                raise ImportError_(reason, path=source, line=line, field="part")
-            where = f"item {line}: " if line is not None else ""
-            report.conflicts.append(f"{where}{reason}: that part left out")
+        holder = holders.get((row.series, part))
+        if holder is not None and holder != seq:
+            refuse(f"part {part} of '{q.get_entry(conn, str(seq)).series}' is already set "
+                   f"on {q.get_entry(conn, str(holder)).id}", line)
             continue
         holders[(row.series, part)] = seq
         if q.set_part(conn, seq, part):
             changed.add(seq)
+            rows[seq] = dataclasses.replace(row, pinned=part)
+    if translations:
+        numbers = number_parts(rows.values())
+        for seq, part, line in translations:
+            current = numbers.get(seq, (None, None))[0]
+            if current != part:
+                refuse(f"a translation carries its original's part ({current}); set the "
+                       "part on the original", line)
     return changed
 
 
