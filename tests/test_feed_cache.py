@@ -121,3 +121,43 @@ def test_the_live_site_never_goes_back_to_an_older_plan(
     # and a version and its documents always come from one plan
     version, docs = cache.live.plan
     assert version == 2 and any(b"A new part" in d.body for d in docs)
+
+
+def test_an_entry_that_moves_series_gets_its_new_local_link_from_a_warm_cache(
+        store: Store, make_config: ConfigFactory, database_url: str) -> None:
+    """With article pages local, an entry's link is its page under its series: the cached
+    pieces must follow a move (and a new slug), not keep the old page's address."""
+    config = load_config(make_config(database={"url": database_url},
+                                     site={"article_pages": "local"},
+                                     feeds={"max_entries": 3, "out_dir": "var/public"}), env={})
+    actions.import_entries(store, config, SEED_PAGE)
+    warm = FeedCache()
+    before = _docs(config, store, warm)
+    newest = actions.list_entries(store, language="en")[-1]
+    old_path = f"/en/{SLUG}/{newest.slug}/"
+    assert old_path.encode() in before["/feeds/en/atom.xml"]
+    actions.add_entry(store, config, Entry(
+        series="elsewhere", language="en", title=newest.title, summary=newest.summary,
+        published=newest.published, authors=newest.authors, url=newest.url, id=newest.id))
+    after = _docs(config, store, warm)
+    assert after == _docs(config, store, FeedCache())
+    assert f"/en/elsewhere/{newest.slug}/".encode() in after["/feeds/en/atom.xml"]
+    assert old_path.encode() not in after["/feeds/en/atom.xml"]
+    assert old_path.encode() not in after["/feeds/en/feed.json"]
+
+
+def test_the_piece_key_holds_what_the_local_link_is_made_of() -> None:
+    """Equal keys must mean equal bytes: the series and slug make the local link, so an
+    entry that moved (even with the same dates) never gets its old piece."""
+    import dataclasses
+
+    from seriesfeed.feeds import entry_key
+
+    e = Entry(series="one", language="en", title="Intro", summary="", seq=1, id="tag:x,2024:/a",
+              published=datetime(2024, 1, 1, tzinfo=UTC), url="https://example.org/a/",
+              slug="intro")
+    assert entry_key(e, {}) == entry_key(dataclasses.replace(e), {})
+    for change in ({"series": "two"}, {"slug": "intro-2"}):
+        moved = dataclasses.replace(e, **change)  # type: ignore[arg-type]
+        assert moved.link("https://s.example", True) != e.link("https://s.example", True)
+        assert entry_key(moved, {}) != entry_key(e, {}), change

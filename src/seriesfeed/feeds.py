@@ -295,8 +295,10 @@ def _add_entries(fg: FeedGenerator, config: Config, entries: list[Entry],
 def entry_key(e: Entry, translations: dict[str, list[Translation]]) -> tuple[object, ...]:
     """Everything about an entry that its feed pieces show: equal keys, equal bytes."""
     # plain tuples and strings only: they hash in C (dataclasses hash in Python)
+    # series and slug: the local link (article_pages = "local") is the page under them
     return (e.seq, e.id, e.url, e.title, e.summary, e.content_html, e.published, e.updated,
-            e.section, e.language, tuple((a.name, a.kind.value) for a in e.authors),
+            e.section, e.language, e.series, e.slug,
+            tuple((a.name, a.kind.value) for a in e.authors),
             tuple((t.language, t.url) for t in translations.get(e.id or "", ())))
 
 

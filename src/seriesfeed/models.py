@@ -87,6 +87,7 @@ class Entry:
     scheduled: bool = False  # held until ``published`` (not in feeds, pages or digests)
     slug: str | None = None  # the article page's path segment, minted when first stored
     part: int | None = None  # which part of its series (parts.py), filled when read
+    pinned: int | None = None  # the part an editor set (stored); None: computed from dates
     parts: int | None = None  # how many parts the series has (its originals)
 
     @property

@@ -22,6 +22,7 @@ from seriesfeed.importers.csvfmt import dump_csv, lost_series_texts
 from seriesfeed.importers.jsonfmt import MAX_PART, dump_json
 from seriesfeed.importers.parse import parse_file
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
+from seriesfeed.parts import number_parts
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as q
 from seriesfeed.text import clean_line, clean_text, sanitize_html, slugify
@@ -193,7 +194,7 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
 StoredEntries = list[tuple[int, Entry, ImportedEntry]]
 
 
-def _conflict(conn: Connection, e: Entry, found: q.Match | None) -> str | None:
+def _conflict(e: Entry, found: q.Match | None) -> str | None:
     """Why ``e`` may not be stored over the entry it matched (None: it may).
 
     A match by URL never changes an entry's id or language: a translation whose link
@@ -202,10 +203,10 @@ def _conflict(conn: Connection, e: Entry, found: q.Match | None) -> str | None:
     if found is None:
         return None
     if found.by_id:
-        other = q.match_entry(conn, entry_id=None, url=e.url)
-        if other is not None and other.seq != found.seq:
+        if found.at_url is not None:
+            _seq, other_id, other_language = found.at_url
             return (f"the entry {e.id} moved to {e.url}, which the stored entry "
-                    f"{other.id} ({other.language}) has: not imported")
+                    f"{other_id} ({other_language}) has: not imported")
         return None
     if found.language != e.language or (e.id is not None and found.id != e.id):
         return (f"the URL {e.url} belongs to the stored entry {found.id} "
@@ -239,8 +240,9 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
     ``within`` runs in the same transaction after the entries are stored (a source's
     bookkeeping: which entries it gave, links it states, pruning). ``from_source`` (a
     poll): series texts are only filled where empty, and an entry that clashes with a
-    stored one is left out with its error in ``report.conflicts``, the rest stored, and part
-    numbers the batch states are kept only where no editor set one (else they are kept).
+    stored one is left out with its error in ``report.conflicts``, the rest stored; a part
+    number it states is stored only where no editor set one, and one that another entry
+    holds is left out the same way (that entry stored without it).
     ``title_only`` ({slug: languages}): texts that carry only a title (given with
     ``--series-title``), which leave a stored description and URL alone."""
     for n, series in enumerate(batch.series, start=1):
@@ -266,6 +268,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                       for s in batch.series}
         report.series = sorted(series_ids)
         stored: StoredEntries = []
+        untouched: set[int] = set()  # stored unchanged: a new part makes them updated
         for e, item in checked:
             sid = series_ids.get(e.series)
             if sid is None:
@@ -282,7 +285,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                         title)}), now)
                 series_ids[e.series] = sid
             found = q.match_entry(conn, entry_id=e.id, url=e.url)
-            clash = _conflict(conn, e, found)
+            clash = _conflict(e, found)
             if clash is not None:
                 if not from_source:  # a file is all or nothing: the editor fixes it
                     raise ImportError_(clash, path=source, line=item.line, field="url")
@@ -293,7 +296,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 e = dataclasses.replace(
                     e, id=found.id if found else _unused_id(conn, mint_id(config, e)))
             e = _keep_precise_time(config, e, item, found)
-            row = q.save_entry(conn, e, sid, now)
+            row = q.save_entry(conn, e, sid, now, found=found)
             q.sync_hold(conn, row.seq, e.published, now, created=row.created)
             if row.created:
                 report.added += 1
@@ -301,6 +304,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 report.updated += 1
             else:
                 report.unchanged += 1
+                untouched.add(row.seq)
             stored.append((row.seq, e, item))
         for seq, e, item in stored:
             if e.translation_of is None:
@@ -318,40 +322,60 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
             within(conn, stored)
         wanted = [(seq, e.part, item.line) for seq, e, item in stored if e.part is not None]
         if wanted:
-            _apply_parts(conn, wanted, source, editor=not from_source)
+            moved = _apply_parts(conn, wanted, source, editor=not from_source, report=report)
+            # a part an import changes is a change to that entry
+            report.updated += len(moved & untouched)
+            report.unchanged -= len(moved & untouched)
     return report
 
 
 def _apply_parts(conn: Connection, wanted: list[tuple[int, int, int | None]], source: str,
-                 *, editor: bool) -> None:
-    """Give entries the part numbers asked for. A number the entry would get anyway is
-    not stored (an export read back pins nothing, so later entries still number
-    themselves); a number another entry of the series was given is refused; a translation
-    carries its original's number and cannot be given another."""
+                 *, editor: bool, report: ImportReport | None = None) -> set[int]:
+    """Pin the part numbers asked for ({seq, part, line}); return the seqs whose stored
+    number changed. A stated part is what an editor set, stored as such (an export states
+    only those, so reading one back pins nothing new). A number another entry of the
+    series holds is refused (the whole input, from an editor; from a source, that entry's
+    part is left out with the reason in ``report.conflicts``); numbers the same input moves
+    off other entries are free. A translation carries its original's number and cannot be
+    given another. Worked out from one read of every entry, whatever the input's size."""
+    rows = {r.seq: r for r in q.part_rows(conn, include_held=True)}
     if not editor:  # what an editor set is never overwritten by a source
-        wanted = [w for w in wanted if q.pinned_part(conn, w[0]) is None]
-    for _ in range(len(wanted) + 1):  # each pass stores at least one, or ends
-        numbers = q.part_numbers(conn, include_held=True)
-        changed = False
-        for seq, part, line in wanted:
+        wanted = [w for w in wanted if rows[w[0]].pinned is None]
+    # a translation's number is its original's, as the same input leaves the originals
+    translations = [w for w in wanted if rows[w[0]].original in rows]
+    wanted = [w for w in wanted if rows[w[0]].original not in rows]
+    moving = {seq for seq, part, _line in wanted if rows[seq].pinned != part}
+    holders = {(r.series, r.pinned): r.seq for r in rows.values()
+               if r.pinned is not None and r.seq not in moving}
+    changed: set[int] = set()
+
+    def refuse(reason: str, line: int | None) -> None:
+        if editor or report is None:
+            raise ImportError_(reason, path=source, line=line, field="part")
+        where = f"item {line}: " if line is not None else ""
+        report.conflicts.append(f"{where}{reason}: that part left out")
+
+    for seq, part, line in wanted:
+        row = rows[seq]
+        if row.pinned == part:
+            continue
+        holder = holders.get((row.series, part))
+        if holder is not None and holder != seq:
+            refuse(f"part {part} of '{q.get_entry(conn, str(seq)).series}' is already set "
+                   f"on {q.get_entry(conn, str(holder)).id}", line)
+            continue
+        holders[(row.series, part)] = seq
+        if q.set_part(conn, seq, part):
+            changed.add(seq)
+            rows[seq] = dataclasses.replace(row, pinned=part)
+    if translations:
+        numbers = number_parts(rows.values())
+        for seq, part, line in translations:
             current = numbers.get(seq, (None, None))[0]
-            if current == part:
-                continue
-            entry = q.get_entry(conn, str(seq))
-            if entry.translation_of is not None and \
-                    q.find_seq(conn, entry_id=entry.translation_of) in numbers:
-                raise ImportError_(f"a translation carries its original's part ({current}); "
-                                   f"set the part on the original", path=source, line=line,
-                                   field="part")
-            holder = q.pinned_holder(conn, seq, part)
-            if holder is not None:
-                raise ImportError_(f"part {part} of '{entry.series}' is already set on "
-                                   f"{holder}", path=source, line=line, field="part")
-            q.set_part(conn, seq, part)
-            changed = True
-            break  # the others' computed numbers moved: look again
-        if not changed:
-            return
+            if current != part:
+                refuse(f"a translation carries its original's part ({current}); set the "
+                       "part on the original", line)
+    return changed
 
 
 def set_entry(store: Store, ref: str, *, part: int | str | None = None) -> Entry:
@@ -370,9 +394,6 @@ def set_entry(store: Store, ref: str, *, part: int | str | None = None) -> Entry
                 _apply_parts(conn, [(entry.seq, part, None)], "entries set", editor=True)
             except ImportError_ as exc:
                 raise ValidationError(exc.reason, field="--part") from exc
-            if q.pinned_part(conn, entry.seq) is None and entry.translation_of is None:
-                # the editor chose this number: it stays when entries arrive before it
-                q.set_part(conn, entry.seq, part)
         return q.get_entry(conn, str(entry.seq), parts=True)
 
 

@@ -197,7 +197,7 @@ def dump_csv(entries: list[Entry], series: list[Series] | None = None) -> bytes:
         values = [e.id or "", e.series, e.language, e.section or "", authors, e.title,
                   e.summary, e.content_html or "", e.url or "", e.published.isoformat(),
                   (e.updated or e.published).isoformat(), e.translation_of or "",
-                  str(e.part) if e.part else ""]
+                  str(e.pinned) if e.pinned else ""]  # only an editor's (see dump_json)
         if series is not None:
             found = by_slug.get(e.series)
             t = found.texts.get(e.language) if found else None

@@ -216,6 +216,8 @@ def dump_json(series: list[Series], entries: list[Entry]) -> bytes:
         "series": [{"slug": s.slug, "texts": {
             lang: {"title": t.title, "description": t.description, "url": t.url}
             for lang, t in sorted(s.texts.items())}} for s in sorted(series, key=lambda s: s.slug)],
-        "entries": [e.to_json() for e in entries],
+        # the part an editor set, not the computed one: read back, a computed number would
+        # pin the entry there, and an entry added before it later would not move it
+        "entries": [{**e.to_json(), "part": e.pinned} for e in entries],
     }
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from seriesfeed.errors import NotFoundError
+from seriesfeed.errors import NotFoundError, StoreError
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText, SiteData
 from seriesfeed.parts import PartRow, number_parts
 from seriesfeed.store.slugs import entry_slug, slug_base
@@ -25,7 +26,7 @@ from seriesfeed.store.tables import (
 __all__ = [
     "Match", "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint",
     "get_entry", "get_series", "list_entries", "list_series", "match_entry", "max_seq",
-    "next_release", "part_numbers", "pinned_holder", "pinned_part", "release_due",
+    "next_release", "part_numbers", "part_rows", "pinned_holder", "pinned_part", "release_due",
     "remove_entry", "save_entry", "series_id", "series_of", "set_part", "set_translation",
     "site_data", "sync_hold", "translations_of", "upsert_series",
 ]
@@ -102,7 +103,7 @@ _ENTRY_COLUMNS = (
     entries.c.seq, entries.c.id, series.c.slug.label("series"), entries.c.language,
     entries.c.section, entries.c.title, entries.c.summary, entries.c.content_html,
     entries.c.url, entries.c.published, entries.c.updated,
-    _other.c.id.label("translation_of"), entries.c.slug,
+    _other.c.id.label("translation_of"), entries.c.slug, entries.c.part,
 )
 
 
@@ -121,9 +122,9 @@ def _load(conn: Connection, query: Select[tuple[object, ...]]) -> list[Entry]:
         Entry(seq=seq, id=id_, series=slug, language=language, section=section, title=title,
               summary=summary, content_html=content_html, url=url, published=published,
               updated=updated, translation_of=translation_of, authors=authors.get(seq, ()),
-              slug=entry_slug_)
+              slug=entry_slug_, pinned=pinned)
         for (seq, id_, slug, language, section, title, summary, content_html, url, published,
-             updated, translation_of, entry_slug_) in rows
+             updated, translation_of, entry_slug_, pinned) in rows
     ]
     return found
 
@@ -133,13 +134,19 @@ def part_numbers(conn: Connection, *, include_held: bool = False,
     """seq -> (part, parts in its series) for every entry (of ``series_ids`` when given):
     one scan of narrow columns. Held entries count only with ``include_held``: a reader
     must not see "Part 3 of 19" while part 19 is still scheduled."""
+    return number_parts(part_rows(conn, include_held=include_held, series_ids=series_ids))
+
+
+def part_rows(conn: Connection, *, include_held: bool = False,
+              series_ids: Iterable[int] | None = None) -> list[PartRow]:
+    """What part numbers are worked out from (``parts.number_parts``), one row per entry."""
     query = select(entries.c.seq, entries.c.series_id, entries.c.published,
                    entries.c.translation_of, entries.c.part)
     if not include_held:
         query = query.where(_public())
     if series_ids is not None:
         query = query.where(entries.c.series_id.in_(list(series_ids)))
-    return number_parts(PartRow(*row) for row in conn.execute(query))
+    return [PartRow(*row) for row in conn.execute(query)]
 
 
 def _with_parts(conn: Connection, found: list[Entry], *, include_held: bool) -> list[Entry]:
@@ -256,32 +263,19 @@ def get_entry(conn: Connection, ref: str, *, parts: bool = False) -> Entry:
     return _with_parts(conn, found[:1], include_held=True)[0] if parts else found[0]
 
 
-def find_seq(conn: Connection, *, entry_id: str | None = None,
-             url: str | None = None) -> int | None:
-    conds = []
-    if entry_id is not None:
-        conds.append(entries.c.id == entry_id)
-    if url is not None:
-        conds.append(entries.c.url == url)
-    if not conds:
-        return None
-    # an id match wins over a URL match
-    rows = conn.execute(select(entries.c.seq, entries.c.id).where(or_(*conds))).all()
-    for row in rows:
-        if entry_id is not None and row.id == entry_id:
-            return int(row.seq)
-    return int(rows[0].seq) if rows else None
-
-
 @dataclass(frozen=True)
 class Match:
-    """The stored entry an incoming one matches, and whether by its id."""
+    """The stored entry an incoming one matches, and whether by its id; ``at_url``: another
+    stored entry (seq, id, language) at the incoming URL, when the match is by id."""
 
     seq: int
     id: str
     language: str
     published: datetime
     by_id: bool
+    series_id: int
+    slug: str | None
+    at_url: tuple[int, str, str] | None = None
 
 
 def match_entry(conn: Connection, *, entry_id: str | None, url: str | None) -> Match | None:
@@ -294,12 +288,24 @@ def match_entry(conn: Connection, *, entry_id: str | None, url: str | None) -> M
     if not conds:
         return None
     rows = conn.execute(select(entries.c.seq, entries.c.id, entries.c.language,
-                               entries.c.published).where(or_(*conds))).all()
+                               entries.c.published, entries.c.series_id, entries.c.slug,
+                               entries.c.url).where(or_(*conds))).all()
     if not rows:
         return None
+    # an id match wins over a URL match; the one query also finds who has the URL
     row = next((r for r in rows if entry_id is not None and r.id == entry_id), rows[0])
+    other = next((r for r in rows if r.seq != row.seq and url is not None and r.url == url),
+                 None)
     return Match(int(row.seq), row.id, row.language, row.published,
-                 entry_id is not None and row.id == entry_id)
+                 entry_id is not None and row.id == entry_id, int(row.series_id), row.slug,
+                 (int(other.seq), other.id, other.language) if other is not None else None)
+
+
+def find_seq(conn: Connection, *, entry_id: str | None = None,
+             url: str | None = None) -> int | None:
+    """The seq of the stored entry with ``entry_id``, else the one at ``url``."""
+    found = match_entry(conn, entry_id=entry_id, url=url)
+    return found.seq if found is not None else None
 
 
 def max_seq(conn: Connection) -> int:
@@ -368,41 +374,96 @@ def _row_values(e: Entry, sid: int) -> dict[str, object]:
     }
 
 
-def save_entry(conn: Connection, e: Entry, sid: int, now: datetime) -> StoredRow:
-    """Insert ``e`` or update the stored entry with the same id (else the same URL).
+def save_entry(conn: Connection, e: Entry, sid: int, now: datetime, *,
+               found: Match | Literal["look"] | None = "look") -> StoredRow:
+    """Insert ``e`` or update the stored entry with the same id (else the same URL);
+    ``found``: that entry as the caller already matched it (``match_entry``), so an import
+    asks once per entry.
 
     ``updated`` is kept when nothing changed; on a change it becomes ``e.updated`` if the
-    input carried one newer than the stored value, else ``now``."""
+    input carried one newer than the stored value, else ``now``. A slug is minted when the
+    entry is first stored and again only when it moves to another series or language
+    (its old slug may be another entry's there)."""
     assert e.id is not None and e.url is not None
-    seq = find_seq(conn, entry_id=e.id, url=e.url)
+    if found == "look":
+        found = match_entry(conn, entry_id=e.id, url=e.url)
     values = _row_values(e, sid)
-    if seq is None:
-        # only the slugs this one could collide with (base, base-2, …): an index range,
-        # not the whole series, so a large import stays linear
-        base = slug_base(e.url, e.title)
-        taken = set(conn.execute(select(entries.c.slug).where(
-            entries.c.series_id == sid, entries.c.language == e.language,
-            or_(entries.c.slug == base,
-                and_(entries.c.slug >= base + "-", entries.c.slug < base + ".")))).scalars())
-        seq = conn.execute(
+    if found is None:
+        seq = _with_free_slug(conn, sid, e, None, lambda slug: int(conn.execute(
             insert(entries).values(id=e.id, updated=e.updated or e.published, created_at=now,
-                                   slug=entry_slug(e.url, e.title, taken),
-                                   **values).returning(entries.c.seq)
-        ).scalar_one()
+                                   slug=slug, **values).returning(entries.c.seq)
+        ).scalar_one()))
         _write_authors(conn, seq, e.authors)
         bump_version(conn)
         return StoredRow(seq, created=True, changed=True)
+    seq = found.seq
     current = conn.execute(select(entries).where(entries.c.seq == seq)).one()._mapping
     stored_authors = _authors_for(conn, [seq]).get(seq, ())
     changed = any(current[k] != v for k, v in values.items()) or stored_authors != e.authors
     if changed:
         stamp = e.updated if e.updated is not None and e.updated > current["updated"] else now
-        conn.execute(update(entries).where(entries.c.seq == seq).values(updated=stamp, **values))
+        change = update(entries).where(entries.c.seq == seq).values(updated=stamp, **values)
+        if current["series_id"] != sid or current["language"] != e.language:
+            _with_free_slug(conn, sid, e, seq,
+                            lambda slug: conn.execute(change.values(slug=slug)).rowcount)
+        else:
+            conn.execute(change)
         if stored_authors != e.authors:
             conn.execute(delete(entry_authors).where(entry_authors.c.entry_seq == seq))
             _write_authors(conn, seq, e.authors)
         bump_version(conn)
     return StoredRow(seq, created=False, changed=changed)
+
+
+_SLUG_BATCH = 8  # candidates looked up at once: base, base-2 … base-8
+_SLUG_TRIES = 5  # writers racing for the same slug (PostgreSQL): each try takes a later one
+
+
+def _free_slug(conn: Connection, sid: int, language: str, url: str | None, title: str,
+              seq: int | None = None) -> str:
+    """The slug an entry (``seq``, or a new one) gets in a series and language: its base
+    when free there, else the first free ``-2``, ``-3`` …. Looked up by equality on the
+    unique index, a few candidates at a time: a range (``>= 'base-'``) depends on the
+    database's collation, and the whole series would make a large import quadratic."""
+    base = slug_base(url, title)
+    taken: set[str] = set()
+    start = 1
+    while True:
+        wanted = [base if n == 1 else f"{base}-{n}" for n in range(start, start + _SLUG_BATCH)]
+        query = select(entries.c.slug).where(entries.c.series_id == sid,
+                                             entries.c.language == language,
+                                             entries.c.slug.in_(wanted))
+        if seq is not None:
+            query = query.where(entries.c.seq != seq)
+        taken.update(conn.execute(query).scalars())
+        slug = entry_slug(url, title, taken)
+        if slug in wanted:
+            return slug
+        start += _SLUG_BATCH
+
+
+def _with_free_slug(conn: Connection, sid: int, e: Entry, seq: int | None,
+                    write: Callable[[str], int]) -> int:
+    """``write`` with a free slug. On SQLite writers take turns (BEGIN IMMEDIATE), so
+    what was read is what is there. On PostgreSQL another writer may commit the same slug
+    between the read and the write: the unique index refuses it, and inside a savepoint
+    the slug is minted again (the read now sees the other's row)."""
+    if conn.dialect.name == "sqlite":
+        return write(_free_slug(conn, sid, e.language, e.url, e.title, seq))
+    slug = ""
+    for _ in range(_SLUG_TRIES):
+        slug = _free_slug(conn, sid, e.language, e.url, e.title, seq)
+        try:
+            with conn.begin_nested():
+                return write(slug)
+        except IntegrityError:
+            taken = conn.execute(select(entries.c.seq).where(
+                entries.c.series_id == sid, entries.c.language == e.language,
+                entries.c.slug == slug)).first()
+            if taken is None:  # another unique key (id, URL): not ours to retry
+                raise
+    raise StoreError(f"the entry {e.id}: other writers kept taking the slug '{slug}' "
+                     f"({_SLUG_TRIES} tries): import it again")
 
 
 def _write_authors(conn: Connection, seq: int, authors: Iterable[Author]) -> None:

@@ -28,7 +28,9 @@ def slug_base(url: str | None, title: str) -> str:
     segment = ""
     if url:
         path = urlsplit(url).path.rstrip("/")
-        segment = slugify(unquote(path.rsplit("/", 1)[-1]), max_length=MAX_SLUG)
-        if segment.removesuffix(".html").replace("-", "").isdigit():
+        # "123.html" slugifies to "123-html": the suffix goes before the digit test
+        segment = slugify(unquote(path.rsplit("/", 1)[-1]),
+                          max_length=MAX_SLUG).removesuffix("-html")
+        if segment.replace("-", "").isdigit():
             segment = ""
-    return segment.removesuffix("-html") or slugify(title, max_length=MAX_SLUG) or "article"
+    return segment or slugify(title, max_length=MAX_SLUG) or "article"

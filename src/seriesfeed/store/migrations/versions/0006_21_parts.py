@@ -15,10 +15,13 @@ Revises: sub_unsubscribed_from
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Collection
+from urllib.parse import unquote, urlsplit
+
 import sqlalchemy as sa
 from alembic import op
-
-from seriesfeed.store.slugs import entry_slug
 
 revision = "i21_parts"
 down_revision = "sub_unsubscribed_from"
@@ -38,7 +41,7 @@ def upgrade() -> None:
                                   entries.c.title, entries.c.url).order_by(entries.c.seq)).all()
     for seq, series_id, language, title, url in rows:
         used = taken.setdefault((series_id, language), set())
-        slug = entry_slug(url, title, used)
+        slug = _entry_slug(url, title, used)
         used.add(slug)
         conn.execute(sa.update(entries).where(entries.c.seq == seq).values(slug=slug))
     op.create_index("ix_entries_series_id_language_slug", "entries",
@@ -50,3 +53,32 @@ def downgrade() -> None:
     with op.batch_alter_table("entries", schema=None) as batch_op:
         batch_op.drop_column("slug")
         batch_op.drop_column("part")
+
+
+# A frozen copy of the slug rule as this revision gives it (store/slugs.py and
+# text.slugify at the time): a later change to the live rule must not change what this
+# migration gives a store that reaches it later than others did.
+
+def _slugify(value: str, max_length: int = 80) -> str:
+    value = value.replace("\u2019", "").replace("'", "")
+    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    if len(slug) > max_length:
+        slug = slug[:max_length].rsplit("-", 1)[0] or slug[:max_length]
+    return slug
+
+
+def _entry_slug(url: str | None, title: str, taken: Collection[str]) -> str:
+    """The URL's last path segment (without ``.html``), else the title; never digits
+    only; ``-2``, ``-3`` … when ``taken`` has it."""
+    segment = ""
+    if url:
+        path = urlsplit(url).path.rstrip("/")
+        segment = _slugify(unquote(path.rsplit("/", 1)[-1])).removesuffix("-html")
+        if segment.replace("-", "").isdigit():
+            segment = ""
+    base = segment or _slugify(title) or "article"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
