@@ -148,16 +148,13 @@ class _Sent:
     recipient: str = ""  # a run counts only different recipients
 
 
-async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
-                data: bytes) -> _Sent:
-    """Send one row; every failure becomes this row's outcome (invariant 10)."""
-    try:
-        await transport.send(data, sender=sender, recipients=[row.recipient])
-    except RelayError as exc:
+def _judge(row: oq.Claimed, exc: Exception) -> _Sent:
+    """A failed send as this row's outcome, whatever the error (invariant 10)."""
+    if isinstance(exc, RelayError):
         return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
                                 str(exc), exc.code, sender_fault=True), pause=True,
                      key=f"relay {exc.code}", recipient=row.recipient)
-    except DeliveryError as exc:
+    if isinstance(exc, DeliveryError):
         uncertain = isinstance(exc, UncertainDeliveryError)
         permanent = isinstance(exc, PermanentDeliveryError)
         if exc.code is None:  # a timeout or a dropped connection (or no SMTPUTF8)
@@ -177,10 +174,13 @@ async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
             return _Sent(outcome, recipient=row.recipient)
         return _Sent(outcome, key, decisive=kind is not Reply.UNKNOWN,
                      recipient=row.recipient)
-    except Exception as exc:  # a bug: this row retries (and fails at max_attempts) alone
-        log.exception("sending outbox row %s failed unexpectedly", row.id)
-        return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
-                                f"{type(exc).__name__}: {exc}"), recipient=row.recipient)
+    # a bug: this row retries (and fails at max_attempts) alone
+    log.error("sending outbox row %s failed unexpectedly", row.id, exc_info=exc)
+    return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
+                            f"{type(exc).__name__}: {exc}"), recipient=row.recipient)
+
+
+def _accepted(row: oq.Claimed) -> _Sent:
     crashpoints.hit("after_smtp_250")
     return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT, row.attempts))
 
@@ -331,6 +331,9 @@ class Drain:
         self.mine: set[int] = set()  # claimed by this drain and not yet marked (renewed)
         self.marker = _Marker(store, config, self.mine)
         self.probing = False
+        # the relay took a message or judged a recipient (RCPT/DATA) in this drain: only
+        # that ends a pause, never a probe row that failed or was skipped before the relay
+        self.relay_answered = False
 
     @property
     def stopped(self) -> bool:
@@ -363,7 +366,7 @@ class Drain:
                 await self.marker.flush()
                 if self.progress:
                     self.progress(len(claimed))
-                if self.probing and not self.verdicts.paused:
+                if self.probing and self.relay_answered and not self.verdicts.paused:
                     # the relay answered the probe: everything due goes now, in this drain
                     await asyncio.to_thread(relay.answered, self.store)
                     self.probing = False
@@ -426,7 +429,15 @@ class Drain:
         # with [mail] bounce_address, a VERP envelope sender naming the row
         envelope = bounces.envelope_sender(self.config, self.key, row.id) \
             if self.config.mail.bounce_address else self.sender
-        return await _send(self.transport, envelope, row, data)
+        try:
+            await self.transport.send(data, sender=envelope, recipients=[row.recipient])
+        except Exception as exc:  # noqa: BLE001 - every failure is this row's (invariant 10)
+            if isinstance(exc, DeliveryError) and not isinstance(exc, RelayError) and \
+                    exc.code is not None and exc.recipient is not None:
+                self.relay_answered = True  # a verdict on this recipient (RCPT or DATA)
+            return _judge(row, exc)
+        self.relay_answered = True
+        return _accepted(row)
 
     async def one(self, row: oq.Claimed, rendered: Rendered | None) -> None:
         async with self.slots:
