@@ -266,3 +266,44 @@ def test_a_probe_that_never_reaches_the_relay_leaves_the_pause_as_it_was(
             assert after.refusals == before.refusals + 1
             assert after.paused_until is not None and after.paused_until - datetime.now(
                 UTC) > timedelta(minutes=50), after  # still the hour, not retry_seconds
+
+
+def test_a_repeated_build_error_pauses_as_a_message_problem_not_a_relay_problem(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The same error building the message for several recipients pauses sending, but the
+    relay did nothing wrong: the log, `status --json` and /healthz name the message (a
+    template or the configuration), never the relay."""
+    from seriesfeed.actions.status import health
+
+    server = fault()
+    config = kill.world(make_config, server.port, 20, f"sqlite:///{tmp_path / 'm.sqlite3'}",
+                        extra={"mail": {"retry_seconds": 600, "max_attempts": 8}})
+
+    def digest_message(*args: Any, **kwargs: Any) -> bytes:
+        raise KeyError("footer")  # a template that needs a key the configuration lacks
+
+    monkeypatch.setattr(messages, "digest_message", digest_message)
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        with caplog.at_level("INFO", logger="seriesfeed"):
+            summary = asyncio.run(actions.send_digests(store, config,
+                                                       frequency=Frequency.DAILY,
+                                                       scheduled=False))
+        judged = health(config, store)
+    finally:
+        store.close()
+    assert "paused" in summary and "KeyError" in summary, summary
+    assert "relay" not in summary, summary
+    paused = [r.getMessage() for r in caplog.records if "sending paused" in r.getMessage()]
+    assert len(paused) == 1 and "the relay refuses" not in paused[0], paused
+    assert "building the message" in paused[0], paused
+    code, out, err = _cli(config, "status", "--json")
+    assert code == 0, err
+    relay = json.loads(out)["relay"]
+    assert relay["paused"] is True and relay["cause"] == "message", relay
+    assert "relay" not in relay["reason"], relay
+    assert judged.state == "degraded", judged.reasons
+    assert not any("not taking mail" in r for r in judged.reasons), judged.reasons
+    assert any("cannot be built" in r for r in judged.reasons), judged.reasons
+    assert _delivered(server) == set()

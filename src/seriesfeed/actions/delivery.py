@@ -71,7 +71,7 @@ class DrainReport:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     busy: bool = False  # another drain held the outbox; nothing was sent here
-    paused: str | None = None  # the relay refused the sender: why sending stopped
+    paused: str | None = None  # the relay (or every message's build) failed: why sending stopped
 
     def __str__(self) -> str:
         if self.busy:
@@ -232,11 +232,15 @@ class _Verdicts:
             return [outcome]
         released = self._release() if self.held and sent.key != self.held[0].key else []
         self.held.append(sent)
+        building = sent.key.startswith(relay.BUILD_KEY)  # the message's fault, not the relay's
         if self.probe_key is not None and sent.key == self.probe_key:
             return released + self._systemic(
+                f"the message still cannot be built: {outcome.error}" if building else
                 f"the relay still refuses the same way: {outcome.error}")
         if self._recipients() >= SYSTEMIC_AFTER:
             return released + self._systemic(
+                f"the same error building the message for {len(self.held)} recipients in a "
+                f"row: {outcome.error}" if building else
                 f"the relay refused {len(self.held)} recipients in a row the same way: "
                 f"{outcome.error}")
         return released
@@ -300,7 +304,7 @@ class _Marker:
 def _build_key(exc: BaseException, recipient: str) -> str:
     """Equal for the same error on different rows: the recipient's address left out."""
     text = str(exc).replace(recipient, "") if recipient else str(exc)
-    return f"build {type(exc).__name__}: {_ADDRESSES.sub('', text)}"
+    return f"{relay.BUILD_KEY}{type(exc).__name__}: {_ADDRESSES.sub('', text)}"
 
 
 class Drain:
