@@ -332,3 +332,31 @@ def test_constraint_violations_still_reach_their_callers(store: Store) -> None:
     with pytest.raises(StoreError) as caught, store.read() as conn:  # not damage: a mistake
         conn.execute(text("SELECT * FROM no_such_table"))
     assert not isinstance(caught.value, StoreDamagedError)
+
+
+def test_the_quick_check_reads_the_store_whatever_its_folder_is_called(tmp_path: Path) -> None:
+    """`#` and `?` are a URI's fragment and query: the check must read the store's own file,
+    not a shorter path beside it (a folder `site` there made a healthy store "damaged"; no
+    such folder made a damaged one "ok" and left an empty database behind)."""
+    from sqlalchemy.engine import URL
+
+    from seriesfeed.store.check import quick_check
+
+    folder = tmp_path / "site#2?x"
+    folder.mkdir()
+    (tmp_path / "site").mkdir()  # what the unescaped URI pointed at
+    path = folder / "s.sqlite3"
+    store = open_store(URL.create("sqlite", database=str(path)).render_as_string())
+    try:
+        assert store.sqlite_path == path
+        assert quick_check(store) == []
+        store.engine.dispose()
+        (tmp_path / "site").rmdir()
+        data = bytearray(path.read_bytes())
+        data[100:4096 * 2] = b"\xff" * (4096 * 2 - 100)  # the schema page and the next
+        path.write_bytes(bytes(data))
+        problems = quick_check(store)
+        assert problems and all(p.startswith("quick_check") for p in problems), problems
+        assert not (tmp_path / "site").exists()  # nothing created beside the store
+    finally:
+        store.close()
