@@ -359,13 +359,15 @@ class BounceRun:
     not_reports: int = 0
     repeated: int = 0  # a report already counted
     unreadable: int = 0  # too large, too deeply nested or failing to parse: set aside
+    not_moved: int = 0  # handled, but could not be moved out of the unread messages
     notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"{self.messages} messages: {self.hard} hard bounces, {self.soft} transient, "
                 f"{self.complaints} complaints, {self.repeated} already counted, "
                 f"{self.unmatched} not matched to a message we sent, {self.not_reports} "
-                f"not bounce or complaint reports, {self.unreadable} unreadable")
+                f"not bounce or complaint reports, {self.unreadable} unreadable"
+                + (f", {self.not_moved} not moved" if self.not_moved else ""))
 
 
 def process(store: Store, config: Config, path: Path) -> BounceRun:
@@ -399,7 +401,16 @@ def process(store: Store, config: Config, path: Path) -> BounceRun:
             log.exception("bounces: %s could not be handled", item.where)
             _set_aside(item, run, f"{item.where}: {type(err).__name__}")
             continue
-        item.done()
+        try:
+            item.done()
+        except FileNotFoundError:
+            continue  # taken by another reader after it was handled here
+        except OSError as err:
+            # the report is applied; unread, it is read again next time and counted once
+            run.not_moved += 1
+            note = f"{item.where}: could not be marked as read ({err.strerror or err})"
+            log.warning("bounces: %s; it is read again next time, counted once", note)
+            run.notes.append(note)
     return run
 
 
