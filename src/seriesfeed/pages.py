@@ -286,7 +286,8 @@ def _article_page(config: Config, series: Series, language: str, e: Entry,
 
 def robots_txt(config: Config) -> str:
     """Everything may be crawled but the subscribe form, the token pages (confirm,
-    unsubscribe, undo, preferences) and the console to come; the sitemap named by its absolute URL (robots.txt asks for one)."""
+    unsubscribe, undo, preferences) and the console to come; the sitemap named by its
+    absolute URL (robots.txt asks for one)."""
     return ("User-agent: *\n"
             "Disallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /undo/\n"
             "Disallow: /preferences/\n"
