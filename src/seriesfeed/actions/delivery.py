@@ -39,6 +39,7 @@ from seriesfeed.errors import (
 )
 from seriesfeed.messages import Rendered
 from seriesfeed.models import OutboxKind, OutboxState
+from seriesfeed.smtpcodes import ENHANCED_STATUS
 from seriesfeed.store import Store
 from seriesfeed.store import digests as dq
 from seriesfeed.store import outbox as oq
@@ -96,7 +97,6 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
 
 
 _ADDRESSES = re.compile(r"<[^>]*>|\S+@\S+")
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 # rows some drain of this process holds, per store: never claimed again by this process
 HELD: dict[str, set[int]] = {}
 
@@ -127,7 +127,7 @@ def classify(exc: DeliveryError) -> tuple[Reply, str]:
     recipient (the enhanced code when there is one; else the text without addresses)."""
     # RFC 3463: the enhanced code is in the reply text (first, by convention); only the
     # reply is searched, since the message names the relay's host, whose digits could match
-    match = _ENHANCED.search(exc.reply or "")
+    match = ENHANCED_STATUS.search(exc.reply or "")
     if match is None:
         text = str(exc).replace(exc.recipient or "\0", "")
         return Reply.UNKNOWN, f"{exc.code} {_ADDRESSES.sub('', text)}"
