@@ -352,3 +352,21 @@ def test_a_full_text_digest_with_local_links(
     assert f"{LETTER}" in text and f'href="{LETTER}"' in html
     text, _html = _parts(got["bea@example.org"])
     assert CARTA in text
+
+
+def test_robots_keeps_crawlers_off_every_token_page_the_app_serves(
+        site: tuple[Config, Store]) -> None:
+    """Each token page (confirm, unsubscribe, undo, preferences) and the subscribe form is
+    disallowed: a crawler that follows a forwarded link must not even see them."""
+    from starlette.routing import Route
+
+    from seriesfeed.web import subscribe
+
+    config, store = site
+    robots = _docs(config, store)["/robots.txt"].decode().splitlines()
+    paths = [r.path for r in subscribe.routes(config, store) if isinstance(r, Route)]
+    assert "/undo/{token}" in paths
+    for path in paths:
+        prefix = path.split("{", 1)[0]
+        assert f"Disallow: {prefix}" in robots, (path, robots)
+    assert "Disallow: /admin/" in robots  # kept for the console to come

@@ -563,3 +563,31 @@ def test_the_header_check_passes_over_only_mail_that_cannot_be_a_report(
         head: bytes, may_be_report: bool) -> None:
     from seriesfeed.mailsource import could_be_report
     assert could_be_report(head) is may_be_report
+
+
+def test_a_report_that_cannot_be_moved_after_it_was_applied_is_that_messages_problem(
+        world: World, tmp_path: Path, run_cli: Callable[..., CliResult],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Moving a handled message to cur/ can fail (a full disk, a name taken by a folder):
+    the report was applied, the run goes on to the next message, and the failure is one
+    counted, logged line, not a traceback."""
+    box = mailbox.Maildir(tmp_path / "bounces")
+    stuck = box.add(rfc3464(world.senders["bob@example.net"], world.messages["bob@example.net"],
+                            "bob@example.net"))
+    box.add(rfc3464(world.senders["cai@example.com"], world.messages["cai@example.com"],
+                    "cai@example.com"))
+    (tmp_path / "bounces" / "cur" / f"{stuck}:2,S").mkdir()  # where it would be moved
+
+    with caplog.at_level("WARNING", logger="seriesfeed"):
+        done = run_cli("--config", world.path, "bounces", "process", tmp_path / "bounces")
+    assert done.code == 0 and "Traceback" not in done.err, done
+    assert done.out.startswith("2 messages: 2 hard bounces"), done.out
+    assert "1 not moved" in done.out, done.out
+    moved = [r.getMessage() for r in caplog.records if "marked as read" in r.getMessage()]
+    assert len(moved) == 1 and stuck in moved[0], moved
+    assert _subscriber(world.store, "bob@example.net")["status"] == "bounced"
+    assert _subscriber(world.store, "cai@example.com")["status"] == "bounced"
+    # left unread, it is read again next time and counted once
+    again = run_cli("--config", world.path, "bounces", "process", tmp_path / "bounces")
+    assert again.code == 0 and again.out.startswith("1 messages: 0 hard bounces"), again.out
+    assert "1 already counted" in again.out, again.out

@@ -85,6 +85,7 @@ def get(sock: str, url: str, allow: tuple[str, ...] = ()) -> str:
     "http://127.0.0.1:8080/secret", "http://[::1]/secret", "http://10.0.0.5/secret",
     "http://169.254.169.254/latest/meta-data/", "http://intranet.example/secret",
     "http://mixed.example/secret", "http://0.0.0.0/secret",
+    "http://100.64.0.1/secret",  # shared address space (carrier NAT): not public either
 ])
 def test_a_redirect_from_a_public_url_to_an_internal_address_is_refused(
         unix_server: tuple[str, list[str], dict[str, str]], target: str) -> None:
@@ -132,3 +133,46 @@ def test_allow_private_is_a_source_setting_checked_at_load(
                       'allow_private = ["10.0.0.0/33"]\n')
     with pytest.raises(Exception, match="allow_private"):
         load_config(bad, env={})
+
+
+def test_a_url_learned_from_a_move_is_checked_before_its_first_request(
+        unix_server: tuple[str, list[str], dict[str, str]]) -> None:
+    """A source once moved (301) to a name that now resolves internally: the URL polled is
+    the learned one, but only the configured URL may open the way to internal addresses,
+    and the very first request is checked."""
+    sock, seen, _routes = unix_server
+    with pytest.raises(FetchError) as caught:
+        asyncio.run(fetch("http://intranet.example/feed", site_url="https://reader.example",
+                          max_bytes=10_000, resolve=resolve, uds=sock,
+                          configured_url="http://feeds.example/feed"))
+    assert "intranet.example" in str(caught.value) and "10.1.2.3" in str(caught.value)
+    assert seen == []  # nothing was asked of it
+    # listed in allow_private, it is polled
+    fetched = asyncio.run(fetch("http://intranet.example/feed", site_url="https://r.example",
+                                max_bytes=10_000, resolve=resolve, uds=sock,
+                                configured_url="http://feeds.example/feed",
+                                allow_private=("intranet.example",)))
+    assert fetched.status == 200 and seen == ["intranet.example/feed"]
+
+
+def test_the_connected_address_is_checked_whatever_the_earlier_lookup_said() -> None:
+    """DNS may change between the check and the connection (rebinding): the name looked
+    public when checked, the connection reached this machine. The peer's address is judged
+    once connected, before a request is written (every byte stays on 127.0.0.1)."""
+    from tests.harness.http_source import Route, source_server
+
+    async def public(host: str) -> list[str]:
+        return ["93.184.216.34"]  # what the check was told; the system resolver says 127.0.0.1
+
+    with source_server() as server:
+        server.routes["/feed"] = Route(b"<feed xmlns='http://www.w3.org/2005/Atom'/>")
+        url = f"http://localhost:{server.port}/feed"
+        with pytest.raises(FetchError) as caught:
+            asyncio.run(fetch(url, site_url="https://reader.example", max_bytes=10_000,
+                              resolve=public, configured_url="http://feeds.example/feed"))
+        assert "127.0.0.1" in str(caught.value), caught.value
+        assert server.seen == []  # refused before the request was written
+        # listed in the source's allow_private, the same host is polled
+        fetched = asyncio.run(fetch(url, site_url="https://reader.example", max_bytes=10_000,
+                                    resolve=public, allow_private=("localhost",)))
+        assert fetched.status == 200 and len(server.seen) == 1

@@ -276,3 +276,18 @@ def test_an_xml_declaration_naming_an_unknown_encoding_is_an_import_error(
     with pytest.raises(ImportError_, match="encoding that does not exist") as info:
         parse_bytes(document, fmt, SETTINGS, source="feed.xml")
     assert info.value.path == "feed.xml"
+
+
+def test_an_imported_summary_is_text_without_the_scripts_and_with_its_word_breaks() -> None:
+    """One html_to_text for mail and imports: a script's code is not a summary's text, and
+    a line break or a paragraph end between two words keeps them two words."""
+    import json
+
+    from seriesfeed.importers.jsonfeed import parse_json_feed
+
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": [{
+        "id": "1", "title": "Uno<br>dos", "date_published": "2024-01-01T00:00:00Z",
+        "summary": "<p>One &amp; a half</p><p>Two</p><script>alert(1)</script>\n\n x < y"}]}
+    entry = parse_json_feed(json.dumps(doc).encode(), SETTINGS, source="f").entries[0].entry
+    assert entry.title == "Uno dos"
+    assert entry.summary == "One & a half Two x < y"

@@ -18,7 +18,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from seriesfeed import __version__
@@ -108,20 +108,26 @@ async def _addresses(host: str) -> list[str]:
 def _internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return (address.is_loopback or address.is_private or address.is_link_local
-            or address.is_unspecified or address.is_reserved)
+    # anything not globally routable: loopback, private, link-local (a cloud's metadata
+    # address), unspecified, reserved and the carriers' shared space 100.64.0.0/10
+    return not address.is_global
 
 
 @dataclass
 class _Guard:
-    """Redirects may not lead a public source to this machine or its network (a cloud's
-    metadata address, an admin port): a publisher's server, or whoever took it over, must
-    not make the poller fetch internal documents and store them as entries."""
+    """No request may reach this machine or its network (a cloud's metadata address, an
+    admin port) unless the operator said so: the configured URL is itself internal, or the
+    host is in the source's ``allow_private``. A publisher's server, or whoever took over a
+    name it once moved to, must not make the poller fetch internal documents and store
+    them as entries. Every hop is checked before it is asked (the first too: the URL polled
+    may be one learned from a 301), and every connection once made (DNS may have changed
+    since the check)."""
 
     origin: str
     allow: tuple[str, ...]
     resolve: Resolver
     open: bool = False  # the configured URL is internal itself: its redirects may be
+    current: str = ""  # the URL being asked now
 
     async def internal(self, url: str) -> str | None:
         """An internal address ``url``'s host is or resolves to (None: none)."""
@@ -143,14 +149,36 @@ class _Guard:
                     return True
         return False
 
+    def _refuse(self, target: str, address: str) -> FetchError:
+        what = f"a redirect to {target}" if target != self.origin else target
+        return FetchError(f"refused {what}, an internal address ({address}); list its host "
+                          "in the source's allow_private to poll it", url=self.origin)
+
     async def check(self, target: str) -> None:
+        self.current = target
         if self.open:
             return
         address = await self.internal(target)
         if address is not None and not self.allowed(target, address):
-            raise FetchError(f"refused a redirect to {target}, an internal address "
-                             f"({address}); list its host in the source's allow_private "
-                             "to poll it", url=self.origin)
+            raise self._refuse(target, address)
+
+    async def trace(self, name: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: a TCP connection was just made, no request written yet."""
+        if self.open or name != "connection.connect_tcp.complete":
+            return
+        stream = info.get("return_value")
+        if stream is None:
+            return
+        peer = stream.get_extra_info("server_addr")
+        if not peer:  # a unix socket: no address to judge
+            return
+        try:
+            address = ipaddress.ip_address(str(peer[0]).split("%")[0])
+        except ValueError:
+            return
+        if _internal_address(address) and not self.allowed(self.current, str(address)):
+            await stream.aclose()
+            raise self._refuse(self.current, str(address))
 
 
 async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = None,
@@ -159,10 +187,12 @@ async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = N
                 read_timeout: float = READ_TIMEOUT_S,
                 total_timeout: float = TOTAL_TIMEOUT_S,
                 allow_private: Sequence[str] = (), resolve: Resolver | None = None,
-                uds: str | None = None) -> Fetched:
+                uds: str | None = None, configured_url: str | None = None) -> Fetched:
     """GET ``url``; raise FetchError for anything but a 200 or a 304.
 
-    ``allow_private``: host names or networks (``10.0.0.0/8``) a redirect may lead to
+    ``configured_url``: the URL the operator configured (``url`` may be one learned from a
+    301); only when it is internal itself may ``url`` and its redirects be (default:
+    ``url``). ``allow_private``: host names or networks (``10.0.0.0/8``) that may be asked
     although they are internal. ``resolve`` (how a host name becomes addresses) and ``uds``
     (a unix socket every request goes to) let tests put a public-looking URL on this
     machine."""
@@ -170,7 +200,8 @@ async def fetch(url: str, *, site_url: str, max_bytes: int, etag: str | None = N
 
     _check_url(url)
     guard = _Guard(url, tuple(allow_private), resolve or _addresses)
-    guard.open = await guard.internal(url) is not None
+    guard.open = await guard.internal(configured_url or url) is not None
+    await guard.check(url)
     headers = {"User-Agent": user_agent(site_url), "Accept-Encoding": "gzip",
                "Accept": "application/atom+xml, application/rss+xml, application/feed+json, "
                          "application/json, application/xml;q=0.9, text/xml;q=0.9, "
@@ -203,8 +234,11 @@ async def _follow(client: httpx2.AsyncClient, url: str, headers: dict[str, str],
     moved_to: str | None = None
     permanent_so_far = True
     current = url
-    for _hop in range(MAX_REDIRECTS + 1):
-        async with client.stream("GET", current, headers=headers) as response:
+    for hop in range(MAX_REDIRECTS + 1):
+        if hop:
+            await guard.check(current)
+        async with client.stream("GET", current, headers=headers,
+                                 extensions={"trace": guard.trace}) as response:
             status = response.status_code
             if status in PERMANENT + TEMPORARY:
                 location = response.headers.get("location")
@@ -213,7 +247,6 @@ async def _follow(client: httpx2.AsyncClient, url: str, headers: dict[str, str],
                                      status=status)
                 target = urljoin(current, location)
                 _check_url(target)
-                await guard.check(target)
                 # remembered only while every hop so far was permanent
                 permanent_so_far = permanent_so_far and status in PERMANENT
                 if permanent_so_far:

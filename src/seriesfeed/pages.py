@@ -285,10 +285,12 @@ def _article_page(config: Config, series: Series, language: str, e: Entry,
 
 
 def robots_txt(config: Config) -> str:
-    """Everything may be crawled but the token pages (confirm, unsubscribe, preferences)
-    and the console; the sitemap named by its absolute URL (robots.txt asks for one)."""
+    """Everything may be crawled but the subscribe form, the token pages (confirm,
+    unsubscribe, undo, preferences) and the console to come; the sitemap named by its
+    absolute URL (robots.txt asks for one)."""
     return ("User-agent: *\n"
-            "Disallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /preferences/\n"
+            "Disallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /undo/\n"
+            "Disallow: /preferences/\n"
             "Disallow: /subscribe\nDisallow: /admin/\n"
             f"\nSitemap: {config.public_url}/sitemap.xml\n")
 

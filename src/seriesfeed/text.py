@@ -8,7 +8,7 @@ import unicodedata
 
 import nh3
 
-__all__ = ["clean_line", "clean_text", "sanitize_html", "slugify"]
+__all__ = ["clean_line", "clean_text", "html_to_text", "sanitize_html", "slugify"]
 
 # XML 1.0 allows TAB, LF, CR and U+0020..U+D7FF, U+E000..U+FFFD, U+10000..U+10FFFF.
 # C1 controls (U+0080..U+009F) are legal XML but are never meant as text (they are
@@ -60,11 +60,15 @@ _BLOCK_END = re.compile(r"<\s*(?:br\s*/?|/\s*(?:p|div|h[1-6]|li|blockquote|pre|t
 _BLANK_RUNS = re.compile(r"\n\s*\n\s*(?:\n\s*)+")
 
 
-def html_to_text(value: str) -> str:
-    """A (sanitised) article body as plain text for a mail's text part: blocks end in a
-    blank line, every tag is dropped (nh3 with nothing allowed, so script and style
-    contents go with their tags), entities become characters."""
+def html_to_text(value: str, *, one_line: bool = False) -> str:
+    """HTML as plain text: every tag is dropped (nh3 with nothing allowed, so script and
+    style contents go with their tags), entities become characters, and blocks end in a
+    blank line (an article body for a mail's text part). ``one_line``: every whitespace
+    run becomes one space instead (an imported title or summary), so words either side
+    of a line break or a paragraph end stay apart."""
     marked = _BLOCK_END.sub("\n\n", clean_text(value))
     stripped = html.unescape(nh3.clean(marked, tags=set()))
+    if one_line:
+        return _SPACE_RUN.sub(" ", stripped).strip()
     lines = "\n".join(line.strip() for line in stripped.splitlines())
     return _BLANK_RUNS.sub("\n\n", lines).strip()

@@ -586,10 +586,11 @@ def test_digest_send_hands_rows_back_on_sigterm(
 
 def test_a_relay_that_answers_nothing_is_tried_each_minute_one_that_refuses_backs_off(
         make_config: Callable[..., Path], tmp_path: Path) -> None:
-    """F4 found it: after a 60 s outage the doubling pause had reached 64 s, and the send
-    resumed a minute after the relay was back. A relay that answers nothing (or says "not
-    now", 421) is only down: it is tried again every retry_seconds, so mail goes out within
-    that of its return. One that refuses (535, 530) backs off to an hour."""
+    """The pause's length alone: a relay that answers nothing (or says "not now", 421) is
+    only down, so the pause stays retry_seconds however many probes failed; one that
+    refuses (535, 530) doubles from retry_seconds up to an hour. The outage itself (relay
+    down, then back, every row out within retry_seconds of its return) is
+    tests/reliability/test_relay_state.py's F4 test, against the fault server."""
     from seriesfeed.actions import relay
 
     config = load_config(make_config(

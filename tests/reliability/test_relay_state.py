@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +200,110 @@ def test_an_error_building_a_message_is_that_rows_unless_it_repeats_for_others(
         for address in broken & set(rows):
             assert rows[address]["attempts"] == 0 and rows[address]["state"] in (
                 "retry", "queued"), rows[address]
+
+
+@pytest.mark.parametrize(("down", "lost"), [
+    ("421", "invalid-address"), ("530", "invalid-address"), ("421", "stopped")])
+def test_a_probe_that_never_reaches_the_relay_leaves_the_pause_as_it_was(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        monkeypatch: pytest.MonkeyPatch, down: str, lost: str) -> None:
+    """Only the relay's answer ends a pause: a probe row whose address fails validation, or
+    a drain stopped before the probe went out, says nothing about the relay, so the pause
+    keeps its clock, its start and its count of refusals (and the relay sees one probe)."""
+    from seriesfeed.actions.relay import relay_state as read_relay
+    from seriesfeed.errors import ValidationError
+    from seriesfeed.store.tables import relay_state
+
+    server = fault(greeting_failures=10 ** 9) if down == "421" else \
+        fault(mail_reply="530 5.7.0 Authentication required")
+    config = kill.world(make_config, server.port, 20, f"sqlite:///{tmp_path / 'p.sqlite3'}",
+                        extra={"mail": {"retry_seconds": 60, "max_attempts": 8}})
+    store = open_store(config.database.url, config.base_dir)
+    stopping = asyncio.Event()
+    try:
+        summary = asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
+                                                   scheduled=False))
+        assert "paused" in summary, summary
+        with store.write() as conn:  # a long outage: refused probes grew the pause
+            conn.execute(update(relay_state).values(refusals=7))
+        before = read_relay(store)
+        _run_out_the_pause(store)
+        connections = server.handler.connections
+        if lost == "invalid-address":
+            real, calls = messages.digest_message, []
+
+            def digest_message(*args: Any, **kwargs: Any) -> bytes:
+                calls.append(1)
+                if len(calls) == 1:  # the probe's own address is refused before sending
+                    raise ValidationError("not a valid address")
+                return real(*args, **kwargs)
+
+            monkeypatch.setattr(messages, "digest_message", digest_message)
+        else:
+            from seriesfeed.actions import delivery
+
+            real_render = delivery.render_digest
+
+            def render_digest(*args: Any, **kwargs: Any) -> messages.Rendered | None:
+                stopping.set()  # SIGTERM while the probe's digest is being rendered
+                return real_render(*args, **kwargs)
+
+            monkeypatch.setattr(delivery, "render_digest", render_digest)
+        asyncio.run(drain_outbox(store, config, stopping=stopping))
+        after = read_relay(store)
+    finally:
+        store.close()
+    assert after.paused, after
+    assert after.since == before.since, (before, after)
+    assert _delivered(server) == set()
+    if lost == "stopped":
+        assert server.handler.connections == connections  # nothing reached the relay
+        assert after.refusals == before.refusals
+    else:
+        # the next row is the probe: one connection, refused the same way
+        assert server.handler.connections == connections + 1
+        if down == "530":
+            assert after.refusals == before.refusals + 1
+            assert after.paused_until is not None and after.paused_until - datetime.now(
+                UTC) > timedelta(minutes=50), after  # still the hour, not retry_seconds
+
+
+def test_a_repeated_build_error_pauses_as_a_message_problem_not_a_relay_problem(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The same error building the message for several recipients pauses sending, but the
+    relay did nothing wrong: the log, `status --json` and /healthz name the message (a
+    template or the configuration), never the relay."""
+    from seriesfeed.actions.status import health
+
+    server = fault()
+    config = kill.world(make_config, server.port, 20, f"sqlite:///{tmp_path / 'm.sqlite3'}",
+                        extra={"mail": {"retry_seconds": 600, "max_attempts": 8}})
+
+    def digest_message(*args: Any, **kwargs: Any) -> bytes:
+        raise KeyError("footer")  # a template that needs a key the configuration lacks
+
+    monkeypatch.setattr(messages, "digest_message", digest_message)
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        with caplog.at_level("INFO", logger="seriesfeed"):
+            summary = asyncio.run(actions.send_digests(store, config,
+                                                       frequency=Frequency.DAILY,
+                                                       scheduled=False))
+        judged = health(config, store)
+    finally:
+        store.close()
+    assert "paused" in summary and "KeyError" in summary, summary
+    assert "relay" not in summary, summary
+    paused = [r.getMessage() for r in caplog.records if "sending paused" in r.getMessage()]
+    assert len(paused) == 1 and "the relay refuses" not in paused[0], paused
+    assert "building the message" in paused[0], paused
+    code, out, err = _cli(config, "status", "--json")
+    assert code == 0, err
+    relay = json.loads(out)["relay"]
+    assert relay["paused"] is True and relay["cause"] == "message", relay
+    assert "relay" not in relay["reason"], relay
+    assert judged.state == "degraded", judged.reasons
+    assert not any("not taking mail" in r for r in judged.reasons), judged.reasons
+    assert any("cannot be built" in r for r in judged.reasons), judged.reasons
+    assert _delivered(server) == set()

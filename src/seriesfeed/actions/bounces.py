@@ -36,6 +36,7 @@ from seriesfeed.config import Config
 from seriesfeed.errors import ImportError_, StoreError, ValidationError
 from seriesfeed.logs import mask_address
 from seriesfeed.mailsource import MAX_MESSAGE, Incoming, could_be_report, incoming, parse_bounded
+from seriesfeed.smtpcodes import ENHANCED_STATUS, SMTP_REPLY
 from seriesfeed.store import Store
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
@@ -150,11 +151,6 @@ def _embedded(msg: Message) -> Iterator[Message]:
                 yield email.message_from_bytes(text, policy=email.policy.compat32)
 
 
-_STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
-# an SMTP reply: a code followed by an enhanced status or words ("550 5.1.1", "451-Try",
-# "553 Exceeded"), so a phone number such as 480-624-2500 is not read as a 4xx
-_SMTP_REPLY = re.compile(r"(?<![\w.+-])([245])\d\d(?:[ -](?:[245]\.\d|[A-Za-z<#(\[])|[ ]*$)",
-                         re.MULTILINE)
 _NOT_BOUNCES = ("delivered", "relayed", "expanded")
 
 
@@ -195,7 +191,7 @@ def _verdict(action: str, status: str, diagnostic: str) -> str:
         return "soft"  # not over: the reporting MTA is still trying
     code = status[:1] if status[:1] in ("2", "4", "5") else ""
     if not code:
-        reply = _SMTP_REPLY.search(diagnostic)
+        reply = SMTP_REPLY.search(diagnostic)
         code = reply.group(1) if reply else ""
     if code == "5" or (not code and action == "failed"):
         return "hard"
@@ -213,7 +209,7 @@ def _dsn_failures(msg: Message) -> tuple[bool, list[Failure]]:
         if action.startswith(("fail", "error")):
             action = "failed"  # "failure" and OpenSMTPD's "error" are seen in the wild
         raw_status = str(block.get("Status", ""))
-        found = _STATUS.search(raw_status) or _SMTP_REPLY.search(raw_status.strip())
+        found = ENHANCED_STATUS.search(raw_status) or SMTP_REPLY.search(raw_status.strip())
         status = found.group(0).strip() if found else ""  # some MTAs give "553 Exceeded…"
         if not action and not status:
             continue  # the per-message block (Reporting-MTA, Arrival-Date)
@@ -268,17 +264,17 @@ def _heuristic_failures(msg: Message) -> list[Failure]:
     if not temporary and not permanent:
         return []
     text = _first_text(msg)
-    replies = {m.group(1) for m in _SMTP_REPLY.finditer(text)}
+    replies = {m.group(1) for m in SMTP_REPLY.finditer(text)}
     warning = any(_WARNING_SUBJECT.search(str(s)) for s in msg.get_all("Subject", [])) or \
         bool(_WARNING_TEXT.search(text))
     transient_only = warning or (replies and "5" not in replies)
     quoted = next((" ".join(line.split())[:300] for line in text.splitlines()
-                   if _SMTP_REPLY.search(line.strip())), "")
+                   if SMTP_REPLY.search(line.strip())), "")
     out: list[Failure] = []
     for address, kind in [(a, "soft") for a in sorted(temporary)] + \
             [(a, "soft" if transient_only else "hard") for a in sorted(permanent)]:
         text_address = address.decode("utf-8", "replace")
-        status = _STATUS.search(quoted)
+        status = ENHANCED_STATUS.search(quoted)
         out.append(Failure(text_address, kind, status.group(0) if status else "", quoted))
     return out
 
@@ -359,13 +355,15 @@ class BounceRun:
     not_reports: int = 0
     repeated: int = 0  # a report already counted
     unreadable: int = 0  # too large, too deeply nested or failing to parse: set aside
+    not_moved: int = 0  # handled, but could not be moved out of the unread messages
     notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"{self.messages} messages: {self.hard} hard bounces, {self.soft} transient, "
                 f"{self.complaints} complaints, {self.repeated} already counted, "
                 f"{self.unmatched} not matched to a message we sent, {self.not_reports} "
-                f"not bounce or complaint reports, {self.unreadable} unreadable")
+                f"not bounce or complaint reports, {self.unreadable} unreadable"
+                + (f", {self.not_moved} not moved" if self.not_moved else ""))
 
 
 def process(store: Store, config: Config, path: Path) -> BounceRun:
@@ -399,7 +397,16 @@ def process(store: Store, config: Config, path: Path) -> BounceRun:
             log.exception("bounces: %s could not be handled", item.where)
             _set_aside(item, run, f"{item.where}: {type(err).__name__}")
             continue
-        item.done()
+        try:
+            item.done()
+        except FileNotFoundError:
+            continue  # taken by another reader after it was handled here
+        except OSError as err:
+            # the report is applied; unread, it is read again next time and counted once
+            run.not_moved += 1
+            note = f"{item.where}: could not be marked as read ({err.strerror or err})"
+            log.warning("bounces: %s; it is read again next time, counted once", note)
+            run.notes.append(note)
     return run
 
 

@@ -39,6 +39,7 @@ from seriesfeed.errors import (
 )
 from seriesfeed.messages import Rendered
 from seriesfeed.models import OutboxKind, OutboxState, SeriesText
+from seriesfeed.smtpcodes import ENHANCED_STATUS
 from seriesfeed.store import Store
 from seriesfeed.store import digests as dq
 from seriesfeed.store import entries as eq
@@ -73,7 +74,7 @@ class DrainReport:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     busy: bool = False  # another drain held the outbox; nothing was sent here
-    paused: str | None = None  # the relay refused the sender: why sending stopped
+    paused: str | None = None  # the relay (or every message's build) failed: why sending stopped
 
     def __str__(self) -> str:
         if self.busy:
@@ -111,7 +112,6 @@ def series_titles(store: Store, config: Config, language: str,
 
 
 _ADDRESSES = re.compile(r"<[^>]*>|\S+@\S+")
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 # rows some drain of this process holds, per store: never claimed again by this process
 HELD: dict[str, set[int]] = {}
 
@@ -142,7 +142,7 @@ def classify(exc: DeliveryError) -> tuple[Reply, str]:
     recipient (the enhanced code when there is one; else the text without addresses)."""
     # RFC 3463: the enhanced code is in the reply text (first, by convention); only the
     # reply is searched, since the message names the relay's host, whose digits could match
-    match = _ENHANCED.search(exc.reply or "")
+    match = ENHANCED_STATUS.search(exc.reply or "")
     if match is None:
         text = str(exc).replace(exc.recipient or "\0", "")
         return Reply.UNKNOWN, f"{exc.code} {_ADDRESSES.sub('', text)}"
@@ -163,16 +163,13 @@ class _Sent:
     recipient: str = ""  # a run counts only different recipients
 
 
-async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
-                data: bytes) -> _Sent:
-    """Send one row; every failure becomes this row's outcome (invariant 10)."""
-    try:
-        await transport.send(data, sender=sender, recipients=[row.recipient])
-    except RelayError as exc:
+def _judge(row: oq.Claimed, exc: Exception) -> _Sent:
+    """A failed send as this row's outcome, whatever the error (invariant 10)."""
+    if isinstance(exc, RelayError):
         return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
                                 str(exc), exc.code, sender_fault=True), pause=True,
                      key=f"relay {exc.code}", recipient=row.recipient)
-    except DeliveryError as exc:
+    if isinstance(exc, DeliveryError):
         uncertain = isinstance(exc, UncertainDeliveryError)
         permanent = isinstance(exc, PermanentDeliveryError)
         if exc.code is None:  # a timeout or a dropped connection (or no SMTPUTF8)
@@ -192,10 +189,13 @@ async def _send(transport: mailer.Transport, sender: str, row: oq.Claimed,
             return _Sent(outcome, recipient=row.recipient)
         return _Sent(outcome, key, decisive=kind is not Reply.UNKNOWN,
                      recipient=row.recipient)
-    except Exception as exc:  # a bug: this row retries (and fails at max_attempts) alone
-        log.exception("sending outbox row %s failed unexpectedly", row.id)
-        return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
-                                f"{type(exc).__name__}: {exc}"), recipient=row.recipient)
+    # a bug: this row retries (and fails at max_attempts) alone
+    log.error("sending outbox row %s failed unexpectedly", row.id, exc_info=exc)
+    return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY, row.attempts,
+                            f"{type(exc).__name__}: {exc}"), recipient=row.recipient)
+
+
+def _accepted(row: oq.Claimed) -> _Sent:
     crashpoints.hit("after_smtp_250")
     return _Sent(oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT, row.attempts))
 
@@ -247,11 +247,15 @@ class _Verdicts:
             return [outcome]
         released = self._release() if self.held and sent.key != self.held[0].key else []
         self.held.append(sent)
+        building = sent.key.startswith(relay.BUILD_KEY)  # the message's fault, not the relay's
         if self.probe_key is not None and sent.key == self.probe_key:
             return released + self._systemic(
+                f"the message still cannot be built: {outcome.error}" if building else
                 f"the relay still refuses the same way: {outcome.error}")
         if self._recipients() >= SYSTEMIC_AFTER:
             return released + self._systemic(
+                f"the same error building the message for {len(self.held)} recipients in a "
+                f"row: {outcome.error}" if building else
                 f"the relay refused {len(self.held)} recipients in a row the same way: "
                 f"{outcome.error}")
         return released
@@ -315,7 +319,7 @@ class _Marker:
 def _build_key(exc: BaseException, recipient: str) -> str:
     """Equal for the same error on different rows: the recipient's address left out."""
     text = str(exc).replace(recipient, "") if recipient else str(exc)
-    return f"build {type(exc).__name__}: {_ADDRESSES.sub('', text)}"
+    return f"{relay.BUILD_KEY}{type(exc).__name__}: {_ADDRESSES.sub('', text)}"
 
 
 class Drain:
@@ -348,6 +352,9 @@ class Drain:
         self.mine: set[int] = set()  # claimed by this drain and not yet marked (renewed)
         self.marker = _Marker(store, config, self.mine)
         self.probing = False
+        # the relay took a message or judged a recipient (RCPT/DATA) in this drain: only
+        # that ends a pause, never a probe row that failed or was skipped before the relay
+        self.relay_answered = False
 
     @property
     def stopped(self) -> bool:
@@ -380,7 +387,7 @@ class Drain:
                 await self.marker.flush()
                 if self.progress:
                     self.progress(len(claimed))
-                if self.probing and not self.verdicts.paused:
+                if self.probing and self.relay_answered and not self.verdicts.paused:
                     # the relay answered the probe: everything due goes now, in this drain
                     await asyncio.to_thread(relay.answered, self.store)
                     self.probing = False
@@ -447,7 +454,15 @@ class Drain:
         # with [mail] bounce_address, a VERP envelope sender naming the row
         envelope = bounces.envelope_sender(self.config, self.key, row.id) \
             if self.config.mail.bounce_address else self.sender
-        return await _send(self.transport, envelope, row, data)
+        try:
+            await self.transport.send(data, sender=envelope, recipients=[row.recipient])
+        except Exception as exc:  # noqa: BLE001 - every failure is this row's (invariant 10)
+            if isinstance(exc, DeliveryError) and not isinstance(exc, RelayError) and \
+                    exc.code is not None and exc.recipient is not None:
+                self.relay_answered = True  # a verdict on this recipient (RCPT or DATA)
+            return _judge(row, exc)
+        self.relay_answered = True
+        return _accepted(row)
 
     async def one(self, row: oq.Claimed, rendered: Rendered | None) -> None:
         async with self.slots:

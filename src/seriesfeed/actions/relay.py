@@ -20,12 +20,23 @@ from seriesfeed.store import Store
 from seriesfeed.store import relay as rq
 from seriesfeed.store.relay import RelayState
 
-__all__ = ["RELAY_PAUSE_MAX_S", "Gate", "RelayState", "answered", "gate", "pause_for",
-           "refused", "relay_state"]
+__all__ = ["BUILD_KEY", "RELAY_PAUSE_MAX_S", "Gate", "RelayState", "answered", "cause", "gate",
+           "pause_for", "refused", "relay_state"]
 
 log = logging.getLogger("seriesfeed.outbox")  # the logger operators filter delivery on
 
 RELAY_PAUSE_MAX_S = 3600.0
+# how the key of a pause begins when the same error came back while building messages (a
+# template or the configuration), not from the relay: the pause's cause is kept in its key
+BUILD_KEY = "build "
+
+
+def cause(state: RelayState) -> str | None:
+    """Why sending is paused: ``relay`` (it refuses or does not answer), ``message`` (the
+    same error building every message), or None when it is not paused."""
+    if not state.paused:
+        return None
+    return "message" if (state.refusal_key or "").startswith(BUILD_KEY) else "relay"
 
 
 class Gate(enum.Enum):
@@ -79,9 +90,15 @@ def refused(store: Store, config: Config, reason: str, key: str | None, *,
                          reason, key, refusals)
     # once per change of refusal, not once per drain or probe
     if not before.paused or before.refusal_key != state.refusal_key:
-        log.warning("sending paused: the relay refuses the sender, not the recipients "
-                    "(nothing is counted against subscribers; the messages wait, next try "
-                    "at %s): %s", state.paused_until, reason)
+        if cause(state) == "message":
+            log.warning("sending paused: the same error comes back building the message for "
+                        "different recipients, a template or configuration problem, not the "
+                        "relay's (nothing is counted against subscribers; the messages wait, "
+                        "next try at %s): %s", state.paused_until, reason)
+        else:
+            log.warning("sending paused: the relay refuses the sender, not the recipients "
+                        "(nothing is counted against subscribers; the messages wait, next "
+                        "try at %s): %s", state.paused_until, reason)
     return state
 
 
@@ -92,6 +109,9 @@ def answered(store: Store) -> None:
             return
     with store.write() as conn:
         before = rq.clear(conn)
-    if before.paused:
+    if before.paused and cause(before) == "message":
+        log.info("messages are built and accepted again; sending resumed (paused since %s)",
+                 before.since)
+    elif before.paused:
         log.info("the relay accepts mail again; sending resumed (paused since %s)",
                  before.since)

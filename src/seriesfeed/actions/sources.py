@@ -312,8 +312,7 @@ async def poll_source(store: Store, config: Config, source: SourceConfig, *,
 async def _poll(store: Store, config: Config, source: SourceConfig, state: sq.SourceState,
                 stopping: asyncio.Event | None, now: datetime) -> PollResult:
     try:
-        fetched = await _fetch_unless_stopping(state, config, stopping, now,
-                                               source.allow_private)
+        fetched = await _fetch_unless_stopping(state, config, stopping, now, source)
     except FetchError as exc:
         status = str(exc.status) if exc.status else "error"
         return await asyncio.to_thread(_failed, store, state, exc, now, status)
@@ -328,10 +327,13 @@ async def _poll(store: Store, config: Config, source: SourceConfig, state: sq.So
 
 async def _fetch_unless_stopping(state: sq.SourceState, config: Config,
                                  stopping: asyncio.Event | None, now: datetime,
-                                 allow_private: list[str]) -> Fetched | None:
+                                 source: SourceConfig) -> Fetched | None:
+    # state.url may be one learned from a 301: only the configured URL (the operator's)
+    # may open the way to internal addresses
     request = asyncio.ensure_future(fetch(
         state.url, site_url=config.site.url, max_bytes=MAX_IMPORT_BYTES, etag=state.etag,
-        last_modified=state.last_modified, now=now, allow_private=allow_private))
+        last_modified=state.last_modified, now=now, allow_private=source.allow_private,
+        configured_url=source.url))
     if stopping is None:
         return await request
     waiter = asyncio.ensure_future(stopping.wait())

@@ -10,7 +10,7 @@ from typing import Any
 
 from seriesfeed.actions.jobs import plan
 from seriesfeed.actions.nodes import nodes_report
-from seriesfeed.actions.relay import relay_state
+from seriesfeed.actions.relay import cause, relay_state
 from seriesfeed.actions.sources import failing_sources
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
@@ -46,7 +46,7 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
     report["schema"] = store.schema_revision()
     relay = relay_state(store)  # one clock for every sender (actions.relay)
     report["relay"] = {
-        "paused": relay.paused, "reason": relay.reason,
+        "paused": relay.paused, "reason": relay.reason, "cause": cause(relay),
         "since": local_time(relay.since, config.zone),
         "next_try": local_time(relay.paused_until, config.zone)}
     # several daemons on PostgreSQL: who leads the schedule, and who is alive
@@ -188,7 +188,11 @@ def _judge(report: dict[str, Any]) -> tuple[str, list[str]]:
         reasons.append(f"{outbox['retry']} messages waiting to be retried after delivery "
                        "errors")
     relay = report.get("relay") or {}
-    if relay.get("paused"):
+    if relay.get("paused") and relay.get("cause") == "message":
+        # not the error itself: it may name a recipient (/healthz is public)
+        reasons.append(f"sending paused: messages cannot be built, a template or "
+                       f"configuration error (next try at {relay.get('next_try')})")
+    elif relay.get("paused"):
         # not the relay's reply: it may name the host or a recipient (/healthz is public)
         reasons.append(f"sending paused: the mail relay is not taking mail (next try at "
                        f"{relay.get('next_try')})")

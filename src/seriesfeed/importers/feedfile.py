@@ -13,7 +13,6 @@ import io
 import re
 import time
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
@@ -25,29 +24,18 @@ from seriesfeed.errors import ImportError_
 from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.bylines import split_byline
 from seriesfeed.models import Author, Entry, Series, SeriesText
-from seriesfeed.text import clean_line, clean_text, slugify
+from seriesfeed.text import clean_line, clean_text, html_to_text, slugify
 
-__all__ = ["ITEM_TAG", "MAX_DEPTH", "MAX_ITEMS", "html_to_text", "parse_feed"]
+__all__ = ["ITEM_TAG", "MAX_DEPTH", "MAX_ITEMS", "parse_feed"]
 
 ITEM_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
 MAX_ITEMS = 50_000
 MAX_DEPTH = 100  # counted in the gate, before feedparser spends seconds on them
 
 
-class _TextOnly(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def html_to_text(value: str) -> str:
-    parser = _TextOnly()
-    parser.feed(value)
-    parser.close()
-    return re.sub(r"\s+", " ", "".join(parser.parts)).strip()
+def _text(value: str) -> str:
+    """A feed's title or summary (HTML) as one line of text."""
+    return html_to_text(value, one_line=True)
 
 
 def _gate(data: bytes, settings: ImportSettings, source: str) -> None:
@@ -146,10 +134,10 @@ def parse_feed(data: bytes, settings: ImportSettings, *, source: str,
     # series then has no page URL rather than failing the import's URL check
     link = feed.get("link") or ""
     batch = ImportBatch(series=[Series(slug, {language: SeriesText(
-        title, clean_text(html_to_text(feed.get("subtitle", ""))),
+        title, clean_text(_text(feed.get("subtitle", ""))),
         link if link.lower().startswith(("http://", "https://")) else None)})])
     for n, item in enumerate(items, start=1):
-        item_title = clean_line(html_to_text(item.get("title", "")))
+        item_title = clean_line(_text(item.get("title", "")))
         published = _when(item, "published") or _when(item, "updated")
         if not item_title:
             raise ImportError_(f"item {n} has no title", path=source, line=n, field="title")
@@ -167,7 +155,7 @@ def parse_feed(data: bytes, settings: ImportSettings, *, source: str,
             and str(link["hreflang"])[:2].lower() != language))
         batch.entries.append(ImportedEntry(Entry(
             id=clean_line(item.get("id", "")) or None, series=slug, language=language,
-            title=item_title, summary=clean_text(html_to_text(item.get("summary", ""))),
+            title=item_title, summary=clean_text(_text(item.get("summary", ""))),
             content_html=clean_text(html) if html else None,
             url=own or None, published=published,
             updated=_when(item, "updated"), authors=_authors(item, settings),

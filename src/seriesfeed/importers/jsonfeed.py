@@ -14,10 +14,9 @@ from seriesfeed.errors import ImportError_
 from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.bylines import split_byline
 from seriesfeed.importers.dates import parse_iso
-from seriesfeed.importers.feedfile import html_to_text
 from seriesfeed.importers.jsonfmt import load_json
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
-from seriesfeed.text import clean_line, clean_text, slugify
+from seriesfeed.text import clean_line, clean_text, html_to_text, slugify
 
 __all__ = [
     "MAX_ITEMS", "VERSION_PREFIX", "is_json_feed", "parse_json_feed",
@@ -107,7 +106,8 @@ def parse_json_feed(data: bytes, settings: ImportSettings, *, source: str,
         item_id = _str(item, "id", n, source)
         if not item_id:
             raise ImportError_(f"item {n} has no id", path=source, line=n, field="id")
-        item_title = clean_line(html_to_text(_str(item, "title", n, source) or ""))
+        item_title = clean_line(html_to_text(_str(item, "title", n, source) or "",
+                                             one_line=True))
         if not item_title:
             raise ImportError_(f"item {n} has no title", path=source, line=n, field="title")
         stamp = _str(item, "date_published", n, source) or \
@@ -130,7 +130,7 @@ def parse_json_feed(data: bytes, settings: ImportSettings, *, source: str,
         original = ext.get("translation_of")
         batch.entries.append(ImportedEntry(Entry(
             id=clean_line(item_id), series=slug, language=item_lang, title=item_title,
-            summary=clean_text(html_to_text(summary)).strip(),
+            summary=clean_text(html_to_text(summary, one_line=True)),
             content_html=clean_text(html) if html else None,
             url=clean_line(_str(item, "url", n, source) or "") or None,
             published=published, updated=updated,

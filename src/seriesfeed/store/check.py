@@ -108,7 +108,8 @@ def _sqlite_quick_check(store: Store) -> list[str]:
     if not path.exists():
         return [f"there is no store at {path}"]
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        # as a URI, escaped: a `#` or `?` in a folder's name would end the path early
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
         try:
             rows = [str(r[0]) for r in conn.execute(f"PRAGMA quick_check({MAX_LISTED})")]
         finally:
