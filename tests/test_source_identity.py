@@ -287,3 +287,26 @@ def test_another_languages_feed_never_relinks_a_translation(
     poll(store, config, "en")
     linked = {e.id: e.translation_of for e in actions.list_entries(store)}
     assert linked["urn:es:1"] == "urn:en:1", linked
+
+
+@pytest.mark.xfail(strict=True, reason="a pruning source removes an entry that another "
+                   "source of the series still lists, for good")
+def test_a_pruning_source_never_removes_an_entry_another_source_still_lists(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    # two sources of one series list the same letters; one prunes (an operator's choice the
+    # config allows) and stops listing them: the other still does, unchanged (so it answers
+    # 304 and the letters never come back)
+    server.routes["/all.xml"] = Route(english_feed(3))
+    server.routes["/series.xml"] = Route(english_feed(3))
+    config, store = site(all={"path": "/all.xml", "series": "news", "prune": True},
+                         series={"path": "/series.xml", "series": "news"})
+    poll(store, config, "all")
+    poll(store, config, "series")
+    seqs = {e.id: e.seq for e in actions.list_entries(store)}
+    server.routes["/all.xml"] = Route(_atom("en", [
+        ("urn:en:9", "Other news", [(None, f"{SITE}/other/")])]))
+    poll(store, config, "all")
+    poll(store, config, "series")
+    after = {e.id: e.seq for e in actions.list_entries(store)}
+    # still there, under the same sequence number (a new one would put it in the next digest)
+    assert {k: after.get(k) for k in seqs} == seqs, after
