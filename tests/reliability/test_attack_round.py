@@ -35,6 +35,19 @@ def _delivered(server: FaultServer) -> set[str]:
     return {r for d in server.handler.deliveries() for r in d.recipients}
 
 
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
 def _run_out_the_pause(store: Store) -> None:
     with store.write() as conn:
         conn.execute(update(relay_state).values(paused_until=datetime(2000, 1, 1, tzinfo=UTC)))
@@ -154,3 +167,70 @@ def test_mail_goes_soon_after_the_operator_fixes_a_wrong_relay_password(
         store.close()
     # within retry_seconds (1 s) and a drain of the fix, not the pause's hour
     assert _delivered(server) == kill.recipients(10)
+
+
+@pytest.mark.postgres
+@pytest.mark.full  # a daemon and a loop of processes: about 40 s on a loaded machine
+@pytest.mark.serial  # asserts a time bound
+def test_a_daemon_and_digest_send_on_postgresql_send_everything_soon_after_a_421_outage(
+        make_config: Callable[..., Path], pg_url: str,
+        fault: Callable[..., FaultServer], procs: Any) -> None:
+    """A daemon and an operator's ``digest send`` loop on one PostgreSQL store, the relay
+    answering 421 at the greeting for a few seconds: every row goes within one pause and
+    one drain of its return, once."""
+    import os
+    import subprocess
+    import time
+    from collections import Counter
+
+    from tests.harness.procs import seriesfeed_args
+    from tests.smtp_server import free_port
+
+    retry, drain, outage, n = 1.0, 0.3, 3.0, 120
+    server = fault(greeting_failures=10 ** 9, fsync=False)
+    config = kill.world(make_config, server.port, n, pg_url, extra={
+        "mail": {"retry_seconds": retry, "max_attempts": 8},
+        "schedule": {"feeds": "*/10 * * * *", "daily": "0 7 * * *", "weekly": "0 7 * * mon",
+                     "drain_seconds": drain, "watch_seconds": 5, "shutdown_timeout": 5},
+        "web": {"host": "127.0.0.1", "port": free_port()}})
+    store = open_store(pg_url, config.base_dir)
+    try:
+        summary = asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
+                                                   scheduled=False))
+        assert "paused" in summary, summary
+    finally:
+        store.close()
+    assert config.path is not None
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = config.path.parent / "daemon.log"
+    with log.open("wb") as err:
+        procs.start(seriesfeed_args(config.path, "run"), stdout=subprocess.DEVNULL,
+                    stderr=err, env=env)
+    deadline = time.monotonic() + 60
+    while not _answers(f"http://127.0.0.1:{config.web.port}/healthz"):
+        assert time.monotonic() < deadline, log.read_text()[-2000:]
+        time.sleep(0.2)
+
+    def digest_send() -> subprocess.Popen[bytes]:
+        return procs.start(seriesfeed_args(config.path, "digest", "send", "--frequency",
+                                           "daily"), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=env)
+
+    recovered = 0.0
+    started = time.monotonic()
+    sender = digest_send()
+    while len(server.handler.deliveries()) < n and time.monotonic() - started < outage + 30:
+        if not recovered and time.monotonic() - started >= outage:
+            server.handler.greeting_failures = 0
+            recovered = time.monotonic()
+        if sender.poll() is not None:
+            sender = digest_send()  # the operator's loop: one send after another
+        time.sleep(0.05)
+    late = time.monotonic() - recovered
+    got = server.handler.deliveries()
+    procs.close()
+    delivered = Counter(r for d in got for r in d.recipients)
+    assert set(delivered) == kill.recipients(n), n - len(delivered)
+    assert max(delivered.values()) == 1, delivered.most_common(3)
+    # one pause and one drain, with room for a loaded machine
+    assert late <= retry + drain + 3.0, late
