@@ -105,11 +105,19 @@ async def _addresses(host: str) -> list[str]:
     return [str(info[4][0]) for info in found]
 
 
+# RFC 6890's protocol assignments: Python 3.11 calls most of it global, yet a cloud's
+# metadata service answers there (192.0.0.192)
+_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
+
+
 def _internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    # not only private: the shared space 100.64.0.0/10 (CGNAT, VPNs, a cloud's metadata
+    # at 100.100.100.200) is neither private nor reserved, only not global
     return (address.is_loopback or address.is_private or address.is_link_local
-            or address.is_unspecified or address.is_reserved)
+            or address.is_unspecified or address.is_reserved or address.is_multicast
+            or not address.is_global or address in _PROTOCOL_ASSIGNMENTS)
 
 
 @dataclass
