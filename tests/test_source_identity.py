@@ -351,3 +351,28 @@ def test_two_entries_swapping_urls_in_one_poll_both_move(
     urls = {e.id: e.url for e in actions.list_entries(store)}
     assert urls == {"urn:en:1": f"{SITE}/b/", "urn:en:2": f"{SITE}/a/"}, urls
     assert sources.list_sources(store, config)[0]["last_error"] is None
+
+
+@pytest.mark.xfail(strict=True, reason="a file entry with a stored id and another language "
+                   "turns the original into a Spanish one; its Spanish translation then "
+                   "translates an entry in its own language")
+def test_a_file_reusing_an_id_in_another_language_leaves_no_same_language_translation(
+        make_config: ConfigFactory, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
+    from tests.conftest import EXAMPLE_JSON
+
+    path = make_config(database={"url": f"sqlite:///{tmp_path / 'j.sqlite3'}"})
+    assert run_cli("--config", str(path), "import", str(EXAMPLE_JSON)).code == 0
+    document = json.loads(EXAMPLE_JSON.read_text(encoding="utf-8"))
+    english = next(e for e in document["entries"] if e["language"] == "en" and any(
+        t.get("translation_of") == e["id"] for t in document["entries"]))
+    # a Spanish edition's export that kept the English entry's id
+    document["entries"] = [{**english, "language": "es", "title": "Carta a las bases",
+                            "url": "https://socialistworker.org/es/carta/"}]
+    (tmp_path / "es.json").write_text(json.dumps(document), encoding="utf-8")
+    result = run_cli("--config", str(path), "import", str(tmp_path / "es.json"))
+    stored = {e["id"]: e for e in json.loads(
+        run_cli("--config", str(path), "entries", "list", "--json").out)}
+    same = [(e["id"], e["translation_of"]) for e in stored.values() if e["translation_of"]
+            and stored[e["translation_of"]]["language"] == e["language"]]
+    assert not same, (same, result)
+    assert stored[english["id"]]["language"] == "en", result
