@@ -378,7 +378,7 @@ def test_a_file_reusing_an_id_in_another_language_leaves_no_same_language_transl
     assert stored[english["id"]]["language"] == "en", result
 
 
-def _rss(items: list[tuple[str, str]]) -> bytes:
+def _numbered_rss(items: list[tuple[str, str]]) -> bytes:
     """An RSS feed whose guids are not URIs (a CMS's numbers)."""
     body = "".join(f"<item><guid isPermaLink='false'>{guid}</guid><title>{title}</title>"
                    f"<link>{SITE}/{guid}/</link><pubDate>Mon, 02 Nov 2026 10:00:00 GMT"
@@ -393,13 +393,13 @@ def _rss(items: list[tuple[str, str]]) -> bytes:
                    "change with the url: every stored item is a conflict on every poll")
 def test_a_source_whose_url_the_operator_updates_keeps_updating_its_entries(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
-    old = _rss([("101", "One"), ("102", "Two")])
+    old = _numbered_rss([("101", "One"), ("102", "Two")])
     server.routes["/old.xml"] = Route(old, content_type="application/rss+xml")
     config, store = site(en={"path": "/old.xml", "series": "news"})
     poll(store, config, "en")
     # the publisher moves the feed (http to https, a new path): the operator updates url;
     # the same items, one with a corrected title
-    server.routes["/new.xml"] = Route(_rss([("101", "One, corrected"), ("102", "Two")]),
+    server.routes["/new.xml"] = Route(_numbered_rss([("101", "One, corrected"), ("102", "Two")]),
                                       content_type="application/rss+xml")
     config, store = site(en={"path": "/new.xml", "series": "news"})
     result = poll(store, config, "en")
