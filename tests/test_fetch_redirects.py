@@ -176,3 +176,19 @@ def test_the_connected_address_is_checked_whatever_the_earlier_lookup_said() -> 
         fetched = asyncio.run(fetch(url, site_url="https://reader.example", max_bytes=10_000,
                                     resolve=public, allow_private=("localhost",)))
         assert fetched.status == 200 and len(server.seen) == 1
+
+
+@pytest.mark.parametrize("target", [
+    # Alibaba Cloud's metadata service, in the shared address space (RFC 6598) that
+    # Python calls neither private nor reserved; the same space holds CGNAT and VPN hosts
+    "http://100.100.100.200/latest/meta-data/", "http://100.64.0.1/secret",
+    # IETF protocol assignments (RFC 6890), home of a cloud's metadata address
+    "http://192.0.0.192/latest/", "http://224.0.0.1/secret",
+])
+def test_a_redirect_to_a_metadata_or_shared_address_is_refused(
+        unix_server: tuple[str, list[str], dict[str, str]], target: str) -> None:
+    sock, seen, routes = unix_server
+    routes["/start"] = target
+    with pytest.raises(FetchError, match="refused a redirect"):
+        get(sock, "http://feeds.example/start")
+    assert seen == ["feeds.example/start"]

@@ -175,3 +175,25 @@ def test_a_change_made_while_the_daemon_was_down_is_published_at_its_restart(
         time.sleep(0.2)
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=30) == 0
+
+
+def test_serve_on_port_0_is_refused_rather_than_linking_to_port_0(
+        make_config: Callable[..., Path], tmp_path: Path, procs: Processes) -> None:
+    """Port 0 listens on a port the kernel picks while every self link, page link and
+    confirmation mail says ``:0``; it is a usage error, in the command and in the config."""
+    from seriesfeed.config import load_config
+    from seriesfeed.errors import ConfigError
+
+    path = make_config(database={"url": f"sqlite:///{tmp_path / 'z.db'}"},
+                       web={"host": "127.0.0.1", "port": free_port(), "base_url": ""})
+    proc = procs.start(seriesfeed_args(path, "serve", "--port", "0"),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        out, err = "", "still serving"
+    assert proc.returncode == 2, (out, err)
+    assert "--port" in err and "Traceback" not in err, err
+    with pytest.raises(ConfigError) as caught:
+        load_config(make_config(web={"host": "127.0.0.1", "port": 0}), env={})
+    assert caught.value.key == "web.port"

@@ -202,3 +202,41 @@ def test_asking_again_after_an_unsubscribe_takes_this_ask_s_series(
     again = _stored(store, "again@example.org")
     assert (again.status.value, again.language, again.frequency.value, again.series) == (
         "pending", "es", "daily", (SLUG,))
+
+
+@pytest.mark.xfail(strict=True, reason="hard bounces that arrive after the unsubscribe leave "
+                   "the status 'unsubscribed', and the undo restores a bouncing address")
+def test_an_undo_never_restores_an_address_that_bounced_after_the_unsubscribe(
+        parts: tuple[Config, Store]) -> None:
+    from sqlalchemy import select
+
+    from seriesfeed.models import OutboxKind
+    from seriesfeed.store import ops
+    from seriesfeed.store import outbox as oq
+    from seriesfeed.store.tables import outbox
+    from seriesfeed.store.tables import subscribers as subscriber_rows
+
+    config, store = parts
+    client = TestClient(create_app(config, store), base_url=BASE)
+    added = subscribers.add_subscriber(store, config, "late@example.org", confirmed=True)
+    assert added.subscriber is not None and added.subscriber.id is not None
+    sid = added.subscriber.id
+    done = _unsubscribe_by_page(client, config, added.subscriber)
+    undo = re.search(r'action="https://feeds\.example\.org(/undo/[^"]+)"', done)
+    assert undo
+    # reports for the digests sent before the unsubscribe come back: the mailbox is gone
+    now = now_utc()
+    with store.write() as conn:
+        for n in range(config.mail.bounce_limit):
+            oq.queue(conn, OutboxKind.CONFIRM, sid, "late@example.org", f"<late{n}@x>", now)
+        rows = [r for (r,) in conn.execute(select(outbox.c.id).where(
+            outbox.c.subscriber_id == sid))]
+        for row in rows:
+            assert ops.mark_bounce(conn, row, "hard", "550 5.1.1 no such user", now,
+                                   bounce_limit=config.mail.bounce_limit).changed
+    with store.read() as conn:
+        counted = conn.execute(select(subscriber_rows.c.hard_bounces).where(
+            subscriber_rows.c.id == sid)).scalar_one()
+    assert counted >= config.mail.bounce_limit
+    client.post(undo.group(1), data={"csrf": _csrf(done)}, headers=ORIGIN)
+    assert _stored(store, "late@example.org").status.value != "confirmed"

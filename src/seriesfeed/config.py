@@ -336,7 +336,8 @@ def _check_not_negative(value: int | float) -> str | None:
 
 
 def _check_port(value: int) -> str | None:
-    return None if 0 <= value <= 65535 else f"{value} is not a TCP port (0-65535)"
+    # 0 would listen on a port the kernel picks, which no link names; a relay has none
+    return None if 0 < value <= 65535 else f"{value} is not a TCP port (1-65535)"
 
 
 def _check_security(value: str) -> str | None:

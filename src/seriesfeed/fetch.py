@@ -105,12 +105,19 @@ async def _addresses(host: str) -> list[str]:
     return [str(info[4][0]) for info in found]
 
 
+# RFC 6890's protocol assignments: Python 3.11 calls most of it global, yet a cloud's
+# metadata service answers there (192.0.0.192)
+_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
+
+
 def _internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     # anything not globally routable: loopback, private, link-local (a cloud's metadata
-    # address), unspecified, reserved and the carriers' shared space 100.64.0.0/10
-    return not address.is_global
+    # address), unspecified, reserved and the shared space 100.64.0.0/10 (100.100.100.200);
+    # multicast and 192.0.0.0/24 count as global to Python but are no place for a feed
+    return (not address.is_global or address.is_multicast
+            or address in _PROTOCOL_ASSIGNMENTS)
 
 
 @dataclass

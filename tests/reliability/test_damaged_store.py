@@ -384,3 +384,52 @@ def test_the_quick_check_reads_the_store_whatever_its_folder_is_called(tmp_path:
         assert not (tmp_path / "site").exists()  # nothing created beside the store
     finally:
         store.close()
+
+
+def _delete_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.mark.xfail(strict=True, reason="status on a deleted store file makes a new empty "
+                   "store and reports it ok (exit 0)")
+def test_status_on_a_deleted_store_says_so_and_makes_no_new_one(
+        make_config: Callable[..., Path], tmp_path: Path,
+        fault: Callable[..., FaultServer]) -> None:
+    db = tmp_path / "gone.db"
+    config = _world(make_config, tmp_path, fault(fsync=False), f"sqlite:///{db}")
+    _delete_sqlite(db)  # an operator's slip, a cleanup script, a volume not mounted
+    result = _cli(config, "status")
+    # not "store check: ok" over an empty store: the subscribers are gone, say it
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr
+    assert not db.exists(), "a new empty store was created where the real one was"
+
+
+@pytest.mark.parametrize("command", ["run"])
+def test_a_store_deleted_under_the_daemon_is_down_within_check_seconds(
+        make_config: Callable[..., Path], tmp_path: Path, fault: Callable[..., FaultServer],
+        procs: Processes, command: str) -> None:
+    db = tmp_path / "d.db"
+    config = _world(make_config, tmp_path, fault(fsync=False), f"sqlite:///{db}",
+                    check_seconds=0.5)
+    assert config.path is not None
+    proc = procs.start(seriesfeed_args(config.path, command), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    health: dict[str, Any] = {}
+    try:
+        status, health = _first_health(config, proc)
+        assert status == 200, health
+        _delete_sqlite(db)
+        # the daemon writes on into a file nobody can open again: lost at the next restart
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            status, body = _get(f"http://127.0.0.1:{config.web.port}/healthz")
+            health = json.loads(body) if body else {}
+            if status == 503:
+                break
+            time.sleep(0.3)
+    finally:
+        _stop(proc)
+    assert status == 503 and health.get("status") == "down", health

@@ -32,7 +32,8 @@ def build(app: AppContext, out: Path | None) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default: [web] host).")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
+# not 0: the kernel would pick a port that no link (built from the port given) names
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port (default: [web] port).")
 @pass_app
 def serve(app: AppContext, host: str | None, port: int | None) -> None:
