@@ -42,7 +42,7 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
                                 metadata)
     assert diff == []
-    assert store.schema_revision() == HEAD_REVISION == "i20_relay_state"  # the newest
+    assert store.schema_revision() == HEAD_REVISION == "i21_catch_up"  # the newest
     assert store.migrate() == []  # idempotent
 
 

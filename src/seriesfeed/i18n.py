@@ -22,6 +22,7 @@ from pathlib import Path
 
 from babel import Locale, UnknownLocaleError, negotiate_locale
 from babel.dates import format_date as _babel_format_date
+from babel.dates import format_time as _babel_format_time
 from babel.messages.pofile import read_po
 from babel.plural import PluralRule
 
@@ -44,6 +45,7 @@ __all__ = [
     "check_languages",
     "fallback_policy",
     "format_date",
+    "format_time",
     "language_name",
     "load_catalogue",
     "locale_for",
@@ -193,6 +195,9 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
             value = value.astimezone(config.zone)
         return format_date(value, locale, fmt)
 
+    def local_time(value: datetime) -> str:
+        return format_time(value.astimezone(config.zone), locale)
+
     def byline(authors: Iterable[object]) -> str:
         return format_byline([str(getattr(a, "name", a)) for a in authors], locale)
 
@@ -205,7 +210,7 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
     return {"_": m.gettext, "gettext": m.gettext, "ngettext": m.ngettext,
             "pgettext": m.pgettext, "format_date": local_date,
             "language_name": lambda code: language_name(code, locale), "byline": byline,
-            "part_label": part_label}
+            "part_label": part_label, "format_time": local_time}
 
 
 # -- the site's texts per language ------------------------------------------------------
@@ -367,6 +372,11 @@ def format_date(value: date | datetime, locale: str, fmt: str = "long") -> str:
 @lru_cache(maxsize=8192)  # a series page formats thousands of dates, most of them shared
 def _format_day(day: date, locale: str, fmt: str) -> str:
     return _babel_format_date(day, format=fmt, locale=locale_for(locale))
+
+
+def format_time(value: datetime, locale: str) -> str:
+    """The hour a reader reads: ``7:00 AM`` (en_US), ``7:00`` (es), in ``value``'s zone."""
+    return str(_babel_format_time(value, format="short", locale=locale_for(locale)))
 
 
 def format_byline(names: list[str], locale: str) -> str:

@@ -30,6 +30,7 @@ from seriesfeed.actions import (
     status,
     subscriber_csv,
     subscribers,
+    welcome,
 )
 from seriesfeed.actions.digests import (
     Preview,
@@ -119,4 +120,5 @@ __all__ = [
     "store_batch",
     "subscriber_csv",
     "subscribers",
+    "welcome",
 ]

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from seriesfeed import crashpoints, i18n, mailer, messages, metrics, tokens
-from seriesfeed.actions import bounces, relay
+from seriesfeed.actions import bounces, relay, welcome
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
@@ -84,15 +84,16 @@ class DrainReport:
 
 
 def render_digest(store: Store, config: Config, language: str, from_seq: int, to_seq: int,
-                  series_ids: tuple[int, ...]) -> Rendered | None:
-    """The digest of entries in (from_seq, to_seq] of one language (and series, if any)."""
+                  series_ids: tuple[int, ...], *, catch_up: bool = False) -> Rendered | None:
+    """The digest of entries in (from_seq, to_seq] of one language (and series, if any);
+    with ``catch_up``, the one back-catalogue part such a range holds, said as such."""
     originals = i18n.fallback_policy(config, language, digest=True) == "original"
     names = {code: lang.name for code, lang in config.languages.items()}
     with store.read() as conn:
         content = dq.digest_content(conn, language, from_seq, to_seq, series_ids,
                                     originals=originals, language_names=names)
     return messages.render_digest_mail(config, language, content.entries, content.series,
-                                       content.translations)
+                                       content.translations, catch_up=catch_up)
 
 
 _ADDRESSES = re.compile(r"<[^>]*>|\S+@\S+")
@@ -325,6 +326,7 @@ class Drain:
         self.key = tokens.ensure_secret_key(config)
         self.sender = mailer.envelope_sender(config)
         self.cache: dict[tuple[object, ...], Rendered | None] = {}
+        self.welcomes: dict[int, messages.Welcome | None] = {}
         self.slots = asyncio.Semaphore(max(config.smtp.connections, 1))
         self.lease = timedelta(seconds=config.mail.lease_seconds)
         self.verdicts = _Verdicts()
@@ -397,13 +399,20 @@ class Drain:
     async def job(self, row: oq.Claimed) -> Coroutine[Any, Any, None] | None:
         """The send of one claimed row, its digest rendered first (once per group); None
         when there is nothing left to send (its entries were removed since)."""
+        if row.kind is OutboxKind.WELCOME:
+            # read here, in a thread: building runs on the event loop (invariant 13)
+            self.welcomes[row.id] = await asyncio.to_thread(
+                welcome.welcome_for, self.store, self.config, row.subscriber_id)
+            return self.one(row, None)
         if row.kind is OutboxKind.CONFIRM:
             return self.one(row, None)
-        group = (row.digest_id, row.language, row.from_seq, row.to_seq, row.series_ids)
+        catch_up = row.kind is OutboxKind.CATCH_UP
+        group = (row.kind, row.digest_id, row.language, row.from_seq, row.to_seq,
+                 row.series_ids)
         if group not in self.cache:
             self.cache[group] = await asyncio.to_thread(
                 render_digest, self.store, self.config, row.language, row.from_seq,
-                row.to_seq, row.series_ids)
+                row.to_seq, () if catch_up else row.series_ids, catch_up=catch_up)
         rendered = self.cache[group]
         if rendered is None:
             await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,
@@ -413,6 +422,12 @@ class Drain:
 
     def build(self, row: oq.Claimed, rendered: Rendered | None) -> bytes:
         assert row.subscriber_id is not None
+        if row.kind is OutboxKind.WELCOME:
+            about = self.welcomes.get(row.id)
+            if about is None:
+                raise ValidationError("the subscriber is gone", field="subscriber")
+            return messages.welcome_message(self.config, self.key, row.subscriber_id,
+                                            row.recipient, row.message_id, about)
         if rendered is None:
             assert row.confirm_sent_at is not None
             return messages.confirmation_message(self.config, self.key, row.subscriber_id,

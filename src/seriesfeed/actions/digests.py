@@ -30,6 +30,7 @@ from seriesfeed.mailer import Transport
 from seriesfeed.messages import PREFERENCES, UNSUBSCRIBE, Rendered
 from seriesfeed.models import Frequency
 from seriesfeed.store import Store
+from seriesfeed.store import catch_up as cq
 from seriesfeed.store import digests as dq
 from seriesfeed.store import entries as q
 from seriesfeed.store.digests import RecordedDigest, count_due, next_range
@@ -40,6 +41,7 @@ __all__ = [
     "digest_dry_run",
     "digest_fallback",
     "preview_digest",
+    "record_catch_ups",
     "record_digests",
     "send_digests",
     "send_test_message",
@@ -80,21 +82,42 @@ def record_digests(store: Store, config: Config, frequency: Frequency, now: date
     return out
 
 
+def record_catch_ups(store: Store, config: Config, frequency: Frequency,
+                     now: datetime) -> cq.CatchUpRecorded:
+    """Queue this slot's back-catalogue parts for the readers of ``frequency`` who started
+    from part 1, and move their cursors, in one transaction (invariant 18). The slot is
+    the digests' (``slot_period``): however often it is recorded, each reader gets at most
+    ``[digests] catch_up_per_digest`` parts of a series from it."""
+    with store.write() as conn:
+        return cq.record_slot(
+            conn, frequency, slot_period(frequency, now, config), now,
+            per_digest=config.digests.catch_up_per_digest,
+            originals={lang: digest_fallback(config, lang) for lang in config.languages},
+            message_id=message_id_affixes("catchup", "", config))
+
+
 async def send_digests(store: Store, config: Config, *, frequency: Frequency | None = None,
                        stopping: asyncio.Event | None = None, scheduled: bool = True,
                        transport: Transport | None = None,
                        progress: Callable[[int, int], None] | None = None) -> str:
     """Record the due digests (one frequency, or all) and drain the outbox."""
     recorded: list[RecordedDigest] = []
+    parts = 0
     await asyncio.to_thread(release_due, store)
     for freq in [frequency] if frequency else list(Frequency):
-        recorded += await asyncio.to_thread(record_digests, store, config, freq, now_utc(),
+        now = now_utc()
+        recorded += await asyncio.to_thread(record_digests, store, config, freq, now,
                                             scheduled=scheduled)
-    queued = sum(d.recipients for d in recorded)
+        caught = await asyncio.to_thread(record_catch_ups, store, config, freq, now)
+        parts += caught.queued
+    queued = sum(d.recipients for d in recorded) + parts
     step = (lambda done: progress(done, queued)) if progress else None
     report = await drain_outbox(store, config, stopping=stopping, transport=transport,
                                 progress=step)
-    return f"{len(recorded)} digests recorded ({queued} messages queued); {report}"
+    text = f"{len(recorded)} digests recorded ({queued} messages queued)"
+    if parts:
+        text += f", {parts} catch-up parts queued"
+    return f"{text}; {report}"
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
 
 def queue(conn: Connection, kind: OutboxKind, subscriber_id: int, recipient: str,
           message_id: str, now: datetime) -> None:
-    """One message for one subscriber outside any digest (a confirmation)."""
+    """One message for one subscriber outside any digest (a confirmation, a welcome)."""
     conn.execute(insert(outbox).values(
         kind=kind.value, subscriber_id=subscriber_id, recipient=recipient,
         message_id=message_id, state=OutboxState.QUEUED.value, attempts=0, uncertain=False,
@@ -109,7 +109,9 @@ def hurry(conn: Connection, kind: OutboxKind, subscriber_id: int, now: datetime)
 
 # the subscriber status a message kind is for: checked when the row is claimed
 _WANTS = {OutboxKind.DIGEST: SubscriberStatus.CONFIRMED,
-          OutboxKind.CONFIRM: SubscriberStatus.PENDING}
+          OutboxKind.CONFIRM: SubscriberStatus.PENDING,
+          OutboxKind.CATCH_UP: SubscriberStatus.CONFIRMED,
+          OutboxKind.WELCOME: SubscriberStatus.CONFIRMED}
 
 
 def _due_rows(conn: Connection, now: datetime, limit: int, kinds: Collection[OutboxKind],

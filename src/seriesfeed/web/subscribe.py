@@ -188,9 +188,11 @@ async def subscribe(site: Site, request: Request) -> Response:
     if request.method != "POST":  # GET and HEAD show the form
         if asked is not None and asked not in config.languages:
             return localized.error_page(config, request, 404)
+        start = await run_in_threadpool(actions.subscribers.default_start, store, config)
         return site.page(lang, heading=_("Get new articles by email"), form={
             "action": f"{config.public_url}/subscribe", "subscribe": True,
-            "hidden": {"language": lang, "series": ""}, "button": _("Subscribe")})
+            "hidden": {"language": lang, "series": ""}, "button": _("Subscribe"),
+            "start": start.value})
     if site.cross_site(request):
         return site.error(lang, 403, _("This form can only be sent from our own pages."))
     data = await site.form_data(request)
@@ -216,7 +218,8 @@ async def subscribe(site: Site, request: Request) -> Response:
             actions.subscribers.add_subscriber,
             store, config, data.get("email", ""), name=data.get("name"), language=lang,
             frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
-            ip=client, series=tuple(s for s in [data.get("series", "")] if s))
+            ip=client, series=tuple(s for s in [data.get("series", "")] if s),
+            start=data.get("start") or None)
     except StoreError as exc:
         return busy_page(config, lang, str(exc))
     except ValidationError as exc:
@@ -243,21 +246,28 @@ async def confirm(site: Site, request: Request) -> Response:
             return site.page(sub.language, heading=_("You are subscribed"), about=block)
         return site.page(sub.language, heading=_("Confirm your subscription"), about=block, form={
             "action": f"{config.public_url}/confirm/{token}",
-            "hidden": {"csrf": site.csrf_for(token)}, "button": _("Confirm my subscription")})
+            "hidden": {"csrf": site.csrf_for(token)}, "button": _("Confirm my subscription"),
+            "start": sub.start.value})
     data = await site.token_form(request, sub.language, token)
     if isinstance(data, Response):
         return data
     try:
-        await run_in_threadpool(actions.subscribers.confirm, store, config, token)
+        sub = await run_in_threadpool(actions.subscribers.confirm, store, config, token,
+                                      start=data.get("start") or None)
+        said = await run_in_threadpool(actions.welcome.welcome_lines, store, config, sub)
     except StoreError as exc:
         return busy_page(config, sub.language, str(exc))
     except ValidationError:
         return site.error(sub.language, 400)
     link = actions.subscribers.unsubscribe_url(config, sub)
-    return site.page(sub.language, heading=_("You are subscribed"), paragraphs=[
-        _("New articles will reach you by email."),
+    done = site.page(sub.language, heading=_("You are subscribed"), paragraphs=[
+        *said, _("A welcome message with these links is on its way."),
         _("You can unsubscribe at any time with the link in every message.")],
-        links=[(_("Unsubscribe"), link)], about=block)
+        links=[(_("Your email preferences"),
+                actions.subscribers.preferences_url(config, sub)),
+               (_("Unsubscribe"), link)], about=block)
+    done.background = BackgroundTask(actions.subscribers.send_welcome, store, config)
+    return done
 
 
 async def unsubscribe(site: Site, request: Request) -> Response:
@@ -356,7 +366,8 @@ async def preferences(site: Site, request: Request) -> Response:
             sub = await run_in_threadpool(
                 actions.subscribers.update_preferences, store, config, token,
                 language=data.get("language", sub.language),
-                frequency=data.get("frequency", sub.frequency.value), series=chosen)
+                frequency=data.get("frequency", sub.frequency.value), series=chosen,
+                start=data.get("start") or None)
         except StoreError as exc:
             return busy_page(config, sub.language, str(exc))
         except ValidationError as exc:
@@ -376,7 +387,7 @@ async def preferences(site: Site, request: Request) -> Response:
         "action": f"{config.public_url}/preferences/{token}",
         "hidden": hidden, "button": _("Save"),
         "preferences": {"language": sub.language, "frequency": sub.frequency.value,
-                        "series": boxes}})
+                        "series": boxes}, "start": sub.start.value})
 
 
 def routes(config: Config, store: Store) -> list[BaseRoute]:
