@@ -4,7 +4,7 @@ when (the alarm clock's next fire for their frequency), as plain data for
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from seriesfeed import messages
 from seriesfeed.clock import now_utc
@@ -20,9 +20,10 @@ __all__ = ["next_digest_at", "welcome_for", "welcome_lines", "welcome_of"]
 
 
 def next_digest_at(config: Config, frequency: Frequency, now: datetime) -> datetime | None:
-    """When the reader's next digest slot fires: the daemon's schedule for the frequency."""
+    """When the reader's next digest slot fires: the daemon's schedule for the frequency
+    (strictly after ``now``: a slot firing this very second may have been recorded)."""
     trigger = make_trigger(getattr(config.schedule, frequency.value), config, frequency.value)
-    return next_fire(trigger, now.astimezone(config.zone))
+    return next_fire(trigger, (now + timedelta(seconds=1)).astimezone(config.zone))
 
 
 def welcome_of(store: Store, config: Config, sub: Subscriber,
