@@ -209,3 +209,48 @@ def test_start_goes_through_the_subscriber_csv(
     with store.read() as conn:
         assert len(conn.execute(select(tables.catch_ups)).all()) == 1
         assert conn.execute(select(tables.outbox)).all() == []
+
+
+def test_the_catch_up_migration_goes_up_and_down_keeping_subscribers(
+        database_url: str) -> None:
+    """Down to the relay state's revision (no start, no catch_ups) and up again, on a
+    store holding a subscriber who is catching up; the subscriber survives both ways."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import inspect, text
+
+    from seriesfeed.store import HEAD_REVISION, MIGRATIONS
+
+    store = Store(database_url)
+    store.migrate()
+    now = T0.replace(tzinfo=None)
+    with store.write() as conn:
+        conn.execute(text("INSERT INTO series (id, slug, created_at) VALUES (1, 's', :n)"),
+                     {"n": now})
+        conn.execute(text(
+            "INSERT INTO subscribers (id, email, email_key, language, frequency, status, "
+            "created_at, last_seq, hard_bounces, start) VALUES (1, 'a@example.org', "
+            "'a@example.org', 'en', 'daily', 'confirmed', :n, 0, 0, 'first')"), {"n": now})
+        conn.execute(text("INSERT INTO catch_ups (subscriber_id, series_id, next_part, "
+                          "upto_seq) VALUES (1, 1, 2, 5)"))
+        conn.execute(text("INSERT INTO subscriber_series (subscriber_id, series_id) "
+                          "VALUES (1, 1)"))
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "i20_relay_state")
+            assert "catch_ups" not in inspect(conn).get_table_names()
+            assert "start" not in {c["name"] for c in inspect(conn).get_columns("subscribers")}
+            assert conn.execute(text("SELECT email FROM subscribers")).scalar() == \
+                "a@example.org"
+            # the series they follow survive too (a rebuilt subscribers table would
+            # have cascaded them away)
+            assert conn.execute(text("SELECT count(*) FROM subscriber_series")).scalar() == 1
+            command.upgrade(cfg, "head")
+            assert conn.execute(text("SELECT start FROM subscribers")).scalar() == "new"
+            assert conn.execute(text("SELECT count(*) FROM catch_ups")).scalar() == 0
+        assert store.schema_revision() == HEAD_REVISION == "i21_catch_up"
+    finally:
+        store.close()

@@ -36,6 +36,7 @@ from seriesfeed.actions.digests import (
     Preview,
     digest_dry_run,
     preview_digest,
+    record_catch_ups,
     send_digests,
     send_test_message,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "plan_feeds",
     "plan_site",
     "preview_digest",
+    "record_catch_ups",
     "release_due",
     "remove_entry",
     "runner_lock",

@@ -21,9 +21,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("subscribers", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("start", sa.String(length=8), nullable=False,
-                                      server_default="new"))
+    op.add_column("subscribers", sa.Column("start", sa.String(length=8), nullable=False,
+                                           server_default="new"))
     op.create_table(
         "catch_ups",
         sa.Column("subscriber_id", sa.Integer(), nullable=False),
@@ -42,5 +41,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("catch_ups")
-    with op.batch_alter_table("subscribers", schema=None) as batch_op:
-        batch_op.drop_column("start")
+    # a plain DROP COLUMN (SQLite 3.35+), never a batch rebuild: dropping the rebuilt
+    # subscribers table would cascade to the series they follow and their outbox rows
+    op.drop_column("subscribers", "start")
