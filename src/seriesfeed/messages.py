@@ -43,9 +43,12 @@ class Rendered:
 def render_digest_mail(config: Config, language: str, found: list[Entry],
                        all_series: dict[str, Series],
                        translations: dict[str, list[dict[str, str]]], *,
-                       catch_up: bool = False) -> Rendered | None:
+                       catch_up: bool = False, view_url: str | None = None,
+                       web: bool = False) -> Rendered | None:
     """The digest of ``found`` (in digest order) in ``language``; None when it is empty.
-    ``catch_up``: one back-catalogue part, its subject and heading naming the part."""
+    ``catch_up``: one back-catalogue part, its subject and heading naming the part;
+    ``view_url``: the digest's public page, linked at the top; ``web``: that page itself,
+    whose footer says where each reader's own links are instead of holding any."""
     if not found:
         return None
     slugs = {e.series for e in found}
@@ -85,7 +88,8 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
              for e in found]
     text_body, html = emails.render_email(config, language, "digest", {
         "heading": subject, "entries": items, "unsubscribe_url": UNSUBSCRIBE,
-        "preferences_url": PREFERENCES, "still_to_come": still})
+        "preferences_url": PREFERENCES, "still_to_come": still, "view_url": view_url,
+        "web": web})
     label = _("{site} digest", site=emails.safe_display_name(
         i18n.site_texts(config, language).title) or "seriesfeed")
     template = emails.fast_template(config, subject, (

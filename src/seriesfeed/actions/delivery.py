@@ -84,7 +84,8 @@ class DrainReport:
 
 
 def render_digest(store: Store, config: Config, language: str, from_seq: int, to_seq: int,
-                  series_ids: tuple[int, ...], *, catch_up: bool = False) -> Rendered | None:
+                  series_ids: tuple[int, ...], *, catch_up: bool = False,
+                  view_url: str | None = None, web: bool = False) -> Rendered | None:
     """The digest of entries in (from_seq, to_seq] of one language (and series, if any);
     with ``catch_up``, the one back-catalogue part such a range holds, said as such."""
     originals = i18n.fallback_policy(config, language, digest=True) == "original"
@@ -93,7 +94,8 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
         content = dq.digest_content(conn, language, from_seq, to_seq, series_ids,
                                     originals=originals, language_names=names)
     return messages.render_digest_mail(config, language, content.entries, content.series,
-                                       content.translations, catch_up=catch_up)
+                                       content.translations, catch_up=catch_up,
+                                       view_url=view_url, web=web)
 
 
 _ADDRESSES = re.compile(r"<[^>]*>|\S+@\S+")
@@ -410,9 +412,13 @@ class Drain:
         group = (row.kind, row.digest_id, row.language, row.from_seq, row.to_seq,
                  row.series_ids)
         if group not in self.cache:
+            view = None if catch_up or row.digest_id is None else (
+                f"{self.config.public_url}/{row.language}/digests/"
+                f"{tokens.view_token(self.key, row.digest_id, row.language)}/")
             self.cache[group] = await asyncio.to_thread(
                 render_digest, self.store, self.config, row.language, row.from_seq,
-                row.to_seq, () if catch_up else row.series_ids, catch_up=catch_up)
+                row.to_seq, () if catch_up else row.series_ids, catch_up=catch_up,
+                view_url=view)
         rendered = self.cache[group]
         if rendered is None:
             await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,

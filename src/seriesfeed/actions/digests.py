@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from seriesfeed import crashpoints, emails, mailer
+from seriesfeed import crashpoints, emails, i18n, mailer, tokens
 from seriesfeed.actions.delivery import drain_outbox, render_digest
 from seriesfeed.actions.entries import release_due
 from seriesfeed.addresses import normalize_email
@@ -38,8 +38,10 @@ from seriesfeed.store.digests import RecordedDigest, count_due, next_range
 __all__ = [
     "Preview",
     "RecordedDigest",
+    "digest_archive",
     "digest_dry_run",
     "digest_fallback",
+    "digest_page",
     "preview_digest",
     "record_catch_ups",
     "record_digests",
@@ -177,3 +179,34 @@ def send_test_message(store: Store, config: Config, to: str, language: str,
         message_id=emails.make_message_id("test", str(time.time_ns()), config))
     mailer.send_now(config, msg)
     return address
+
+
+def _view_url(config: Config, key: bytes, digest_id: int, language: str) -> str:
+    return (f"{config.public_url}/{language}/digests/"
+            f"{tokens.view_token(key, digest_id, language)}/")
+
+
+def digest_page(store: Store, config: Config, language: str, token: str) -> str | None:
+    """The public page of the digest a view token names (its HTML, the mail's own body
+    without any reader's links); None when its entries were all removed since.
+    ValidationError for a token that names no digest of ``language``."""
+    key = tokens.ensure_secret_key(config)
+    digest_id = tokens.read_view_token(key, language, token)
+    with store.read() as conn:
+        found = dq.get_digest(conn, digest_id)
+    if found is None or found.language != language:
+        raise ValidationError(tokens.INVALID, field="token")
+    rendered = render_digest(store, config, language, found.from_seq, found.to_seq, (),
+                             web=True)
+    return rendered.html if rendered is not None else None
+
+
+def digest_archive(store: Store, config: Config, language: str) -> list[tuple[str, str]]:
+    """(label, public page URL) of the language's past digests, newest first (the archive
+    page, when ``[digests] archive`` is on)."""
+    key = tokens.ensure_secret_key(config)
+    with store.read() as conn:
+        found = dq.list_digests(conn, language)
+    fns = i18n.template_functions(config, language)
+    return [(str(fns["format_date"](d.created_at)),  # type: ignore[operator]
+             _view_url(config, key, d.id, language)) for d in found]
