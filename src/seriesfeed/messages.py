@@ -20,9 +20,21 @@ from seriesfeed.models import Entry, Frequency, Series
 from seriesfeed.qp import PreparedBody
 from seriesfeed.text import html_to_text, sanitize_html
 
-__all__ = ["PREFERENCES", "UNSUBSCRIBE", "Recipient", "Rendered", "Welcome",
-           "confirmation_message", "digest_message", "digest_subject", "feedback_id",
-           "render_digest_mail", "welcome_message", "welcome_texts"]
+__all__ = [
+    "PREFERENCES",
+    "UNSUBSCRIBE",
+    "Recipient",
+    "Rendered",
+    "Welcome",
+    "confirmation_message",
+    "digest_message",
+    "digest_subject",
+    "feedback_id",
+    "manage_message",
+    "render_digest_mail",
+    "welcome_message",
+    "welcome_texts",
+]
 
 UNSUBSCRIBE = "SERIESFEED-UNSUBSCRIBE-URL"
 PREFERENCES = "SERIESFEED-PREFERENCES-URL"
@@ -223,6 +235,20 @@ def welcome_message(config: Config, key: bytes, subscriber_id: int, email: str,
         "archive_url": about.archive_url,
         "preferences_url": tokens.preferences_link(config, key, subscriber_id)})
     subject = _("Welcome to {site}", site=i18n.site_texts(config, lang).title)
+    msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
+                               to_name=None, subject=subject, text=text, html=html,
+                               message_id=message_id, headers={"Content-Language": lang})
+    return emails.message_bytes(msg)
+
+
+def manage_message(config: Config, key: bytes, subscriber_id: int, email: str, language: str,
+                   message_id: str) -> bytes:
+    """The preferences link someone asked for on the manage page, to the address only."""
+    lang = language if language in config.languages else config.site.default_language
+    _ = i18n.messages_for(config, lang)
+    text, html = emails.render_email(config, lang, "manage", {
+        "preferences_url": tokens.preferences_link(config, key, subscriber_id)})
+    subject = _("Your preferences at {site}", site=i18n.site_texts(config, lang).title)
     msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
                                to_name=None, subject=subject, text=text, html=html,
                                message_id=message_id, headers={"Content-Language": lang})

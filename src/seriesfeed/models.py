@@ -42,6 +42,7 @@ class OutboxKind(StrEnum):
     CONFIRM = "confirm"
     CATCH_UP = "catch_up"  # one back-catalogue part for a reader who started from part 1
     WELCOME = "welcome"  # after a reader confirms through the confirm link
+    MANAGE = "manage"  # a preferences link, asked for on the manage page
 
 
 class Start(StrEnum):

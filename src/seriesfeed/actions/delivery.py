@@ -406,7 +406,7 @@ class Drain:
             self.welcomes[row.id] = await asyncio.to_thread(
                 welcome.welcome_for, self.store, self.config, row.subscriber_id)
             return self.one(row, None)
-        if row.kind is OutboxKind.CONFIRM:
+        if row.kind in (OutboxKind.CONFIRM, OutboxKind.MANAGE):
             return self.one(row, None)
         catch_up = row.kind is OutboxKind.CATCH_UP
         group = (row.kind, row.digest_id, row.language, row.from_seq, row.to_seq,
@@ -434,6 +434,9 @@ class Drain:
                 raise ValidationError("the subscriber is gone", field="subscriber")
             return messages.welcome_message(self.config, self.key, row.subscriber_id,
                                             row.recipient, row.message_id, about)
+        if row.kind is OutboxKind.MANAGE:
+            return messages.manage_message(self.config, self.key, row.subscriber_id,
+                                           row.recipient, row.language, row.message_id)
         if rendered is None:
             assert row.confirm_sent_at is not None
             return messages.confirmation_message(self.config, self.key, row.subscriber_id,

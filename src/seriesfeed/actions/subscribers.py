@@ -56,6 +56,7 @@ __all__ = [
     "queue_confirmation",
     "remove_subscriber",
     "send_confirmation",
+    "send_manage_link",
     "send_welcome",
     "subscriber_for",
     "undo_unsubscribe",
@@ -280,6 +281,30 @@ def confirm(store: Store, config: Config, token: str, *,
             _begin_catch_up(conn, sub.id)
         _queue_welcome(conn, config, sub, now)
         return sub
+
+
+def send_manage_link(store: Store, config: Config, email: str) -> None:
+    """Mail the preferences link to ``email`` if it is a confirmed subscriber's, at most
+    once per ``RESEND_AFTER`` per address (list-bombing is limited per target address, and
+    the check lives in the store, which every process shares); nothing otherwise. The
+    caller answers the same whatever happens here (enumeration): run it in the background,
+    and it never raises for the address."""
+    try:
+        address = normalize_email(email)
+    except ValidationError:
+        return
+    now = now_utc()
+    with store.write() as conn:
+        sub = sq.get(conn, email=address)
+        if sub is None or sub.id is None or sub.status is not SubscriberStatus.CONFIRMED or \
+                oq.queued_since(conn, OutboxKind.MANAGE, sub.id, now - RESEND_AFTER):
+            return
+        oq.queue(conn, OutboxKind.MANAGE, sub.id, sub.email, emails.make_message_id(
+            "manage", f"{sub.id}.{int(now.timestamp() * 1_000_000)}", config), now)
+    try:
+        asyncio.run(drain_outbox(store, config, kinds=(OutboxKind.MANAGE,), lock_wait=2.0))
+    except SeriesfeedError as exc:  # queued all the same: a later pass sends it
+        log.warning("preferences link queued, not sent yet: %s", exc)
 
 
 def send_welcome(store: Store, config: Config) -> None:

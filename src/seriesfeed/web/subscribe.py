@@ -390,6 +390,36 @@ async def preferences(site: Site, request: Request) -> Response:
                         "series": boxes}, "start": sub.start.value})
 
 
+async def manage(site: Site, request: Request) -> Response:
+    """Ask for a preferences link without a mail at hand: the same page, at once, for any
+    address (the lookup and the mail happen after the answer, invariant S2)."""
+    config = site.config
+    lang = request.path_params["lang"]
+    if lang not in config.languages:
+        return localized.error_page(config, request, 404)
+    _ = i18n.messages_for(config, lang)
+    action = f"{config.public_url}/{lang}/manage/"
+    if request.method != "POST":
+        return site.page(lang, heading=_("Manage your subscription"), paragraphs=[
+            _("Enter your address: we will send a link to your preferences to it.")],
+            form={"action": action, "manage": True, "hidden": {}, "button": _("Send me the link")})
+    if site.cross_site(request):
+        return site.error(lang, 403, _("This form can only be sent from our own pages."))
+    data = await site.form_data(request)
+    if isinstance(data, Response):
+        return data
+    client = request.client.host if request.client else "unknown"
+    if not site.limiter.allow(client):
+        return site.error(lang, 429, _("Too many requests; please try again later."))
+    done = site.page(lang, heading=_("Check your inbox"), paragraphs=[
+        _("If that address is subscribed, a message with a link to your preferences is on "
+          "its way.")])
+    if not data.get("website"):  # the honeypot: only bots fill it in
+        done.background = BackgroundTask(actions.subscribers.send_manage_link, site.store,
+                                         config, data.get("email", "")[:320])
+    return done
+
+
 def routes(config: Config, store: Store) -> list[BaseRoute]:
     site = Site(config, store)
 
@@ -411,4 +441,6 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         Route("/unsubscribe/{token}", bound(unsubscribe), methods=methods),
         Route("/undo/{token}", bound(undo), methods=methods),
         Route("/preferences/{token}", bound(preferences), methods=methods),
+        # ahead of the pages' /{lang}/{slug}/ routes
+        Route("/{lang:str}/manage/", bound(manage), methods=methods),
     ]
