@@ -19,7 +19,6 @@ from seriesfeed.models import Entry, Frequency, OutboxKind, OutboxState, Subscri
 from seriesfeed.store import entries as eq
 from seriesfeed.store.tables import (
     catch_ups,
-    entries,
     outbox,
     series,
     subscriber_series,
@@ -59,14 +58,10 @@ def catching_up(conn: Connection) -> set[int]:
 
 def series_lengths(conn: Connection) -> dict[str, int]:
     """slug -> how many parts the series has (published ones)."""
-    numbers = eq.part_numbers(conn)
-    of_seq = dict(conn.execute(select(entries.c.seq, series.c.slug).join(
-        series, series.c.id == entries.c.series_id)).tuples().all())
     out: dict[str, int] = {}
-    for seq, (_part, parts) in numbers.items():
-        slug = of_seq.get(seq)
-        if slug is not None:
-            out[slug] = max(out.get(slug, 0), parts)
+    for e in eq.list_entries(conn):
+        if e.parts:
+            out[e.series] = max(out.get(e.series, 0), e.parts)
     return out
 
 
