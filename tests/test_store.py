@@ -75,7 +75,8 @@ def test_a_store_at_head_opens_without_alembic_and_an_older_one_upgrades(
                               f"print(Store({url!r}).migrate())\n"],
                              capture_output=True, text=True, check=True)
     assert upgrade.stdout.strip() == ("['i14_sources', 'i16_ops', 'i12_drop_rate_limits', "
-                                      "'sub_unsubscribed_from', 'i21_parts', 'i20_relay_state']")
+                                      "'sub_unsubscribed_from', 'i21_parts', 'i20_relay_state', "
+                                      "'i21_catch_up']")
     assert old.at_head()
     again = subprocess.run([sys.executable, "-c",
                             "import sys\nfrom seriesfeed.store import open_store\n"

@@ -32,7 +32,7 @@ __all__ = ["create_app"]
 
 
 def create_app(config: Config, store: Store) -> Starlette:
-    from seriesfeed.web import digests, feeds, localized, ops, subscribe
+    from seriesfeed.web import feeds, localized, ops, subscribe
 
     store = store.with_busy_timeout(config.web.store_timeout)
 
@@ -42,9 +42,8 @@ def create_app(config: Config, store: Store) -> Starlette:
 
     routes: list[BaseRoute] = [
         *ops.routes(config, store),  # /healthz and /metrics
+        # before the pages' /{lang}/{slug}/… routes: /{lang}/manage/, /{lang}/digests/
         *subscribe.routes(config, store),
-        # before the pages' /{lang}/{slug}/… routes, which would take these paths
-        *digests.routes(config, store),
         *feeds.routes(config, store),
     ]
     handlers = {**localized.exception_handlers(config), StoreError: store_failed}

@@ -420,6 +420,36 @@ async def manage(site: Site, request: Request) -> Response:
     return done
 
 
+async def digest_view(site: Site, request: Request) -> Response:
+    """A digest's public page (the "view in browser" link at the top of every digest):
+    the digest's own HTML, naming no reader; kept out of search indexes."""
+    config = site.config
+    lang, token = request.path_params["lang"], request.path_params["token"]
+    if request.method == "POST" or lang not in config.languages:
+        return localized.error_page(config, request, 404)
+    try:
+        html = await run_in_threadpool(actions.digests.digest_page, site.store, config, lang,
+                                       token)
+    except ValidationError:
+        return localized.error_page(config, request, 404)
+    if html is None:
+        return localized.error_page(config, request, 404)
+    return HTMLResponse(html, headers={"Content-Language": lang, "X-Robots-Tag": "noindex",
+                                       "Cache-Control": "private, max-age=300"})
+
+
+async def digest_archive(site: Site, request: Request) -> Response:
+    """The language's past digests, with ``[digests] archive = true``."""
+    config = site.config
+    lang = request.path_params["lang"]
+    if request.method == "POST" or lang not in config.languages or not config.digests.archive:
+        return localized.error_page(config, request, 404)
+    links = await run_in_threadpool(actions.digests.digest_archive, site.store, config, lang)
+    _ = i18n.messages_for(config, lang)
+    return site.page(lang, heading=_("Past digests"), links=links,
+                     paragraphs=[] if links else [_("No digest has been sent yet.")])
+
+
 def routes(config: Config, store: Store) -> list[BaseRoute]:
     site = Site(config, store)
 
@@ -443,4 +473,7 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         Route("/preferences/{token}", bound(preferences), methods=methods),
         # ahead of the pages' /{lang}/{slug}/ routes
         Route("/{lang:str}/manage/", bound(manage), methods=methods),
+        Route("/{lang:str}/digests/", bound(digest_archive), methods=["GET", "HEAD"]),
+        Route("/{lang:str}/digests/{token:str}/", bound(digest_view),
+              methods=["GET", "HEAD"]),
     ]
