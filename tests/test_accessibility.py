@@ -80,7 +80,7 @@ def world(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[n
         database={"url": f"sqlite:///{tmp_path / 'a11y.sqlite3'}"},
         smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none"},
         web={"host": "127.0.0.1", "port": port, "base_url": base},
-        security={"secret_key": "a" * 32}), env={})
+        security={"secret_key": "a" * 32}, digests={"archive": True}), env={})
     store = open_store(config.database.url, config.base_dir)
     actions.import_entries(store, config, SEED_PAGE)
     server = uvicorn.Server(uvicorn.Config(create_app(config, store), host="127.0.0.1",
@@ -133,6 +133,30 @@ def _confirm_sent_at(store: Store, subscriber_id: int) -> Any:
     return sent
 
 
+def _digest_page(world: World, lang: str) -> str:
+    """The public page of a digest in LANG (one digest recorded for it, the first time)."""
+    from seriesfeed.store import digests as dq
+
+    config, store = world.config, world.store
+    with store.read() as conn:
+        found = dq.list_digests(conn, lang)
+    if not found:
+        from seriesfeed.actions.digests import record_digests
+        from seriesfeed.store import subscribers as sq
+
+        reader = subscribers.add_subscriber(store, config, f"digest-{lang}@example.org",
+                                            language=lang, frequency="daily",
+                                            confirmed=True).subscriber
+        assert reader is not None and reader.id is not None
+        with store.write() as conn:
+            sq.update_fields(conn, reader.id, last_seq=0)  # everything is news to them
+        record_digests(store, config, Frequency.DAILY, _now(), scheduled=False)
+        with store.read() as conn:
+            found = dq.list_digests(conn, lang)
+    key = tokens.ensure_secret_key(config)
+    return f"/{lang}/digests/{tokens.view_token(key, found[0].id, lang)}/"
+
+
 def test_every_page_passes_axe_in_every_language_and_mode(world: World, tmp_path: Path
                                                           ) -> None:
     source = axe_source()
@@ -165,9 +189,14 @@ def test_every_page_passes_axe_in_every_language_and_mode(world: World, tmp_path
                                        ("series", f"/{lang}/{SERIES}/"),
                                        ("subscribe", "/subscribe"),
                                        ("not-found", f"/{lang}/no-such-page/"),
-                                       ("bad-token", "/confirm/not-a-token")]:
+                                       ("bad-token", "/confirm/not-a-token"),
+                                       ("archive", f"/{lang}/digests/"),
+                                       ("digest-page", _digest_page(world, lang))]:
                         page.goto(world.base + path)
                         check(page, f"{tag}-{name}")
+                    # the manage page, and the answer to it
+                    page.goto(f"{world.base}/{lang}/manage/")
+                    check(page, f"{tag}-manage")
                     # the subscribe form, from the series page, to the check-inbox page
                     page.goto(f"{world.base}/{lang}/{SERIES}/")
                     page.fill("#subscribe input[name=email]", f"form-{n}-{lang}@example.org")
@@ -188,7 +217,7 @@ def test_every_page_passes_axe_in_every_language_and_mode(world: World, tmp_path
                     context.close()
         finally:
             browser.close()
-    assert audited >= len(languages) * len(modes()) * 14
+    assert audited >= len(languages) * len(modes()) * 17
     assert not failures, "\n".join(failures)
 
 
@@ -207,6 +236,7 @@ def test_every_mail_passes_axe(world: World, tmp_path: Path) -> None:
         preview = actions.preview_digest(store, config, lang, Frequency.WEEKLY)
         assert preview is not None
         mails[f"digest-{lang}"] = preview.html
+        mails.update(_new_mails(world, lang))
     failures: list[str] = []
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -224,7 +254,41 @@ def test_every_mail_passes_axe(world: World, tmp_path: Path) -> None:
                 context.close()
         finally:
             browser.close()
-    assert len(mails) == 2 * len(config.languages)
+    assert len(mails) == 5 * len(config.languages)
     assert all(re.search(r"<title>[^<]+</title>", html) for html in mails.values()), \
         "every mail has a <title>"
     assert not failures, "\n".join(failures)
+
+
+def _new_mails(world: World, lang: str) -> dict[str, str]:
+    """The welcome, the manage page's preferences link and a catch-up part in LANG."""
+    from email import message_from_bytes, policy
+
+    from seriesfeed import messages
+    from seriesfeed.actions.delivery import render_digest
+    from seriesfeed.store import entries as eq
+
+    config, store = world.config, world.store
+    key = tokens.ensure_secret_key(config)
+    reader = subscribers.add_subscriber(store, config, f"new-{lang}@example.org",
+                                        language=lang, confirmed=True,
+                                        start="first").subscriber
+    assert reader is not None and reader.id is not None
+
+    def html(data: bytes) -> str:
+        msg = message_from_bytes(data, policy=policy.SMTP)
+        return str(msg.get_body(("html",)).get_content())  # type: ignore[union-attr]
+
+    welcome = actions.welcome.welcome_of(store, config, reader)
+    with store.read() as conn:
+        first = eq.list_entries(conn, language=lang, newest_first=False)[0]
+    assert first.seq is not None
+    part = render_digest(store, config, lang, first.seq - 1, first.seq, (), catch_up=True)
+    assert part is not None
+    return {
+        f"welcome-{lang}": html(messages.welcome_message(
+            config, key, reader.id, reader.email, f"<w.{lang}@example.org>", welcome)),
+        f"manage-{lang}": html(messages.manage_message(
+            config, key, reader.id, reader.email, lang, f"<m.{lang}@example.org>")),
+        f"catch-up-{lang}": part.html,
+    }

@@ -21,11 +21,15 @@ from tests.test_accessibility import world as world
 pytestmark = pytest.mark.browser
 
 # what a reader can act on: links, buttons and fields (not hidden ones, not the honeypot,
-# which is out of the tab order on purpose)
+# which is out of the tab order on purpose). A radio group is one stop: Tab reaches its
+# checked button and the arrow keys move within it, so the others are not Tab's to reach
 ACTIONABLE = """() => [...document.querySelectorAll(
     'a[href], button, input:not([type=hidden]), select, textarea')]
   .filter(e => e.tabIndex >= 0 && !e.closest('[aria-hidden=true]')
-               && e.getClientRects().length > 0)"""
+               && e.getClientRects().length > 0
+               && !(e.type === 'radio' && !e.checked && e.form
+                    && [...e.form.elements].some(o => o.type === 'radio'
+                                                     && o.name === e.name && o.checked)))"""
 
 OUTLINE = """e => { const s = getComputedStyle(e);
   return [s.outlineStyle, parseFloat(s.outlineWidth) || 0, s.outlineColor]; }"""

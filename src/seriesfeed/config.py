@@ -33,6 +33,7 @@ __all__ = [
     "SOURCE_FORMATS",
     "Config",
     "DatabaseConfig",
+    "DigestsConfig",
     "FeedsConfig",
     "LanguageConfig",
     "MailConfig",
@@ -176,6 +177,15 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class DigestsConfig:
+    # a reader who starts from part 1 gets this many back-catalogue parts per digest slot
+    catch_up_per_digest: int = 1
+    # the web forms offer "from part 1" by default below this many parts, else "only new"
+    catch_up_max: int = 30
+    archive: bool = False
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool = False
     token: str = ""
@@ -225,6 +235,7 @@ class Config:
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     nodes: NodesConfig = field(default_factory=NodesConfig)
+    digests: DigestsConfig = field(default_factory=DigestsConfig)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -263,6 +274,7 @@ _SECTIONS: dict[str, type] = {
     "websub": WebSubConfig,
     "metrics": MetricsConfig,
     "nodes": NodesConfig,
+    "digests": DigestsConfig,
 }
 
 DEFAULT_LANGUAGES: dict[str, dict[str, Any]] = {
@@ -519,6 +531,8 @@ _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
     ("web", "forwarded_allow_ips"): _check_forwarded,
     ("security", "secret_key"): _check_secret_key,
     ("metrics", "listen"): _check_listen,
+    ("digests", "catch_up_per_digest"): _check_between(1, 100),
+    ("digests", "catch_up_max"): _check_not_negative,
     ("schedule", "bounces_seconds"): _check_seconds(DAY),
     ("schedule", "check_seconds"): _check_seconds(DAY),
     # under a second the renewal (every third of it) races the store's own latency

@@ -47,6 +47,7 @@ __all__ = [
     "fallback_policy",
     "format_date",
     "format_moment",
+    "format_time",
     "language_name",
     "load_catalogue",
     "locale_for",
@@ -196,6 +197,9 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
             value = value.astimezone(config.zone)
         return format_date(value, locale, fmt)
 
+    def local_time(value: datetime) -> str:
+        return format_time(value.astimezone(config.zone), locale)
+
     def byline(authors: Iterable[object]) -> str:
         return format_byline([str(getattr(a, "name", a)) for a in authors], locale)
 
@@ -208,7 +212,7 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
     return {"_": m.gettext, "gettext": m.gettext, "ngettext": m.ngettext,
             "pgettext": m.pgettext, "format_date": local_date,
             "language_name": lambda code: language_name(code, locale), "byline": byline,
-            "part_label": part_label}
+            "part_label": part_label, "format_time": local_time}
 
 
 # -- the site's texts per language ------------------------------------------------------
@@ -386,6 +390,11 @@ def format_moment(value: datetime, locale: str, zone: tzinfo) -> str:
 @lru_cache(maxsize=8192)  # a series page formats thousands of dates, most of them shared
 def _format_day(day: date, locale: str, fmt: str) -> str:
     return _babel_format_date(day, format=fmt, locale=locale_for(locale))
+
+
+def format_time(value: datetime, locale: str) -> str:
+    """The hour a reader reads: ``7:00 AM`` (en_US), ``7:00`` (es), in ``value``'s zone."""
+    return str(_babel_format_time(value, format="short", locale=locale_for(locale)))
 
 
 def format_byline(names: list[str], locale: str) -> str:

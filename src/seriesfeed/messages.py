@@ -4,6 +4,9 @@
   subject, the text and HTML parts with markers for each recipient's links, and the prebuilt
   template; ``digest_message`` fills it for one recipient (the fast byte path).
 - The confirmation mail of one pending subscriber (``confirmation_message``).
+- A back-catalogue part for a reader catching up: the digest of that one entry, said as
+  "Part 2 of 18 · 16 still to come" (``render_digest_mail(..., catch_up=True)``).
+- The welcome mail after a reader confirms (``welcome_message``).
 """
 
 from __future__ import annotations
@@ -14,12 +17,25 @@ from datetime import datetime
 from seriesfeed import emails, i18n, tokens
 from seriesfeed.addresses import mask_address
 from seriesfeed.config import Config
-from seriesfeed.models import Entry, Series
+from seriesfeed.models import Entry, Frequency, Series
 from seriesfeed.qp import PreparedBody
 from seriesfeed.text import html_to_text, sanitize_html
 
-__all__ = ["PREFERENCES", "UNSUBSCRIBE", "Recipient", "Rendered", "confirmation_message",
-           "digest_message", "digest_subject", "feedback_id", "render_digest_mail"]
+__all__ = [
+    "PREFERENCES",
+    "UNSUBSCRIBE",
+    "Recipient",
+    "Rendered",
+    "Welcome",
+    "confirmation_message",
+    "digest_message",
+    "digest_subject",
+    "feedback_id",
+    "manage_message",
+    "render_digest_mail",
+    "welcome_message",
+    "welcome_texts",
+]
 
 UNSUBSCRIBE = "SERIESFEED-UNSUBSCRIBE-URL"
 PREFERENCES = "SERIESFEED-PREFERENCES-URL"
@@ -39,8 +55,13 @@ class Rendered:
 
 def render_digest_mail(config: Config, language: str, found: list[Entry],
                        all_series: dict[str, Series],
-                       translations: dict[str, list[dict[str, str]]]) -> Rendered | None:
-    """The digest of ``found`` (in digest order) in ``language``; None when it is empty."""
+                       translations: dict[str, list[dict[str, str]]], *,
+                       catch_up: bool = False, view_url: str | None = None,
+                       web: bool = False) -> Rendered | None:
+    """The digest of ``found`` (in digest order) in ``language``; None when it is empty.
+    ``catch_up``: one back-catalogue part, its subject and heading naming the part;
+    ``view_url``: the digest's public page, linked at the top; ``web``: that page itself,
+    whose footer says where each reader's own links are instead of holding any."""
     if not found:
         return None
     slugs = {e.series for e in found}
@@ -50,6 +71,13 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
         text = s.texts.get(language) or s.texts.get(config.site.default_language)
         title = text.title if text else title
     subject = digest_subject(config, language, title, len(found))
+    _ = i18n.messages_for(config, language)
+    still = None
+    first = found[0]
+    if catch_up and first.part and first.parts:
+        subject = _("{title}: part {part} of {n}", title=title, part=first.part, n=first.parts)
+        still = _("{n} still to come", n=first.parts - first.part) \
+            if first.parts > first.part else _("the last part so far")
     locale = config.languages[language].locale
     local = config.site.article_pages == "local"
     full = config.feeds.content == "full"
@@ -73,8 +101,8 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
              for e in found]
     text_body, html = emails.render_email(config, language, "digest", {
         "heading": subject, "entries": items, "unsubscribe_url": UNSUBSCRIBE,
-        "preferences_url": PREFERENCES})
-    _ = i18n.messages_for(config, language)
+        "preferences_url": PREFERENCES, "still_to_come": still, "view_url": view_url,
+        "web": web})
     label = _("{site} digest", site=emails.safe_display_name(
         i18n.site_texts(config, language).title) or "seriesfeed")
     template = emails.fast_template(config, subject, (
@@ -157,6 +185,78 @@ def confirmation_message(config: Config, key: bytes, subscriber_id: int, email: 
     _ = i18n.messages_for(config, lang)
     subject = _("Confirm your subscription to {site}", site=i18n.site_texts(config, lang).title)
     # no name in the headers of confirmation mail: it is unverified input (invariant 6)
+    msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
+                               to_name=None, subject=subject, text=text, html=html,
+                               message_id=message_id, headers={"Content-Language": lang})
+    return emails.message_bytes(msg)
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """What a welcome mail (and the confirmed page) tells a reader: the series they follow
+    (title, page URL), their frequency, when the next slot fires, the first back-catalogue
+    part they will get (None: only new parts), and the digest archive when it is on."""
+
+    language: str
+    frequency: Frequency
+    series: list[tuple[str, str]]
+    next_at: datetime | None
+    first_part: int | None
+    archive_url: str | None = None
+
+
+def welcome_texts(config: Config, about: Welcome) -> list[str]:
+    """The welcome's sentences in the reader's language (the mail and the confirmed page)."""
+    _ = i18n.messages_for(config, about.language)
+    fns = i18n.template_functions(config, about.language)
+    out = []
+    titles = ", ".join(title for title, _url in about.series)
+    if titles:
+        out.append(_("You now follow {series}.", series=titles))
+    if about.next_at is not None:
+        day = fns["format_date"](about.next_at)  # type: ignore[operator]
+        hour = fns["format_time"](about.next_at)  # type: ignore[operator]
+        if about.first_part is not None and about.frequency is Frequency.DAILY:
+            out.append(_("Part {part} arrives on {date} at {time}, then one more part each "
+                         "day, and new parts as they are published.",
+                         part=about.first_part, date=day, time=hour))
+        elif about.first_part is not None:
+            out.append(_("Part {part} arrives on {date} at {time}, then one more part each "
+                         "week, and new parts as they are published.",
+                         part=about.first_part, date=day, time=hour))
+        elif about.frequency is Frequency.DAILY:
+            out.append(_("New parts come in a daily digest; the next one is due on {date} "
+                         "at {time}, if there is something new.", date=day, time=hour))
+        else:
+            out.append(_("New parts come in a weekly digest; the next one is due on {date} "
+                         "at {time}, if there is something new.", date=day, time=hour))
+    return out
+
+
+def welcome_message(config: Config, key: bytes, subscriber_id: int, email: str,
+                    message_id: str, about: Welcome) -> bytes:
+    """The welcome mail of a reader who has just confirmed, as bytes for the transport."""
+    lang = about.language
+    _ = i18n.messages_for(config, lang)
+    text, html = emails.render_email(config, lang, "welcome", {
+        "lines": welcome_texts(config, about), "series": about.series,
+        "archive_url": about.archive_url,
+        "preferences_url": tokens.preferences_link(config, key, subscriber_id)})
+    subject = _("Welcome to {site}", site=i18n.site_texts(config, lang).title)
+    msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
+                               to_name=None, subject=subject, text=text, html=html,
+                               message_id=message_id, headers={"Content-Language": lang})
+    return emails.message_bytes(msg)
+
+
+def manage_message(config: Config, key: bytes, subscriber_id: int, email: str, language: str,
+                   message_id: str) -> bytes:
+    """The preferences link someone asked for on the manage page, to the address only."""
+    lang = language if language in config.languages else config.site.default_language
+    _ = i18n.messages_for(config, lang)
+    text, html = emails.render_email(config, lang, "manage", {
+        "preferences_url": tokens.preferences_link(config, key, subscriber_id)})
+    subject = _("Your preferences at {site}", site=i18n.site_texts(config, lang).title)
     msg = emails.build_message(sender=emails.sender_address(config), to_email=email,
                                to_name=None, subject=subject, text=text, html=html,
                                message_id=message_id, headers={"Content-Language": lang})

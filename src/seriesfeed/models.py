@@ -8,7 +8,7 @@ from enum import StrEnum
 
 __all__ = [
     "Author", "AuthorKind", "Entry", "Frequency", "OutboxKind", "OutboxState", "Series",
-    "SeriesText", "SiteData", "Subscriber", "SubscriberStatus",
+    "SeriesText", "SiteData", "Start", "Subscriber", "SubscriberStatus",
 ]
 
 
@@ -40,6 +40,16 @@ class OutboxState(StrEnum):
 class OutboxKind(StrEnum):
     DIGEST = "digest"
     CONFIRM = "confirm"
+    CATCH_UP = "catch_up"  # one back-catalogue part for a reader who started from part 1
+    WELCOME = "welcome"  # after a reader confirms through the confirm link
+    MANAGE = "manage"  # a preferences link, asked for on the manage page
+
+
+class Start(StrEnum):
+    """Where a new reader's mail begins: the series' first part, or its next new one."""
+
+    FIRST = "first"
+    NEW = "new"
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,7 @@ class Subscriber:
     consent_ip: str | None = None
     consent_source: str | None = None
     last_seq: int = 0  # digest cursor: entries with seq > last_seq have not been sent
+    start: Start = Start.NEW  # from part 1 (catch-up) or only new parts
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -147,6 +158,7 @@ class Subscriber:
             "series": list(self.series),
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "start": self.start.value,
         }
 
 

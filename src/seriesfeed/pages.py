@@ -135,6 +135,7 @@ def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
             "translations": translations,
             "feed_base": config.public_url + scope.base_path,
             "json_ld": json_ld(data),
+            "start_first": _start_first(config, entries),
         })
         docs.append(FeedDocument(f"/{scope.language}/{slug}/", HTML,
                                  body.encode("utf-8"), updated))
@@ -205,6 +206,11 @@ def _shown(e: Entry | None) -> tuple[object, ...]:
     return (e.id, e.title, e.language, e.page_path, e.translation_of)
 
 
+def _start_first(config: Config, entries: list[Entry]) -> bool:
+    """The subscribe form offers "from part 1" first while the series is short enough."""
+    return max((e.parts or 0 for e in entries), default=0) < config.digests.catch_up_max
+
+
 def _article_pages(config: Config, site: SiteData, series: Series, language: str,
                    listed: list[Entry], series_title: str) -> list[FeedDocument]:
     """One page per entry of the series in ``language`` (fallback entries shown in this
@@ -220,7 +226,8 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
         after = listed[i + 1] if i + 1 < len(listed) else None
         others = _linked(site, e)
         alternates = _alternates(config, site, e)
-        key = (settings, language, series.slug, series_title, entry_key(e, {}), e.slug,
+        key = (settings, config.digests.catch_up_max, language, series.slug, series_title,
+               entry_key(e, {}), e.slug,
                e.part, e.parts, _shown(prev), _shown(after),
                tuple(_shown(o) for o in others), tuple(alternates))
         body = _PAGES.get(key, partial(_article_page, config, series, language, e, prev,
@@ -276,6 +283,7 @@ def _article_page(config: Config, series: Series, language: str, e: Entry,
         if language in config.languages else language,
         "feed_base": f"{config.public_url}/feeds/{language}/{series.slug}",
         "json_ld": json_ld(data),
+        "start_first": _start_first(config, [e]),
         "byline": i18n.format_byline([a.name for a in e.authors],
                                      config.languages[language].locale or language)
         if e.authors else "",

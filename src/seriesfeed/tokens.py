@@ -38,6 +38,7 @@ class Purpose(StrEnum):
     PREFERENCES = "preferences"
     CSRF = "csrf"
     UNDO = "undo"  # of an unsubscribe: its own key, so no other link can restore anyone
+    VIEW = "view"  # a digest's public page: names a digest and a language, never a person
 
 
 DAY = 24 * 3600
@@ -47,6 +48,7 @@ LIFETIME_S: dict[Purpose, int | None] = {
     Purpose.PREFERENCES: 400 * DAY,
     Purpose.CSRF: 2 * 3600,
     Purpose.UNDO: 7 * DAY,
+    Purpose.VIEW: None,
 }
 CLOCK_SKEW_S = 300  # tokens from a few minutes "in the future" (another host's clock) pass
 MAX_TOKEN = 512
@@ -60,7 +62,7 @@ _KEYS: dict[Path, bytes] = {}  # the generated key files read so far, by path
 
 __all__ = ["INVALID", "LIFETIME_S", "Claims", "Purpose", "check_csrf", "confirm_link",
            "ensure_secret_key", "make_csrf", "make_token", "preferences_link", "read_token",
-           "undo_link", "unsubscribe_link"]
+           "read_view_token", "undo_link", "unsubscribe_link", "view_token"]
 
 
 @dataclass(frozen=True)
@@ -226,3 +228,21 @@ def undo_link(config: Config, key: bytes, subscriber_id: int, unsubscribed_at: d
     checks the binding against the store)."""
     token = make_token(key, Purpose.UNDO, subscriber_id, bound=unsubscribed_at.isoformat())
     return f"{config.public_url}/undo/{token}"
+
+
+def view_token(key: bytes, digest_id: int, language: str) -> str:
+    """The digest's public page token: the same for every recipient and every render (no
+    time in it, so each recipient's mail links the same page), unguessable without the
+    key, and naming nobody."""
+    payload = f"{digest_id}.{language}".encode()
+    return f"{digest_id}-{_b64(_mac(key, Purpose.VIEW, payload))}"
+
+
+def read_view_token(key: bytes, language: str, token: str) -> int:
+    """The digest id a view token names for ``language``; ValidationError otherwise."""
+    number, sep, _mac_text = token.partition("-")
+    if not sep or len(token) > MAX_TOKEN or not number.isdigit() or len(number) > 12:
+        raise ValidationError(INVALID, field="token")
+    if not hmac.compare_digest(view_token(key, int(number), language), token):
+        raise ValidationError(INVALID, field="token")
+    return int(number)

@@ -30,11 +30,13 @@ from seriesfeed.actions import (
     status,
     subscriber_csv,
     subscribers,
+    welcome,
 )
 from seriesfeed.actions.digests import (
     Preview,
     digest_dry_run,
     preview_digest,
+    record_catch_ups,
     send_digests,
     send_test_message,
 )
@@ -104,6 +106,7 @@ __all__ = [
     "plan_feeds",
     "plan_site",
     "preview_digest",
+    "record_catch_ups",
     "release_due",
     "remove_entry",
     "runner_lock",
@@ -119,4 +122,5 @@ __all__ = [
     "store_batch",
     "subscriber_csv",
     "subscribers",
+    "welcome",
 ]

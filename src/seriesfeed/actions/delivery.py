@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from seriesfeed import crashpoints, i18n, mailer, messages, metrics, tokens
-from seriesfeed.actions import bounces, relay
+from seriesfeed.actions import bounces, relay, welcome
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
@@ -87,15 +87,18 @@ class DrainReport:
 
 
 def render_digest(store: Store, config: Config, language: str, from_seq: int, to_seq: int,
-                  series_ids: tuple[int, ...]) -> Rendered | None:
-    """The digest of entries in (from_seq, to_seq] of one language (and series, if any)."""
+                  series_ids: tuple[int, ...], *, catch_up: bool = False,
+                  view_url: str | None = None, web: bool = False) -> Rendered | None:
+    """The digest of entries in (from_seq, to_seq] of one language (and series, if any);
+    with ``catch_up``, the one back-catalogue part such a range holds, said as such."""
     originals = i18n.fallback_policy(config, language, digest=True) == "original"
     names = {code: lang.name for code, lang in config.languages.items()}
     with store.read() as conn:
         content = dq.digest_content(conn, language, from_seq, to_seq, series_ids,
                                     originals=originals, language_names=names)
     return messages.render_digest_mail(config, language, content.entries, content.series,
-                                       content.translations)
+                                       content.translations, catch_up=catch_up,
+                                       view_url=view_url, web=web)
 
 
 def series_titles(store: Store, config: Config, language: str,
@@ -346,6 +349,7 @@ class Drain:
         self.cache: dict[tuple[object, ...], Rendered | None] = {}
         # the series titles a confirmation names, per set of series asked for
         self.titles: dict[tuple[int, ...], tuple[str, ...]] = {}
+        self.welcomes: dict[int, messages.Welcome | None] = {}
         self.slots = asyncio.Semaphore(max(config.smtp.connections, 1))
         self.lease = timedelta(seconds=config.mail.lease_seconds)
         self.verdicts = _Verdicts()
@@ -421,16 +425,27 @@ class Drain:
     async def job(self, row: oq.Claimed) -> Coroutine[Any, Any, None] | None:
         """The send of one claimed row, its digest rendered first (once per group); None
         when there is nothing left to send (its entries were removed since)."""
-        if row.kind is OutboxKind.CONFIRM:
-            if row.series_ids not in self.titles:
-                self.titles[row.series_ids] = await asyncio.to_thread(
-                    series_titles, self.store, self.config, row.language, row.series_ids)
+        if row.kind is OutboxKind.CONFIRM and row.series_ids not in self.titles:
+            self.titles[row.series_ids] = await asyncio.to_thread(
+                series_titles, self.store, self.config, row.language, row.series_ids)
+        if row.kind is OutboxKind.WELCOME:
+            # read here, in a thread: building runs on the event loop (invariant 13)
+            self.welcomes[row.id] = await asyncio.to_thread(
+                welcome.welcome_for, self.store, self.config, row.subscriber_id)
             return self.one(row, None)
-        group = (row.digest_id, row.language, row.from_seq, row.to_seq, row.series_ids)
+        if row.kind in (OutboxKind.CONFIRM, OutboxKind.MANAGE):
+            return self.one(row, None)
+        catch_up = row.kind is OutboxKind.CATCH_UP
+        group = (row.kind, row.digest_id, row.language, row.from_seq, row.to_seq,
+                 row.series_ids)
         if group not in self.cache:
+            view = None if catch_up or row.digest_id is None else (
+                f"{self.config.public_url}/{row.language}/digests/"
+                f"{tokens.view_token(self.key, row.digest_id, row.language)}/")
             self.cache[group] = await asyncio.to_thread(
                 render_digest, self.store, self.config, row.language, row.from_seq,
-                row.to_seq, row.series_ids)
+                row.to_seq, () if catch_up else row.series_ids, catch_up=catch_up,
+                view_url=view)
         rendered = self.cache[group]
         if rendered is None:
             await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,
@@ -440,6 +455,15 @@ class Drain:
 
     def build(self, row: oq.Claimed, rendered: Rendered | None) -> bytes:
         assert row.subscriber_id is not None
+        if row.kind is OutboxKind.WELCOME:
+            about = self.welcomes.get(row.id)
+            if about is None:
+                raise ValidationError("the subscriber is gone", field="subscriber")
+            return messages.welcome_message(self.config, self.key, row.subscriber_id,
+                                            row.recipient, row.message_id, about)
+        if row.kind is OutboxKind.MANAGE:
+            return messages.manage_message(self.config, self.key, row.subscriber_id,
+                                           row.recipient, row.language, row.message_id)
         if rendered is None:
             assert row.confirm_sent_at is not None
             return messages.confirmation_message(self.config, self.key, row.subscriber_id,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from seriesfeed import crashpoints, emails, mailer
+from seriesfeed import crashpoints, emails, i18n, mailer, tokens
 from seriesfeed.actions.delivery import drain_outbox, render_digest
 from seriesfeed.actions.entries import release_due
 from seriesfeed.addresses import normalize_email
@@ -30,6 +30,7 @@ from seriesfeed.mailer import Transport
 from seriesfeed.messages import PREFERENCES, UNSUBSCRIBE, Rendered
 from seriesfeed.models import Frequency
 from seriesfeed.store import Store
+from seriesfeed.store import catch_up as cq
 from seriesfeed.store import digests as dq
 from seriesfeed.store import entries as q
 from seriesfeed.store.digests import RecordedDigest, count_due, next_range
@@ -38,9 +39,12 @@ from seriesfeed.store.nodes import unfenced
 __all__ = [
     "Preview",
     "RecordedDigest",
+    "digest_archive",
     "digest_dry_run",
     "digest_fallback",
+    "digest_page",
     "preview_digest",
+    "record_catch_ups",
     "record_digests",
     "send_digests",
     "send_test_message",
@@ -81,22 +85,43 @@ def record_digests(store: Store, config: Config, frequency: Frequency, now: date
     return out
 
 
+def record_catch_ups(store: Store, config: Config, frequency: Frequency,
+                     now: datetime) -> cq.CatchUpRecorded:
+    """Queue this slot's back-catalogue parts for the readers of ``frequency`` who started
+    from part 1, and move their cursors, in one transaction (invariant 18). The slot is
+    the digests' (``slot_period``): however often it is recorded, each reader gets at most
+    ``[digests] catch_up_per_digest`` parts of a series from it."""
+    with store.write() as conn:
+        return cq.record_slot(
+            conn, frequency, slot_period(frequency, now, config), now,
+            per_digest=config.digests.catch_up_per_digest,
+            originals={lang: digest_fallback(config, lang) for lang in config.languages},
+            message_id=message_id_affixes("catchup", "", config))
+
+
 async def send_digests(store: Store, config: Config, *, frequency: Frequency | None = None,
                        stopping: asyncio.Event | None = None, scheduled: bool = True,
                        transport: Transport | None = None,
                        progress: Callable[[int, int], None] | None = None) -> str:
     """Record the due digests (one frequency, or all) and drain the outbox."""
     recorded: list[RecordedDigest] = []
+    parts = 0
     await asyncio.to_thread(release_due, store)
     for freq in [frequency] if frequency else list(Frequency):
-        recorded += await asyncio.to_thread(record_digests, store, config, freq, now_utc(),
+        now = now_utc()
+        recorded += await asyncio.to_thread(record_digests, store, config, freq, now,
                                             scheduled=scheduled)
-    queued = sum(d.recipients for d in recorded)
+        caught = await asyncio.to_thread(record_catch_ups, store, config, freq, now)
+        parts += caught.queued
+    queued = sum(d.recipients for d in recorded) + parts
     step = (lambda done: progress(done, queued)) if progress else None
     with unfenced():  # any node may send what is recorded; see store.nodes.unfenced
         report = await drain_outbox(store, config, stopping=stopping, transport=transport,
                                     progress=step)
-    return f"{len(recorded)} digests recorded ({queued} messages queued); {report}"
+    text = f"{len(recorded)} digests recorded ({queued} messages queued)"
+    if parts:
+        text += f", {parts} catch-up parts queued"
+    return f"{text}; {report}"
 
 
 @dataclass(frozen=True)
@@ -156,3 +181,34 @@ def send_test_message(store: Store, config: Config, to: str, language: str,
         message_id=emails.make_message_id("test", str(time.time_ns()), config))
     mailer.send_now(config, msg)
     return address
+
+
+def _view_url(config: Config, key: bytes, digest_id: int, language: str) -> str:
+    return (f"{config.public_url}/{language}/digests/"
+            f"{tokens.view_token(key, digest_id, language)}/")
+
+
+def digest_page(store: Store, config: Config, language: str, token: str) -> str | None:
+    """The public page of the digest a view token names (its HTML, the mail's own body
+    without any reader's links); None when its entries were all removed since.
+    ValidationError for a token that names no digest of ``language``."""
+    key = tokens.ensure_secret_key(config)
+    digest_id = tokens.read_view_token(key, language, token)
+    with store.read() as conn:
+        found = dq.get_digest(conn, digest_id)
+    if found is None or found.language != language:
+        raise ValidationError(tokens.INVALID, field="token")
+    rendered = render_digest(store, config, language, found.from_seq, found.to_seq, (),
+                             web=True)
+    return rendered.html if rendered is not None else None
+
+
+def digest_archive(store: Store, config: Config, language: str) -> list[tuple[str, str]]:
+    """(label, public page URL) of the language's past digests, newest first (the archive
+    page, when ``[digests] archive`` is on)."""
+    key = tokens.ensure_secret_key(config)
+    with store.read() as conn:
+        found = dq.list_digests(conn, language)
+    fns = i18n.template_functions(config, language)
+    return [(str(fns["format_date"](d.created_at)),  # type: ignore[operator]
+             _view_url(config, key, d.id, language)) for d in found]

@@ -4,9 +4,12 @@ record and dates.
 
 Columns (only ``email`` required on import): ``email,name,language,frequency,status,
 series,created_at,confirmed_at,unsubscribed_at,consent_at,consent_ip,consent_source,
-hard_bounces,suppressed``. ``series`` is the slugs followed, space-separated (empty: all);
-dates are ISO 8601 with an offset; ``suppressed`` is why an address may never be mailed
-again (``complaint``), empty otherwise.
+hard_bounces,suppressed,start``. ``series`` is the slugs followed, space-separated (empty:
+all); dates are ISO 8601 with an offset; ``suppressed`` is why an address may never be mailed
+again (``complaint``), empty otherwise; ``start`` is ``first`` (the series from part 1, once
+confirmed: an imported confirmed row starts at once) or ``new`` (empty: new). An export
+says ``first`` only while the reader still has back-catalogue parts to come, so exporting
+and importing a list never sends anyone their back catalogue twice.
 """
 
 from __future__ import annotations
@@ -19,17 +22,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from seriesfeed.actions.subscribers import MAX_NAME, check_choice, clean_name
+from seriesfeed import emails
+from seriesfeed.actions.subscribers import MAX_NAME, check_choice, check_start, clean_name
 from seriesfeed.addresses import normalize_email
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ImportError_, ValidationError
 from seriesfeed.importers.csvfmt import FORMULA_START, neutralise
 from seriesfeed.importers.seriespage import decode_text
-from seriesfeed.models import Subscriber, SubscriberStatus
+from seriesfeed.models import OutboxKind, Start, Subscriber, SubscriberStatus
 from seriesfeed.store import Store
+from seriesfeed.store import catch_up as cq
 from seriesfeed.store import entries as eq
 from seriesfeed.store import ops as oq
+from seriesfeed.store import outbox as outq
 from seriesfeed.store import subscribers as sq
 
 __all__ = [
@@ -44,7 +50,7 @@ __all__ = [
 
 COLUMNS = ("email", "name", "language", "frequency", "status", "series", "created_at",
            "confirmed_at", "unsubscribed_at", "consent_at", "consent_ip", "consent_source",
-           "hard_bounces", "suppressed")
+           "hard_bounces", "suppressed", "start")
 DATES = ("created_at", "confirmed_at", "unsubscribed_at", "consent_at")
 SUPPRESSION_REASONS = ("complaint", "bounced", "removed")
 
@@ -62,6 +68,7 @@ class SubscriberImport:
     added: int = 0
     skipped: list[str] = field(default_factory=list)
     pending: list[Subscriber] = field(default_factory=list)  # added as pending
+    welcomed: int = 0  # welcome mails queued
 
     def summary(self, path: str) -> str:
         return f"{path}: {self.added} added, {len(self.skipped)} skipped"
@@ -142,6 +149,10 @@ def _parse(config: Config, path: Path, known_series: set[str]) -> list[Row]:
                 raise ImportError_(exc.reason, path=where, line=line,
                                    field=exc.field) from exc
             try:
+                start = check_start(cells.get("start") or None)
+            except ValidationError as exc:
+                raise ImportError_(exc.reason, path=where, line=line, field="start") from exc
+            try:
                 status = SubscriberStatus(cells.get("status") or "pending")
             except ValueError:
                 raise ImportError_(f"status must be one of "
@@ -179,16 +190,19 @@ def _parse(config: Config, path: Path, known_series: set[str]) -> list[Row]:
                 created_at=dates["created_at"], confirmed_at=dates["confirmed_at"],
                 unsubscribed_at=dates["unsubscribed_at"], consent_at=dates["consent_at"],
                 consent_ip=cells.get("consent_ip") or None,
-                consent_source=cells.get("consent_source") or f"import:{path.name}"),
+                consent_source=cells.get("consent_source") or f"import:{path.name}",
+                start=start),
                 int(bounces), suppressed))
     except csv.Error as exc:
         raise ImportError_(f"not valid CSV: {exc}", path=where, line=reader.line_num) from exc
     return rows
 
 
-def import_subscribers(store: Store, config: Config, path: Path) -> SubscriberImport:
+def import_subscribers(store: Store, config: Config, path: Path, *,
+                       welcome: bool = False) -> SubscriberImport:
     """Read the rows in one transaction: all of them or (on any error) none. An address
-    already stored or suppressed is skipped: an import never resubscribes anyone."""
+    already stored or suppressed is skipped: an import never resubscribes anyone.
+    ``welcome``: each confirmed row added gets the welcome mail (queued here)."""
     with store.read() as conn:
         known = {s.slug for s in eq.list_series(conn)}
     rows = _parse(config, path, known)
@@ -203,6 +217,12 @@ def import_subscribers(store: Store, config: Config, path: Path) -> SubscriberIm
             sub.id = oq.restore_subscriber(conn, sub, now, hard_bounces=row.hard_bounces,
                                            suppressed=row.suppressed or None)
             report.added += 1
+            if sub.status is SubscriberStatus.CONFIRMED and sub.start is Start.FIRST:
+                cq.begin(conn, sub.id, eq.max_seq(conn))
+            if sub.status is SubscriberStatus.CONFIRMED and welcome:
+                report.welcomed += 1
+                outq.queue(conn, OutboxKind.WELCOME, sub.id, sub.email, emails.make_message_id(
+                    "welcome", f"{sub.id}.{int(now.timestamp() * 1_000_000)}", config), now)
             if sub.status is SubscriberStatus.PENDING:
                 report.pending.append(sub)
     return report
@@ -214,13 +234,17 @@ def export_rows(store: Store, config: Config) -> Iterator[list[str]]:
     with store.read() as conn:
         reasons = oq.suppression_reasons(conn)
         bounces = oq.hard_bounce_counts(conn)
+        catching_up = cq.catching_up(conn)
         for sub in sq.iterate(conn, None):
             assert sub.id is not None
             values = [sub.email, sub.name or "", sub.language, sub.frequency.value,
                       sub.status.value, " ".join(sub.series),
                       *(_stamp(getattr(sub, name), zone) for name in DATES),
                       sub.consent_ip or "", sub.consent_source or "",
-                      str(bounces.get(sub.id, 0)), reasons.get(sq.email_hash(sub.email), "")]
+                      str(bounces.get(sub.id, 0)), reasons.get(sq.email_hash(sub.email), ""),
+                      Start.FIRST.value if sub.start is Start.FIRST and (
+                          sub.id in catching_up or sub.status is SubscriberStatus.PENDING)
+                      else Start.NEW.value]
             yield [neutralise(v) for v in values]
 
 

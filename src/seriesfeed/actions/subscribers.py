@@ -24,10 +24,12 @@ from seriesfeed.models import (
     Frequency,
     OutboxKind,
     OutboxState,
+    Start,
     Subscriber,
     SubscriberStatus,
 )
 from seriesfeed.store import Connection, Store
+from seriesfeed.store import catch_up as cq
 from seriesfeed.store import entries as eq
 from seriesfeed.store import outbox as oq
 from seriesfeed.store import subscribers as sq
@@ -43,15 +45,19 @@ __all__ = [
     "Purpose",
     "add_subscriber",
     "check_choice",
+    "check_start",
     "clean_name",
     "confirm",
     "csrf_field",
     "csrf_valid",
+    "default_start",
     "list_subscribers",
     "preferences_url",
     "queue_confirmation",
     "remove_subscriber",
     "send_confirmation",
+    "send_manage_link",
+    "send_welcome",
     "shown_address",
     "subscriber_for",
     "undo_unsubscribe",
@@ -114,6 +120,34 @@ def check_choice(config: Config, language: str, frequency: str) -> Frequency:
                               field="frequency") from None
 
 
+def check_start(start: str | Start | None) -> Start:
+    try:
+        return Start(start or Start.NEW)
+    except ValueError:
+        raise ValidationError(f"'{start}' is not first or new", field="start") from None
+
+
+def default_start(store: Store, config: Config, series: tuple[str, ...] = ()) -> Start:
+    """What the web forms offer first: from part 1 while the series is short enough to
+    catch up on (fewer parts than ``[digests] catch_up_max``), else only new parts."""
+    with store.read() as conn:
+        lengths = cq.series_lengths(conn)
+    longest = max((n for slug, n in lengths.items() if not series or slug in series),
+                  default=0)
+    return Start.FIRST if longest < config.digests.catch_up_max else Start.NEW
+
+
+def _begin_catch_up(conn: Connection, sub_id: int) -> None:
+    """From part 1 up to what is stored now: later entries come with the digests."""
+    cq.begin(conn, sub_id, eq.max_seq(conn))
+
+
+def _queue_welcome(conn: Connection, config: Config, sub: Subscriber, now: datetime) -> None:
+    assert sub.id is not None
+    oq.queue(conn, OutboxKind.WELCOME, sub.id, sub.email, emails.make_message_id(
+        "welcome", f"{sub.id}.{int(now.timestamp() * 1_000_000)}", config), now)
+
+
 @dataclass
 class AddResult:
     subscriber: Subscriber | None
@@ -125,13 +159,17 @@ class AddResult:
 def add_subscriber(store: Store, config: Config, email: str, *, name: str | None = None,
                    language: str | None = None, frequency: str = "weekly",
                    confirmed: bool = False, source: str = "cli", ip: str | None = None,
-                   series: tuple[str, ...] = (), resubscribe: bool = True) -> AddResult:
+                   series: tuple[str, ...] = (), resubscribe: bool = True,
+                   start: str | Start | None = None, welcome: bool = False) -> AddResult:
     """Create a subscriber (pending unless ``confirmed``). An existing address is left as it
     is, except that a person asking again (``resubscribe``) after unsubscribing gets a new
-    confirmation. Suppressed (removed) and bounced addresses get nothing."""
+    confirmation. Suppressed (removed) and bounced addresses get nothing. ``start``
+    "first": from part 1 once confirmed; ``welcome``: a confirmed one gets the welcome
+    mail (queued here; the confirm link's always does)."""
     address = normalize_email(email)
     lang = language or config.site.default_language
     freq = check_choice(config, lang, frequency)
+    begins = check_start(start)
     now = now_utc()
     with store.write() as conn:
         if sq.is_suppressed(conn, address):
@@ -142,14 +180,19 @@ def add_subscriber(store: Store, config: Config, email: str, *, name: str | None
                              frequency=freq, series=series,
                              status=SubscriberStatus.CONFIRMED if confirmed
                              else SubscriberStatus.PENDING,
-                             consent_ip=ip, consent_source=source)
+                             consent_ip=ip, consent_source=source, start=begins)
             sub.id = sq.add(conn, sub, now)
+            if confirmed and begins is Start.FIRST:
+                _begin_catch_up(conn, sub.id)
+            if confirmed and welcome:
+                _queue_welcome(conn, config, sub, now)
             return AddResult(sub, True, not confirmed)
         if existing.status is SubscriberStatus.UNSUBSCRIBED and resubscribe:
             assert existing.id is not None
             # a fresh consent: what this ask chose, series included
             sq.resubscribe(conn, existing.id, language=lang, frequency=freq,
-                           series_slugs=series, ip=ip, source=source, now=now)
+                           series_slugs=series, ip=ip, source=source, now=now,
+                           start=begins)
             existing.status, existing.language, existing.frequency = \
                 SubscriberStatus.PENDING, lang, freq
             existing.series = series
@@ -221,7 +264,11 @@ def send_confirmation(store: Store, config: Config, sub: Subscriber) -> Confirma
 
 
 @subscriber_event("confirmed")
-def confirm(store: Store, config: Config, token: str) -> Subscriber:
+def confirm(store: Store, config: Config, token: str, *,
+            start: str | None = None) -> Subscriber:
+    """Confirm the token's pending subscriber; ``start`` (from the confirm page) replaces
+    what they chose when subscribing."""
+    begins = check_start(start) if start else None
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.CONFIRM, token)
     with store.write() as conn:
         sub = sq.get(conn, id=claims.subscriber_id, for_update=True)
@@ -230,9 +277,51 @@ def confirm(store: Store, config: Config, token: str) -> Subscriber:
                 sent.isoformat() != claims.bound:
             raise ValidationError("this link is invalid or has expired", field="token")
         assert sub.id is not None
-        sq.confirm(conn, sub.id, now_utc())
+        now = now_utc()
+        sq.confirm(conn, sub.id, now)
         sub.status = SubscriberStatus.CONFIRMED
+        if begins is not None and begins is not sub.start:
+            sq.update_fields(conn, sub.id, start=begins.value)
+            sub.start = begins
+        # with the confirmation, in one transaction: a confirm link works once, so the
+        # reader gets one welcome and one start on part 1
+        if sub.start is Start.FIRST:
+            _begin_catch_up(conn, sub.id)
+        _queue_welcome(conn, config, sub, now)
         return sub
+
+
+def send_manage_link(store: Store, config: Config, email: str) -> None:
+    """Mail the preferences link to ``email`` if it is a confirmed subscriber's, at most
+    once per ``RESEND_AFTER`` per address (list-bombing is limited per target address, and
+    the check lives in the store, which every process shares); nothing otherwise. The
+    caller answers the same whatever happens here (enumeration): run it in the background,
+    and it never raises for the address."""
+    try:
+        address = normalize_email(email)
+    except ValidationError:
+        return
+    now = now_utc()
+    with store.write() as conn:
+        sub = sq.get(conn, email=address)
+        if sub is None or sub.id is None or sub.status is not SubscriberStatus.CONFIRMED or \
+                oq.queued_since(conn, OutboxKind.MANAGE, sub.id, now - RESEND_AFTER):
+            return
+        oq.queue(conn, OutboxKind.MANAGE, sub.id, sub.email, emails.make_message_id(
+            "manage", f"{sub.id}.{int(now.timestamp() * 1_000_000)}", config), now)
+    try:
+        asyncio.run(drain_outbox(store, config, kinds=(OutboxKind.MANAGE,), lock_wait=2.0))
+    except SeriesfeedError as exc:  # queued all the same: a later pass sends it
+        log.warning("preferences link queued, not sent yet: %s", exc)
+
+
+def send_welcome(store: Store, config: Config) -> None:
+    """Try to send the queued welcome mail now (the daemon's outbox passes retry it);
+    runs its own event loop, like ``send_confirmation``."""
+    try:
+        asyncio.run(drain_outbox(store, config, kinds=(OutboxKind.WELCOME,), lock_wait=2.0))
+    except SeriesfeedError as exc:  # queued all the same: a later pass sends it
+        log.warning("welcome mail queued, not sent yet: %s", exc)
 
 
 def subscriber_for(store: Store, config: Config, purpose: tokens.Purpose,
@@ -309,12 +398,15 @@ def undo_unsubscribe(store: Store, config: Config, token: str) -> Subscriber:
 
 @subscriber_event("preferences")
 def update_preferences(store: Store, config: Config, token: str, *, language: str,
-                       frequency: str, series: tuple[str, ...] | None = None) -> Subscriber:
-    """Change language, frequency and (when given) the series followed. Choosing every
-    series stores "all", so a series started later is followed too."""
+                       frequency: str, series: tuple[str, ...] | None = None,
+                       start: str | None = None) -> Subscriber:
+    """Change language, frequency, (when given) the series followed and where the mail
+    starts. Choosing every series stores "all", so a series started later is followed too.
+    Switching to "from part 1" starts the back catalogue over; to "only new" stops it."""
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.PREFERENCES,
                                token)
     freq = check_choice(config, language, frequency)
+    begins = check_start(start) if start else None
     with store.write() as conn:
         sub = sq.get(conn, id=claims.subscriber_id)
         if sub is None:
@@ -337,6 +429,13 @@ def update_preferences(store: Store, config: Config, token: str, *, language: st
                                       field="series")
             sub.series = () if chosen == every else tuple(sorted(chosen))
             sq.set_series(conn, sub.id, sub.series)
+        if begins is not None and begins is not sub.start:
+            sq.update_fields(conn, sub.id, start=begins.value)
+            if begins is Start.NEW:
+                cq.stop(conn, sub.id)
+            elif sub.status is SubscriberStatus.CONFIRMED:
+                _begin_catch_up(conn, sub.id)
+            sub.start = begins
         return sub
 
 

@@ -34,13 +34,18 @@ def subscribers() -> None:
 @click.option("--series", "series", multiple=True, help="Follow only this series (repeatable).")
 @click.option("--confirmed", is_flag=True,
               help="Consent was recorded elsewhere: no confirmation mail.")
+@click.option("--start", type=click.Choice(["first", "new"]), default="new", show_default=True,
+              help="first: the series from part 1, at the digest's pace; new: only new parts.")
+@click.option("--welcome", is_flag=True,
+              help="With --confirmed: send the welcome mail (the confirm link always does).")
 @pass_app
 def add(app: AppContext, email: str, name: str | None, language: str | None, frequency: str,
-        series: tuple[str, ...], confirmed: bool) -> None:
+        series: tuple[str, ...], confirmed: bool, start: str, welcome: bool) -> None:
     """Add a subscriber (pending, with a confirmation mail, unless --confirmed)."""
     result = actions.subscribers.add_subscriber(
         app.store, app.config, email, name=name, language=language, frequency=frequency,
-        confirmed=confirmed, source="cli", series=series, resubscribe=True)
+        confirmed=confirmed, source="cli", series=series, resubscribe=True, start=start,
+        welcome=welcome)
     if result.subscriber is None:
         click.echo(f"{email}: suppressed (removed earlier); nothing done")
         return
@@ -51,6 +56,8 @@ def add(app: AppContext, email: str, name: str | None, language: str | None, fre
     else:
         click.echo(f"{sub.email}: {sub.status.value}" + ("" if result.created
                                                           else " (already subscribed)"))
+        if welcome and confirmed and result.created:
+            actions.subscribers.send_welcome(app.store, app.config)
 
 
 @subscribers.command("list")
@@ -87,15 +94,21 @@ def _local(item: dict[str, object], app: AppContext) -> dict[str, object]:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--send-confirmations", is_flag=True,
               help="Send the confirmation mail to every pending row imported.")
+@click.option("--welcome", is_flag=True,
+              help="Send the welcome mail to every confirmed row imported.")
 @pass_app
-def import_command(app: AppContext, file: Path, send_confirmations: bool) -> None:
+def import_command(app: AppContext, file: Path, send_confirmations: bool,
+                   welcome: bool) -> None:
     """Import FILE.csv (the columns `subscribers export` writes; only email required).
 
     status 'confirmed' is for lists whose consent was recorded elsewhere; unsubscribed and
     removed addresses are never resubscribed by an import. Pending rows get a confirmation
     mail only with --send-confirmations."""
-    report = subscriber_csv.import_subscribers(app.store, app.config, file)
+    report = subscriber_csv.import_subscribers(app.store, app.config, file, welcome=welcome)
     click.echo(report.summary(str(file)))
+    if report.welcomed:
+        actions.subscribers.send_welcome(app.store, app.config)
+        click.echo(f"{report.welcomed} confirmed: welcome mail queued")
     if not report.pending:
         return
     if not send_confirmations:

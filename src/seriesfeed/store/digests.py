@@ -35,8 +35,33 @@ from seriesfeed.store.tables import (
     subscribers,
 )
 
-__all__ = ["DigestContent", "RecordedDigest", "count_due", "digest_content", "lock_entries",
-           "next_range", "queue_group", "record_group"]
+__all__ = ["DigestContent", "RecordedDigest", "StoredDigest", "count_due", "digest_content",
+           "get_digest", "list_digests", "lock_entries", "next_range", "queue_group",
+           "record_group"]
+
+
+@dataclass(frozen=True)
+class StoredDigest:
+    id: int
+    language: str
+    frequency: str
+    period: str
+    from_seq: int
+    to_seq: int
+    created_at: datetime
+
+
+def get_digest(conn: Connection, digest_id: int) -> StoredDigest | None:
+    row = conn.execute(select(digests).where(digests.c.id == digest_id)).first()
+    return StoredDigest(**row._mapping) if row is not None else None
+
+
+def list_digests(conn: Connection, language: str, limit: int = 200) -> list[StoredDigest]:
+    """The language's digests that went to somebody, newest first."""
+    sent = exists().where(outbox.c.digest_id == digests.c.id)
+    rows = conn.execute(select(digests).where(digests.c.language == language, sent)
+                        .order_by(digests.c.id.desc()).limit(limit))
+    return [StoredDigest(**r._mapping) for r in rows]
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,7 @@ def restore_subscriber(conn: Connection, sub: Subscriber, now: datetime, *,
         consent_at=sub.consent_at or now, consent_ip=sub.consent_ip,
         consent_source=sub.consent_source,
         last_seq=eq.max_seq(conn) if confirmed else 0, hard_bounces=hard_bounces,
+        start=sub.start.value,
     ).returning(subscribers.c.id)).scalar_one())
     sq.set_series(conn, sid, sub.series)
     if suppressed and not sq.is_suppressed(conn, sub.email):

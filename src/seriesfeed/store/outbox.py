@@ -35,6 +35,7 @@ __all__ = [
     "is_bounce",
     "mark",
     "queue",
+    "queued_since",
     "release_orphans",
     "renew",
     "waiting",
@@ -84,7 +85,7 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
 
 def queue(conn: Connection, kind: OutboxKind, subscriber_id: int, recipient: str,
           message_id: str, now: datetime) -> None:
-    """One message for one subscriber outside any digest (a confirmation)."""
+    """One message for one subscriber outside any digest (a confirmation, a welcome)."""
     conn.execute(insert(outbox).values(
         kind=kind.value, subscriber_id=subscriber_id, recipient=recipient,
         message_id=message_id, state=OutboxState.QUEUED.value, attempts=0, uncertain=False,
@@ -100,6 +101,14 @@ def waiting(conn: Connection, kind: OutboxKind, subscriber_id: int) -> set[Outbo
                             OutboxState.SENDING.value])).distinct())}
 
 
+def queued_since(conn: Connection, kind: OutboxKind, subscriber_id: int,
+                 since: datetime) -> bool:
+    """Whether a message of ``kind`` was queued for the subscriber at or after ``since``."""
+    return conn.execute(select(outbox.c.id).where(
+        outbox.c.kind == kind.value, outbox.c.subscriber_id == subscriber_id,
+        outbox.c.created_at >= since).limit(1)).first() is not None
+
+
 def hurry(conn: Connection, kind: OutboxKind, subscriber_id: int, now: datetime) -> int:
     """Make a subscriber's waiting (retry) message of ``kind`` due now; how many."""
     return int(conn.execute(update(outbox).where(
@@ -109,7 +118,10 @@ def hurry(conn: Connection, kind: OutboxKind, subscriber_id: int, now: datetime)
 
 # the subscriber status a message kind is for: checked when the row is claimed
 _WANTS = {OutboxKind.DIGEST: SubscriberStatus.CONFIRMED,
-          OutboxKind.CONFIRM: SubscriberStatus.PENDING}
+          OutboxKind.CONFIRM: SubscriberStatus.PENDING,
+          OutboxKind.CATCH_UP: SubscriberStatus.CONFIRMED,
+          OutboxKind.WELCOME: SubscriberStatus.CONFIRMED,
+          OutboxKind.MANAGE: SubscriberStatus.CONFIRMED}
 
 
 def _due_rows(conn: Connection, now: datetime, limit: int, kinds: Collection[OutboxKind],

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from seriesfeed.errors import NotFoundError
-from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
+from seriesfeed.models import Frequency, Start, Subscriber, SubscriberStatus
 from seriesfeed.store import entries as eq
 from seriesfeed.store.tables import (
     series,
@@ -57,7 +57,8 @@ def _model(row: Row[tuple[object, ...]], followed: tuple[str, ...]) -> Subscribe
         frequency=Frequency(m["frequency"]), status=SubscriberStatus(m["status"]),
         series=followed, created_at=m["created_at"], confirmed_at=m["confirmed_at"],
         unsubscribed_at=m["unsubscribed_at"], consent_at=m["consent_at"],
-        consent_ip=m["consent_ip"], consent_source=m["consent_source"], last_seq=m["last_seq"])
+        consent_ip=m["consent_ip"], consent_source=m["consent_source"], last_seq=m["last_seq"],
+        start=Start(m["start"]))
 
 
 def get(conn: Connection, *, email: str | None = None, id: int | None = None,
@@ -114,7 +115,7 @@ def add(conn: Connection, sub: Subscriber, now: datetime) -> int:
         unsubscribed_at=now if sub.status is SubscriberStatus.UNSUBSCRIBED else None,
         consent_at=sub.consent_at or now, consent_ip=sub.consent_ip,
         consent_source=sub.consent_source,
-        last_seq=eq.max_seq(conn) if confirmed else 0, hard_bounces=0,
+        last_seq=eq.max_seq(conn) if confirmed else 0, hard_bounces=0, start=sub.start.value,
     ).returning(subscribers.c.id)).scalar_one()
     set_series(conn, sid, sub.series)
     return int(sid)
@@ -138,12 +139,13 @@ def update_fields(conn: Connection, subscriber_id: int, **values: object) -> Non
 
 def resubscribe(conn: Connection, subscriber_id: int, *, language: str, frequency: Frequency,
                 series_slugs: tuple[str, ...], ip: str | None, source: str,
-                now: datetime) -> None:
+                now: datetime, start: Start = Start.NEW) -> None:
     """An unsubscribed person asked again: pending, with a fresh consent record. The
     unsubscribe's time stays (the confirmation limit reads it); its undo is gone."""
     update_fields(conn, subscriber_id, status=SubscriberStatus.PENDING.value,
                   language=language, frequency=frequency.value, consent_at=now,
-                  consent_ip=ip, consent_source=source, unsubscribed_from=None)
+                  consent_ip=ip, consent_source=source, unsubscribed_from=None,
+                  start=start.value)
     set_series(conn, subscriber_id, series_slugs)
 
 

@@ -27,10 +27,10 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "UTCDateTime", "content_version", "digests", "entries", "entry_authors", "held_entries",
-    "job_runs", "leadership", "metadata", "nodes", "outbox", "relay_state", "series",
-    "series_texts", "source_entries",
-    "sources", "subscriber_series", "subscribers", "suppressions",
+    "UTCDateTime", "catch_ups", "content_version", "digests", "entries", "entry_authors",
+    "held_entries", "job_runs", "leadership", "metadata", "nodes", "outbox", "relay_state",
+    "series", "series_texts", "source_entries", "sources", "subscriber_series", "subscribers",
+    "suppressions",
 ]
 
 
@@ -148,6 +148,8 @@ subscribers = Table(
     Column("hard_bounces", Integer, nullable=False, default=0),
     # transient failures reported after the relay's 250 (DSN "delayed")
     Column("soft_bounces", Integer, nullable=False, default=0, server_default="0"),
+    # "first": the back catalogue from part 1 when confirmed (catch_ups); "new": not
+    Column("start", String(8), nullable=False, default="new", server_default="new"),
     Index(None, "status", "language", "frequency"),
     sqlite_autoincrement=True,
 )
@@ -159,6 +161,20 @@ subscriber_series = Table(
     Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"),
            primary_key=True),
     Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# a reader catching up on one series: the next part to send them, the back catalogue's end
+# (entries stored after it reach them by the digests) and the slot that last sent a part,
+# so one slot never sends more than its share however often it is recorded
+catch_ups = Table(
+    "catch_ups",
+    metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("next_part", Integer, nullable=False),
+    Column("upto_seq", Integer, nullable=False),
+    Column("last_period", String(32)),
 )
 
 # addresses removed on request: only a one-way hash, so they stay suppressed

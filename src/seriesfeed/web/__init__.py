@@ -42,6 +42,7 @@ def create_app(config: Config, store: Store) -> Starlette:
 
     routes: list[BaseRoute] = [
         *ops.routes(config, store),  # /healthz and /metrics
+        # before the pages' /{lang}/{slug}/… routes: /{lang}/manage/, /{lang}/digests/
         *subscribe.routes(config, store),
         *feeds.routes(config, store),
     ]

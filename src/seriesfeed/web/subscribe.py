@@ -31,7 +31,7 @@ from seriesfeed.actions import Store
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, StoreError, ValidationError
-from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
+from seriesfeed.models import Frequency, Start, Subscriber, SubscriberStatus
 from seriesfeed.pages import render_page
 from seriesfeed.web import localized
 from seriesfeed.web.busy import busy_page, visitor_language
@@ -220,9 +220,11 @@ async def subscribe(site: Site, request: Request) -> Response:
     if request.method != "POST":  # GET and HEAD show the form
         if asked is not None and asked not in config.languages:
             return localized.error_page(config, request, 404)
+        start = await run_in_threadpool(actions.subscribers.default_start, store, config)
         return site.page(lang, here, heading=_("Get new articles by email"), form={
             "action": here, "subscribe": True,
-            "hidden": {"language": lang, "series": ""}, "button": _("Subscribe")})
+            "hidden": {"language": lang, "series": ""}, "button": _("Subscribe"),
+            "start": start.value})
     if site.cross_site(request):
         return site.error(lang, 403, _("This form can only be sent from our own pages."))
     data = await site.form_data(request)
@@ -244,7 +246,7 @@ async def subscribe(site: Site, request: Request) -> Response:
                 actions.subscribers.add_subscriber,
                 store, config, data.get("email", ""), name=data.get("name"), language=lang,
                 frequency=data.get("frequency", "weekly"), source=f"form:/{lang}/",
-                ip=client, series=series)
+                ip=client, series=series, start=data.get("start") or None)
         except StoreError as exc:
             return busy_page(config, lang, str(exc))
         except ValidationError as exc:
@@ -288,29 +290,37 @@ async def confirm(site: Site, request: Request) -> Response:
                 links=[(_("Subscribe again"), f"{config.public_url}/subscribe?lang={lang}")])
         return site.page(lang, here, heading=_("Confirm your subscription"), about=block,
                          form={"action": here + keep, "hidden": {"csrf": site.csrf_for(token)},
-                               "button": _("Confirm my subscription")})
+                               "button": _("Confirm my subscription"),
+                               "start": sub.start.value})
     data = await site.token_form(request, lang, token)
     if isinstance(data, Response):
         return data
     try:
-        await run_in_threadpool(actions.subscribers.confirm, store, config, token)
+        sub = await run_in_threadpool(actions.subscribers.confirm, store, config, token,
+                                      start=data.get("start") or None)
+        said = await run_in_threadpool(actions.welcome.welcome_lines, store, config, sub)
     except StoreError as exc:
         return busy_page(config, lang, str(exc))
     except ValidationError:
         return site.error(lang, 400)
-    first = actions.jobs.next_digest(config, sub.frequency, now_utc())
-    said = [_("New articles will reach you by email.")]
-    if first is not None:
-        when = i18n.format_moment(first, site.locale(lang), config.zone)
-        said.append(_("Your first email is the next daily digest, on {when}, if new "
-                      "articles have come out by then.", when=when)
-                    if sub.frequency is Frequency.DAILY else
-                    _("Your first email is the next weekly digest, on {when}, if new "
-                      "articles have come out by then.", when=when))
-    said.append(_("You can unsubscribe at any time with the link in every message."))
-    return site.page(lang, here, heading=_("You are subscribed"), paragraphs=said, links=[
+    if sub.start is not Start.FIRST:
+        # only new parts: the next digest of their frequency is their first mail
+        first = actions.jobs.next_digest(config, sub.frequency, now_utc())
+        said = [_("New articles will reach you by email.")]
+        if first is not None:
+            when = i18n.format_moment(first, site.locale(lang), config.zone)
+            said.append(_("Your first email is the next daily digest, on {when}, if new "
+                          "articles have come out by then.", when=when)
+                        if sub.frequency is Frequency.DAILY else
+                        _("Your first email is the next weekly digest, on {when}, if new "
+                          "articles have come out by then.", when=when))
+    said += [_("A welcome message with these links is on its way."),
+             _("You can unsubscribe at any time with the link in every message.")]
+    done = site.page(lang, here, heading=_("You are subscribed"), paragraphs=said, links=[
         (_("Change your preferences"), actions.subscribers.preferences_url(config, sub)),
         (_("Unsubscribe"), actions.subscribers.unsubscribe_url(config, sub))], about=block)
+    done.background = BackgroundTask(actions.subscribers.send_welcome, store, config)
+    return done
 
 
 async def unsubscribe(site: Site, request: Request) -> Response:
@@ -425,7 +435,8 @@ async def preferences(site: Site, request: Request) -> Response:
             changed = await run_in_threadpool(
                 actions.subscribers.update_preferences, store, config, token,
                 language=data.get("language", sub.language),
-                frequency=data.get("frequency", sub.frequency.value), series=chosen)
+                frequency=data.get("frequency", sub.frequency.value), series=chosen,
+                start=data.get("start") or None)
         except StoreError as exc:
             return busy_page(config, lang, str(exc))
         except ValidationError as exc:
@@ -449,7 +460,77 @@ async def preferences(site: Site, request: Request) -> Response:
         "action": here + keep,
         "hidden": hidden, "button": _("Save"),
         "preferences": {"language": sub.language, "frequency": sub.frequency.value,
-                        "series": boxes}})
+                        "series": boxes}, "start": sub.start.value})
+
+
+async def manage(site: Site, request: Request) -> Response:
+    """Ask for a preferences link without a mail at hand: the same page, at once, for any
+    address (the lookup and the mail happen after the answer, invariant S2)."""
+    config = site.config
+    lang = request.path_params["lang"]
+    if lang not in config.languages:
+        return localized.error_page(config, request, 404)
+    _ = i18n.messages_for(config, lang)
+    action = f"{config.public_url}/{lang}/manage/"
+    if request.method != "POST":
+        return site.page(lang, action, switch=_switch(config, lang, "manage"),
+                         heading=_("Manage your subscription"), paragraphs=[
+            _("Enter your address: we will send a link to your preferences to it.")],
+            form={"action": action, "manage": True, "hidden": {}, "button": _("Send me the link")})
+    if site.cross_site(request):
+        return site.error(lang, 403, _("This form can only be sent from our own pages."))
+    data = await site.form_data(request)
+    if isinstance(data, Response):
+        return data
+    client = request.client.host if request.client else "unknown"
+    if not site.limiter.allow(client):
+        return site.error(lang, 429, _("Too many requests; please try again later."))
+    done = site.page(lang, action, switch=_switch(config, lang, "manage"),
+                     heading=_("Check your inbox"), paragraphs=[
+        _("If that address is subscribed, a message with a link to your preferences is on "
+          "its way.")])
+    if not data.get("website"):  # the honeypot: only bots fill it in
+        done.background = BackgroundTask(actions.subscribers.send_manage_link, site.store,
+                                         config, data.get("email", "")[:320])
+    return done
+
+
+def _switch(config: Config, lang: str, page: str) -> list[tuple[str, str, str]]:
+    """The language switch of a page whose language is in its path (/{lang}/manage/)."""
+    return [(code, language.name, f"{config.public_url}/{code}/{page}/")
+            for code, language in config.languages.items() if code != lang]
+
+
+async def digest_view(site: Site, request: Request) -> Response:
+    """A digest's public page (the "view in browser" link at the top of every digest):
+    the digest's own HTML, naming no reader; kept out of search indexes."""
+    config = site.config
+    lang, token = request.path_params["lang"], request.path_params["token"]
+    if request.method == "POST" or lang not in config.languages:
+        return localized.error_page(config, request, 404)
+    try:
+        html = await run_in_threadpool(actions.digests.digest_page, site.store, config, lang,
+                                       token)
+    except ValidationError:
+        return localized.error_page(config, request, 404)
+    if html is None:
+        return localized.error_page(config, request, 404)
+    return HTMLResponse(html, headers={"Content-Language": lang, "X-Robots-Tag": "noindex",
+                                       "Cache-Control": "private, max-age=300"})
+
+
+async def digest_archive(site: Site, request: Request) -> Response:
+    """The language's past digests, with ``[digests] archive = true``."""
+    config = site.config
+    lang = request.path_params["lang"]
+    if request.method == "POST" or lang not in config.languages or not config.digests.archive:
+        return localized.error_page(config, request, 404)
+    links = await run_in_threadpool(actions.digests.digest_archive, site.store, config, lang)
+    _ = i18n.messages_for(config, lang)
+    return site.page(lang, f"{config.public_url}/{lang}/digests/",
+                     switch=_switch(config, lang, "digests"), heading=_("Past digests"),
+                     links=links,
+                     paragraphs=[] if links else [_("No digest has been sent yet.")])
 
 
 async def _not_subscribed(site: Site, sub: Subscriber, lang: str, here: str,
@@ -494,4 +575,9 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         Route("/unsubscribe/{token}", bound(unsubscribe), methods=methods),
         Route("/undo/{token}", bound(undo), methods=methods),
         Route("/preferences/{token}", bound(preferences), methods=methods),
+        # ahead of the pages' /{lang}/{slug}/ routes
+        Route("/{lang:str}/manage/", bound(manage), methods=methods),
+        Route("/{lang:str}/digests/", bound(digest_archive), methods=["GET", "HEAD"]),
+        Route("/{lang:str}/digests/{token:str}/", bound(digest_view),
+              methods=["GET", "HEAD"]),
     ]
