@@ -344,6 +344,8 @@ class Drain:
         self.key = tokens.ensure_secret_key(config)
         self.sender = mailer.envelope_sender(config)
         self.cache: dict[tuple[object, ...], Rendered | None] = {}
+        # groups whose digest could not be rendered, and why (one error per group)
+        self.unrendered: dict[tuple[object, ...], str] = {}
         # the series titles a confirmation names, per set of series asked for
         self.titles: dict[tuple[int, ...], tuple[str, ...]] = {}
         self.slots = asyncio.Semaphore(max(config.smtp.connections, 1))
@@ -427,10 +429,28 @@ class Drain:
                     series_titles, self.store, self.config, row.language, row.series_ids)
             return self.one(row, None)
         group = (row.digest_id, row.language, row.from_seq, row.to_seq, row.series_ids)
-        if group not in self.cache:
-            self.cache[group] = await asyncio.to_thread(
-                render_digest, self.store, self.config, row.language, row.from_seq,
-                row.to_seq, row.series_ids)
+        if group not in self.cache and group not in self.unrendered:
+            try:
+                self.cache[group] = await asyncio.to_thread(
+                    render_digest, self.store, self.config, row.language, row.from_seq,
+                    row.to_seq, row.series_ids)
+            except StoreError:
+                raise  # the store's trouble, not this group's: the drain stops, rows go back
+            except Exception as exc:  # a template fails only its own group
+                # an operator's template (one language's override, say) that fails is the
+                # operator's to fix: only this group's rows wait (an ordinary retry with
+                # backoff, never a bounce), every other group and language still goes, and
+                # the relay is not paused, since it did nothing wrong (invariant 10)
+                log.error("the %s digest (entries %s..%s) cannot be rendered; its messages "
+                          "wait and are retried: %s", row.language, row.from_seq, row.to_seq,
+                          exc, exc_info=exc)
+                self.unrendered[group] = (f"cannot render the {row.language} digest (a "
+                                          f"template or configuration problem, not the "
+                                          f"subscriber's): {type(exc).__name__}: {exc}")
+        if group in self.unrendered:
+            await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY,
+                                          row.attempts, self.unrendered[group])])
+            return None
         rendered = self.cache[group]
         if rendered is None:
             await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,
