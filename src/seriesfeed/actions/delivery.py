@@ -204,8 +204,9 @@ class _Verdicts:
     """Decides, as outcomes arrive, which failures are the recipients' and which are the
     relay's (invariant 11). A failure that could be the relay's (not one naming the
     address, RFC 3463 x.1/x.2) is held back while a run of the same refusal grows:
-    ``SYSTEMIC_AFTER`` different recipients in a row (or, for a system-class code, two or
-    more in a drain that delivered nothing) means the relay refuses everybody, and they
+    ``SYSTEMIC_AFTER`` different recipients in a row at more than one domain (or, in a
+    drain that delivered nothing, as many at any domains, or two for a system- or
+    policy-class code) means the relay refuses everybody, and they
     wait, uncounted, instead of bouncing or using up their attempts. While probing a
     paused relay, the refusal that paused it is systemic at once."""
 
@@ -234,6 +235,17 @@ class _Verdicts:
     def _recipients(self) -> int:
         return len({s.recipient for s in self.held})
 
+    def _domains(self) -> int:
+        return len({s.recipient.rpartition("@")[2].lower() for s in self.held})
+
+    def _everyone(self) -> bool:
+        """Whether the run held is the same refusal for everyone this drain tried: nothing
+        was delivered, and enough recipients (two for a system- or policy-class code) were
+        refused alike, even if all are at one domain (every subscriber may be)."""
+        return bool(self.held) and not self.delivered and (
+            self._recipients() >= SYSTEMIC_AFTER
+            or (self._recipients() >= 2 and self.held[0].decisive))
+
     def add(self, sent: _Sent) -> list[oq.Outcome]:
         """The outcomes that can be marked now."""
         outcome = sent.outcome
@@ -252,7 +264,11 @@ class _Verdicts:
             return released + self._systemic(
                 f"the message still cannot be built: {outcome.error}" if building else
                 f"the relay still refuses the same way: {outcome.error}")
-        if self._recipients() >= SYSTEMIC_AFTER:
+        # a run at one domain proves nothing about the relay: that domain (or the relay's
+        # rule for it) refuses those recipients, and mail to everyone else must go on; it
+        # is the relay's only when the same refusal comes for recipients at different
+        # domains, or for everyone this drain tried (see ``_everyone``)
+        if self._recipients() >= SYSTEMIC_AFTER and (building or self._domains() >= 2):
             return released + self._systemic(
                 f"the same error building the message for {len(self.held)} recipients in a "
                 f"row: {outcome.error}" if building else
@@ -260,11 +276,16 @@ class _Verdicts:
                 f"{outcome.error}")
         return released
 
-    def finish(self) -> list[oq.Outcome]:
-        if self._recipients() >= 2 and not self.delivered and self.held[0].decisive:
+    def checkpoint(self) -> list[oq.Outcome]:
+        """After a batch: a run that is everything this drain tried is the relay's now,
+        so a relay refusing everyone at one domain is not asked for the whole outbox."""
+        if self._everyone():
             return self._systemic(f"the relay refused every recipient the same way: "
                                   f"{self.held[-1].outcome.error}")
-        return self._release()
+        return []
+
+    def finish(self) -> list[oq.Outcome]:
+        return self.checkpoint() or self._release()
 
 
 class _Marker:
@@ -385,7 +406,8 @@ class Drain:
                 if not claimed:
                     break
                 await _all([job for row in claimed if (job := await self.job(row))])
-                await self.settle(self.verdicts.finish() if self.verdicts.paused else [])
+                await self.settle(self.verdicts.finish() if self.verdicts.paused
+                                  else self.verdicts.checkpoint())
                 await self.marker.flush()
                 if self.progress:
                     self.progress(len(claimed))
