@@ -148,6 +148,9 @@ def test_mail_goes_soon_after_the_operator_fixes_a_wrong_relay_password(
             report = asyncio.run(drain_outbox(store, wrong))
             assert report.paused and report.sent == 0, report
         assert server.handler.events["auth refused"] >= 8
+        with store.read() as conn:  # the pause names its settings by a hash, never the password
+            row = conn.execute(select(relay_state)).one()
+        assert row.relay and "password" not in " ".join(map(str, row)), row
         # Monday: the operator puts the right password in config.toml and sends again
         fixed = configured("right-password")
         started = datetime.now(UTC)
