@@ -226,7 +226,7 @@ def test_a_probe_that_never_reaches_the_relay_leaves_the_pause_as_it_was(
         assert "paused" in summary, summary
         with store.write() as conn:  # a long outage: refused probes grew the pause
             conn.execute(update(relay_state).values(refusals=7))
-        before = read_relay(store)
+        before = read_relay(store, config)
         _run_out_the_pause(store)
         connections = server.handler.connections
         if lost == "invalid-address":
@@ -250,7 +250,7 @@ def test_a_probe_that_never_reaches_the_relay_leaves_the_pause_as_it_was(
 
             monkeypatch.setattr(delivery, "render_digest", render_digest)
         asyncio.run(drain_outbox(store, config, stopping=stopping))
-        after = read_relay(store)
+        after = read_relay(store, config)
     finally:
         store.close()
     assert after.paused, after

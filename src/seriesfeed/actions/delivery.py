@@ -207,8 +207,9 @@ class _Verdicts:
     """Decides, as outcomes arrive, which failures are the recipients' and which are the
     relay's (invariant 11). A failure that could be the relay's (not one naming the
     address, RFC 3463 x.1/x.2) is held back while a run of the same refusal grows:
-    ``SYSTEMIC_AFTER`` different recipients in a row (or, for a system-class code, two or
-    more in a drain that delivered nothing) means the relay refuses everybody, and they
+    ``SYSTEMIC_AFTER`` different recipients in a row at more than one domain (or, in a
+    drain that delivered nothing, as many at any domains, or two for a system- or
+    policy-class code) means the relay refuses everybody, and they
     wait, uncounted, instead of bouncing or using up their attempts. While probing a
     paused relay, the refusal that paused it is systemic at once."""
 
@@ -237,6 +238,17 @@ class _Verdicts:
     def _recipients(self) -> int:
         return len({s.recipient for s in self.held})
 
+    def _domains(self) -> int:
+        return len({s.recipient.rpartition("@")[2].lower() for s in self.held})
+
+    def _everyone(self) -> bool:
+        """Whether the run held is the same refusal for everyone this drain tried: nothing
+        was delivered, and enough recipients (two for a system- or policy-class code) were
+        refused alike, even if all are at one domain (every subscriber may be)."""
+        return bool(self.held) and not self.delivered and (
+            self._recipients() >= SYSTEMIC_AFTER
+            or (self._recipients() >= 2 and self.held[0].decisive))
+
     def add(self, sent: _Sent) -> list[oq.Outcome]:
         """The outcomes that can be marked now."""
         outcome = sent.outcome
@@ -255,7 +267,11 @@ class _Verdicts:
             return released + self._systemic(
                 f"the message still cannot be built: {outcome.error}" if building else
                 f"the relay still refuses the same way: {outcome.error}")
-        if self._recipients() >= SYSTEMIC_AFTER:
+        # a run at one domain proves nothing about the relay: that domain (or the relay's
+        # rule for it) refuses those recipients, and mail to everyone else must go on; it
+        # is the relay's only when the same refusal comes for recipients at different
+        # domains, or for everyone this drain tried (see ``_everyone``)
+        if self._recipients() >= SYSTEMIC_AFTER and (building or self._domains() >= 2):
             return released + self._systemic(
                 f"the same error building the message for {len(self.held)} recipients in a "
                 f"row: {outcome.error}" if building else
@@ -263,11 +279,16 @@ class _Verdicts:
                 f"{outcome.error}")
         return released
 
-    def finish(self) -> list[oq.Outcome]:
-        if self._recipients() >= 2 and not self.delivered and self.held[0].decisive:
+    def checkpoint(self) -> list[oq.Outcome]:
+        """After a batch: a run that is everything this drain tried is the relay's now,
+        so a relay refusing everyone at one domain is not asked for the whole outbox."""
+        if self._everyone():
             return self._systemic(f"the relay refused every recipient the same way: "
                                   f"{self.held[-1].outcome.error}")
-        return self._release()
+        return []
+
+    def finish(self) -> list[oq.Outcome]:
+        return self.checkpoint() or self._release()
 
 
 class _Marker:
@@ -347,6 +368,8 @@ class Drain:
         self.key = tokens.ensure_secret_key(config)
         self.sender = mailer.envelope_sender(config)
         self.cache: dict[tuple[object, ...], Rendered | None] = {}
+        # groups whose digest could not be rendered, and why (one error per group)
+        self.unrendered: dict[tuple[object, ...], str] = {}
         # the series titles a confirmation names, per set of series asked for
         self.titles: dict[tuple[int, ...], tuple[str, ...]] = {}
         self.welcomes: dict[int, messages.Welcome | None] = {}
@@ -387,7 +410,8 @@ class Drain:
                 if not claimed:
                     break
                 await _all([job for row in claimed if (job := await self.job(row))])
-                await self.settle(self.verdicts.finish() if self.verdicts.paused else [])
+                await self.settle(self.verdicts.finish() if self.verdicts.paused
+                                  else self.verdicts.checkpoint())
                 await self.marker.flush()
                 if self.progress:
                     self.progress(len(claimed))
@@ -438,14 +462,32 @@ class Drain:
         catch_up = row.kind is OutboxKind.CATCH_UP
         group = (row.kind, row.digest_id, row.language, row.from_seq, row.to_seq,
                  row.series_ids)
-        if group not in self.cache:
+        if group not in self.cache and group not in self.unrendered:
             view = None if catch_up or row.digest_id is None else (
                 f"{self.config.public_url}/{row.language}/digests/"
                 f"{tokens.view_token(self.key, row.digest_id, row.language)}/")
-            self.cache[group] = await asyncio.to_thread(
-                render_digest, self.store, self.config, row.language, row.from_seq,
-                row.to_seq, () if catch_up else row.series_ids, catch_up=catch_up,
-                view_url=view)
+            try:
+                self.cache[group] = await asyncio.to_thread(
+                    render_digest, self.store, self.config, row.language, row.from_seq,
+                    row.to_seq, () if catch_up else row.series_ids, catch_up=catch_up,
+                    view_url=view)
+            except StoreError:
+                raise  # the store's trouble, not this group's: the drain stops, rows go back
+            except Exception as exc:  # a template fails only its own group
+                # an operator's template (one language's override, say) that fails is the
+                # operator's to fix: only this group's rows wait (an ordinary retry with
+                # backoff, never a bounce), every other group and language still goes, and
+                # the relay is not paused, since it did nothing wrong (invariant 10)
+                log.error("the %s digest (entries %s..%s) cannot be rendered; its messages "
+                          "wait and are retried: %s", row.language, row.from_seq, row.to_seq,
+                          exc, exc_info=exc)
+                self.unrendered[group] = (f"cannot render the {row.language} digest (a "
+                                          f"template or configuration problem, not the "
+                                          f"subscriber's): {type(exc).__name__}: {exc}")
+        if group in self.unrendered:
+            await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.RETRY,
+                                          row.attempts, self.unrendered[group])])
+            return None
         rendered = self.cache[group]
         if rendered is None:
             await self.settle([oq.Outcome(row.id, row.subscriber_id, OutboxState.SENT,

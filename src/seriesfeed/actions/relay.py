@@ -11,6 +11,8 @@ carry a wait of their own because the relay, not their address, was down.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import logging
 from datetime import timedelta
 
@@ -20,8 +22,8 @@ from seriesfeed.store import Store
 from seriesfeed.store import relay as rq
 from seriesfeed.store.relay import RelayState
 
-__all__ = ["BUILD_KEY", "RELAY_PAUSE_MAX_S", "Gate", "RelayState", "answered", "cause", "gate",
-           "pause_for", "refused", "relay_state"]
+__all__ = ["BUILD_KEY", "RELAY_PAUSE_MAX_S", "Gate", "RelayState", "answered", "cause",
+           "fingerprint", "gate", "pause_for", "refused", "relay_state"]
 
 log = logging.getLogger("seriesfeed.outbox")  # the logger operators filter delivery on
 
@@ -57,16 +59,33 @@ def pause_for(config: Config, refusals: int, *, refusal: bool) -> timedelta:
     return timedelta(seconds=min(retry * 2 ** max(refusals - 1, 0), RELAY_PAUSE_MAX_S))
 
 
-def relay_state(store: Store) -> RelayState:
+def fingerprint(config: Config) -> str:
+    """Which relay configuration this is: a pause belongs to the settings it was recorded
+    for, so once the operator changes ``[smtp]`` (a fixed password or port) the old pause
+    does not hold the new settings. Keyed with the site's secret so the stored hash cannot
+    be used to guess the password offline; the password itself is never stored."""
+    s = config.smtp
+    text = "\0".join((s.host.lower(), str(s.port), s.username, s.password, s.security))
+    key = config.security.secret_key.encode() or b"seriesfeed relay"
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _mine(state: RelayState, config: Config) -> RelayState:
+    """The state as it applies to this configuration: a pause recorded for other relay
+    settings is not this relay's (it is replaced by the next refusal)."""
+    return state if state.relay == fingerprint(config) else RelayState()
+
+
+def relay_state(store: Store, config: Config) -> RelayState:
     with store.read() as conn:
-        return rq.read(conn)
+        return _mine(rq.read(conn), config)
 
 
 def gate(store: Store, config: Config) -> tuple[Gate, RelayState]:
     """Whether this drain may send, and the relay's state as it found it."""
     now = now_utc()
     with store.read() as conn:
-        state = rq.read(conn)
+        state = _mine(rq.read(conn), config)
     if not state.paused:
         return Gate.OPEN, state
     assert state.paused_until is not None
@@ -83,11 +102,12 @@ def refused(store: Store, config: Config, reason: str, key: str | None, *,
             refusal: bool) -> RelayState:
     """The relay did not take mail: pause (or extend the pause) for everyone."""
     now = now_utc()
+    relay = fingerprint(config)
     with store.write() as conn:
-        before = rq.read(conn)
+        before = _mine(rq.read(conn), config)
         refusals = before.refusals + 1 if refusal else 0
         state = rq.pause(conn, now + pause_for(config, refusals, refusal=refusal), now,
-                         reason, key, refusals)
+                         reason, key, refusals, relay)
     # once per change of refusal, not once per drain or probe
     if not before.paused or before.refusal_key != state.refusal_key:
         if cause(state) == "message":

@@ -44,7 +44,7 @@ def status_report(config: Config, store: Store, *, figures: bool = True) -> dict
             "last_error": jq.outbox_last_error(conn),
         }
     report["schema"] = store.schema_revision()
-    relay = relay_state(store)  # one clock for every sender (actions.relay)
+    relay = relay_state(store, config)  # one clock for every sender (actions.relay)
     report["relay"] = {
         "paused": relay.paused, "reason": relay.reason, "cause": cause(relay),
         "since": local_time(relay.since, config.zone),

@@ -26,6 +26,7 @@ class RelayState:
     reason: str | None = None
     refusal_key: str | None = None
     refusals: int = 0  # probes in a row that the relay refused (the pause grows with them)
+    relay: str | None = None  # the relay configuration the pause belongs to (a hash)
 
     @property
     def paused(self) -> bool:
@@ -37,7 +38,7 @@ def read(conn: Connection) -> RelayState:
     if row is None:
         return RelayState()
     return RelayState(row.paused_until, row.since, row.reason, row.refusal_key,
-                      int(row.refusals or 0))
+                      int(row.refusals or 0), row.relay)
 
 
 def _write(conn: Connection, **values: object) -> None:
@@ -47,12 +48,14 @@ def _write(conn: Connection, **values: object) -> None:
 
 
 def pause(conn: Connection, until: datetime, now: datetime, reason: str, key: str | None,
-          refusals: int) -> RelayState:
-    """Pause sending until ``until``; ``since`` is kept from a pause already running."""
+          refusals: int, relay: str | None = None) -> RelayState:
+    """Pause sending until ``until``; ``since`` is kept from a pause already running for
+    the same relay configuration (one of another configuration is replaced)."""
     before = read(conn)
-    state = RelayState(until, before.since or now, reason[:1000], key, refusals)
+    since = before.since if before.since and before.relay == relay else now
+    state = RelayState(until, since, reason[:1000], key, refusals, relay)
     _write(conn, paused_until=state.paused_until, since=state.since, reason=state.reason,
-           refusal_key=key, refusals=refusals)
+           refusal_key=key, refusals=refusals, relay=relay)
     return state
 
 
@@ -60,7 +63,8 @@ def clear(conn: Connection) -> RelayState:
     """The relay answers again: no pause; returns the state it had."""
     before = read(conn)
     if before.paused or before.refusals:
-        _write(conn, paused_until=None, since=None, reason=None, refusal_key=None, refusals=0)
+        _write(conn, paused_until=None, since=None, reason=None, refusal_key=None, refusals=0,
+               relay=None)
     return before
 
 

@@ -304,6 +304,9 @@ relay_state = Table(
     Column("reason", Text),  # the relay's last refusal, for the operator
     Column("refusal_key", Text),  # equal for "the same refusal" whoever the recipient
     Column("refusals", Integer, nullable=False, default=0, server_default="0"),
+    # the relay configuration the pause was recorded for (a keyed hash of [smtp], never the
+    # password): a pause of another configuration does not hold this one
+    Column("relay", Text),
 )
 
 # the leader's lease: one row. ``epoch`` grows by one each time a different node takes the
