@@ -178,6 +178,9 @@ def test_missing_file_and_usage_errors(run_cli: Run, config_path: Path, tmp_path
 
 
 def test_console_script_runs_as_a_process(config_path: Path) -> None:
+    # a listing never creates the store: init makes it first
+    subprocess.run([sys.executable, "-m", "seriesfeed", "--config", str(config_path), "init"],
+                   capture_output=True, text=True, timeout=60, check=True)
     proc = subprocess.run([sys.executable, "-m", "seriesfeed", "--config", str(config_path),
                            "entries", "list", "--json"], capture_output=True, text=True,
                           timeout=60, check=False)

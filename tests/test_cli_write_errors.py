@@ -23,6 +23,8 @@ def test_bad_arguments_are_one_error_line(run_cli: Run, make_config: Callable[..
                                           tmp_path: Path, args: tuple[str, ...]) -> None:
     site = make_config(database={"url": f"sqlite:///{tmp_path / 'cli.sqlite3'}"})
     argv = [a.format(missing=tmp_path / "no-such-folder") for a in args]
+    # an export never creates the store: the bad --out is what this checks
+    assert run_cli("--config", site, "init").code == 0
     try:
         result = run_cli("--config", site, *argv)
     except Exception as exc:

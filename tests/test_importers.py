@@ -61,8 +61,6 @@ def test_bylines_split_into_people(byline: str, expected: list[str]) -> None:
     assert {a.kind for a in authors} == {AuthorKind.PERSON}
 
 
-@pytest.mark.xfail(strict=True, reason="a capital Y initial is taken for Spanish 'y', and a "
-                   "name suffix after a comma for a second person")
 @pytest.mark.parametrize(("byline", "expected"), [
     # an initial without its dot, as "Maryam A" above: the capital Y is no conjunction
     ("John Y Smith", ["John Y Smith"]),

@@ -245,8 +245,6 @@ def _atom(lang: str, entries: list[tuple[str, str, list[tuple[str | None, str]]]
             f"<updated>2026-11-05T10:00:00Z</updated>{body}</feed>").encode()
 
 
-@pytest.mark.xfail(strict=True, reason="an id match across languages rewrites the English "
-                   "entry into the Spanish one (language, title, url)")
 def test_a_spanish_feed_reusing_an_english_id_never_changes_the_english_entry(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     server.routes["/en.xml"] = Route(english_feed())
@@ -353,9 +351,6 @@ def test_two_entries_swapping_urls_in_one_poll_both_move(
     assert sources.list_sources(store, config)[0]["last_error"] is None
 
 
-@pytest.mark.xfail(strict=True, reason="a file entry with a stored id and another language "
-                   "turns the original into a Spanish one; its Spanish translation then "
-                   "translates an entry in its own language")
 def test_a_file_reusing_an_id_in_another_language_leaves_no_same_language_translation(
         make_config: ConfigFactory, tmp_path: Path, run_cli: Callable[..., CliResult]) -> None:
     from tests.conftest import EXAMPLE_JSON
@@ -376,6 +371,9 @@ def test_a_file_reusing_an_id_in_another_language_leaves_no_same_language_transl
             and stored[e["translation_of"]]["language"] == e["language"]]
     assert not same, (same, result)
     assert stored[english["id"]]["language"] == "en", result
+    # the whole file is refused in one line that names where
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1, result
+    assert "es.json" in result.err and english["id"] in result.err, result
 
 
 def _numbered_rss(items: list[tuple[str, str]]) -> bytes:

@@ -207,8 +207,6 @@ def test_asking_again_after_an_unsubscribe_takes_this_ask_s_series(
         "pending", "es", "daily", (SLUG,))
 
 
-@pytest.mark.xfail(strict=True, reason="hard bounces that arrive after the unsubscribe leave "
-                   "the status 'unsubscribed', and the undo restores a bouncing address")
 def test_an_undo_never_restores_an_address_that_bounced_after_the_unsubscribe(
         parts: tuple[Config, Store]) -> None:
     from sqlalchemy import select

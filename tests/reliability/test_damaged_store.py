@@ -391,8 +391,6 @@ def _delete_sqlite(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-@pytest.mark.xfail(strict=True, reason="status on a deleted store file makes a new empty "
-                   "store and reports it ok (exit 0)")
 def test_status_on_a_deleted_store_says_so_and_makes_no_new_one(
         make_config: Callable[..., Path], tmp_path: Path,
         fault: Callable[..., FaultServer]) -> None:
@@ -433,3 +431,21 @@ def test_a_store_deleted_under_the_daemon_is_down_within_check_seconds(
     finally:
         _stop(proc)
     assert status == 503 and health.get("status") == "down", health
+
+
+@pytest.mark.parametrize("command", [("backup", "copy.db"), ("entries", "list")],
+                         ids=["backup", "entries-list"])
+def test_read_only_commands_on_a_deleted_store_name_it_and_make_no_new_one(
+        make_config: Callable[..., Path], tmp_path: Path,
+        fault: Callable[..., FaultServer], command: tuple[str, ...]) -> None:
+    db = tmp_path / "gone.db"
+    config = _world(make_config, tmp_path, fault(fsync=False), f"sqlite:///{db}")
+    _delete_sqlite(db)
+    result = _cli(config, *(str(tmp_path / a) if a.endswith(".db") else a for a in command))
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip().splitlines() == [
+        f"Error: there is no store at {db}: run `seriesfeed init` (or restore a backup there)"]
+    assert not db.exists()
+    # init is the command that makes it again
+    assert _cli(config, "init").returncode == 0
+    assert db.exists()

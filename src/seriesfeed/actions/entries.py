@@ -194,24 +194,31 @@ def _check_entry(config: Config, item: ImportedEntry, source: str) -> Entry:
 StoredEntries = list[tuple[int, Entry, ImportedEntry]]
 
 
-def _conflict(e: Entry, found: q.Match | None) -> str | None:
-    """Why ``e`` may not be stored over the entry it matched (None: it may).
+def _conflict(e: Entry, found: q.Match | None) -> tuple[str, str] | None:
+    """Why ``e`` may not be stored over the entry it matched, and the field to blame
+    (None: it may).
 
-    A match by URL never changes an entry's id or language: a translation whose link
-    names its original, or another publisher's entry at the same URL, is not that entry.
-    An entry matched by id may not move onto a URL another stored entry has."""
+    No match ever changes an entry's language: the same id in another language (a
+    translation's export that kept its original's id) is that entry's conflict, not a
+    rewrite of the stored one. A match by URL never changes an entry's id either: a
+    translation whose link names its original, or another publisher's entry at the same
+    URL, is not that entry. An entry matched by id may not move onto a URL another stored
+    entry has."""
     if found is None:
         return None
     if found.by_id:
+        if found.language != e.language:
+            return (f"the id {e.id} belongs to the stored entry in {found.language}, not to "
+                    f"this one in {e.language}: not imported", "id")
         if found.at_url is not None:
             _seq, other_id, other_language = found.at_url
             return (f"the entry {e.id} moved to {e.url}, which the stored entry "
-                    f"{other_id} ({other_language}) has: not imported")
+                    f"{other_id} ({other_language}) has: not imported", "url")
         return None
     if found.language != e.language or (e.id is not None and found.id != e.id):
         return (f"the URL {e.url} belongs to the stored entry {found.id} "
                 f"({found.language}), not to {e.id or 'this entry'} ({e.language}): "
-                "not imported")
+                "not imported", "url")
     return None
 
 
@@ -285,10 +292,11 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                         title)}), now)
                 series_ids[e.series] = sid
             found = q.match_entry(conn, entry_id=e.id, url=e.url)
-            clash = _conflict(e, found)
-            if clash is not None:
+            conflict = _conflict(e, found)
+            if conflict is not None:
+                clash, blamed = conflict
                 if not from_source:  # a file is all or nothing: the editor fixes it
-                    raise ImportError_(clash, path=source, line=item.line, field="url")
+                    raise ImportError_(clash, path=source, line=item.line, field=blamed)
                 where = f"item {item.line}: " if item.line is not None else ""
                 report.conflicts.append(where + clash)
                 continue

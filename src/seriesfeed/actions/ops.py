@@ -132,12 +132,8 @@ def check_store(config: Config) -> CheckReport:
     """What is wrong with the store, without changing it (no migration); the caller prints
     it, then :func:`verdict` turns problems into the one-line error."""
     store = Store(config.database.url, base_dir=config.base_dir)
-    if store.sqlite_path is not None and str(store.sqlite_path) != ":memory:" and \
-            not store.sqlite_path.exists():  # connecting would create an empty file
-        store.close()
-        raise StoreError(f"there is no store at {store.sqlite_path}: run `seriesfeed init` "
-                         "(or restore a backup there)")
     try:
+        _refuse_missing(store)
         return _check(store)
     finally:
         store.close()
@@ -173,10 +169,26 @@ def runner_lock(store: Store, *, sender_only: bool = False) -> Iterator[None]:
         yield
 
 
-def open_store(config: Config, *, migrate: bool = True) -> Store:
+def open_store(config: Config, *, migrate: bool = True, create: bool = True) -> Store:
     """The configured store (``[database] url``; a relative SQLite path is read from the
-    config file's folder), upgraded to the newest schema unless ``migrate`` is False."""
+    config file's folder), upgraded to the newest schema unless ``migrate`` is False.
+    ``create=False`` (the read-only commands) refuses a SQLite file that is not there
+    rather than make a new empty one: a deleted store must not read as an empty, healthy
+    one, and the new file would hide where the real one went."""
+    if not create:
+        probe = Store(config.database.url, base_dir=config.base_dir)
+        try:
+            _refuse_missing(probe)
+        finally:
+            probe.close()
     return _open(config.database.url, config.base_dir, migrate=migrate)
+
+
+def _refuse_missing(store: Store) -> None:
+    if store.sqlite_path is not None and str(store.sqlite_path) not in ("", ":memory:") and \
+            not store.sqlite_path.exists():  # connecting would create an empty file
+        raise StoreError(f"there is no store at {store.sqlite_path}: run `seriesfeed init` "
+                         "(or restore a backup there)")
 
 
 def migrate(store: Store) -> tuple[list[str], str | None]:

@@ -381,7 +381,9 @@ def undo_unsubscribe(store: Store, config: Config, token: str) -> Subscriber:
     """Put back the subscription the token's unsubscribe ended, as it was (status,
     language, frequency, series, cursor), without a new confirmation: the token is signed
     for that subscriber and that unsubscribe only, so it works once and never for another
-    unsubscribe, and a suppressed address stays suppressed."""
+    unsubscribe, and a suppressed address stays suppressed (a complaint suppresses it; a
+    hard bounce, even one that came after the unsubscribe, leaves it bounced, which no undo
+    reverses)."""
     claims = tokens.read_token(tokens.ensure_secret_key(config), tokens.Purpose.UNDO, token)
     with store.write(durable=True) as conn:
         sub = sq.get(conn, id=claims.subscriber_id, for_update=True)

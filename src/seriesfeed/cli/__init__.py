@@ -41,9 +41,10 @@ class AppContext:
 
     @property
     def store(self) -> Store:
-        """The store, migrated to the newest schema on first use."""
+        """The store, migrated to the newest schema on first use. A read-only command
+        (:data:`READ_ONLY`) never creates it: a missing SQLite file is a one-line error."""
         if self._store is None:
-            self._store = open_store(self.config)
+            self._store = open_store(self.config, create=not _read_only_command())
             self.cleanups.append(self._store.close)
         return self._store
 
@@ -53,6 +54,22 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+# the commands that only read the store: on a deleted SQLite file they say so (exit 1)
+# instead of making a new empty store and reporting it healthy; every other command
+# (init, import, run, serve, restore and the writes) creates the store it needs
+READ_ONLY = frozenset({
+    "status", "check", "backup", "entries list", "entries show", "entries export",
+    "series list", "series show", "sources list", "subscribers list", "subscribers export",
+    "outbox list", "digests list", "digests show", "digest preview", "feeds build"})
+
+
+def _read_only_command() -> bool:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    # the command path starts with the program's name, whatever it was invoked as
+    return " ".join(ctx.command_path.split()[1:]) in READ_ONLY
 
 # the commands that keep running until told to stop: their event loop takes over the stop
 # signals that were deferred from the first line (seriesfeed.stopping)

@@ -20,12 +20,20 @@ _ORG_WORDS = re.compile(
 DEFAULT_CONJUNCTIONS = ("and", "y")
 
 
+# a name suffix after a comma ("King, Jr.") ends the name before it, not a second person
+_SUFFIX = r"(?:Jr|Sr|III|II|IV|hijo|fils)\.?(?!\w)"
+
+
 @lru_cache(maxsize=64)
 def _separators(conjunctions: tuple[str, ...]) -> re.Pattern[str]:
-    words = "|".join(re.escape(c) for c in sorted(set(conjunctions), key=len, reverse=True))
-    joined = rf"\s*(?:,\s*(?:{words})\s+|,|\s+(?:{words})\s+|\s+&\s+)\s*" if words else \
-        r"\s*(?:,|\s+&\s+)\s*"
-    return re.compile(joined, re.IGNORECASE)
+    # matched case-sensitively as lowercase words: CLDR's conjunctions are lowercase, and a
+    # capital "Y" between names is an initial ("John Y Smith"), not Spanish "y"
+    lowered = {c.lower() for c in conjunctions if c}
+    words = "|".join(re.escape(c) for c in sorted(lowered, key=len, reverse=True))
+    comma = rf",(?!\s*{_SUFFIX})"
+    joined = rf"\s*(?:,\s*(?:{words})\s+|{comma}|\s+(?:{words})\s+|\s+&\s+)\s*" if words else \
+        rf"\s*(?:{comma}|\s+&\s+)\s*"
+    return re.compile(joined)
 
 
 def is_organization(byline: str, organizations: tuple[str, ...] = ()) -> bool:

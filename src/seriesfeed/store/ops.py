@@ -235,7 +235,8 @@ def mark_bounce(conn: Connection, row_id: int, kind: str, detail: str, now: date
     """Record a report that came back after the relay's 250 on outbox row ``row_id``.
 
     ``hard``: the row fails and the subscriber's hard-bounce count grows (bounced at
-    ``bounce_limit``); ``soft``: counted on the subscriber; ``complaint``: the subscriber is
+    ``bounce_limit``, whatever the status, so an unsubscribed address cannot be undone back
+    into the list); ``soft``: counted on the subscriber; ``complaint``: the subscriber is
     unsubscribed and the address suppressed at once (``suppress_hash`` is its hash). A row
     already marked with the same (or a stronger) report changes nothing, so processing the
     same mailbox twice counts once."""
@@ -257,9 +258,11 @@ def mark_bounce(conn: Connection, row_id: int, kind: str, detail: str, now: date
         if kind == "hard":
             conn.execute(update(subscribers).where(subscribers.c.id == sid).values(
                 hard_bounces=subscribers.c.hard_bounces + 1))
+            # whatever the status: a report on a digest sent before an unsubscribe still
+            # says the mailbox is gone, and an undo must not bring the address back
             conn.execute(update(subscribers).where(
                 subscribers.c.id == sid, subscribers.c.hard_bounces >= bounce_limit,
-                subscribers.c.status == SubscriberStatus.CONFIRMED.value).values(
+                subscribers.c.status != SubscriberStatus.BOUNCED.value).values(
                 status=SubscriberStatus.BOUNCED.value))
         elif kind == "soft":
             conn.execute(update(subscribers).where(subscribers.c.id == sid).values(

@@ -306,7 +306,8 @@ def _count_bounce(conn: Connection, subscriber_id: int, bounce_limit: int) -> No
     if digests_bounced >= 2:
         conn.execute(update(subscribers).where(
             subscribers.c.id == subscriber_id,
-            subscribers.c.status == SubscriberStatus.CONFIRMED.value,
+            # whatever the status (an unsubscribe's undo must not restore a dead mailbox)
+            subscribers.c.status != SubscriberStatus.BOUNCED.value,
             subscribers.c.hard_bounces >= bounce_limit).values(
             status=SubscriberStatus.BOUNCED.value))
 
