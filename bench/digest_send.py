@@ -118,7 +118,7 @@ class Phases:
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
             if not self.size:
-                self.size = len(args[3])  # _send(transport, sender, row, data)
+                self.size = len(args[-1])  # Drain.send(self, row, data): the message
             if self.open == 0:
                 self.opened_at = time.perf_counter()
             self.open += 1
@@ -151,7 +151,7 @@ def full_path(n: int, port: int, connections: int) -> None:
                                     (messages, "digest_message", "build"),
                                     (ob, "_mark", "mark")):
             phases.wrap(module, name, phase)
-        phases.wrap_send(ob, "_send")
+        phases.wrap_send(ob.Drain, "send")  # the drain's SMTP step, one message
         cpu0, t0 = own_cpu(), time.perf_counter()
         summary = asyncio.run(actions.send_digests(store, config, scheduled=False))
         seconds, cpu = time.perf_counter() - t0, own_cpu() - cpu0

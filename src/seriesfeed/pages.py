@@ -299,7 +299,7 @@ def robots_txt(config: Config) -> str:
     return ("User-agent: *\n"
             "Disallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /undo/\n"
             "Disallow: /preferences/\n"
-            "Disallow: /subscribe\nDisallow: /admin/\n"
+            "Disallow: /subscribe\nDisallow: /*/manage/\nDisallow: /admin/\n"
             f"\nSitemap: {config.public_url}/sitemap.xml\n")
 
 
