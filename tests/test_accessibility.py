@@ -12,15 +12,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from seriesfeed import actions, tokens
 from seriesfeed.actions import subscribers
@@ -31,6 +28,7 @@ from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE
 from tests.harness import figures
 from tests.harness.axe import audit, axe_source, describe
+from tests.harness.web import live
 from tests.smtp_server import SmtpServer, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -82,19 +80,11 @@ def world(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[n
         web={"host": "127.0.0.1", "port": port, "base_url": base},
         security={"secret_key": "a" * 32}, digests={"archive": True}), env={})
     store = open_store(config.database.url, config.base_dir)
-    actions.import_entries(store, config, SEED_PAGE)
-    server = uvicorn.Server(uvicorn.Config(create_app(config, store), host="127.0.0.1",
-                                           port=port, log_level="error", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield World(base, config, store, smtp_server)
+        actions.import_entries(store, config, SEED_PAGE)
+        with live(create_app(config, store), port):
+            yield World(base, config, store, smtp_server)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         store.close()
 
 

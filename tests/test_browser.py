@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from seriesfeed import actions
 from seriesfeed.config import load_config
 from seriesfeed.store import open_store
 from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE
+from tests.harness.web import live
 from tests.smtp_server import SmtpServer, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,17 +42,11 @@ def served(make_config, tmp_path: Path, smtp_server: SmtpServer  # type: ignore[
         security={"secret_key": "b" * 32}), env={})
     store = open_store(config.database.url, config.base_dir)
     actions.import_entries(store, config, SEED_PAGE)
-    server = uvicorn.Server(uvicorn.Config(create_app(config, store), host="127.0.0.1",
-                                           port=port, log_level="error", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield base
-    server.should_exit = True
-    thread.join(timeout=10)
-    store.close()
+    try:
+        with live(create_app(config, store), port):
+            yield base
+    finally:
+        store.close()
 
 
 def test_spanish_subscribe_confirm_unsubscribe_in_chromium(

@@ -65,8 +65,10 @@ def wait_until_healthy(client: LiveServer, proc: subprocess.Popen[str], what: st
 
 
 @contextmanager
-def live(app: Starlette) -> Iterator[LiveServer]:
-    port = free_port()
+def live(app: Starlette, port: int | None = None) -> Iterator[LiveServer]:
+    """The app served on 127.0.0.1 until the block ends (``port``: one the app's own
+    base_url already names; else a free one)."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
