@@ -176,7 +176,10 @@ class FaultHandler(Recorder):
         if not self.log_path.exists():
             return []
         out = []
-        for raw in self.log_path.read_text().splitlines():
+        # the server appends while this reads: a line not yet ended by its newline is a
+        # write in progress, left for the next read
+        text = self.log_path.read_text()
+        for raw in text[:text.rfind("\n") + 1].splitlines():
             r = json.loads(raw)
             out.append(Delivery(r["conn"], r["from"], r["rcpt"], r["sha256"], r["message_id"],
                                 r.get("at", 0.0)))
