@@ -27,9 +27,10 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "UTCDateTime", "catch_ups", "content_version", "digests", "entries", "entry_authors",
-    "held_entries", "job_runs", "leadership", "metadata", "nodes", "outbox", "relay_state",
-    "series", "series_texts", "source_entries", "sources", "subscriber_series", "subscribers",
+    "UTCDateTime", "admin_audit", "admin_login_failures", "admin_sessions", "catch_ups",
+    "content_version", "digests", "entries", "entry_authors", "held_entries", "job_runs",
+    "leadership", "metadata", "nodes", "outbox", "relay_state", "series", "series_texts",
+    "source_entries", "source_polls", "sources", "subscriber_series", "subscribers",
     "suppressions",
 ]
 
@@ -331,4 +332,64 @@ nodes = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+# one row per poll of a source (its history in the console; sources keeps only the last)
+source_polls = Table(
+    "source_polls",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("source", String(100), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("result", String(32), nullable=False),  # ok, unchanged, error, gone, ...
+    Column("status", String(64)),  # the HTTP status or the error's kind
+    Column("added", Integer, nullable=False, default=0, server_default="0"),
+    Column("updated", Integer, nullable=False, default=0, server_default="0"),
+    Column("error", Text),
+    Index(None, "source", "at"),
+    Index(None, "at"),
+)
+
+# the console's sessions: the signed cookie names a row, so a logout (or a password change)
+# ends the session on every node, not only in the browser that had the cookie
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # a random id, never the cookie itself
+    Column("account", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("address", String(64)),
+    Column("ended_at", UTCDateTime),
+)
+
+# wrong passwords per client and per account: the lockout every node enforces alike
+admin_login_failures = Table(
+    "admin_login_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "client:<address>" or "account:<name>"
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime),
+)
+
+# every action taken in the console, and every login and logout: who (the account and its
+# session), what, on what, when, from which address, and whether it succeeded
+admin_audit = Table(
+    "admin_audit",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("account", String(100), nullable=False),
+    Column("session", String(64)),  # admin_sessions.id (None: a failed login)
+    Column("address", String(64)),
+    Column("action", String(64), nullable=False),
+    Column("target", Text),
+    Column("detail", Text),  # JSON: the action's arguments and result
+    Column("ok", Boolean, nullable=False),
+    Index(None, "at"),
+    sqlite_autoincrement=True,
 )
