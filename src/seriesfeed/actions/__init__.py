@@ -14,12 +14,14 @@ the shells (cli/, web/, the daemon) call these and format what they return, and 
 - ``status``: the one status report behind `status`, /healthz and /metrics
 - ``jobs``: the daemon's jobs and their schedules, and the job-run records
 - ``ops``: outbox and digest records, retries, backups, store check, migrate, the lock
+- ``console``: the operator's console: login, sessions, CSRF, lockout, the dashboard's read
 """
 
 from __future__ import annotations
 
 from seriesfeed.actions import (
     bounces,
+    console,
     delivery,
     digests,
     entries,
@@ -80,6 +82,7 @@ __all__ = [
     "bounces",
     "build_feeds",
     "check_health",
+    "console",
     "damaged",
     "delivery",
     "digest_dry_run",

@@ -120,6 +120,7 @@ def init(app: AppContext) -> None:
 
 def _register() -> None:
     from seriesfeed.cli import (  # noqa: F401 - registers their commands
+        admin,
         catalogues,
         check,
         daemon,

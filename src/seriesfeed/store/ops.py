@@ -54,7 +54,8 @@ def _row(r: object) -> OutboxRow:
 
 
 def list_outbox(conn: Connection, *, state: str | None = None, digest_id: int | None = None,
-                email_key: str | None = None, limit: int | None = None) -> list[OutboxRow]:
+                email_key: str | None = None, limit: int | None = None,
+                offset: int = 0, newest_first: bool = False) -> list[OutboxRow]:
     query = select(outbox)
     if state is not None:
         query = query.where(outbox.c.state == state)
@@ -62,9 +63,11 @@ def list_outbox(conn: Connection, *, state: str | None = None, digest_id: int | 
         query = query.where(outbox.c.digest_id == digest_id)
     if email_key is not None:
         query = query.where(func.lower(outbox.c.recipient) == email_key)
-    query = query.order_by(outbox.c.id)
+    query = query.order_by(outbox.c.id.desc() if newest_first else outbox.c.id)
     if limit is not None:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     return [_row(r) for r in conn.execute(query)]
 
 

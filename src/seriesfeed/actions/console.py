@@ -1,0 +1,211 @@
+"""The operator's console: its one account's login, sessions, CSRF fields and lockout, and
+the dashboard's one read.
+
+Security model, in one place: the password is kept only as a scrypt hash
+(``seriesfeed.passwords``), and every login attempt costs exactly one scrypt run, whether
+the account is right, the password is right, no hash is configured or the client is locked
+out, so timing tells nothing. A login makes a session row in the store (a random 32-byte
+id) and a cookie holding that id signed under its own purpose key (``tokens``); the row,
+not the cookie, says whether the session lives, so a logout ends it on every node. Every
+console form carries a CSRF field bound to its session (the login form: to a pre-session
+cookie). Five wrong passwords from one client address, or for one account, within
+``WINDOW`` lock that client or account for ``LOCK_FOR``; the counts are in the store, so
+every node enforces the same lockout. Every login, failed login and logout is audited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from seriesfeed import passwords, tokens
+from seriesfeed.actions import ops, sources
+from seriesfeed.actions.status import health, status_report
+from seriesfeed.clock import now_utc
+from seriesfeed.config import Config
+from seriesfeed.errors import ValidationError
+from seriesfeed.store import Store
+from seriesfeed.store import console as cq
+
+__all__ = [
+    "LOCK_AFTER", "LOCK_FOR", "WINDOW", "Login", "Operator", "csrf_field", "csrf_ok",
+    "dashboard", "hash_new_password", "login", "login_csrf", "login_csrf_ok", "logout",
+    "new_login_cookie", "operator_for", "record",
+]
+
+LOCK_AFTER = 5  # wrong passwords per client, and per account, within WINDOW
+WINDOW = timedelta(minutes=15)
+LOCK_FOR = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """Whoever holds a live console session."""
+
+    session: str
+    account: str
+    address: str | None
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Login:
+    """A login attempt's outcome: the session cookie on success; ``retry_after`` seconds
+    when the client or account is locked out."""
+
+    cookie: str | None = None
+    retry_after: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.cookie is not None
+
+
+def hash_new_password(password: str) -> str:
+    """The hash string for ``[admin] password_hash``; refuses an empty or short password."""
+    if password == "":
+        raise ValidationError("the password is empty", field="password")
+    if len(password) < passwords.MIN_LENGTH:
+        raise ValidationError(f"the password is {len(password)} characters long: use at least "
+                              f"{passwords.MIN_LENGTH}", field="password")
+    return passwords.hash_password(password)
+
+
+def record(store: Store, *, account: str, session: str | None, address: str | None,
+           action: str, target: str | None = None, detail: Any = None, ok: bool = True
+           ) -> None:
+    """One audit row (``actions.audit`` keeps the trail; this is the console's door to it)."""
+    from seriesfeed.actions import audit
+
+    audit.record(store, account=account, session=session, address=address, action=action,
+                 target=target, detail=detail, ok=ok)
+
+
+def _key(config: Config) -> bytes:
+    return tokens.ensure_secret_key(config)
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def new_login_cookie(config: Config) -> str:
+    """The pre-session cookie the login form's CSRF field is bound to."""
+    return tokens.bound_token(_key(config), tokens.Purpose.ADMIN_LOGIN, secrets.token_hex(16))
+
+
+def login_csrf(config: Config, login_cookie: str) -> str | None:
+    """The login form's CSRF field for that cookie (None: the cookie is not ours)."""
+    nonce = tokens.read_bound(_key(config), tokens.Purpose.ADMIN_LOGIN, login_cookie)
+    if nonce is None:
+        return None
+    return tokens.bound_token(_key(config), tokens.Purpose.ADMIN_CSRF, "login:" + _digest(nonce))
+
+
+def login_csrf_ok(config: Config, login_cookie: str | None, given: str) -> bool:
+    if not login_cookie or not given:
+        return False
+    nonce = tokens.read_bound(_key(config), tokens.Purpose.ADMIN_LOGIN, login_cookie)
+    bound = tokens.read_bound(_key(config), tokens.Purpose.ADMIN_CSRF, given)
+    return nonce is not None and bound is not None and \
+        hmac.compare_digest(bound, "login:" + _digest(nonce))
+
+
+def csrf_field(config: Config, operator: Operator) -> str:
+    """The CSRF field of every console form, bound to the operator's session."""
+    return tokens.bound_token(_key(config), tokens.Purpose.ADMIN_CSRF,
+                              "session:" + _digest(operator.session))
+
+
+def csrf_ok(config: Config, operator: Operator, given: str) -> bool:
+    bound = tokens.read_bound(_key(config), tokens.Purpose.ADMIN_CSRF, given) if given else None
+    return bound is not None and hmac.compare_digest(bound,
+                                                     "session:" + _digest(operator.session))
+
+
+def _locked_for(found: dict[str, cq.Failures], now: datetime) -> int | None:
+    until = [f.locked_until for f in found.values()
+             if f.locked_until is not None and f.locked_until > now]
+    return math.ceil((max(until) - now).total_seconds()) if until else None
+
+
+def login(store: Store, config: Config, *, account: str, password: str,
+          address: str | None) -> Login:
+    """Check a login; every path runs scrypt once and writes once, so all cost the same."""
+    admin = config.admin
+    account = account.strip()[:100]
+    # compared in constant time too; the hash is checked whatever the account says
+    right_account = hmac.compare_digest(account.encode("utf-8"), admin.account.encode("utf-8"))
+    right_password = passwords.verify(password, admin.password_hash or None)
+    now = now_utc()
+    client_key, account_key = f"client:{address or 'unknown'}", f"account:{account}"
+    with store.write() as conn:
+        cq.prune(conn, now, window_start=now - WINDOW)
+        found = cq.failures(conn, [client_key, account_key])
+        locked = _locked_for(found, now)
+        if locked is None and right_account and right_password:
+            session = secrets.token_hex(32)
+            expires = now + timedelta(hours=admin.session_hours)
+            cq.new_session(conn, id=session, account=admin.account, now=now,
+                           expires_at=expires, address=address)
+            cq.clear_failures(conn, client_key)  # a success forgives this client's typos
+        elif locked is None:
+            session = None
+            for key in (client_key, account_key):
+                counted = cq.add_failure(conn, key, now, window_start=now - WINDOW,
+                                         limit=LOCK_AFTER, locked_until=now + LOCK_FOR)
+                if counted.locked_until is not None:
+                    locked = max(locked or 0, math.ceil(LOCK_FOR.total_seconds()))
+        else:
+            session = None
+    if session is not None:
+        record(store, account=admin.account, session=session, address=address, action="login",
+               ok=True)
+        return Login(cookie=tokens.bound_token(_key(config), tokens.Purpose.ADMIN_SESSION,
+                                               session))
+    why = "locked out" if locked is not None else "wrong account or password"
+    record(store, account=account or "-", session=None, address=address, action="login",
+           detail={"reason": why}, ok=False)
+    return Login(retry_after=locked)
+
+
+def operator_for(store: Store, config: Config, cookie: str | None) -> Operator | None:
+    """The live session a cookie names, or None (unsigned, altered, ended or expired)."""
+    if not cookie:
+        return None
+    session = tokens.read_bound(_key(config), tokens.Purpose.ADMIN_SESSION, cookie)
+    if session is None:
+        return None
+    with store.read() as conn:
+        found = cq.get_session(conn, session)
+    if found is None or not found.live(now_utc()) or found.account != config.admin.account:
+        return None
+    return Operator(found.id, found.account, found.address, found.expires_at)
+
+
+def logout(store: Store, operator: Operator, address: str | None) -> None:
+    """End the session everywhere (its row), and audit it."""
+    with store.write() as conn:
+        cq.end_session(conn, operator.session, now_utc())
+    record(store, account=operator.account, session=operator.session, address=address,
+           action="logout")
+
+
+def dashboard(config: Config, store: Store) -> dict[str, Any]:
+    """Everything the console's first page shows, from the verbs `status`, `digests list`
+    and `sources list` use, so the console never disagrees with them: health and its
+    reasons, the status report (relay, jobs, outbox, subscribers, nodes), the last digests
+    and every source."""
+    judged = health(config, store)
+    report = status_report(config, store) if not judged.down else None
+    return {
+        "health": {"state": judged.state, "reasons": judged.reasons},
+        "report": report,
+        "digests": ops.list_digests(store, config)[:10] if report is not None else [],
+        "sources": sources.list_sources(store, config) if report is not None else [],
+    }

@@ -1,0 +1,97 @@
+"""The operator's console under ``/admin/`` (``[admin] enabled``): a shell over the same
+verbs the CLI calls, behind one account's session (``actions.console``).
+
+Every route but the login page goes through ``base.guarded``: no session, no answer but a
+redirect to the login page (or 403 for a POST). Every answer under /admin carries
+``Cache-Control: no-store`` and ``X-Robots-Tag: noindex`` (``NoStore``). With
+``[admin] listen`` the routes are served only by ``console_app`` on that address.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from seriesfeed.actions import Store
+from seriesfeed.config import Config
+from seriesfeed.web.admin import auth, views
+from seriesfeed.web.admin.base import Console, guarded
+
+__all__ = ["NoStore", "console_app", "routes"]
+
+GET, POST = ["GET", "HEAD"], ["POST"]
+
+
+def routes(config: Config, store: Store) -> list[BaseRoute]:
+    console = Console(config, store)
+
+    def page(path: str, handler: views.Handler, methods: list[str] = GET) -> Route:
+        return Route(path, guarded(console, handler), methods=methods)
+
+    async def to_console(_: object) -> Response:
+        return RedirectResponse("/admin/", status_code=308)
+
+    async def login(request: object) -> Response:
+        return await auth.login(console, request)  # type: ignore[arg-type]
+
+    return [
+        Route("/admin", to_console, methods=GET),
+        Route("/admin/login", login, methods=[*GET, *POST]),
+        page("/admin/logout", auth.logout, POST),
+        page("/admin/", views.dashboard),
+        page("/admin/outbox", views.outbox),
+        page("/admin/outbox/retry", views.outbox_retry, POST),
+        page("/admin/digests", views.digests),
+        page("/admin/digests/{id:int}", views.digest),
+        page("/admin/digests/{id:int}/retry", views.digest_retry, POST),
+        page("/admin/subscribers", views.subscribers),
+        page("/admin/subscribers/show", views.subscriber),
+        page("/admin/subscribers/erase", views.subscriber_erase, [*GET, *POST]),
+        page("/admin/entries", views.entries),
+        page("/admin/entries/part", views.entry_part, POST),
+        page("/admin/entries/link", views.entry_link, POST),
+        page("/admin/series", views.series),
+        page("/admin/series/text", views.series_text, POST),
+        page("/admin/sources", views.sources),
+        page("/admin/sources/poll", views.source_poll, POST),
+        page("/admin/preview", views.preview),
+        page("/admin/preview/html", views.preview_html),
+        page("/admin/preview/test", views.test_send, POST),
+    ]
+
+
+class NoStore:
+    """Console answers are never cached (a shared cache, the browser's back button) nor
+    indexed, whatever produced them (a page, a redirect, an error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not (path == "/admin" or path.startswith("/admin/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", [])
+                        if k.lower() != b"cache-control"]
+                message["headers"] = [*kept, (b"cache-control", b"no-store"),
+                                      (b"x-robots-tag", b"noindex, nofollow")]
+            await send(message)
+
+        await self.app(scope, receive, headers)
+
+
+def console_app(config: Config, store: Store, middleware: list[Middleware],
+                handlers: dict[Any, Any]) -> Starlette:
+    """The console alone, for ``[admin] listen``."""
+    return Starlette(routes=routes(config, store),
+                     middleware=[*middleware, Middleware(NoStore)],
+                     exception_handlers=handlers)

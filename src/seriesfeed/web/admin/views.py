@@ -1,0 +1,375 @@
+"""The console's pages and actions: each GET reads through a verb, each POST calls one verb,
+records one audit row and answers with a redirect (POST/redirect/GET) and a status line."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from seriesfeed import actions
+from seriesfeed.actions.console import Operator
+from seriesfeed.errors import SeriesfeedError
+from seriesfeed.models import Frequency, OutboxState, SubscriberStatus
+from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, Handler
+
+__all__ = [
+    "Handler", "dashboard", "digest", "digest_retry", "digests", "entries", "entry_link",
+    "entry_part", "outbox", "outbox_retry", "preview", "preview_html", "series",
+    "series_text", "source_poll", "sources", "subscriber", "subscriber_erase", "subscribers",
+    "test_send",
+]
+
+
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
+
+
+def _pager(request: Request, page: int, more: bool) -> dict[str, str | None]:
+    """Links to the previous and next page, keeping the other query parameters."""
+    kept = {k: v for k, v in request.query_params.items() if k not in ("page", "done")}
+
+    def link(n: int) -> str:
+        return f"{request.url.path}?{urlencode({**kept, 'page': str(n)})}"
+    return {"prev": link(page - 1) if page > 1 else None,
+            "next": link(page + 1) if more else None, "page": str(page)}
+
+
+async def _audit(console: Console, request: Request, operator: Operator, action: str,
+                 target: str | None, detail: Any, ok: bool) -> None:
+    await console.call(actions.console.record, console.store, account=operator.account,
+                       session=operator.session, address=console.client(request),
+                       action=action, target=target, detail=detail, ok=ok)
+
+
+def _attention(report: dict[str, Any] | None, health: dict[str, Any]) -> list[dict[str, str]]:
+    """The health reasons, each with what it is about and where to act on it."""
+    items = []
+    for reason in health["reasons"]:
+        if reason.startswith("source "):
+            kind, href = "source", "/admin/sources"
+        elif "retried" in reason:
+            kind, href = "retry", "/admin/outbox?state=retry"
+        elif reason.startswith("sending paused"):
+            kind, href = "relay", "/admin/#relay"
+        elif reason.startswith("job "):
+            kind, href = "job", "/admin/#jobs"
+        else:
+            kind, href = "store", "/admin/#health"
+        items.append({"kind": kind, "href": href, "reason": reason})
+    return items
+
+
+async def dashboard(console: Console, request: Request, operator: Operator,
+                    data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    found = await console.call(actions.console.dashboard, console.config, console.store)
+    report = found["report"]
+    return console.page(request, "dashboard.html.j2", title=_("Dashboard"), operator=operator,
+                        health=found["health"], report=report,
+                        attention=_attention(report, found["health"]),
+                        digests=found["digests"], sources=found["sources"],
+                        charts=found.get("charts", []))
+
+
+async def outbox(console: Console, request: Request, operator: Operator,
+                 data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    state = request.query_params.get("state") or None
+    if state not in (None, *(s.value for s in OutboxState)):
+        state = None
+    page = _page_number(request)
+    rows = await console.call(actions.ops.list_outbox, console.store, console.config,
+                              state=state, limit=PAGE_SIZE + 1,
+                              offset=(page - 1) * PAGE_SIZE, newest_first=True)
+    return console.page(request, "outbox.html.j2", title=_("Outbox"), operator=operator,
+                        rows=rows[:PAGE_SIZE], state=state,
+                        states=[s.value for s in OutboxState],
+                        pager=_pager(request, page, len(rows) > PAGE_SIZE))
+
+
+def _ids(raw: str) -> list[int]:
+    return [int(p) for p in raw.split(",") if p.strip().isdigit()][:1000]
+
+
+async def outbox_retry(console: Console, request: Request, operator: Operator,
+                       data: Form | None) -> Response:
+    assert data is not None
+    ids = _ids(data.get("id", ""))
+    back = data.get("back", "/admin/outbox")
+    back = back if back.startswith("/admin/") else "/admin/outbox"
+    try:
+        done = await console.call(actions.ops.retry_outbox, console.store, ids)
+    except SeriesfeedError as exc:
+        await _audit(console, request, operator, "outbox.retry", ",".join(map(str, ids)),
+                     {"error": str(exc)}, False)
+        return console.done(back, "failed", error=str(exc))
+    await _audit(console, request, operator, "outbox.retry", ",".join(map(str, ids)),
+                 {"retried": done}, True)
+    return console.done(back, "retried" if done else "retry-none", n=len(done))
+
+
+async def digests(console: Console, request: Request, operator: Operator,
+                  data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    page = _page_number(request)
+    every = list(reversed(await console.call(actions.ops.list_digests, console.store,
+                                             console.config)))
+    shown = every[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    return console.page(request, "digests.html.j2", title=_("Digests"), operator=operator,
+                        digests=shown, pager=_pager(request, page, len(every) > page * PAGE_SIZE))
+
+
+async def digest(console: Console, request: Request, operator: Operator,
+                 data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    number = int(request.path_params["id"])
+    try:
+        found = await console.call(actions.ops.show_digest, console.store, console.config,
+                                   number)
+    except SeriesfeedError:
+        return console.refuse(request, 404, _("There is no digest {n}.", n=number))
+    return console.page(request, "digest.html.j2", title=_("Digest {n}", n=number),
+                        operator=operator, digest=found)
+
+
+async def digest_retry(console: Console, request: Request, operator: Operator,
+                       data: Form | None) -> Response:
+    number = int(request.path_params["id"])
+    back = f"/admin/digests/{number}"
+    try:
+        done = await console.call(actions.ops.retry_outbox, console.store, None,
+                                  digest_id=number)
+    except SeriesfeedError as exc:
+        await _audit(console, request, operator, "digest.retry", str(number),
+                     {"error": str(exc)}, False)
+        return console.done(back, "failed", error=str(exc))
+    await _audit(console, request, operator, "digest.retry", str(number), {"retried": done},
+                 True)
+    return console.done(back, "retried" if done else "retry-none", n=len(done))
+
+
+def _subscriber_rows(status: SubscriberStatus | None, query: str, offset: int,
+                     console: Console) -> list[Any]:
+    rows = []
+    for sub in actions.subscribers.list_subscribers(console.store, status):
+        if query and query not in sub.email.lower():
+            continue
+        rows.append(sub)
+        if len(rows) > offset + PAGE_SIZE:
+            break
+    return rows[offset:]
+
+
+async def subscribers(console: Console, request: Request, operator: Operator,
+                      data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    raw = request.query_params.get("status") or ""
+    status = SubscriberStatus(raw) if raw in {s.value for s in SubscriberStatus} else None
+    query = request.query_params.get("q", "").strip().lower()[:200]
+    page = _page_number(request)
+    rows = await console.call(_subscriber_rows, status, query, (page - 1) * PAGE_SIZE, console)
+    return console.page(request, "subscribers.html.j2", title=_("Subscribers"),
+                        operator=operator, rows=rows[:PAGE_SIZE], chosen=raw, q=query,
+                        statuses=[s.value for s in SubscriberStatus],
+                        pager=_pager(request, page, len(rows) > PAGE_SIZE))
+
+
+async def subscriber(console: Console, request: Request, operator: Operator,
+                     data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    email = request.query_params.get("email", "")[:320]
+    rows = await console.call(_subscriber_rows, None, email.lower(), 0, console)
+    found = next((s for s in rows if s.email.lower() == email.lower()), None)
+    if found is None:
+        return console.refuse(request, 404, _("There is no subscriber with that address."))
+    messages = await console.call(actions.ops.list_outbox, console.store, console.config,
+                                  email=found.email, limit=PAGE_SIZE, newest_first=True)
+    return console.page(request, "subscriber.html.j2", title=found.email, operator=operator,
+                        sub=found, messages=messages)
+
+
+async def subscriber_erase(console: Console, request: Request, operator: Operator,
+                           data: Form | None) -> Response:
+    """GET: the confirmation step; POST (with ``confirm``): erase."""
+    _ = console.messages(console.language(request))
+    if data is None:
+        email = request.query_params.get("email", "")[:320]
+        return console.page(request, "erase.html.j2", title=_("Erase a subscriber"),
+                            operator=operator, email=email)
+    email = data.get("email", "")[:320]
+    if data.get("confirm") != email:
+        return console.done(f"/admin/subscribers/erase?{urlencode({'email': email})}",
+                            "failed", error=_("type the address again to confirm"))
+    try:
+        await console.call(actions.subscribers.remove_subscriber, console.store, email)
+    except SeriesfeedError as exc:
+        await _audit(console, request, operator, "subscriber.erase", None,
+                     {"error": str(exc)}, False)
+        return console.done("/admin/subscribers", "failed", error=str(exc))
+    # the audit keeps no copy of an erased address: that is the point of erasing it
+    await _audit(console, request, operator, "subscriber.erase", None, None, True)
+    return console.done("/admin/subscribers", "erased")
+
+
+async def entries(console: Console, request: Request, operator: Operator,
+                  data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    config = console.config
+    every_series = await console.call(actions.list_all_series, console.store)
+    slugs = [s.slug for s in every_series]
+    lang = request.query_params.get("language") or None
+    lang = lang if lang in config.languages else None
+    slug = request.query_params.get("series") or None
+    slug = slug if slug in slugs else None
+    found = await console.call(actions.list_entries, console.store, lang, slug)
+    page = _page_number(request)
+    shown = found[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    return console.page(request, "entries.html.j2", title=_("Entries"), operator=operator,
+                        entries=shown, series=slugs, language=lang or "", slug=slug or "",
+                        pager=_pager(request, page, len(found) > page * PAGE_SIZE))
+
+
+async def entry_part(console: Console, request: Request, operator: Operator,
+                     data: Form | None) -> Response:
+    assert data is not None
+    ref, raw = data.get("entry", ""), data.get("part", "").strip()
+    part: int | str = int(raw) if raw.isdigit() else raw
+    back = data.get("back", "/admin/entries")
+    back = back if back.startswith("/admin/") else "/admin/entries"
+    try:
+        await console.call(actions.set_entry, console.store, ref, part=part)
+    except SeriesfeedError as exc:
+        await _audit(console, request, operator, "entry.part", ref, {"part": raw,
+                                                                     "error": str(exc)}, False)
+        return console.done(back, "failed", error=str(exc))
+    await _audit(console, request, operator, "entry.part", ref, {"part": raw}, True)
+    return console.done(back, "part")
+
+
+async def entry_link(console: Console, request: Request, operator: Operator,
+                     data: Form | None) -> Response:
+    assert data is not None
+    original, translation = data.get("original", ""), data.get("translation", "")
+    back = "/admin/entries"
+    try:
+        await console.call(actions.link_translations, console.store, original, translation)
+    except SeriesfeedError as exc:
+        await _audit(console, request, operator, "entry.link", original,
+                     {"translation": translation, "error": str(exc)}, False)
+        return console.done(back, "failed", error=str(exc))
+    await _audit(console, request, operator, "entry.link", original,
+                 {"translation": translation}, True)
+    return console.done(back, "linked")
+
+
+async def series(console: Console, request: Request, operator: Operator,
+                 data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    infos = await console.call(actions.list_series_info, console.store)
+    return console.page(request, "series.html.j2", title=_("Series"), operator=operator,
+                        infos=infos, languages=console.config.languages)
+
+
+async def series_text(console: Console, request: Request, operator: Operator,
+                      data: Form | None) -> Response:
+    assert data is not None
+    slug, lang = data.get("series", ""), data.get("language", "")
+    texts = {k: data.get(k, "") for k in ("title", "description", "url")}
+    try:
+        await console.call(actions.set_series_text, console.store, console.config, slug, lang,
+                           title=texts["title"] or None, description=texts["description"],
+                           url=texts["url"])
+    except SeriesfeedError as exc:
+        await _audit(console, request, operator, "series.set", slug,
+                     {"language": lang, "error": str(exc)}, False)
+        return console.done("/admin/series", "failed", error=str(exc))
+    await _audit(console, request, operator, "series.set", slug, {"language": lang, **texts},
+                 True)
+    return console.done("/admin/series", "series")
+
+
+async def sources(console: Console, request: Request, operator: Operator,
+                  data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    found = await console.call(actions.sources.list_sources, console.store, console.config)
+    return console.page(request, "sources.html.j2", title=_("Sources"), operator=operator,
+                        sources=found)
+
+
+async def source_poll(console: Console, request: Request, operator: Operator,
+                      data: Form | None) -> Response:
+    assert data is not None
+    name = data.get("source", "")
+    if name not in console.config.sources:
+        return console.done("/admin/sources", "failed", error=name)
+    try:  # the poll is async and calls the store in threads itself
+        results = await actions.sources.poll_sources(console.store, console.config, [name],
+                                                     force=True)
+    except SeriesfeedError as exc:
+        await _audit(console, request, operator, "source.poll", name, {"error": str(exc)},
+                     False)
+        return console.done("/admin/sources", "failed", error=str(exc))
+    ok = all(r.outcome in ("imported", "not-modified") for r in results)
+    await _audit(console, request, operator, "source.poll", name,
+                 {"results": [str(r) for r in results]}, ok)
+    return console.done("/admin/sources", "polled" if ok else "poll-failed")
+
+
+def _preview_choice(console: Console, request: Request) -> tuple[str, Frequency]:
+    config = console.config
+    lang = request.query_params.get("language") or config.site.default_language
+    lang = lang if lang in config.languages else config.site.default_language
+    raw = request.query_params.get("frequency") or Frequency.WEEKLY.value
+    frequency = Frequency(raw) if raw in {f.value for f in Frequency} else Frequency.WEEKLY
+    return lang, frequency
+
+
+async def preview(console: Console, request: Request, operator: Operator,
+                  data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    lang, frequency = _preview_choice(console, request)
+    shown = await console.call(actions.preview_digest, console.store, console.config, lang,
+                               frequency)
+    return console.page(request, "preview.html.j2", title=_("Digest preview"),
+                        operator=operator, preview=shown, language=lang,
+                        frequency=frequency.value,
+                        html_link=f"/admin/preview/html?"
+                                  f"{urlencode({'language': lang, 'frequency': frequency})}")
+
+
+async def preview_html(console: Console, request: Request, operator: Operator,
+                       data: Form | None) -> Response:
+    """The digest's HTML as a mail client would show it."""
+    _ = console.messages(console.language(request))
+    lang, frequency = _preview_choice(console, request)
+    shown = await console.call(actions.preview_digest, console.store, console.config, lang,
+                               frequency)
+    if shown is None:
+        return console.refuse(request, 404, _("There is nothing to preview."))
+    return HTMLResponse(shown.html, headers={"Content-Language": lang})
+
+
+async def test_send(console: Console, request: Request, operator: Operator,
+                    data: Form | None) -> Response:
+    assert data is not None
+    config = console.config
+    lang = data.get("language", "")
+    lang = lang if lang in config.languages else config.site.default_language
+    raw = data.get("frequency", "weekly")
+    frequency = Frequency(raw) if raw in {f.value for f in Frequency} else Frequency.WEEKLY
+    back = f"/admin/preview?{urlencode({'language': lang, 'frequency': frequency.value})}"
+    to = data.get("to", "")[:320]
+    try:
+        sent = await console.call(actions.send_test_message, console.store, config, to, lang,
+                                  frequency)
+    except SeriesfeedError as exc:
+        await _audit(console, request, operator, "digest.test_send", to,
+                     {"language": lang, "error": str(exc)}, False)
+        return console.done(back, "failed", error=str(exc))
+    await _audit(console, request, operator, "digest.test_send", sent,
+                 {"language": lang, "frequency": frequency.value}, True)
+    return console.done(back, "test-sent")
