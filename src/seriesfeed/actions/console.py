@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from seriesfeed import passwords, tokens
-from seriesfeed.actions import ops, sources
+from seriesfeed.actions import audit, ops, sources
 from seriesfeed.actions.status import health, status_report
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
@@ -77,11 +77,9 @@ def hash_new_password(password: str) -> str:
 
 
 def record(store: Store, *, account: str, session: str | None, address: str | None,
-           action: str, target: str | None = None, detail: Any = None, ok: bool = True
-           ) -> None:
-    """One audit row (``actions.audit`` keeps the trail; this is the console's door to it)."""
-    from seriesfeed.actions import audit
-
+           action: str, target: str | None = None, detail: dict[str, Any] | None = None,
+           ok: bool = True) -> None:
+    """One audit row for a console action (``actions.audit`` keeps the trail)."""
     audit.record(store, account=account, session=session, address=address, action=action,
                  target=target, detail=detail, ok=ok)
 
@@ -163,15 +161,17 @@ def login(store: Store, config: Config, *, account: str, password: str,
                     locked = max(locked or 0, math.ceil(LOCK_FOR.total_seconds()))
         else:
             session = None
-    if session is not None:
-        record(store, account=admin.account, session=session, address=address, action="login",
-               ok=True)
-        return Login(cookie=tokens.bound_token(_key(config), tokens.Purpose.ADMIN_SESSION,
-                                               session))
-    why = "locked out" if locked is not None else "wrong account or password"
-    record(store, account=account or "-", session=None, address=address, action="login",
-           detail={"reason": why}, ok=False)
-    return Login(retry_after=locked)
+        # in the same transaction: a login is never without its audit row
+        if session is not None:
+            audit.write(conn, audit.Actor(admin.account, session, address), "login", None,
+                        None, True, at=now)
+        else:
+            why = "locked out" if locked is not None else "wrong account or password"
+            audit.write(conn, audit.Actor(account or "-", None, address), "login", None,
+                        {"reason": why}, False, at=now)
+    if session is None:
+        return Login(retry_after=locked)
+    return Login(cookie=tokens.bound_token(_key(config), tokens.Purpose.ADMIN_SESSION, session))
 
 
 def operator_for(store: Store, config: Config, cookie: str | None) -> Operator | None:
@@ -192,8 +192,8 @@ def logout(store: Store, operator: Operator, address: str | None) -> None:
     """End the session everywhere (its row), and audit it."""
     with store.write() as conn:
         cq.end_session(conn, operator.session, now_utc())
-    record(store, account=operator.account, session=operator.session, address=address,
-           action="logout")
+        audit.write(conn, audit.Actor(operator.account, operator.session, address), "logout",
+                    None, None, True)
 
 
 def dashboard(config: Config, store: Store) -> dict[str, Any]:
