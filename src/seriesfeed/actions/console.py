@@ -151,7 +151,10 @@ def login(store: Store, config: Config, *, account: str, password: str,
             expires = now + timedelta(hours=admin.session_hours)
             cq.new_session(conn, id=session, account=admin.account, now=now,
                            expires_at=expires, address=address)
-            cq.clear_failures(conn, client_key)  # a success forgives this client's typos
+            # a success forgives this client's typos, and the account's: only someone who
+            # knows the password gets here
+            cq.clear_failures(conn, client_key)
+            cq.clear_failures(conn, account_key)
         elif locked is None:
             session = None
             for key in (client_key, account_key):

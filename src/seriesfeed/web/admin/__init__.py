@@ -31,7 +31,10 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
     console = Console(config, store)
 
     def page(path: str, handler: views.Handler, methods: list[str] = GET) -> Route:
-        return Route(path, guarded(console, handler), methods=methods)
+        # a POST-only action still answers GET itself (login first, then 405), so no
+        # public route further down ever sees an /admin path
+        return Route(path, guarded(console, handler, post_only=methods == POST),
+                     methods=[*GET, *POST])
 
     async def to_console(_: object) -> Response:
         return RedirectResponse("/admin/", status_code=308)

@@ -47,6 +47,7 @@ LANG_COOKIE = "sf_admin_lang"  # the operator's choice on the language switch
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 200
 PAGE_SIZE = 50
+POSTS = ("subscriber_erase",)  # pages that take their own form too (GET shows it)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -184,7 +185,8 @@ class Console:
         return RedirectResponse(f"{path}{joiner}{query}", status_code=303)
 
 
-def guarded(console: Console, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def guarded(console: Console, handler: Handler, *, post_only: bool = False
+            ) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint behind the session: no live session is a redirect to the login page
     (GET) or 403 (anything else); a POST must also come from our own pages and carry the
     session's CSRF field. A store that cannot answer is a 503 with Retry-After."""
@@ -196,7 +198,13 @@ def guarded(console: Console, handler: Handler) -> Callable[[Request], Awaitable
                 if request.method in ("GET", "HEAD"):
                     return RedirectResponse("/admin/login", status_code=303)
                 return console.refuse(request, 403, _("Log in first."))
+            if request.method == "POST" and not post_only and handler.__name__ not in POSTS:
+                return console.refuse(request, 405, _("This address only shows a page."),
+                                      headers={"Allow": "GET, HEAD"})
             if request.method != "POST":
+                if post_only:
+                    return console.refuse(request, 405, _("This address only takes a form."),
+                                          headers={"Allow": "POST"})
                 return await handler(console, request, operator, None)
             if console.cross_site(request):
                 return console.refuse(request, 403, _("This form can only be sent from the "
