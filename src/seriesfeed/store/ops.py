@@ -14,7 +14,7 @@ from seriesfeed.models import OutboxState, Subscriber, SubscriberStatus
 from seriesfeed.store.tables import digests, job_runs, outbox, subscribers, suppressions
 
 __all__ = [
-    "BounceResult", "DigestSummary", "OutboxRow", "digest_summaries",
+    "BounceResult", "DigestSummary", "OutboxRow", "count_outbox_of", "digest_summaries",
     "digests_by_language_frequency", "get_outbox", "hard_bounce_counts", "has_rows",
     "last_successes", "list_outbox", "mark_bounce", "newest_row_of", "oldest_due",
     "outbox_by_state_kind", "outbox_totals", "reset_hard_bounces", "restore_subscriber",
@@ -54,18 +54,27 @@ def _row(r: object) -> OutboxRow:
 
 
 def list_outbox(conn: Connection, *, state: str | None = None, digest_id: int | None = None,
-                email_key: str | None = None, limit: int | None = None) -> list[OutboxRow]:
+                email_key: str | None = None, limit: int | None = None,
+                subscriber_id: int | None = None, newest_first: bool = False,
+                ) -> list[OutboxRow]:
     query = select(outbox)
+    if subscriber_id is not None:
+        query = query.where(outbox.c.subscriber_id == subscriber_id)
     if state is not None:
         query = query.where(outbox.c.state == state)
     if digest_id is not None:
         query = query.where(outbox.c.digest_id == digest_id)
     if email_key is not None:
         query = query.where(func.lower(outbox.c.recipient) == email_key)
-    query = query.order_by(outbox.c.id)
+    query = query.order_by(outbox.c.id.desc() if newest_first else outbox.c.id)
     if limit is not None:
         query = query.limit(limit)
     return [_row(r) for r in conn.execute(query)]
+
+
+def count_outbox_of(conn: Connection, subscriber_id: int) -> int:
+    return int(conn.execute(select(func.count()).select_from(outbox)
+                            .where(outbox.c.subscriber_id == subscriber_id)).scalar_one())
 
 
 def get_outbox(conn: Connection, row_id: int) -> OutboxRow | None:
