@@ -82,12 +82,14 @@ def _cookie_header(cookies: dict[str, str]) -> str:
     return "; ".join(f"{k}={v}" for k, v in cookies.items() if v)
 
 
-def console_config(make_config: Callable[..., Path], tmp_path: Path, **admin: object) -> Config:
+def console_config(make_config: Callable[..., Path], tmp_path: Path,
+                   admin: dict[str, object] | None = None, **sections: dict[str, object]
+                   ) -> Config:
     return load_config(make_config(
         database={"url": f"sqlite:///{tmp_path / 'console.sqlite3'}"},
         web={"host": "127.0.0.1", "port": 8080, "base_url": BASE},
         security={"secret_key": "s" * 32},
-        admin={"enabled": True, "password_hash": HASH, **admin}), env={})
+        admin={"enabled": True, "password_hash": HASH, **(admin or {})}, **sections), env={})
 
 
 @pytest.fixture

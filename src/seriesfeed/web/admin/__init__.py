@@ -55,6 +55,8 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         page("/admin/subscribers", views.subscribers),
         page("/admin/subscribers/show", views.subscriber),
         page("/admin/subscribers/erase", views.subscriber_erase, [*GET, *POST]),
+        page("/admin/subscribers/status", views.subscriber_status, POST),
+        page("/admin/subscribers/unsuppress", views.subscriber_unsuppress, POST),
         page("/admin/entries", views.entries),
         page("/admin/entries/part", views.entry_part, POST),
         page("/admin/entries/link", views.entry_link, POST),
@@ -62,9 +64,11 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         page("/admin/series/text", views.series_text, POST),
         page("/admin/sources", views.sources),
         page("/admin/sources/poll", views.source_poll, POST),
+        page("/admin/sources/{name:str}", views.source_history),
         page("/admin/preview", views.preview),
         page("/admin/preview/html", views.preview_html),
         page("/admin/preview/test", views.test_send, POST),
+        page("/admin/audit", views.audit_log),
     ]
 
 

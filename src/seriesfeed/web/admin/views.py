@@ -10,15 +10,36 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from seriesfeed import actions
+from seriesfeed.actions import audit, subscriber_admin
 from seriesfeed.actions.console import Operator
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.models import Frequency, OutboxState, SubscriberStatus
 from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, Handler
 
 __all__ = [
-    "Handler", "dashboard", "digest", "digest_retry", "digests", "entries", "entry_link",
-    "entry_part", "outbox", "outbox_retry", "preview", "preview_html", "series",
-    "series_text", "source_poll", "sources", "subscriber", "subscriber_erase", "subscribers",
+    "Handler",
+    "audit_log",
+    "dashboard",
+    "digest",
+    "digest_retry",
+    "digests",
+    "entries",
+    "entry_link",
+    "entry_part",
+    "outbox",
+    "outbox_retry",
+    "preview",
+    "preview_html",
+    "series",
+    "series_text",
+    "source_history",
+    "source_poll",
+    "sources",
+    "subscriber",
+    "subscriber_erase",
+    "subscriber_status",
+    "subscriber_unsuppress",
+    "subscribers",
     "test_send",
 ]
 
@@ -108,8 +129,8 @@ async def outbox_retry(console: Console, request: Request, operator: Operator,
                      {"error": str(exc)}, False)
         return console.done(back, "failed", error=str(exc))
     await _audit(console, request, operator, "outbox.retry", ",".join(map(str, ids)),
-                 {"retried": done}, True)
-    return console.done(back, "retried" if done else "retry-none", n=len(done))
+                 {"retried": done.queued}, True)
+    return console.done(back, "retried" if done.queued else "retry-none", n=len(done.queued))
 
 
 async def digests(console: Console, request: Request, operator: Operator,
@@ -141,55 +162,80 @@ async def digest_retry(console: Console, request: Request, operator: Operator,
     number = int(request.path_params["id"])
     back = f"/admin/digests/{number}"
     try:
-        done = await console.call(actions.ops.retry_outbox, console.store, None,
-                                  digest_id=number)
+        done = await console.call(actions.ops.retry_digest, console.store, number)
     except SeriesfeedError as exc:
         await _audit(console, request, operator, "digest.retry", str(number),
                      {"error": str(exc)}, False)
         return console.done(back, "failed", error=str(exc))
-    await _audit(console, request, operator, "digest.retry", str(number), {"retried": done},
-                 True)
-    return console.done(back, "retried" if done else "retry-none", n=len(done))
-
-
-def _subscriber_rows(status: SubscriberStatus | None, query: str, offset: int,
-                     console: Console) -> list[Any]:
-    rows = []
-    for sub in actions.subscribers.list_subscribers(console.store, status):
-        if query and query not in sub.email.lower():
-            continue
-        rows.append(sub)
-        if len(rows) > offset + PAGE_SIZE:
-            break
-    return rows[offset:]
+    await _audit(console, request, operator, "digest.retry", str(number),
+                 {"retried": done.queued, "skipped": done.skipped}, True)
+    return console.done(back, "retried" if done.queued else "retry-none", n=len(done.queued))
 
 
 async def subscribers(console: Console, request: Request, operator: Operator,
                       data: Form | None) -> Response:
     _ = console.messages(console.language(request))
-    raw = request.query_params.get("status") or ""
-    status = SubscriberStatus(raw) if raw in {s.value for s in SubscriberStatus} else None
-    query = request.query_params.get("q", "").strip().lower()[:200]
+    q = request.query_params
+    chosen = {k: (q.get(k) or "")[:200] for k in ("q", "status", "language", "frequency")}
+    try:
+        wanted = subscriber_admin.filters(
+            search=chosen["q"], status=chosen["status"], language=chosen["language"],
+            frequency=chosen["frequency"])
+    except SeriesfeedError:  # a hand-made query: show everyone rather than an error
+        wanted = subscriber_admin.filters()
     page = _page_number(request)
-    rows = await console.call(_subscriber_rows, status, query, (page - 1) * PAGE_SIZE, console)
+    found = await console.call(subscriber_admin.search_subscribers, console.store,
+                               wanted, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     return console.page(request, "subscribers.html.j2", title=_("Subscribers"),
-                        operator=operator, rows=rows[:PAGE_SIZE], chosen=raw, q=query,
-                        statuses=[s.value for s in SubscriberStatus],
-                        pager=_pager(request, page, len(rows) > PAGE_SIZE))
+                        operator=operator, rows=found.subscribers, total=found.total,
+                        chosen=chosen, statuses=[s.value for s in SubscriberStatus],
+                        frequencies=[f.value for f in Frequency],
+                        pager=_pager(request, page, found.total > page * PAGE_SIZE))
 
 
 async def subscriber(console: Console, request: Request, operator: Operator,
                      data: Form | None) -> Response:
     _ = console.messages(console.language(request))
     email = request.query_params.get("email", "")[:320]
-    rows = await console.call(_subscriber_rows, None, email.lower(), 0, console)
-    found = next((s for s in rows if s.email.lower() == email.lower()), None)
-    if found is None:
+    try:
+        found = await console.call(subscriber_admin.show_subscriber, console.store,
+                                   console.config, email)
+    except SeriesfeedError:
         return console.refuse(request, 404, _("There is no subscriber with that address."))
-    messages = await console.call(actions.ops.list_outbox, console.store, console.config,
-                                  email=found.email, limit=PAGE_SIZE, newest_first=True)
     return console.page(request, "subscriber.html.j2", title=found.email, operator=operator,
-                        sub=found, messages=messages)
+                        found=found, statuses=[s.value for s in SubscriberStatus])
+
+
+def _actor(console: Console, request: Request, operator: Operator) -> audit.Actor:
+    return audit.Actor(operator.account, operator.session, console.client(request))
+
+
+async def subscriber_status(console: Console, request: Request, operator: Operator,
+                            data: Form | None) -> Response:
+    """The verb records its own audit row (with the change, in one transaction)."""
+    assert data is not None
+    email, status = data.get("email", "")[:320], data.get("status", "")
+    back = f"/admin/subscribers/show?{urlencode({'email': email})}"
+    try:
+        await console.call(subscriber_admin.set_status, console.store, email, status,
+                           actor=_actor(console, request, operator))
+    except SeriesfeedError as exc:
+        return console.done(back, "failed", error=str(exc))
+    return console.done(back, "status")
+
+
+async def subscriber_unsuppress(console: Console, request: Request, operator: Operator,
+                                data: Form | None) -> Response:
+    """The verb records its own audit row, with the required reason."""
+    assert data is not None
+    email, reason = data.get("email", "")[:320], data.get("reason", "")
+    back = f"/admin/subscribers/show?{urlencode({'email': email})}"
+    try:
+        await console.call(subscriber_admin.unsuppress, console.store, email, reason,
+                           actor=_actor(console, request, operator))
+    except SeriesfeedError as exc:
+        return console.done(back, "failed", error=str(exc))
+    return console.done(back, "unsuppressed")
 
 
 async def subscriber_erase(console: Console, request: Request, operator: Operator,
@@ -319,6 +365,35 @@ async def source_poll(console: Console, request: Request, operator: Operator,
     return console.done("/admin/sources", "polled" if ok else "poll-failed")
 
 
+async def source_history(console: Console, request: Request, operator: Operator,
+                         data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    name = request.path_params["name"]
+    page = _page_number(request)
+    try:
+        found = await console.call(actions.sources.source_history, console.store,
+                                   console.config, name, limit=PAGE_SIZE,
+                                   offset=(page - 1) * PAGE_SIZE)
+    except SeriesfeedError:
+        return console.refuse(request, 404, _("There is no such source."))
+    return console.page(request, "source.html.j2", title=_("Source {name}", name=name),
+                        operator=operator, history=found,
+                        pager=_pager(request, page, found["total"] > page * PAGE_SIZE))
+
+
+async def audit_log(console: Console, request: Request, operator: Operator,
+                    data: Form | None) -> Response:
+    _ = console.messages(console.language(request))
+    page = _page_number(request)
+    action = (request.query_params.get("action") or "")[:64] or None
+    rows = await console.call(audit.log, console.store, limit=PAGE_SIZE + 1,
+                              offset=(page - 1) * PAGE_SIZE, action=action)
+    return console.page(request, "audit.html.j2", title=_("Audit log"), operator=operator,
+                        rows=[r.to_json(console.config.zone) for r in rows[:PAGE_SIZE]],
+                        action=action or "",
+                        pager=_pager(request, page, len(rows) > PAGE_SIZE))
+
+
 def _preview_choice(console: Console, request: Request) -> tuple[str, Frequency]:
     config = console.config
     lang = request.query_params.get("language") or config.site.default_language
@@ -364,12 +439,13 @@ async def test_send(console: Console, request: Request, operator: Operator,
     back = f"/admin/preview?{urlencode({'language': lang, 'frequency': frequency.value})}"
     to = data.get("to", "")[:320]
     try:
-        sent = await console.call(actions.send_test_message, console.store, config, to, lang,
-                                  frequency)
+        sent = await console.call(actions.digests.send_test_copy, console.store, config,
+                                  language=lang, to=to, frequency=frequency)
     except SeriesfeedError as exc:
         await _audit(console, request, operator, "digest.test_send", to,
                      {"language": lang, "error": str(exc)}, False)
         return console.done(back, "failed", error=str(exc))
-    await _audit(console, request, operator, "digest.test_send", sent,
-                 {"language": lang, "frequency": frequency.value}, True)
+    await _audit(console, request, operator, "digest.test_send", sent.address,
+                 {"language": lang, "frequency": frequency.value,
+                  "message_id": sent.message_id}, True)
     return console.done(back, "test-sent")

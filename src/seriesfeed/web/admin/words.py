@@ -22,6 +22,9 @@ WORDS: dict[str, str] = {
     "source": N_("A source is failing"), "relay": N_("Sending is paused"),
     "job": N_("A job failed"), "store": N_("The store has a problem"),
     "retry-reason": N_("Messages are waiting to be retried"),
+    # source poll results
+    "ok": N_("ok"), "partial": N_("partial"), "unchanged": N_("unchanged"),
+    "error": N_("error"), "gone": N_("gone"),
     # outbox kinds
     "digest": N_("digest"), "confirm": N_("confirmation"), "welcome": N_("welcome"),
     "manage": N_("manage link"), "catch_up": N_("catch-up"),
