@@ -200,3 +200,17 @@ def test_unsuppress_needs_a_reason_and_records_it(
     with store.read() as conn:
         stored = " ".join(str(v) for r in conn.execute(select(admin_audit)) for v in r)
     assert "bob@example.org" not in stored.lower()
+
+
+def test_an_erasure_takes_the_address_out_of_the_audit_trail_too(
+        world: tuple[Config, Store]) -> None:
+    _config, store = world
+    subscriber_admin.set_status(store, "bob@example.org", "unsubscribed")
+    with pytest.raises(ValidationError):
+        subscriber_admin.set_status(store, "bob@example.org", "confirmed")  # recorded too
+    actions.subscribers.remove_subscriber(store, "bob@example.org")
+    with store.read() as conn:
+        rows = conn.execute(select(admin_audit.c.target, admin_audit.c.detail)).all()
+    assert len(rows) == 2
+    assert all("bob@example.org" not in f"{t} {d}".lower() for t, d in rows)
+    assert all(t == "erased@invalid" for t, _ in rows)

@@ -62,7 +62,7 @@ READ_ONLY = frozenset({
     "status", "check", "backup", "entries list", "entries show", "entries export",
     "series list", "series show", "sources list", "subscribers list", "subscribers export",
     "outbox list", "digests list", "digests show", "digest preview", "feeds build",
-    "sources history", "subscribers show", "admin log"})
+    "sources history", "subscribers show", "admin log", "charts"})
 
 
 def _read_only_command() -> bool:
@@ -123,6 +123,7 @@ def _register() -> None:
     from seriesfeed.cli import (  # noqa: F401 - registers their commands
         admin,
         catalogues,
+        charts,
         check,
         daemon,
         digest,
