@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from seriesfeed import passwords, tokens
-from seriesfeed.actions import audit, ops, sources
+from seriesfeed.actions import audit, charts, ops, sources
 from seriesfeed.actions.status import health, status_report
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
@@ -205,10 +205,18 @@ def dashboard(config: Config, store: Store) -> dict[str, Any]:
     reasons, the status report (relay, jobs, outbox, subscribers, nodes), the last digests
     and every source."""
     judged = health(config, store)
-    report = status_report(config, store) if not judged.down else None
+    if judged.down:  # the store cannot be read: the reasons are all there is to show
+        return {"health": {"state": judged.state, "reasons": judged.reasons}, "report": None,
+                "digests": [], "sources": [], "charts": {}}
     return {
         "health": {"state": judged.state, "reasons": judged.reasons},
-        "report": report,
-        "digests": ops.list_digests(store, config)[:10] if report is not None else [],
-        "sources": sources.list_sources(store, config) if report is not None else [],
+        "report": status_report(config, store),
+        "digests": list(reversed(ops.list_digests(store, config)[-10:])),
+        "sources": sources.list_sources(store, config),
+        "charts": {
+            "messages": charts.messages_per_day(store, config, days=30),
+            "subscribers": charts.subscribers_over_time(store, config, days=30),
+            "bounces": charts.bounces_per_week(store, config, weeks=12),
+            "polls": charts.polls_per_day(store, config, days=30),
+        },
     }

@@ -9,12 +9,13 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from seriesfeed import actions
+from seriesfeed import actions, i18n, svgcharts
 from seriesfeed.actions import audit, subscriber_admin
 from seriesfeed.actions.console import Operator
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.models import Frequency, OutboxState, SubscriberStatus
 from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, Handler
+from seriesfeed.web.admin.words import WORDS
 
 __all__ = [
     "Handler",
@@ -84,16 +85,57 @@ def _attention(report: dict[str, Any] | None, health: dict[str, Any]) -> list[di
     return items
 
 
+def _drawn(console: Console, lang: str, found: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chart verbs' numbers as SVG with their titles, axis and series names in the
+    operator's language; each keeps its numbers for the table beside it."""
+    _ = console.messages(lang)
+    config = console.config
+    locale = config.languages[lang].locale if lang in config.languages else lang
+
+    def names(code: str) -> str:
+        return _word(_, code) if code not in config.languages else \
+            i18n.language_name(code, locale)
+
+    wanted: list[tuple[str, str, str, Any, bool]] = [
+        ("chart-messages", _("Messages sent per day, by language"), _("Day"),
+         found["messages"], True)]
+    for code, chart in found["subscribers"].items():
+        wanted.append((f"chart-subscribers-{code}", _("Subscribers in {language}, by status",
+                                                     language=names(code)), _("Day"),
+                       chart, False))
+    wanted += [("chart-bounces", _("Hard bounces and complaints per week"),
+                _("Week from"), found["bounces"], True),
+               ("chart-polls", _("Source polls per day, by result"), _("Day"),
+                found["polls"], True)]
+    out = []
+    for ident, title, axis, chart, stacked in wanted:
+        labels = [i18n.format_date(d, locale, "d MMM") for d in chart.starts]
+        series = [svgcharts.Series(names(key) if key else _("other"),
+                                   [float(v) for v in values])
+                  for key, values in chart.series.items()]
+        drawn = svgcharts.Chart(ident, title, labels, series)
+        out.append({"id": ident, "title": title, "axis": axis, "labels": labels,
+                    "series": [{"name": s.name, "values": s.values} for s in series],
+                    "empty": drawn.empty,
+                    "svg": svgcharts.bars(drawn) if stacked else svgcharts.lines(drawn)})
+    return out
+
+
+def _word(_: Any, key: str) -> str:
+    return str(_(WORDS[key])) if key in WORDS else key
+
+
 async def dashboard(console: Console, request: Request, operator: Operator,
                     data: Form | None) -> Response:
-    _ = console.messages(console.language(request))
+    lang = console.language(request)
+    _ = console.messages(lang)
     found = await console.call(actions.console.dashboard, console.config, console.store)
     report = found["report"]
     return console.page(request, "dashboard.html.j2", title=_("Dashboard"), operator=operator,
                         health=found["health"], report=report,
                         attention=_attention(report, found["health"]),
                         digests=found["digests"], sources=found["sources"],
-                        charts=found.get("charts", []))
+                        charts=_drawn(console, lang, found["charts"]) if report else [])
 
 
 async def outbox(console: Console, request: Request, operator: Operator,
@@ -164,10 +206,10 @@ async def digest_retry(console: Console, request: Request, operator: Operator,
     try:
         done = await console.call(actions.ops.retry_digest, console.store, number)
     except SeriesfeedError as exc:
-        await _audit(console, request, operator, "digest.retry", str(number),
+        await _audit(console, request, operator, "digests.retry", str(number),
                      {"error": str(exc)}, False)
         return console.done(back, "failed", error=str(exc))
-    await _audit(console, request, operator, "digest.retry", str(number),
+    await _audit(console, request, operator, "digests.retry", str(number),
                  {"retried": done.queued, "skipped": done.skipped}, True)
     return console.done(back, "retried" if done.queued else "retry-none", n=len(done.queued))
 
@@ -253,11 +295,11 @@ async def subscriber_erase(console: Console, request: Request, operator: Operato
     try:
         await console.call(actions.subscribers.remove_subscriber, console.store, email)
     except SeriesfeedError as exc:
-        await _audit(console, request, operator, "subscriber.erase", None,
+        await _audit(console, request, operator, "subscribers.remove", None,
                      {"error": str(exc)}, False)
         return console.done("/admin/subscribers", "failed", error=str(exc))
     # the audit keeps no copy of an erased address: that is the point of erasing it
-    await _audit(console, request, operator, "subscriber.erase", None, None, True)
+    await _audit(console, request, operator, "subscribers.remove", None, None, True)
     return console.done("/admin/subscribers", "erased")
 
 
@@ -289,10 +331,10 @@ async def entry_part(console: Console, request: Request, operator: Operator,
     try:
         await console.call(actions.set_entry, console.store, ref, part=part)
     except SeriesfeedError as exc:
-        await _audit(console, request, operator, "entry.part", ref, {"part": raw,
+        await _audit(console, request, operator, "entries.set", ref, {"part": raw,
                                                                      "error": str(exc)}, False)
         return console.done(back, "failed", error=str(exc))
-    await _audit(console, request, operator, "entry.part", ref, {"part": raw}, True)
+    await _audit(console, request, operator, "entries.set", ref, {"part": raw}, True)
     return console.done(back, "part")
 
 
@@ -304,10 +346,10 @@ async def entry_link(console: Console, request: Request, operator: Operator,
     try:
         await console.call(actions.link_translations, console.store, original, translation)
     except SeriesfeedError as exc:
-        await _audit(console, request, operator, "entry.link", original,
+        await _audit(console, request, operator, "entries.link", original,
                      {"translation": translation, "error": str(exc)}, False)
         return console.done(back, "failed", error=str(exc))
-    await _audit(console, request, operator, "entry.link", original,
+    await _audit(console, request, operator, "entries.link", original,
                  {"translation": translation}, True)
     return console.done(back, "linked")
 
@@ -356,11 +398,11 @@ async def source_poll(console: Console, request: Request, operator: Operator,
         results = await actions.sources.poll_sources(console.store, console.config, [name],
                                                      force=True)
     except SeriesfeedError as exc:
-        await _audit(console, request, operator, "source.poll", name, {"error": str(exc)},
+        await _audit(console, request, operator, "sources.poll", name, {"error": str(exc)},
                      False)
         return console.done("/admin/sources", "failed", error=str(exc))
     ok = all(r.outcome in ("imported", "not-modified") for r in results)
-    await _audit(console, request, operator, "source.poll", name,
+    await _audit(console, request, operator, "sources.poll", name,
                  {"results": [str(r) for r in results]}, ok)
     return console.done("/admin/sources", "polled" if ok else "poll-failed")
 
@@ -442,10 +484,10 @@ async def test_send(console: Console, request: Request, operator: Operator,
         sent = await console.call(actions.digests.send_test_copy, console.store, config,
                                   language=lang, to=to, frequency=frequency)
     except SeriesfeedError as exc:
-        await _audit(console, request, operator, "digest.test_send", to,
+        await _audit(console, request, operator, "digest.test-send", to,
                      {"language": lang, "error": str(exc)}, False)
         return console.done(back, "failed", error=str(exc))
-    await _audit(console, request, operator, "digest.test_send", sent.address,
+    await _audit(console, request, operator, "digest.test-send", sent.address,
                  {"language": lang, "frequency": frequency.value,
                   "message_id": sent.message_id}, True)
     return console.done(back, "test-sent")

@@ -25,6 +25,8 @@ WORDS: dict[str, str] = {
     # source poll results
     "ok": N_("ok"), "partial": N_("partial"), "unchanged": N_("unchanged"),
     "error": N_("error"), "gone": N_("gone"),
+    # bounce kinds
+    "hard": N_("hard bounces"), "complaint": N_("complaints"),
     # outbox kinds
     "digest": N_("digest"), "confirm": N_("confirmation"), "welcome": N_("welcome"),
     "manage": N_("manage link"), "catch_up": N_("catch-up"),
