@@ -42,13 +42,21 @@ class Chart:
 
 
 def nice_ceiling(value: float) -> float:
-    """The axis top: 1, 2 or 5 times a power of ten, at or above ``value``."""
-    if value <= 0:
+    """The axis top: four steps of 1, 2 or 5 times a power of ten (whole numbers for
+    counts), the first such top at or above ``value``."""
+    step = _step(value)
+    return step * max(1, math.ceil(value / step)) if value > 0 else 4.0
+
+
+def _step(value: float) -> float:
+    """A gridline step that reaches ``value`` in at most four steps, never below 1."""
+    if value <= 4:
         return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if value <= step * power:
-            return float(step * power)
+    rough = value / 4
+    power = 10 ** math.floor(math.log10(rough))
+    for factor in (1, 2, 5, 10):
+        if rough <= factor * power:
+            return float(factor * power)
     return float(10 * power)  # pragma: no cover - the loop always returns
 
 
@@ -57,24 +65,26 @@ def _number(value: float) -> str:
 
 
 def _frame(chart: Chart, top: float) -> list[str]:
-    """The y axis with four gridlines and their numbers, and the x axis."""
+    """The y axis with a gridline and its number at each step (whole numbers: these are
+    counts), and the x axis."""
     plot_h = HEIGHT - TOP - BOTTOM
     out = ['<g class="axis" aria-hidden="true">']
-    for i in range(5):
-        value = top * i / 4
-        y = TOP + plot_h - plot_h * i / 4
+    step = _step(top)
+    for i in range(round(top / step) + 1):
+        value = step * i
+        y = TOP + plot_h - plot_h * value / top
         out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" '
                    f'y2="{y:.1f}"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
                    f'{_number(value)}</text>')
     out.append(f'<line class="base" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{TOP + plot_h}" '
-               f'y2="{TOP + plot_h}"/>')
+               f'y2="{TOP + plot_h}"/></g>')
     return out
 
 
 def _x_labels(labels: list[str], centers: list[float]) -> list[str]:
     """At most about eight labels, evenly spaced, so they never overlap."""
-    every = max(1, math.ceil(len(labels) / 8))
+    every = max(1, math.ceil(len(labels) / 6))
     y = HEIGHT - BOTTOM + 16
     return [f'<text x="{x:.1f}" y="{y}" text-anchor="middle">{escape(label)}</text>'
             for i, (label, x) in enumerate(zip(labels, centers, strict=True))
@@ -83,12 +93,12 @@ def _x_labels(labels: list[str], centers: list[float]) -> list[str]:
 
 def _legend(chart: Chart) -> list[str]:
     out, x = [], LEFT
-    y = HEIGHT - 12
+    y = HEIGHT - 10
     for i, s in enumerate(chart.series):
         out.append(f'<rect class="c{i % PALETTE_SIZE}" x="{x}" y="{y - 9}" width="10" '
                    f'height="10"/>')
         out.append(f'<text x="{x + 14}" y="{y}">{escape(s.name)}</text>')
-        x += 22 + 7 * len(s.name)
+        x += 26 + 8 * len(s.name)
     return out
 
 

@@ -71,6 +71,15 @@ DONE: dict[str, str] = {
 }
 
 
+def _when(value: object) -> str:
+    """A time as the verbs give it (ISO 8601 in the site's zone) to the minute: the
+    offset and the seconds are the same on every line of a page, and noise."""
+    if not value:
+        return "—"
+    text = str(value)
+    return text[:16].replace("T", " ") if len(text) >= 16 and text[10] == "T" else text
+
+
 @dataclass
 class Console:
     config: Config
@@ -116,7 +125,8 @@ class Console:
             "title": title, "operator": operator, "notice": notice, "switch": switch,
             "csrf": actions.console.csrf_field(self.config, operator) if operator else "",
             "path": here, "account": self.config.admin.account,
-            "word": lambda value: _(WORDS[value]) if value in WORDS else value, **ctx})
+            "word": lambda value: _(WORDS[value]) if value in WORDS else value,
+            "when": _when, **ctx})
         response = HTMLResponse(body, status_code=status,
                                 headers={"Content-Language": lang, **(headers or {})})
         if request.query_params.get("lang") in self.config.languages:
