@@ -293,3 +293,47 @@ def test_a_wrong_password_costs_what_a_right_one_costs(console: Console,
     assert spread < 25, medians
     figures(**{f"{k} ms": round(v, 1) for k, v in medians.items()},
             **{"median spread ms": round(spread, 1)})
+
+
+# -- [admin] listen: the console on its own address only ---------------------------------
+
+def test_admin_listen_serves_the_console_there_and_not_on_the_public_port(
+        make_config: Callable[..., Path], tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    from seriesfeed.web.embedded import serve_until
+    from tests.smtp_server import free_port
+
+    public, private = free_port(), free_port()
+    config = console_config(make_config, tmp_path, admin={"listen": f"127.0.0.1:{private}"})
+    config = config.listening_on("127.0.0.1", public)
+    store = open_store(config.database.url, config.base_dir)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(target=loop.run_until_complete,
+                              args=(serve_until(config, store, stop),), daemon=True)
+    thread.start()
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                side = LiveServer(private).request("GET", "/admin/login", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the console did not listen"
+                time.sleep(0.05)
+        assert side.status == 200 and 'name="password"' in side.body
+        assert side.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in side.headers["content-security-policy"]
+        on_public = LiveServer(public).request("GET", "/admin/login")
+        assert on_public.status == 404
+        assert LiveServer(public).request("GET", "/healthz").status == 200
+        assert LiveServer(private).request("GET", "/healthz").status == 404
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=15)
+        loop.close()
+        store.close()
