@@ -45,7 +45,8 @@ if not Path(CHROMIUM).exists():
 AUDITED = ["/admin/", "/admin/outbox", "/admin/digests", "/admin/digests/1",
            "/admin/subscribers", "/admin/subscribers/show?email=bea%40example.org",
            "/admin/subscribers/erase?email=bea%40example.org", "/admin/entries",
-           "/admin/series", "/admin/sources", "/admin/preview?language=es", "/admin/audit"]
+           "/admin/entries/edit?entry=1", "/admin/series", "/admin/sources",
+           "/admin/preview?language=es", "/admin/audit"]
 
 
 @dataclass

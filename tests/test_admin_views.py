@@ -25,7 +25,8 @@ PAGES = ["/admin/", "/admin/outbox", "/admin/outbox?state=failed", "/admin/diges
          "/admin/digests/1", "/admin/subscribers", "/admin/subscribers?status=confirmed&q=ex",
          "/admin/subscribers/show?email=ann%40example.org",
          "/admin/subscribers/erase?email=ann%40example.org", "/admin/entries",
-         "/admin/entries?language=es", "/admin/series", "/admin/sources",
+         "/admin/entries?language=es", "/admin/entries/edit?entry=2", "/admin/series",
+         "/admin/sources",
          "/admin/preview?language=es", "/admin/audit", "/admin/login"]
 
 
@@ -108,8 +109,9 @@ def test_each_action_leaves_one_audit_row(mailed: Console, smtp_server: SmtpServ
         ("/admin/digests/1/retry", {}, "digests.retry"),
         ("/admin/subscribers/status", {"email": "bea@example.org", "status": "unsubscribed"},
          "subscribers.set"),
-        ("/admin/entries/part", {"entry": str(first_es.seq), "part": "3",
-                                 "back": "/admin/entries"}, "entries.set"),
+        ("/admin/entries/edit", {"entry": str(first_es.seq), "part": "",
+                                 "title": "Carta a las bases (corregida)",
+                                 "summary": first_es.summary}, "entries.set"),
         ("/admin/series/text", {"series": "reflections-on-the-iso-crisis", "language": "es",
                                 "title": "Reflexiones sobre la crisis de la ISO",
                                 "description": "", "url": ""}, "series.set"),
@@ -131,6 +133,11 @@ def test_each_action_leaves_one_audit_row(mailed: Console, smtp_server: SmtpServ
         assert rows[0].action == action, (path, rows[0])
         assert rows[0].account == "admin" and rows[0].session and rows[0].address == \
             "127.0.0.1"
+    fixed = actions.show_entry(mailed.store, str(first_es.seq))
+    assert (fixed.title, fixed.id, fixed.seq) == ("Carta a las bases (corregida)",
+                                                  first_es.id, first_es.seq)
+    assert audit.log(mailed.store, action="entries.set", limit=1)[0].detail == {
+        "title": "Carta a las bases (corregida)"}
     # the erased address left no copy in the trail; its test copy reached the SMTP server
     assert not [r for r in audit.log(mailed.store, limit=50) if
                 r.target == "ann@example.org"]

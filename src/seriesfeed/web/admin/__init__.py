@@ -58,7 +58,7 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         page("/admin/subscribers/status", views.subscriber_status, POST),
         page("/admin/subscribers/unsuppress", views.subscriber_unsuppress, POST),
         page("/admin/entries", views.entries),
-        page("/admin/entries/part", views.entry_part, POST),
+        page("/admin/entries/edit", views.entry_edit, [*GET, *POST]),
         page("/admin/entries/link", views.entry_link, POST),
         page("/admin/series", views.series),
         page("/admin/series/text", views.series_text, POST),

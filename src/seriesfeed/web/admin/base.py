@@ -47,7 +47,7 @@ LANG_COOKIE = "sf_admin_lang"  # the operator's choice on the language switch
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 200
 PAGE_SIZE = 50
-POSTS = ("subscriber_erase",)  # pages that take their own form too (GET shows it)
+POSTS = ("subscriber_erase", "entry_edit")  # pages that take their own form too (GET shows it)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -63,7 +63,7 @@ DONE: dict[str, str] = {
     "unsuppressed": N_("The suppression is lifted."),
     "polled": N_("The source was polled."),
     "poll-failed": N_("The poll failed: see the source's last error."),
-    "part": N_("The entry's part is saved."),
+    "entry": N_("The entry is saved."),
     "linked": N_("The translation link is saved."),
     "series": N_("The series' texts are saved."),
     "test-sent": N_("A test copy was sent."),

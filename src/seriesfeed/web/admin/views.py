@@ -25,8 +25,8 @@ __all__ = [
     "digest_retry",
     "digests",
     "entries",
+    "entry_edit",
     "entry_link",
-    "entry_part",
     "outbox",
     "outbox_retry",
     "preview",
@@ -321,21 +321,43 @@ async def entries(console: Console, request: Request, operator: Operator,
                         pager=_pager(request, page, len(found) > page * PAGE_SIZE))
 
 
-async def entry_part(console: Console, request: Request, operator: Operator,
+async def entry_edit(console: Console, request: Request, operator: Operator,
                      data: Form | None) -> Response:
-    assert data is not None
-    ref, raw = data.get("entry", ""), data.get("part", "").strip()
-    part: int | str = int(raw) if raw.isdigit() else raw
-    back = data.get("back", "/admin/entries")
-    back = back if back.startswith("/admin/") else "/admin/entries"
+    """GET: one entry's form (title, summary, part); POST: save what changed, through the
+    verbs `entries set` calls (the part first: the store may refuse it)."""
+    _ = console.messages(console.language(request))
+    ref = (data or {}).get("entry") or request.query_params.get("entry", "")
     try:
-        await console.call(actions.set_entry, console.store, ref, part=part)
+        found = await console.call(actions.show_entry, console.store, ref[:2000])
+    except SeriesfeedError:
+        return console.refuse(request, 404, _("There is no such entry."))
+    here = f"/admin/entries/edit?{urlencode({'entry': str(found.seq)})}"
+    if data is None:
+        link = found.link(console.config.public_url, True) if found.page_path else None
+        return console.page(request, "entry.html.j2", title=_("Edit an entry"),
+                            operator=operator, entry=found, page_link=link)
+    raw = data.get("part", "").strip().lower()
+    part: int | str = int(raw) if raw.isdigit() else (raw or "auto")
+    title, summary = data.get("title"), data.get("summary")
+    detail: dict[str, Any] = {}
+    try:
+        if part != (found.pinned or "auto"):
+            if not isinstance(part, int) and part != "auto":
+                raise SeriesfeedError(_("a part is a number, or empty for the date order"))
+            await console.call(actions.set_entry, console.store, str(found.seq), part=part)
+            detail["part"] = part
+        texts = {k: v for k, v in (("title", title), ("summary", summary))
+                 if v is not None and v.strip() != getattr(found, k)}
+        if texts:
+            await console.call(actions.entries.set_entry_texts, console.store,
+                               console.config, str(found.seq), **texts)
+            detail.update(texts)
     except SeriesfeedError as exc:
-        await _audit(console, request, operator, "entries.set", ref, {"part": raw,
-                                                                     "error": str(exc)}, False)
-        return console.done(back, "failed", error=str(exc))
-    await _audit(console, request, operator, "entries.set", ref, {"part": raw}, True)
-    return console.done(back, "part")
+        await _audit(console, request, operator, "entries.set", found.id,
+                     {**detail, "error": str(exc)}, False)
+        return console.done(here, "failed", error=str(exc))
+    await _audit(console, request, operator, "entries.set", found.id, detail, True)
+    return console.done(here, "entry")
 
 
 async def entry_link(console: Console, request: Request, operator: Operator,
