@@ -287,8 +287,6 @@ def test_another_languages_feed_never_relinks_a_translation(
     assert linked["urn:es:1"] == "urn:en:1", linked
 
 
-@pytest.mark.xfail(strict=True, reason="a pruning source removes an entry that another "
-                   "source of the series still lists, for good")
 def test_a_pruning_source_never_removes_an_entry_another_source_still_lists(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     # two sources of one series list the same letters; one prunes (an operator's choice the

@@ -201,7 +201,9 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
         ids = [e.id for _, e, _ in stored if e.id]
         if source.prune and ids:  # an empty document prunes nothing: more likely a fault
             gone = sq.entry_ids(conn, source_name) - set(ids)
-            for entry_id in sorted(gone):
+            # an entry another source still lists stays: that source may answer 304 for
+            # ever, and what it lists would never come back
+            for entry_id in sorted(gone - sq.listed_elsewhere(conn, source_name, gone)):
                 with contextlib.suppress(NotFoundError):  # removed by hand since
                     eq.remove_entry(conn, entry_id)
             sq.forget_entries(conn, source_name, gone)

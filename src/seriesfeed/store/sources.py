@@ -11,7 +11,7 @@ from seriesfeed.store.tables import source_entries, sources
 
 __all__ = [
     "SourceState", "add_entries_count", "all_states", "claim", "ensure_state", "entry_ids",
-    "forget_entries", "get_state", "record", "remember_entries",
+    "forget_entries", "get_state", "listed_elsewhere", "record", "remember_entries",
 ]
 
 
@@ -96,6 +96,17 @@ def remember_entries(conn: Connection, name: str, entry_ids: list[str]) -> None:
 def entry_ids(conn: Connection, name: str) -> set[str]:
     return set(conn.execute(select(source_entries.c.entry_id)
                             .where(source_entries.c.source == name)).scalars())
+
+
+def listed_elsewhere(conn: Connection, name: str, ids: set[str]) -> set[str]:
+    """Which of ``ids`` another source than ``name`` still lists."""
+    found: set[str] = set()
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 500):  # bounded IN lists on every backend
+        found.update(conn.execute(select(source_entries.c.entry_id).where(
+            source_entries.c.source != name,
+            source_entries.c.entry_id.in_(ordered[start:start + 500]))).scalars())
+    return found
 
 
 def forget_entries(conn: Connection, name: str, ids: set[str]) -> None:
