@@ -329,8 +329,6 @@ def test_a_renamed_feed_never_moves_its_stored_entries_to_another_series(
     assert after["urn:en:2"] == before["urn:en:1"], after
 
 
-@pytest.mark.xfail(strict=True, reason="two entries swapping URLs in one document are each "
-                   "refused against the other's stored URL, on every poll")
 def test_two_entries_swapping_urls_in_one_poll_both_move(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     server.routes["/en.xml"] = Route(_atom("en", [
@@ -347,6 +345,54 @@ def test_two_entries_swapping_urls_in_one_poll_both_move(
     urls = {e.id: e.url for e in actions.list_entries(store)}
     assert urls == {"urn:en:1": f"{SITE}/b/", "urn:en:2": f"{SITE}/a/"}, urls
     assert sources.list_sources(store, config)[0]["last_error"] is None
+
+
+def test_an_entry_may_take_the_url_another_leaves_in_the_same_poll_and_nothing_else_moves(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")]),
+        ("urn:en:3", "Letter 3", [(None, f"{SITE}/c/")])]))
+    config, store = site(en={"path": "/en.xml", "series": "news"})
+    poll(store, config, "en")
+    seqs = {e.id: e.seq for e in actions.list_entries(store)}
+    # 1 takes 2's address, listed first; 2 moves on to a new one; a new entry takes 1's
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/b/")]),
+        ("urn:en:4", "Letter 4", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/d/")]),
+        ("urn:en:3", "Letter 3", [(None, f"{SITE}/c/")])]))
+    poll(store, config, "en")
+    after = {e.id: (e.url, e.seq) for e in actions.list_entries(store)}
+    assert {k: v[0] for k, v in after.items()} == {
+        "urn:en:1": f"{SITE}/b/", "urn:en:2": f"{SITE}/d/", "urn:en:3": f"{SITE}/c/",
+        "urn:en:4": f"{SITE}/a/"}, after
+    # the moved entries keep their sequence numbers (no second digest for them)
+    assert all(after[k][1] == seqs[k] for k in seqs), (after, seqs)
+    assert sources.list_sources(store, config)[0]["last_error"] is None
+
+
+def test_a_trade_that_cannot_complete_changes_nothing(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]))
+    server.routes["/other.xml"] = Route(_atom("en", [
+        ("urn:en:9", "Letter 9", [(None, f"{SITE}/z/")])]))
+    config, store = site(en={"path": "/en.xml", "series": "news"},
+                         other={"path": "/other.xml", "series": "news"})
+    poll(store, config, "en")
+    poll(store, config, "other")
+    before = {e.id: e.url for e in actions.list_entries(store)}
+    # 1 wants 2's address, but 2 wants one another source's entry holds
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/b/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/z/")])]))
+    poll(store, config, "en")
+    assert {e.id: e.url for e in actions.list_entries(store)} == before
+    error = sources.list_sources(store, config)[0]["last_error"]
+    assert error and "/z/" in error, error
+    assert not any(e.url.startswith("urn:seriesfeed:") for e in actions.list_entries(store))
 
 
 def test_a_file_reusing_an_id_in_another_language_leaves_no_same_language_translation(
