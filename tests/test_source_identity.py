@@ -308,8 +308,6 @@ def test_a_pruning_source_never_removes_an_entry_another_source_still_lists(
     assert {k: after.get(k) for k in seqs} == seqs, after
 
 
-@pytest.mark.xfail(strict=True, reason="a source without a series follows the feed's title: "
-                   "a renamed feed moves every stored entry to a new series")
 def test_a_renamed_feed_never_moves_its_stored_entries_to_another_series(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     one = _atom("en", [("urn:en:1", "Letter 1", [(None, f"{SITE}/letter-1/")])])

@@ -187,6 +187,13 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     label = fetched.url
     use = _format_of(fetched, fmt, label)
     settings = entries.import_settings(config)
+    if source is not None and not source.series:
+        # a source without a series takes the document's title only until it has stored
+        # entries; then it keeps theirs: a retitled feed moves nothing and renames nothing
+        with store.read() as conn:
+            kept = sq.series_of_entries(conn, source_name)
+        if kept is not None:
+            source = dataclasses.replace(source, series=kept)
     batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from seriesfeed.store.tables import source_entries, sources
+from seriesfeed.store.tables import entries, series, source_entries, sources
 
 __all__ = [
     "SourceState", "add_entries_count", "all_states", "claim", "ensure_state", "entry_ids",
     "forget_entries", "get_state", "listed_elsewhere", "record", "remember_entries",
+    "series_of_entries",
 ]
 
 
@@ -107,6 +108,17 @@ def listed_elsewhere(conn: Connection, name: str, ids: set[str]) -> set[str]:
             source_entries.c.source != name,
             source_entries.c.entry_id.in_(ordered[start:start + 500]))).scalars())
     return found
+
+
+def series_of_entries(conn: Connection, name: str) -> str | None:
+    """The series (slug) most of the entries source ``name`` gave are stored in."""
+    row = conn.execute(
+        select(series.c.slug, func.count().label("n"))
+        .select_from(source_entries.join(entries, entries.c.id == source_entries.c.entry_id)
+                     .join(series, series.c.id == entries.c.series_id))
+        .where(source_entries.c.source == name)
+        .group_by(series.c.slug).order_by(func.count().desc(), series.c.slug).limit(1)).first()
+    return row.slug if row is not None else None
 
 
 def forget_entries(conn: Connection, name: str, ids: set[str]) -> None:
