@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from seriesfeed import metrics
 from seriesfeed.actions import entries
@@ -81,8 +81,6 @@ def _format_of(fetched: Fetched, wanted: str | None, source: str) -> str:
 
 def _path_of(url: str) -> Any:
     from pathlib import PurePosixPath
-    from urllib.parse import urlsplit
-
     return PurePosixPath(urlsplit(url).path or "/")
 
 
@@ -147,6 +145,14 @@ def _ids_as_uris(batch: ImportBatch, base: str) -> None:
                                              id=f"{base}#id={quote(raw, safe='')}")
 
 
+def _same_site(a: str, b: str) -> bool:
+    """Two feed addresses on one site: the same host, whatever the scheme, path or a
+    leading ``www.`` (another host is another publisher, whose guids may collide)."""
+    def host(url: str) -> str:
+        return (urlsplit(url).hostname or "").removeprefix("www.")
+    return host(a) != "" and host(a) == host(b)
+
+
 def _soft_links(batch: ImportBatch) -> dict[int, str]:
     """Take ``translation_of`` out of the entries (a source may name an original stored
     later, by another source): linked after storing when found, skipped when not."""
@@ -187,17 +193,23 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     label = fetched.url
     use = _format_of(fetched, fmt, label)
     settings = entries.import_settings(config)
-    if source is not None and not source.series:
-        # a source without a series takes the document's title only until it has stored
-        # entries; then it keeps theirs: a retitled feed moves nothing and renames nothing
+    base = source.url if source else label
+    if source is not None:
         with store.read() as conn:
-            kept = sq.series_of_entries(conn, source_name)
+            kept = None if source.series else sq.series_of_entries(conn, source_name)
+            minted = sq.minted_base(conn, source_name)
         if kept is not None:
+            # a source without a series takes the document's title only until it has
+            # stored entries; then it keeps theirs: a retitled feed moves and renames nothing
             source = dataclasses.replace(source, series=kept)
+        if minted is not None and minted != base and _same_site(minted, base):
+            # the operator followed the feed to a new address on the same site (https, a
+            # new path): ids minted from its guids keep the address they were minted with
+            base = minted
     batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)
-    _ids_as_uris(batch, source.url if source else label)
+    _ids_as_uris(batch, base)
     explicit = _soft_links(batch) if source is not None else {}
     report = entries.ImportReport(label, use)
 

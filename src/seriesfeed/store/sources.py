@@ -11,8 +11,8 @@ from seriesfeed.store.tables import entries, series, source_entries, sources
 
 __all__ = [
     "SourceState", "add_entries_count", "all_states", "claim", "ensure_state", "entry_ids",
-    "forget_entries", "get_state", "listed_elsewhere", "record", "remember_entries",
-    "series_of_entries",
+    "forget_entries", "get_state", "listed_elsewhere", "minted_base", "record",
+    "remember_entries", "series_of_entries",
 ]
 
 
@@ -108,6 +108,18 @@ def listed_elsewhere(conn: Connection, name: str, ids: set[str]) -> set[str]:
             source_entries.c.source != name,
             source_entries.c.entry_id.in_(ordered[start:start + 500]))).scalars())
     return found
+
+
+def minted_base(conn: Connection, name: str) -> str | None:
+    """The URL that the ids source ``name`` minted (``<url>#id=<guid>``) start with: the
+    source's url when they were first stored (the most common one, if several)."""
+    found: dict[str, int] = {}
+    for entry_id in conn.execute(select(source_entries.c.entry_id).where(
+            source_entries.c.source == name, source_entries.c.entry_id.contains("#id="))
+            .limit(200)).scalars():
+        base = entry_id.rsplit("#id=", 1)[0]
+        found[base] = found.get(base, 0) + 1
+    return max(sorted(found), key=lambda b: found[b]) if found else None
 
 
 def series_of_entries(conn: Connection, name: str) -> str | None:
