@@ -263,8 +263,6 @@ def test_a_spanish_feed_reusing_an_english_id_never_changes_the_english_entry(
     assert error and "urn:en:1" in error and len(error.splitlines()) == 1, error
 
 
-@pytest.mark.xfail(strict=True, reason="the English feed's hreflang links relink a Spanish "
-                   "entry that its own feed linked to another original")
 def test_another_languages_feed_never_relinks_a_translation(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     # the English template names the same Spanish page under every letter (a publisher's

@@ -180,6 +180,10 @@ def _link_translations(conn: Connection, config: Config, stored: entries.StoredE
                 continue  # linked already, one way or the other
             if (n in explicit and ref == explicit[n]) or entry.language != default:
                 changed = eq.set_translation(conn, seq, other)
+            elif theirs.translation_of is not None:
+                # the original's document names a translation already linked to another
+                # original: the translation's own document (or an editor) decided that
+                continue
             else:  # the entry in the site's language is the original
                 changed = eq.set_translation(conn, other, seq)
             report.linked += changed
