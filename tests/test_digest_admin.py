@@ -9,11 +9,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 
 from seriesfeed import actions
 from seriesfeed.actions import subscribers
+from seriesfeed.clock import now_utc
 from seriesfeed.config import Config, load_config
 from seriesfeed.store import Store, open_store
+from seriesfeed.store import outbox as outq
+from seriesfeed.store import subscribers as sq
+from seriesfeed.store.tables import outbox, suppressions
+from seriesfeed.store.tables import subscribers as subscriber_rows
 from tests.conftest import SEED_PAGE, CliResult
 from tests.smtp_server import SmtpServer
 
@@ -118,3 +124,28 @@ def test_test_send_arrives_alone_and_the_real_digest_still_goes_to_everyone(
                           "left@hard.example.net"]
     assert all(len(v) == 1 and v[0]["Message-ID"].startswith("<digest.") for v in by.values())
     assert by["bea@example.org"][0]["Subject"] == msg["Subject"].removeprefix("[test] ")
+
+
+def test_a_suppressed_address_is_never_retried_whatever_its_status(store: Store) -> None:
+    """A restored export can hold a confirmed subscriber whose address is suppressed (a
+    complaint kept through the round trip): the retry checks the suppression itself."""
+    now = now_utc()
+    with store.write() as conn:
+        ids = []
+        for n, email in enumerate(("kept@example.org", "Quiet@Example.org")):
+            sid = conn.execute(insert(subscriber_rows).values(
+                email=email, email_key=email.lower(), language="en", frequency="daily",
+                status="confirmed", created_at=now, last_seq=0, hard_bounces=0,
+                soft_bounces=0, start="new").returning(subscriber_rows.c.id)).scalar_one()
+            ids.append(conn.execute(insert(outbox).values(
+                kind="digest", subscriber_id=sid, recipient=email,
+                message_id=f"<m{n}@example.org>", state="failed", attempts=1,
+                uncertain=False, created_at=now, operator_retries=0)
+                .returning(outbox.c.id)).scalar_one())
+        conn.execute(insert(suppressions).values(email_hash=sq.email_hash("quiet@example.org"),
+                                                 reason="complaint", created_at=now))
+        assert outq.retry_blockers(conn, ids) == {ids[1]: "the address is suppressed"}
+    done = actions.ops.retry_outbox(store, None)
+    assert done.queued == [ids[0]]
+    assert done.skipped == [{"id": ids[1], "recipient": "Quiet@Example.org",
+                             "why": "the address is suppressed"}]

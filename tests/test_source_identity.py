@@ -263,8 +263,6 @@ def test_a_spanish_feed_reusing_an_english_id_never_changes_the_english_entry(
     assert error and "urn:en:1" in error and len(error.splitlines()) == 1, error
 
 
-@pytest.mark.xfail(strict=True, reason="the English feed's hreflang links relink a Spanish "
-                   "entry that its own feed linked to another original")
 def test_another_languages_feed_never_relinks_a_translation(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     # the English template names the same Spanish page under every letter (a publisher's
@@ -287,8 +285,6 @@ def test_another_languages_feed_never_relinks_a_translation(
     assert linked["urn:es:1"] == "urn:en:1", linked
 
 
-@pytest.mark.xfail(strict=True, reason="a pruning source removes an entry that another "
-                   "source of the series still lists, for good")
 def test_a_pruning_source_never_removes_an_entry_another_source_still_lists(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     # two sources of one series list the same letters; one prunes (an operator's choice the
@@ -310,8 +306,6 @@ def test_a_pruning_source_never_removes_an_entry_another_source_still_lists(
     assert {k: after.get(k) for k in seqs} == seqs, after
 
 
-@pytest.mark.xfail(strict=True, reason="a source without a series follows the feed's title: "
-                   "a renamed feed moves every stored entry to a new series")
 def test_a_renamed_feed_never_moves_its_stored_entries_to_another_series(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     one = _atom("en", [("urn:en:1", "Letter 1", [(None, f"{SITE}/letter-1/")])])
@@ -331,8 +325,6 @@ def test_a_renamed_feed_never_moves_its_stored_entries_to_another_series(
     assert after["urn:en:2"] == before["urn:en:1"], after
 
 
-@pytest.mark.xfail(strict=True, reason="two entries swapping URLs in one document are each "
-                   "refused against the other's stored URL, on every poll")
 def test_two_entries_swapping_urls_in_one_poll_both_move(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     server.routes["/en.xml"] = Route(_atom("en", [
@@ -349,6 +341,54 @@ def test_two_entries_swapping_urls_in_one_poll_both_move(
     urls = {e.id: e.url for e in actions.list_entries(store)}
     assert urls == {"urn:en:1": f"{SITE}/b/", "urn:en:2": f"{SITE}/a/"}, urls
     assert sources.list_sources(store, config)[0]["last_error"] is None
+
+
+def test_an_entry_may_take_the_url_another_leaves_in_the_same_poll_and_nothing_else_moves(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")]),
+        ("urn:en:3", "Letter 3", [(None, f"{SITE}/c/")])]))
+    config, store = site(en={"path": "/en.xml", "series": "news"})
+    poll(store, config, "en")
+    seqs = {e.id: e.seq for e in actions.list_entries(store)}
+    # 1 takes 2's address, listed first; 2 moves on to a new one; a new entry takes 1's
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/b/")]),
+        ("urn:en:4", "Letter 4", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/d/")]),
+        ("urn:en:3", "Letter 3", [(None, f"{SITE}/c/")])]))
+    poll(store, config, "en")
+    after = {e.id: (e.url, e.seq) for e in actions.list_entries(store)}
+    assert {k: v[0] for k, v in after.items()} == {
+        "urn:en:1": f"{SITE}/b/", "urn:en:2": f"{SITE}/d/", "urn:en:3": f"{SITE}/c/",
+        "urn:en:4": f"{SITE}/a/"}, after
+    # the moved entries keep their sequence numbers (no second digest for them)
+    assert all(after[k][1] == seqs[k] for k in seqs), (after, seqs)
+    assert sources.list_sources(store, config)[0]["last_error"] is None
+
+
+def test_a_trade_that_cannot_complete_changes_nothing(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]))
+    server.routes["/other.xml"] = Route(_atom("en", [
+        ("urn:en:9", "Letter 9", [(None, f"{SITE}/z/")])]))
+    config, store = site(en={"path": "/en.xml", "series": "news"},
+                         other={"path": "/other.xml", "series": "news"})
+    poll(store, config, "en")
+    poll(store, config, "other")
+    before = {e.id: e.url for e in actions.list_entries(store)}
+    # 1 wants 2's address, but 2 wants one another source's entry holds
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/b/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/z/")])]))
+    poll(store, config, "en")
+    assert {e.id: e.url for e in actions.list_entries(store)} == before
+    error = sources.list_sources(store, config)[0]["last_error"]
+    assert error and "/z/" in error, error
+    assert not any(e.url.startswith("urn:seriesfeed:") for e in actions.list_entries(store))
 
 
 def test_a_file_reusing_an_id_in_another_language_leaves_no_same_language_translation(
@@ -387,8 +427,6 @@ def _numbered_rss(items: list[tuple[str, str]]) -> bytes:
             f"{body}</channel></rss>").encode()
 
 
-@pytest.mark.xfail(strict=True, reason="ids minted from a non-URI guid and the source's url "
-                   "change with the url: every stored item is a conflict on every poll")
 def test_a_source_whose_url_the_operator_updates_keeps_updating_its_entries(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     old = _numbered_rss([("101", "One"), ("102", "Two")])
@@ -404,3 +442,14 @@ def test_a_source_whose_url_the_operator_updates_keeps_updating_its_entries(
     titles = sorted(e.title for e in actions.list_entries(store))
     assert titles == ["One, corrected", "Two"], (titles, result)
     assert sources.list_sources(store, config)[0]["last_error"] is None
+
+
+def test_minted_ids_follow_a_feed_only_within_its_site() -> None:
+    """A guid is unique within one publisher's feed: a new address on the same host keeps
+    the ids minted before, another host (another publisher, whose post 101 is another
+    post) does not."""
+    from seriesfeed.actions.sources import _same_site
+
+    assert _same_site("http://news.example/feed.xml", "https://www.news.example/rss/")
+    assert not _same_site("https://news.example/feed.xml", "https://other.example/feed.xml")
+    assert not _same_site("file.xml", "other.xml")

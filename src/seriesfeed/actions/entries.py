@@ -223,6 +223,40 @@ def _conflict(e: Entry, found: q.Match | None) -> tuple[str, str] | None:
     return None
 
 
+def _release_traded_urls(conn: Connection, batch: list[Entry]) -> dict[int, str]:
+    """Entries of one document may trade URLs (a publisher fixes a mix-up of two
+    addresses): each stored entry, matched by id, that moves away from a URL another entry
+    of the same document (also matched by id, in its own language) moves onto lets go of
+    it first, so neither move is refused against the other's old URL (a new entry of the
+    document may take a URL a stored one leaves too). Returns the released seqs with their
+    old URLs (each is saved again, with its new URL, in the same transaction)."""
+    by_id = {e.id: e for e in batch if e.id is not None}
+    if len(by_id) < 2:
+        return {}
+    found = q.stored_by_id(conn, list(by_id))
+    # an entry stored in another language is refused whatever its URL: it takes none
+    settled = {i: row for i, row in found.items() if row[2] == by_id[i].language}
+    wanted = {e.url: i for i, e in by_id.items() if i in settled or i not in found}
+    release = {seq: url for i, (seq, url, _language) in settled.items()
+               if url != by_id[i].url and wanted.get(url, i) != i}
+    q.release_urls(conn, list(release))
+    return release
+
+
+def _settle_traded_urls(conn: Connection, moving: dict[int, str], source: str,
+                        why: list[str]) -> None:
+    """An entry that let go of its URL and was then refused (its new URL is a third
+    entry's) takes its old URL back; if the entry that wanted it has it now, the document
+    cannot be stored in part: it is refused as a whole."""
+    for seq in q.still_moving(conn, list(moving)):
+        if q.find_seq(conn, url=moving[seq]) is not None:
+            because = f" ({'; '.join(why)})" if why else ""
+            raise ImportError_(f"entries of this document trade URLs, and the one at "
+                               f"{moving[seq]} could not move{because}: nothing imported",
+                               path=source, field="url")
+        q.restore_url(conn, seq, moving[seq])
+
+
 def _keep_precise_time(config: Config, e: Entry, item: ImportedEntry,
                        found: q.Match | None) -> Entry:
     """A date-only input (a series page) of an entry stored with a time on the same local
@@ -277,6 +311,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
         report.series = sorted(series_ids)
         stored: StoredEntries = []
         untouched: set[int] = set()  # stored unchanged: a new part makes them updated
+        moving = _release_traded_urls(conn, [e for e, _ in checked])
         for e, item in checked:
             sid = series_ids.get(e.series)
             if sid is None:
@@ -315,6 +350,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 report.unchanged += 1
                 untouched.add(row.seq)
             stored.append((row.seq, e, item))
+        _settle_traded_urls(conn, moving, source, report.conflicts)
         for seq, e, item in stored:
             if e.translation_of is None:
                 continue

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from seriesfeed import metrics
 from seriesfeed.actions import entries
@@ -87,8 +87,6 @@ def _format_of(fetched: Fetched, wanted: str | None, source: str) -> str:
 
 def _path_of(url: str) -> Any:
     from pathlib import PurePosixPath
-    from urllib.parse import urlsplit
-
     return PurePosixPath(urlsplit(url).path or "/")
 
 
@@ -153,6 +151,14 @@ def _ids_as_uris(batch: ImportBatch, base: str) -> None:
                                              id=f"{base}#id={quote(raw, safe='')}")
 
 
+def _same_site(a: str, b: str) -> bool:
+    """Two feed addresses on one site: the same host, whatever the scheme, path or a
+    leading ``www.`` (another host is another publisher, whose guids may collide)."""
+    def host(url: str) -> str:
+        return (urlsplit(url).hostname or "").removeprefix("www.")
+    return host(a) != "" and host(a) == host(b)
+
+
 def _soft_links(batch: ImportBatch) -> dict[int, str]:
     """Take ``translation_of`` out of the entries (a source may name an original stored
     later, by another source): linked after storing when found, skipped when not."""
@@ -180,6 +186,10 @@ def _link_translations(conn: Connection, config: Config, stored: entries.StoredE
                 continue  # linked already, one way or the other
             if (n in explicit and ref == explicit[n]) or entry.language != default:
                 changed = eq.set_translation(conn, seq, other)
+            elif theirs.translation_of is not None:
+                # the original's document names a translation already linked to another
+                # original: the translation's own document (or an editor) decided that
+                continue
             else:  # the entry in the site's language is the original
                 changed = eq.set_translation(conn, other, seq)
             report.linked += changed
@@ -193,10 +203,23 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     label = fetched.url
     use = _format_of(fetched, fmt, label)
     settings = entries.import_settings(config)
+    base = source.url if source else label
+    if source is not None:
+        with store.read() as conn:
+            kept = None if source.series else sq.series_of_entries(conn, source_name)
+            minted = sq.minted_base(conn, source_name)
+        if kept is not None:
+            # a source without a series takes the document's title only until it has
+            # stored entries; then it keeps theirs: a retitled feed moves and renames nothing
+            source = dataclasses.replace(source, series=kept)
+        if minted is not None and minted != base and _same_site(minted, base):
+            # the operator followed the feed to a new address on the same site (https, a
+            # new path): ids minted from its guids keep the address they were minted with
+            base = minted
     batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)
-    _ids_as_uris(batch, source.url if source else label)
+    _ids_as_uris(batch, base)
     explicit = _soft_links(batch) if source is not None else {}
     report = entries.ImportReport(label, use)
 
@@ -207,7 +230,9 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
         ids = [e.id for _, e, _ in stored if e.id]
         if source.prune and ids:  # an empty document prunes nothing: more likely a fault
             gone = sq.entry_ids(conn, source_name) - set(ids)
-            for entry_id in sorted(gone):
+            # an entry another source still lists stays: that source may answer 304 for
+            # ever, and what it lists would never come back
+            for entry_id in sorted(gone - sq.listed_elsewhere(conn, source_name, gone)):
                 with contextlib.suppress(NotFoundError):  # removed by hand since
                     eq.remove_entry(conn, entry_id)
             sq.forget_entries(conn, source_name, gone)

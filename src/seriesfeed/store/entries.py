@@ -24,11 +24,12 @@ from seriesfeed.store.tables import (
 )
 
 __all__ = [
-    "Match", "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint",
+    "MOVING", "Match", "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint",
     "get_entry", "get_series", "list_entries", "list_series", "match_entry", "max_seq",
     "next_release", "part_numbers", "part_rows", "pinned_holder", "pinned_part", "release_due",
-    "remove_entry", "save_entry", "series_id", "series_of", "set_part", "set_translation",
-    "site_data", "sync_hold", "translations_of", "upsert_series",
+    "release_urls", "remove_entry", "restore_url", "save_entry", "series_id", "series_of",
+    "set_part", "set_translation", "site_data", "still_moving", "stored_by_id", "sync_hold",
+    "translations_of", "upsert_series",
 ]
 
 _CHUNK = 500
@@ -299,6 +300,43 @@ def match_entry(conn: Connection, *, entry_id: str | None, url: str | None) -> M
     return Match(int(row.seq), row.id, row.language, row.published,
                  entry_id is not None and row.id == entry_id, int(row.series_id), row.slug,
                  (int(other.seq), other.id, other.language) if other is not None else None)
+
+
+# a URL an entry holds for a moment within one transaction, while the entries of one
+# document trade their URLs (never a real link: the scheme is ours)
+MOVING = "urn:seriesfeed:moving:"
+
+
+def stored_by_id(conn: Connection, ids: Collection[str]) -> dict[str, tuple[int, str, str]]:
+    """The stored entries among ``ids``: id -> (seq, url, language)."""
+    out: dict[str, tuple[int, str, str]] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _CHUNK):
+        for r in conn.execute(select(entries.c.id, entries.c.seq, entries.c.url,
+                                     entries.c.language)
+                              .where(entries.c.id.in_(ordered[start:start + _CHUNK]))):
+            out[r.id] = (int(r.seq), r.url, r.language)
+    return out
+
+
+def release_urls(conn: Connection, seqs: Collection[int]) -> None:
+    """Let go of these entries' URLs until they are saved again in the same transaction
+    (the URL column is unique: two entries swapping URLs need one to let go first)."""
+    for seq in seqs:
+        conn.execute(update(entries).where(entries.c.seq == seq)
+                     .values(url=f"{MOVING}{seq}"))
+
+
+def restore_url(conn: Connection, seq: int, url: str) -> None:
+    conn.execute(update(entries).where(entries.c.seq == seq).values(url=url))
+
+
+def still_moving(conn: Connection, seqs: Collection[int]) -> list[int]:
+    """Which of ``seqs`` still hold a placeholder URL."""
+    if not seqs:
+        return []
+    return [int(s) for s in conn.execute(select(entries.c.seq).where(
+        entries.c.seq.in_(list(seqs)), entries.c.url.startswith(MOVING))).scalars()]
 
 
 def find_seq(conn: Connection, *, entry_id: str | None = None,

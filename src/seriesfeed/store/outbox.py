@@ -142,7 +142,8 @@ def retry_blockers(conn: Connection, ids: Collection[int]) -> dict[int, str]:
             .where(outbox.c.id.in_(chunk))).all()
         hashes = {r.id: email_hash(r.recipient) for r in rows}
         suppressed = set(conn.execute(select(suppressions.c.email_hash).where(
-            suppressions.c.email_hash.in_(set(hashes.values())))).scalars()) if hashes else set()
+            suppressions.c.email_hash.in_(sorted(set(hashes.values()))))).scalars()) \
+            if hashes else set()
         for r in rows:
             if r.subscriber_id is None:
                 out[r.id] = "the subscriber was erased"

@@ -7,12 +7,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from seriesfeed.store.tables import source_entries, source_polls, sources
+from seriesfeed.store.tables import entries, series, source_entries, source_polls, sources
 
 __all__ = [
     "KEEP_POLLS", "PollRow", "SourceState", "add_entries_count", "all_states", "claim",
-    "ensure_state", "entry_ids", "forget_entries", "get_state", "poll_history", "record",
-    "record_poll", "remember_entries",
+    "ensure_state", "entry_ids", "forget_entries", "get_state", "listed_elsewhere",
+    "minted_base", "poll_history", "record", "record_poll", "remember_entries",
+    "series_of_entries",
 ]
 
 # a source polled every 15 minutes keeps about ten days of history; the console's chart
@@ -101,6 +102,40 @@ def remember_entries(conn: Connection, name: str, entry_ids: list[str]) -> None:
 def entry_ids(conn: Connection, name: str) -> set[str]:
     return set(conn.execute(select(source_entries.c.entry_id)
                             .where(source_entries.c.source == name)).scalars())
+
+
+def listed_elsewhere(conn: Connection, name: str, ids: set[str]) -> set[str]:
+    """Which of ``ids`` another source than ``name`` still lists."""
+    found: set[str] = set()
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 500):  # bounded IN lists on every backend
+        found.update(conn.execute(select(source_entries.c.entry_id).where(
+            source_entries.c.source != name,
+            source_entries.c.entry_id.in_(ordered[start:start + 500]))).scalars())
+    return found
+
+
+def minted_base(conn: Connection, name: str) -> str | None:
+    """The URL that the ids source ``name`` minted (``<url>#id=<guid>``) start with: the
+    source's url when they were first stored (the most common one, if several)."""
+    found: dict[str, int] = {}
+    for entry_id in conn.execute(select(source_entries.c.entry_id).where(
+            source_entries.c.source == name, source_entries.c.entry_id.contains("#id="))
+            .limit(200)).scalars():
+        base = entry_id.rsplit("#id=", 1)[0]
+        found[base] = found.get(base, 0) + 1
+    return max(sorted(found), key=lambda b: found[b]) if found else None
+
+
+def series_of_entries(conn: Connection, name: str) -> str | None:
+    """The series (slug) most of the entries source ``name`` gave are stored in."""
+    row = conn.execute(
+        select(series.c.slug, func.count().label("n"))
+        .select_from(source_entries.join(entries, entries.c.id == source_entries.c.entry_id)
+                     .join(series, series.c.id == entries.c.series_id))
+        .where(source_entries.c.source == name)
+        .group_by(series.c.slug).order_by(func.count().desc(), series.c.slug).limit(1)).first()
+    return row.slug if row is not None else None
 
 
 def forget_entries(conn: Connection, name: str, ids: set[str]) -> None:
