@@ -1,5 +1,6 @@
 """One log line per subscribe-flow event (subscribed, confirmation mail, confirmed,
-unsubscribed, unsubscribe undone, preferences changed, removed), with the address masked
+unsubscribed, unsubscribe undone, preferences changed, removed, and the operator's status
+changes and lifted suppressions), with the address masked
 and the subscriber number, written after the event's transaction committed (a decorator on
 the verbs)."""
 
@@ -43,6 +44,11 @@ def _describe(event: str, args: tuple[Any, ...], kwargs: dict[str, Any], result:
     if event == "preferences":
         return (f"preferences of {_who(result)} changed: {result.language}, "
                 f"{result.frequency.value}, series {', '.join(result.series) or 'all'}")
+    if event == "status set":
+        return (f"status set by the operator: {mask_address(result.email)} "
+                f"{result.before.value} -> {result.after.value}")
+    if event == "unsuppressed":
+        return f"suppression lifted by the operator: {result.shown} (was {result.was})"
     return f"{event}: {_who(result)}"
 
 

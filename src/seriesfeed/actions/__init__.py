@@ -9,17 +9,23 @@ the shells (cli/, web/, the daemon) call these and format what they return, and 
 - ``delivery``: drain the outbox (digests and confirmations): claim, render, send, mark
 - ``subscribers``: subscribe, confirm, unsubscribe, preferences, erasure, list
 - ``subscriber_csv``: the subscriber CSV import and export
-- ``sources``: import a URL, poll sources
+- ``subscriber_admin``: the operator's search, show, status change and lifted suppression
+- ``audit``: the audit trail (who did what, from where) and its log
+- ``charts``: the dashboard's chart data, grouped in the store by local day or week
+- ``sources``: import a URL, poll sources, each source's poll history
 - ``bounces``: VERP senders, and reading DSNs and complaints from a Maildir
 - ``status``: the one status report behind `status`, /healthz and /metrics
 - ``jobs``: the daemon's jobs and their schedules, and the job-run records
-- ``ops``: outbox and digest records, retries, backups, store check, migrate, the lock
+- ``ops``: outbox and digest records, retries (of rows or a digest), backups, store check,
+  migrate, the lock
 """
 
 from __future__ import annotations
 
 from seriesfeed.actions import (
+    audit,
     bounces,
+    charts,
     delivery,
     digests,
     entries,
@@ -28,6 +34,7 @@ from seriesfeed.actions import (
     ops,
     sources,
     status,
+    subscriber_admin,
     subscriber_csv,
     subscribers,
     welcome,
@@ -77,8 +84,10 @@ __all__ = [
     "Store",
     "StoredEntries",
     "add_entry",
+    "audit",
     "bounces",
     "build_feeds",
+    "charts",
     "check_health",
     "damaged",
     "delivery",
@@ -120,6 +129,7 @@ __all__ = [
     "status",
     "status_report",
     "store_batch",
+    "subscriber_admin",
     "subscriber_csv",
     "subscribers",
     "welcome",

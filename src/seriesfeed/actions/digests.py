@@ -39,6 +39,7 @@ from seriesfeed.store.nodes import unfenced
 __all__ = [
     "Preview",
     "RecordedDigest",
+    "SentCopy",
     "digest_archive",
     "digest_dry_run",
     "digest_fallback",
@@ -47,6 +48,7 @@ __all__ = [
     "record_catch_ups",
     "record_digests",
     "send_digests",
+    "send_test_copy",
     "send_test_message",
     "slot_period",
 ]
@@ -167,20 +169,45 @@ def digest_dry_run(store: Store, config: Config, frequency: Frequency | None) ->
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class SentCopy:
+    """A test copy of the next digest, sent to one address."""
+
+    address: str
+    message_id: str
+    subject: str
+    sample: bool  # nobody was due: the copy shows the newest entries, as the preview does
+
+
+def send_test_copy(store: Store, config: Config, *, language: str, to: str,
+                   frequency: Frequency = Frequency.WEEKLY) -> SentCopy:
+    """Render the next digest of ``language`` and ``frequency`` (what ``preview_digest``
+    shows) and send it to ``to`` alone, straight through the mailer (not the outbox), with
+    a Message-ID of its own (``<test.…>``) and "[test]" before the subject. Nothing is
+    recorded: no digest, no outbox row, no cursor moves, so the real digest still goes to
+    every subscriber when it is due. A refusal by the relay is the caller's error."""
+    if language not in config.languages:
+        raise ValidationError(f"unknown language '{language}' (configured: "
+                              f"{', '.join(config.languages)})", field="--language")
+    address = normalize_email(to, field="--to")
+    shown = preview_digest(store, config, language, frequency)
+    if shown is None:
+        raise ValidationError(f"there are no {language} entries to send", field="--language")
+    subject = f"[test] {shown.rendered.subject}"
+    message_id = emails.make_message_id("test", str(time.time_ns()), config)
+    msg = emails.build_message(
+        sender=emails.sender_address(config), to_email=address, to_name=None,
+        subject=subject, text=shown.text, html=shown.html, message_id=message_id)
+    mailer.send_now(config, msg)
+    return SentCopy(address, message_id, subject, shown.sample)
+
+
 def send_test_message(store: Store, config: Config, to: str, language: str,
                       frequency: Frequency) -> str:
     """Send the next digest's preview to one address only (``digest send --to``); no
     cursor or outbox row is touched. Returns the normalised address."""
-    address = normalize_email(to, field="--to")
-    shown = preview_digest(store, config, language, frequency)
-    if shown is None:
-        raise ValidationError("there are no entries to send", field="--to")
-    msg = emails.build_message(
-        sender=emails.sender_address(config), to_email=address, to_name=None,
-        subject=f"[test] {shown.rendered.subject}", text=shown.text, html=shown.html,
-        message_id=emails.make_message_id("test", str(time.time_ns()), config))
-    mailer.send_now(config, msg)
-    return address
+    return send_test_copy(store, config, language=language, to=to,
+                          frequency=frequency).address
 
 
 def _view_url(config: Config, key: bytes, digest_id: int, language: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -26,18 +26,19 @@ from seriesfeed.errors import (
     ValidationError,
 )
 from seriesfeed.models import OutboxState
-from seriesfeed.store import Store, backup
+from seriesfeed.store import Connection, Store, backup
 from seriesfeed.store import open_store as _open
 from seriesfeed.store import ops as oq
+from seriesfeed.store import outbox as outq
 from seriesfeed.store import subscribers as sq
 from seriesfeed.store.check import CheckReport
 from seriesfeed.store.check import check_store as _check
 from seriesfeed.store.locks import RunnerLock, SenderLock
 
 __all__ = [
-    "BounceRun", "DrainReport", "Store", "backup_store", "check_store", "drain_outbox",
-    "list_digests", "list_outbox", "migrate", "open_store", "process_bounces",
-    "restore_store", "retry_outbox", "runner_lock", "show_digest", "verdict",
+    "BounceRun", "DrainReport", "RetryResult", "Store", "backup_store", "check_store",
+    "drain_outbox", "list_digests", "list_outbox", "migrate", "open_store", "process_bounces",
+    "restore_store", "retry_digest", "retry_outbox", "runner_lock", "show_digest", "verdict",
 ]
 
 
@@ -59,12 +60,54 @@ def list_outbox(store: Store, config: Config, *, state: str | None = None,
     return [_row_json(r, config.zone) for r in rows]
 
 
-def retry_outbox(store: Store, ids: list[int] | None, *, digest_id: int | None = None) -> list[int]:
-    """Failed rows back to queued (same Message-ID); one transaction: all or none."""
+@dataclass(frozen=True)
+class RetryResult:
+    queued: list[int]  # rows put back to queued, with their Message-IDs
+    skipped: list[dict[str, Any]]  # {"id", "recipient", "why"}: failed rows left failed
+
+
+def _retry(conn: Connection, ids: list[int] | None, digest_id: int | None) -> RetryResult:
+    """The one retry path (`outbox retry`, `digests retry`, the console): rows named are
+    all retried or none is; with ``ids`` None every failed row (of ``digest_id``) whose
+    recipient may still get mail is, and the rest are reported as skipped."""
+    if ids is not None:
+        oq.retry_failed(conn, ids, digest_id=digest_id, now=now_utc(), check_only=True)
+        blocked = outq.retry_blockers(conn, ids)
+        if blocked:
+            row_id = min(blocked)
+            raise ValidationError(f"outbox row {row_id} is not retried: {blocked[row_id]}",
+                                  field="ID")
+        return RetryResult(oq.retry_failed(conn, ids, digest_id=digest_id, now=now_utc()), [])
+    failed = oq.failed_ids(conn, digest_id)
+    blocked = outq.retry_blockers(conn, failed)
+    queued = oq.retry_failed(conn, [i for i in failed if i not in blocked],
+                             digest_id=digest_id, now=now_utc())
+    skipped = []
+    for row_id in sorted(blocked):
+        row = oq.get_outbox(conn, row_id)
+        skipped.append({"id": row_id, "recipient": row.recipient if row else None,
+                        "why": blocked[row_id]})
+    return RetryResult(queued, skipped)
+
+
+def retry_outbox(store: Store, ids: list[int] | None, *,
+                 digest_id: int | None = None) -> RetryResult:
+    """Failed rows back to queued (same Message-ID); one transaction: all or none. Never
+    for a recipient who was erased, is suppressed, or is no longer subscribed: a row named
+    for one is refused (nothing changes); ``--failed`` skips them and says so."""
     if ids is not None and not ids:
         raise ValidationError("name the rows to retry (IDs) or give --failed", field="ID")
     with store.write() as conn:
-        return oq.retry_failed(conn, ids, digest_id=digest_id, now=now_utc())
+        return _retry(conn, ids, digest_id)
+
+
+def retry_digest(store: Store, digest_id: int) -> RetryResult:
+    """`digests retry ID`: the digest's failed rows back to queued, by the same path and
+    rules as `outbox retry --failed --digest ID`; the next drain sends them."""
+    with store.write() as conn:
+        if not oq.digest_summaries(conn, digest_id):
+            raise NotFoundError(f"no digest {digest_id}")
+        return _retry(conn, None, digest_id)
 
 
 def _digest_json(d: oq.DigestSummary, zone: tzinfo) -> dict[str, Any]:
@@ -91,9 +134,25 @@ def show_digest(store: Store, config: Config, digest_id: int) -> dict[str, Any]:
     out["not_sent"] = [
         {"id": r.id, "recipient": r.recipient, "state": r.state, "attempts": r.attempts,
          "smtp_code": r.smtp_code, "error": r.last_error, "note": r.note,
-         "next_at": local_time(r.next_at, config.zone)}
+         "next_at": local_time(r.next_at, config.zone), "why": _why(r, config.zone),
+         "message_id": r.message_id, "subscriber_id": r.subscriber_id}
         for r in rows if r.state != OutboxState.SENT.value]
     return out
+
+
+def _why(r: oq.OutboxRow, zone: tzinfo) -> str:
+    """One line for the console: why this recipient has not got the digest (yet)."""
+    # the relay's reply usually starts with its code already
+    code = f"{r.smtp_code} " if r.smtp_code and \
+        not (r.last_error or "").startswith(str(r.smtp_code)) else ""
+    if r.state == OutboxState.FAILED.value:
+        return f"failed: {code}{r.last_error or 'no reason recorded'}"
+    if r.state == OutboxState.RETRY.value:
+        return (f"waiting to retry at {local_time(r.next_at, zone)} after attempt "
+                f"{r.attempts}: {code}{r.last_error or ''}").rstrip(": ")
+    if r.state == OutboxState.SENDING.value:
+        return "being sent now"
+    return "queued: the next drain sends it"
 
 
 # -- backups --------------------------------------------------------------------------------

@@ -25,7 +25,13 @@ from seriesfeed import metrics
 from seriesfeed.actions import entries
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config, SourceConfig
-from seriesfeed.errors import FetchError, ImportError_, NotFoundError, SeriesfeedError
+from seriesfeed.errors import (
+    FetchError,
+    ImportError_,
+    NotFoundError,
+    SeriesfeedError,
+    ValidationError,
+)
 from seriesfeed.fetch import TOTAL_TIMEOUT_S, Fetched, fetch
 from seriesfeed.importers import FORMATS, MAX_IMPORT_BYTES, ImportBatch, detect_format
 from seriesfeed.importers.parse import check_media_type, format_for_media_type, parse_bytes
@@ -39,7 +45,7 @@ from seriesfeed.urls import BadURL, check_id
 __all__ = [
     "BACKOFF_CAP_S", "BACKOFF_FIRST_S", "LEASE_S", "PollResult", "backoff_seconds",
     "failing_sources", "import_url", "is_url", "list_sources", "next_poll", "poll_source",
-    "poll_sources", "store_fetched",
+    "poll_sources", "source_history", "store_fetched",
 ]
 
 log = logging.getLogger("seriesfeed.sources")  # the logger's name operators filter on: kept
@@ -317,6 +323,8 @@ def _failed(store: Store, state: sq.SourceState, exc: SeriesfeedError, now: date
     _log_change(state, values["last_error"], loud=outcome == "gone")
     with store.write() as conn:
         sq.record(conn, state.name, **values)
+        sq.record_poll(conn, state.name, at=now, result="gone" if outcome == "gone"
+                       else "error", status=status, error=values["last_error"])
     return PollResult(state.name, outcome, message)
 
 
@@ -396,6 +404,7 @@ def _after_fetch(store: Store, config: Config, source: SourceConfig, state: sq.S
                       last_error=kept, failures=0,
                       not_before=None, etag=fetched.etag or state.etag,
                       last_modified=fetched.last_modified or state.last_modified, **moved)
+            sq.record_poll(conn, state.name, at=now, result="unchanged", status="304")
         return PollResult(state.name, "not-modified", "not modified")
     try:
         report = store_fetched(store, config, fetched, source_name=state.name,
@@ -424,6 +433,10 @@ def _after_fetch(store: Store, config: Config, source: SourceConfig, state: sq.S
                   last_status=f"{CONFLICTED} {len(report.conflicts)}" if error else
                   "200 imported", last_error=error, failures=0, not_before=None,
                   etag=fetched.etag, last_modified=fetched.last_modified, **moved)
+        # "partial": stored, but some entries were left out for a conflict (the error)
+        sq.record_poll(conn, state.name, at=now, result="partial" if error else "ok",
+                       status=str(fetched.status), added=report.added,
+                       updated=report.updated, error=error)
     summary = (f"{report.added} added, {report.updated} updated, {report.unchanged} "
                f"unchanged, {report.linked} translation links set")
     if report.pruned:
@@ -497,3 +510,21 @@ def failing_sources(store: Store, config: Config) -> dict[str, str]:
     return {name: str(state.last_error) for name, state in states.items()
             if name in config.sources and state.last_error
             and state.config_url == config.sources[name].url}
+
+
+def source_history(store: Store, config: Config, name: str, *, limit: int = 50,
+                   offset: int = 0) -> dict[str, Any]:
+    """One source's polls, newest first (at most ``sources.KEEP_POLLS`` are kept): when,
+    the result (ok, partial, unchanged, error, gone), the HTTP status, entries added and
+    updated, and the error. A name neither configured nor with a history is an error."""
+    if limit < 1 or offset < 0:
+        raise ValidationError("--limit must be at least 1 and --offset at least 0",
+                              field="--limit")
+    with store.read() as conn:
+        rows, total = sq.poll_history(conn, name, limit=limit, offset=offset)
+    if name not in config.sources and not total:
+        raise NotFoundError(f"no source '{name}' in [sources] (configured: "
+                            f"{', '.join(config.sources) or 'none'})")
+    return {"name": name, "total": total, "limit": limit, "offset": offset, "polls": [
+        {"at": local_time(r.at, config.zone), "result": r.result, "status": r.status,
+         "added": r.added, "updated": r.updated, "error": r.error} for r in rows]}

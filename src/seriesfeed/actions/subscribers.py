@@ -468,6 +468,9 @@ def remove_subscriber(store: Store, email: str) -> Subscriber:
     return sub
 
 
-def list_subscribers(store: Store, status: SubscriberStatus | None) -> Iterator[Subscriber]:
+def list_subscribers(store: Store, status: SubscriberStatus | None,
+                     filters: sq.Filters | None = None) -> Iterator[Subscriber]:
+    """Every subscriber (with ``status``, or matching ``filters``), streamed by id; one
+    page with its total is ``subscriber_admin.search_subscribers``."""
     with store.read() as conn:
-        yield from sq.iterate(conn, status)
+        yield from sq.iterate(conn, status, filters=filters)

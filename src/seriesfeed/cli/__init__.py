@@ -61,7 +61,8 @@ pass_app = click.make_pass_decorator(AppContext)
 READ_ONLY = frozenset({
     "status", "check", "backup", "entries list", "entries show", "entries export",
     "series list", "series show", "sources list", "subscribers list", "subscribers export",
-    "outbox list", "digests list", "digests show", "digest preview", "feeds build"})
+    "outbox list", "digests list", "digests show", "digest preview", "feeds build",
+    "sources history", "subscribers show", "admin log", "charts"})
 
 
 def _read_only_command() -> bool:
@@ -120,7 +121,9 @@ def init(app: AppContext) -> None:
 
 def _register() -> None:
     from seriesfeed.cli import (  # noqa: F401 - registers their commands
+        admin,
         catalogues,
+        charts,
         check,
         daemon,
         digest,

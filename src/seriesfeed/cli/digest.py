@@ -15,7 +15,7 @@ from seriesfeed.cli import AppContext, cli, pass_app, write_file
 from seriesfeed.errors import ValidationError
 from seriesfeed.models import Frequency
 
-__all__ = ["digest", "preview", "send"]
+__all__ = ["digest", "preview", "send", "test_send"]
 
 
 @cli.group()
@@ -47,12 +47,31 @@ def preview(app: AppContext, language: str | None, frequency: str, out: Path | N
         click.echo(f"Subject: {shown.rendered.subject}\n\n{shown.text}")
 
 
-def _language(app: AppContext, language: str | None) -> str:
+def _language(app: AppContext, language: str | None, option: str = "--lang") -> str:
     lang = language or app.config.site.default_language
     if lang not in app.config.languages:
         raise ValidationError(f"unknown language '{lang}' (configured: "
-                              f"{', '.join(app.config.languages)})", field="--lang")
+                              f"{', '.join(app.config.languages)})", field=option)
     return lang
+
+
+@digest.command("test-send")
+@click.option("--language", "--lang", "language", default=None,
+              help="Language of the digest (default: site's).")
+@click.option("--to", "to", required=True, help="The one address to send it to.")
+@click.option("--frequency", type=click.Choice([f.value for f in Frequency]), default="weekly",
+              show_default=True)
+@pass_app
+def test_send(app: AppContext, language: str | None, to: str, frequency: str) -> None:
+    """Send the next digest of a language (what `digest preview` shows) to one address,
+    through the mailer with a Message-ID of its own; records no digest, queues no outbox
+    row, moves no cursor."""
+    sent = actions.digests.send_test_copy(
+        app.store, app.config, language=_language(app, language, "--language"), to=to,
+        frequency=Frequency(frequency))
+    click.echo(f"Test copy sent to {sent.address} ({sent.message_id}): {sent.subject}"
+               + (" [a sample: nobody is due a digest now]" if sent.sample else ""))
+    click.echo("No digest was recorded and no cursor moved.")
 
 
 @digest.command()

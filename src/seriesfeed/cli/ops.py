@@ -12,7 +12,8 @@ from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.models import OutboxState
 
 __all__ = [
-    "backup_command", "bounces", "bounces_process", "digests", "digests_list", "digests_show",
+    "backup_command", "bounces", "bounces_process", "digests", "digests_list", "digests_retry",
+    "digests_show",
     "outbox", "outbox_list", "outbox_retry", "restore_command",
 ]
 
@@ -57,9 +58,16 @@ def outbox_retry(app: AppContext, ids: tuple[int, ...], all_failed: bool,
     Message-ID; the next drain (the daemon's, or `digest send`) sends them."""
     if bool(ids) == all_failed:
         raise click.UsageError("give either row IDs or --failed")
-    done = actions.ops.retry_outbox(app.store, list(ids) if ids else None, digest_id=digest_id)
-    click.echo(f"{len(done)} rows queued again" + (f": {', '.join(map(str, done))}"
-                                                   if done and len(done) <= 20 else ""))
+    _retried(actions.ops.retry_outbox(app.store, list(ids) if ids else None,
+                                      digest_id=digest_id))
+
+
+def _retried(done: actions.ops.RetryResult) -> None:
+    queued = done.queued
+    click.echo(f"{len(queued)} rows queued again" + (f": {', '.join(map(str, queued))}"
+                                                     if queued and len(queued) <= 20 else ""))
+    for row in done.skipped:
+        click.echo(f"  not retried: row {row['id']} to {row['recipient']}: {row['why']}")
 
 
 @cli.group()
@@ -102,6 +110,16 @@ def digests_show(app: AppContext, digest_id: int, as_json: bool) -> None:
     for r in d["not_sent"]:
         click.echo(f"  {r['id']:>7}  {r['state']:<8} {r['recipient']}  "
                    f"{r['smtp_code'] or ''} {r['error'] or ''}".rstrip())
+
+
+@digests.command("retry")
+@click.argument("digest_id", type=int)
+@pass_app
+def digests_retry(app: AppContext, digest_id: int) -> None:
+    """Put the digest's failed rows back to queued, with their Message-IDs (as `outbox
+    retry --failed --digest ID`); recipients erased, suppressed or no longer subscribed
+    are skipped and named. The next drain (the daemon's, or `digest send`) sends them."""
+    _retried(actions.ops.retry_digest(app.store, digest_id))
 
 
 @cli.group()

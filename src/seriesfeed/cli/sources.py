@@ -10,7 +10,7 @@ from seriesfeed.actions import sources as sources_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import SeriesfeedError
 
-__all__ = ["list_command", "poll_command", "sources"]
+__all__ = ["history_command", "list_command", "poll_command", "sources"]
 
 
 @cli.group()
@@ -56,3 +56,23 @@ def poll_command(app: AppContext, name: str | None, force: bool) -> None:
     if failed:
         raise SeriesfeedError(f"{len(failed)} of {len(results)} sources failed: "
                               f"{', '.join(failed)}")
+
+
+@sources.command("history")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="At most this many polls, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def history_command(app: AppContext, name: str, limit: int, as_json: bool) -> None:
+    """NAME's polls, newest first: when, result, HTTP status, entries added and updated,
+    error (the newest 1,000 are kept)."""
+    found = sources_mod.source_history(app.store, app.config, name, limit=limit)
+    if as_json:
+        print_json(found)
+        return
+    for p in found["polls"]:
+        click.echo(f"{p['at']}  {p['result']:<9} {p['status'] or '-':<6} "
+                   f"added {p['added']} updated {p['updated']}"
+                   + (f"  error: {p['error']}" if p["error"] else ""))
+    click.echo(f"{len(found['polls'])} of {found['total']} polls")

@@ -5,18 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
 from seriesfeed import actions
-from seriesfeed.actions import subscriber_csv
+from seriesfeed.actions import subscriber_admin, subscriber_csv
 from seriesfeed.cli import AppContext, cli, pass_app, print_json, write_file
 from seriesfeed.clock import local_time
-from seriesfeed.models import SubscriberStatus
+from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
 
 __all__ = [
-    "add", "export", "import_command", "list_command", "remove", "subscribers", "unsubscribe",
+    "add", "export", "import_command", "list_command", "remove", "set_command", "show",
+    "subscribers", "unsubscribe", "unsuppress",
 ]
 
 
@@ -61,13 +63,30 @@ def add(app: AppContext, email: str, name: str | None, language: str | None, fre
 
 
 @subscribers.command("list")
+@click.option("--search", default=None, help="Only addresses containing this (any case).")
 @click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]))
+@click.option("--language", "--lang", "language", default=None, help="Only this language.")
+@click.option("--frequency", type=click.Choice([f.value for f in Frequency]))
+@click.option("--limit", type=click.IntRange(min=1, max=subscriber_admin.MAX_PAGE),
+              default=None, help="At most this many (one page; the total is printed).")
+@click.option("--offset", type=click.IntRange(min=0), default=None,
+              help="Skip this many first (with --limit: the page's start).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
-def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
-    """List subscribers."""
-    found = actions.subscribers.list_subscribers(app.store, SubscriberStatus(status) if status
-                                           else None)
+def list_command(app: AppContext, search: str | None, status: str | None,
+                 language: str | None, frequency: str | None, limit: int | None,
+                 offset: int | None, as_json: bool) -> None:
+    """List subscribers (oldest first), all or those matching the filters."""
+    chosen = subscriber_admin.filters(search=search, status=status, language=language,
+                                      frequency=frequency)
+    total: int | None = None
+    if limit is None and offset is None:  # every match, streamed: memory stays flat
+        found: Iterable[Subscriber] = actions.subscribers.list_subscribers(
+            app.store, None, chosen)
+    else:
+        page = subscriber_admin.search_subscribers(
+            app.store, chosen, limit=limit or subscriber_admin.MAX_PAGE, offset=offset or 0)
+        found, total = page.subscribers, page.total
     if as_json:
         print_json([_local(s.to_json(), app) for s in found])
         return
@@ -76,7 +95,8 @@ def list_command(app: AppContext, status: str | None, as_json: bool) -> None:
         n += 1
         click.echo(f"{s.email}  {s.language}  {s.frequency.value}  {s.status.value}"
                    f"{'  ' + s.name if s.name else ''}")
-    click.echo(f"{n} subscribers")
+    click.echo(f"{n} subscribers" if total is None else
+               f"{n} of {total} subscribers (from {(offset or 0) + 1 if n else 0})")
 
 
 def _local(item: dict[str, object], app: AppContext) -> dict[str, object]:
@@ -168,3 +188,65 @@ def remove(app: AppContext, email: str) -> None:
     """Erase a subscriber's personal data; the address stays suppressed (a hash is kept)."""
     sub = actions.subscribers.remove_subscriber(app.store, email)
     click.echo(f"Removed {sub.email}; the address stays suppressed")
+
+
+@subscribers.command("show")
+@click.argument("who")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def show(app: AppContext, who: str, as_json: bool) -> None:
+    """Everything stored about WHO (an address in any case, or a subscriber id): status and
+    its dates, consent, bounces, series, suppression, and the messages sent to them."""
+    d = subscriber_admin.show_subscriber(app.store, app.config, who)
+    if as_json:
+        print_json(d.to_json())
+        return
+    sup = d.suppression
+    click.echo(f"{d.email}: " + (f"SUPPRESSED ({sup['reason']}, since {sup['since']})"
+                                 if sup else "not suppressed"))
+    s = d.subscriber
+    if s is None:
+        click.echo("  no subscriber (erased): only the suppression is left")
+        return
+    click.echo(f"  subscriber {s['id']}  {s['status']}  {s['language']}  {s['frequency']}  "
+               f"series {', '.join(s['series']) or 'all'}  start {s['start']}"
+               + (f"  name {s['name']}" if s["name"] else ""))
+    click.echo(f"  created {s['created_at']}  confirmed {s['confirmed_at'] or '-'}  "
+               f"unsubscribed {s['unsubscribed_at'] or '-'}"
+               + (f" (was {s['unsubscribed_from']})" if s["unsubscribed_from"] else ""))
+    click.echo(f"  consent {s['consent_at'] or '-'} from {s['consent_ip'] or '-'} via "
+               f"{s['consent_source'] or '-'}; confirmation mail {s['confirm_sent_at'] or '-'}")
+    click.echo(f"  bounces: {s['hard_bounces']} hard, {s['soft_bounces']} soft; digest cursor "
+               f"{s['last_seq']}" + ("; catching up" if s["catching_up"] else ""))
+    click.echo(f"  messages: {d.outbox_total}" + (f" (newest {len(d.outbox)} shown)"
+                                                 if d.outbox_total > len(d.outbox) else ""))
+    for m in d.outbox:
+        why = f"  {m['smtp_code'] or ''} {m['error']}".rstrip() if m["error"] else ""
+        click.echo(f"    {m['id']:>7}  {m['kind']:<8} {m['state']:<8} "
+                   f"sent {m['sent_at'] or '-'}{why}")
+
+
+@subscribers.command("set")
+@click.argument("who")
+@click.option("--status", required=True,
+              type=click.Choice([s.value for s in subscriber_admin.SETTABLE]))
+@pass_app
+def set_command(app: AppContext, who: str, status: str) -> None:
+    """Set WHO's status by hand: unsubscribed (from any status), or confirmed (from pending,
+    when consent was recorded elsewhere, or from bounced); never confirms a suppressed or an
+    unsubscribed address. Recorded in the audit log."""
+    change = subscriber_admin.set_status(app.store, who, status)
+    click.echo(f"{change.email}: {change.before.value} -> {change.after.value}"
+               if change.changed else f"{change.email}: already {change.after.value}")
+
+
+@subscribers.command("unsuppress")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why it is lifted (kept in the audit log).")
+@pass_app
+def unsuppress(app: AppContext, email: str, reason: str) -> None:
+    """Lift EMAIL's suppression so it may subscribe again (with a confirmation); the reason
+    is recorded in the audit log (`admin log`)."""
+    done = subscriber_admin.unsuppress(app.store, email, reason)
+    click.echo(f"{done.shown}: suppression ({done.was}) lifted; recorded in the audit log "
+               f"(row {done.audit_id})")

@@ -14,9 +14,9 @@ from seriesfeed.models import OutboxState, Subscriber, SubscriberStatus
 from seriesfeed.store.tables import digests, job_runs, outbox, subscribers, suppressions
 
 __all__ = [
-    "BounceResult", "DigestSummary", "OutboxRow", "digest_summaries",
-    "digests_by_language_frequency", "get_outbox", "hard_bounce_counts", "has_rows",
-    "last_successes", "list_outbox", "mark_bounce", "newest_row_of", "oldest_due",
+    "BounceResult", "DigestSummary", "OutboxRow", "count_outbox_of", "digest_summaries",
+    "digests_by_language_frequency", "failed_ids", "get_outbox", "hard_bounce_counts",
+    "has_rows",    "last_successes", "list_outbox", "mark_bounce", "newest_row_of", "oldest_due",
     "outbox_by_state_kind", "outbox_totals", "reset_hard_bounces", "restore_subscriber",
     "retry_failed", "subscribers_by_status_language", "suppression_reasons",
 ]
@@ -54,18 +54,27 @@ def _row(r: object) -> OutboxRow:
 
 
 def list_outbox(conn: Connection, *, state: str | None = None, digest_id: int | None = None,
-                email_key: str | None = None, limit: int | None = None) -> list[OutboxRow]:
+                email_key: str | None = None, limit: int | None = None,
+                subscriber_id: int | None = None, newest_first: bool = False,
+                ) -> list[OutboxRow]:
     query = select(outbox)
+    if subscriber_id is not None:
+        query = query.where(outbox.c.subscriber_id == subscriber_id)
     if state is not None:
         query = query.where(outbox.c.state == state)
     if digest_id is not None:
         query = query.where(outbox.c.digest_id == digest_id)
     if email_key is not None:
         query = query.where(func.lower(outbox.c.recipient) == email_key)
-    query = query.order_by(outbox.c.id)
+    query = query.order_by(outbox.c.id.desc() if newest_first else outbox.c.id)
     if limit is not None:
         query = query.limit(limit)
     return [_row(r) for r in conn.execute(query)]
+
+
+def count_outbox_of(conn: Connection, subscriber_id: int) -> int:
+    return int(conn.execute(select(func.count()).select_from(outbox)
+                            .where(outbox.c.subscriber_id == subscriber_id)).scalar_one())
 
 
 def get_outbox(conn: Connection, row_id: int) -> OutboxRow | None:
@@ -74,7 +83,7 @@ def get_outbox(conn: Connection, row_id: int) -> OutboxRow | None:
 
 
 def retry_failed(conn: Connection, ids: list[int] | None, *, digest_id: int | None,
-                 now: datetime) -> list[int]:
+                 now: datetime, check_only: bool = False) -> list[int]:
     """Failed rows back to ``queued`` with the same Message-ID and a fresh set of attempts;
     the note of each row counts the operator's retries. ``ids`` None: every failed row
     (of ``digest_id`` when given). A named row that is missing or not failed is an error
@@ -91,6 +100,8 @@ def retry_failed(conn: Connection, ids: list[int] | None, *, digest_id: int | No
                 raise ValidationError(f"outbox row {row_id} is not of digest {digest_id}",
                                       field="ID")
         chosen = list(dict.fromkeys(ids))
+        if check_only:  # the named rows are all retriable: the caller's other checks next
+            return chosen
     else:
         query = select(outbox.c.id).where(outbox.c.state == OutboxState.FAILED.value)
         if digest_id is not None:
@@ -106,6 +117,14 @@ def retry_failed(conn: Connection, ids: list[int] | None, *, digest_id: int | No
             state=OutboxState.QUEUED.value, attempts=0, next_at=None, lease_until=None,
             operator_retries=n, note=note[:1000]))
     return chosen
+
+
+def failed_ids(conn: Connection, digest_id: int | None = None) -> list[int]:
+    """The failed rows (of ``digest_id`` when given), oldest first."""
+    query = select(outbox.c.id).where(outbox.c.state == OutboxState.FAILED.value)
+    if digest_id is not None:
+        query = query.where(outbox.c.digest_id == digest_id)
+    return [int(i) for i in conn.execute(query.order_by(outbox.c.id)).scalars()]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, Row, and_, exists, func, insert, or_, select,
 
 from seriesfeed.models import OutboxKind, OutboxState, SubscriberStatus
 from seriesfeed.store.ops import reset_hard_bounces
-from seriesfeed.store.tables import outbox, subscriber_series, subscribers
+from seriesfeed.store.subscribers import email_hash
+from seriesfeed.store.tables import outbox, subscriber_series, subscribers, suppressions
 
 __all__ = [
     "LEASE",
@@ -38,6 +39,7 @@ __all__ = [
     "queued_since",
     "release_orphans",
     "renew",
+    "retry_blockers",
     "waiting",
 ]
 
@@ -122,6 +124,34 @@ _WANTS = {OutboxKind.DIGEST: SubscriberStatus.CONFIRMED,
           OutboxKind.CATCH_UP: SubscriberStatus.CONFIRMED,
           OutboxKind.WELCOME: SubscriberStatus.CONFIRMED,
           OutboxKind.MANAGE: SubscriberStatus.CONFIRMED}
+
+
+def retry_blockers(conn: Connection, ids: Collection[int]) -> dict[int, str]:
+    """Why each of the rows ``ids`` must not be sent again (rows missing here may be):
+    the subscriber was erased, is no longer in the status its kind of message is for
+    (unsubscribed, bounced, or a confirmation for someone who confirmed meanwhile), or
+    the address is suppressed. The claim checks the status again at send time; an
+    operator's retry is told at once instead of failing again later."""
+    out: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(ids))):
+        rows = conn.execute(
+            select(outbox.c.id, outbox.c.kind, outbox.c.recipient, outbox.c.subscriber_id,
+                   subscribers.c.status)
+            .select_from(outbox.outerjoin(subscribers,
+                                          subscribers.c.id == outbox.c.subscriber_id))
+            .where(outbox.c.id.in_(chunk))).all()
+        hashes = {r.id: email_hash(r.recipient) for r in rows}
+        suppressed = set(conn.execute(select(suppressions.c.email_hash).where(
+            suppressions.c.email_hash.in_(sorted(set(hashes.values()))))).scalars()) \
+            if hashes else set()
+        for r in rows:
+            if r.subscriber_id is None:
+                out[r.id] = "the subscriber was erased"
+            elif hashes[r.id] in suppressed:
+                out[r.id] = "the address is suppressed"
+            elif r.status != _WANTS[OutboxKind(r.kind)].value:
+                out[r.id] = f"the subscriber is {r.status}"
+    return out
 
 
 def _due_rows(conn: Connection, now: datetime, limit: int, kinds: Collection[OutboxKind],

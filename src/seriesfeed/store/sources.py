@@ -7,13 +7,18 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from seriesfeed.store.tables import entries, series, source_entries, sources
+from seriesfeed.store.tables import entries, series, source_entries, source_polls, sources
 
 __all__ = [
-    "SourceState", "add_entries_count", "all_states", "claim", "ensure_state", "entry_ids",
-    "forget_entries", "get_state", "listed_elsewhere", "minted_base", "record",
-    "remember_entries", "series_of_entries",
+    "KEEP_POLLS", "PollRow", "SourceState", "add_entries_count", "all_states", "claim",
+    "ensure_state", "entry_ids", "forget_entries", "get_state", "listed_elsewhere",
+    "minted_base", "poll_history", "record", "record_poll", "remember_entries",
+    "series_of_entries",
 ]
+
+# a source polled every 15 minutes keeps about ten days of history; the console's chart
+# and `sources history` need no more, and the table stays bounded however long it runs
+KEEP_POLLS = 1000
 
 
 @dataclass(frozen=True)
@@ -137,3 +142,44 @@ def forget_entries(conn: Connection, name: str, ids: set[str]) -> None:
     if ids:
         conn.execute(delete(source_entries).where(source_entries.c.source == name,
                                                   source_entries.c.entry_id.in_(ids)))
+
+
+@dataclass(frozen=True)
+class PollRow:
+    id: int
+    source: str
+    at: datetime
+    result: str
+    status: str | None
+    added: int
+    updated: int
+    error: str | None
+
+
+def record_poll(conn: Connection, name: str, *, at: datetime, result: str,
+                status: str | None, added: int = 0, updated: int = 0,
+                error: str | None = None, keep: int = KEEP_POLLS) -> None:
+    """One row of the source's history, and the rows past the newest ``keep`` dropped in
+    the same transaction (so the history never outgrows its bound, even for a moment)."""
+    conn.execute(insert(source_polls).values(
+        source=name, at=at, result=result, status=(status or "")[:64] or None,
+        added=added, updated=updated, error=error))
+    # the id of the oldest row to keep: ids grow with every insert, so "newest" is by id
+    oldest_kept = conn.execute(
+        select(source_polls.c.id).where(source_polls.c.source == name)
+        .order_by(source_polls.c.id.desc()).offset(keep - 1).limit(1)).scalar()
+    if oldest_kept is not None:
+        conn.execute(delete(source_polls).where(source_polls.c.source == name,
+                                                source_polls.c.id < oldest_kept))
+
+
+def poll_history(conn: Connection, name: str, *, limit: int,
+                 offset: int = 0) -> tuple[list[PollRow], int]:
+    """The source's polls, newest first, and how many it has in all."""
+    rows = conn.execute(select(source_polls).where(source_polls.c.source == name)
+                        .order_by(source_polls.c.id.desc()).limit(limit).offset(offset))
+    found = [PollRow(r.id, r.source, r.at, r.result, r.status, int(r.added),
+                     int(r.updated), r.error) for r in rows]
+    total = conn.execute(select(func.count()).select_from(source_polls)
+                         .where(source_polls.c.source == name)).scalar_one()
+    return found, int(total)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
@@ -20,9 +22,10 @@ from seriesfeed.store.tables import (
 )
 
 __all__ = [
-    "add", "confirm", "confirm_sent_at", "counts", "email_hash", "email_key", "get",
-    "is_suppressed", "iterate", "remove", "resubscribe", "set_series",
-    "undo_unsubscribe", "unsubscribe", "unsubscribed_from", "update_fields",
+    "Filters", "add", "confirm", "confirm_sent_at", "counts", "email_hash", "email_key",
+    "get", "is_suppressed", "iterate", "lift_suppression", "record_of", "remove",
+    "resubscribe", "search", "set_series", "suppression", "undo_unsubscribe", "unsubscribe",
+    "unsubscribed_from", "update_fields",
 ]
 
 
@@ -82,15 +85,38 @@ def confirm_sent_at(conn: Connection, subscriber_id: int) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Which subscribers a listing shows; None (or empty) is "any"."""
+
+    search: str | None = None  # a substring of the address, in any case
+    status: SubscriberStatus | None = None
+    language: str | None = None
+    frequency: Frequency | None = None
+
+    def where(self) -> list[Any]:
+        conds: list[Any] = []
+        if self.search:
+            # email_key is the lower-cased address; autoescape: % and _ match themselves
+            conds.append(subscribers.c.email_key.contains(self.search.strip().lower(),
+                                                          autoescape=True))
+        if self.status is not None:
+            conds.append(subscribers.c.status == self.status.value)
+        if self.language:
+            conds.append(subscribers.c.language == self.language)
+        if self.frequency is not None:
+            conds.append(subscribers.c.frequency == self.frequency.value)
+        return conds
+
+
 def iterate(conn: Connection, status: SubscriberStatus | None = None,
-            batch: int = 1000) -> Iterator[Subscriber]:
-    """All subscribers (or those with ``status``) by id, streamed in batches of ``batch``
-    (keyset pagination: memory stays flat however long the list)."""
+            batch: int = 1000, filters: Filters | None = None) -> Iterator[Subscriber]:
+    """All subscribers (or those with ``status``, or matching ``filters``) by id, streamed
+    in batches of ``batch`` (keyset pagination: memory stays flat however long the list)."""
     last = 0
+    conds = (filters or Filters(status=status)).where()
     while True:
-        query = select(subscribers).where(subscribers.c.id > last)
-        if status is not None:
-            query = query.where(subscribers.c.status == status.value)
+        query = select(subscribers).where(subscribers.c.id > last, *conds)
         rows = conn.execute(query.order_by(subscribers.c.id).limit(batch)).all()
         if not rows:
             return
@@ -202,3 +228,36 @@ def counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(subscribers.c.status, func.count())
                         .group_by(subscribers.c.status))
     return {s: int(n) for s, n in rows}
+
+
+def search(conn: Connection, filters: Filters, *, limit: int,
+           offset: int = 0) -> tuple[list[Subscriber], int]:
+    """One page of the subscribers matching ``filters`` (by id) and how many match in all."""
+    conds = filters.where()
+    rows = conn.execute(select(subscribers).where(*conds).order_by(subscribers.c.id)
+                        .limit(limit).offset(offset)).all()
+    followed = _series_of(conn, [r.id for r in rows])
+    total = conn.execute(select(func.count()).select_from(subscribers)
+                         .where(*conds)).scalar_one()
+    return [_model(r, followed.get(r.id, ())) for r in rows], int(total)
+
+
+def record_of(conn: Connection, subscriber_id: int) -> dict[str, Any] | None:
+    """Every column the store keeps for one subscriber, as stored."""
+    row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def suppression(conn: Connection, email: str) -> tuple[str, datetime] | None:
+    """(reason, since) when the address is suppressed."""
+    row = conn.execute(select(suppressions.c.reason, suppressions.c.created_at)
+                       .where(suppressions.c.email_hash == email_hash(email))).first()
+    return (str(row.reason), row.created_at) if row is not None else None
+
+
+def lift_suppression(conn: Connection, email: str) -> tuple[str, datetime] | None:
+    """Delete the address's suppression; what it was (reason, since), None if none."""
+    found = suppression(conn, email)
+    if found is not None:
+        conn.execute(delete(suppressions).where(suppressions.c.email_hash == email_hash(email)))
+    return found

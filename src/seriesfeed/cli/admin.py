@@ -1,0 +1,39 @@
+"""``seriesfeed admin …``: the operator's console from the command line (its audit log)."""
+
+from __future__ import annotations
+
+import click
+
+from seriesfeed.actions import audit
+from seriesfeed.cli import AppContext, cli, pass_app, print_json
+
+__all__ = ["admin", "log_command"]
+
+
+@cli.group()
+def admin() -> None:
+    """The operator's console: its audit log."""
+
+
+@admin.command("log")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="At most this many rows, newest first.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first.")
+@click.option("--action", default=None, help="Only rows of this action.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def log_command(app: AppContext, limit: int, offset: int, action: str | None,
+                as_json: bool) -> None:
+    """The audit trail, newest first: who did what, to what, from where, and whether it
+    worked (console actions and logins, and the CLI's `subscribers unsuppress|set`)."""
+    found = audit.log(app.store, limit=limit, offset=offset, action=action)
+    if as_json:
+        print_json([e.to_json(app.config.zone) for e in found])
+        return
+    for e in found:
+        j = e.to_json(app.config.zone)
+        who = e.account + (f" ({e.address})" if e.address else "")
+        detail = ", ".join(f"{k}={v}" for k, v in sorted(e.detail.items()))
+        click.echo(f"{j['at']}  {who}  {e.action}  {e.target or '-'}  "
+                   f"{'ok' if e.ok else 'FAILED'}" + (f"  {detail}" if detail else ""))
+    click.echo(f"{len(found)} rows")
