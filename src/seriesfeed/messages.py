@@ -57,11 +57,13 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
                        all_series: dict[str, Series],
                        translations: dict[str, list[dict[str, str]]], *,
                        catch_up: bool = False, view_url: str | None = None,
-                       web: bool = False) -> Rendered | None:
+                       web: bool = False, to_come: int | None = None) -> Rendered | None:
     """The digest of ``found`` (in digest order) in ``language``; None when it is empty.
     ``catch_up``: one back-catalogue part, its subject and heading naming the part;
     ``view_url``: the digest's public page, linked at the top; ``web``: that page itself,
-    whose footer says where each reader's own links are instead of holding any."""
+    whose footer says where each reader's own links are instead of holding any.
+    ``to_come``: how many later parts a catch-up reader still gets (their language's, not
+    the series' count)."""
     if not found:
         return None
     slugs = {e.series for e in found}
@@ -76,8 +78,8 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
     first = found[0]
     if catch_up and first.part and first.parts:
         subject = _("{title}: part {part} of {n}", title=title, part=first.part, n=first.parts)
-        still = _("{n} still to come", n=first.parts - first.part) \
-            if first.parts > first.part else _("the last part so far")
+        later = first.parts - first.part if to_come is None else to_come
+        still = _("{n} still to come", n=later) if later > 0 else _("the last part so far")
     locale = config.languages[language].locale
     local = config.site.article_pages == "local"
     full = config.feeds.content == "full"

@@ -41,6 +41,7 @@ from seriesfeed.messages import Rendered
 from seriesfeed.models import OutboxKind, OutboxState, SeriesText
 from seriesfeed.smtpcodes import ENHANCED_STATUS
 from seriesfeed.store import Store
+from seriesfeed.store import catch_up as cq
 from seriesfeed.store import digests as dq
 from seriesfeed.store import entries as eq
 from seriesfeed.store import outbox as oq
@@ -93,12 +94,16 @@ def render_digest(store: Store, config: Config, language: str, from_seq: int, to
     with ``catch_up``, the one back-catalogue part such a range holds, said as such."""
     originals = i18n.fallback_policy(config, language, digest=True) == "original"
     names = {code: lang.name for code, lang in config.languages.items()}
+    to_come = None
     with store.read() as conn:
         content = dq.digest_content(conn, language, from_seq, to_seq, series_ids,
                                     originals=originals, language_names=names)
+        first = content.entries[0] if content.entries else None
+        if catch_up and first is not None and first.part is not None:
+            to_come = cq.parts_after(conn, first.series, language, originals, first.part)
     return messages.render_digest_mail(config, language, content.entries, content.series,
                                        content.translations, catch_up=catch_up,
-                                       view_url=view_url, web=web)
+                                       view_url=view_url, web=web, to_come=to_come)
 
 
 def series_titles(store: Store, config: Config, language: str,

@@ -25,8 +25,8 @@ from seriesfeed.store.tables import (
     subscribers,
 )
 
-__all__ = ["CatchUpRecorded", "begin", "catching_up", "pending_parts", "record_slot",
-           "series_lengths", "stop"]
+__all__ = ["CatchUpRecorded", "begin", "catching_up", "parts_after", "pending_parts",
+           "record_slot", "series_lengths", "stop"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,14 @@ def _choose(found: list[Entry], language: str, originals: bool) -> dict[int, Ent
         if own or (originals and e.translation_of is None and e.part not in chosen):
             chosen[e.part] = e
     return chosen
+
+
+def parts_after(conn: Connection, series_slug: str, language: str, originals: bool,
+                part: int) -> int:
+    """How many parts after ``part`` a reader of ``language`` gets from the series: theirs,
+    and the originals nobody translated when the fallback sends originals."""
+    found = eq.list_entries(conn, series_slug=series_slug, newest_first=False)
+    return sum(1 for p in _choose(found, language, originals) if p > part)
 
 
 def pending_parts(conn: Connection, subscriber_id: int, language: str,
