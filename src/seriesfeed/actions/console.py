@@ -146,6 +146,7 @@ def login(store: Store, config: Config, *, account: str, password: str,
         cq.prune(conn, now, window_start=now - WINDOW)
         found = cq.failures(conn, [client_key, account_key])
         locked = _locked_for(found, now)
+        already = locked is not None
         if locked is None and right_account and right_password:
             session = secrets.token_hex(32)
             expires = now + timedelta(hours=admin.session_hours)
@@ -169,9 +170,12 @@ def login(store: Store, config: Config, *, account: str, password: str,
             audit.write(conn, audit.Actor(admin.account, session, address), "login", None,
                         None, True, at=now)
         else:
-            why = "locked out" if locked is not None else "wrong account or password"
+            detail: dict[str, Any] = {"reason": "locked out" if already
+                                      else "wrong account or password"}
+            if locked is not None and not already:
+                detail["locked_for_s"] = locked  # this attempt was the one that locked
             audit.write(conn, audit.Actor(account or "-", None, address), "login", None,
-                        {"reason": why}, False, at=now)
+                        detail, False, at=now)
     if session is None:
         return Login(retry_after=locked)
     return Login(cookie=tokens.bound_token(_key(config), tokens.Purpose.ADMIN_SESSION, session))
