@@ -337,3 +337,13 @@ def test_admin_listen_serves_the_console_there_and_not_on_the_public_port(
         thread.join(timeout=15)
         loop.close()
         store.close()
+
+
+def test_with_a_session_the_wrong_method_is_a_405(console: Console) -> None:
+    cookies = console.session()
+    assert console.get("/admin/logout", cookies).status == 405
+    assert console.get("/admin/outbox/retry", cookies).headers["allow"] == "POST"
+    page = console.post("/admin/outbox", cookies, {})
+    assert page.status == 405 and page.headers["allow"] == "GET, HEAD"
+    assert console.server.request("DELETE", "/admin/", headers={
+        "Cookie": _cookie_header(cookies)}).status == 405

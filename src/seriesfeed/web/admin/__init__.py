@@ -33,8 +33,8 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
     def page(path: str, handler: views.Handler, methods: list[str] = GET) -> Route:
         # a POST-only action still answers GET itself (login first, then 405), so no
         # public route further down ever sees an /admin path
-        return Route(path, guarded(console, handler, post_only=methods == POST),
-                     methods=[*GET, *POST])
+        return Route(path, guarded(console, handler, shows="GET" in methods,
+                                   takes="POST" in methods), methods=[*GET, *POST])
 
     async def to_console(_: object) -> Response:
         return RedirectResponse("/admin/", status_code=308)

@@ -47,7 +47,6 @@ LANG_COOKIE = "sf_admin_lang"  # the operator's choice on the language switch
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 200
 PAGE_SIZE = 50
-POSTS = ("subscriber_erase", "entry_edit")  # pages that take their own form too (GET shows it)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -124,7 +123,7 @@ class Console:
         body = render_page(self.config, lang, f"admin/{name}", {
             "title": title, "operator": operator, "notice": notice, "switch": switch,
             "csrf": actions.console.csrf_field(self.config, operator) if operator else "",
-            "path": here, "account": self.config.admin.account,
+            "path": here,
             "word": lambda value: _(WORDS[value]) if value in WORDS else value,
             "when": _when, **ctx})
         response = HTMLResponse(body, status_code=status,
@@ -195,11 +194,13 @@ class Console:
         return RedirectResponse(f"{path}{joiner}{query}", status_code=303)
 
 
-def guarded(console: Console, handler: Handler, *, post_only: bool = False
+def guarded(console: Console, handler: Handler, *, shows: bool = True, takes: bool = False
             ) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint behind the session: no live session is a redirect to the login page
     (GET) or 403 (anything else); a POST must also come from our own pages and carry the
-    session's CSRF field. A store that cannot answer is a 503 with Retry-After."""
+    session's CSRF field. ``shows``: the endpoint answers GET (a page); ``takes``: it
+    answers POST (a form); the other method is a 405 once the session is checked. A store
+    that cannot answer is a 503 with Retry-After."""
     async def run(request: Request) -> Response:
         try:
             operator = await console.operator(request)
@@ -208,11 +209,11 @@ def guarded(console: Console, handler: Handler, *, post_only: bool = False
                 if request.method in ("GET", "HEAD"):
                     return RedirectResponse("/admin/login", status_code=303)
                 return console.refuse(request, 403, _("Log in first."))
-            if request.method == "POST" and not post_only and handler.__name__ not in POSTS:
+            if request.method == "POST" and not takes:
                 return console.refuse(request, 405, _("This address only shows a page."),
                                       headers={"Allow": "GET, HEAD"})
             if request.method != "POST":
-                if post_only:
+                if not shows:
                     return console.refuse(request, 405, _("This address only takes a form."),
                                           headers={"Allow": "POST"})
                 return await handler(console, request, operator, None)

@@ -67,7 +67,7 @@ async def _audit(console: Console, request: Request, operator: Operator, action:
                        action=action, target=target, detail=detail, ok=ok)
 
 
-def _attention(report: dict[str, Any] | None, health: dict[str, Any]) -> list[dict[str, str]]:
+def _attention(health: dict[str, Any]) -> list[dict[str, str]]:
     """The health reasons, each with what it is about and where to act on it."""
     items = []
     for reason in health["reasons"]:
@@ -133,7 +133,7 @@ async def dashboard(console: Console, request: Request, operator: Operator,
     report = found["report"]
     return console.page(request, "dashboard.html.j2", title=_("Dashboard"), operator=operator,
                         health=found["health"], report=report,
-                        attention=_attention(report, found["health"]),
+                        attention=_attention(found["health"]),
                         digests=found["digests"], sources=found["sources"],
                         charts=_drawn(console, lang, found["charts"]) if report else [])
 
