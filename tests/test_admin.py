@@ -83,9 +83,10 @@ def _cookie_header(cookies: dict[str, str]) -> str:
 
 
 def console_config(make_config: Callable[..., Path], tmp_path: Path,
-                   admin: dict[str, object] | None = None, **sections: dict[str, object]
-                   ) -> Config:
+                   admin: dict[str, object] | None = None, extra: str = "",
+                   **sections: dict[str, object]) -> Config:
     return load_config(make_config(
+        extra,
         database={"url": f"sqlite:///{tmp_path / 'console.sqlite3'}"},
         web={"host": "127.0.0.1", "port": 8080, "base_url": BASE},
         security={"secret_key": "s" * 32},

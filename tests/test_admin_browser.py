@@ -160,7 +160,7 @@ def test_2_retry_a_failed_row_and_watch_it_send(served: Served) -> None:
         del served.smtp.recorder.rcpt_replies["hard.example.net"]
         page.check(f"#retry-{row_id}")
         page.click("text=Retry the chosen messages")
-        assert "Put back in the queue: 1 messages." in page.locator("[role=status]").inner_text()
+        assert "Messages put back in the queue: 1." in page.locator("[role=status]").inner_text()
         _drain(served)
         page.goto(f"{served.base}/admin/outbox")
         assert page.locator(f"tr[data-row='{row_id}'] [data-state]").inner_text() == "sent"

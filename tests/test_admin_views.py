@@ -93,7 +93,7 @@ def test_a_failed_row_retried_from_the_console_is_sent(mailed: Console,
                                                          "back": "/admin/outbox"})
     assert reply.status == 303 and "done=retried" in reply.headers["location"]
     page = mailed.get(reply.headers["location"], cookies)
-    assert "Put back in the queue: 1 messages." in page.body
+    assert "Messages put back in the queue: 1." in page.body
     asyncio.run(actions.send_digests(mailed.store, mailed.config, scheduled=False))
     after = actions.ops.list_outbox(mailed.store, mailed.config, email="gone@hard.example.net")
     assert [r["state"] for r in after] == ["sent"]
@@ -172,3 +172,34 @@ def test_a_spanish_preview(mailed: Console) -> None:
     assert 'id="preview-subject"' in page.body and 'lang="es"' in page.body
     html = mailed.get("/admin/preview/html?language=es&frequency=daily", cookies)
     assert html.status == 200 and "Obrero Socialista" in html.body
+
+
+def test_poll_a_source_now_and_read_its_history(make_config: Callable[..., Path],
+                                                 tmp_path: Path) -> None:
+    from tests.harness.http_source import Route, source_server
+
+    with source_server() as publisher:
+        publisher.routes["/series/"] = Route(SEED_PAGE.read_bytes(),
+                                             content_type="text/plain; charset=utf-8")
+        config = console_config(make_config, tmp_path, extra=f"""
+[sources.sw-page]
+url = "{publisher.url('/series/')}"
+format = "page"
+""")
+        store = open_store(config.database.url, config.base_dir)
+        try:
+            with live(create_app(config, store)) as server:
+                console = Console(config, store, server)
+                cookies = console.session()
+                reply = console.post("/admin/sources/poll", cookies, {"source": "sw-page"})
+                assert reply.status == 303 and "done=polled" in reply.headers["location"]
+                row = audit.log(store, limit=1)[0]
+                assert (row.action, row.target, row.ok) == ("sources.poll", "sw-page", True)
+                history = console.get("/admin/sources/sw-page", cookies)
+                assert history.status == 200 and "1 poll kept." in history.body
+                listed = console.get("/admin/sources", cookies)
+                assert "sw-page" in listed.body and publisher.requests_to("/series/")
+                assert len(actions.list_entries(store, "en")) == 18
+                assert console.get("/admin/sources/nope", cookies).status == 404
+        finally:
+            store.close()

@@ -55,7 +55,7 @@ Handler = Callable[["Console", Request, Operator, Form | None], Awaitable[Respon
 
 # the status line a redirect after an action shows (?done=<code>), translated when shown
 DONE: dict[str, str] = {
-    "retried": N_("Put back in the queue: {n} messages."),
+    "retried": N_("Messages put back in the queue: {n}."),
     "retry-none": N_("Nothing to retry."),
     "erased": N_("The subscriber's data is erased; the address stays suppressed."),
     "status": N_("The subscriber's status is changed."),
