@@ -31,6 +31,7 @@ from seriesfeed.web.localized import negotiated_language
 __all__ = [
     "COOKIE",
     "DONE",
+    "DONE_COOKIE",
     "LANG_COOKIE",
     "LOGIN_COOKIE",
     "MAX_BODY",
@@ -44,6 +45,7 @@ __all__ = [
 COOKIE = "sf_admin"  # the signed session id
 LOGIN_COOKIE = "sf_admin_login"  # the pre-session cookie the login form's CSRF is bound to
 LANG_COOKIE = "sf_admin_lang"  # the operator's choice on the language switch
+DONE_COOKIE = "sf_admin_done"  # what the last action did, for the page it redirects to
 MAX_BODY = 64 * 1024
 MAX_FIELDS = 200
 PAGE_SIZE = 50
@@ -53,7 +55,8 @@ T = TypeVar("T")
 Form = dict[str, str]
 Handler = Callable[["Console", Request, Operator, Form | None], Awaitable[Response]]
 
-# the status line a redirect after an action shows (?done=<code>), translated when shown
+# the status line the page after an action shows (its code in the DONE_COOKIE the redirect
+# sets, so no link from elsewhere can put words on a console page), translated when shown
 DONE: dict[str, str] = {
     "retried": N_("Messages put back in the queue: {n}."),
     "retry-none": N_("Nothing to retry."),
@@ -112,11 +115,11 @@ class Console:
              headers: dict[str, str] | None = None, **ctx: Any) -> HTMLResponse:
         lang = self.language(request)
         _ = self.messages(lang)
-        done = request.query_params.get("done")
+        said = dict(parse_qsl(request.cookies.get(DONE_COOKIE, "")))
         notice = None
-        if done in DONE:
-            values = {k: request.query_params.get(k, "")[:200] for k in ("n", "error")}
-            notice = _(DONE[done], **values)
+        if said.get("done") in DONE:
+            values = {k: said.get(k, "")[:500] for k in ("n", "error")}
+            notice = _(DONE[said["done"]], **values)
         here = request.url.path
         switch = [(code, language.name, f"{here}?{urlencode({'lang': code})}")
                   for code, language in self.config.languages.items() if code != lang]
@@ -128,6 +131,8 @@ class Console:
             "when": _when, **ctx})
         response = HTMLResponse(body, status_code=status,
                                 headers={"Content-Language": lang, **(headers or {})})
+        if DONE_COOKIE in request.cookies:  # shown once
+            response.delete_cookie(DONE_COOKIE, path="/admin")
         if request.query_params.get("lang") in self.config.languages:
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/admin",
                                 httponly=True, samesite="strict", secure=self.secure)
@@ -188,10 +193,12 @@ class Console:
                                request.cookies.get(COOKIE))
 
     def done(self, path: str, code: str, **values: object) -> RedirectResponse:
-        """POST/redirect/GET: back to ``path`` with the status message ``code``."""
-        query = urlencode({"done": code, **{k: str(v) for k, v in values.items()}})
-        joiner = "&" if "?" in path else "?"
-        return RedirectResponse(f"{path}{joiner}{query}", status_code=303)
+        """POST/redirect/GET: back to ``path``, whose page says what ``code`` means."""
+        response = RedirectResponse(path, status_code=303)
+        said = urlencode({"done": code, **{k: str(v)[:500] for k, v in values.items()}})
+        response.set_cookie(DONE_COOKIE, said, max_age=60, path="/admin", httponly=True,
+                            samesite="strict", secure=self.secure)
+        return response
 
 
 def guarded(console: Console, handler: Handler, *, shows: bool = True, takes: bool = False

@@ -52,7 +52,7 @@ def _page_number(request: Request) -> int:
 
 def _pager(request: Request, page: int, more: bool) -> dict[str, str | None]:
     """Links to the previous and next page, keeping the other query parameters."""
-    kept = {k: v for k, v in request.query_params.items() if k not in ("page", "done")}
+    kept = {k: v for k, v in request.query_params.items() if k != "page"}
 
     def link(n: int) -> str:
         return f"{request.url.path}?{urlencode({**kept, 'page': str(n)})}"
