@@ -69,7 +69,7 @@ SHELL_ALLOWED: dict[tuple[str, str], str] = {
                                                        "page (one page context)",
     ("seriesfeed.web.admin.base", "seriesfeed.pages"): "console pages render like every page "
                                                        "(one page context)",
-    ("seriesfeed.web.admin.views", "seriesfeed.svgcharts"): "the dashboard draws its charts "
+    ("seriesfeed.web.admin.dashboard", "seriesfeed.svgcharts"): "the dashboard draws its charts "
                                                             "from a verb's numbers",
     ("seriesfeed.cli.daemon", "seriesfeed.logs"): "the daemon's log set-up is the shell's job",
     ("seriesfeed.cli.daemon", "seriesfeed.daemon"): "the CLI shell starts the daemon shell",

@@ -19,8 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seriesfeed.actions import Store
 from seriesfeed.config import Config
-from seriesfeed.web.admin import auth, views
-from seriesfeed.web.admin.base import Console, guarded
+from seriesfeed.web.admin import auth, content, dashboard, mail, people
+from seriesfeed.web.admin.base import Console, Handler, guarded
 
 __all__ = ["NoStore", "console_app", "routes"]
 
@@ -30,7 +30,7 @@ GET, POST = ["GET", "HEAD"], ["POST"]
 def routes(config: Config, store: Store) -> list[BaseRoute]:
     console = Console(config, store)
 
-    def page(path: str, handler: views.Handler, methods: list[str] = GET) -> Route:
+    def page(path: str, handler: Handler, methods: list[str] = GET) -> Route:
         # a POST-only action still answers GET itself (login first, then 405), so no
         # public route further down ever sees an /admin path
         return Route(path, guarded(console, handler, shows="GET" in methods,
@@ -46,29 +46,29 @@ def routes(config: Config, store: Store) -> list[BaseRoute]:
         Route("/admin", to_console, methods=GET),
         Route("/admin/login", login, methods=[*GET, *POST]),
         page("/admin/logout", auth.logout, POST),
-        page("/admin/", views.dashboard),
-        page("/admin/outbox", views.outbox),
-        page("/admin/outbox/retry", views.outbox_retry, POST),
-        page("/admin/digests", views.digests),
-        page("/admin/digests/{id:int}", views.digest),
-        page("/admin/digests/{id:int}/retry", views.digest_retry, POST),
-        page("/admin/subscribers", views.subscribers),
-        page("/admin/subscribers/show", views.subscriber),
-        page("/admin/subscribers/erase", views.subscriber_erase, [*GET, *POST]),
-        page("/admin/subscribers/status", views.subscriber_status, POST),
-        page("/admin/subscribers/unsuppress", views.subscriber_unsuppress, POST),
-        page("/admin/entries", views.entries),
-        page("/admin/entries/edit", views.entry_edit, [*GET, *POST]),
-        page("/admin/entries/link", views.entry_link, POST),
-        page("/admin/series", views.series),
-        page("/admin/series/text", views.series_text, POST),
-        page("/admin/sources", views.sources),
-        page("/admin/sources/poll", views.source_poll, POST),
-        page("/admin/sources/{name:str}", views.source_history),
-        page("/admin/preview", views.preview),
-        page("/admin/preview/html", views.preview_html),
-        page("/admin/preview/test", views.test_send, POST),
-        page("/admin/audit", views.audit_log),
+        page("/admin/", dashboard.dashboard),
+        page("/admin/outbox", mail.outbox),
+        page("/admin/outbox/retry", mail.outbox_retry, POST),
+        page("/admin/digests", mail.digests),
+        page("/admin/digests/{id:int}", mail.digest),
+        page("/admin/digests/{id:int}/retry", mail.digest_retry, POST),
+        page("/admin/subscribers", people.subscribers),
+        page("/admin/subscribers/show", people.subscriber),
+        page("/admin/subscribers/erase", people.subscriber_erase, [*GET, *POST]),
+        page("/admin/subscribers/status", people.subscriber_status, POST),
+        page("/admin/subscribers/unsuppress", people.subscriber_unsuppress, POST),
+        page("/admin/entries", content.entries),
+        page("/admin/entries/edit", content.entry_edit, [*GET, *POST]),
+        page("/admin/entries/link", content.entry_link, POST),
+        page("/admin/series", content.series),
+        page("/admin/series/text", content.series_text, POST),
+        page("/admin/sources", content.sources),
+        page("/admin/sources/poll", content.source_poll, POST),
+        page("/admin/sources/{name:str}", content.source_history),
+        page("/admin/preview", mail.preview),
+        page("/admin/preview/html", mail.preview_html),
+        page("/admin/preview/test", mail.test_send, POST),
+        page("/admin/audit", people.audit_log),
     ]
 
 

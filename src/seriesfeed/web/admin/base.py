@@ -39,7 +39,10 @@ __all__ = [
     "Console",
     "Form",
     "Handler",
+    "audit_action",
     "guarded",
+    "page_number",
+    "pager",
 ]
 
 COOKIE = "sf_admin"  # the signed session id
@@ -239,3 +242,25 @@ def guarded(console: Console, handler: Handler, *, shows: bool = True, takes: bo
             return console.refuse(request, 503, _("The store is busy; try again in a few "
                                                   "seconds."), headers={"Retry-After": "10"})
     return run
+
+
+def page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
+
+
+def pager(request: Request, page: int, more: bool) -> dict[str, str | None]:
+    """Links to the previous and next page, keeping the other query parameters."""
+    kept = {k: v for k, v in request.query_params.items() if k != "page"}
+
+    def link(n: int) -> str:
+        return f"{request.url.path}?{urlencode({**kept, 'page': str(n)})}"
+    return {"prev": link(page - 1) if page > 1 else None,
+            "next": link(page + 1) if more else None, "page": str(page)}
+
+
+async def audit_action(console: Console, request: Request, operator: Operator, action: str,
+                 target: str | None, detail: Any, ok: bool) -> None:
+    await console.call(actions.console.record, console.store, account=operator.account,
+                       session=operator.session, address=console.client(request),
+                       action=action, target=target, detail=detail, ok=ok)
