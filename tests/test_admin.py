@@ -354,3 +354,19 @@ def test_with_a_session_the_wrong_method_is_a_405(console: Console) -> None:
     assert page.status == 405 and page.headers["allow"] == "GET, HEAD"
     assert console.server.request("DELETE", "/admin/", headers={
         "Cookie": _cookie_header(cookies)}).status == 405
+
+
+def test_the_daemon_names_the_console_when_it_starts(make_config: Callable[..., Path],
+                                                     tmp_path: Path) -> None:
+    from seriesfeed.daemon import startup_urls
+
+    config = console_config(make_config, tmp_path, admin={"listen": "127.0.0.1:8081"})
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        assert "  console: http://127.0.0.1:8081/admin/" in startup_urls(config, store)
+        bare = console_config(make_config, tmp_path, admin={"password_hash": ""})
+        said = [line for line in startup_urls(bare, store) if "console:" in line]
+        assert said == [f"  console: {BASE}/admin/ (no [admin] password_hash yet: "
+                        "`seriesfeed admin hash-password`)"]
+    finally:
+        store.close()
