@@ -215,6 +215,10 @@ def test_5_axe_finds_nothing_on_any_console_page(served: Served) -> None:
                     page.goto(f"{served.base}{path}")
                     assert page.locator("html").get_attribute("lang") == locale
                     violations = axe.audit(page, source)
+                    shots = os.environ.get("SERIESFEED_TEST_SHOTS")
+                    if shots and scheme == "light" and locale == "en":
+                        name = re.sub(r"[^a-z0-9]+", "-", path).strip("-") or "dashboard"
+                        page.screenshot(path=f"{shots}/page-{name}.png", full_page=True)
                     if violations:
                         found.append(f"{path} {locale} {scheme}: {axe.describe(violations)}")
                 shots = os.environ.get("SERIESFEED_TEST_SHOTS")
@@ -245,5 +249,7 @@ def test_6_the_lockout_page(served: Served) -> None:
         assert answered.value.headers["retry-after"].isdigit()
         assert "Demasiadas contraseñas incorrectas" in page.locator("[role=alert]").inner_text()
         assert axe.audit(page, source) == []
+        if os.environ.get("SERIESFEED_TEST_SHOTS"):
+            page.screenshot(path=f"{os.environ['SERIESFEED_TEST_SHOTS']}/lockout-es.png")
     finally:
         context.close()
