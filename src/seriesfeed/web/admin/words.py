@@ -15,7 +15,7 @@ WORDS: dict[str, str] = {
     "pending": N_("pending"), "confirmed": N_("confirmed"),
     "unsubscribed": N_("unsubscribed"), "bounced": N_("bounced"),
     # frequencies
-    "daily": N_("daily"), "weekly": N_("weekly"),
+    "daily": N_("Daily"), "weekly": N_("Weekly"),  # the subscribe form's own words
     # health
     "up": N_("up"), "degraded": N_("degraded"), "down": N_("down"),
     # what a health reason is about
