@@ -296,8 +296,10 @@ def test_a_wrong_password_costs_what_a_right_one_costs(console: Console,
             samples[kind].append(reply.seconds)
     medians = {k: statistics.median(v) * 1000 for k, v in samples.items()}
     spread = max(medians.values()) - min(medians.values())
-    # scrypt is ~100 ms: a path that skipped it would differ by that much
-    assert spread < 25, medians
+    # scrypt is most of a login (~100 ms here, more on a loaded machine, where everything
+    # slows alike): a path that skipped it would differ by most of the median, so a
+    # quarter of it is the bound (25 ms on an idle machine)
+    assert spread < 0.25 * min(medians.values()), medians
     figures(**{f"{k} ms": round(v, 1) for k, v in medians.items()},
             **{"median spread ms": round(spread, 1)})
 
