@@ -67,6 +67,10 @@ SHELL_ALLOWED: dict[tuple[str, str], str] = {
     ("seriesfeed.web.localized", "seriesfeed.pages"): "error pages render like every page",
     ("seriesfeed.web.subscribe", "seriesfeed.pages"): "the subscribe pages render like every "
                                                        "page (one page context)",
+    ("seriesfeed.web.admin.base", "seriesfeed.pages"): "console pages render like every page "
+                                                       "(one page context)",
+    ("seriesfeed.web.admin.dashboard", "seriesfeed.svgcharts"): "the dashboard draws its charts "
+                                                            "from a verb's numbers",
     ("seriesfeed.cli.daemon", "seriesfeed.logs"): "the daemon's log set-up is the shell's job",
     ("seriesfeed.cli.daemon", "seriesfeed.daemon"): "the CLI shell starts the daemon shell",
     ("seriesfeed.cli.feeds", "seriesfeed.web.embedded"): "feeds serve starts the web shell",

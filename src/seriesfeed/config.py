@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from seriesfeed import passwords
 from seriesfeed.errors import ConfigError
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ENV_NOT_SETTINGS",
     "ENV_PREFIX",
     "SOURCE_FORMATS",
+    "AdminConfig",
     "Config",
     "DatabaseConfig",
     "DigestsConfig",
@@ -193,6 +195,18 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """The operator's console under /admin/ (off by default: no route at all)."""
+
+    enabled: bool = False
+    # made by `seriesfeed admin hash-password`; empty: nobody can log in
+    password_hash: str = ""
+    listen: str = ""  # "host:port": the console only there, never on the public port
+    account: str = "admin"
+    session_hours: float = 12.0
+
+
+@dataclass(frozen=True)
 class NodesConfig:
     """Several daemons on one PostgreSQL store: how long the leader's lease lasts."""
 
@@ -236,6 +250,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     nodes: NodesConfig = field(default_factory=NodesConfig)
     digests: DigestsConfig = field(default_factory=DigestsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -275,6 +290,7 @@ _SECTIONS: dict[str, type] = {
     "metrics": MetricsConfig,
     "nodes": NodesConfig,
     "digests": DigestsConfig,
+    "admin": AdminConfig,
 }
 
 DEFAULT_LANGUAGES: dict[str, dict[str, Any]] = {
@@ -499,7 +515,17 @@ def _check_hosts_or_networks(value: Any) -> str | None:
     return None
 
 
+def _check_account(value: str) -> str | None:
+    if re.fullmatch(r"[A-Za-z0-9._@-]{1,100}", value):
+        return None
+    return f"'{value}' is not an account name (1-100 letters, digits, '.', '_', '@', '-')"
+
+
 _VALIDATORS: dict[tuple[str, str], Callable[[Any], str | None]] = {
+    ("admin", "password_hash"): passwords.problem,
+    ("admin", "listen"): _check_listen,
+    ("admin", "account"): _check_account,
+    ("admin", "session_hours"): _check_between(0.05, 24 * 30),
     ("sources", "url"): _check_url,
     ("sources", "schedule"): _check_cron,
     ("sources", "format"): _check_source_format,

@@ -173,4 +173,9 @@ def startup_urls(config: Config, store: Store) -> list[str]:
     for lang in config.languages:
         lines.append(f"  {lang} site feeds: {base}/feeds/{lang}/atom.xml "
                      f"{base}/feeds/{lang}/rss.xml {base}/feeds/{lang}/feed.json")
+    admin = config.admin
+    if admin.enabled:  # where the operator logs in, and whether anyone can yet
+        where = f"http://{admin.listen}/admin/" if admin.listen else f"{base}/admin/"
+        lines.append(f"  console: {where}" + ("" if admin.password_hash else
+                     " (no [admin] password_hash yet: `seriesfeed admin hash-password`)"))
     return lines

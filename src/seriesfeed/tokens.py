@@ -39,6 +39,11 @@ class Purpose(StrEnum):
     CSRF = "csrf"
     UNDO = "undo"  # of an unsubscribe: its own key, so no other link can restore anyone
     VIEW = "view"  # a digest's public page: names a digest and a language, never a person
+    # the operator's console: its session cookie, the CSRF field of its forms, and the
+    # pre-session cookie the login form's CSRF field is bound to
+    ADMIN_SESSION = "admin-session"
+    ADMIN_CSRF = "admin-csrf"
+    ADMIN_LOGIN = "admin-login"
 
 
 DAY = 24 * 3600
@@ -49,6 +54,11 @@ LIFETIME_S: dict[Purpose, int | None] = {
     Purpose.CSRF: 2 * 3600,
     Purpose.UNDO: 7 * DAY,
     Purpose.VIEW: None,
+    # the session row in the store decides when a console session ends; the cookie's
+    # signature only proves we issued it (bounded by the longest [admin] session_hours)
+    Purpose.ADMIN_SESSION: 30 * DAY,
+    Purpose.ADMIN_CSRF: 30 * DAY,
+    Purpose.ADMIN_LOGIN: 2 * 3600,
 }
 CLOCK_SKEW_S = 300  # tokens from a few minutes "in the future" (another host's clock) pass
 MAX_TOKEN = 512
@@ -60,9 +70,25 @@ INVALID = "this link is invalid or has expired"
 
 _KEYS: dict[Path, bytes] = {}  # the generated key files read so far, by path
 
-__all__ = ["INVALID", "LIFETIME_S", "Claims", "Purpose", "check_csrf", "confirm_link",
-           "ensure_secret_key", "make_csrf", "make_token", "preferences_link", "read_token",
-           "read_view_token", "undo_link", "unsubscribe_link", "view_token"]
+__all__ = [
+    "INVALID",
+    "LIFETIME_S",
+    "Claims",
+    "Purpose",
+    "bound_token",
+    "check_csrf",
+    "confirm_link",
+    "ensure_secret_key",
+    "make_csrf",
+    "make_token",
+    "preferences_link",
+    "read_bound",
+    "read_token",
+    "read_view_token",
+    "undo_link",
+    "unsubscribe_link",
+    "view_token",
+]
 
 
 @dataclass(frozen=True)
@@ -206,6 +232,21 @@ def check_csrf(key: bytes, link_token: str, given: str, *, now: float | None = N
     except ValidationError:
         return False
     return hmac.compare_digest(claims.bound, _link_digest(link_token))
+
+
+def bound_token(key: bytes, purpose: Purpose, bound: str, *, now: float | None = None) -> str:
+    """A token that names no subscriber, only ``bound`` (a console session's id, say)."""
+    return make_token(key, purpose, 0, bound=bound, now=now)
+
+
+def read_bound(key: bytes, purpose: Purpose, token: str, *, now: float | None = None
+               ) -> str | None:
+    """What a ``bound_token`` is bound to, or None for any token that is not one of ours
+    for this purpose (forged, altered, expired)."""
+    try:
+        return read_token(key, purpose, token, now=now).bound
+    except ValidationError:
+        return None
 
 
 def confirm_link(config: Config, key: bytes, subscriber_id: int, sent_at: datetime) -> str:

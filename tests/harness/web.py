@@ -10,7 +10,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import uvicorn
 from starlette.applications import Starlette
@@ -24,6 +24,8 @@ class Reply:
     headers: dict[str, str]
     body: str
     seconds: float
+    # every Set-Cookie header (``headers`` keeps only the last of a repeated header)
+    set_cookies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -47,7 +49,8 @@ class LiveServer:
         finally:
             conn.close()
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()},
-                     data.decode("utf-8", "replace"), time.perf_counter() - started)
+                     data.decode("utf-8", "replace"), time.perf_counter() - started,
+                     [v for k, v in response.getheaders() if k.lower() == "set-cookie"])
 
 
 def wait_until_healthy(client: LiveServer, proc: subprocess.Popen[str], what: str,

@@ -18,6 +18,7 @@ the shells (cli/, web/, the daemon) call these and format what they return, and 
 - ``jobs``: the daemon's jobs and their schedules, and the job-run records
 - ``ops``: outbox and digest records, retries (of rows or a digest), backups, store check,
   migrate, the lock
+- ``console``: the operator's console: login, sessions, CSRF, lockout, the dashboard's read
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from seriesfeed.actions import (
     audit,
     bounces,
     charts,
+    console,
     delivery,
     digests,
     entries,
@@ -89,6 +91,7 @@ __all__ = [
     "build_feeds",
     "charts",
     "check_health",
+    "console",
     "damaged",
     "delivery",
     "digest_dry_run",

@@ -50,6 +50,7 @@ __all__ = [
     "remove_entry",
     "series_titles",
     "set_entry",
+    "set_entry_texts",
     "set_series_text",
     "show_entry",
     "show_series",
@@ -439,6 +440,27 @@ def set_entry(store: Store, ref: str, *, part: int | str | None = None) -> Entry
             except ImportError_ as exc:
                 raise ValidationError(exc.reason, field="--part") from exc
         return q.get_entry(conn, str(entry.seq), parts=True)
+
+
+def set_entry_texts(store: Store, config: Config, ref: str, *, title: str | None = None,
+                    summary: str | None = None) -> Entry:
+    """An editor's fix of one entry's title or summary (what is not given stays): stored
+    in place by the import path, so the entry keeps its id, sequence number and part and
+    is not sent again; its ``updated`` time moves so feed readers see the change."""
+    if title is not None and not clean_line(title):
+        raise ValidationError("the title is empty", field="--title")
+    current = show_entry(store, ref)
+    if title is None and summary is None:
+        raise ValidationError("nothing to set: give --title or --summary", field="--title")
+    changed = dataclasses.replace(
+        current, title=clean_line(title) if title is not None else current.title,
+        summary=clean_text(summary).strip() if summary is not None else current.summary,
+        updated=now_utc().astimezone(config.zone),
+        # an import that states a part pins it: state none, and the stored one stays
+        part=None, pinned=None, parts=None)
+    if (changed.title, changed.summary) == (current.title, current.summary):
+        return current
+    return add_entry(store, config, changed)
 
 
 def import_entries(store: Store, config: Config, path: Path, fmt: str | None = None,

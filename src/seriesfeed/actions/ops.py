@@ -50,13 +50,18 @@ def _row_json(row: oq.OutboxRow, zone: tzinfo) -> dict[str, Any]:
 
 
 def list_outbox(store: Store, config: Config, *, state: str | None = None,
-                digest_id: int | None = None, email: str | None = None) -> list[dict[str, Any]]:
+                digest_id: int | None = None, email: str | None = None,
+                limit: int | None = None, offset: int = 0,
+                newest_first: bool = False) -> list[dict[str, Any]]:
+    """Outbox rows, oldest first (``newest_first``: the console's order), a page at a time
+    with ``limit`` and ``offset``."""
     if state is not None and state not in {s.value for s in OutboxState}:
         raise ValidationError(f"'{state}' is not an outbox state (one of "
                               f"{', '.join(s.value for s in OutboxState)})", field="--state")
     with store.read() as conn:
         rows = oq.list_outbox(conn, state=state, digest_id=digest_id,
-                              email_key=sq.email_key(email) if email else None)
+                              email_key=sq.email_key(email) if email else None,
+                              limit=limit, offset=offset, newest_first=newest_first)
     return [_row_json(r, config.zone) for r in rows]
 
 

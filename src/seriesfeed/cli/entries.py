@@ -161,23 +161,39 @@ def remove_command(app: AppContext, ref: str) -> None:
 @click.option("--part", default=None, metavar="N|auto",
               help="The entry's part number in its series; 'auto' goes back to the "
                    "number its publication date gives.")
+@click.option("--title", default=None, help="A corrected title.")
+@click.option("--summary", default=None, help="A corrected summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
 @pass_app
-def set_command(app: AppContext, ref: str, part: str | None, as_json: bool) -> None:
-    """Set what an editor decides about one entry (by id, URL or number)."""
-    if part is None:
-        raise ValidationError("nothing to set: give --part", field="--part")
-    value: int | str = part.strip().lower()
-    if value != "auto":
-        if not (part.strip().isascii() and part.strip().isdigit() and len(part.strip()) <= 6):
-            raise ValidationError(f"'{part}' is not a part number (1, 2, … or auto)",
-                                  field="--part")
-        value = int(part.strip())
-    e = actions.localized(actions.set_entry(app.store, ref, part=value), app.config)
+def set_command(app: AppContext, ref: str, part: str | None, title: str | None,
+                summary: str | None, as_json: bool) -> None:
+    """Set what an editor decides about one entry (by id, URL or number): its part, and
+    fixes to its title or summary (it keeps its id and is not sent again)."""
+    if part is None and title is None and summary is None:
+        raise ValidationError("nothing to set: give --part, --title or --summary",
+                              field="--part")
+    value: int | str | None = None
+    if part is not None:  # checked before anything is written
+        value = part.strip().lower()
+        if value != "auto":
+            if not (part.strip().isascii() and part.strip().isdigit()
+                    and len(part.strip()) <= 6):
+                raise ValidationError(f"'{part}' is not a part number (1, 2, … or auto)",
+                                      field="--part")
+            value = int(part.strip())
+    if title is not None and not title.strip():
+        raise ValidationError("the title is empty", field="--title")
+    # the part first: the one a store can refuse (taken by another entry)
+    found = actions.set_entry(app.store, ref, part=value) if value is not None else None
+    if title is not None or summary is not None:
+        found = actions.entries.set_entry_texts(app.store, app.config, ref, title=title,
+                                                summary=summary)
+    assert found is not None
+    e = actions.localized(found, app.config)
     if as_json:
         print_json(e.to_json())
     else:
-        click.echo(f"{e.id}: part {e.part} of {e.parts}")
+        click.echo(f"{e.id}: part {e.part} of {e.parts}: {e.title}")
 
 
 @entries.command("link")

@@ -56,7 +56,7 @@ def _row(r: object) -> OutboxRow:
 def list_outbox(conn: Connection, *, state: str | None = None, digest_id: int | None = None,
                 email_key: str | None = None, limit: int | None = None,
                 subscriber_id: int | None = None, newest_first: bool = False,
-                ) -> list[OutboxRow]:
+                offset: int = 0) -> list[OutboxRow]:
     query = select(outbox)
     if subscriber_id is not None:
         query = query.where(outbox.c.subscriber_id == subscriber_id)
@@ -69,6 +69,8 @@ def list_outbox(conn: Connection, *, state: str | None = None, digest_id: int | 
     query = query.order_by(outbox.c.id.desc() if newest_first else outbox.c.id)
     if limit is not None:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     return [_row(r) for r in conn.execute(query)]
 
 

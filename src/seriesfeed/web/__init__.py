@@ -28,11 +28,11 @@ from seriesfeed.errors import StoreError
 from seriesfeed.web.busy import busy_page, visitor_language
 from seriesfeed.web.security import SecurityHeaders
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_console_app"]
 
 
 def create_app(config: Config, store: Store) -> Starlette:
-    from seriesfeed.web import feeds, localized, ops, subscribe
+    from seriesfeed.web import admin, feeds, localized, ops, subscribe
 
     store = store.with_busy_timeout(config.web.store_timeout)
 
@@ -40,7 +40,10 @@ def create_app(config: Config, store: Store) -> Starlette:
         # feeds and pages: whatever the store said stays in the log, never in the page
         return busy_page(config, visitor_language(config, request), str(exc))
 
+    # the console: here under /admin/, unless [admin] listen serves it on its own address
+    console = config.admin.enabled and not config.admin.listen
     routes: list[BaseRoute] = [
+        *(admin.routes(config, store) if console else []),
         *ops.routes(config, store),  # /healthz and /metrics
         # before the pages' /{lang}/{slug}/… routes: /{lang}/manage/, /{lang}/digests/
         *subscribe.routes(config, store),
@@ -51,11 +54,28 @@ def create_app(config: Config, store: Store) -> Starlette:
     app = Starlette(routes=routes, middleware=[Middleware(localized.NegotiateLanguage,
                                                           config=config),
                                                Middleware(SecurityHeaders),
+                                               *([Middleware(admin.NoStore)] if console
+                                                 else []),
                                                Middleware(ops.FeedCounter)],
                     exception_handlers=handlers)  # type: ignore[arg-type]
     app.state.config = config
     app.state.store = store
     # the web's own engine: serve_until closes it; an app dropped without serving (tests,
     # embedders) closes it when collected rather than keeping its connections
+    weakref.finalize(app, store.close)
+    return app
+
+
+def create_console_app(config: Config, store: Store) -> Starlette:
+    """The console alone, for ``[admin] listen``: its own address, the same security
+    headers, language negotiation and error pages as the public app."""
+    from seriesfeed.web import admin, localized
+
+    store = store.with_busy_timeout(config.web.store_timeout)
+    app = admin.console_app(config, store, [
+        Middleware(localized.NegotiateLanguage, config=config), Middleware(SecurityHeaders)],
+        localized.exception_handlers(config))
+    app.state.config = config
+    app.state.store = store
     weakref.finalize(app, store.close)
     return app

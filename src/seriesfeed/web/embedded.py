@@ -19,12 +19,13 @@ from collections.abc import Callable, Generator
 
 import h11
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from seriesfeed.actions import Store
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.web import create_app
+from seriesfeed.web import create_app, create_console_app
 
 __all__ = ["REQUEST_TIMEOUT", "serve_forever", "serve_until", "timed_protocol", "trusted_proxies"]
 
@@ -143,8 +144,12 @@ async def serve_until(config: Config, store: Store, stop: asyncio.Event,
         forwarded_allow_ips=trusted_proxies(config) or None))
     server.on_listening = on_listening
     where = f"{server.config.host}:{server.config.port}"
-    if config.metrics.enabled and config.metrics.listen:
-        await _with_metrics_listener(config, store, stop, server, where)
+    sides = _side_listeners(config, store)
+    if sides:
+        try:
+            await _with_listeners(stop, server, where, sides)
+        finally:
+            app.state.store.close()
         return
 
     async def guarded() -> None:
@@ -176,15 +181,30 @@ def trusted_proxies(config: Config) -> list[str]:
     return [p.strip() for p in config.web.forwarded_allow_ips.split(",") if p.strip()]
 
 
-async def _with_metrics_listener(config: Config, store: Store, stop: asyncio.Event,
-                                 main: uvicorn.Server, where: str) -> None:
-    """The main server and a /metrics-only one on ``[metrics] listen``, stopped together."""
+def _side_listeners(config: Config, store: Store) -> list[tuple[ASGIApp, str]]:
+    """The apps served on their own addresses: /metrics alone on ``[metrics] listen``, and
+    the console alone on ``[admin] listen`` (then it is not on the public port at all)."""
     from seriesfeed.web.ops import metrics_app
 
-    host, _, port = config.metrics.listen.rpartition(":")
-    side = _Server(uvicorn.Config(metrics_app(config, store), host=host.strip("[]"),
-                                  port=int(port), log_level="warning", access_log=False,
-                                  lifespan="off", timeout_graceful_shutdown=2))
+    sides: list[tuple[ASGIApp, str]] = []
+    if config.metrics.enabled and config.metrics.listen:
+        sides.append((metrics_app(config, store), config.metrics.listen))
+    if config.admin.enabled and config.admin.listen:
+        sides.append((create_console_app(config, store), config.admin.listen))
+    return sides
+
+
+async def _with_listeners(stop: asyncio.Event, main: uvicorn.Server, where: str,
+                          sides: list[tuple[ASGIApp, str]]) -> None:
+    """The main server and the side ones, started and stopped together."""
+    servers = [(main, where)]
+    for app, listen in sides:
+        host, _, port = listen.rpartition(":")
+        servers.append((_Server(uvicorn.Config(
+            app, host=host.strip("[]"), port=int(port), log_level="warning",
+            access_log=False, lifespan="off", timeout_graceful_shutdown=2,
+            proxy_headers=main.config.proxy_headers,
+            forwarded_allow_ips=main.config.forwarded_allow_ips)), listen))
 
     async def guarded(server: uvicorn.Server, at: str) -> None:
         try:
@@ -195,11 +215,11 @@ async def _with_metrics_listener(config: Config, store: Store, stop: asyncio.Eve
             raise SeriesfeedError(f"the web server could not listen on {at}")
 
     loop = asyncio.get_running_loop()
-    tasks = {loop.create_task(guarded(main, where)),
-             loop.create_task(guarded(side, config.metrics.listen))}
+    tasks = {loop.create_task(guarded(server, at)) for server, at in servers}
     stopper = loop.create_task(stop.wait())
     await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    main.should_exit = side.should_exit = True
+    for server, _ in servers:
+        server.should_exit = True
     stopper.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     for result in results:
