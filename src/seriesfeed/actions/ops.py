@@ -24,6 +24,7 @@ from seriesfeed.errors import (
     StoreDamagedError,
     StoreError,
     ValidationError,
+    check_stored_int,
 )
 from seriesfeed.models import OutboxState
 from seriesfeed.store import Connection, Store, backup
@@ -97,6 +98,10 @@ def retry_outbox(store: Store, ids: list[int] | None, *,
     for one is refused (nothing changes); ``--failed`` skips them and says so."""
     if ids is not None and not ids:
         raise ValidationError("name the rows to retry (IDs) or give --failed", field="ID")
+    for row_id in ids or ():
+        check_stored_int(row_id, "ID", minimum=1)
+    if digest_id is not None:
+        check_stored_int(digest_id, "--digest", minimum=1)
     with store.write() as conn:
         return _retry(conn, ids, digest_id)
 
@@ -104,6 +109,7 @@ def retry_outbox(store: Store, ids: list[int] | None, *,
 def retry_digest(store: Store, digest_id: int) -> RetryResult:
     """`digests retry ID`: the digest's failed rows back to queued, by the same path and
     rules as `outbox retry --failed --digest ID`; the next drain sends them."""
+    check_stored_int(digest_id, "DIGEST_ID", minimum=1)
     with store.write() as conn:
         if not oq.digest_summaries(conn, digest_id):
             raise NotFoundError(f"no digest {digest_id}")
@@ -125,6 +131,7 @@ def list_digests(store: Store, config: Config) -> list[dict[str, Any]]:
 def show_digest(store: Store, config: Config, digest_id: int) -> dict[str, Any]:
     """One digest's figures and the rows that were not sent (failed and pending), so "who did
     not get Tuesday's digest, and why?" is one command."""
+    check_stored_int(digest_id, "DIGEST_ID", minimum=1)
     with store.read() as conn:
         found = oq.digest_summaries(conn, digest_id)
         if not found:

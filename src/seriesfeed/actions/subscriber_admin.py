@@ -19,7 +19,7 @@ from seriesfeed.actions.audit import CLI, Actor
 from seriesfeed.addresses import mask_address, normalize_email
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
-from seriesfeed.errors import NotFoundError, SeriesfeedError, ValidationError
+from seriesfeed.errors import NotFoundError, SeriesfeedError, ValidationError, check_stored_int
 from seriesfeed.flowlog import subscriber_event
 from seriesfeed.models import Frequency, Start, Subscriber, SubscriberStatus
 from seriesfeed.store import Connection, Store
@@ -70,8 +70,7 @@ def search_subscribers(store: Store, chosen: sq.Filters, *, limit: int = 50,
     """One page of the subscribers ``chosen`` matches (oldest first), and the total."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError(f"must be between 1 and {MAX_PAGE}", field="limit")
-    if offset < 0:
-        raise ValidationError("must be 0 or more", field="offset")
+    check_stored_int(offset, "offset")
     with store.read() as conn:
         found, total = sq.search(conn, chosen, limit=limit, offset=offset)
     return SubscriberPage(found, total, limit, offset)
@@ -80,10 +79,13 @@ def search_subscribers(store: Store, chosen: sq.Filters, *, limit: int = 50,
 def _find(conn: Connection, who: str) -> tuple[str, Subscriber | None]:
     """(the address, the subscriber) WHO names: an address in any case, or an id."""
     text = who.strip()
-    if text.lstrip("#").isdigit():
-        sub = sq.get(conn, id=int(text.lstrip("#")))
+    number = text.lstrip("#")
+    # ASCII digits only: int() also reads other scripts' digits ("١" is 1), and a typo
+    # in an address must not act on whoever has that number
+    if number.isascii() and number.isdigit():
+        sub = sq.get(conn, id=check_stored_int(int(number), "WHO", minimum=1))
         if sub is None:
-            raise NotFoundError(f"no subscriber with id {text.lstrip('#')}")
+            raise NotFoundError(f"no subscriber with id {number}")
         return sub.email, sub
     address = normalize_email(text, field="WHO")
     return address, sq.get(conn, email=address)

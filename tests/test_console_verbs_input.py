@@ -1,0 +1,68 @@
+"""The console's verbs given what a hostile or careless operator types: numbers no store
+column holds, digits of other scripts, an unknown language, bytes that are not UTF-8.
+Each is one ``Error:`` line and a non-zero exit, on SQLite and PostgreSQL, and changes
+nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from seriesfeed.actions.subscribers import add_subscriber, remove_subscriber
+from seriesfeed.config import Config
+from seriesfeed.store import Store, open_store
+from tests.conftest import CliResult
+
+Run = Callable[..., CliResult]
+HUGE = "99999999999999999999999"  # past a 64-bit integer: no id column holds it
+
+
+@pytest.fixture
+def world(config: Config) -> Iterator[tuple[Config, Store]]:
+    store = open_store(config.database.url, config.base_dir)
+    add_subscriber(store, config, "ann@example.org", confirmed=True)
+    add_subscriber(store, config, "bob@example.org", confirmed=True)
+    yield config, store
+    store.close()
+
+
+def _one_error(result: CliResult, *names: str) -> None:
+    lines = result.err.strip().splitlines()
+    assert result.code in (1, 2) and len(lines) >= 1, result.err
+    error = [line for line in lines if line.startswith("Error: ")]
+    assert len(error) == 1 and "Traceback" not in result.err, result.err
+    assert any(name in error[0] for name in names), result.err
+
+
+@pytest.mark.parametrize("who", [HUGE, "²", "#" + HUGE])
+def test_a_subscriber_id_no_store_holds_is_one_error_line(
+        world: tuple[Config, Store], config_path: Path, run_cli: Run, who: str) -> None:
+    before = run_cli("--config", config_path, "subscribers", "list", "--json").out
+    _one_error(run_cli("--config", config_path, "subscribers", "show", who), "WHO")
+    _one_error(run_cli("--config", config_path, "subscribers", "set", who, "--status",
+                       "unsubscribed"), "WHO")
+    assert run_cli("--config", config_path, "subscribers", "list", "--json").out == before
+
+
+def test_an_id_in_another_scripts_digits_is_not_taken_for_a_subscriber(
+        world: tuple[Config, Store], config_path: Path, run_cli: Run) -> None:
+    # "١" is ARABIC-INDIC DIGIT ONE: int() reads it as 1, so subscriber 1 was unsubscribed
+    result = run_cli("--config", config_path, "subscribers", "set", "١", "--status",
+                     "unsubscribed")
+    _one_error(result, "WHO")
+    shown = run_cli("--config", config_path, "subscribers", "show", "1")
+    assert shown.code == 0 and "confirmed" in shown.out, shown
+
+
+@pytest.mark.parametrize("args", [
+    ("subscribers", "list", "--offset", HUGE),
+    ("admin", "log", "--limit", HUGE),
+    ("admin", "log", "--offset", HUGE),
+    ("digests", "retry", HUGE),
+])
+def test_a_page_or_digest_number_no_store_holds_is_one_error_line(
+        world: tuple[Config, Store], config_path: Path, run_cli: Run,
+        args: tuple[str, ...]) -> None:
+    _one_error(run_cli("--config", config_path, *args), "offset", "--limit", "DIGEST_ID")
