@@ -66,3 +66,30 @@ def test_a_page_or_digest_number_no_store_holds_is_one_error_line(
         world: tuple[Config, Store], config_path: Path, run_cli: Run,
         args: tuple[str, ...]) -> None:
     _one_error(run_cli("--config", config_path, *args), "offset", "--limit", "DIGEST_ID")
+
+
+def test_an_unknown_language_filter_is_an_error_not_an_empty_list(
+        world: tuple[Config, Store], config_path: Path, run_cli: Run) -> None:
+    _one_error(run_cli("--config", config_path, "subscribers", "list", "--lang", "xx"),
+               "language")
+    assert run_cli("--config", config_path, "subscribers", "list", "--lang", "en",
+                   "--json").code == 0
+
+
+def test_bytes_that_are_not_utf8_in_a_search_or_a_reason_never_reach_the_store(
+        world: tuple[Config, Store], config_path: Path, run_cli: Run) -> None:
+    _config, store = world
+    remove_subscriber(store, "bob@example.org")
+    # a terminal in Latin-1: Python hands the argument over with a lone surrogate
+    search = run_cli("--config", config_path, "subscribers", "list", "--search", "ann\udcff")
+    assert search.code == 0 and "Traceback" not in search.err, search.err
+    lifted = run_cli("--config", config_path, "subscribers", "unsuppress", "bob@example.org",
+                     "--reason", "asked by phone \udcff")
+    assert lifted.code == 0, lifted.err
+    logged = run_cli("--config", config_path, "admin", "log", "--json")
+    assert "asked by phone" in logged.out and "\\udcff" not in logged.out
+    # nothing but the unlawful character is lost: a reason made only of it is no reason
+    remove_subscriber(store, "ann@example.org")
+    blank = run_cli("--config", config_path, "subscribers", "unsuppress", "ann@example.org",
+                    "--reason", "\udcff\udcfe")
+    _one_error(blank, "--reason")

@@ -10,6 +10,7 @@ transaction, since the refused one wrote nothing."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -27,6 +28,7 @@ from seriesfeed.store import catch_up as cq
 from seriesfeed.store import entries as eq
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
+from seriesfeed.text import clean_line
 
 __all__ = [
     "MAX_PAGE", "MAX_REASON", "SHOWN_OUTBOX", "StatusChange", "SubscriberDetail",
@@ -40,8 +42,14 @@ MAX_REASON = 1000
 
 
 def filters(*, search: str | None = None, status: str | None = None,
-            language: str | None = None, frequency: str | None = None) -> sq.Filters:
-    """The listing's filters from what a shell was given (text), checked."""
+            language: str | None = None, frequency: str | None = None,
+            languages: Collection[str] | None = None) -> sq.Filters:
+    """The listing's filters from what a shell was given (text), checked; ``languages``:
+    the configured ones, when the shell knows them (a typo is then an error, not an
+    empty list that reads as "nobody")."""
+    if language and languages is not None and language not in languages:
+        raise ValidationError(f"unknown language '{language}' (configured: "
+                              f"{', '.join(languages)})", field="language")
     try:
         chosen_status = SubscriberStatus(status) if status else None
     except ValueError:
@@ -53,7 +61,9 @@ def filters(*, search: str | None = None, status: str | None = None,
     except ValueError:
         raise ValidationError(f"'{frequency}' is not daily or weekly",
                               field="frequency") from None
-    return sq.Filters(search=(search or "").strip() or None, status=chosen_status,
+    # only text a store can hold: a lone surrogate (an argument in another encoding) made
+    # the driver raise
+    return sq.Filters(search=clean_line(search or "") or None, status=chosen_status,
                       language=language or None, frequency=chosen_frequency)
 
 
@@ -261,7 +271,9 @@ def unsuppress(store: Store, email: str, reason: str, *,
     in the audit trail in the same transaction. The trail keeps the address masked and
     its hash, never the address: a suppression exists so that the store forgets an
     erased address, and lifting it must not write the address back."""
-    why = " ".join((reason or "").split())
+    # one line of text a store can hold (a lone surrogate made the driver raise, after
+    # the suppression was lifted in the same transaction)
+    why = clean_line(reason or "")
     if not why:
         raise ValidationError("give the reason the suppression is lifted", field="--reason")
     if len(why) > MAX_REASON:
