@@ -453,3 +453,34 @@ def test_minted_ids_follow_a_feed_only_within_its_site() -> None:
     assert _same_site("http://news.example/feed.xml", "https://www.news.example/rss/")
     assert not _same_site("https://news.example/feed.xml", "https://other.example/feed.xml")
     assert not _same_site("file.xml", "other.xml")
+
+
+def test_a_pruning_source_never_removes_an_entry_it_still_lists_but_could_not_store(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    """An entry left out for a conflict is still in the document: it is that entry's
+    error, not an entry the source stopped listing."""
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]))
+    server.routes["/other.xml"] = Route(_atom("en", [
+        ("urn:en:9", "Letter 9", [(None, f"{SITE}/z/")])]))
+    config, store = site(en={"path": "/en.xml", "series": "news", "prune": True},
+                         other={"path": "/other.xml", "series": "news"})
+    poll(store, config, "en")
+    poll(store, config, "other")
+    before = {e.id: e.to_json() for e in actions.list_entries(store)}
+    seqs = {e.id: e.seq for e in actions.list_entries(store)}
+    # the publisher's slip: letter 1 moves onto the address another source's entry has
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/z/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]))
+    result = poll(store, config, "en")
+    after = {e.id: e.to_json() for e in actions.list_entries(store)}
+    assert after == before, (result, sorted(after))
+    error = sources.list_sources(store, config)[0]["last_error"]
+    assert error and "urn:en:1" in error and "/z/" in error, error
+    # the slip fixed: nothing comes back as new (same sequence number, no second digest)
+    server.routes["/en.xml"] = Route(server.routes["/en.xml"].body.replace(
+        f"{SITE}/z/".encode(), f"{SITE}/a/".encode()))
+    poll(store, config, "en")
+    assert {e.id: e.seq for e in actions.list_entries(store)} == seqs

@@ -222,6 +222,9 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     _ids_as_uris(batch, base)
     explicit = _soft_links(batch) if source is not None else {}
     report = entries.ImportReport(label, use)
+    # every id the document lists, stored or not: an entry left out for a conflict is
+    # still listed (that entry's error), and pruning it would delete it for a slip
+    listed = {item.entry.id for item in batch.entries if item.entry.id}
 
     def within(conn: Connection, stored: entries.StoredEntries) -> None:
         _link_translations(conn, config, stored, explicit, report)
@@ -229,7 +232,7 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
             return
         ids = [e.id for _, e, _ in stored if e.id]
         if source.prune and ids:  # an empty document prunes nothing: more likely a fault
-            gone = sq.entry_ids(conn, source_name) - set(ids)
+            gone = sq.entry_ids(conn, source_name) - set(ids) - listed
             # an entry another source still lists stays: that source may answer 304 for
             # ever, and what it lists would never come back
             for entry_id in sorted(gone - sq.listed_elsewhere(conn, source_name, gone)):
