@@ -484,3 +484,29 @@ def test_a_pruning_source_never_removes_an_entry_it_still_lists_but_could_not_st
         f"{SITE}/z/".encode(), f"{SITE}/a/".encode()))
     poll(store, config, "en")
     assert {e.id: e.seq for e in actions.list_entries(store)} == seqs
+
+
+def _mixed_rss(items: list[tuple[str | None, str, str]]) -> bytes:
+    """RSS whose items may lack a guid (guid, title, link)."""
+    body = "".join(f"<item>{f'<guid>{g}</guid>' if g else ''}<title>{t}</title><link>{u}</link>"
+                   f"<pubDate>Mon, 02 Nov 2026 10:00:00 GMT</pubDate>"
+                   f"<description>On {t}</description></item>" for g, t, u in items)
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>News</title>"
+            f"<link>{SITE}/</link><language>en</language><description>x</description>"
+            f"{body}</channel></rss>").encode()
+
+
+def test_an_item_without_id_may_take_the_url_an_entry_of_the_same_document_leaves(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/en.xml"] = Route(_mixed_rss([("urn:en:1", "Letter 1", f"{SITE}/a/")]),
+                                     content_type="application/rss+xml")
+    config, store = site(en={"path": "/en.xml", "series": "news"})
+    poll(store, config, "en")
+    # letter 1 moves to /b/, and a new item with no guid is published at /a/, listed first
+    server.routes["/en.xml"] = Route(_mixed_rss([(None, "Notice", f"{SITE}/a/"),
+                                                 ("urn:en:1", "Letter 1", f"{SITE}/b/")]),
+                                     content_type="application/rss+xml")
+    result = poll(store, config, "en")
+    stored = sorted((e.title, e.url) for e in actions.list_entries(store))
+    assert stored == [("Letter 1", f"{SITE}/b/"), ("Notice", f"{SITE}/a/")], (stored, result)
+    assert result.added == 1, result
