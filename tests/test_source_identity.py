@@ -510,3 +510,20 @@ def test_an_item_without_id_may_take_the_url_an_entry_of_the_same_document_leave
     stored = sorted((e.title, e.url) for e in actions.list_entries(store))
     assert stored == [("Letter 1", f"{SITE}/b/"), ("Notice", f"{SITE}/a/")], (stored, result)
     assert result.added == 1, result
+
+
+def test_two_sources_of_one_site_listing_the_same_numbered_item_share_one_entry(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    # a site's main feed and its series feed: a CMS's guids (not URIs) name the same post
+    items = [("101", "One"), ("102", "Two")]
+    server.routes["/feed.xml"] = Route(_numbered_rss(items), content_type="application/rss+xml")
+    server.routes["/series/feed.xml"] = Route(_numbered_rss(items[:1]),
+                                              content_type="application/rss+xml")
+    config, store = site(all={"path": "/feed.xml", "series": "news"},
+                         series={"path": "/series/feed.xml", "series": "news"})
+    poll(store, config, "all")
+    before = {e.id: e.to_json() for e in actions.list_entries(store)}
+    result = poll(store, config, "series")
+    assert {e.id: e.to_json() for e in actions.list_entries(store)} == before
+    # the second feed's copy is the same post, not a conflict shown for ever
+    assert sources.list_sources(store, config)[1]["last_error"] is None, result

@@ -40,7 +40,7 @@ from seriesfeed.schedules import make_trigger, next_fire
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import sources as sq
-from seriesfeed.urls import BadURL, check_id
+from seriesfeed.urls import BadURL, check_id, check_url
 
 __all__ = [
     "BACKOFF_CAP_S", "BACKOFF_FIRST_S", "LEASE_S", "PollResult", "backoff_seconds",
@@ -151,6 +151,27 @@ def _ids_as_uris(batch: ImportBatch, base: str) -> None:
                                              id=f"{base}#id={quote(raw, safe='')}")
 
 
+def _adopt_minted_ids(conn: Connection, batch: ImportBatch) -> None:
+    """An item whose minted id is not stored, at the URL of a stored entry minted from the
+    same guid by another feed (a site's main feed and its series feed, or the feed before
+    it moved to another host), is that entry: the guid and the article's address agree.
+    It takes the stored id instead of being refused, on every poll, as another entry."""
+    for item in batch.entries:
+        raw, url = item.entry.id, item.entry.url
+        if not raw or "#id=" not in raw or not url:
+            continue
+        try:
+            url = check_url(url)
+        except BadURL:
+            continue  # the import's check says so, for this entry
+        found = eq.match_entry(conn, entry_id=raw, url=url)
+        if found is None or found.by_id or found.language != item.entry.language:
+            continue
+        if found.id != raw and found.id.rsplit("#id=", 1)[-1] == raw.rsplit("#id=", 1)[1] \
+                and "#id=" in found.id:
+            item.entry = dataclasses.replace(item.entry, id=found.id)
+
+
 def _same_site(a: str, b: str) -> bool:
     """Two feed addresses on one site: the same host, whatever the scheme, path or a
     leading ``www.`` (another host is another publisher, whose guids may collide)."""
@@ -220,6 +241,9 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)
     _ids_as_uris(batch, base)
+    if source is not None:
+        with store.read() as conn:
+            _adopt_minted_ids(conn, batch)
     explicit = _soft_links(batch) if source is not None else {}
     report = entries.ImportReport(label, use)
     # every id the document lists, stored or not: an entry left out for a conflict is
