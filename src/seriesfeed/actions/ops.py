@@ -240,9 +240,11 @@ def open_store(config: Config, *, migrate: bool = True, create: bool = True) -> 
     config file's folder), upgraded to the newest schema unless ``migrate`` is False.
     ``create=False`` (the read-only commands) refuses a SQLite file that is not there
     rather than make a new empty one: a deleted store must not read as an empty, healthy
-    one, and the new file would hide where the real one went."""
+    one, and the new file would hide where the real one went. On PostgreSQL the same goes
+    for a database with no schema (a typo in its name, one dropped and made again): it is
+    refused, not migrated."""
     if not create:
-        probe = Store(config.database.url, base_dir=config.base_dir)
+        probe = Store(config.database.url, base_dir=config.base_dir, make_folder=False)
         try:
             _refuse_missing(probe)
         finally:
@@ -255,6 +257,9 @@ def _refuse_missing(store: Store) -> None:
             not store.sqlite_path.exists():  # connecting would create an empty file
         raise StoreError(f"there is no store at {store.sqlite_path}: run `seriesfeed init` "
                          "(or restore a backup there)")
+    if store.sqlite_path is None and store.schema_revision() is None:
+        raise StoreError(f"there is no store in {store.describe()} (the database has no "
+                         "seriesfeed schema): run `seriesfeed init` (or restore a dump there)")
 
 
 def migrate(store: Store) -> tuple[list[str], str | None]:
