@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from seriesfeed import actions
 from seriesfeed.actions import subscribers
@@ -166,7 +166,6 @@ def test_test_send_never_mails_a_suppressed_or_erased_address(
     assert smtp_server.recorder.messages == []
     # and the erased address is not written back anywhere by the refusal
     with store.read() as conn:
-        from sqlalchemy import text
         for table in ("admin_audit", "outbox", "subscribers"):
             rows = conn.execute(text(f"SELECT * FROM {table}")).all()
             assert "ann@example.org" not in repr(rows).lower(), table
