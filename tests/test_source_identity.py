@@ -527,3 +527,29 @@ def test_two_sources_of_one_site_listing_the_same_numbered_item_share_one_entry(
     assert {e.id: e.to_json() for e in actions.list_entries(store)} == before
     # the second feed's copy is the same post, not a conflict shown for ever
     assert sources.list_sources(store, config)[1]["last_error"] is None, result
+
+
+def test_the_translations_own_feed_decides_its_original_whichever_feed_is_polled_first(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    # the English feed names the Spanish page under letter 1 (a publisher's slip); the
+    # Spanish feed says it translates letter 2
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/letter-1/"), ("es", f"{SITE}/carta-2/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/letter-2/")])]))
+    server.routes["/es.xml"] = Route(_atom("es", [
+        ("urn:es:2", "Carta 2", [(None, f"{SITE}/carta-2/"), ("en", f"{SITE}/letter-2/")])]))
+    config, store = site(en={"path": "/en.xml", "series": "news"},
+                         es={"path": "/es.xml", "series": "news"})
+    # the Spanish feed first: its original is not stored yet
+    poll(store, config, "es")
+    poll(store, config, "en")
+    # every feed polled again, each unchanged
+    poll(store, config, "es")
+    poll(store, config, "en")
+    linked = {e.id: e.translation_of for e in actions.list_entries(store)}
+    assert linked["urn:es:2"] == "urn:en:2", linked
+    # and it stays so: nothing relinks it on later polls
+    poll(store, config, "en")
+    poll(store, config, "es")
+    assert {e.id: e.translation_of for e in actions.list_entries(store)} == linked
+    assert poll(store, config, "es").outcome == "not-modified"

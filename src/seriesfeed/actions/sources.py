@@ -192,7 +192,8 @@ def _soft_links(batch: ImportBatch) -> dict[int, str]:
 
 
 def _link_translations(conn: Connection, config: Config, stored: entries.StoredEntries,
-                       explicit: dict[int, str], report: entries.ImportReport) -> None:
+                       explicit: dict[int, str], report: entries.ImportReport,
+                       source_name: str = "") -> None:
     default = config.site.default_language
     for n, (seq, entry, item) in enumerate(stored):
         refs = ([explicit[n]] if n in explicit else []) + list(item.translations)
@@ -213,6 +214,12 @@ def _link_translations(conn: Connection, config: Config, stored: entries.StoredE
                 continue
             else:  # the entry in the site's language is the original
                 changed = eq.set_translation(conn, other, seq)
+                if changed and theirs.id is not None:
+                    # the translation's own feed may have named its original before that
+                    # was stored (a link it could not set then) and answer 304 from now
+                    # on: it is read in full at its next poll, and what it says decides
+                    others = [n for n in sq.listing(conn, theirs.id) if n != source_name]
+                    sq.forget_validators(conn, others)
             report.linked += changed
 
 
@@ -251,7 +258,7 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     listed = {item.entry.id for item in batch.entries if item.entry.id}
 
     def within(conn: Connection, stored: entries.StoredEntries) -> None:
-        _link_translations(conn, config, stored, explicit, report)
+        _link_translations(conn, config, stored, explicit, report, source_name)
         if source is None:
             return
         ids = [e.id for _, e, _ in stored if e.id]

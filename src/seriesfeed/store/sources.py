@@ -11,7 +11,8 @@ from seriesfeed.store.tables import entries, series, source_entries, source_poll
 
 __all__ = [
     "KEEP_POLLS", "PollRow", "SourceState", "add_entries_count", "all_states", "claim",
-    "ensure_state", "entry_ids", "forget_entries", "get_state", "listed_elsewhere",
+    "ensure_state", "entry_ids", "forget_entries", "forget_validators", "get_state",
+    "listed_elsewhere", "listing",
     "minted_base", "poll_history", "record", "record_poll", "remember_entries",
     "series_of_entries",
 ]
@@ -113,6 +114,20 @@ def listed_elsewhere(conn: Connection, name: str, ids: set[str]) -> set[str]:
             source_entries.c.source != name,
             source_entries.c.entry_id.in_(ordered[start:start + 500]))).scalars())
     return found
+
+
+def listing(conn: Connection, entry_id: str) -> list[str]:
+    """The sources that list the entry ``entry_id``."""
+    return sorted(conn.execute(select(source_entries.c.source).where(
+        source_entries.c.entry_id == entry_id)).scalars())
+
+
+def forget_validators(conn: Connection, names: list[str]) -> None:
+    """Drop these sources' ETag and Last-Modified, so their next poll reads the whole
+    document again instead of a 304."""
+    if names:
+        conn.execute(update(sources).where(sources.c.name.in_(names))
+                     .values(etag=None, last_modified=None))
 
 
 def minted_base(conn: Connection, name: str) -> str | None:
