@@ -553,3 +553,35 @@ def test_the_translations_own_feed_decides_its_original_whichever_feed_is_polled
     poll(store, config, "es")
     assert {e.id: e.translation_of for e in actions.list_entries(store)} == linked
     assert poll(store, config, "es").outcome == "not-modified"
+
+
+def test_an_entry_an_editor_moved_to_another_series_stays_there_after_a_poll(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        tmp_path: Path) -> None:
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")]),
+        ("urn:en:3", "Letter 3", [(None, f"{SITE}/c/")])]))
+    config, store = site(en={"path": "/en.xml"})  # series: from the document's title
+    poll(store, config, "en")
+    # the editor moves letter 1 into a series of its own (a JSON file naming it by id)
+    data, _ = actions.export_entries(store, config, "json")
+    document = json.loads(data)
+    document["series"] = [{"slug": "letters", "texts": {"en": {"title": "Letters"}}}]
+    document["entries"] = [{**e, "series": "letters"} for e in document["entries"]
+                           if e["id"] == "urn:en:1"]
+    (tmp_path / "move.json").write_text(json.dumps(document), encoding="utf-8")
+    actions.import_entries(store, config, tmp_path / "move.json")
+    moved = {e.id: (e.series, e.slug) for e in actions.list_entries(store)}
+    assert moved["urn:en:1"][0] == "letters", moved
+    # the publisher adds a letter: the feed changes and is read again
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")]),
+        ("urn:en:3", "Letter 3", [(None, f"{SITE}/c/")]),
+        ("urn:en:4", "Letter 4", [(None, f"{SITE}/d/")])]))
+    poll(store, config, "en")
+    after = {e.id: (e.series, e.slug) for e in actions.list_entries(store)}
+    # what the editor set stays (and so does the page's URL); the new letter joins the rest
+    assert {k: after[k] for k in moved} == moved, after
+    assert after["urn:en:4"][0] == moved["urn:en:2"][0], after

@@ -172,6 +172,13 @@ def _adopt_minted_ids(conn: Connection, batch: ImportBatch) -> None:
             item.entry = dataclasses.replace(item.entry, id=found.id)
 
 
+def _keep_series(batch: ImportBatch, stored: dict[str, str]) -> None:
+    for item in batch.entries:
+        slug = stored.get(item.entry.id or "")
+        if slug is not None and slug != item.entry.series:
+            item.entry = dataclasses.replace(item.entry, series=slug)
+
+
 def _same_site(a: str, b: str) -> bool:
     """Two feed addresses on one site: the same host, whatever the scheme, path or a
     leading ``www.`` (another host is another publisher, whose guids may collide)."""
@@ -232,6 +239,8 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     use = _format_of(fetched, fmt, label)
     settings = entries.import_settings(config)
     base = source.url if source else label
+    # a source without a series: its document's series is a default, not an order
+    follows_document = source is not None and not source.series
     if source is not None:
         with store.read() as conn:
             kept = None if source.series else sq.series_of_entries(conn, source_name)
@@ -251,6 +260,11 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     if source is not None:
         with store.read() as conn:
             _adopt_minted_ids(conn, batch)
+            if follows_document:
+                # and each stored entry keeps its own series: one an editor moved to
+                # another series stays there (its page's URL too), not pulled back
+                _keep_series(batch, sq.series_by_entry(
+                    conn, [i.entry.id for i in batch.entries if i.entry.id]))
     explicit = _soft_links(batch) if source is not None else {}
     report = entries.ImportReport(label, use)
     # every id the document lists, stored or not: an entry left out for a conflict is

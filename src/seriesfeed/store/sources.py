@@ -14,7 +14,7 @@ __all__ = [
     "ensure_state", "entry_ids", "forget_entries", "forget_validators", "get_state",
     "listed_elsewhere", "listing",
     "minted_base", "poll_history", "record", "record_poll", "remember_entries",
-    "series_of_entries",
+    "series_by_entry", "series_of_entries",
 ]
 
 # a source polled every 15 minutes keeps about ten days of history; the console's chart
@@ -151,6 +151,18 @@ def series_of_entries(conn: Connection, name: str) -> str | None:
         .where(source_entries.c.source == name)
         .group_by(series.c.slug).order_by(func.count().desc(), series.c.slug).limit(1)).first()
     return row.slug if row is not None else None
+
+
+def series_by_entry(conn: Connection, ids: list[str]) -> dict[str, str]:
+    """The series (slug) each stored entry among ``ids`` is in."""
+    out: dict[str, str] = {}
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), 500):  # bounded IN lists on every backend
+        out.update((str(i), str(slug)) for i, slug in conn.execute(
+            select(entries.c.id, series.c.slug)
+            .select_from(entries.join(series, series.c.id == entries.c.series_id))
+            .where(entries.c.id.in_(ordered[start:start + 500]))))
+    return out
 
 
 def forget_entries(conn: Connection, name: str, ids: set[str]) -> None:
