@@ -5,6 +5,7 @@ language or id, and a source never overwrites what an editor set on a series."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -585,3 +586,26 @@ def test_an_entry_an_editor_moved_to_another_series_stays_there_after_a_poll(
     # what the editor set stays (and so does the page's URL); the new letter joins the rest
     assert {k: after[k] for k in moved} == moved, after
     assert after["urn:en:4"][0] == moved["urn:en:2"][0], after
+
+
+def test_a_feed_moved_to_another_host_keeps_updating_the_items_it_listed(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    """A feed moved to another host (a feed service) with the same guids and article
+    addresses lists the same items: each one matches its entry instead of being refused
+    as another entry at that address, on every poll."""
+    server.routes["/old.xml"] = Route(_numbered_rss([("101", "One"), ("102", "Two")]),
+                                      content_type="application/rss+xml")
+    config, store = site(en={"path": "/old.xml", "series": "news"})
+    poll(store, config, "en")
+    seqs = {e.url: e.seq for e in actions.list_entries(store)}
+    server.routes["/moved.xml"] = Route(
+        _numbered_rss([("101", "One, corrected"), ("102", "Two"), ("103", "Three")]),
+        content_type="application/rss+xml")
+    moved = server.url("/moved.xml").replace("127.0.0.1", "localhost")
+    config, store = site(en={"path": "/moved.xml", "series": "news"})
+    config.sources["en"] = dataclasses.replace(config.sources["en"], url=moved)
+    result = poll(store, config, "en")
+    after = {e.url: (e.seq, e.title) for e in actions.list_entries(store)}
+    assert {u: after[u][0] for u in seqs} == seqs, (after, result)
+    assert sorted(t for _, t in after.values()) == ["One, corrected", "Three", "Two"]
+    assert sources.list_sources(store, config)[0]["last_error"] is None, result
