@@ -32,7 +32,7 @@ from seriesfeed.store import subscribers as sq
 from seriesfeed.text import clean_line
 
 __all__ = [
-    "MAX_PAGE", "MAX_REASON", "SHOWN_OUTBOX", "StatusChange", "SubscriberDetail",
+    "MAX_PAGE", "MAX_REASON", "MAX_SEARCH", "SHOWN_OUTBOX", "StatusChange", "SubscriberDetail",
     "SubscriberPage", "Unsuppressed", "filters", "search_subscribers", "set_status",
     "show_subscriber", "unsuppress",
 ]
@@ -40,6 +40,7 @@ __all__ = [
 MAX_PAGE = 1000  # one page of a listing: the console shows tens, a script pages on
 SHOWN_OUTBOX = 100  # a subscriber's newest messages shown; the total says if there are more
 MAX_REASON = 1000
+MAX_SEARCH = 254  # the longest address RFC 5321 lets through (a path of 256 with <>)
 
 
 def filters(*, search: str | None = None, status: str | None = None,
@@ -64,7 +65,13 @@ def filters(*, search: str | None = None, status: str | None = None,
                               field="frequency") from None
     # only text a store can hold: a lone surrogate (an argument in another encoding) made
     # the driver raise
-    return sq.Filters(search=clean_line(search or "") or None, status=chosen_status,
+    text = clean_line(search or "")
+    if len(text) > MAX_SEARCH:
+        # no address is longer, and SQLite refuses a LIKE pattern of 50,000 bytes where
+        # PostgreSQL answers: both stores must answer alike
+        raise ValidationError(f"at most {MAX_SEARCH} characters (no address is longer)",
+                              field="search")
+    return sq.Filters(search=text or None, status=chosen_status,
                       language=language or None, frequency=chosen_frequency)
 
 
