@@ -61,12 +61,25 @@ def test_an_id_in_another_scripts_digits_is_not_taken_for_a_subscriber(
     ("admin", "log", "--limit", HUGE),
     ("admin", "log", "--offset", HUGE),
     ("digests", "retry", HUGE),
+    ("sources", "history", "blog", "--limit", HUGE),
+    ("outbox", "list", "--digest", HUGE),
 ])
 def test_a_page_or_digest_number_no_store_holds_is_one_error_line(
         world: tuple[Config, Store], config_path: Path, run_cli: Run,
         args: tuple[str, ...]) -> None:
     _one_error(run_cli("--config", config_path, *args), "offset", "--offset", "--limit",
-               "DIGEST_ID")
+               "DIGEST_ID", "--digest")
+
+
+@pytest.mark.parametrize("ref", [HUGE, "²", "١"])
+def test_an_entry_number_no_store_holds_is_no_entry(
+        world: tuple[Config, Store], config_path: Path, run_cli: Run, ref: str) -> None:
+    for args in (("entries", "show", ref), ("entries", "set", ref, "--part", "2"),
+                 ("entries", "remove", ref)):
+        result = run_cli("--config", config_path, *args)
+        assert result.code == 1 and "Traceback" not in result.err, (args, result.err)
+        assert result.err.strip() == f"Error: no entry with id, URL or number '{ref}'", \
+            (args, result.err)
 
 
 def test_an_unknown_language_filter_is_an_error_not_an_empty_list(

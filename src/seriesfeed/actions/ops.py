@@ -55,6 +55,8 @@ def list_outbox(store: Store, config: Config, *, state: str | None = None,
     if state is not None and state not in {s.value for s in OutboxState}:
         raise ValidationError(f"'{state}' is not an outbox state (one of "
                               f"{', '.join(s.value for s in OutboxState)})", field="--state")
+    if digest_id is not None:
+        check_stored_int(digest_id, "--digest", minimum=1)
     with store.read() as conn:
         rows = oq.list_outbox(conn, state=state, digest_id=digest_id,
                               email_key=sq.email_key(email) if email else None)

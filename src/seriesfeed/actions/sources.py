@@ -30,7 +30,7 @@ from seriesfeed.errors import (
     ImportError_,
     NotFoundError,
     SeriesfeedError,
-    ValidationError,
+    check_stored_int,
 )
 from seriesfeed.fetch import TOTAL_TIMEOUT_S, Fetched, fetch
 from seriesfeed.importers import FORMATS, MAX_IMPORT_BYTES, ImportBatch, detect_format
@@ -565,9 +565,8 @@ def source_history(store: Store, config: Config, name: str, *, limit: int = 50,
     """One source's polls, newest first (at most ``sources.KEEP_POLLS`` are kept): when,
     the result (ok, partial, unchanged, error, gone), the HTTP status, entries added and
     updated, and the error. A name neither configured nor with a history is an error."""
-    if limit < 1 or offset < 0:
-        raise ValidationError("--limit must be at least 1 and --offset at least 0",
-                              field="--limit")
+    check_stored_int(limit, "--limit", minimum=1)
+    check_stored_int(offset, "--offset")
     with store.read() as conn:
         rows, total = sq.poll_history(conn, name, limit=limit, offset=offset)
     if name not in config.sources and not total:
