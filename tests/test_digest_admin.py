@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from seriesfeed import actions
 from seriesfeed.actions import subscribers
@@ -149,3 +149,27 @@ def test_a_suppressed_address_is_never_retried_whatever_its_status(store: Store)
     assert done.queued == [ids[0]]
     assert done.skipped == [{"id": ids[1], "recipient": "Quiet@Example.org",
                              "why": "the address is suppressed"}]
+
+
+def test_test_send_never_mails_a_suppressed_or_erased_address(
+        world: tuple[Path, Config, Store], run_cli: Run, smtp_server: SmtpServer) -> None:
+    """A suppression is the promise that no mail goes to the address (a complaint, an
+    erasure): an operator's test copy keeps it too."""
+    path, _config, store = world
+    subscribers.remove_subscriber(store, "ann@example.org")  # erased: suppressed
+    for to in ("ann@example.org", "ANN@Example.org"):
+        out = run_cli("--config", path, "digest", "test-send", "--language", "en", "--to", to,
+                      "--frequency", "daily")
+        lines = out.err.strip().splitlines()
+        assert out.code == 1 and len(lines) == 1, out.err
+        assert lines[0].startswith("Error: --to: ") and "suppressed" in lines[0], lines
+    assert smtp_server.recorder.messages == []
+    # and the erased address is not written back anywhere by the refusal
+    with store.read() as conn:
+        for table in ("admin_audit", "outbox", "subscribers"):
+            rows = conn.execute(text(f"SELECT * FROM {table}")).all()
+            assert "ann@example.org" not in repr(rows).lower(), table
+    # another address still gets its copy
+    assert run_cli("--config", path, "digest", "test-send", "--language", "en", "--to",
+                   "editor@example.org", "--frequency", "daily").code == 0
+    assert len(smtp_server.recorder.wait_for(1)) == 1

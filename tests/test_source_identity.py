@@ -5,6 +5,7 @@ language or id, and a source never overwrites what an editor set on a series."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -453,3 +454,158 @@ def test_minted_ids_follow_a_feed_only_within_its_site() -> None:
     assert _same_site("http://news.example/feed.xml", "https://www.news.example/rss/")
     assert not _same_site("https://news.example/feed.xml", "https://other.example/feed.xml")
     assert not _same_site("file.xml", "other.xml")
+
+
+def test_a_pruning_source_never_removes_an_entry_it_still_lists_but_could_not_store(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    """An entry left out for a conflict is still in the document: it is that entry's
+    error, not an entry the source stopped listing."""
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]))
+    server.routes["/other.xml"] = Route(_atom("en", [
+        ("urn:en:9", "Letter 9", [(None, f"{SITE}/z/")])]))
+    config, store = site(en={"path": "/en.xml", "series": "news", "prune": True},
+                         other={"path": "/other.xml", "series": "news"})
+    poll(store, config, "en")
+    poll(store, config, "other")
+    before = {e.id: e.to_json() for e in actions.list_entries(store)}
+    seqs = {e.id: e.seq for e in actions.list_entries(store)}
+    # the publisher's slip: letter 1 moves onto the address another source's entry has
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/z/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]))
+    result = poll(store, config, "en")
+    after = {e.id: e.to_json() for e in actions.list_entries(store)}
+    assert after == before, (result, sorted(after))
+    error = sources.list_sources(store, config)[0]["last_error"]
+    assert error and "urn:en:1" in error and "/z/" in error, error
+    # the slip fixed: nothing comes back as new (same sequence number, no second digest)
+    server.routes["/en.xml"] = Route(server.routes["/en.xml"].body.replace(
+        f"{SITE}/z/".encode(), f"{SITE}/a/".encode()))
+    poll(store, config, "en")
+    assert {e.id: e.seq for e in actions.list_entries(store)} == seqs
+
+
+def _mixed_rss(items: list[tuple[str | None, str, str]]) -> bytes:
+    """RSS whose items may lack a guid (guid, title, link)."""
+    body = "".join(f"<item>{f'<guid>{g}</guid>' if g else ''}<title>{t}</title><link>{u}</link>"
+                   f"<pubDate>Mon, 02 Nov 2026 10:00:00 GMT</pubDate>"
+                   f"<description>On {t}</description></item>" for g, t, u in items)
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>News</title>"
+            f"<link>{SITE}/</link><language>en</language><description>x</description>"
+            f"{body}</channel></rss>").encode()
+
+
+def test_an_item_without_id_may_take_the_url_an_entry_of_the_same_document_leaves(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    server.routes["/en.xml"] = Route(_mixed_rss([("urn:en:1", "Letter 1", f"{SITE}/a/")]),
+                                     content_type="application/rss+xml")
+    config, store = site(en={"path": "/en.xml", "series": "news"})
+    poll(store, config, "en")
+    # letter 1 moves to /b/, and a new item with no guid is published at /a/, listed first
+    server.routes["/en.xml"] = Route(_mixed_rss([(None, "Notice", f"{SITE}/a/"),
+                                                 ("urn:en:1", "Letter 1", f"{SITE}/b/")]),
+                                     content_type="application/rss+xml")
+    result = poll(store, config, "en")
+    stored = sorted((e.title, e.url) for e in actions.list_entries(store))
+    assert stored == [("Letter 1", f"{SITE}/b/"), ("Notice", f"{SITE}/a/")], (stored, result)
+    assert result.added == 1, result
+
+
+def test_two_sources_of_one_site_listing_the_same_numbered_item_share_one_entry(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    # a site's main feed and its series feed: a CMS's guids (not URIs) name the same post
+    items = [("101", "One"), ("102", "Two")]
+    server.routes["/feed.xml"] = Route(_numbered_rss(items), content_type="application/rss+xml")
+    server.routes["/series/feed.xml"] = Route(_numbered_rss(items[:1]),
+                                              content_type="application/rss+xml")
+    config, store = site(all={"path": "/feed.xml", "series": "news"},
+                         series={"path": "/series/feed.xml", "series": "news"})
+    poll(store, config, "all")
+    before = {e.id: e.to_json() for e in actions.list_entries(store)}
+    result = poll(store, config, "series")
+    assert {e.id: e.to_json() for e in actions.list_entries(store)} == before
+    # the second feed's copy is the same post, not a conflict shown for ever
+    assert sources.list_sources(store, config)[1]["last_error"] is None, result
+
+
+def test_the_translations_own_feed_decides_its_original_whichever_feed_is_polled_first(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    # the English feed names the Spanish page under letter 1 (a publisher's slip); the
+    # Spanish feed says it translates letter 2
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/letter-1/"), ("es", f"{SITE}/carta-2/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/letter-2/")])]))
+    server.routes["/es.xml"] = Route(_atom("es", [
+        ("urn:es:2", "Carta 2", [(None, f"{SITE}/carta-2/"), ("en", f"{SITE}/letter-2/")])]))
+    config, store = site(en={"path": "/en.xml", "series": "news"},
+                         es={"path": "/es.xml", "series": "news"})
+    # the Spanish feed first: its original is not stored yet
+    poll(store, config, "es")
+    poll(store, config, "en")
+    # every feed polled again, each unchanged
+    poll(store, config, "es")
+    poll(store, config, "en")
+    linked = {e.id: e.translation_of for e in actions.list_entries(store)}
+    assert linked["urn:es:2"] == "urn:en:2", linked
+    # and it stays so: nothing relinks it on later polls
+    poll(store, config, "en")
+    poll(store, config, "es")
+    assert {e.id: e.translation_of for e in actions.list_entries(store)} == linked
+    assert poll(store, config, "es").outcome == "not-modified"
+
+
+def test_an_entry_an_editor_moved_to_another_series_stays_there_after_a_poll(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        tmp_path: Path) -> None:
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")]),
+        ("urn:en:3", "Letter 3", [(None, f"{SITE}/c/")])]))
+    config, store = site(en={"path": "/en.xml"})  # series: from the document's title
+    poll(store, config, "en")
+    # the editor moves letter 1 into a series of its own (a JSON file naming it by id)
+    data, _ = actions.export_entries(store, config, "json")
+    document = json.loads(data)
+    document["series"] = [{"slug": "letters", "texts": {"en": {"title": "Letters"}}}]
+    document["entries"] = [{**e, "series": "letters"} for e in document["entries"]
+                           if e["id"] == "urn:en:1"]
+    (tmp_path / "move.json").write_text(json.dumps(document), encoding="utf-8")
+    actions.import_entries(store, config, tmp_path / "move.json")
+    moved = {e.id: (e.series, e.slug) for e in actions.list_entries(store)}
+    assert moved["urn:en:1"][0] == "letters", moved
+    # the publisher adds a letter: the feed changes and is read again
+    server.routes["/en.xml"] = Route(_atom("en", [
+        ("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+        ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")]),
+        ("urn:en:3", "Letter 3", [(None, f"{SITE}/c/")]),
+        ("urn:en:4", "Letter 4", [(None, f"{SITE}/d/")])]))
+    poll(store, config, "en")
+    after = {e.id: (e.series, e.slug) for e in actions.list_entries(store)}
+    # what the editor set stays (and so does the page's URL); the new letter joins the rest
+    assert {k: after[k] for k in moved} == moved, after
+    assert after["urn:en:4"][0] == moved["urn:en:2"][0], after
+
+
+def test_a_feed_moved_to_another_host_keeps_updating_the_items_it_listed(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    """A feed moved to another host (a feed service) with the same guids and article
+    addresses lists the same items: each one matches its entry instead of being refused
+    as another entry at that address, on every poll."""
+    server.routes["/old.xml"] = Route(_numbered_rss([("101", "One"), ("102", "Two")]),
+                                      content_type="application/rss+xml")
+    config, store = site(en={"path": "/old.xml", "series": "news"})
+    poll(store, config, "en")
+    seqs = {e.url: e.seq for e in actions.list_entries(store)}
+    server.routes["/moved.xml"] = Route(
+        _numbered_rss([("101", "One, corrected"), ("102", "Two"), ("103", "Three")]),
+        content_type="application/rss+xml")
+    moved = server.url("/moved.xml").replace("127.0.0.1", "localhost")
+    config, store = site(en={"path": "/moved.xml", "series": "news"})
+    config.sources["en"] = dataclasses.replace(config.sources["en"], url=moved)
+    result = poll(store, config, "en")
+    after = {e.url: (e.seq, e.title) for e in actions.list_entries(store)}
+    assert {u: after[u][0] for u in seqs} == seqs, (after, result)
+    assert sorted(t for _, t in after.values()) == ["One, corrected", "Three", "Two"]
+    assert sources.list_sources(store, config)[0]["last_error"] is None, result

@@ -214,3 +214,44 @@ def test_an_erasure_takes_the_address_out_of_the_audit_trail_too(
     assert len(rows) == 2
     assert all("bob@example.org" not in f"{t} {d}".lower() for t, d in rows)
     assert all(t == "erased@invalid" for t, _ in rows)
+
+
+def test_a_refused_change_never_writes_an_erased_or_unknown_address_to_the_trail(
+        world: tuple[Config, Store]) -> None:
+    """Erasure scrubs the trail once; a refusal recorded after it (a stale console page,
+    a typo) must not write the erased address back, nor keep an address that was never a
+    subscriber's, which no erasure would ever find."""
+    _config, store = world
+    actions.subscribers.remove_subscriber(store, "bob@example.org")
+    for who in ("Bob@Example.org", "nobody.here@example.net"):
+        with pytest.raises(NotFoundError):
+            subscriber_admin.set_status(store, who, "confirmed")
+    with store.read() as conn:
+        rows = conn.execute(select(admin_audit.c.target, admin_audit.c.detail,
+                                   admin_audit.c.ok)).all()
+    assert len(rows) == 2 and not any(ok for _, _, ok in rows)  # the refusals are recorded
+    written = " ".join(f"{t} {d}" for t, d, _ in rows).lower()
+    assert "bob@example.org" not in written and "nobody.here@example.net" not in written
+    assert {t for t, _, _ in rows} == {"b•••@example.org", "n•••e@example.net"}
+
+
+def test_an_unsuppress_reason_naming_the_address_keeps_it_masked(
+        world: tuple[Config, Store]) -> None:
+    _config, store = world
+    actions.subscribers.remove_subscriber(store, "bob@example.org")
+    subscriber_admin.unsuppress(store, "bob@example.org",
+                                "BOB@example.org phoned: bob@example.org wants the digest")
+    with store.read() as conn:
+        stored = " ".join(str(v) for r in conn.execute(select(admin_audit)) for v in r)
+    assert "bob@example.org" not in stored.lower(), stored
+    assert "b•••@example.org phoned: b•••@example.org wants the digest" in stored
+
+
+def test_a_refused_unsuppress_keeps_the_address_masked_in_its_error(
+        world: tuple[Config, Store]) -> None:
+    _config, store = world
+    with pytest.raises(ValidationError):  # never suppressed: nothing to lift
+        subscriber_admin.unsuppress(store, "Stranger@Example.net", "asked")
+    with store.read() as conn:
+        stored = " ".join(str(v) for r in conn.execute(select(admin_audit)) for v in r)
+    assert "stranger@example.net" not in stored.lower() and "is not suppressed" in stored

@@ -25,11 +25,16 @@ mailer); anything else reaching the CLI is a bug and keeps its traceback.
 from __future__ import annotations
 
 __all__ = [
-    "ConfigError", "DeliveryError", "FetchError", "ImportError_", "LockError", "NotFoundError",
-    "PermanentDeliveryError", "RelayError", "SeriesfeedError", "StaleLeaderError",
-    "StoreDamagedError", "StoreError", "StoreTooNewError", "TransientDeliveryError",
-    "UncertainDeliveryError", "ValidationError",
+    "MAX_STORED_INT", "ConfigError", "DeliveryError", "FetchError", "ImportError_",
+    "LockError", "NotFoundError", "PermanentDeliveryError", "RelayError", "SeriesfeedError",
+    "StaleLeaderError", "StoreDamagedError", "StoreError", "StoreTooNewError",
+    "TransientDeliveryError", "UncertainDeliveryError", "ValidationError", "check_stored_int",
 ]
+
+# the largest number an id, a limit or an offset can be in a query: SQLite's INTEGER and
+# PostgreSQL's bigint are 64-bit, and a larger one fails in the driver, not as the user's
+# mistake (a traceback on SQLite, "bigint out of range" blamed on the database elsewhere)
+MAX_STORED_INT = 2**63 - 1
 
 
 class SeriesfeedError(Exception):
@@ -153,3 +158,11 @@ class RelayError(TransientDeliveryError):
     """The relay refuses the sender, not the recipient: a wrong password (AUTH), a refused
     MAIL FROM, no connection, a failed TLS handshake. Nothing is counted against the
     subscriber; sending pauses and the rows wait (RELIABILITY invariant 11)."""
+
+
+def check_stored_int(value: int, field: str, *, minimum: int = 0) -> int:
+    """``value`` when a query can carry it, else the user's error naming ``field``."""
+    if not minimum <= value <= MAX_STORED_INT:
+        raise ValidationError(f"must be a whole number from {minimum} to {MAX_STORED_INT}",
+                              field=field)
+    return value

@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from seriesfeed.clock import local_time, now_utc
-from seriesfeed.errors import ValidationError
+from seriesfeed.errors import ValidationError, check_stored_int
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import audit as aq
 
@@ -95,9 +95,8 @@ def _entry(row: aq.AuditRow) -> AuditEntry:
 def log(store: Store, *, limit: int = 50, offset: int = 0,
         action: str | None = None) -> list[AuditEntry]:
     """The trail, newest first."""
-    if limit < 1 or offset < 0:
-        raise ValidationError("--limit must be at least 1 and --offset at least 0",
-                              field="--limit")
+    check_stored_int(limit, "--limit", minimum=1)
+    check_stored_int(offset, "--offset")
     with store.read() as conn:
         return [_entry(r) for r in aq.page(conn, limit=limit, offset=offset, action=action)]
 

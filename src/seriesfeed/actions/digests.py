@@ -33,6 +33,7 @@ from seriesfeed.store import Store
 from seriesfeed.store import catch_up as cq
 from seriesfeed.store import digests as dq
 from seriesfeed.store import entries as q
+from seriesfeed.store import subscribers as subq
 from seriesfeed.store.digests import RecordedDigest, count_due, next_range
 from seriesfeed.store.nodes import unfenced
 
@@ -185,11 +186,19 @@ def send_test_copy(store: Store, config: Config, *, language: str, to: str,
     shows) and send it to ``to`` alone, straight through the mailer (not the outbox), with
     a Message-ID of its own (``<test.…>``) and "[test]" before the subject. Nothing is
     recorded: no digest, no outbox row, no cursor moves, so the real digest still goes to
-    every subscriber when it is due. A refusal by the relay is the caller's error."""
+    every subscriber when it is due. A refusal by the relay is the caller's error; a
+    suppressed address is refused before anything is sent."""
     if language not in config.languages:
         raise ValidationError(f"unknown language '{language}' (configured: "
                               f"{', '.join(config.languages)})", field="--language")
     address = normalize_email(to, field="--to")
+    with store.read() as conn:
+        suppressed = subq.suppression(conn, address)
+    if suppressed is not None:
+        # a suppression (a complaint, an erasure, a hard bounce) promises that no mail
+        # reaches the address again: an operator's test copy is mail too
+        raise ValidationError(f"the address is suppressed ({suppressed[0]}): no mail goes "
+                              "to it, not even a test copy", field="--to")
     shown = preview_digest(store, config, language, frequency)
     if shown is None:
         raise ValidationError(f"there are no {language} entries to send", field="--language")

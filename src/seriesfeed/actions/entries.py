@@ -231,12 +231,16 @@ def _release_traded_urls(conn: Connection, batch: list[Entry]) -> dict[int, str]
     document may take a URL a stored one leaves too). Returns the released seqs with their
     old URLs (each is saved again, with its new URL, in the same transaction)."""
     by_id = {e.id: e for e in batch if e.id is not None}
-    if len(by_id) < 2:
+    if not by_id or len(batch) < 2:
         return {}
     found = q.stored_by_id(conn, list(by_id))
     # an entry stored in another language is refused whatever its URL: it takes none
     settled = {i: row for i, row in found.items() if row[2] == by_id[i].language}
-    wanted = {e.url: i for i, e in by_id.items() if i in settled or i not in found}
+    # who in the document takes each URL; an item with no id is a new entry too (a feed
+    # item without a guid): matched by the URL a stored entry of the same document leaves,
+    # it was stored over that entry, which then moved away, and the item was lost
+    wanted: dict[str | None, str | None] = {
+        e.url: e.id for e in batch if e.id is None or e.id in settled or e.id not in found}
     release = {seq: url for i, (seq, url, _language) in settled.items()
                if url != by_id[i].url and wanted.get(url, i) != i}
     q.release_urls(conn, list(release))

@@ -24,6 +24,7 @@ from seriesfeed.errors import (
     StoreDamagedError,
     StoreError,
     ValidationError,
+    check_stored_int,
 )
 from seriesfeed.models import OutboxState
 from seriesfeed.store import Connection, Store, backup
@@ -58,6 +59,8 @@ def list_outbox(store: Store, config: Config, *, state: str | None = None,
     if state is not None and state not in {s.value for s in OutboxState}:
         raise ValidationError(f"'{state}' is not an outbox state (one of "
                               f"{', '.join(s.value for s in OutboxState)})", field="--state")
+    if digest_id is not None:
+        check_stored_int(digest_id, "--digest", minimum=1)
     with store.read() as conn:
         rows = oq.list_outbox(conn, state=state, digest_id=digest_id,
                               email_key=sq.email_key(email) if email else None,
@@ -102,6 +105,10 @@ def retry_outbox(store: Store, ids: list[int] | None, *,
     for one is refused (nothing changes); ``--failed`` skips them and says so."""
     if ids is not None and not ids:
         raise ValidationError("name the rows to retry (IDs) or give --failed", field="ID")
+    for row_id in ids or ():
+        check_stored_int(row_id, "ID", minimum=1)
+    if digest_id is not None:
+        check_stored_int(digest_id, "--digest", minimum=1)
     with store.write() as conn:
         return _retry(conn, ids, digest_id)
 
@@ -109,6 +116,7 @@ def retry_outbox(store: Store, ids: list[int] | None, *,
 def retry_digest(store: Store, digest_id: int) -> RetryResult:
     """`digests retry ID`: the digest's failed rows back to queued, by the same path and
     rules as `outbox retry --failed --digest ID`; the next drain sends them."""
+    check_stored_int(digest_id, "DIGEST_ID", minimum=1)
     with store.write() as conn:
         if not oq.digest_summaries(conn, digest_id):
             raise NotFoundError(f"no digest {digest_id}")
@@ -130,6 +138,7 @@ def list_digests(store: Store, config: Config) -> list[dict[str, Any]]:
 def show_digest(store: Store, config: Config, digest_id: int) -> dict[str, Any]:
     """One digest's figures and the rows that were not sent (failed and pending), so "who did
     not get Tuesday's digest, and why?" is one command."""
+    check_stored_int(digest_id, "DIGEST_ID", minimum=1)
     with store.read() as conn:
         found = oq.digest_summaries(conn, digest_id)
         if not found:
@@ -238,9 +247,11 @@ def open_store(config: Config, *, migrate: bool = True, create: bool = True) -> 
     config file's folder), upgraded to the newest schema unless ``migrate`` is False.
     ``create=False`` (the read-only commands) refuses a SQLite file that is not there
     rather than make a new empty one: a deleted store must not read as an empty, healthy
-    one, and the new file would hide where the real one went."""
+    one, and the new file would hide where the real one went. On PostgreSQL the same goes
+    for a database with no schema (a typo in its name, one dropped and made again): it is
+    refused, not migrated."""
     if not create:
-        probe = Store(config.database.url, base_dir=config.base_dir)
+        probe = Store(config.database.url, base_dir=config.base_dir, make_folder=False)
         try:
             _refuse_missing(probe)
         finally:
@@ -253,6 +264,9 @@ def _refuse_missing(store: Store) -> None:
             not store.sqlite_path.exists():  # connecting would create an empty file
         raise StoreError(f"there is no store at {store.sqlite_path}: run `seriesfeed init` "
                          "(or restore a backup there)")
+    if store.sqlite_path is None and store.schema_revision() is None:
+        raise StoreError(f"there is no store in {store.describe()} (the database has no "
+                         "seriesfeed schema): run `seriesfeed init` (or restore a dump there)")
 
 
 def migrate(store: Store) -> tuple[list[str], str | None]:

@@ -30,7 +30,7 @@ from seriesfeed.errors import (
     ImportError_,
     NotFoundError,
     SeriesfeedError,
-    ValidationError,
+    check_stored_int,
 )
 from seriesfeed.fetch import TOTAL_TIMEOUT_S, Fetched, fetch
 from seriesfeed.importers import FORMATS, MAX_IMPORT_BYTES, ImportBatch, detect_format
@@ -40,7 +40,7 @@ from seriesfeed.schedules import make_trigger, next_fire
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import entries as eq
 from seriesfeed.store import sources as sq
-from seriesfeed.urls import BadURL, check_id
+from seriesfeed.urls import BadURL, check_id, check_url
 
 __all__ = [
     "BACKOFF_CAP_S", "BACKOFF_FIRST_S", "LEASE_S", "PollResult", "backoff_seconds",
@@ -151,6 +151,34 @@ def _ids_as_uris(batch: ImportBatch, base: str) -> None:
                                              id=f"{base}#id={quote(raw, safe='')}")
 
 
+def _adopt_minted_ids(conn: Connection, batch: ImportBatch) -> None:
+    """An item whose minted id is not stored, at the URL of a stored entry minted from the
+    same guid by another feed (a site's main feed and its series feed, or the feed before
+    it moved to another host), is that entry: the guid and the article's address agree.
+    It takes the stored id instead of being refused, on every poll, as another entry."""
+    for item in batch.entries:
+        raw, url = item.entry.id, item.entry.url
+        if not raw or "#id=" not in raw or not url:
+            continue
+        try:
+            url = check_url(url)
+        except BadURL:
+            continue  # the import's check says so, for this entry
+        found = eq.match_entry(conn, entry_id=raw, url=url)
+        if found is None or found.by_id or found.language != item.entry.language:
+            continue
+        if found.id != raw and found.id.rsplit("#id=", 1)[-1] == raw.rsplit("#id=", 1)[1] \
+                and "#id=" in found.id:
+            item.entry = dataclasses.replace(item.entry, id=found.id)
+
+
+def _keep_series(batch: ImportBatch, stored: dict[str, str]) -> None:
+    for item in batch.entries:
+        slug = stored.get(item.entry.id or "")
+        if slug is not None and slug != item.entry.series:
+            item.entry = dataclasses.replace(item.entry, series=slug)
+
+
 def _same_site(a: str, b: str) -> bool:
     """Two feed addresses on one site: the same host, whatever the scheme, path or a
     leading ``www.`` (another host is another publisher, whose guids may collide)."""
@@ -171,7 +199,8 @@ def _soft_links(batch: ImportBatch) -> dict[int, str]:
 
 
 def _link_translations(conn: Connection, config: Config, stored: entries.StoredEntries,
-                       explicit: dict[int, str], report: entries.ImportReport) -> None:
+                       explicit: dict[int, str], report: entries.ImportReport,
+                       source_name: str = "") -> None:
     default = config.site.default_language
     for n, (seq, entry, item) in enumerate(stored):
         refs = ([explicit[n]] if n in explicit else []) + list(item.translations)
@@ -192,6 +221,12 @@ def _link_translations(conn: Connection, config: Config, stored: entries.StoredE
                 continue
             else:  # the entry in the site's language is the original
                 changed = eq.set_translation(conn, other, seq)
+                if changed and theirs.id is not None:
+                    # the translation's own feed may have named its original before that
+                    # was stored (a link it could not set then) and answer 304 from now
+                    # on: it is read in full at its next poll, and what it says decides
+                    others = [n for n in sq.listing(conn, theirs.id) if n != source_name]
+                    sq.forget_validators(conn, others)
             report.linked += changed
 
 
@@ -204,6 +239,8 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     use = _format_of(fetched, fmt, label)
     settings = entries.import_settings(config)
     base = source.url if source else label
+    # a source without a series: its document's series is a default, not an order
+    follows_document = source is not None and not source.series
     if source is not None:
         with store.read() as conn:
             kept = None if source.series else sq.series_of_entries(conn, source_name)
@@ -220,16 +257,27 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)
     _ids_as_uris(batch, base)
+    if source is not None:
+        with store.read() as conn:
+            _adopt_minted_ids(conn, batch)
+            if follows_document:
+                # and each stored entry keeps its own series: one an editor moved to
+                # another series stays there (its page's URL too), not pulled back
+                _keep_series(batch, sq.series_by_entry(
+                    conn, [i.entry.id for i in batch.entries if i.entry.id]))
     explicit = _soft_links(batch) if source is not None else {}
     report = entries.ImportReport(label, use)
+    # every id the document lists, stored or not: an entry left out for a conflict is
+    # still listed (that entry's error), and pruning it would delete it for a slip
+    listed = {item.entry.id for item in batch.entries if item.entry.id}
 
     def within(conn: Connection, stored: entries.StoredEntries) -> None:
-        _link_translations(conn, config, stored, explicit, report)
+        _link_translations(conn, config, stored, explicit, report, source_name)
         if source is None:
             return
         ids = [e.id for _, e, _ in stored if e.id]
         if source.prune and ids:  # an empty document prunes nothing: more likely a fault
-            gone = sq.entry_ids(conn, source_name) - set(ids)
+            gone = sq.entry_ids(conn, source_name) - set(ids) - listed
             # an entry another source still lists stays: that source may answer 304 for
             # ever, and what it lists would never come back
             for entry_id in sorted(gone - sq.listed_elsewhere(conn, source_name, gone)):
@@ -517,9 +565,8 @@ def source_history(store: Store, config: Config, name: str, *, limit: int = 50,
     """One source's polls, newest first (at most ``sources.KEEP_POLLS`` are kept): when,
     the result (ok, partial, unchanged, error, gone), the HTTP status, entries added and
     updated, and the error. A name neither configured nor with a history is an error."""
-    if limit < 1 or offset < 0:
-        raise ValidationError("--limit must be at least 1 and --offset at least 0",
-                              field="--limit")
+    check_stored_int(limit, "--limit", minimum=1)
+    check_stored_int(offset, "--offset")
     with store.read() as conn:
         rows, total = sq.poll_history(conn, name, limit=limit, offset=offset)
     if name not in config.sources and not total:

@@ -10,6 +10,8 @@ transaction, since the refused one wrote nothing."""
 from __future__ import annotations
 
 import contextlib
+import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -19,7 +21,7 @@ from seriesfeed.actions.audit import CLI, Actor
 from seriesfeed.addresses import mask_address, normalize_email
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
-from seriesfeed.errors import NotFoundError, SeriesfeedError, ValidationError
+from seriesfeed.errors import NotFoundError, SeriesfeedError, ValidationError, check_stored_int
 from seriesfeed.flowlog import subscriber_event
 from seriesfeed.models import Frequency, Start, Subscriber, SubscriberStatus
 from seriesfeed.store import Connection, Store
@@ -27,9 +29,10 @@ from seriesfeed.store import catch_up as cq
 from seriesfeed.store import entries as eq
 from seriesfeed.store import ops as oq
 from seriesfeed.store import subscribers as sq
+from seriesfeed.text import clean_line
 
 __all__ = [
-    "MAX_PAGE", "MAX_REASON", "SHOWN_OUTBOX", "StatusChange", "SubscriberDetail",
+    "MAX_PAGE", "MAX_REASON", "MAX_SEARCH", "SHOWN_OUTBOX", "StatusChange", "SubscriberDetail",
     "SubscriberPage", "Unsuppressed", "filters", "search_subscribers", "set_status",
     "show_subscriber", "unsuppress",
 ]
@@ -37,11 +40,18 @@ __all__ = [
 MAX_PAGE = 1000  # one page of a listing: the console shows tens, a script pages on
 SHOWN_OUTBOX = 100  # a subscriber's newest messages shown; the total says if there are more
 MAX_REASON = 1000
+MAX_SEARCH = 254  # the longest address RFC 5321 lets through (a path of 256 with <>)
 
 
 def filters(*, search: str | None = None, status: str | None = None,
-            language: str | None = None, frequency: str | None = None) -> sq.Filters:
-    """The listing's filters from what a shell was given (text), checked."""
+            language: str | None = None, frequency: str | None = None,
+            languages: Collection[str] | None = None) -> sq.Filters:
+    """The listing's filters from what a shell was given (text), checked; ``languages``:
+    the configured ones, when the shell knows them (a typo is then an error, not an
+    empty list that reads as "nobody")."""
+    if language and languages is not None and language not in languages:
+        raise ValidationError(f"unknown language '{language}' (configured: "
+                              f"{', '.join(languages)})", field="language")
     try:
         chosen_status = SubscriberStatus(status) if status else None
     except ValueError:
@@ -53,7 +63,15 @@ def filters(*, search: str | None = None, status: str | None = None,
     except ValueError:
         raise ValidationError(f"'{frequency}' is not daily or weekly",
                               field="frequency") from None
-    return sq.Filters(search=(search or "").strip() or None, status=chosen_status,
+    # only text a store can hold: a lone surrogate (an argument in another encoding) made
+    # the driver raise
+    text = clean_line(search or "")
+    if len(text) > MAX_SEARCH:
+        # no address is longer, and SQLite refuses a LIKE pattern of 50,000 bytes where
+        # PostgreSQL answers: both stores must answer alike
+        raise ValidationError(f"at most {MAX_SEARCH} characters (no address is longer)",
+                              field="search")
+    return sq.Filters(search=text or None, status=chosen_status,
                       language=language or None, frequency=chosen_frequency)
 
 
@@ -70,8 +88,7 @@ def search_subscribers(store: Store, chosen: sq.Filters, *, limit: int = 50,
     """One page of the subscribers ``chosen`` matches (oldest first), and the total."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValidationError(f"must be between 1 and {MAX_PAGE}", field="limit")
-    if offset < 0:
-        raise ValidationError("must be 0 or more", field="offset")
+    check_stored_int(offset, "offset")
     with store.read() as conn:
         found, total = sq.search(conn, chosen, limit=limit, offset=offset)
     return SubscriberPage(found, total, limit, offset)
@@ -80,10 +97,13 @@ def search_subscribers(store: Store, chosen: sq.Filters, *, limit: int = 50,
 def _find(conn: Connection, who: str) -> tuple[str, Subscriber | None]:
     """(the address, the subscriber) WHO names: an address in any case, or an id."""
     text = who.strip()
-    if text.lstrip("#").isdigit():
-        sub = sq.get(conn, id=int(text.lstrip("#")))
+    number = text.lstrip("#")
+    # ASCII digits only: int() also reads other scripts' digits ("١" is 1), and a typo
+    # in an address must not act on whoever has that number
+    if number.isascii() and number.isdigit():
+        sub = sq.get(conn, id=check_stored_int(int(number), "WHO", minimum=1))
         if sub is None:
-            raise NotFoundError(f"no subscriber with id {text.lstrip('#')}")
+            raise NotFoundError(f"no subscriber with id {number}")
         return sub.email, sub
     address = normalize_email(text, field="WHO")
     return address, sq.get(conn, email=address)
@@ -227,18 +247,44 @@ def set_status(store: Store, who: str, status: str, *, actor: Actor = CLI) -> St
                         {"from": sub.status.value, "to": wanted.value,
                          "changed": change.changed}, True, now)
             return change
+    except NotFoundError as exc:
+        # no subscriber has the address (erased since, or never one): the trail keeps it
+        # masked with its hash, as for a lifted suppression; an erasure scrubs only the
+        # addresses of the subscriber it removes, so a clear one here would stay for ever
+        target, detail, mask = _hidden(who, {"to": status})
+        _refused(store, actor, "subscribers.set", target, detail, exc, mask=mask)
+        raise
     except SeriesfeedError as exc:
         _refused(store, actor, "subscribers.set", who, {"to": status}, exc)
         raise
 
 
+def _masked_in(text: str, address: str, shown: str) -> str:
+    """``text`` with every spelling of ``address`` (any case) replaced by ``shown``."""
+    return re.sub(re.escape(address), shown, text, flags=re.IGNORECASE)
+
+
+def _hidden(who: str, detail: dict[str, Any],
+            ) -> tuple[str, dict[str, Any], tuple[str, str] | None]:
+    """The audit target and detail for WHO, masked with its hash when it is an address,
+    and the (address, masked) pair to hide in the error."""
+    try:
+        address = normalize_email(who.strip(), field="WHO")
+    except SeriesfeedError:
+        return who, detail, None  # an id, or not an address at all
+    shown = mask_address(sq.email_key(address))
+    return shown, {**detail, "email_hash": sq.email_hash(address)}, (address, shown)
+
+
 def _refused(store: Store, actor: Actor, action: str, target: str,
-             detail: dict[str, Any], exc: SeriesfeedError) -> None:
+             detail: dict[str, Any], exc: SeriesfeedError, *,
+             mask: tuple[str, str] | None = None) -> None:
+    error = str(exc) if mask is None else _masked_in(str(exc), *mask)
     # the store itself failing here is not the user's news: the original error says more
     with contextlib.suppress(SeriesfeedError):
         audit.record(store, account=actor.account, session=actor.session,
                      address=actor.address, action=action, target=target,
-                     detail={**detail, "error": str(exc)}, ok=False)
+                     detail={**detail, "error": error}, ok=False)
 
 
 @dataclass(frozen=True)
@@ -259,13 +305,17 @@ def unsuppress(store: Store, email: str, reason: str, *,
     in the audit trail in the same transaction. The trail keeps the address masked and
     its hash, never the address: a suppression exists so that the store forgets an
     erased address, and lifting it must not write the address back."""
-    why = " ".join((reason or "").split())
+    # one line of text a store can hold (a lone surrogate made the driver raise, after
+    # the suppression was lifted in the same transaction)
+    why = clean_line(reason or "")
     if not why:
         raise ValidationError("give the reason the suppression is lifted", field="--reason")
     if len(why) > MAX_REASON:
         raise ValidationError(f"at most {MAX_REASON} characters", field="--reason")
     address = normalize_email(email, field="EMAIL")
     shown = mask_address(sq.email_key(address))  # one form whatever the case typed
+    # the reason is the operator's words, and may name the address: masked there too
+    why = _masked_in(why, address, shown)
     try:
         with store.write(durable=True) as conn:
             lifted = sq.lift_suppression(conn, address)
@@ -278,5 +328,6 @@ def unsuppress(store: Store, email: str, reason: str, *,
             return Unsuppressed(shown, digest, lifted[0], lifted[1], row)
     except SeriesfeedError as exc:
         _refused(store, actor, "subscribers.unsuppress", shown,
-                 {"reason": why, "email_hash": sq.email_hash(address)}, exc)
+                 {"reason": why, "email_hash": sq.email_hash(address)}, exc,
+                 mask=(address, shown))
         raise

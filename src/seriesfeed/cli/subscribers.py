@@ -78,7 +78,7 @@ def list_command(app: AppContext, search: str | None, status: str | None,
                  offset: int | None, as_json: bool) -> None:
     """List subscribers (oldest first), all or those matching the filters."""
     chosen = subscriber_admin.filters(search=search, status=status, language=language,
-                                      frequency=frequency)
+                                      frequency=frequency, languages=app.config.languages)
     total: int | None = None
     if limit is None and offset is None:  # every match, streamed: memory stays flat
         found: Iterable[Subscriber] = actions.subscribers.list_subscribers(

@@ -113,11 +113,12 @@ class Store:
 
     def __init__(self, url: str, *, base_dir: Path | None = None,
                  busy_timeout: float | None = None,
-                 trouble: StoreTrouble | None = None) -> None:
+                 trouble: StoreTrouble | None = None, make_folder: bool = True) -> None:
         """``busy_timeout``: how long a statement waits for another connection's lock
         before it fails (SQLite's busy timeout, PostgreSQL's lock_timeout); None is 30 s on
         SQLite and no limit on PostgreSQL. The web app uses a few seconds, so a visitor is
-        answered 503 rather than held."""
+        answered 503 rather than held. ``make_folder=False``: a SQLite file's folder is
+        not made (a read-only look must leave no trace where an unmounted volume was)."""
         self.url = normalize_url(url, base_dir or Path.cwd())
         self.busy_timeout = busy_timeout
         self.trouble = trouble or StoreTrouble()
@@ -126,7 +127,7 @@ class Store:
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             self.sqlite_path: Path | None = Path(parsed.database or "")
-            if parsed.database and parsed.database != ":memory:":
+            if make_folder and parsed.database and parsed.database != ":memory:":
                 try:
                     self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from seriesfeed.errors import NotFoundError, StoreError
+from seriesfeed.errors import MAX_STORED_INT, NotFoundError, StoreError
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText, SiteData
 from seriesfeed.parts import PartRow, number_parts
 from seriesfeed.store.slugs import entry_slug, slug_base
@@ -256,7 +256,9 @@ def get_entry(conn: Connection, ref: str, *, parts: bool = False) -> Entry:
     """An entry by its id, its URL or its sequence number; with ``parts``, its part number
     too (a scan of its series: imports look entries up one by one and do not need it)."""
     cond = or_(entries.c.id == ref, entries.c.url == ref)
-    if ref.isdigit():
+    # ASCII digits that fit a 64-bit column: int() also reads "²" (raising) and "١", and a
+    # larger number made the driver raise; neither can be a stored number
+    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_STORED_INT:
         cond = or_(cond, entries.c.seq == int(ref))
     found = _load(conn, _entry_select().where(cond))
     if not found:

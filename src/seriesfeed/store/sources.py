@@ -11,9 +11,10 @@ from seriesfeed.store.tables import entries, series, source_entries, source_poll
 
 __all__ = [
     "KEEP_POLLS", "PollRow", "SourceState", "add_entries_count", "all_states", "claim",
-    "ensure_state", "entry_ids", "forget_entries", "get_state", "listed_elsewhere",
+    "ensure_state", "entry_ids", "forget_entries", "forget_validators", "get_state",
+    "listed_elsewhere", "listing",
     "minted_base", "poll_history", "record", "record_poll", "remember_entries",
-    "series_of_entries",
+    "series_by_entry", "series_of_entries",
 ]
 
 # a source polled every 15 minutes keeps about ten days of history; the console's chart
@@ -115,6 +116,20 @@ def listed_elsewhere(conn: Connection, name: str, ids: set[str]) -> set[str]:
     return found
 
 
+def listing(conn: Connection, entry_id: str) -> list[str]:
+    """The sources that list the entry ``entry_id``."""
+    return sorted(conn.execute(select(source_entries.c.source).where(
+        source_entries.c.entry_id == entry_id)).scalars())
+
+
+def forget_validators(conn: Connection, names: list[str]) -> None:
+    """Drop these sources' ETag and Last-Modified, so their next poll reads the whole
+    document again instead of a 304."""
+    if names:
+        conn.execute(update(sources).where(sources.c.name.in_(names))
+                     .values(etag=None, last_modified=None))
+
+
 def minted_base(conn: Connection, name: str) -> str | None:
     """The URL that the ids source ``name`` minted (``<url>#id=<guid>``) start with: the
     source's url when they were first stored (the most common one, if several)."""
@@ -136,6 +151,18 @@ def series_of_entries(conn: Connection, name: str) -> str | None:
         .where(source_entries.c.source == name)
         .group_by(series.c.slug).order_by(func.count().desc(), series.c.slug).limit(1)).first()
     return row.slug if row is not None else None
+
+
+def series_by_entry(conn: Connection, ids: list[str]) -> dict[str, str]:
+    """The series (slug) each stored entry among ``ids`` is in."""
+    out: dict[str, str] = {}
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), 500):  # bounded IN lists on every backend
+        out.update((str(i), str(slug)) for i, slug in conn.execute(
+            select(entries.c.id, series.c.slug)
+            .select_from(entries.join(series, series.c.id == entries.c.series_id))
+            .where(entries.c.id.in_(ordered[start:start + 500]))))
+    return out
 
 
 def forget_entries(conn: Connection, name: str, ids: set[str]) -> None:
