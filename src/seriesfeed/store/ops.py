@@ -109,16 +109,22 @@ def retry_failed(conn: Connection, ids: list[int] | None, *, digest_id: int | No
         if digest_id is not None:
             query = query.where(outbox.c.digest_id == digest_id)
         chosen = [int(i) for i in conn.execute(query.order_by(outbox.c.id)).scalars()]
+    done = []
     for row_id in chosen:
         row = get_outbox(conn, row_id)
         assert row is not None
         n = row.operator_retries + 1
         note = f"operator retry {n} at {now.isoformat(timespec='seconds')} (was: " \
                f"{row.last_error or 'failed'})"
-        conn.execute(update(outbox).where(outbox.c.id == row_id).values(
-            state=OutboxState.QUEUED.value, attempts=0, next_at=None, lease_until=None,
-            operator_retries=n, note=note[:1000]))
-    return chosen
+        # only while it is still failed: a second retry beside this one (PostgreSQL
+        # re-reads the row after waiting for the first) must not reset a row that the
+        # first put back and a drain has claimed since, or it would be sent twice
+        if conn.execute(update(outbox).where(
+                outbox.c.id == row_id, outbox.c.state == OutboxState.FAILED.value).values(
+                state=OutboxState.QUEUED.value, attempts=0, next_at=None, lease_until=None,
+                operator_retries=n, note=note[:1000])).rowcount:
+            done.append(row_id)
+    return done
 
 
 def failed_ids(conn: Connection, digest_id: int | None = None) -> list[int]:
