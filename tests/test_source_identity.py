@@ -609,3 +609,76 @@ def test_a_feed_moved_to_another_host_keeps_updating_the_items_it_listed(
     assert {u: after[u][0] for u in seqs} == seqs, (after, result)
     assert sorted(t for _, t in after.values()) == ["One, corrected", "Three", "Two"]
     assert sources.list_sources(store, config)[0]["last_error"] is None, result
+
+
+def _letters(title_1: str, summary_1: str) -> bytes:
+    return _atom_texts([("urn:en:1", title_1, summary_1), ("urn:en:2", "Letter 2", "About 2")])
+
+
+def _atom_texts(items: list[tuple[str, str, str]]) -> bytes:
+    body = "".join(f"<entry><id>{eid}</id><title>{title}</title>"
+                   f"<link rel='alternate' href='{SITE}/{eid.rsplit(':', 1)[1]}/'/>"
+                   f"<published>2026-11-02T10:00:00Z</published><summary>{summary}</summary>"
+                   f"</entry>" for eid, title, summary in items)
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom' "
+            f"xml:lang='en'><id>urn:en</id><title>News</title>"
+            f"<updated>2026-11-05T10:00:00Z</updated>{body}</feed>").encode()
+
+
+def test_an_editors_title_fix_holds_against_the_next_poll_and_the_summary_still_follows(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        run_cli: Callable[..., CliResult]) -> None:
+    server.routes["/en.xml"] = Route(_letters("Leter 1", "About 1"))
+    config, store = site(en={"path": "/en.xml", "series": "news"})
+    poll(store, config, "en")
+    actions.entries.set_entry_texts(store, config, "urn:en:1", title="Letter 1")
+    # the publisher edits the item: a new summary, and still the misspelt title
+    server.routes["/en.xml"] = Route(_letters("Leter 1", "About 1, revised"))
+    poll(store, config, "en")
+    entry = actions.show_entry(store, "urn:en:1")
+    assert (entry.title, entry.summary) == ("Letter 1", "About 1, revised")
+    # a pinned summary holds too, and the pins survive an export read back
+    actions.entries.set_entry_texts(store, config, "urn:en:1", summary="About letter 1")
+    server.routes["/en.xml"] = Route(_letters("Leter 1", "About 1, revised again"))
+    poll(store, config, "en")
+    entry = actions.show_entry(store, "urn:en:1")
+    assert (entry.title, entry.summary) == ("Letter 1", "About letter 1")
+    assert entry.texts_pinned == ("title", "summary")
+    # the editor gives the title back to the source: the next poll brings the site's
+    assert config.path is not None
+    result = run_cli("--config", config.path, "entries", "set", "urn:en:1",
+                     "--title-from-source")
+    assert result.code == 0, result.err
+    server.routes["/en.xml"] = Route(_letters("Letter 1 (corrected by the site)",
+                                              "About 1, revised again"))
+    poll(store, config, "en")
+    entry = actions.show_entry(store, "urn:en:1")
+    assert (entry.title, entry.summary) == ("Letter 1 (corrected by the site)",
+                                            "About letter 1")
+    assert entry.texts_pinned == ("summary",)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_text_pins_survive_an_export_read_into_a_new_store(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        make_config: ConfigFactory, tmp_path: Path, fmt: str) -> None:
+    server.routes["/en.xml"] = Route(_letters("Leter 1", "About 1"))
+    config, store = site(en={"path": "/en.xml", "series": "news"})
+    poll(store, config, "en")
+    actions.entries.set_entry_texts(store, config, "urn:en:1", title="Letter 1")
+    data, _ = actions.export_entries(store, config, fmt)
+    (tmp_path / f"all.{fmt}").write_bytes(data)
+    other_path = make_config(database={"url": f"sqlite:///{tmp_path / 'other.sqlite3'}"})
+    other_config = load_config(other_path, env={})
+    other = Store(other_config.database.url, base_dir=other_config.base_dir)
+    try:
+        other.migrate()
+        actions.import_entries(other, other_config, tmp_path / f"all.{fmt}")
+        pins = {e.id: e.texts_pinned for e in actions.list_entries(other)}
+        assert pins == {"urn:en:1": ("title",), "urn:en:2": ()}, pins
+        # read back into the store it came from: nothing changes
+        report = actions.import_entries(store, config, tmp_path / f"all.{fmt}")
+        assert (report.added, report.updated) == (0, 0), report
+    finally:
+        other.close()
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -344,7 +344,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 e = dataclasses.replace(
                     e, id=found.id if found else _unused_id(conn, mint_id(config, e)))
             e = _keep_precise_time(config, e, item, found)
-            row = q.save_entry(conn, e, sid, now, found=found)
+            row = q.save_entry(conn, e, sid, now, found=found, from_source=from_source)
             q.sync_hold(conn, row.seq, e.published, now, created=row.created)
             if row.created:
                 report.added += 1
@@ -427,12 +427,18 @@ def _apply_parts(conn: Connection, wanted: list[tuple[int, int, int | None]], so
     return changed
 
 
-def set_entry(store: Store, ref: str, *, part: int | str | None = None) -> Entry:
+def set_entry(store: Store, ref: str, *, part: int | str | None = None,
+              from_source: Collection[str] = ()) -> Entry:
     """Set fields an editor owns on one entry. ``part``: a number from 1, or "auto" to
-    go back to the computed number."""
+    go back to the computed number. ``from_source``: texts ("title", "summary") whose
+    editor's fix is lifted, so the next poll of the entry's source sets them again."""
+    unknown = sorted(set(from_source) - set(q.TEXT_PINS))
+    if unknown:
+        raise ValidationError(f"'{unknown[0]}' is not title or summary", field="from_source")
     with store.write() as conn:
         entry = q.get_entry(conn, _ref(ref))
         assert entry.seq is not None
+        q.unpin_texts(conn, entry.seq, from_source)
         if part == "auto":
             q.set_part(conn, entry.seq, None)
         elif isinstance(part, int):
@@ -450,7 +456,9 @@ def set_entry_texts(store: Store, config: Config, ref: str, *, title: str | None
                     summary: str | None = None) -> Entry:
     """An editor's fix of one entry's title or summary (what is not given stays): stored
     in place by the import path, so the entry keeps its id, sequence number and part and
-    is not sent again; its ``updated`` time moves so feed readers see the change."""
+    is not sent again; its ``updated`` time moves so feed readers see the change. What is
+    given is pinned: a poll of the entry's source leaves it (``set_entry`` with
+    ``from_source`` gives it back)."""
     if title is not None and not clean_line(title):
         raise ValidationError("the title is empty", field="--title")
     current = show_entry(store, ref)
@@ -461,8 +469,11 @@ def set_entry_texts(store: Store, config: Config, ref: str, *, title: str | None
         summary=clean_text(summary).strip() if summary is not None else current.summary,
         updated=now_utc().astimezone(config.zone),
         # an import that states a part pins it: state none, and the stored one stays
-        part=None, pinned=None, parts=None)
-    if (changed.title, changed.summary) == (current.title, current.summary):
+        part=None, pinned=None, parts=None,
+        texts_pinned=tuple(name for name, given in (("title", title), ("summary", summary))
+                           if given is not None or name in current.texts_pinned))
+    if (changed.title, changed.summary, changed.texts_pinned) == (
+            current.title, current.summary, current.texts_pinned):
         return current
     return add_entry(store, config, changed)
 
