@@ -445,17 +445,6 @@ def test_a_source_whose_url_the_operator_updates_keeps_updating_its_entries(
     assert sources.list_sources(store, config)[0]["last_error"] is None
 
 
-def test_minted_ids_follow_a_feed_only_within_its_site() -> None:
-    """A guid is unique within one publisher's feed: a new address on the same host keeps
-    the ids minted before, another host (another publisher, whose post 101 is another
-    post) does not."""
-    from seriesfeed.actions.sources import _same_site
-
-    assert _same_site("http://news.example/feed.xml", "https://www.news.example/rss/")
-    assert not _same_site("https://news.example/feed.xml", "https://other.example/feed.xml")
-    assert not _same_site("file.xml", "other.xml")
-
-
 def test_a_pruning_source_never_removes_an_entry_it_still_lists_but_could_not_store(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     """An entry left out for a conflict is still in the document: it is that entry's
@@ -682,3 +671,34 @@ def test_text_pins_survive_an_export_read_into_a_new_store(
     finally:
         other.close()
 
+
+
+def _author_rss(author: str, title: str) -> bytes:
+    """A blog platform's per-author feed: guid "42" is the author's post 42, and another
+    author on the same host has a post 42 of their own."""
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>Blog</title>"
+            f"<link>{SITE}/@{author}</link><language>en</language><description>x</description>"
+            f"<item><guid isPermaLink='false'>42</guid><title>{title}</title>"
+            f"<link>{SITE}/@{author}/42/</link><pubDate>Mon, 02 Nov 2026 10:00:00 GMT"
+            f"</pubDate><description>By {author}</description></item>"
+            f"</channel></rss>").encode()
+
+
+def test_a_source_repointed_to_another_feed_on_the_host_never_overwrites_its_entries(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    """The same host is not the same feed: repointing a source from one author's feed to
+    another's keeps the first author's post 42 as it was, and stores the second's beside
+    it (a stored id is taken over only where the guid and the article's address agree)."""
+    server.routes["/@alice/feed"] = Route(_author_rss("alice", "Alice's 42"),
+                                          content_type="application/rss+xml")
+    server.routes["/@bob/feed"] = Route(_author_rss("bob", "Bob's 42"),
+                                        content_type="application/rss+xml")
+    config, store = site(blog={"path": "/@alice/feed", "series": "blog"})
+    poll(store, config, "blog")
+    (alice,) = actions.list_entries(store)
+    config, store = site(blog={"path": "/@bob/feed", "series": "blog"})
+    result = poll(store, config, "blog")
+    after = {e.id: (e.title, e.url) for e in actions.list_entries(store)}
+    assert after[alice.id] == (alice.title, alice.url) == ("Alice's 42", f"{SITE}/@alice/42/")
+    assert sorted(after.values()) == [("Alice's 42", f"{SITE}/@alice/42/"),
+                                      ("Bob's 42", f"{SITE}/@bob/42/")], (after, result)

@@ -179,14 +179,6 @@ def _keep_series(batch: ImportBatch, stored: dict[str, str]) -> None:
             item.entry = dataclasses.replace(item.entry, series=slug)
 
 
-def _same_site(a: str, b: str) -> bool:
-    """Two feed addresses on one site: the same host, whatever the scheme, path or a
-    leading ``www.`` (another host is another publisher, whose guids may collide)."""
-    def host(url: str) -> str:
-        return (urlsplit(url).hostname or "").removeprefix("www.")
-    return host(a) != "" and host(a) == host(b)
-
-
 def _soft_links(batch: ImportBatch) -> dict[int, str]:
     """Take ``translation_of`` out of the entries (a source may name an original stored
     later, by another source): linked after storing when found, skipped when not."""
@@ -244,15 +236,14 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     if source is not None:
         with store.read() as conn:
             kept = None if source.series else sq.series_of_entries(conn, source_name)
-            minted = sq.minted_base(conn, source_name)
         if kept is not None:
             # a source without a series takes the document's title only until it has
             # stored entries; then it keeps theirs: a retitled feed moves and renames nothing
             source = dataclasses.replace(source, series=kept)
-        if minted is not None and minted != base and _same_site(minted, base):
-            # the operator followed the feed to a new address on the same site (https, a
-            # new path): ids minted from its guids keep the address they were minted with
-            base = minted
+    # ids are minted from the source's url as it is now: a feed followed to a new address
+    # keeps its entries through _adopt_minted_ids (guid and article address agree), never
+    # by reusing the old address, which on one host may be another feed's (medium.com/@a
+    # and medium.com/@b each have a post "42")
     batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)
