@@ -702,3 +702,54 @@ def test_a_source_repointed_to_another_feed_on_the_host_never_overwrites_its_ent
     assert after[alice.id] == (alice.title, alice.url) == ("Alice's 42", f"{SITE}/@alice/42/")
     assert sorted(after.values()) == [("Alice's 42", f"{SITE}/@alice/42/"),
                                       ("Bob's 42", f"{SITE}/@bob/42/")], (after, result)
+
+
+def test_an_editors_series_move_committed_while_a_poll_reads_is_not_undone(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What decides a poll's writes (each stored entry's series) is read in the poll's
+    own write transaction: an editor's move committed right after the poll looked is
+    either seen by it or waits for it, and is never overwritten."""
+    import threading
+
+    from seriesfeed.store import sources as source_queries
+
+    feed = [("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+            ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]
+    server.routes["/en.xml"] = Route(_atom("en", feed))
+    config, store = site(en={"path": "/en.xml"})
+    poll(store, config, "en")
+    data, _ = actions.export_entries(store, config, "json")
+    document = json.loads(data)
+    document["series"] = [{"slug": "letters", "texts": {"en": {"title": "Letters"}}}]
+    document["entries"] = [{**e, "series": "letters"} for e in document["entries"]
+                           if e["id"] == "urn:en:1"]
+    (tmp_path / "move.json").write_text(json.dumps(document), encoding="utf-8")
+    errors: list[BaseException] = []
+
+    def editor() -> None:  # the console's move, through its own connection
+        other = Store(config.database.url, base_dir=config.base_dir)
+        try:
+            actions.import_entries(other, config, tmp_path / "move.json")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            other.close()
+
+    real = source_queries.series_by_entry
+    mover = threading.Thread(target=editor)
+
+    def looked(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        mover.start()
+        mover.join(1.0)  # committed now, unless it waits for the poll's transaction
+        return found
+
+    monkeypatch.setattr(source_queries, "series_by_entry", looked)
+    server.routes["/en.xml"] = Route(_atom("en", [*feed, ("urn:en:3", "Letter 3",
+                                                          [(None, f"{SITE}/c/")])]))
+    poll(store, config, "en")
+    mover.join(30)
+    assert not mover.is_alive() and errors == []
+    after = {e.id: e.series for e in actions.list_entries(store)}
+    assert after["urn:en:1"] == "letters", after
