@@ -635,6 +635,11 @@ def test_an_editors_title_fix_holds_against_the_next_poll_and_the_summary_still_
     assert entry.texts_pinned == ("title", "summary")
     # the editor gives the title back to the source: the next poll brings the site's
     assert config.path is not None
+    both = run_cli("--config", config.path, "entries", "set", "urn:en:1", "--title", "X",
+                   "--title-from-source")
+    assert both.code == 1 and "--title-from-source" in both.err, both
+    assert "Traceback" not in both.err
+    assert actions.show_entry(store, "urn:en:1").texts_pinned == ("title", "summary")
     result = run_cli("--config", config.path, "entries", "set", "urn:en:1",
                      "--title-from-source")
     assert result.code == 0, result.err
