@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from seriesfeed import actions
-from seriesfeed.actions import subscribers
+from seriesfeed.actions import subscriber_admin, subscribers
 from seriesfeed.actions.delivery import drain_outbox
 from seriesfeed.config import Config, load_config
 from seriesfeed.models import Entry
@@ -117,6 +117,43 @@ def test_the_back_catalogue_ends_and_the_cursor_goes(
         english = sorted({e.part for e in eq.list_entries(conn, language="en") if e.part})
     assert len(english) == 18  # the seed's English parts (two parts are Spanish only)
     assert _parts(_to(smtp_server, "late@example.org")) == english
+    with store.read() as conn:
+        assert conn.execute(select(tables.catch_ups)).all() == []
+
+
+def test_a_reader_restored_from_bounced_gets_no_part_a_second_time(
+        world: tuple[Config, Store], smtp_server: SmtpServer) -> None:
+    """Restoring a bounced reader keeps where their catch-up stood: only confirming a
+    pending reader starts them on part 1 (restarting would send as catch-up mail, under
+    new Message-IDs, the parts they already got)."""
+    config = dataclass_replace_digests(world[0], catch_up_per_digest=10)
+    store = world[1]
+    reader = "late@example.org"
+    with time_machine.travel(T0, tick=False) as clock:
+        actions.import_entries(store, config, SEED_PAGE)
+        subscribers.add_subscriber(store, config, reader, frequency="daily",
+                                   confirmed=True, start="first")
+        for _ in range(2):  # 10 + 8 parts: the English back catalogue is done
+            _send(store, config)
+            clock.shift(timedelta(days=1))
+        actions.add_entry(store, config, Entry(
+            series="reflections-on-the-iso-crisis", language="en", title="What comes next",
+            summary="A new part.", published=T0 + timedelta(days=2),
+            url="https://socialistworker.org/2026/12/03/what-comes-next/"))
+        _send(store, config)  # the new part comes in an ordinary digest
+        clock.shift(timedelta(days=1))
+        with store.write() as conn:
+            conn.execute(update(tables.subscribers)
+                         .where(tables.subscribers.c.email_key == reader)
+                         .values(status="bounced", hard_bounces=3))
+        subscriber_admin.set_status(store, reader, "confirmed")
+        for _ in range(3):
+            _send(store, config)
+            clock.shift(timedelta(days=1))
+    late = _to(smtp_server, reader)
+    parts = _parts(late)
+    assert len(parts) == 18 and len(set(parts)) == 18, str(parts)
+    assert len([m for m in late if "What comes next" in _text(m)]) == 1
     with store.read() as conn:
         assert conn.execute(select(tables.catch_ups)).all() == []
 

@@ -1,6 +1,6 @@
 """`digests retry ID` run by two operators at once, in processes of their own, while the
 daemon drains the outbox: each failed row is sent once more, with the Message-ID stored
-for it, and nothing else is sent again."""
+for it, and nothing else is sent again; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from tests.test_daemon import _free_port, _get, _wait
 
 
 def test_two_retries_while_the_daemon_drains_send_each_failed_row_once(
-        make_config: Callable[..., Path], tmp_path: Path, smtp_server: SmtpServer,
+        make_config: Callable[..., Path], database_url: str, smtp_server: SmtpServer,
         procs: Processes) -> None:
     web_port = _free_port()
     path = make_config(
-        database={"url": f"sqlite:///{tmp_path / 'r.sqlite3'}"},
+        database={"url": database_url},  # a SQLite file, and PostgreSQL when it answers
         web={"host": "127.0.0.1", "port": web_port, "base_url": ""},
         smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none",
               "connections": 2},

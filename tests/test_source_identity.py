@@ -445,17 +445,6 @@ def test_a_source_whose_url_the_operator_updates_keeps_updating_its_entries(
     assert sources.list_sources(store, config)[0]["last_error"] is None
 
 
-def test_minted_ids_follow_a_feed_only_within_its_site() -> None:
-    """A guid is unique within one publisher's feed: a new address on the same host keeps
-    the ids minted before, another host (another publisher, whose post 101 is another
-    post) does not."""
-    from seriesfeed.actions.sources import _same_site
-
-    assert _same_site("http://news.example/feed.xml", "https://www.news.example/rss/")
-    assert not _same_site("https://news.example/feed.xml", "https://other.example/feed.xml")
-    assert not _same_site("file.xml", "other.xml")
-
-
 def test_a_pruning_source_never_removes_an_entry_it_still_lists_but_could_not_store(
         server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
     """An entry left out for a conflict is still in the document: it is that entry's
@@ -609,3 +598,163 @@ def test_a_feed_moved_to_another_host_keeps_updating_the_items_it_listed(
     assert {u: after[u][0] for u in seqs} == seqs, (after, result)
     assert sorted(t for _, t in after.values()) == ["One, corrected", "Three", "Two"]
     assert sources.list_sources(store, config)[0]["last_error"] is None, result
+
+
+def _letters(title_1: str, summary_1: str) -> bytes:
+    return _atom_texts([("urn:en:1", title_1, summary_1), ("urn:en:2", "Letter 2", "About 2")])
+
+
+def _atom_texts(items: list[tuple[str, str, str]]) -> bytes:
+    body = "".join(f"<entry><id>{eid}</id><title>{title}</title>"
+                   f"<link rel='alternate' href='{SITE}/{eid.rsplit(':', 1)[1]}/'/>"
+                   f"<published>2026-11-02T10:00:00Z</published><summary>{summary}</summary>"
+                   f"</entry>" for eid, title, summary in items)
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom' "
+            f"xml:lang='en'><id>urn:en</id><title>News</title>"
+            f"<updated>2026-11-05T10:00:00Z</updated>{body}</feed>").encode()
+
+
+def test_an_editors_title_fix_holds_against_the_next_poll_and_the_summary_still_follows(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        run_cli: Callable[..., CliResult]) -> None:
+    server.routes["/en.xml"] = Route(_letters("Leter 1", "About 1"))
+    config, store = site(en={"path": "/en.xml", "series": "news"})
+    poll(store, config, "en")
+    actions.entries.set_entry_texts(store, config, "urn:en:1", title="Letter 1")
+    # the publisher edits the item: a new summary, and still the misspelt title
+    server.routes["/en.xml"] = Route(_letters("Leter 1", "About 1, revised"))
+    poll(store, config, "en")
+    entry = actions.show_entry(store, "urn:en:1")
+    assert (entry.title, entry.summary) == ("Letter 1", "About 1, revised")
+    # a pinned summary holds too, and the pins survive an export read back
+    actions.entries.set_entry_texts(store, config, "urn:en:1", summary="About letter 1")
+    server.routes["/en.xml"] = Route(_letters("Leter 1", "About 1, revised again"))
+    poll(store, config, "en")
+    entry = actions.show_entry(store, "urn:en:1")
+    assert (entry.title, entry.summary) == ("Letter 1", "About letter 1")
+    assert entry.texts_pinned == ("title", "summary")
+    # the editor gives the title back to the source: the next poll brings the site's
+    assert config.path is not None
+    both = run_cli("--config", config.path, "entries", "set", "urn:en:1", "--title", "X",
+                   "--title-from-source")
+    assert both.code == 1 and "--title-from-source" in both.err, both
+    assert "Traceback" not in both.err
+    assert actions.show_entry(store, "urn:en:1").texts_pinned == ("title", "summary")
+    result = run_cli("--config", config.path, "entries", "set", "urn:en:1",
+                     "--title-from-source")
+    assert result.code == 0, result.err
+    server.routes["/en.xml"] = Route(_letters("Letter 1 (corrected by the site)",
+                                              "About 1, revised again"))
+    poll(store, config, "en")
+    entry = actions.show_entry(store, "urn:en:1")
+    assert (entry.title, entry.summary) == ("Letter 1 (corrected by the site)",
+                                            "About letter 1")
+    assert entry.texts_pinned == ("summary",)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_text_pins_survive_an_export_read_into_a_new_store(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]],
+        make_config: ConfigFactory, tmp_path: Path, fmt: str) -> None:
+    server.routes["/en.xml"] = Route(_letters("Leter 1", "About 1"))
+    config, store = site(en={"path": "/en.xml", "series": "news"})
+    poll(store, config, "en")
+    actions.entries.set_entry_texts(store, config, "urn:en:1", title="Letter 1")
+    data, _ = actions.export_entries(store, config, fmt)
+    (tmp_path / f"all.{fmt}").write_bytes(data)
+    other_path = make_config(database={"url": f"sqlite:///{tmp_path / 'other.sqlite3'}"})
+    other_config = load_config(other_path, env={})
+    other = Store(other_config.database.url, base_dir=other_config.base_dir)
+    try:
+        other.migrate()
+        actions.import_entries(other, other_config, tmp_path / f"all.{fmt}")
+        pins = {e.id: e.texts_pinned for e in actions.list_entries(other)}
+        assert pins == {"urn:en:1": ("title",), "urn:en:2": ()}, pins
+        # read back into the store it came from: nothing changes
+        report = actions.import_entries(store, config, tmp_path / f"all.{fmt}")
+        assert (report.added, report.updated) == (0, 0), report
+    finally:
+        other.close()
+
+
+
+def _author_rss(author: str, title: str) -> bytes:
+    """A blog platform's per-author feed: guid "42" is the author's post 42, and another
+    author on the same host has a post 42 of their own."""
+    return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>Blog</title>"
+            f"<link>{SITE}/@{author}</link><language>en</language><description>x</description>"
+            f"<item><guid isPermaLink='false'>42</guid><title>{title}</title>"
+            f"<link>{SITE}/@{author}/42/</link><pubDate>Mon, 02 Nov 2026 10:00:00 GMT"
+            f"</pubDate><description>By {author}</description></item>"
+            f"</channel></rss>").encode()
+
+
+def test_a_source_repointed_to_another_feed_on_the_host_never_overwrites_its_entries(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    """The same host is not the same feed: repointing a source from one author's feed to
+    another's keeps the first author's post 42 as it was, and stores the second's beside
+    it (a stored id is taken over only where the guid and the article's address agree)."""
+    server.routes["/@alice/feed"] = Route(_author_rss("alice", "Alice's 42"),
+                                          content_type="application/rss+xml")
+    server.routes["/@bob/feed"] = Route(_author_rss("bob", "Bob's 42"),
+                                        content_type="application/rss+xml")
+    config, store = site(blog={"path": "/@alice/feed", "series": "blog"})
+    poll(store, config, "blog")
+    (alice,) = actions.list_entries(store)
+    config, store = site(blog={"path": "/@bob/feed", "series": "blog"})
+    result = poll(store, config, "blog")
+    after = {e.id: (e.title, e.url) for e in actions.list_entries(store)}
+    assert after[alice.id] == (alice.title, alice.url) == ("Alice's 42", f"{SITE}/@alice/42/")
+    assert sorted(after.values()) == [("Alice's 42", f"{SITE}/@alice/42/"),
+                                      ("Bob's 42", f"{SITE}/@bob/42/")], (after, result)
+
+
+def test_an_editors_series_move_committed_while_a_poll_reads_is_not_undone(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What decides a poll's writes (each stored entry's series) is read in the poll's
+    own write transaction: an editor's move committed right after the poll looked is
+    either seen by it or waits for it, and is never overwritten."""
+    import threading
+
+    from seriesfeed.store import sources as source_queries
+
+    feed = [("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
+            ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]
+    server.routes["/en.xml"] = Route(_atom("en", feed))
+    config, store = site(en={"path": "/en.xml"})
+    poll(store, config, "en")
+    data, _ = actions.export_entries(store, config, "json")
+    document = json.loads(data)
+    document["series"] = [{"slug": "letters", "texts": {"en": {"title": "Letters"}}}]
+    document["entries"] = [{**e, "series": "letters"} for e in document["entries"]
+                           if e["id"] == "urn:en:1"]
+    (tmp_path / "move.json").write_text(json.dumps(document), encoding="utf-8")
+    errors: list[BaseException] = []
+
+    def editor() -> None:  # the console's move, through its own connection
+        other = Store(config.database.url, base_dir=config.base_dir)
+        try:
+            actions.import_entries(other, config, tmp_path / "move.json")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            other.close()
+
+    real = source_queries.series_by_entry
+    mover = threading.Thread(target=editor)
+
+    def looked(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        mover.start()
+        mover.join(1.0)  # committed now, unless it waits for the poll's transaction
+        return found
+
+    monkeypatch.setattr(source_queries, "series_by_entry", looked)
+    server.routes["/en.xml"] = Route(_atom("en", [*feed, ("urn:en:3", "Letter 3",
+                                                          [(None, f"{SITE}/c/")])]))
+    poll(store, config, "en")
+    mover.join(30)
+    assert not mover.is_alive() and errors == []
+    after = {e.id: e.series for e in actions.list_entries(store)}
+    assert after["urn:en:1"] == "letters", after

@@ -42,7 +42,7 @@ def test_migrations_create_exactly_the_declared_schema(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
                                 metadata)
     assert diff == []
-    assert store.schema_revision() == HEAD_REVISION == "i24_admin"  # the newest
+    assert store.schema_revision() == HEAD_REVISION == "i24_entry_pins"  # the newest
     assert store.migrate() == []  # idempotent
 
 
@@ -77,7 +77,7 @@ def test_a_store_at_head_opens_without_alembic_and_an_older_one_upgrades(
     assert upgrade.stdout.strip() == ("['i14_sources', 'i16_ops', 'i12_drop_rate_limits', "
                                       "'sub_unsubscribed_from', 'i21_parts', 'i20_relay_state', "
                                       "'i23_nodes', 'i21_catch_up', 'i20_relay_identity', "
-                                      "'i24_admin']")
+                                      "'i24_admin', 'i24_entry_pins']")
     assert old.at_head()
     again = subprocess.run([sys.executable, "-c",
                             "import sys\nfrom seriesfeed.store import open_store\n"

@@ -7,8 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 
 __all__ = [
-    "Author", "AuthorKind", "Entry", "Frequency", "OutboxKind", "OutboxState", "Series",
-    "SeriesText", "SiteData", "Start", "Subscriber", "SubscriberStatus",
+    "PINNABLE_TEXTS", "Author", "AuthorKind", "Entry", "Frequency", "OutboxKind", "OutboxState",
+    "Series", "SeriesText", "SiteData", "Start", "Subscriber", "SubscriberStatus",
 ]
 
 
@@ -76,6 +76,10 @@ class Series:
         return self.texts.get(language)
 
 
+# the texts of an entry an editor may fix and pin against its source, in stored order
+PINNABLE_TEXTS = ("title", "summary")
+
+
 @dataclass
 class Entry:
     """One article. ``id`` (a tag URI or the id it was imported with) is stable forever;
@@ -99,6 +103,8 @@ class Entry:
     part: int | None = None  # which part of its series (parts.py), filled when read
     pinned: int | None = None  # the part an editor set (stored); None: computed from dates
     parts: int | None = None  # how many parts the series has (its originals)
+    # the texts an editor set (of PINNABLE_TEXTS): a poll of the source leaves them alone
+    texts_pinned: tuple[str, ...] = ()
 
     @property
     def page_path(self) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -280,7 +280,8 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
                 report: ImportReport,
                 within: Callable[[Connection, StoredEntries], None] | None = None,
                 *, from_source: bool = False,
-                title_only: dict[str, set[str]] | None = None) -> ImportReport:
+                title_only: dict[str, set[str]] | None = None,
+                prepare: Callable[[Connection], None] | None = None) -> ImportReport:
     """Store a parsed batch in one transaction: all of it, or (on any error) none of it.
 
     ``within`` runs in the same transaction after the entries are stored (a source's
@@ -290,7 +291,25 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
     number it states is stored only where no editor set one, and one that another entry
     holds is left out the same way (that entry stored without it).
     ``title_only`` ({slug: languages}): texts that carry only a title (given with
-    ``--series-title``), which leave a stored description and URL alone."""
+    ``--series-title``), which leave a stored description and URL alone.
+    ``prepare`` runs first in the same transaction and may change the batch: what it
+    decides from the store (a source's series, ids to adopt) is what this transaction
+    sees, so a change committed while the document was fetched and parsed is kept."""
+    if prepare is None:
+        checked = _checked(config, batch, source)
+    now = now_utc()
+    with store.write() as conn:
+        if prepare is not None:
+            prepare(conn)
+            checked = _checked(config, batch, source)
+        return _store_checked(conn, config, batch, checked, source, report, within,
+                              from_source=from_source, title_only=title_only, now=now)
+
+
+def _checked(config: Config, batch: ImportBatch, source: str,
+             ) -> list[tuple[Entry, ImportedEntry]]:
+    """The batch's entries as they will be stored, each with its input; an id or URL the
+    batch gives twice refuses it whole."""
     for n, series in enumerate(batch.series, start=1):
         _check_series(config, series, n, source)
     checked = [(_check_entry(config, item, source), item) for item in batch.entries]
@@ -307,74 +326,82 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
             raise ImportError_(f"the URL '{e.url}' appears twice (first at {seen_urls[e.url]})",
                                path=source, line=item.line, field="url")
         seen_urls[e.url] = item.line
-    now = now_utc()
-    with store.write() as conn:
-        series_ids = {s.slug: q.upsert_series(conn, s, now, fill_only=from_source,
-                                              title_only=(title_only or {}).get(s.slug, ()))
-                      for s in batch.series}
-        report.series = sorted(series_ids)
-        stored: StoredEntries = []
-        untouched: set[int] = set()  # stored unchanged: a new part makes them updated
-        moving = _release_traded_urls(conn, [e for e, _ in checked])
-        for e, item in checked:
-            sid = series_ids.get(e.series)
+    return checked
+
+
+def _store_checked(conn: Connection, config: Config, batch: ImportBatch,
+                   checked: list[tuple[Entry, ImportedEntry]], source: str,
+                   report: ImportReport,
+                   within: Callable[[Connection, StoredEntries], None] | None, *,
+                   from_source: bool, title_only: dict[str, set[str]] | None,
+                   now: datetime) -> ImportReport:
+    """Store ``checked`` in ``conn``'s transaction (the body of ``store_batch``)."""
+    series_ids = {s.slug: q.upsert_series(conn, s, now, fill_only=from_source,
+                                          title_only=(title_only or {}).get(s.slug, ()))
+                  for s in batch.series}
+    report.series = sorted(series_ids)
+    stored: StoredEntries = []
+    untouched: set[int] = set()  # stored unchanged: a new part makes them updated
+    moving = _release_traded_urls(conn, [e for e, _ in checked])
+    for e, item in checked:
+        sid = series_ids.get(e.series)
+        if sid is None:
+            if not e.series or slugify(e.series) != e.series:
+                raise ImportError_(f"'{e.series}' is not a series slug (lower-case words "
+                                   "joined by '-')", path=source, line=item.line,
+                                   field="series")
+            sid = q.series_id(conn, e.series)
             if sid is None:
-                if not e.series or slugify(e.series) != e.series:
-                    raise ImportError_(f"'{e.series}' is not a series slug (lower-case words "
-                                       "joined by '-')", path=source, line=item.line,
-                                       field="series")
-                sid = q.series_id(conn, e.series)
-                if sid is None:
-                    # a CSV carries no series list: name the series after its slug; a JSON
-                    # import or `entries add --series-title` can set the real title later
-                    title = e.series.replace("-", " ").capitalize()
-                    sid = q.upsert_series(conn, Series(e.series, {e.language: SeriesText(
-                        title)}), now)
-                series_ids[e.series] = sid
-            found = q.match_entry(conn, entry_id=e.id, url=e.url)
-            conflict = _conflict(e, found)
-            if conflict is not None:
-                clash, blamed = conflict
-                if not from_source:  # a file is all or nothing: the editor fixes it
-                    raise ImportError_(clash, path=source, line=item.line, field=blamed)
-                where = f"item {item.line}: " if item.line is not None else ""
-                report.conflicts.append(where + clash)
-                continue
-            if e.id is None:
-                e = dataclasses.replace(
-                    e, id=found.id if found else _unused_id(conn, mint_id(config, e)))
-            e = _keep_precise_time(config, e, item, found)
-            row = q.save_entry(conn, e, sid, now, found=found)
-            q.sync_hold(conn, row.seq, e.published, now, created=row.created)
-            if row.created:
-                report.added += 1
-            elif row.changed:
-                report.updated += 1
-            else:
-                report.unchanged += 1
-                untouched.add(row.seq)
-            stored.append((row.seq, e, item))
-        _settle_traded_urls(conn, moving, source, report.conflicts)
-        for seq, e, item in stored:
-            if e.translation_of is None:
-                continue
-            other = q.find_seq(conn, entry_id=e.translation_of, url=e.translation_of)
-            if other is None:
-                raise ImportError_(f"no entry with id or URL '{e.translation_of}'",
-                                   path=source, line=item.line, field="translation_of")
-            if other == seq:
-                raise ImportError_("an entry cannot be its own translation", path=source,
-                                   line=item.line, field="translation_of")
-            if q.set_translation(conn, seq, other):
-                report.linked += 1
-        if within is not None:
-            within(conn, stored)
-        wanted = [(seq, e.part, item.line) for seq, e, item in stored if e.part is not None]
-        if wanted:
-            moved = _apply_parts(conn, wanted, source, editor=not from_source, report=report)
-            # a part an import changes is a change to that entry
-            report.updated += len(moved & untouched)
-            report.unchanged -= len(moved & untouched)
+                # a CSV carries no series list: name the series after its slug; a JSON
+                # import or `entries add --series-title` can set the real title later
+                title = e.series.replace("-", " ").capitalize()
+                sid = q.upsert_series(conn, Series(e.series, {e.language: SeriesText(
+                    title)}), now)
+            series_ids[e.series] = sid
+        found = q.match_entry(conn, entry_id=e.id, url=e.url)
+        conflict = _conflict(e, found)
+        if conflict is not None:
+            clash, blamed = conflict
+            if not from_source:  # a file is all or nothing: the editor fixes it
+                raise ImportError_(clash, path=source, line=item.line, field=blamed)
+            where = f"item {item.line}: " if item.line is not None else ""
+            report.conflicts.append(where + clash)
+            continue
+        if e.id is None:
+            e = dataclasses.replace(
+                e, id=found.id if found else _unused_id(conn, mint_id(config, e)))
+        e = _keep_precise_time(config, e, item, found)
+        row = q.save_entry(conn, e, sid, now, found=found, from_source=from_source)
+        q.sync_hold(conn, row.seq, e.published, now, created=row.created)
+        if row.created:
+            report.added += 1
+        elif row.changed:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+            untouched.add(row.seq)
+        stored.append((row.seq, e, item))
+    _settle_traded_urls(conn, moving, source, report.conflicts)
+    for seq, e, item in stored:
+        if e.translation_of is None:
+            continue
+        other = q.find_seq(conn, entry_id=e.translation_of, url=e.translation_of)
+        if other is None:
+            raise ImportError_(f"no entry with id or URL '{e.translation_of}'",
+                               path=source, line=item.line, field="translation_of")
+        if other == seq:
+            raise ImportError_("an entry cannot be its own translation", path=source,
+                               line=item.line, field="translation_of")
+        if q.set_translation(conn, seq, other):
+            report.linked += 1
+    if within is not None:
+        within(conn, stored)
+    wanted = [(seq, e.part, item.line) for seq, e, item in stored if e.part is not None]
+    if wanted:
+        moved = _apply_parts(conn, wanted, source, editor=not from_source, report=report)
+        # a part an import changes is a change to that entry
+        report.updated += len(moved & untouched)
+        report.unchanged -= len(moved & untouched)
     return report
 
 
@@ -427,12 +454,18 @@ def _apply_parts(conn: Connection, wanted: list[tuple[int, int, int | None]], so
     return changed
 
 
-def set_entry(store: Store, ref: str, *, part: int | str | None = None) -> Entry:
+def set_entry(store: Store, ref: str, *, part: int | str | None = None,
+              from_source: Collection[str] = ()) -> Entry:
     """Set fields an editor owns on one entry. ``part``: a number from 1, or "auto" to
-    go back to the computed number."""
+    go back to the computed number. ``from_source``: texts ("title", "summary") whose
+    editor's fix is lifted, so the next poll of the entry's source sets them again."""
+    unknown = sorted(set(from_source) - set(q.TEXT_PINS))
+    if unknown:
+        raise ValidationError(f"'{unknown[0]}' is not title or summary", field="from_source")
     with store.write() as conn:
         entry = q.get_entry(conn, _ref(ref))
         assert entry.seq is not None
+        q.unpin_texts(conn, entry.seq, from_source)
         if part == "auto":
             q.set_part(conn, entry.seq, None)
         elif isinstance(part, int):
@@ -450,7 +483,9 @@ def set_entry_texts(store: Store, config: Config, ref: str, *, title: str | None
                     summary: str | None = None) -> Entry:
     """An editor's fix of one entry's title or summary (what is not given stays): stored
     in place by the import path, so the entry keeps its id, sequence number and part and
-    is not sent again; its ``updated`` time moves so feed readers see the change."""
+    is not sent again; its ``updated`` time moves so feed readers see the change. What is
+    given is pinned: a poll of the entry's source leaves it (``set_entry`` with
+    ``from_source`` gives it back)."""
     if title is not None and not clean_line(title):
         raise ValidationError("the title is empty", field="--title")
     current = show_entry(store, ref)
@@ -461,8 +496,11 @@ def set_entry_texts(store: Store, config: Config, ref: str, *, title: str | None
         summary=clean_text(summary).strip() if summary is not None else current.summary,
         updated=now_utc().astimezone(config.zone),
         # an import that states a part pins it: state none, and the stored one stays
-        part=None, pinned=None, parts=None)
-    if (changed.title, changed.summary) == (current.title, current.summary):
+        part=None, pinned=None, parts=None,
+        texts_pinned=tuple(name for name, given in (("title", title), ("summary", summary))
+                           if given is not None or name in current.texts_pinned))
+    if (changed.title, changed.summary, changed.texts_pinned) == (
+            current.title, current.summary, current.texts_pinned):
         return current
     return add_entry(store, config, changed)
 

@@ -96,14 +96,7 @@ def _apply_source(batch: ImportBatch, source: SourceConfig | None, fmt: str,
     if source is None:
         return batch
     if source.series:
-        old = {s.slug for s in batch.series}
-        merged: dict[str, Any] = {}
-        for s in batch.series:
-            merged.update(s.texts)
-        batch.series = [Series(source.series, merged)] if batch.series else []
-        for item in batch.entries:
-            if item.entry.series in old or fmt in ("feed", "jsonfeed", "page"):
-                item.entry = dataclasses.replace(item.entry, series=source.series)
+        _apply_series(batch, source.series, fmt)
     if source.language:
         for item in batch.entries:
             # a series page marks its other languages by byline: those stay
@@ -114,6 +107,18 @@ def _apply_source(batch: ImportBatch, source: SourceConfig | None, fmt: str,
             if len(s.texts) == 1:
                 s.texts = {source.language: next(iter(s.texts.values()))}
     return batch
+
+
+def _apply_series(batch: ImportBatch, slug: str, fmt: str) -> None:
+    """The document's series (its texts merged) and its entries in series ``slug``."""
+    old = {s.slug for s in batch.series}
+    merged: dict[str, Any] = {}
+    for s in batch.series:
+        merged.update(s.texts)
+    batch.series = [Series(slug, merged)] if batch.series else []
+    for item in batch.entries:
+        if item.entry.series in old or fmt in ("feed", "jsonfeed", "page"):
+            item.entry = dataclasses.replace(item.entry, series=slug)
 
 
 def _as_utf8(fetched: Fetched, fmt: str) -> bytes:
@@ -179,14 +184,6 @@ def _keep_series(batch: ImportBatch, stored: dict[str, str]) -> None:
             item.entry = dataclasses.replace(item.entry, series=slug)
 
 
-def _same_site(a: str, b: str) -> bool:
-    """Two feed addresses on one site: the same host, whatever the scheme, path or a
-    leading ``www.`` (another host is another publisher, whose guids may collide)."""
-    def host(url: str) -> str:
-        return (urlsplit(url).hostname or "").removeprefix("www.")
-    return host(a) != "" and host(a) == host(b)
-
-
 def _soft_links(batch: ImportBatch) -> dict[int, str]:
     """Take ``translation_of`` out of the entries (a source may name an original stored
     later, by another source): linked after storing when found, skipped when not."""
@@ -241,41 +238,41 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
     base = source.url if source else label
     # a source without a series: its document's series is a default, not an order
     follows_document = source is not None and not source.series
-    if source is not None:
-        with store.read() as conn:
-            kept = None if source.series else sq.series_of_entries(conn, source_name)
-            minted = sq.minted_base(conn, source_name)
-        if kept is not None:
-            # a source without a series takes the document's title only until it has
-            # stored entries; then it keeps theirs: a retitled feed moves and renames nothing
-            source = dataclasses.replace(source, series=kept)
-        if minted is not None and minted != base and _same_site(minted, base):
-            # the operator followed the feed to a new address on the same site (https, a
-            # new path): ids minted from its guids keep the address they were minted with
-            base = minted
     batch = parse_bytes(_as_utf8(fetched, use), use, settings, source=label,
                         series_slug=series_slug or (source.series if source else None) or None)
     batch = _apply_source(batch, source, use, config.site.default_language)
+    # ids are minted from the source's url as it is now: a feed followed to a new address
+    # keeps its entries through _adopt_minted_ids (guid and article address agree), never
+    # by reusing the old address, which on one host may be another feed's (medium.com/@a
+    # and medium.com/@b each have a post "42")
     _ids_as_uris(batch, base)
-    if source is not None:
-        with store.read() as conn:
-            _adopt_minted_ids(conn, batch)
-            if follows_document:
-                # and each stored entry keeps its own series: one an editor moved to
-                # another series stays there (its page's URL too), not pulled back
-                _keep_series(batch, sq.series_by_entry(
-                    conn, [i.entry.id for i in batch.entries if i.entry.id]))
     explicit = _soft_links(batch) if source is not None else {}
     report = entries.ImportReport(label, use)
-    # every id the document lists, stored or not: an entry left out for a conflict is
-    # still listed (that entry's error), and pruning it would delete it for a slip
-    listed = {item.entry.id for item in batch.entries if item.entry.id}
+
+    def prepare(conn: Connection) -> None:
+        # in the write transaction: a series move an editor committed while the document
+        # was fetched and parsed is what this poll sees, never overwritten by it
+        if follows_document:
+            kept = sq.series_of_entries(conn, source_name)
+            if kept is not None:
+                # the document's title names the series only until the source has stored
+                # entries; then it keeps theirs: a retitled feed moves and renames nothing
+                _apply_series(batch, kept, use)
+        _adopt_minted_ids(conn, batch)
+        if follows_document:
+            # and each stored entry keeps its own series: one an editor moved to
+            # another series stays there (its page's URL too), not pulled back
+            _keep_series(batch, sq.series_by_entry(
+                conn, [i.entry.id for i in batch.entries if i.entry.id]))
 
     def within(conn: Connection, stored: entries.StoredEntries) -> None:
         _link_translations(conn, config, stored, explicit, report, source_name)
         if source is None:
             return
         ids = [e.id for _, e, _ in stored if e.id]
+        # every id the document lists (as adopted), stored or not: an entry left out for
+        # a conflict is still listed (that entry's error), and pruning it would delete it
+        listed = {item.entry.id for item in batch.entries if item.entry.id}
         if source.prune and ids:  # an empty document prunes nothing: more likely a fault
             gone = sq.entry_ids(conn, source_name) - set(ids) - listed
             # an entry another source still lists stays: that source may answer 304 for
@@ -289,7 +286,8 @@ def store_fetched(store: Store, config: Config, fetched: Fetched, *, source_name
         sq.add_entries_count(conn, source_name, report.added)
 
     return entries.store_batch(store, config, batch, label, report, within,
-                               from_source=source is not None)
+                               from_source=source is not None,
+                               prepare=prepare if source is not None else None)
 
 
 # -- import URL -----------------------------------------------------------------------

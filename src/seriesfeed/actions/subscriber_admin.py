@@ -213,7 +213,8 @@ def _refusal(conn: Connection, sub: Subscriber, status: SubscriberStatus) -> str
 def set_status(store: Store, who: str, status: str, *, actor: Actor = CLI) -> StatusChange:
     """The operator's change of a subscriber's status: to ``unsubscribed`` from any
     status (durably, like every unsubscribe), or to ``confirmed`` from pending (consent
-    recorded elsewhere) or bounced (the mailbox works again; its bounce count starts over).
+    recorded elsewhere) or bounced (the mailbox works again; its bounce count starts over,
+    and its catch-up goes on from where it stood).
     Never confirmed: a suppressed address, an unsubscribed one (that takes the person's own
     consent), one that bounced before confirming. A confirmed reader's digests start from
     now, as at any confirmation."""
@@ -240,7 +241,10 @@ def set_status(store: Store, who: str, status: str, *, actor: Actor = CLI) -> St
                 else:
                     sq.confirm(conn, sub.id, now)
                     sq.update_fields(conn, sub.id, hard_bounces=0, unsubscribed_from=None)
-                    if sub.start is Start.FIRST:
+                    # only a first confirmation starts the back catalogue: a bounced
+                    # reader got parts already (as catch-up and in digests), and starting
+                    # again at part 1 would mail them a second time under new Message-IDs
+                    if sub.start is Start.FIRST and sub.status is SubscriberStatus.PENDING:
                         cq.begin(conn, sub.id, eq.max_seq(conn))
             change = StatusChange(sub.email, sub.status, wanted)
             audit.write(conn, actor, "subscribers.set", sub.email,

@@ -163,15 +163,29 @@ def remove_command(app: AppContext, ref: str) -> None:
                    "number its publication date gives.")
 @click.option("--title", default=None, help="A corrected title.")
 @click.option("--summary", default=None, help="A corrected summary.")
+@click.option("--title-from-source", is_flag=True,
+              help="Lift the editor's title: the next poll of the source sets it.")
+@click.option("--summary-from-source", is_flag=True,
+              help="Lift the editor's summary: the next poll of the source sets it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
 @pass_app
 def set_command(app: AppContext, ref: str, part: str | None, title: str | None,
-                summary: str | None, as_json: bool) -> None:
+                summary: str | None, title_from_source: bool, summary_from_source: bool,
+                as_json: bool) -> None:
     """Set what an editor decides about one entry (by id, URL or number): its part, and
-    fixes to its title or summary (it keeps its id and is not sent again)."""
-    if part is None and title is None and summary is None:
-        raise ValidationError("nothing to set: give --part, --title or --summary",
-                              field="--part")
+    fixes to its title or summary (it keeps its id and is not sent again; a poll of its
+    source leaves them until --title-from-source or --summary-from-source)."""
+    if title is not None and title_from_source:
+        raise ValidationError("give --title or --title-from-source, not both",
+                              field="--title-from-source")
+    if summary is not None and summary_from_source:
+        raise ValidationError("give --summary or --summary-from-source, not both",
+                              field="--summary-from-source")
+    unpin = tuple(name for name, flag in (("title", title_from_source),
+                                          ("summary", summary_from_source)) if flag)
+    if part is None and title is None and summary is None and not unpin:
+        raise ValidationError("nothing to set: give --part, --title, --summary, "
+                              "--title-from-source or --summary-from-source", field="--part")
     value: int | str | None = None
     if part is not None:  # checked before anything is written
         value = part.strip().lower()
@@ -184,7 +198,8 @@ def set_command(app: AppContext, ref: str, part: str | None, title: str | None,
     if title is not None and not title.strip():
         raise ValidationError("the title is empty", field="--title")
     # the part first: the one a store can refuse (taken by another entry)
-    found = actions.set_entry(app.store, ref, part=value) if value is not None else None
+    found = (actions.set_entry(app.store, ref, part=value, from_source=unpin)
+             if value is not None or unpin else None)
     if title is not None or summary is not None:
         found = actions.entries.set_entry_texts(app.store, app.config, ref, title=title,
                                                 summary=summary)

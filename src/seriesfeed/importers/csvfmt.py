@@ -23,7 +23,7 @@ from seriesfeed.importers.bylines import split_byline
 from seriesfeed.importers.dates import parse_iso
 from seriesfeed.importers.jsonfmt import LIMITS, MAX_PART
 from seriesfeed.importers.seriespage import decode_text
-from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
+from seriesfeed.models import PINNABLE_TEXTS, Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text
 
 __all__ = [
@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 ENTRY_COLUMNS = ("id", "series", "language", "section", "authors", "title", "summary",
-                 "content_html", "url", "published", "updated", "translation_of", "part")
+                 "content_html", "url", "published", "updated", "translation_of", "part",
+                 "pinned_texts")
 # the series' words in the row's language: a CSV round trip keeps each
 # language's series title, description and URL
 SERIES_COLUMNS = ("series_title", "series_description", "series_url")
@@ -172,6 +173,11 @@ def _row(row: dict[str | None, str | None], line: int, settings: ImportSettings,
         raise ImportError_(f"'part' must be a whole number from 1 to {MAX_PART}",
                            path=source, line=line, field="part")
 
+    pins = [p.strip() for p in (opt("pinned_texts") or "").split(";") if p.strip()]
+    if not all(p in PINNABLE_TEXTS for p in pins):
+        raise ImportError_(f"'pinned_texts' must be {' and/or '.join(PINNABLE_TEXTS)} "
+                           "separated by ';'", path=source, line=line, field="pinned_texts")
+
     return Entry(
         id=opt("id"), series=clean_line(cells["series"]),
         language=opt("language") or settings.default_language, section=opt("section"),
@@ -179,7 +185,8 @@ def _row(row: dict[str | None, str | None], line: int, settings: ImportSettings,
         summary=clean_text(cells.get("summary", "")).strip(),
         content_html=clean_text(cells["content_html"]) or None if cells.get("content_html")
         else None, url=opt("url"), published=dates["published"], updated=dates.get("updated"),
-        translation_of=opt("translation_of"), part=int(part) if part else None)
+        translation_of=opt("translation_of"), part=int(part) if part else None,
+        texts_pinned=tuple(t for t in PINNABLE_TEXTS if t in pins))
 
 
 def dump_csv(entries: list[Entry], series: list[Series] | None = None) -> bytes:
@@ -197,7 +204,8 @@ def dump_csv(entries: list[Entry], series: list[Series] | None = None) -> bytes:
         values = [e.id or "", e.series, e.language, e.section or "", authors, e.title,
                   e.summary, e.content_html or "", e.url or "", e.published.isoformat(),
                   (e.updated or e.published).isoformat(), e.translation_of or "",
-                  str(e.pinned) if e.pinned else ""]  # only an editor's (see dump_json)
+                  str(e.pinned) if e.pinned else "",  # only an editor's (see dump_json)
+                  ";".join(e.texts_pinned)]
         if series is not None:
             found = by_slug.get(e.series)
             t = found.texts.get(e.language) if found else None

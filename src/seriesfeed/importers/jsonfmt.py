@@ -21,7 +21,7 @@ from seriesfeed.importers import ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.bylines import split_byline
 from seriesfeed.importers.dates import parse_iso
 from seriesfeed.importers.seriespage import decode_text
-from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
+from seriesfeed.models import PINNABLE_TEXTS, Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.text import clean_line, clean_text
 
 __all__ = [
@@ -33,7 +33,8 @@ FORMAT = "seriesfeed/1"
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 50
 ENTRY_KEYS = {"id", "series", "language", "section", "authors", "title", "summary",
-              "content_html", "url", "published", "updated", "translation_of", "part"}
+              "content_html", "url", "published", "updated", "translation_of", "part",
+              "pinned_texts"}
 # a part number beyond this is a typing mistake, not a series
 MAX_PART = 100_000
 LIMITS = {"title": 1000, "summary": 10_000, "content_html": 1_000_000}
@@ -146,7 +147,19 @@ def _entry(item: Any, n: int, settings: ImportSettings, source: str) -> Entry:
         content_html=_text(item, "content_html", n, source, line=False),
         url=_text(item, "url", n, source), published=dates["published"],
         updated=dates.get("updated"), translation_of=_text(item, "translation_of", n, source),
-        part=_part(item.get("part"), n, source))
+        part=_part(item.get("part"), n, source),
+        texts_pinned=_pins(item.get("pinned_texts"), n, source))
+
+
+def _pins(value: Any, n: int, source: str) -> tuple[str, ...]:
+    """The texts an editor pinned (an export states them, like the part an editor set)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(v in PINNABLE_TEXTS for v in value):
+        raise ImportError_(f"entry {n}: 'pinned_texts' must be a list of "
+                           f"{' and '.join(repr(t) for t in PINNABLE_TEXTS)}",
+                           path=source, line=n, field="pinned_texts")
+    return tuple(t for t in PINNABLE_TEXTS if t in value)
 
 
 def _part(value: Any, n: int, source: str) -> int | None:
@@ -218,6 +231,7 @@ def dump_json(series: list[Series], entries: list[Entry]) -> bytes:
             for lang, t in sorted(s.texts.items())}} for s in sorted(series, key=lambda s: s.slug)],
         # the part an editor set, not the computed one: read back, a computed number would
         # pin the entry there, and an entry added before it later would not move it
-        "entries": [{**e.to_json(), "part": e.pinned} for e in entries],
+        "entries": [{**e.to_json(), "part": e.pinned, "pinned_texts": list(e.texts_pinned)}
+                    for e in entries],
     }
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -36,7 +36,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest migration's revision (tests/test_store.py holds it equal to Alembic's head):
 # a store already there is opened without importing Alembic at all, which is half a
 # second of every command's start.
-HEAD_REVISION = "i24_admin"
+HEAD_REVISION = "i24_entry_pins"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 # what SQLite says when a file's pages are not what it wrote (or not a database at all)
 # (and PostgreSQL's "invalid page in block" for a damaged heap page)

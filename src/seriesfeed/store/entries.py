@@ -24,12 +24,13 @@ from seriesfeed.store.tables import (
 )
 
 __all__ = [
-    "MOVING", "Match", "StoredRow", "bump_version", "count_entries", "find_seq", "fingerprint",
+    "MOVING", "TEXT_PINS", "Match", "StoredRow", "bump_version", "count_entries", "find_seq",
+    "fingerprint",
     "get_entry", "get_series", "list_entries", "list_series", "match_entry", "max_seq",
     "next_release", "part_numbers", "part_rows", "pinned_holder", "pinned_part", "release_due",
     "release_urls", "remove_entry", "restore_url", "save_entry", "series_id", "series_of",
     "set_part", "set_translation", "site_data", "still_moving", "stored_by_id", "sync_hold",
-    "translations_of", "upsert_series",
+    "translations_of", "unpin_texts", "upsert_series",
 ]
 
 _CHUNK = 500
@@ -105,6 +106,7 @@ _ENTRY_COLUMNS = (
     entries.c.section, entries.c.title, entries.c.summary, entries.c.content_html,
     entries.c.url, entries.c.published, entries.c.updated,
     _other.c.id.label("translation_of"), entries.c.slug, entries.c.part,
+    entries.c.title_pinned, entries.c.summary_pinned,
 )
 
 
@@ -123,11 +125,34 @@ def _load(conn: Connection, query: Select[tuple[object, ...]]) -> list[Entry]:
         Entry(seq=seq, id=id_, series=slug, language=language, section=section, title=title,
               summary=summary, content_html=content_html, url=url, published=published,
               updated=updated, translation_of=translation_of, authors=authors.get(seq, ()),
-              slug=entry_slug_, pinned=pinned)
+              slug=entry_slug_, pinned=pinned,
+              texts_pinned=_texts_pinned(title_pinned, summary_pinned))
         for (seq, id_, slug, language, section, title, summary, content_html, url, published,
-             updated, translation_of, entry_slug_, pinned) in rows
+             updated, translation_of, entry_slug_, pinned, title_pinned, summary_pinned)
+        in rows
     ]
     return found
+
+
+# the texts an editor may pin, and the column that records each pin
+TEXT_PINS = {"title": entries.c.title_pinned, "summary": entries.c.summary_pinned}
+
+
+def _texts_pinned(title: object, summary: object) -> tuple[str, ...]:
+    return tuple(name for name, pinned in (("title", title), ("summary", summary)) if pinned)
+
+
+def unpin_texts(conn: Connection, seq: int, names: Iterable[str]) -> bool:
+    """Give the texts ``names`` back to the entry's source (the next poll sets them);
+    return whether a pin was lifted."""
+    values = {TEXT_PINS[n].name: False for n in names}
+    if not values:
+        return False
+    changed = conn.execute(update(entries).where(entries.c.seq == seq).values(**values)
+                           .where(or_(*(TEXT_PINS[n] for n in names)))).rowcount > 0
+    if changed:
+        bump_version(conn)
+    return changed
 
 
 def part_numbers(conn: Connection, *, include_held: bool = False,
@@ -415,7 +440,8 @@ def _row_values(e: Entry, sid: int) -> dict[str, object]:
 
 
 def save_entry(conn: Connection, e: Entry, sid: int, now: datetime, *,
-               found: Match | Literal["look"] | None = "look") -> StoredRow:
+               found: Match | Literal["look"] | None = "look",
+               from_source: bool = False) -> StoredRow:
     """Insert ``e`` or update the stored entry with the same id (else the same URL);
     ``found``: that entry as the caller already matched it (``match_entry``), so an import
     asks once per entry.
@@ -423,11 +449,17 @@ def save_entry(conn: Connection, e: Entry, sid: int, now: datetime, *,
     ``updated`` is kept when nothing changed; on a change it becomes ``e.updated`` if the
     input carried one newer than the stored value, else ``now``. A slug is minted when the
     entry is first stored and again only when it moves to another series or language
-    (its old slug may be another entry's there)."""
+    (its old slug may be another entry's there).
+
+    A text an editor pinned (``e.texts_pinned`` from an editor's input, kept until
+    ``unpin_texts``) is never overwritten ``from_source``; an editor's input adds its
+    pins and never lifts one."""
     assert e.id is not None and e.url is not None
     if found == "look":
         found = match_entry(conn, entry_id=e.id, url=e.url)
     values = _row_values(e, sid)
+    if not from_source:
+        values.update({TEXT_PINS[n].name: True for n in e.texts_pinned})
     if found is None:
         seq = _with_free_slug(conn, sid, e, None, lambda slug: int(conn.execute(
             insert(entries).values(id=e.id, updated=e.updated or e.published, created_at=now,
@@ -438,6 +470,9 @@ def save_entry(conn: Connection, e: Entry, sid: int, now: datetime, *,
         return StoredRow(seq, created=True, changed=True)
     seq = found.seq
     current = conn.execute(select(entries).where(entries.c.seq == seq)).one()._mapping
+    for name, column in TEXT_PINS.items():
+        if from_source and current[column.name]:
+            del values[name]  # what an editor set is never overwritten by a source
     stored_authors = _authors_for(conn, [seq]).get(seq, ())
     changed = any(current[k] != v for k, v in values.items()) or stored_authors != e.authors
     if changed:

@@ -13,7 +13,7 @@ __all__ = [
     "KEEP_POLLS", "PollRow", "SourceState", "add_entries_count", "all_states", "claim",
     "ensure_state", "entry_ids", "forget_entries", "forget_validators", "get_state",
     "listed_elsewhere", "listing",
-    "minted_base", "poll_history", "record", "record_poll", "remember_entries",
+    "poll_history", "record", "record_poll", "remember_entries",
     "series_by_entry", "series_of_entries",
 ]
 
@@ -128,18 +128,6 @@ def forget_validators(conn: Connection, names: list[str]) -> None:
     if names:
         conn.execute(update(sources).where(sources.c.name.in_(names))
                      .values(etag=None, last_modified=None))
-
-
-def minted_base(conn: Connection, name: str) -> str | None:
-    """The URL that the ids source ``name`` minted (``<url>#id=<guid>``) start with: the
-    source's url when they were first stored (the most common one, if several)."""
-    found: dict[str, int] = {}
-    for entry_id in conn.execute(select(source_entries.c.entry_id).where(
-            source_entries.c.source == name, source_entries.c.entry_id.contains("#id="))
-            .limit(200)).scalars():
-        base = entry_id.rsplit("#id=", 1)[0]
-        found[base] = found.get(base, 0) + 1
-    return max(sorted(found), key=lambda b: found[b]) if found else None
 
 
 def series_of_entries(conn: Connection, name: str) -> str | None:

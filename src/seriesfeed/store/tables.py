@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 __all__ = [
@@ -110,6 +111,9 @@ entries = Table(
     Column("part", Integer),
     # the article page's path segment: minted once (store/slugs.py), never recomputed
     Column("slug", String(200)),
+    # the texts an editor set: a poll of the entry's source leaves them as they are
+    Column("title_pinned", Boolean, nullable=False, server_default=false()),
+    Column("summary_pinned", Boolean, nullable=False, server_default=false()),
     Index(None, "language", "published"),
     Index(None, "series_id", "language", "published"),
     Index(None, "series_id", "language", "slug", unique=True),
