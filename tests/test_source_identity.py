@@ -417,10 +417,10 @@ def test_a_file_reusing_an_id_in_another_language_leaves_no_same_language_transl
     assert "es.json" in result.err and english["id"] in result.err, result
 
 
-def _numbered_rss(items: list[tuple[str, str]]) -> bytes:
+def _numbered_rss(items: list[tuple[str, str]], site: str = SITE) -> bytes:
     """An RSS feed whose guids are not URIs (a CMS's numbers)."""
     body = "".join(f"<item><guid isPermaLink='false'>{guid}</guid><title>{title}</title>"
-                   f"<link>{SITE}/{guid}/</link><pubDate>Mon, 02 Nov 2026 10:00:00 GMT"
+                   f"<link>{site}/{guid}/</link><pubDate>Mon, 02 Nov 2026 10:00:00 GMT"
                    f"</pubDate><description>On {title}</description></item>"
                    for guid, title in items)
     return (f"<?xml version='1.0'?><rss version='2.0'><channel><title>News</title>"
@@ -758,3 +758,24 @@ def test_an_editors_series_move_committed_while_a_poll_reads_is_not_undone(
     assert not mover.is_alive() and errors == []
     after = {e.id: e.series for e in actions.list_entries(store)}
     assert after["urn:en:1"] == "letters", after
+
+
+def test_a_site_moved_to_https_keeps_its_entries_when_the_operator_follows_its_feed(
+        server: SourceServer, site: Callable[..., tuple[Config, Store]]) -> None:
+    """The feed and every article's address change scheme at once (guids are a CMS's
+    numbers): the same guid at the same address under the other scheme is the same entry,
+    updated in place, not a second copy in the next digest."""
+    plain = SITE.replace("https://", "http://")
+    server.routes["/old.xml"] = Route(_numbered_rss([("101", "One"), ("102", "Two")], plain),
+                                      content_type="application/rss+xml")
+    config, store = site(en={"path": "/old.xml", "series": "news"})
+    poll(store, config, "en")
+    seqs = sorted(e.seq for e in actions.list_entries(store))
+    server.routes["/new.xml"] = Route(_numbered_rss([("101", "One"), ("102", "Two")]),
+                                      content_type="application/rss+xml")
+    config, store = site(en={"path": "/new.xml", "series": "news"})
+    poll(store, config, "en")
+    stored = actions.list_entries(store)
+    assert sorted(e.seq for e in stored) == seqs, stored
+    assert sorted(e.url for e in stored) == [f"{SITE}/101/", f"{SITE}/102/"]
+    assert sources.list_sources(store, config)[0]["last_error"] is None

@@ -170,11 +170,23 @@ def _adopt_minted_ids(conn: Connection, batch: ImportBatch) -> None:
         except BadURL:
             continue  # the import's check says so, for this entry
         found = eq.match_entry(conn, entry_id=raw, url=url)
+        if found is None:
+            # a site that moved to https (or back) changed every article's address with
+            # its feed's: the same address under the other scheme is the same article
+            found = eq.match_entry(conn, entry_id=None, url=_other_scheme(url))
         if found is None or found.by_id or found.language != item.entry.language:
             continue
         if found.id != raw and found.id.rsplit("#id=", 1)[-1] == raw.rsplit("#id=", 1)[1] \
                 and "#id=" in found.id:
             item.entry = dataclasses.replace(item.entry, id=found.id)
+
+
+def _other_scheme(url: str) -> str | None:
+    if url.startswith("https://"):
+        return "http://" + url.removeprefix("https://")
+    if url.startswith("http://"):
+        return "https://" + url.removeprefix("http://")
+    return None
 
 
 def _keep_series(batch: ImportBatch, stored: dict[str, str]) -> None:
