@@ -165,6 +165,31 @@ def test_a_refused_erase_needs_the_address_twice(mailed: Console) -> None:
     assert shown.subscriber is not None
 
 
+def test_refusals_leave_no_clear_address_in_the_audit_trail(mailed: Console) -> None:
+    """An erasure scrubs only the subscriber it removes: an address a refusal writes after
+    it (erase twice: the back button; a test copy to an erased address) would stay for
+    good. Every address in such a row is masked, its hash kept."""
+    from sqlalchemy import select
+
+    from seriesfeed.store.tables import admin_audit
+
+    cookies = mailed.session()
+    erase = {"email": "ann@example.org", "confirm": "ann@example.org"}
+    assert _done(mailed.post("/admin/subscribers/erase", cookies, erase)) == "erased"
+    assert _done(mailed.post("/admin/subscribers/erase", cookies, erase)) == "failed"
+    refused = mailed.post("/admin/preview/test", cookies, {
+        "to": "Ann@Example.org", "language": "en", "frequency": "daily"})
+    assert _done(refused) == "failed"
+    with mailed.store.read() as conn:
+        rows = conn.execute(select(admin_audit.c.action, admin_audit.c.target,
+                                   admin_audit.c.detail, admin_audit.c.ok)).all()
+    failed = [r for r in rows if not r.ok]
+    assert {r.action for r in failed} == {"subscribers.remove", "digest.test-send"}, rows
+    written = " ".join(f"{r.target} {r.detail}" for r in rows).lower()
+    assert "ann@example.org" not in written, rows
+    assert "a•••@example.org" in written
+
+
 def test_the_language_switch_sticks(mailed: Console) -> None:
     cookies = mailed.session()
     switched = mailed.get("/admin/?lang=es", cookies)

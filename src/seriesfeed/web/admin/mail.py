@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from seriesfeed import actions
+from seriesfeed.actions import audit
 from seriesfeed.actions.console import Operator
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.models import Frequency, OutboxState
@@ -150,10 +151,15 @@ async def test_send(console: Console, request: Request, operator: Operator,
         sent = await console.call(actions.digests.send_test_copy, console.store, config,
                                   language=lang, to=to, frequency=frequency)
     except SeriesfeedError as exc:
-        await audit_action(console, request, operator, "digest.test-send", to,
-                     {"language": lang, "error": str(exc)}, False)
+        # often an address that is no subscriber's (or an erased one's): no erasure
+        # would ever scrub it
+        await audit_action(console, request, operator, "digest.test-send",
+                           *audit.hide_addresses(to, {"language": lang, "error": str(exc)}),
+                           False)
         return console.done(back, "failed", error=str(exc))
-    await audit_action(console, request, operator, "digest.test-send", sent.address,
-                 {"language": lang, "frequency": frequency.value,
-                  "message_id": sent.message_id}, True)
+    # the Message-ID has an @ too, and is no one's address: added once the target is masked
+    target, hidden = audit.hide_addresses(sent.address, None)
+    await audit_action(console, request, operator, "digest.test-send", target,
+                       {**hidden, "language": lang, "frequency": frequency.value,
+                        "message_id": sent.message_id}, True)
     return console.done(back, "test-sent")
