@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, Response
 from seriesfeed import actions
 from seriesfeed.actions import audit
 from seriesfeed.actions.console import Operator
-from seriesfeed.errors import SeriesfeedError
+from seriesfeed.errors import SeriesfeedError, read_stored_int
 from seriesfeed.models import Frequency, OutboxState
 from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, audit_action, page_number, pager
 
@@ -44,16 +44,19 @@ async def outbox(console: Console, request: Request, operator: Operator,
 
 
 def _ids(raw: str) -> list[int]:
-    return [int(p) for p in raw.split(",") if p.strip().isdigit()][:1000]
+    """The ticked rows' ids; one that is no id refuses the whole form, never acts on
+    whichever row a lenient reading of it names."""
+    return [read_stored_int(p, "id", minimum=1) for p in raw.split(",") if p.strip()][:1000]
 
 
 async def outbox_retry(console: Console, request: Request, operator: Operator,
                        data: Form | None) -> Response:
     assert data is not None
-    ids = _ids(data.get("id", ""))
     back = data.get("back", "/admin/outbox")
     back = back if back.startswith("/admin/") else "/admin/outbox"
+    ids: list[int] = []
     try:
+        ids = _ids(data.get("id", ""))
         done = await console.call(actions.ops.retry_outbox, console.store, ids)
     except SeriesfeedError as exc:
         await audit_action(console, request, operator, "outbox.retry", ",".join(map(str, ids)),
