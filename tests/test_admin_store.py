@@ -10,12 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import time_machine
+from sqlalchemy import select
 
-from seriesfeed import actions, passwords
+from seriesfeed import actions, passwords, tokens
 from seriesfeed.actions import audit
 from seriesfeed.clock import now_utc
 from seriesfeed.config import AdminConfig, Config
 from seriesfeed.store import Store
+from seriesfeed.store.tables import admin_audit, admin_sessions
 from tests.test_admin import HASH, PASSWORD
 
 
@@ -154,3 +156,41 @@ def test_at_most_two_scrypt_runs_at_once_and_the_third_is_told_to_come_back(
             range(8)))
     assert all(d.ok or d.busy for d in done) and any(d.ok for d in done)
     assert runs and max(runs) <= 2, runs
+
+
+def test_the_store_keeps_no_session_id_that_makes_a_cookie(store: Store,
+                                                           config: Config) -> None:
+    """A dump of the store plus the key file must not mint a live cookie: the store keeps
+    a hash of the session id, never the id the cookie holds."""
+    config = _console(config)
+    done = actions.console.login(store, config, account="admin", password=PASSWORD,
+                                 address="10.0.0.12")
+    assert done.cookie
+    key = tokens.ensure_secret_key(config)
+    raw = tokens.read_bound(key, tokens.Purpose.ADMIN_SESSION, done.cookie)
+    assert raw
+    with store.read() as conn:
+        kept = [r.id for r in conn.execute(select(admin_sessions.c.id))]
+        trail = [r.session for r in conn.execute(select(admin_audit.c.session))
+                 if r.session]
+    assert kept and trail == kept and raw not in kept
+    for stolen in kept:  # what a dump gives, signed with the stolen key
+        minted = tokens.bound_token(key, tokens.Purpose.ADMIN_SESSION, stolen)
+        assert actions.console.operator_for(store, config, minted) is None
+    operator = actions.console.operator_for(store, config, done.cookie)
+    assert operator is not None and operator.session == kept[0]
+    shown = audit.log(store, limit=1)[0].to_json(config.zone)
+    assert shown["session"] == kept[0] and raw not in str(shown)
+
+
+def test_a_new_password_hash_ends_every_session(store: Store, config: Config) -> None:
+    config = _console(config)
+    done = actions.console.login(store, config, account="admin", password=PASSWORD,
+                                 address="10.0.0.13")
+    assert actions.console.operator_for(store, config, done.cookie) is not None
+    changed = dataclasses.replace(config, admin=dataclasses.replace(
+        config.admin, password_hash=passwords.hash_password("another long password")))
+    assert actions.console.operator_for(store, changed, done.cookie) is None
+    fresh = actions.console.login(store, changed, account="admin",
+                                  password="another long password", address="10.0.0.13")
+    assert actions.console.operator_for(store, changed, fresh.cookie) is not None

@@ -8,13 +8,13 @@ configured, so timing tells nothing. A locked client or account is answered with
 (its 429 says it is locked, so an equal cost would hide nothing and only hand strangers 32
 MiB and 0.1 s of CPU per request), and at most ``SCRYPT_AT_ONCE`` runs go side by side in
 a process: a login beyond them is refused as busy (a 503) before scrypt. A login makes a
-session row in the store (a random 32-byte id) and a cookie holding that id signed under
-its own purpose key (``tokens``); the row, not the cookie, says whether the session lives,
-so a logout ends it on every node. Every console form carries a CSRF field bound to its
-session (the login form: to a pre-session cookie). Five wrong passwords from one client
-address, or for one account, within ``WINDOW`` lock that client or account for
-``LOCK_FOR``; the counts are in the store, so every node enforces the same lockout. Every
-login, failed login and logout is audited.
+session row in the store (keyed by a hash of a random 32-byte id, see ``_stored_id``) and
+a cookie holding that id signed under its own purpose key (``tokens``); the row, not the
+cookie, says whether the session lives, so a logout ends it on every node. Every console
+form carries a CSRF field bound to its session (the login form: to a pre-session cookie).
+Five wrong passwords from one client address, or for one account, within ``WINDOW`` lock
+that client or account for ``LOCK_FOR``; the counts are in the store, so every node
+enforces the same lockout. Every login, failed login and logout is audited.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ SCRYPT_SLOTS = threading.BoundedSemaphore(SCRYPT_AT_ONCE)
 class Operator:
     """Whoever holds a live console session."""
 
-    session: str
+    session: str  # the row's id (a hash), as the audit trail names it: never the cookie's
     account: str
     address: str | None
     expires_at: datetime
@@ -102,6 +102,15 @@ def _key(config: Config) -> bytes:
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _stored_id(config: Config, session: str) -> str:
+    """The session's row id: sha256 of the id the cookie holds, bound to a short digest of
+    the configured password hash. A dump of the store (even with the key file) then holds
+    no id that makes a cookie, and a new hash names none of the old rows: every session
+    ends when the password changes, checked on every request by the look-up itself."""
+    bound = _digest(config.admin.password_hash or "")[:16]
+    return _digest(f"{bound}:{session}")
 
 
 def new_login_cookie(config: Config) -> str:
@@ -177,10 +186,10 @@ def login(store: Store, config: Config, *, account: str, password: str,
         locked = _locked_for(found, now)  # again: another attempt may have locked it since
         already = locked is not None
         if locked is None and right_account and right_password:
-            session = secrets.token_hex(32)
+            session = secrets.token_hex(32)  # the cookie's; the store keeps only its hash
             expires = now + timedelta(hours=admin.session_hours)
-            cq.new_session(conn, id=session, account=admin.account, now=now,
-                           expires_at=expires, address=address)
+            cq.new_session(conn, id=_stored_id(config, session), account=admin.account,
+                           now=now, expires_at=expires, address=address)
             # a success forgives this client's typos, and the account's: only someone who
             # knows the password gets here
             cq.clear_failures(conn, client_key)
@@ -196,8 +205,8 @@ def login(store: Store, config: Config, *, account: str, password: str,
             session = None
         # in the same transaction: a login is never without its audit row
         if session is not None:
-            audit.write(conn, audit.Actor(admin.account, session, address), "login", None,
-                        None, True, at=now)
+            audit.write(conn, audit.Actor(admin.account, _stored_id(config, session),
+                                          address), "login", None, None, True, at=now)
         else:
             detail: dict[str, Any] = {"reason": "locked out" if already
                                       else "wrong account or password"}
@@ -217,7 +226,7 @@ def operator_for(store: Store, config: Config, cookie: str | None) -> Operator |
     if session is None:
         return None
     with store.read() as conn:
-        found = cq.get_session(conn, session)
+        found = cq.get_session(conn, _stored_id(config, session))
     if found is None or not found.live(now_utc()) or found.account != config.admin.account:
         return None
     return Operator(found.id, found.account, found.address, found.expires_at)
