@@ -190,6 +190,25 @@ def test_refusals_leave_no_clear_address_in_the_audit_trail(mailed: Console) -> 
     assert "a•••@example.org" in written
 
 
+def test_the_preview_releases_no_scheduled_entry(mailed: Console) -> None:
+    """A GET shows; it never publishes (a link scanner, a reload, a prefetch)."""
+    from sqlalchemy import insert, select
+
+    from seriesfeed.clock import now_utc
+    from seriesfeed.store.tables import held_entries
+
+    cookies = mailed.session()
+    newest = max(actions.list_entries(mailed.store, "en"), key=lambda e: e.seq or 0)
+    with mailed.store.write() as conn:  # scheduled, and its time has come
+        conn.execute(insert(held_entries).values(entry_seq=newest.seq,
+                                                 release_at=now_utc()))
+    for path in ("/admin/preview?language=en&frequency=daily",
+                 "/admin/preview/html?language=en&frequency=daily"):
+        assert mailed.get(path, cookies).status in (200, 404), path
+    with mailed.store.read() as conn:
+        assert conn.execute(select(held_entries.c.entry_seq)).scalars().all() == [newest.seq]
+
+
 def test_the_language_switch_sticks(mailed: Console) -> None:
     cookies = mailed.session()
     switched = mailed.get("/admin/?lang=es", cookies)

@@ -120,7 +120,7 @@ async def preview(console: Console, request: Request, operator: Operator,
     _ = console.messages(console.language(request))
     lang, frequency = _preview_choice(console, request)
     shown = await console.call(actions.preview_digest, console.store, console.config, lang,
-                               frequency)
+                               frequency, release=False)  # a GET never publishes
     return console.page(request, "preview.html.j2", title=_("Digest preview"),
                         operator=operator, preview=shown, language=lang,
                         frequency=frequency.value,
@@ -134,7 +134,7 @@ async def preview_html(console: Console, request: Request, operator: Operator,
     _ = console.messages(console.language(request))
     lang, frequency = _preview_choice(console, request)
     shown = await console.call(actions.preview_digest, console.store, console.config, lang,
-                               frequency)
+                               frequency, release=False)  # a GET never publishes
     if shown is None:
         return console.refuse(request, 404, _("There is nothing to preview."))
     return HTMLResponse(shown.html, headers={"Content-Language": lang})
