@@ -209,6 +209,32 @@ def test_the_preview_releases_no_scheduled_entry(mailed: Console) -> None:
         assert conn.execute(select(held_entries.c.entry_seq)).scalars().all() == [newest.seq]
 
 
+def test_saving_only_a_part_leaves_the_texts_and_updated_alone(mailed: Console) -> None:
+    """The form sends every field back: a summary that is empty in the store (or was
+    never given), or one whose lines a browser sends with CRLF, is no change."""
+    from sqlalchemy import update
+
+    from seriesfeed.store.tables import entries
+
+    cookies = mailed.session()
+    first, second = actions.list_entries(mailed.store, "en")[:2]
+    with mailed.store.write() as conn:
+        conn.execute(update(entries).where(entries.c.seq == first.seq).values(summary=""))
+        conn.execute(update(entries).where(entries.c.seq == second.seq).values(
+            summary="Line one.\nLine two."))
+    for entry, summary, part in ((first, "", "7"), (second, "Line one.\r\nLine two.", "8")):
+        before = actions.show_entry(mailed.store, str(entry.seq))
+        reply = mailed.post("/admin/entries/edit", cookies, {
+            "entry": str(entry.seq), "part": part, "title": entry.title,
+            "summary": summary})
+        assert _done(reply) == "entry", reply.set_cookies
+        after = actions.show_entry(mailed.store, str(entry.seq))
+        assert after.pinned == int(part)
+        assert (after.updated, after.summary) == (before.updated, before.summary)
+        row = audit.log(mailed.store, action="entries.set", limit=1)[0]
+        assert row.detail == {"part": int(part)}, row.detail
+
+
 def test_the_language_switch_sticks(mailed: Console) -> None:
     cookies = mailed.session()
     switched = mailed.get("/admin/?lang=es", cookies)

@@ -73,8 +73,8 @@ async def entry_edit(console: Console, request: Request, operator: Operator,
         if part != (found.pinned or "auto"):
             await console.call(actions.set_entry, console.store, str(found.seq), part=part)
             detail["part"] = part
-        texts = {k: v for k, v in (("title", title), ("summary", summary))
-                 if v is not None and v.strip() != getattr(found, k)}
+        # the form sends every field back: only what differs is an edit
+        texts = actions.entries.changed_texts(found, title=title, summary=summary)
         if texts:
             await console.call(actions.entries.set_entry_texts, console.store,
                                console.config, str(found.seq), **texts)
