@@ -277,6 +277,20 @@ def test_a_success_resets_the_clients_count(console: Console) -> None:
     assert console.login(source="127.0.1.50")[0].status == 303
 
 
+def test_a_login_past_two_scrypt_runs_is_a_503_that_says_when_to_come_back(
+        console: Console) -> None:
+    slots = actions.console.SCRYPT_SLOTS
+    assert slots.acquire(blocking=False) and slots.acquire(blocking=False)
+    try:
+        busy, cookies = console.login(source="127.0.1.60")
+    finally:
+        slots.release()
+        slots.release()
+    assert busy.status == 503 and busy.headers["retry-after"] == "1"
+    assert "sf_admin" not in cookies and 'name="password"' in busy.body
+    assert console.login(source="127.0.1.60")[0].status == 303
+
+
 @pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 def test_a_wrong_password_costs_what_a_right_one_costs(console: Console,
                                                        figures: Callable[..., None]) -> None:

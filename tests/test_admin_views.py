@@ -165,6 +165,76 @@ def test_a_refused_erase_needs_the_address_twice(mailed: Console) -> None:
     assert shown.subscriber is not None
 
 
+def test_refusals_leave_no_clear_address_in_the_audit_trail(mailed: Console) -> None:
+    """An erasure scrubs only the subscriber it removes: an address a refusal writes after
+    it (erase twice: the back button; a test copy to an erased address) would stay for
+    good. Every address in such a row is masked, its hash kept."""
+    from sqlalchemy import select
+
+    from seriesfeed.store.tables import admin_audit
+
+    cookies = mailed.session()
+    erase = {"email": "ann@example.org", "confirm": "ann@example.org"}
+    assert _done(mailed.post("/admin/subscribers/erase", cookies, erase)) == "erased"
+    assert _done(mailed.post("/admin/subscribers/erase", cookies, erase)) == "failed"
+    refused = mailed.post("/admin/preview/test", cookies, {
+        "to": "Ann@Example.org", "language": "en", "frequency": "daily"})
+    assert _done(refused) == "failed"
+    with mailed.store.read() as conn:
+        rows = conn.execute(select(admin_audit.c.action, admin_audit.c.target,
+                                   admin_audit.c.detail, admin_audit.c.ok)).all()
+    failed = [r for r in rows if not r.ok]
+    assert {r.action for r in failed} == {"subscribers.remove", "digest.test-send"}, rows
+    written = " ".join(f"{r.target} {r.detail}" for r in rows).lower()
+    assert "ann@example.org" not in written, rows
+    assert "a•••@example.org" in written
+
+
+def test_the_preview_releases_no_scheduled_entry(mailed: Console) -> None:
+    """A GET shows; it never publishes (a link scanner, a reload, a prefetch)."""
+    from sqlalchemy import insert, select
+
+    from seriesfeed.clock import now_utc
+    from seriesfeed.store.tables import held_entries
+
+    cookies = mailed.session()
+    newest = max(actions.list_entries(mailed.store, "en"), key=lambda e: e.seq or 0)
+    with mailed.store.write() as conn:  # scheduled, and its time has come
+        conn.execute(insert(held_entries).values(entry_seq=newest.seq,
+                                                 release_at=now_utc()))
+    for path in ("/admin/preview?language=en&frequency=daily",
+                 "/admin/preview/html?language=en&frequency=daily"):
+        assert mailed.get(path, cookies).status in (200, 404), path
+    with mailed.store.read() as conn:
+        assert conn.execute(select(held_entries.c.entry_seq)).scalars().all() == [newest.seq]
+
+
+def test_saving_only_a_part_leaves_the_texts_and_updated_alone(mailed: Console) -> None:
+    """The form sends every field back: a summary that is empty in the store (or was
+    never given), or one whose lines a browser sends with CRLF, is no change."""
+    from sqlalchemy import update
+
+    from seriesfeed.store.tables import entries
+
+    cookies = mailed.session()
+    first, second = actions.list_entries(mailed.store, "en")[:2]
+    with mailed.store.write() as conn:
+        conn.execute(update(entries).where(entries.c.seq == first.seq).values(summary=""))
+        conn.execute(update(entries).where(entries.c.seq == second.seq).values(
+            summary="Line one.\nLine two."))
+    for entry, summary, part in ((first, "", "7"), (second, "Line one.\r\nLine two.", "8")):
+        before = actions.show_entry(mailed.store, str(entry.seq))
+        reply = mailed.post("/admin/entries/edit", cookies, {
+            "entry": str(entry.seq), "part": part, "title": entry.title,
+            "summary": summary})
+        assert _done(reply) == "entry", reply.set_cookies
+        after = actions.show_entry(mailed.store, str(entry.seq))
+        assert after.pinned == int(part)
+        assert (after.updated, after.summary) == (before.updated, before.summary)
+        row = audit.log(mailed.store, action="entries.set", limit=1)[0]
+        assert row.detail == {"part": int(part)}, row.detail
+
+
 def test_the_language_switch_sticks(mailed: Console) -> None:
     cookies = mailed.session()
     switched = mailed.get("/admin/?lang=es", cookies)

@@ -29,6 +29,7 @@ __all__ = [
     "LockError", "NotFoundError", "PermanentDeliveryError", "RelayError", "SeriesfeedError",
     "StaleLeaderError", "StoreDamagedError", "StoreError", "StoreTooNewError",
     "TransientDeliveryError", "UncertainDeliveryError", "ValidationError", "check_stored_int",
+    "read_stored_int",
 ]
 
 # the largest number an id, a limit or an offset can be in a query: SQLite's INTEGER and
@@ -166,3 +167,15 @@ def check_stored_int(value: int, field: str, *, minimum: int = 0) -> int:
         raise ValidationError(f"must be a whole number from {minimum} to {MAX_STORED_INT}",
                               field=field)
     return value
+
+
+def read_stored_int(text: str, field: str, *, minimum: int = 0) -> int:
+    """``text`` as a number a query can carry, else the user's error naming ``field``.
+    ASCII digits only: ``str.isdigit`` also accepts other scripts' digits, which ``int``
+    reads ("١" is 1: a typo that acts on row 1) or refuses ("²": a ValueError), and
+    ``int`` refuses more than 4,300 digits; 19 digits hold every stored number."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise ValidationError(f"must be a whole number from {minimum} to {MAX_STORED_INT}",
+                              field=field)
+    return check_stored_int(int(digits), field, minimum=minimum)

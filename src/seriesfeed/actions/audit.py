@@ -8,16 +8,19 @@ records its other actions with :func:`record` after calling the verb."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from seriesfeed.addresses import mask_address, normalize_email
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.errors import ValidationError, check_stored_int
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import audit as aq
+from seriesfeed.store import subscribers as sq
 
-__all__ = ["CLI", "Actor", "AuditEntry", "count", "log", "record", "write"]
+__all__ = ["CLI", "Actor", "AuditEntry", "count", "hide_addresses", "log", "record", "write"]
 
 # the columns' lengths (store/tables.py admin_audit): longer values are cut, never refused,
 # so an action is recorded whatever its arguments
@@ -53,6 +56,51 @@ class AuditEntry:
         return {"id": self.id, "at": local_time(self.at, zone), "account": self.account,
                 "session": self.session, "address": self.address, "action": self.action,
                 "target": self.target, "detail": self.detail, "ok": self.ok}
+
+
+# anything shaped like an address in what a row would keep (a form field, an error that
+# quotes it): no quotes or brackets in the local part, so "no subscriber 'a@b.org'" yields
+# the address alone
+_AN_ADDRESS = re.compile(r"[\w.!#$%&*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*")
+
+
+def _masked(found: str) -> tuple[str, str]:
+    """(the address masked, its hash), one form whatever the case or script typed."""
+    try:
+        address = normalize_email(found)
+    except ValidationError:
+        address = found  # not deliverable as typed: still someone's, still hidden
+    return mask_address(sq.email_key(address)), sq.email_hash(address)
+
+
+def hide_addresses(target: str | None, detail: dict[str, Any] | None,
+                   ) -> tuple[str | None, dict[str, Any]]:
+    """``target`` and ``detail`` with every address in them masked (``b•••@example.org``)
+    and the first one's hash added as ``email_hash``, so a row can still be matched to an
+    address by whoever knows it. For rows about an address that is no subscriber's (a
+    refusal, a test copy): an erasure scrubs only the addresses of the subscriber it
+    removes, so a clear one written here would stay in the trail for good."""
+    hashes: list[str] = []
+
+    def one(match: re.Match[str]) -> str:
+        shown, digest = _masked(match.group(0))
+        hashes.append(digest)
+        return shown
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return _AN_ADDRESS.sub(one, value)
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        return value
+
+    hidden_target = walk(target) if target is not None else None
+    hidden: dict[str, Any] = walk(detail or {})
+    if hashes and "email_hash" not in hidden:
+        hidden["email_hash"] = hashes[0]
+    return hidden_target, hidden
 
 
 def _cut(value: str | None, n: int) -> str | None:

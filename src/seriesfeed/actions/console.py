@@ -2,15 +2,19 @@
 the dashboard's one read.
 
 Security model, in one place: the password is kept only as a scrypt hash
-(``seriesfeed.passwords``), and every login attempt costs exactly one scrypt run, whether
-the account is right, the password is right, no hash is configured or the client is locked
-out, so timing tells nothing. A login makes a session row in the store (a random 32-byte
-id) and a cookie holding that id signed under its own purpose key (``tokens``); the row,
-not the cookie, says whether the session lives, so a logout ends it on every node. Every
-console form carries a CSRF field bound to its session (the login form: to a pre-session
-cookie). Five wrong passwords from one client address, or for one account, within
-``WINDOW`` lock that client or account for ``LOCK_FOR``; the counts are in the store, so
-every node enforces the same lockout. Every login, failed login and logout is audited.
+(``seriesfeed.passwords``), and every login attempt that is not locked out costs exactly
+one scrypt run, whether the account is right, the password is right or no hash is
+configured, so timing tells nothing. A locked client or account is answered without scrypt
+(its 429 says it is locked, so an equal cost would hide nothing and only hand strangers 32
+MiB and 0.1 s of CPU per request), and at most ``SCRYPT_AT_ONCE`` runs go side by side in
+a process: a login beyond them is refused as busy (a 503) before scrypt. A login makes a
+session row in the store (keyed by a hash of a random 32-byte id, see ``_stored_id``) and
+a cookie holding that id signed under its own purpose key (``tokens``); the row, not the
+cookie, says whether the session lives, so a logout ends it on every node. Every console
+form carries a CSRF field bound to its session (the login form: to a pre-session cookie).
+Five wrong passwords from one client address, or for one account, within ``WINDOW`` lock
+that client or account for ``LOCK_FOR``; the counts are in the store, so every node
+enforces the same lockout. Every login, failed login and logout is audited.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hashlib
 import hmac
 import math
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,21 +38,26 @@ from seriesfeed.store import Store
 from seriesfeed.store import console as cq
 
 __all__ = [
-    "LOCK_AFTER", "LOCK_FOR", "WINDOW", "Login", "Operator", "csrf_field", "csrf_ok",
-    "dashboard", "hash_new_password", "login", "login_csrf", "login_csrf_ok", "logout",
-    "new_login_cookie", "operator_for", "record",
+    "LOCK_AFTER", "LOCK_FOR", "SCRYPT_AT_ONCE", "SCRYPT_SLOTS", "WINDOW", "Login", "Operator",
+    "csrf_field", "csrf_ok", "dashboard", "hash_new_password", "login", "login_csrf",
+    "login_csrf_ok", "logout", "new_login_cookie", "operator_for", "record",
 ]
 
 LOCK_AFTER = 5  # wrong passwords per client, and per account, within WINDOW
 WINDOW = timedelta(minutes=15)
 LOCK_FOR = timedelta(minutes=15)
+# scrypt runs side by side per process: each takes 32 MiB and a core for ~0.1 s, so a
+# flood of logins must not take the machine's memory and CPU from the daemon. A process's
+# own resources, so a process's own count (not the store's, as the lockout is)
+SCRYPT_AT_ONCE = 2
+SCRYPT_SLOTS = threading.BoundedSemaphore(SCRYPT_AT_ONCE)
 
 
 @dataclass(frozen=True)
 class Operator:
     """Whoever holds a live console session."""
 
-    session: str
+    session: str  # the row's id (a hash), as the audit trail names it: never the cookie's
     account: str
     address: str | None
     expires_at: datetime
@@ -56,10 +66,12 @@ class Operator:
 @dataclass(frozen=True)
 class Login:
     """A login attempt's outcome: the session cookie on success; ``retry_after`` seconds
-    when the client or account is locked out."""
+    when the client or account is locked out; ``busy`` when scrypt already runs
+    ``SCRYPT_AT_ONCE`` times (try again in a second)."""
 
     cookie: str | None = None
     retry_after: int | None = None
+    busy: bool = False
 
     @property
     def ok(self) -> bool:
@@ -90,6 +102,15 @@ def _key(config: Config) -> bytes:
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _stored_id(config: Config, session: str) -> str:
+    """The session's row id: sha256 of the id the cookie holds, bound to a short digest of
+    the configured password hash. A dump of the store (even with the key file) then holds
+    no id that makes a cookie, and a new hash names none of the old rows: every session
+    ends when the password changes, checked on every request by the look-up itself."""
+    bound = _digest(config.admin.password_hash or "")[:16]
+    return _digest(f"{bound}:{session}")
 
 
 def new_login_cookie(config: Config) -> str:
@@ -134,24 +155,41 @@ def _locked_for(found: dict[str, cq.Failures], now: datetime) -> int | None:
 
 def login(store: Store, config: Config, *, account: str, password: str,
           address: str | None) -> Login:
-    """Check a login; every path runs scrypt once and writes once, so all cost the same."""
+    """Check a login; every path that is not locked out or busy runs scrypt once and
+    writes once, so all cost the same."""
     admin = config.admin
     account = account.strip()[:100]
-    # compared in constant time too; the hash is checked whatever the account says
-    right_account = hmac.compare_digest(account.encode("utf-8"), admin.account.encode("utf-8"))
-    right_password = passwords.verify(password, admin.password_hash or None)
     now = now_utc()
     client_key, account_key = f"client:{address or 'unknown'}", f"account:{account}"
+    stranger = audit.Actor(account or "-", None, address)
+    with store.read() as conn:
+        locked = _locked_for(cq.failures(conn, [client_key, account_key]), now)
+    if locked is not None:
+        with store.write() as conn:
+            audit.write(conn, stranger, "login", None, {"reason": "locked out"}, False, at=now)
+        return Login(retry_after=locked)
+    if not SCRYPT_SLOTS.acquire(blocking=False):
+        # the machine's limit, not the client's mistake: counts towards no lockout
+        with store.write() as conn:
+            audit.write(conn, stranger, "login", None, {"reason": "busy"}, False, at=now)
+        return Login(busy=True)
+    try:
+        right_password = passwords.verify(password, admin.password_hash or None)
+    finally:
+        SCRYPT_SLOTS.release()
+    # compared in constant time too; the hash is checked whatever the account says
+    right_account = hmac.compare_digest(account.encode("utf-8"), admin.account.encode("utf-8"))
+    now = now_utc()
     with store.write() as conn:
         cq.prune(conn, now, window_start=now - WINDOW)
         found = cq.failures(conn, [client_key, account_key])
-        locked = _locked_for(found, now)
+        locked = _locked_for(found, now)  # again: another attempt may have locked it since
         already = locked is not None
         if locked is None and right_account and right_password:
-            session = secrets.token_hex(32)
+            session = secrets.token_hex(32)  # the cookie's; the store keeps only its hash
             expires = now + timedelta(hours=admin.session_hours)
-            cq.new_session(conn, id=session, account=admin.account, now=now,
-                           expires_at=expires, address=address)
+            cq.new_session(conn, id=_stored_id(config, session), account=admin.account,
+                           now=now, expires_at=expires, address=address)
             # a success forgives this client's typos, and the account's: only someone who
             # knows the password gets here
             cq.clear_failures(conn, client_key)
@@ -167,15 +205,14 @@ def login(store: Store, config: Config, *, account: str, password: str,
             session = None
         # in the same transaction: a login is never without its audit row
         if session is not None:
-            audit.write(conn, audit.Actor(admin.account, session, address), "login", None,
-                        None, True, at=now)
+            audit.write(conn, audit.Actor(admin.account, _stored_id(config, session),
+                                          address), "login", None, None, True, at=now)
         else:
             detail: dict[str, Any] = {"reason": "locked out" if already
                                       else "wrong account or password"}
             if locked is not None and not already:
                 detail["locked_for_s"] = locked  # this attempt was the one that locked
-            audit.write(conn, audit.Actor(account or "-", None, address), "login", None,
-                        detail, False, at=now)
+            audit.write(conn, stranger, "login", None, detail, False, at=now)
     if session is None:
         return Login(retry_after=locked)
     return Login(cookie=tokens.bound_token(_key(config), tokens.Purpose.ADMIN_SESSION, session))
@@ -189,7 +226,7 @@ def operator_for(store: Store, config: Config, cookie: str | None) -> Operator |
     if session is None:
         return None
     with store.read() as conn:
-        found = cq.get_session(conn, session)
+        found = cq.get_session(conn, _stored_id(config, session))
     if found is None or not found.live(now_utc()) or found.account != config.admin.account:
         return None
     return Operator(found.id, found.account, found.address, found.expires_at)

@@ -136,11 +136,14 @@ class Preview:
 
 
 def preview_digest(store: Store, config: Config, language: str, frequency: Frequency,
-                   sample_size: int = 10) -> Preview | None:
+                   sample_size: int = 10, *, release: bool = True) -> Preview | None:
     """What the next digest of the language and frequency would be (the largest one, for
     the subscriber furthest behind); when nobody is due, the newest entries as a sample.
-    Records nothing (but publishes the scheduled entries that have come due)."""
-    release_due(store)
+    Records nothing, but first publishes the scheduled entries that have come due, unless
+    ``release`` is false (the console's GET, which must not write: the daemon releases
+    them on its own clock)."""
+    if release:
+        release_due(store)
     with store.read() as conn:
         found = next_range(conn, language, frequency, digest_fallback(config, language))
         sample = found is None

@@ -34,6 +34,7 @@ __all__ = [
     "SeriesInfo",
     "StoredEntries",
     "add_entry",
+    "changed_texts",
     "derive_url",
     "export_entries",
     "import_entries",
@@ -503,6 +504,20 @@ def set_entry_texts(store: Store, config: Config, ref: str, *, title: str | None
             current.title, current.summary, current.texts_pinned):
         return current
     return add_entry(store, config, changed)
+
+
+def changed_texts(current: Entry, *, title: str | None = None,
+                  summary: str | None = None) -> dict[str, str]:
+    """Of the texts a form sent back, those that differ from ``current`` when stored as
+    ``set_entry_texts`` would store them: a form sends every field, a textarea's lines
+    with CRLF, an absent summary as "", and a text that did not change must not move the
+    entry's ``updated`` in the feeds nor be recorded as an edit."""
+    def fold(field: str, text: str) -> str:
+        return clean_line(text) if field == "title" else clean_text(text).strip()
+
+    given = {"title": title, "summary": summary}
+    return {k: v for k, v in given.items()
+            if v is not None and fold(k, v) != fold(k, getattr(current, k) or "")}
 
 
 def import_entries(store: Store, config: Config, path: Path, fmt: str | None = None,

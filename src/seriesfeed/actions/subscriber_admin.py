@@ -10,7 +10,6 @@ transaction, since the refused one wrote nothing."""
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -18,7 +17,7 @@ from typing import Any
 
 from seriesfeed.actions import audit
 from seriesfeed.actions.audit import CLI, Actor
-from seriesfeed.addresses import mask_address, normalize_email
+from seriesfeed.addresses import normalize_email
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import NotFoundError, SeriesfeedError, ValidationError, check_stored_int
@@ -255,40 +254,25 @@ def set_status(store: Store, who: str, status: str, *, actor: Actor = CLI) -> St
         # no subscriber has the address (erased since, or never one): the trail keeps it
         # masked with its hash, as for a lifted suppression; an erasure scrubs only the
         # addresses of the subscriber it removes, so a clear one here would stay for ever
-        target, detail, mask = _hidden(who, {"to": status})
-        _refused(store, actor, "subscribers.set", target, detail, exc, mask=mask)
+        _refused(store, actor, "subscribers.set", who.strip(), {"to": status}, exc,
+                 hide=True)
         raise
     except SeriesfeedError as exc:
         _refused(store, actor, "subscribers.set", who, {"to": status}, exc)
         raise
 
 
-def _masked_in(text: str, address: str, shown: str) -> str:
-    """``text`` with every spelling of ``address`` (any case) replaced by ``shown``."""
-    return re.sub(re.escape(address), shown, text, flags=re.IGNORECASE)
-
-
-def _hidden(who: str, detail: dict[str, Any],
-            ) -> tuple[str, dict[str, Any], tuple[str, str] | None]:
-    """The audit target and detail for WHO, masked with its hash when it is an address,
-    and the (address, masked) pair to hide in the error."""
-    try:
-        address = normalize_email(who.strip(), field="WHO")
-    except SeriesfeedError:
-        return who, detail, None  # an id, or not an address at all
-    shown = mask_address(sq.email_key(address))
-    return shown, {**detail, "email_hash": sq.email_hash(address)}, (address, shown)
-
-
 def _refused(store: Store, actor: Actor, action: str, target: str,
-             detail: dict[str, Any], exc: SeriesfeedError, *,
-             mask: tuple[str, str] | None = None) -> None:
-    error = str(exc) if mask is None else _masked_in(str(exc), *mask)
+             detail: dict[str, Any], exc: SeriesfeedError, *, hide: bool = False) -> None:
+    shown: str | None = target
+    written: dict[str, Any] = {**detail, "error": str(exc)}
+    if hide:  # the error may quote the address too
+        shown, written = audit.hide_addresses(shown, written)
     # the store itself failing here is not the user's news: the original error says more
     with contextlib.suppress(SeriesfeedError):
         audit.record(store, account=actor.account, session=actor.session,
-                     address=actor.address, action=action, target=target,
-                     detail={**detail, "error": error}, ok=False)
+                     address=actor.address, action=action, target=shown,
+                     detail=written, ok=False)
 
 
 @dataclass(frozen=True)
@@ -317,9 +301,10 @@ def unsuppress(store: Store, email: str, reason: str, *,
     if len(why) > MAX_REASON:
         raise ValidationError(f"at most {MAX_REASON} characters", field="--reason")
     address = normalize_email(email, field="EMAIL")
-    shown = mask_address(sq.email_key(address))  # one form whatever the case typed
     # the reason is the operator's words, and may name the address: masked there too
-    why = _masked_in(why, address, shown)
+    shown, hidden = audit.hide_addresses(address, {"reason": why})
+    assert shown is not None
+    why = hidden["reason"]
     try:
         with store.write(durable=True) as conn:
             lifted = sq.lift_suppression(conn, address)
@@ -332,6 +317,5 @@ def unsuppress(store: Store, email: str, reason: str, *,
             return Unsuppressed(shown, digest, lifted[0], lifted[1], row)
     except SeriesfeedError as exc:
         _refused(store, actor, "subscribers.unsuppress", shown,
-                 {"reason": why, "email_hash": sq.email_hash(address)}, exc,
-                 mask=(address, shown))
+                 {"reason": why, "email_hash": sq.email_hash(address)}, exc, hide=True)
         raise

@@ -64,6 +64,9 @@ async def login(console: Console, request: Request) -> Response:
         done.delete_cookie(LOGIN_COOKIE, path="/admin")
         return done
     assert cookie is not None  # login_csrf_ok needed it
+    if outcome.busy:
+        return _form(console, request, cookie, status=503, headers={"Retry-After": "1"},
+                     error=_("The console is busy; try again in a second."))
     if outcome.retry_after is not None:
         minutes = max(1, round(outcome.retry_after / 60))
         return _form(console, request, cookie, status=429,

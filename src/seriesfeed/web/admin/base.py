@@ -22,7 +22,7 @@ from seriesfeed import actions, i18n
 from seriesfeed.actions import Store
 from seriesfeed.actions.console import Operator
 from seriesfeed.config import Config
-from seriesfeed.errors import StoreError
+from seriesfeed.errors import StoreError, ValidationError, read_stored_int
 from seriesfeed.i18n import N_
 from seriesfeed.pages import render_page
 from seriesfeed.web.admin.words import WORDS
@@ -170,7 +170,10 @@ class Console:
         _ = self.messages(self.language(request))
         too_big = self.refuse(request, 413, _("What was sent is larger than this form "
                                               "accepts."))
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        try:
+            if length is not None and read_stored_int(length, "Content-Length") > MAX_BODY:
+                return too_big
+        except ValidationError:
             return too_big
         body = b""
         try:
@@ -245,8 +248,12 @@ def guarded(console: Console, handler: Handler, *, shows: bool = True, takes: bo
 
 
 def page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    return max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
+    """``?page=``; anything but a page number (a hand-made link) is the first page."""
+    try:
+        return min(read_stored_int(request.query_params.get("page", "1"), "page",
+                                   minimum=1), 100_000)
+    except ValidationError:
+        return 1
 
 
 def pager(request: Request, page: int, more: bool) -> dict[str, str | None]:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from seriesfeed import actions
 from seriesfeed.actions.console import Operator
-from seriesfeed.errors import SeriesfeedError
+from seriesfeed.errors import SeriesfeedError, ValidationError, read_stored_int
 from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, audit_action, page_number, pager
 
 __all__ = [
@@ -60,17 +60,21 @@ async def entry_edit(console: Console, request: Request, operator: Operator,
         return console.page(request, "entry.html.j2", title=_("Edit an entry"),
                             operator=operator, entry=found, page_link=link)
     raw = data.get("part", "").strip().lower()
-    part: int | str = int(raw) if raw.isdigit() else (raw or "auto")
     title, summary = data.get("title"), data.get("summary")
     detail: dict[str, Any] = {}
     try:
+        part: int | str = "auto"
+        if raw not in ("", "auto"):
+            try:
+                part = read_stored_int(raw, "part", minimum=1)
+            except ValidationError:
+                raise SeriesfeedError(_("a part is a number, or empty for the date "
+                                        "order")) from None
         if part != (found.pinned or "auto"):
-            if not isinstance(part, int) and part != "auto":
-                raise SeriesfeedError(_("a part is a number, or empty for the date order"))
             await console.call(actions.set_entry, console.store, str(found.seq), part=part)
             detail["part"] = part
-        texts = {k: v for k, v in (("title", title), ("summary", summary))
-                 if v is not None and v.strip() != getattr(found, k)}
+        # the form sends every field back: only what differs is an edit
+        texts = actions.entries.changed_texts(found, title=title, summary=summary)
         if texts:
             await console.call(actions.entries.set_entry_texts, console.store,
                                console.config, str(found.seq), **texts)

@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from seriesfeed import actions
+from seriesfeed.actions import audit
 from seriesfeed.actions.console import Operator
-from seriesfeed.errors import SeriesfeedError
+from seriesfeed.errors import SeriesfeedError, read_stored_int
 from seriesfeed.models import Frequency, OutboxState
 from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, audit_action, page_number, pager
 
@@ -43,16 +44,19 @@ async def outbox(console: Console, request: Request, operator: Operator,
 
 
 def _ids(raw: str) -> list[int]:
-    return [int(p) for p in raw.split(",") if p.strip().isdigit()][:1000]
+    """The ticked rows' ids; one that is no id refuses the whole form, never acts on
+    whichever row a lenient reading of it names."""
+    return [read_stored_int(p, "id", minimum=1) for p in raw.split(",") if p.strip()][:1000]
 
 
 async def outbox_retry(console: Console, request: Request, operator: Operator,
                        data: Form | None) -> Response:
     assert data is not None
-    ids = _ids(data.get("id", ""))
     back = data.get("back", "/admin/outbox")
     back = back if back.startswith("/admin/") else "/admin/outbox"
+    ids: list[int] = []
     try:
+        ids = _ids(data.get("id", ""))
         done = await console.call(actions.ops.retry_outbox, console.store, ids)
     except SeriesfeedError as exc:
         await audit_action(console, request, operator, "outbox.retry", ",".join(map(str, ids)),
@@ -116,7 +120,7 @@ async def preview(console: Console, request: Request, operator: Operator,
     _ = console.messages(console.language(request))
     lang, frequency = _preview_choice(console, request)
     shown = await console.call(actions.preview_digest, console.store, console.config, lang,
-                               frequency)
+                               frequency, release=False)  # a GET never publishes
     return console.page(request, "preview.html.j2", title=_("Digest preview"),
                         operator=operator, preview=shown, language=lang,
                         frequency=frequency.value,
@@ -130,7 +134,7 @@ async def preview_html(console: Console, request: Request, operator: Operator,
     _ = console.messages(console.language(request))
     lang, frequency = _preview_choice(console, request)
     shown = await console.call(actions.preview_digest, console.store, console.config, lang,
-                               frequency)
+                               frequency, release=False)  # a GET never publishes
     if shown is None:
         return console.refuse(request, 404, _("There is nothing to preview."))
     return HTMLResponse(shown.html, headers={"Content-Language": lang})
@@ -150,10 +154,15 @@ async def test_send(console: Console, request: Request, operator: Operator,
         sent = await console.call(actions.digests.send_test_copy, console.store, config,
                                   language=lang, to=to, frequency=frequency)
     except SeriesfeedError as exc:
-        await audit_action(console, request, operator, "digest.test-send", to,
-                     {"language": lang, "error": str(exc)}, False)
+        # often an address that is no subscriber's (or an erased one's): no erasure
+        # would ever scrub it
+        await audit_action(console, request, operator, "digest.test-send",
+                           *audit.hide_addresses(to, {"language": lang, "error": str(exc)}),
+                           False)
         return console.done(back, "failed", error=str(exc))
-    await audit_action(console, request, operator, "digest.test-send", sent.address,
-                 {"language": lang, "frequency": frequency.value,
-                  "message_id": sent.message_id}, True)
+    # the Message-ID has an @ too, and is no one's address: added once the target is masked
+    target, hidden = audit.hide_addresses(sent.address, None)
+    await audit_action(console, request, operator, "digest.test-send", target,
+                       {**hidden, "language": lang, "frequency": frequency.value,
+                        "message_id": sent.message_id}, True)
     return console.done(back, "test-sent")

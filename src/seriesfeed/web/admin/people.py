@@ -106,8 +106,9 @@ async def subscriber_erase(console: Console, request: Request, operator: Operato
     try:
         await console.call(actions.subscribers.remove_subscriber, console.store, email)
     except SeriesfeedError as exc:
-        await audit_action(console, request, operator, "subscribers.remove", None,
-                     {"error": str(exc)}, False)
+        # erased already (a second submit), or never one: nothing will scrub it later
+        await audit_action(console, request, operator, "subscribers.remove",
+                           *audit.hide_addresses(None, {"error": str(exc)}), False)
         return console.done("/admin/subscribers", "failed", error=str(exc))
     # the audit keeps no copy of an erased address: that is the point of erasing it
     await audit_action(console, request, operator, "subscribers.remove", None, None, True)
