@@ -26,7 +26,7 @@ from seriesfeed.errors import (
     ValidationError,
 )
 from seriesfeed.models import OutboxState
-from seriesfeed.store import Connection, Store, backup
+from seriesfeed.store import BIGINT_MAX, INT_MAX, Connection, Store, backup
 from seriesfeed.store import open_store as _open
 from seriesfeed.store import ops as oq
 from seriesfeed.store import outbox as outq
@@ -102,6 +102,9 @@ def retry_outbox(store: Store, ids: list[int] | None, *,
     for one is refused (nothing changes); ``--failed`` skips them and says so."""
     if ids is not None and not ids:
         raise ValidationError("name the rows to retry (IDs) or give --failed", field="ID")
+    for row_id in ids or ():
+        if not 0 < row_id <= BIGINT_MAX:
+            raise NotFoundError(f"no outbox row {row_id}")
     with store.write() as conn:
         return _retry(conn, ids, digest_id)
 
@@ -109,6 +112,8 @@ def retry_outbox(store: Store, ids: list[int] | None, *,
 def retry_digest(store: Store, digest_id: int) -> RetryResult:
     """`digests retry ID`: the digest's failed rows back to queued, by the same path and
     rules as `outbox retry --failed --digest ID`; the next drain sends them."""
+    if not 0 < digest_id <= INT_MAX:
+        raise NotFoundError(f"no digest {digest_id}")
     with store.write() as conn:
         if not oq.digest_summaries(conn, digest_id):
             raise NotFoundError(f"no digest {digest_id}")
@@ -130,6 +135,8 @@ def list_digests(store: Store, config: Config) -> list[dict[str, Any]]:
 def show_digest(store: Store, config: Config, digest_id: int) -> dict[str, Any]:
     """One digest's figures and the rows that were not sent (failed and pending), so "who did
     not get Tuesday's digest, and why?" is one command."""
+    if not 0 < digest_id <= INT_MAX:
+        raise NotFoundError(f"no digest {digest_id}")
     with store.read() as conn:
         found = oq.digest_summaries(conn, digest_id)
         if not found:

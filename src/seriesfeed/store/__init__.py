@@ -26,9 +26,10 @@ from sqlalchemy.exc import (
 )
 
 from seriesfeed.errors import StoreDamagedError, StoreError, StoreTooNewError
+from seriesfeed.store.tables import BIGINT_MAX, INT_MAX
 
-__all__ = ["DAMAGED", "HEAD_REVISION", "Connection", "Store", "StoreTrouble", "normalize_url",
-           "open_store"]
+__all__ = ["BIGINT_MAX", "DAMAGED", "HEAD_REVISION", "INT_MAX", "Connection", "Store",
+           "StoreTrouble", "normalize_url", "open_store"]
 
 # Connection is re-exported so that verbs can name a transaction's handle in their signatures
 # without importing SQLAlchemy (only store/ does)

@@ -15,6 +15,7 @@ from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText, Sit
 from seriesfeed.parts import PartRow, number_parts
 from seriesfeed.store.slugs import entry_slug, slug_base
 from seriesfeed.store.tables import (
+    INT_MAX,
     content_version,
     entries,
     entry_authors,
@@ -256,7 +257,7 @@ def get_entry(conn: Connection, ref: str, *, parts: bool = False) -> Entry:
     """An entry by its id, its URL or its sequence number; with ``parts``, its part number
     too (a scan of its series: imports look entries up one by one and do not need it)."""
     cond = or_(entries.c.id == ref, entries.c.url == ref)
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and int(ref) <= INT_MAX:  # not "²", not 2^64
         cond = or_(cond, entries.c.seq == int(ref))
     found = _load(conn, _entry_select().where(cond))
     if not found:

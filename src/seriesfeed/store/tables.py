@@ -27,12 +27,18 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "UTCDateTime", "admin_audit", "admin_login_failures", "admin_sessions", "catch_ups",
+    "BIGINT_MAX", "INT_MAX", "UTCDateTime", "admin_audit", "admin_login_failures",
+    "admin_sessions", "catch_ups",
     "content_version", "digests", "entries", "entry_authors", "held_entries", "job_runs",
     "leadership", "metadata", "nodes", "outbox", "relay_state", "series", "series_texts",
     "source_entries", "source_polls", "sources", "subscriber_series", "subscribers",
     "suppressions",
 ]
+
+# the largest ids the columns hold (Integer is 32 bits on PostgreSQL, BigInteger 64): a
+# number past them names no row, and binding it fails (SQLite: OverflowError), so lookups
+# answer "not found" for it before asking the database
+INT_MAX, BIGINT_MAX = 2 ** 31 - 1, 2 ** 63 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -43,6 +43,7 @@ __all__ = [
     "guarded",
     "page_number",
     "pager",
+    "whole",
 ]
 
 COOKIE = "sf_admin"  # the signed session id
@@ -244,9 +245,16 @@ def guarded(console: Console, handler: Handler, *, shows: bool = True, takes: bo
     return run
 
 
+def whole(raw: str) -> int | None:
+    """A whole number typed in ASCII digits, else None: str.isdigit() also says yes to
+    "²" and "١", which int() then refuses or reads as a number nobody typed."""
+    raw = raw.strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
 def page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    return max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
+    number = whole(request.query_params.get("page", "1"))
+    return max(1, min(number, 100_000)) if number is not None else 1
 
 
 def pager(request: Request, page: int, more: bool) -> dict[str, str | None]:

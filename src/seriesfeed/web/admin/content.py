@@ -12,7 +12,15 @@ from starlette.responses import Response
 from seriesfeed import actions
 from seriesfeed.actions.console import Operator
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, audit_action, page_number, pager
+from seriesfeed.web.admin.base import (
+    PAGE_SIZE,
+    Console,
+    Form,
+    audit_action,
+    page_number,
+    pager,
+    whole,
+)
 
 __all__ = [
     "entries",
@@ -60,7 +68,8 @@ async def entry_edit(console: Console, request: Request, operator: Operator,
         return console.page(request, "entry.html.j2", title=_("Edit an entry"),
                             operator=operator, entry=found, page_link=link)
     raw = data.get("part", "").strip().lower()
-    part: int | str = int(raw) if raw.isdigit() else (raw or "auto")
+    number = whole(raw)
+    part: int | str = number if number is not None else (raw or "auto")
     title, summary = data.get("title"), data.get("summary")
     detail: dict[str, Any] = {}
     try:

@@ -12,7 +12,15 @@ from seriesfeed import actions
 from seriesfeed.actions.console import Operator
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.models import Frequency, OutboxState
-from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, audit_action, page_number, pager
+from seriesfeed.web.admin.base import (
+    PAGE_SIZE,
+    Console,
+    Form,
+    audit_action,
+    page_number,
+    pager,
+    whole,
+)
 
 __all__ = [
     "digest",
@@ -43,7 +51,7 @@ async def outbox(console: Console, request: Request, operator: Operator,
 
 
 def _ids(raw: str) -> list[int]:
-    return [int(p) for p in raw.split(",") if p.strip().isdigit()][:1000]
+    return [n for n in map(whole, raw.split(",")) if n is not None][:1000]
 
 
 async def outbox_retry(console: Console, request: Request, operator: Operator,
