@@ -70,3 +70,51 @@ def test_the_cli_says_not_found_for_ids_past_64_bits(run_cli: Callable[..., CliR
     result = run_cli("--config", path, *command)
     assert result.code == 1 and result.err.startswith("Error: "), result
     assert "Traceback" not in result.err
+
+
+# -- every action leaves one audit row, refused ones too -----------------------------------
+
+@pytest.mark.parametrize(("path", "form"), [
+    ("/admin/subscribers/unsuppress", {"email": "ann@example.org", "reason": ""}),
+    ("/admin/subscribers/unsuppress", {"email": "ann@example.org", "reason": "x" * 60_000}),
+    ("/admin/subscribers/unsuppress", {"email": "not an address", "reason": "typo"}),
+    ("/admin/subscribers/erase", {"email": "ann@example.org", "confirm": "bob@example.org"}),
+    ("/admin/sources/poll", {"source": "no-such-source"}),
+])
+def test_a_refused_action_leaves_exactly_one_audit_row(console: Console, path: str,
+                                                       form: dict[str, str]) -> None:
+    cookies = console.session(source="127.0.1.60")
+    before = audit.count(console.store)
+    reply = console.post(path, cookies, form, source="127.0.1.60")
+    assert reply.status == 303, (reply.status, reply.body[:300])
+    assert audit.count(console.store) == before + 1, "no audit row for a refused action"
+    row = audit.log(console.store, limit=1)[0]
+    assert row.ok is False and row.account == "admin" and row.address == "127.0.1.60"
+    assert row.session is not None and "error" in row.detail
+
+
+def test_an_erased_address_never_comes_back_in_clear_in_the_audit_trail(
+        console: Console) -> None:
+    """Erase, then what a double submit or a second operator's stale page sends: erase
+    again, set its status, lift its suppression twice. The refusals name the address as
+    the trail keeps it (masked, with its hash), never in clear."""
+    address = "Ann.Erased@Example.org"
+    actions.subscribers.add_subscriber(console.store, console.config, address,
+                                       confirmed=True)
+    cookies = console.session()
+    erase = {"email": address, "confirm": address}
+    assert console.post("/admin/subscribers/erase", cookies, erase).status == 303
+    for path, form in (("/admin/subscribers/erase", erase),
+                       ("/admin/subscribers/status", {"email": address,
+                                                      "status": "unsubscribed"}),
+                       ("/admin/subscribers/unsuppress", {"email": address, "reason": "asked"}),
+                       ("/admin/subscribers/unsuppress", {"email": address, "reason": "again"})):
+        assert console.post(path, cookies, form).status == 303
+    rows = audit.log(console.store, limit=20)
+    assert [(r.action, r.ok) for r in rows[:5]] == [
+        ("subscribers.unsuppress", False), ("subscribers.unsuppress", True),
+        ("subscribers.set", False), ("subscribers.remove", False),
+        ("subscribers.remove", True)]
+    for row in rows:
+        text = f"{row.target} {row.detail}".lower()
+        assert address.lower() not in text, (row.action, row.target, row.detail)

@@ -10,6 +10,7 @@ transaction, since the refused one wrote nothing."""
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -30,8 +31,8 @@ from seriesfeed.store import subscribers as sq
 
 __all__ = [
     "MAX_PAGE", "MAX_REASON", "SHOWN_OUTBOX", "StatusChange", "SubscriberDetail",
-    "SubscriberPage", "Unsuppressed", "filters", "search_subscribers", "set_status",
-    "show_subscriber", "unsuppress",
+    "SubscriberPage", "Unsuppressed", "filters", "record_refusal", "search_subscribers",
+    "set_status", "show_subscriber", "unsuppress",
 ]
 
 MAX_PAGE = 1000  # one page of a listing: the console shows tens, a script pages on
@@ -228,17 +229,33 @@ def set_status(store: Store, who: str, status: str, *, actor: Actor = CLI) -> St
                          "changed": change.changed}, True, now)
             return change
     except SeriesfeedError as exc:
-        _refused(store, actor, "subscribers.set", who, {"to": status}, exc)
+        record_refusal(store, actor, "subscribers.set", who, {"to": status}, exc)
         raise
 
 
-def _refused(store: Store, actor: Actor, action: str, target: str,
+def record_refusal(store: Store, actor: Actor, action: str, who: str,
              detail: dict[str, Any], exc: SeriesfeedError) -> None:
+    """The refusal's audit row. The address is kept masked with its hash, never in clear,
+    and cut from the error too: a refusal is often a stale page or a double submit about
+    an address just erased, and writing it back would undo the erasure."""
+    error = str(exc)
+    try:
+        address = normalize_email(who)
+    except ValidationError:  # not an address: nothing of a person's to hide but the text
+        address = None
+    if address is None:
+        target, hashed = mask_address(who.strip()), {}
+    else:
+        target, hashed = mask_address(sq.email_key(address)), {"email_hash":
+                                                                sq.email_hash(address)}
+    for shown in {who, who.strip(), address or who}:
+        if shown.strip():
+            error = re.sub(re.escape(shown.strip()), target, error, flags=re.IGNORECASE)
     # the store itself failing here is not the user's news: the original error says more
     with contextlib.suppress(SeriesfeedError):
         audit.record(store, account=actor.account, session=actor.session,
                      address=actor.address, action=action, target=target,
-                     detail={**detail, "error": str(exc)}, ok=False)
+                     detail={**detail, **hashed, "error": error}, ok=False)
 
 
 @dataclass(frozen=True)
@@ -260,11 +277,17 @@ def unsuppress(store: Store, email: str, reason: str, *,
     its hash, never the address: a suppression exists so that the store forgets an
     erased address, and lifting it must not write the address back."""
     why = " ".join((reason or "").split())
-    if not why:
-        raise ValidationError("give the reason the suppression is lifted", field="--reason")
-    if len(why) > MAX_REASON:
-        raise ValidationError(f"at most {MAX_REASON} characters", field="--reason")
-    address = normalize_email(email, field="EMAIL")
+    try:  # refused before the store is asked is refused all the same: audited
+        if not why:
+            raise ValidationError("give the reason the suppression is lifted",
+                                  field="--reason")
+        if len(why) > MAX_REASON:
+            raise ValidationError(f"at most {MAX_REASON} characters", field="--reason")
+        address = normalize_email(email, field="EMAIL")
+    except SeriesfeedError as exc:
+        record_refusal(store, actor, "subscribers.unsuppress", email,
+                 {"reason": why[:MAX_REASON]}, exc)
+        raise
     shown = mask_address(sq.email_key(address))  # one form whatever the case typed
     try:
         with store.write(durable=True) as conn:
@@ -277,6 +300,5 @@ def unsuppress(store: Store, email: str, reason: str, *,
                                "suppressed_since": lifted[1].isoformat()}, True)
             return Unsuppressed(shown, digest, lifted[0], lifted[1], row)
     except SeriesfeedError as exc:
-        _refused(store, actor, "subscribers.unsuppress", shown,
-                 {"reason": why, "email_hash": sq.email_hash(address)}, exc)
+        record_refusal(store, actor, "subscribers.unsuppress", address, {"reason": why}, exc)
         raise
