@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
@@ -118,3 +119,19 @@ def test_an_erased_address_never_comes_back_in_clear_in_the_audit_trail(
     for row in rows:
         text = f"{row.target} {row.detail}".lower()
         assert address.lower() not in text, (row.action, row.target, row.detail)
+
+
+# -- redirects stay in the console ----------------------------------------------------------
+
+@pytest.mark.parametrize("back", ["/admin/../evil", "/admin/%2e%2e/evil", "/admin/./../../x",
+                                  "//evil.example/admin/", "/admin/\\\\evil.example",
+                                  "https://evil.example/admin/", "/admin/..%2fevil"])
+def test_the_return_path_after_an_action_stays_under_admin(console: Console,
+                                                            back: str) -> None:
+    reply = console.post("/admin/outbox/retry", console.session(), {"id": "1", "back": back})
+    assert reply.status == 303
+    location = reply.headers["location"]
+    # where a browser goes: the path after it resolves dot segments (encoded ones too)
+    landed = urlsplit(urljoin("https://feeds.example.org/admin/outbox", unquote(location)))
+    assert landed.netloc == "feeds.example.org", location
+    assert landed.path.startswith("/admin/") and ".." not in landed.path, location

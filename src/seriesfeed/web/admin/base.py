@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -40,6 +40,7 @@ __all__ = [
     "Form",
     "Handler",
     "audit_action",
+    "console_path",
     "guarded",
     "page_number",
     "pager",
@@ -250,6 +251,19 @@ def whole(raw: str) -> int | None:
     "²" and "١", which int() then refuses or reads as a number nobody typed."""
     raw = raw.strip()
     return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def console_path(raw: str, default: str) -> str:
+    """``raw`` if it is a path under /admin/ as a browser resolves it, else ``default``: a
+    prefix check alone let ``/admin/../x`` (and ``%2e%2e``, which browsers resolve too)
+    send the operator out of the console."""
+    parts = urlsplit(raw)
+    path = unquote(parts.path)
+    segments = path.split("/")
+    if (parts.scheme or parts.netloc or not path.startswith("/admin/") or "\\" in path
+            or any(s in (".", "..") for s in segments) or not raw.isprintable()):
+        return default
+    return raw
 
 
 def page_number(request: Request) -> int:

@@ -17,6 +17,7 @@ from seriesfeed.web.admin.base import (
     Console,
     Form,
     audit_action,
+    console_path,
     page_number,
     pager,
     whole,
@@ -58,8 +59,7 @@ async def outbox_retry(console: Console, request: Request, operator: Operator,
                        data: Form | None) -> Response:
     assert data is not None
     ids = _ids(data.get("id", ""))
-    back = data.get("back", "/admin/outbox")
-    back = back if back.startswith("/admin/") else "/admin/outbox"
+    back = console_path(data.get("back", ""), "/admin/outbox")
     try:
         done = await console.call(actions.ops.retry_outbox, console.store, ids)
     except SeriesfeedError as exc:
