@@ -4,13 +4,14 @@ runs on a real uvicorn server over a real SQLite store (tests/harness/web.py).""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from seriesfeed import actions
+from seriesfeed import actions, passwords
 from seriesfeed.actions import audit
 from seriesfeed.store import open_store
 from seriesfeed.web import create_app
@@ -135,3 +136,28 @@ def test_the_return_path_after_an_action_stays_under_admin(console: Console,
     landed = urlsplit(urljoin("https://feeds.example.org/admin/outbox", unquote(location)))
     assert landed.netloc == "feeds.example.org", location
     assert landed.path.startswith("/admin/") and ".." not in landed.path, location
+
+
+# -- passwords -------------------------------------------------------------------------------
+
+def test_a_password_typed_composed_or_decomposed_is_the_same_password(
+        make_config: Callable[..., Path], tmp_path: Path) -> None:
+    """``café`` as one code point per letter (NFC: most keyboards) or ``e`` plus a
+    combining accent (NFD: macOS file names, some input methods, a paste) is the same
+    password to the person typing it; the hash was made from one, the login sends the
+    other."""
+    password = "Contraseña del café número uno"
+    composed, decomposed = (unicodedata.normalize(f, password) for f in ("NFC", "NFD"))
+    assert composed != decomposed
+    config = console_config(make_config, tmp_path, admin={
+        "password_hash": passwords.hash_password(decomposed)})
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        with live(create_app(config, store)) as server:
+            attacked = Console(config, store, server)
+            reply, _ = attacked.login(password=composed)
+            assert reply.status == 303, reply.status
+            wrong, _ = attacked.login(password=composed.replace("é", "e"))
+            assert wrong.status == 401  # a different letter is still a different password
+    finally:
+        store.close()

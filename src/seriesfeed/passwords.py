@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 __all__ = [
@@ -55,6 +56,10 @@ def _unb64(text: str) -> bytes:
 
 
 def _derive(password: str, salt: bytes, n: int, r: int, p: int, size: int) -> bytes:
+    # NFC first (as RFC 8265's OpaqueString does): "é" typed as one code point or as "e"
+    # and a combining accent (a macOS paste, some input methods) is one password to the
+    # person typing it; compatibility forms (NFKC) stay distinct, as that profile keeps them
+    password = unicodedata.normalize("NFC", password)
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
                           maxmem=_MAXMEM, dklen=size)
 
