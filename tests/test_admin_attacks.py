@@ -161,3 +161,23 @@ def test_a_password_typed_composed_or_decomposed_is_the_same_password(
             assert wrong.status == 401  # a different letter is still a different password
     finally:
         store.close()
+
+
+# -- headers on every answer, a bug's 500 too --------------------------------------------------
+
+def test_a_bugs_500_under_admin_still_carries_no_store_and_the_security_headers(
+        console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ids past 64 bits above were 500s without Cache-Control or a CSP: Starlette
+    answers an unexpected error outside every middleware. A verb that raises stands in
+    for the next such bug (the unit under test is the answer around it)."""
+    cookies = console.session()
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(actions.ops, "list_outbox", broken)
+    reply = console.get("/admin/outbox", cookies)
+    assert reply.status == 500
+    assert reply.headers.get("cache-control") == "no-store", reply.headers
+    assert "noindex" in reply.headers.get("x-robots-tag", "")
+    assert "frame-ancestors 'none'" in reply.headers.get("content-security-policy", "")
+    assert "RuntimeError" not in reply.body and "a bug" not in reply.body
