@@ -4,8 +4,10 @@ runs on a real uvicorn server over a real SQLite store (tests/harness/web.py).""
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -16,8 +18,10 @@ from seriesfeed.actions import audit
 from seriesfeed.store import open_store
 from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE, CliResult
-from tests.harness.web import live
-from tests.test_admin import Console, console_config
+from tests.harness.web import Reply, live
+from tests.smtp_server import SmtpServer
+from tests.test_admin import Console, _cookie_header, _cookies, _csrf, console_config
+from tests.test_admin_views import mailed as mailed  # the fixture, re-exported
 
 HUGE = "9" * 23  # past 64 bits: no row has such an id, SQLite cannot even bind it
 
@@ -181,3 +185,56 @@ def test_a_bugs_500_under_admin_still_carries_no_store_and_the_security_headers(
     assert "noindex" in reply.headers.get("x-robots-tag", "")
     assert "frame-ancestors 'none'" in reply.headers.get("content-security-policy", "")
     assert "RuntimeError" not in reply.body and "a bug" not in reply.body
+
+
+# -- a retry submitted twice, and again after the drain ---------------------------------------
+
+def test_a_double_submitted_retry_sends_once_with_the_rows_message_id(
+        mailed: Console, smtp_server: SmtpServer) -> None:
+    """Two clicks on Retry, a drain, then the stale page's Retry again: the recipient
+    gets one message, with the Message-ID the row had before its first attempt; the two
+    later clicks are refused (the row is not failed any more) and audited as such."""
+    cookies = mailed.session()
+    row = next(r for r in actions.ops.list_outbox(mailed.store, mailed.config, state="failed")
+               if r["recipient"] == "gone@hard.example.net")
+    del smtp_server.recorder.rcpt_replies["hard.example.net"]
+    before = len(smtp_server.recorder.messages)
+    form = {"id": str(row["id"]), "back": "/admin/outbox"}
+    assert mailed.post("/admin/outbox/retry", cookies, form).status == 303
+    assert mailed.post("/admin/outbox/retry", cookies, form).status == 303
+    asyncio.run(actions.send_digests(mailed.store, mailed.config, scheduled=False))
+    assert mailed.post("/admin/outbox/retry", cookies, form).status == 303
+    asyncio.run(actions.send_digests(mailed.store, mailed.config, scheduled=False))
+    sent = [m for m in smtp_server.recorder.messages[before:]
+            if m.recipients == ["gone@hard.example.net"]]
+    assert len(sent) == 1
+    assert message_from_bytes(sent[0].data)["Message-ID"] == row["message_id"]
+    rows = audit.log(mailed.store, action="outbox.retry", limit=3)
+    assert [r.ok for r in rows] == [False, False, True]
+
+
+# -- what held, kept as statements ---------------------------------------------------------------
+
+def test_the_lockout_holds_across_two_nodes_and_forwarded_headers_from_a_peer(
+        console: Console) -> None:
+    """Five wrong passwords on one node, each with another X-Forwarded-For, Forwarded and
+    X-Real-IP (the peer is not in [web] forwarded_allow_ips, so they count for nothing):
+    the right password on a second node over the same store is a 429, with the console's
+    headers."""
+    def attempt(server: Console, n: int, password: str) -> Reply:
+        form = server.server.request("GET", "/admin/login", source="127.0.1.81")
+        return server.server.request("POST", "/admin/login", source="127.0.1.81", form={
+            "csrf": _csrf(form.body), "account": f"guess{n}", "password": password},
+            headers={"Cookie": _cookie_header(_cookies(form)),
+                     "X-Forwarded-For": f"10.0.0.{n}", "Forwarded": f"for=10.1.0.{n}",
+                     "X-Real-IP": f"10.2.0.{n}"})
+
+    assert [attempt(console, n, "wrong wrong wrong").status for n in range(5)] == \
+        [401, 401, 401, 401, 429]
+    with live(create_app(console.config, console.store)) as second:
+        other = Console(console.config, console.store, second)
+        reply, _ = other.login(source="127.0.1.81")
+    assert reply.status == 429 and 0 < int(reply.headers["retry-after"]) <= 900
+    assert reply.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
+    assert {r.address for r in audit.log(console.store, limit=6)} == {"127.0.1.81"}
