@@ -5,6 +5,8 @@ runs on a real uvicorn server over a real SQLite store (tests/harness/web.py).""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import io
 import unicodedata
 from collections.abc import Callable, Iterator
 from email import message_from_bytes
@@ -238,3 +240,22 @@ def test_the_lockout_holds_across_two_nodes_and_forwarded_headers_from_a_peer(
     assert reply.headers["cache-control"] == "no-store"
     assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
     assert {r.address for r in audit.log(console.store, limit=6)} == {"127.0.1.81"}
+
+
+def test_a_password_too_long_to_log_in_with_is_refused_when_hashed(
+        run_cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch,
+        console: Console) -> None:
+    """The login form reads 1,024 characters of a password: a longer one was hashed
+    without a word and then could never log in; and a login that typed more than the
+    longest password after the right ones was let in."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("p" * 1025 + "\n"))
+    refused = run_cli("admin", "hash-password")
+    assert refused.code == 1 and refused.err.startswith("Error: password: ")
+    assert "1024" in refused.err and "Traceback" not in refused.err
+    longest = "q" * 1024
+    config = dataclasses.replace(console.config, admin=dataclasses.replace(
+        console.config.admin, password_hash=passwords.hash_password(longest)))
+    with live(create_app(config, console.store)) as server:
+        other = Console(config, console.store, server)
+        assert other.login(password=longest + "x", source="127.0.1.70")[0].status == 401
+        assert other.login(password=longest, source="127.0.1.70")[0].status == 303

@@ -17,6 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_LENGTH",
     "MIN_LENGTH",
     "N",
     "P",
@@ -31,6 +32,9 @@ __all__ = [
 N, R, P = 2 ** 15, 8, 1  # 32 MiB of memory per hash: costly to guess on a GPU
 SALT_BYTES, KEY_BYTES = 16, 32
 MIN_LENGTH = 12
+# the longest password a login reads (its form field is cut there): a longer one could be
+# hashed but never typed into the console
+MAX_LENGTH = 1024
 SCHEME = "scrypt"
 # scrypt needs 128 * r * n bytes; OpenSSL refuses anything over maxmem (32 MiB by default)
 _MAXMEM = 256 * 1024 * 1024

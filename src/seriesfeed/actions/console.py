@@ -73,6 +73,9 @@ def hash_new_password(password: str) -> str:
     if len(password) < passwords.MIN_LENGTH:
         raise ValidationError(f"the password is {len(password)} characters long: use at least "
                               f"{passwords.MIN_LENGTH}", field="password")
+    if len(password) > passwords.MAX_LENGTH:
+        raise ValidationError(f"the password is {len(password)} characters long: the console "
+                              f"reads at most {passwords.MAX_LENGTH}", field="password")
     return passwords.hash_password(password)
 
 
@@ -139,7 +142,11 @@ def login(store: Store, config: Config, *, account: str, password: str,
     account = account.strip()[:100]
     # compared in constant time too; the hash is checked whatever the account says
     right_account = hmac.compare_digest(account.encode("utf-8"), admin.account.encode("utf-8"))
-    right_password = passwords.verify(password, admin.password_hash or None)
+    # scrypt runs once on at most MAX_LENGTH characters whatever was typed; more than the
+    # longest password a hash can be made of is wrong, not cut to a prefix that matches
+    right_password = passwords.verify(password[:passwords.MAX_LENGTH],
+                                      admin.password_hash or None) \
+        and len(password) <= passwords.MAX_LENGTH
     now = now_utc()
     client_key, account_key = f"client:{address or 'unknown'}", f"account:{account}"
     with store.write() as conn:
