@@ -259,3 +259,20 @@ def test_a_password_too_long_to_log_in_with_is_refused_when_hashed(
         other = Console(config, console.store, server)
         assert other.login(password=longest + "x", source="127.0.1.70")[0].status == 401
         assert other.login(password=longest, source="127.0.1.70")[0].status == 303
+
+
+def test_a_new_password_ends_the_sessions_of_the_old_one(console: Console) -> None:
+    """An operator who changes a leaked password (a new [admin] password_hash, a restart)
+    expects whoever logged in with the old one to be out, not in for the session's
+    remaining hours."""
+    cookies = console.session()
+    assert console.get("/admin/", cookies).status == 200
+    config = dataclasses.replace(console.config, admin=dataclasses.replace(
+        console.config.admin, password_hash=passwords.hash_password("a brand new password")))
+    with live(create_app(config, console.store)) as server:
+        after = Console(config, console.store, server).get("/admin/", cookies)
+    assert after.status == 303 and after.headers["location"] == "/admin/login"
+    # the same hash on another node (or after a restart) keeps the session
+    with live(create_app(console.config, console.store)) as server:
+        assert Console(console.config, console.store, server).get("/admin/",
+                                                                  cookies).status == 200

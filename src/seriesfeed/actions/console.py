@@ -185,15 +185,25 @@ def login(store: Store, config: Config, *, account: str, password: str,
                         detail, False, at=now)
     if session is None:
         return Login(retry_after=locked)
-    return Login(cookie=tokens.bound_token(_key(config), tokens.Purpose.ADMIN_SESSION, session))
+    return Login(cookie=tokens.bound_token(_key(config), tokens.Purpose.ADMIN_SESSION,
+                                           f"{session}:{_password_mark(config)}"))
+
+
+def _password_mark(config: Config) -> str:
+    """What a session cookie carries of the password it was opened with: a new
+    password_hash (a leaked password changed) ends every session of the old one."""
+    return _digest(config.admin.password_hash)[:16]
 
 
 def operator_for(store: Store, config: Config, cookie: str | None) -> Operator | None:
     """The live session a cookie names, or None (unsigned, altered, ended or expired)."""
     if not cookie:
         return None
-    session = tokens.read_bound(_key(config), tokens.Purpose.ADMIN_SESSION, cookie)
-    if session is None:
+    bound = tokens.read_bound(_key(config), tokens.Purpose.ADMIN_SESSION, cookie)
+    if bound is None:
+        return None
+    session, _, mark = bound.partition(":")
+    if not hmac.compare_digest(mark, _password_mark(config)):
         return None
     with store.read() as conn:
         found = cq.get_session(conn, session)
