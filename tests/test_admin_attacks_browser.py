@@ -1,0 +1,89 @@
+"""Stored text meant to run in the operator's browser, shown by the console in chromium
+(headless Debian chromium, driven by Playwright) with the page's CSP bypassed, so only
+the console's own escaping stands between the payload and the operator."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from seriesfeed import actions
+from seriesfeed.store import open_store
+from seriesfeed.web import create_app
+from tests.conftest import SEED_PAGE
+from tests.harness.web import live
+from tests.smtp_server import free_port
+from tests.test_admin import PASSWORD, Console, console_config
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+playwright_api = pytest.importorskip("playwright.sync_api",
+                                     reason="Playwright for Python is not installed")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian chromium is not installed (apt-get install chromium)",
+                allow_module_level=True)
+
+# each sets window.__xss if it ever runs
+PAYLOADS = ['<script>window.__xss=1</script>', '"><img src=x onerror="window.__xss=2">',
+            "'><svg onload=window.__xss=3>", "</textarea><script>window.__xss=4</script>"]
+PAGES = ["/admin/", "/admin/subscribers", "/admin/subscribers/show?email=xss%40example.org",
+         "/admin/entries", "/admin/entries/edit?entry=1", "/admin/series", "/admin/audit",
+         "/admin/preview", "/admin/preview/html", "/admin/subscribers?q=%3Cscript%3E"]
+
+# where the payload must be visible as text (so the test cannot pass by not showing it)
+SHOWN = {"/admin/subscribers/show?email=xss%40example.org": PAYLOADS[0],
+         "/admin/entries": "T " + PAYLOADS[0], "/admin/audit": PAYLOADS[1]}
+
+
+def test_stored_payloads_never_run_in_the_console(make_config: Callable[..., Path],
+                                                  tmp_path: Path) -> None:
+    port = free_port()
+    config = console_config(make_config, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    config = dataclasses.replace(config, web=dataclasses.replace(config.web, base_url=base))
+    store = open_store(config.database.url, config.base_dir)
+    actions.import_entries(store, config, SEED_PAGE)
+    joined = " ".join(PAYLOADS)
+    actions.subscribers.add_subscriber(store, config, "xss@example.org", name=joined,
+                                       confirmed=True)
+    actions.entries.set_entry_texts(store, config, "1", title="T " + joined,
+                                    summary="S " + joined)
+    actions.set_series_text(store, config, "reflections-on-the-iso-crisis", "en",
+                            title="ST " + joined, description="D " + joined)
+    try:
+        with live(create_app(config, store), port) as server, \
+                playwright_api.sync_playwright() as pw:
+            # the audit trail gets a payload as the account of a failed login
+            Console(config, store, server).login(account=PAYLOADS[1], password="wrong one",
+                                                 source="127.0.1.77")
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                context = browser.new_context(bypass_csp=True)
+                page = context.new_page()
+                dialogs: list[str] = []
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+                page.goto(f"{base}/admin/login")
+                page.fill("input[name=account]", "admin")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("main button[type=submit]")
+                page.wait_for_url(f"{base}/admin/")
+                for path in PAGES:
+                    page.goto(base + path)
+                    page.wait_for_load_state("load")
+                    ran = page.evaluate("window.__xss || 0")
+                    injected = page.evaluate(
+                        "document.querySelectorAll('[onerror],[onload],script').length")
+                    assert (ran, injected) == (0, 0), path
+                    if path in SHOWN:  # the payload is on the page, as text
+                        assert SHOWN[path] in page.inner_text("main"), path
+                assert not dialogs
+            finally:
+                browser.close()
+    finally:
+        store.close()
