@@ -9,6 +9,7 @@ import dataclasses
 import io
 import unicodedata
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
@@ -276,3 +277,37 @@ def test_a_new_password_ends_the_sessions_of_the_old_one(console: Console) -> No
     with live(create_app(console.config, console.store)) as server:
         assert Console(console.config, console.store, server).get("/admin/",
                                                                   cookies).status == 200
+
+
+# -- the cost a stranger can make the server pay ---------------------------------------------
+
+def _peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text(encoding="ascii")
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("VmHWM:"))) / 1024
+
+
+def test_a_flood_of_logins_runs_few_scrypts_at_once(console: Console,
+                                                   figures: Callable[..., None]) -> None:
+    """Every login runs scrypt (32 MiB, ~0.1 s), locked out or not, so timing tells
+    nothing; 24 strangers posting at once made the server hold 24 of them in memory at
+    once (the thread pool's size, 40, is the only bound) while the daemon also sends
+    mail. A few at a time bounds the memory; the rest wait their turn."""
+    forms = []
+    for n in range(24):
+        page = console.server.request("GET", "/admin/login", source=f"127.0.3.{n + 1}")
+        forms.append((n, _csrf(page.body), _cookie_header(_cookies(page))))
+    before = _peak_rss_mb()
+
+    def attempt(item: tuple[int, str, str]) -> int:
+        n, csrf, cookie = item
+        return console.server.request(
+            "POST", "/admin/login", source=f"127.0.3.{n + 1}", timeout=60,
+            form={"csrf": csrf, "account": f"nobody{n}", "password": "not it at all"},
+            headers={"Cookie": cookie}).status
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        statuses = list(pool.map(attempt, forms))
+    assert set(statuses) <= {401, 429}, statuses
+    grown = _peak_rss_mb() - before
+    assert grown < 200, f"peak memory grew {grown:.0f} MB"
+    figures(**{"logins at once": 24, "peak memory growth MB": round(grown)})

@@ -50,10 +50,11 @@ async def login(console: Console, request: Request) -> Response:
         if not actions.console.login_csrf_ok(config, cookie, data.get("csrf", "")):
             return console.refuse(request, 403, _("This form has expired; reload the page "
                                                   "and try again."))
-        outcome = await console.call(
-            actions.console.login, console.store, config,
-            account=data.get("account", "")[:200], password=data.get("password", ""),
-            address=console.client(request))
+        async with console.logins:
+            outcome = await console.call(
+                actions.console.login, console.store, config,
+                account=data.get("account", "")[:200], password=data.get("password", ""),
+                address=console.client(request))
     except StoreError:
         return console.refuse(request, 503, _("The store is busy; try again in a few "
                                               "seconds."), headers={"Retry-After": "10"})

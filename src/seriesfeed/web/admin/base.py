@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -87,10 +87,17 @@ def _when(value: object) -> str:
     return text[:16].replace("T", " ") if len(text) >= 16 and text[10] == "T" else text
 
 
+# scrypt runs at once for logins: each holds 32 MiB for ~0.1 s and every attempt runs one
+# (locked out or not, for equal timing), so a flood of strangers' logins waits its turn
+# here, on the event loop, instead of holding a worker thread and 32 MiB each
+LOGINS_AT_ONCE = 2
+
+
 @dataclass
 class Console:
     config: Config
     store: Store
+    logins: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(LOGINS_AT_ONCE))
 
     @property
     def secure(self) -> bool:
