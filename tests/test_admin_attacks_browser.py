@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from seriesfeed import actions
 from seriesfeed.store import open_store
-from seriesfeed.web import create_app
+from seriesfeed.web import create_app, create_console_app
 from tests.conftest import SEED_PAGE
 from tests.harness.web import live
 from tests.smtp_server import free_port
@@ -86,4 +90,59 @@ def test_stored_payloads_never_run_in_the_console(make_config: Callable[..., Pat
             finally:
                 browser.close()
     finally:
+        store.close()
+
+
+def _private_address() -> str | None:
+    """This host's own non-loopback IPv4 address (a browser treats http:// there as
+    insecure, unlike 127.0.0.1), or None."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 9))  # no packet is sent: this only picks a route
+        address = str(probe.getsockname()[0])
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+def test_admin_listen_on_a_private_address_over_http_lets_the_operator_log_in(
+        make_config: Callable[..., Path], tmp_path: Path) -> None:
+    """README: ``[admin] listen`` on 127.0.0.1 "(or a private interface)". The public site
+    is https, so every console cookie was ``Secure``; a browser at http://10.x:8081 drops
+    Secure cookies from a plain-http page, and the login form answered "This form has
+    expired" forever. The console's cookies follow the scheme it is reached by."""
+    address = _private_address()
+    if address is None:
+        pytest.skip("no non-loopback IPv4 address on this host")
+    port = free_port()
+    config = console_config(make_config, tmp_path, admin={"listen": f"{address}:{port}"})
+    assert config.public_url.startswith("https://")
+    store = open_store(config.database.url, config.base_dir)
+    server = uvicorn.Server(uvicorn.Config(create_console_app(config, store), host=address,
+                                           port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        base = f"http://{address}:{port}"
+        with playwright_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                page = browser.new_context().new_page()
+                page.goto(f"{base}/admin/login")
+                page.fill("input[name=account]", "admin")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("main button[type=submit]")
+                page.wait_for_load_state("load")
+                assert page.url == f"{base}/admin/", page.inner_text("main")[:300]
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
         store.close()

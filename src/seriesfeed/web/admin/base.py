@@ -101,7 +101,12 @@ class Console:
 
     @property
     def secure(self) -> bool:
-        return self.config.public_url.startswith("https://")
+        """Cookies are Secure when the console is on the public site and that is https.
+        On ``[admin] listen`` the console is plain http on its own address (a loopback
+        tunnel, or a private interface, as the README offers), and a browser drops a
+        Secure cookie set by a plain-http page off loopback: the login could never
+        succeed there."""
+        return self.config.public_url.startswith("https://") and not self.config.admin.listen
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A verb in a worker thread: the event loop never waits on the store."""
