@@ -13,9 +13,11 @@ import binascii
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_LENGTH",
     "MIN_LENGTH",
     "N",
     "P",
@@ -30,6 +32,9 @@ __all__ = [
 N, R, P = 2 ** 15, 8, 1  # 32 MiB of memory per hash: costly to guess on a GPU
 SALT_BYTES, KEY_BYTES = 16, 32
 MIN_LENGTH = 12
+# the longest password a login reads (its form field is cut there): a longer one could be
+# hashed but never typed into the console
+MAX_LENGTH = 1024
 SCHEME = "scrypt"
 # scrypt needs 128 * r * n bytes; OpenSSL refuses anything over maxmem (32 MiB by default)
 _MAXMEM = 256 * 1024 * 1024
@@ -55,6 +60,10 @@ def _unb64(text: str) -> bytes:
 
 
 def _derive(password: str, salt: bytes, n: int, r: int, p: int, size: int) -> bytes:
+    # NFC first (as RFC 8265's OpaqueString does): "é" typed as one code point or as "e"
+    # and a combining accent (a macOS paste, some input methods) is one password to the
+    # person typing it; compatibility forms (NFKC) stay distinct, as that profile keeps them
+    password = unicodedata.normalize("NFC", password)
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
                           maxmem=_MAXMEM, dklen=size)
 

@@ -85,6 +85,9 @@ def hash_new_password(password: str) -> str:
     if len(password) < passwords.MIN_LENGTH:
         raise ValidationError(f"the password is {len(password)} characters long: use at least "
                               f"{passwords.MIN_LENGTH}", field="password")
+    if len(password) > passwords.MAX_LENGTH:
+        raise ValidationError(f"the password is {len(password)} characters long: the console "
+                              f"reads at most {passwords.MAX_LENGTH}", field="password")
     return passwords.hash_password(password)
 
 
@@ -174,7 +177,12 @@ def login(store: Store, config: Config, *, account: str, password: str,
             audit.write(conn, stranger, "login", None, {"reason": "busy"}, False, at=now)
         return Login(busy=True)
     try:
-        right_password = passwords.verify(password, admin.password_hash or None)
+        # scrypt runs once on at most MAX_LENGTH characters whatever was typed; more than
+        # the longest password a hash can be made of is wrong, not cut to a prefix that
+        # matches
+        right_password = passwords.verify(password[:passwords.MAX_LENGTH],
+                                          admin.password_hash or None) \
+            and len(password) <= passwords.MAX_LENGTH
     finally:
         SCRYPT_SLOTS.release()
     # compared in constant time too; the hash is checked whatever the account says

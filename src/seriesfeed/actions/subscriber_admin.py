@@ -32,8 +32,8 @@ from seriesfeed.text import clean_line
 
 __all__ = [
     "MAX_PAGE", "MAX_REASON", "MAX_SEARCH", "SHOWN_OUTBOX", "StatusChange", "SubscriberDetail",
-    "SubscriberPage", "Unsuppressed", "filters", "search_subscribers", "set_status",
-    "show_subscriber", "unsuppress",
+    "SubscriberPage", "Unsuppressed", "filters", "record_refusal", "search_subscribers",
+    "set_status", "show_subscriber", "unsuppress",
 ]
 
 MAX_PAGE = 1000  # one page of a listing: the console shows tens, a script pages on
@@ -250,24 +250,21 @@ def set_status(store: Store, who: str, status: str, *, actor: Actor = CLI) -> St
                         {"from": sub.status.value, "to": wanted.value,
                          "changed": change.changed}, True, now)
             return change
-    except NotFoundError as exc:
-        # no subscriber has the address (erased since, or never one): the trail keeps it
-        # masked with its hash, as for a lifted suppression; an erasure scrubs only the
-        # addresses of the subscriber it removes, so a clear one here would stay for ever
-        _refused(store, actor, "subscribers.set", who.strip(), {"to": status}, exc,
-                 hide=True)
-        raise
     except SeriesfeedError as exc:
-        _refused(store, actor, "subscribers.set", who, {"to": status}, exc)
+        # no subscriber has the address (erased since, or never one), or a refused change:
+        # the trail keeps it masked with its hash either way (record_refusal)
+        record_refusal(store, actor, "subscribers.set", who.strip(), {"to": status}, exc)
         raise
 
 
-def _refused(store: Store, actor: Actor, action: str, target: str,
-             detail: dict[str, Any], exc: SeriesfeedError, *, hide: bool = False) -> None:
-    shown: str | None = target
-    written: dict[str, Any] = {**detail, "error": str(exc)}
-    if hide:  # the error may quote the address too
-        shown, written = audit.hide_addresses(shown, written)
+def record_refusal(store: Store, actor: Actor, action: str, target: str | None,
+                   detail: dict[str, Any], exc: SeriesfeedError) -> None:
+    """The refusal's audit row, every address in it (target, detail, the error quoting it)
+    masked with its hash, never in clear: a refusal is often a stale page or a double
+    submit about an address just erased, or one that was never a subscriber's, and an
+    erasure scrubs only the addresses of the subscriber it removes, so a clear one written
+    here would stay for good (or undo the erasure)."""
+    shown, written = audit.hide_addresses(target, {**detail, "error": str(exc)})
     # the store itself failing here is not the user's news: the original error says more
     with contextlib.suppress(SeriesfeedError):
         audit.record(store, account=actor.account, session=actor.session,
@@ -296,11 +293,17 @@ def unsuppress(store: Store, email: str, reason: str, *,
     # one line of text a store can hold (a lone surrogate made the driver raise, after
     # the suppression was lifted in the same transaction)
     why = clean_line(reason or "")
-    if not why:
-        raise ValidationError("give the reason the suppression is lifted", field="--reason")
-    if len(why) > MAX_REASON:
-        raise ValidationError(f"at most {MAX_REASON} characters", field="--reason")
-    address = normalize_email(email, field="EMAIL")
+    try:  # refused before the store is asked is refused all the same: audited
+        if not why:
+            raise ValidationError("give the reason the suppression is lifted",
+                                  field="--reason")
+        if len(why) > MAX_REASON:
+            raise ValidationError(f"at most {MAX_REASON} characters", field="--reason")
+        address = normalize_email(email, field="EMAIL")
+    except SeriesfeedError as exc:
+        record_refusal(store, actor, "subscribers.unsuppress", email.strip(),
+                       {"reason": why[:MAX_REASON]}, exc)
+        raise
     # the reason is the operator's words, and may name the address: masked there too
     shown, hidden = audit.hide_addresses(address, {"reason": why})
     assert shown is not None
@@ -316,6 +319,5 @@ def unsuppress(store: Store, email: str, reason: str, *,
                                "suppressed_since": lifted[1].isoformat()}, True)
             return Unsuppressed(shown, digest, lifted[0], lifted[1], row)
     except SeriesfeedError as exc:
-        _refused(store, actor, "subscribers.unsuppress", shown,
-                 {"reason": why, "email_hash": sq.email_hash(address)}, exc, hide=True)
+        record_refusal(store, actor, "subscribers.unsuppress", address, {"reason": why}, exc)
         raise

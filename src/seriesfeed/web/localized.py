@@ -24,6 +24,7 @@ from seriesfeed.config import Config
 from seriesfeed.i18n import N_
 from seriesfeed.models import Series
 from seriesfeed.pages import render_page, series_text
+from seriesfeed.web.security import HEADERS
 
 __all__ = [
     "ERRORS", "NegotiateLanguage", "Reader", "about", "error_page", "exception_handlers",
@@ -144,7 +145,12 @@ def exception_handlers(config: Config) -> dict[int | type[Exception], object]:
     async def server_error(request: Request, exc: Exception) -> Response:
         # the traceback goes to the log, never to the reader
         log.error("error answering %s %s", request.method, request.url.path, exc_info=exc)
-        return error_page(config, request, 500)
+        # Starlette sends this answer outside every middleware, so it gets here what the
+        # middleware would have added: the security headers, and (a console page's error
+        # included) never cached nor indexed
+        return error_page(config, request, 500, headers={
+            **{k.decode(): v.decode() for k, v in HEADERS},
+            "Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"})
 
     return {HTTPException: http_error, 404: http_error, 405: http_error, 500: server_error}
 

@@ -52,7 +52,7 @@ async def login(console: Console, request: Request) -> Response:
                                                   "and try again."))
         outcome = await console.call(
             actions.console.login, console.store, config,
-            account=data.get("account", "")[:200], password=data.get("password", "")[:1024],
+            account=data.get("account", "")[:200], password=data.get("password", ""),
             address=console.client(request))
     except StoreError:
         return console.refuse(request, 503, _("The store is busy; try again in a few "

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -40,6 +40,7 @@ __all__ = [
     "Form",
     "Handler",
     "audit_action",
+    "console_path",
     "guarded",
     "page_number",
     "pager",
@@ -92,7 +93,12 @@ class Console:
 
     @property
     def secure(self) -> bool:
-        return self.config.public_url.startswith("https://")
+        """Cookies are Secure when the console is on the public site and that is https.
+        On ``[admin] listen`` the console is plain http on its own address (a loopback
+        tunnel, or a private interface, as the README offers), and a browser drops a
+        Secure cookie set by a plain-http page off loopback: the login could never
+        succeed there."""
+        return self.config.public_url.startswith("https://") and not self.config.admin.listen
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """A verb in a worker thread: the event loop never waits on the store."""
@@ -245,6 +251,19 @@ def guarded(console: Console, handler: Handler, *, shows: bool = True, takes: bo
             return console.refuse(request, 503, _("The store is busy; try again in a few "
                                                   "seconds."), headers={"Retry-After": "10"})
     return run
+
+
+def console_path(raw: str, default: str) -> str:
+    """``raw`` if it is a path under /admin/ as a browser resolves it, else ``default``: a
+    prefix check alone let ``/admin/../x`` (and ``%2e%2e``, which browsers resolve too)
+    send the operator out of the console."""
+    parts = urlsplit(raw)
+    path = unquote(parts.path)
+    segments = path.split("/")
+    if (parts.scheme or parts.netloc or not path.startswith("/admin/") or "\\" in path
+            or any(s in (".", "..") for s in segments) or not raw.isprintable()):
+        return default
+    return raw
 
 
 def page_number(request: Request) -> int:

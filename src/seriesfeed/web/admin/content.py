@@ -141,7 +141,9 @@ async def source_poll(console: Console, request: Request, operator: Operator,
                       data: Form | None) -> Response:
     assert data is not None
     name = data.get("source", "")
-    if name not in console.config.sources:
+    if name not in console.config.sources:  # a stale page, a hand-made form: audited too
+        await audit_action(console, request, operator, "sources.poll", name[:200],
+                           {"error": "no such source"}, False)
         return console.done("/admin/sources", "failed", error=name)
     try:  # the poll is async and calls the store in threads itself
         results = await actions.sources.poll_sources(console.store, console.config, [name],

@@ -13,7 +13,15 @@ from seriesfeed.actions import audit
 from seriesfeed.actions.console import Operator
 from seriesfeed.errors import SeriesfeedError, read_stored_int
 from seriesfeed.models import Frequency, OutboxState
-from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, audit_action, page_number, pager
+from seriesfeed.web.admin.base import (
+    PAGE_SIZE,
+    Console,
+    Form,
+    audit_action,
+    console_path,
+    page_number,
+    pager,
+)
 
 __all__ = [
     "digest",
@@ -52,8 +60,7 @@ def _ids(raw: str) -> list[int]:
 async def outbox_retry(console: Console, request: Request, operator: Operator,
                        data: Form | None) -> Response:
     assert data is not None
-    back = data.get("back", "/admin/outbox")
-    back = back if back.startswith("/admin/") else "/admin/outbox"
+    back = console_path(data.get("back", ""), "/admin/outbox")
     ids: list[int] = []
     try:
         ids = _ids(data.get("id", ""))

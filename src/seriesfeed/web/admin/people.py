@@ -11,7 +11,7 @@ from starlette.responses import Response
 from seriesfeed import actions
 from seriesfeed.actions import audit, subscriber_admin
 from seriesfeed.actions.console import Operator
-from seriesfeed.errors import SeriesfeedError
+from seriesfeed.errors import SeriesfeedError, ValidationError
 from seriesfeed.models import Frequency, SubscriberStatus
 from seriesfeed.web.admin.base import PAGE_SIZE, Console, Form, audit_action, page_number, pager
 
@@ -100,15 +100,19 @@ async def subscriber_erase(console: Console, request: Request, operator: Operato
         return console.page(request, "erase.html.j2", title=_("Erase a subscriber"),
                             operator=operator, email=email)
     email = data.get("email", "")[:320]
+    actor = _actor(console, request, operator)
     if data.get("confirm") != email:
+        said = _("type the address again to confirm")
+        await console.call(subscriber_admin.record_refusal, console.store, actor,
+                           "subscribers.remove", email, {}, ValidationError(said))
         return console.done(f"/admin/subscribers/erase?{urlencode({'email': email})}",
-                            "failed", error=_("type the address again to confirm"))
+                            "failed", error=said)
     try:
         await console.call(actions.subscribers.remove_subscriber, console.store, email)
     except SeriesfeedError as exc:
-        # erased already (a second submit), or never one: nothing will scrub it later
-        await audit_action(console, request, operator, "subscribers.remove",
-                           *audit.hide_addresses(None, {"error": str(exc)}), False)
+        # erased already (a second submit), or never one: masked, as nothing will scrub it
+        await console.call(subscriber_admin.record_refusal, console.store, actor,
+                           "subscribers.remove", email, {}, exc)
         return console.done("/admin/subscribers", "failed", error=str(exc))
     # the audit keeps no copy of an erased address: that is the point of erasing it
     await audit_action(console, request, operator, "subscribers.remove", None, None, True)
