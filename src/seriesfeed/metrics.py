@@ -49,8 +49,16 @@ def record_source_poll(source: str, result: str) -> None:
     SOURCE_POLLS.labels(source=source, result=result).inc()
 
 
+# a labelled child per status code, looked up once: labels() costs more than inc() and a
+# conditional GET pays it on every request
+_FEED_CODES: dict[int, Any] = {}
+
+
 def record_feed_request(status: int) -> None:
-    FEED_REQUESTS.labels(code=str(status)).inc()
+    child = _FEED_CODES.get(status)
+    if child is None:
+        child = _FEED_CODES[status] = FEED_REQUESTS.labels(code=str(status))
+    child.inc()
     if status == 304:
         FEED_NOT_MODIFIED.inc()
 

@@ -100,6 +100,13 @@ class LiveSite:
         self._commits = CommitWatch(store)
         self._seen: tuple[int, int] | None = None
 
+    def unchanged(self) -> bool:
+        """True when nothing at all was committed since the current plan was made, asked
+        without waiting (``CommitWatch.probe``): an answer for the event loop. False also
+        when that cannot be told at once; ``current`` then decides."""
+        seen = self._commits.probe()
+        return seen is not None and seen == self._seen and self.fingerprint is not None
+
     def current(self) -> tuple[int, list[FeedDocument]]:
         # read before the fingerprint: a commit between the two is seen by the next call
         seen = self._commits.counter()

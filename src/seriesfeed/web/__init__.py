@@ -40,17 +40,17 @@ def create_app(config: Config, store: Store) -> Starlette:
         # feeds and pages: whatever the store said stays in the log, never in the page
         return busy_page(config, visitor_language(config, request), str(exc))
 
+    feed_routes, page_routes = feeds.routes(config, store)
     routes: list[BaseRoute] = [
+        *feed_routes,  # /feeds/… and /sitemaps/…: the most frequent requests, tried first
         *ops.routes(config, store),  # /healthz and /metrics
         # before the pages' /{lang}/{slug}/… routes: /{lang}/manage/, /{lang}/digests/
         *subscribe.routes(config, store),
-        *feeds.routes(config, store),
+        *page_routes,
     ]
     handlers = {**localized.exception_handlers(config), StoreError: store_failed}
-    # the language first: every endpoint, error page and busy page reads what it decided
-    app = Starlette(routes=routes, middleware=[Middleware(localized.NegotiateLanguage,
-                                                          config=config),
-                                               Middleware(SecurityHeaders),
+    # the language is decided per request on first need (localized.reader_of)
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
                                                Middleware(ops.FeedCounter)],
                     exception_handlers=handlers)  # type: ignore[arg-type]
     app.state.config = config
