@@ -12,14 +12,16 @@ import platform
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from seriesfeed import __version__
-from seriesfeed.mailer import Transport
+
+if TYPE_CHECKING:  # the SMTP client is not loaded for a scrape or a command's status
+    from seriesfeed.mailer import Transport
 
 __all__ = [
     "CONTENT_TYPE", "FEED_NOT_MODIFIED", "FEED_REQUESTS", "LOCAL", "SMTP_SECONDS", "SOURCE_POLLS",
