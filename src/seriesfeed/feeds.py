@@ -311,7 +311,8 @@ def entry_key(e: Entry, translations: dict[str, list[Translation]]) -> tuple[obj
     # series and slug: the local link (article_pages = "local") is the page under them
     return (e.seq, e.id, e.url, e.title, e.summary, e.content_html, e.published, e.updated,
             e.section, e.language, e.series, e.slug,
-            tuple((a.name, a.kind.value) for a in e.authors),
+            # _value_, not .value: the enum property costs a tenth of a rebuild's keys
+            tuple((a.name, a.kind._value_) for a in e.authors),
             tuple((t.language, t.url) for t in translations.get(e.id or "", ())))
 
 

@@ -106,6 +106,8 @@ def build_pages(config: Config, site: SiteData,
     for e in everything:
         by_scope.setdefault((e.language, e.series), []).append(e)
     with_fallback(config, everything, translations, by_scope, series_only=True)
+    # each entry's key once per build: the series page and the article pages both need it
+    keys = {id(e): entry_key(e, translations) for e in everything}
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
     article_scopes: list[tuple[str, str, Series, str]] = []
     by_listing: dict[tuple[str, str], list[Entry]] = {}
@@ -124,7 +126,7 @@ def build_pages(config: Config, site: SiteData,
         # every input of the page: the settings, the series, and what it lists of each entry
         key = "series " + digest((settings_key(config), config.digests.catch_up_max,
                                   scope.language, repr(scope.series), title, description,
-                                  tuple((entry_key(e, translations), e.part, e.parts,
+                                  tuple((keys[id(e)], e.part, e.parts,
                                          e.translation_of)
                                         for e in entries)))
         article_scopes.append((scope.language, slug, scope.series, title))
@@ -160,7 +162,7 @@ def build_pages(config: Config, site: SiteData,
     with _PAGES.lock:
         for lang, slug, shown, title in article_scopes:
             docs.extend(_article_pages(config, site, shown, lang,
-                                       by_listing[(lang, slug)], title, on_disk))
+                                       by_listing[(lang, slug)], title, on_disk, keys))
         _PAGES.sweep()
     docs.extend(build_sitemap(config, site))
     docs.append(FeedDocument("/robots.txt", ROBOTS, robots_txt(config).encode("utf-8"),
@@ -225,7 +227,8 @@ def _start_first(config: Config, entries: list[Entry]) -> bool:
 
 def _article_pages(config: Config, site: SiteData, series: Series, language: str,
                    listed: list[Entry], series_title: str,
-                   on_disk: dict[str, str] | None = None) -> list[FeedDocument]:
+                   on_disk: dict[str, str] | None = None,
+                   keys: dict[int, tuple[object, ...]] | None = None) -> list[FeedDocument]:
     """One page per entry of the series in ``language`` (fallback entries shown in this
     language's list have their page in their own language); prev and next follow this
     language's list, so a reader stays in their language. A page whose key ``on_disk``
@@ -241,7 +244,7 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
         others = _linked(site, e)
         alternates = _alternates(config, site, e)
         key = (settings, config.digests.catch_up_max, language, series.slug, series_title,
-               entry_key(e, {}), e.slug,
+               keys[id(e)] if keys and id(e) in keys else entry_key(e, {}), e.slug,
                e.part, e.parts, _shown(prev), _shown(after),
                tuple(_shown(o) for o in others), tuple(alternates))
         stable = "page " + digest(key)
