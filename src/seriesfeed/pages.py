@@ -106,8 +106,9 @@ def build_pages(config: Config, site: SiteData,
     for e in everything:
         by_scope.setdefault((e.language, e.series), []).append(e)
     with_fallback(config, everything, translations, by_scope, series_only=True)
-    # each entry's key once per build: the series page and the article pages both need it
-    keys = {id(e): entry_key(e, translations) for e in everything}
+    # each entry's key once per build, as a digest: the series page and the article pages
+    # both need it, and their own keys are then digests of short tuples
+    keys = {id(e): digest(entry_key(e, translations)) for e in everything}
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
     article_scopes: list[tuple[str, str, Series, str]] = []
     by_listing: dict[tuple[str, str], list[Entry]] = {}
@@ -228,7 +229,7 @@ def _start_first(config: Config, entries: list[Entry]) -> bool:
 def _article_pages(config: Config, site: SiteData, series: Series, language: str,
                    listed: list[Entry], series_title: str,
                    on_disk: dict[str, str] | None = None,
-                   keys: dict[int, tuple[object, ...]] | None = None) -> list[FeedDocument]:
+                   keys: dict[int, str] | None = None) -> list[FeedDocument]:
     """One page per entry of the series in ``language`` (fallback entries shown in this
     language's list have their page in their own language); prev and next follow this
     language's list, so a reader stays in their language. A page whose key ``on_disk``
@@ -244,7 +245,7 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
         others = _linked(site, e)
         alternates = _alternates(config, site, e)
         key = (settings, config.digests.catch_up_max, language, series.slug, series_title,
-               keys[id(e)] if keys and id(e) in keys else entry_key(e, {}), e.slug,
+               keys[id(e)] if keys and id(e) in keys else digest(entry_key(e, {})), e.slug,
                e.part, e.parts, _shown(prev), _shown(after),
                tuple(_shown(o) for o in others), tuple(alternates))
         stable = "page " + digest(key)
