@@ -5,8 +5,12 @@ same number of connections, both to the same canned-reply sink on 127.0.0.1 in o
     .venv/bin/python bench/digest_send.py [--n 20000 100000] [--connections 4] [--quick]
         [--repeat 3] [--postgres postgresql://postgres@127.0.0.1:5432/seriesfeed_bench]
 
-With --postgres (a database of its own: the bench creates it and empties it), it also
-measures 1 and then 2 `seriesfeed run --sender-only` processes sharing one outbox.
+With --postgres (a database of its own: the bench creates it, empties it and drops it at
+the end), it also measures 1, 2 and 3 `seriesfeed run --sender-only` processes sharing one
+outbox and --total-connections SMTP connections (process scaling, not concurrency), and
+with --million N the digest record time and peak memory at N subscribers.
+--curve C1 C2 ... prints msgs per CPU-second (msgs/s per core) of the full path, raw
+aiosmtplib, aiosmtplib without its per-message rescans, and a minimal pipelining client.
 
 Raw and full runs alternate, --repeat times per size, and the medians are reported, with
 each run's figure and the sender's own CPU time per message (a machine shared with other
@@ -161,13 +165,86 @@ def full_path(n: int, port: int, connections: int) -> None:
                                       "cpu": cpu, "size": phases.size}))
 
 
-async def _raw(n: int, port: int, connections: int, size: int) -> None:
-    import aiosmtplib
-
+def raw_message(size: int) -> bytes:
     head = (b"From: a@example.org\r\nTo: b@example.org\r\nSubject: raw\r\n"
             b"Message-ID: <x@example.org>\r\n\r\n")
     line = b"A line of a digest body, as long as the digest's lines=20\r\n"
-    message = head + line * max(1, (size - len(head)) // len(line))  # the digest's size
+    return head + line * max(1, (size - len(head)) // len(line))  # the digest's size
+
+
+async def _noscan(n: int, port: int, connections: int, size: int) -> None:
+    """aiosmtplib still the SMTP library, but the body sent as built: CRLF and dot-stuffing
+    done once (here: the bytes already are), DATA by ``execute_command`` and the body by
+    the protocol's ``write`` and ``read_response``, so neither of ``data()``'s two regex
+    passes runs per message."""
+    import aiosmtplib
+
+    body = raw_message(size) + b".\r\n"  # CRLF only, no line starts with "."
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+               for _ in range(connections)]
+    for c in clients:
+        await c.connect()
+    per = n // connections
+
+    async def run(client: aiosmtplib.SMTP) -> None:
+        assert client.protocol is not None
+        for i in range(per):
+            await client.mail("a@example.org")
+            await client.rcpt(f"r{i}@example.org")
+            reply = await client.execute_command(b"DATA")
+            assert reply.code == 354
+            client.protocol.write(body)
+            reply = await client.protocol.read_response(timeout=60)
+            assert reply.code == 250
+
+    cpu0, t0 = own_cpu(), time.perf_counter()
+    await asyncio.gather(*(run(c) for c in clients))
+    seconds, cpu = time.perf_counter() - t0, own_cpu() - cpu0
+    for c in clients:
+        await c.quit()
+    print("RESULT " + json.dumps({"rate": per * connections / seconds, "seconds": seconds,
+                                  "peak": 0, "summary": "noscan", "phases": {}, "cpu": cpu,
+                                  "size": len(body)}))
+
+
+async def _pipelined(n: int, port: int, connections: int, size: int) -> None:
+    """A minimal asyncio SMTP client with RFC 2920 pipelining (the sink offers it): MAIL,
+    RCPT and DATA in one write, the body and the next transaction's commands in the next;
+    replies read in bulk. Bench code only: it checks nothing but the reply codes."""
+    body = raw_message(size) + b".\r\n"
+    per = n // connections
+
+    async def run() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.readline()
+        writer.write(b"EHLO bench\r\n")
+        while not (await reader.readline()).startswith(b"250 "):
+            pass
+        for i in range(per):
+            writer.write(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<r%d@example.org>\r\n"
+                         b"DATA\r\n" % i)
+            replies = [await reader.readline() for _ in range(3)]
+            if replies[2][:3] != b"354":
+                raise SystemExit(f"pipelined: {replies!r}")
+            writer.write(body)
+            if (await reader.readline())[:3] != b"250":
+                raise SystemExit("pipelined: the message was refused")
+        writer.write(b"QUIT\r\n")
+        await reader.readline()
+        writer.close()
+
+    cpu0, t0 = own_cpu(), time.perf_counter()
+    await asyncio.gather(*(run() for _ in range(connections)))
+    seconds, cpu = time.perf_counter() - t0, own_cpu() - cpu0
+    print("RESULT " + json.dumps({"rate": per * connections / seconds, "seconds": seconds,
+                                  "peak": 0, "summary": "pipelined", "phases": {},
+                                  "cpu": cpu, "size": len(body)}))
+
+
+async def _raw(n: int, port: int, connections: int, size: int) -> None:
+    import aiosmtplib
+
+    message = raw_message(size)
     clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
                for _ in range(connections)]
     for c in clients:
@@ -248,13 +325,36 @@ def report_pair(n: int, connections: int, raws: list[dict[str, Any]],
         print(f"ratio full/raw: not reported: the sink used more than {SINK_LIMIT:.0%} of a "
               "core, so it may be what limits the rates")
     else:
-        print(f"ratio full/raw: {full_rate / raw_rate:.0%} (target >= 85%); "
-              f"by sender CPU per message: {raw_cpu / full_cpu:.0%}")
+        print(f"ratio full/raw by sender CPU per message: {full_cpu / raw_cpu:.2f}x "
+              f"(target <= 1.11x); msgs/s {full_rate / raw_rate:.0%} of raw's")
+
+
+def curve(n: int, port: int, counts: list[int], size: int, repeat: int) -> None:
+    """Messages per CPU-second of each sender (msgs/s per core), and msgs/s, by number of
+    connections: the full path, raw aiosmtplib, aiosmtplib without its rescans, and the
+    minimal pipelining client. Medians of ``repeat`` runs, alternating."""
+    modes = ("full", "raw", "noscan", "pipelined")
+    print(f"--- curve: {n} messages of {size} bytes; msgs per CPU-second of the sender "
+          f"process (= msgs/s per core), msgs/s, sink share ({load_figure()})")
+    for connections in counts:
+        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+        for _ in range(repeat):
+            for mode in modes:
+                runs[mode].append(run_mode(mode, n, port, connections, size))
+        cells = []
+        for mode in modes:
+            per_core = median([n / r["cpu"] for r in runs[mode]])
+            rate = median([r["rate"] for r in runs[mode]])
+            sink = max(r["sink_share"] for r in runs[mode])
+            flag = "" if sink <= SINK_LIMIT else " (sink past half a core: a floor)"
+            cells.append(f"{mode} {per_core:.0f}/CPU-s {rate:.0f}/s sink {sink:.0%}{flag}")
+        print(f"{connections} connection(s): " + "; ".join(cells))
 
 
 # -- several sender processes on PostgreSQL ---------------------------------------------
 
-def pg_prepare(n: int, port: int, connections: int, url: str, folder: Path) -> None:
+def pg_prepare(n: int, port: int, connections: int, url: str, folder: Path,
+               record: bool = True) -> None:
     from sqlalchemy import text
 
     from seriesfeed import actions
@@ -271,8 +371,54 @@ def pg_prepare(n: int, port: int, connections: int, url: str, folder: Path) -> N
                           "entry_authors, entries, series_texts, series CASCADE"))
     add_subscribers(store, n)
     actions.import_entries(store, config, ROOT / "examples" / "iso-crisis-series-page.txt")
-    record_digests(store, config, Frequency.DAILY, datetime.now(UTC), scheduled=False)
+    if record:
+        record_digests(store, config, Frequency.DAILY, datetime.now(UTC), scheduled=False)
     store.close()
+
+
+def pg_record(url: str, folder: Path) -> None:
+    """Record the daily digest for every subscriber already in the store, in this process
+    alone: its wall time, CPU and peak memory are the recording's."""
+    from seriesfeed.actions.digests import record_digests
+    from seriesfeed.config import load_config
+    from seriesfeed.models import Frequency
+    from seriesfeed.store import open_store
+
+    config = load_config(folder / "config.toml", env={})
+    store = open_store(config.database.url, config.base_dir)
+    cpu0, t0 = own_cpu(), time.perf_counter()
+    summary = record_digests(store, config, Frequency.DAILY, datetime.now(UTC),
+                             scheduled=False)
+    seconds, cpu = time.perf_counter() - t0, own_cpu() - cpu0
+    store.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps({"seconds": seconds, "cpu": cpu, "peak": peak,
+                                  "summary": str(summary)}))
+
+
+def pg_million(n: int, port: int, url: str) -> None:
+    """The digest record time and peak memory at ``n`` subscribers on PostgreSQL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        fill = subprocess.run([sys.executable, __file__, "--mode", "pgfill", "--n", str(n),
+                               "--port", str(port), "--postgres", url, "--folder",
+                               str(folder)], capture_output=True, text=True, timeout=3600,
+                              check=False)
+        if fill.returncode:
+            raise SystemExit(f"PostgreSQL fill failed:\n{fill.stderr[-3000:]}")
+        filled = time.perf_counter() - t0
+        rec = subprocess.run([sys.executable, __file__, "--mode", "pgrecord", "--postgres", url,
+                              "--folder", str(folder)], capture_output=True, text=True,
+                             timeout=3600, check=False)
+        if rec.returncode:
+            raise SystemExit(f"recording failed:\n{rec.stderr[-3000:]}")
+        line = next(x for x in rec.stdout.splitlines() if x.startswith("RESULT"))
+        result = json.loads(line.split(" ", 1)[1])
+        print(f"digest recorded for {n} subscribers on PostgreSQL: {result['seconds']:.1f} s "
+              f"wall, {result['cpu']:.1f} s CPU of the recording process, peak "
+              f"{result['peak']:.0f} MB ({result['summary']}; subscribers inserted in "
+              f"{filled:.0f} s before; {load_figure()})")
 
 
 def pg_database(url: str) -> None:
@@ -292,7 +438,22 @@ def pg_database(url: str) -> None:
     engine.dispose()
 
 
-def pg_senders(n: int, port: int, connections: int, url: str, processes: int) -> None:
+def pg_drop(url: str) -> None:
+    """The bench's database goes when the bench ends."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def pg_senders(n: int, port: int, total: int, url: str, processes: int) -> None:
+    """``processes`` sender processes sharing ``total`` SMTP connections (each gets
+    total / processes), so the figure is process scaling, not more concurrency."""
+    connections = max(1, total // processes)
     from sqlalchemy import create_engine, text
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -333,7 +494,8 @@ def pg_senders(n: int, port: int, connections: int, url: str, processes: int) ->
                 "WHERE state = 'sent'")).one()
         engine.dispose()
         span = max((last - first).total_seconds(), 1e-6)
-        print(f"{processes} sender process(es), PostgreSQL, {connections} connections each: "
+        print(f"{processes} sender process(es), PostgreSQL, {connections} connections each "
+              f"({connections * processes} in all): "
               f"{sent / span:.0f} msgs/s ({sent} sent in {span:.1f} s from first to last "
               f"mark; {wall:.1f} s with start-up; sink {(after - before) / wall:.0%} of a "
               f"core, {count1 - count0} accepted; {load_figure()})")
@@ -344,7 +506,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[20_000, 100_000])
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--mode", choices=["full", "raw", "pgprep"])
+    parser.add_argument("--mode", choices=["full", "raw", "noscan", "pipelined", "pgprep",
+                                           "pgfill", "pgrecord"])
+    parser.add_argument("--million", type=int, default=0, metavar="N",
+                        help="with --postgres: the digest record time and peak memory at N "
+                             "subscribers (1000000 in the issue)")
+    parser.add_argument("--total-connections", type=int, default=6,
+                        help="with --postgres: SMTP connections shared by the senders")
+    parser.add_argument("--curve", type=int, nargs="*", metavar="CONNECTIONS",
+                        help="msgs per CPU-second of each sender at these connection counts")
     parser.add_argument("--port", type=int)
     parser.add_argument("--postgres", help="PostgreSQL URL for the sender-process figures")
     parser.add_argument("--senders-n", type=int, default=20_000)
@@ -355,11 +525,16 @@ def main() -> None:
     if args.mode == "full":
         full_path(args.n[0], args.port, args.connections)
         return
-    if args.mode == "raw":
-        asyncio.run(_raw(args.n[0], args.port, args.connections, args.size or 10_000))
+    if args.mode in ("raw", "noscan", "pipelined"):
+        sender = {"raw": _raw, "noscan": _noscan, "pipelined": _pipelined}[args.mode]
+        asyncio.run(sender(args.n[0], args.port, args.connections, args.size or 10_000))
         return
-    if args.mode == "pgprep":
-        pg_prepare(args.n[0], args.port, args.connections, args.postgres, Path(args.folder))
+    if args.mode in ("pgprep", "pgfill"):
+        pg_prepare(args.n[0], args.port, args.connections, args.postgres, Path(args.folder),
+                   record=args.mode == "pgprep")
+        return
+    if args.mode == "pgrecord":
+        pg_record(args.postgres, Path(args.folder))
         return
     sizes = [1000] if args.quick else sorted(args.n)
     small = 500 if args.quick else 10_000
@@ -385,11 +560,18 @@ def main() -> None:
         largest = max(sizes)
         print(f"peak memory: {peaks[small]:.0f} MB at {small}, {peaks[largest]:.0f} MB at "
               f"{largest} ({peaks[largest] - peaks[small]:+.0f} MB; target within 10 MB)")
+        if args.curve:
+            curve(min(sizes), port, args.curve, size, repeat)
         if args.postgres:
             pg_database(args.postgres)
-            n = 1000 if args.quick else args.senders_n
-            for processes in (1, 2):
-                pg_senders(n, port, args.connections, args.postgres, processes)
+            try:
+                n = 1000 if args.quick else args.senders_n
+                for processes in (1, 2, 3):
+                    pg_senders(n, port, args.total_connections, args.postgres, processes)
+                if args.million:
+                    pg_million(args.million, port, args.postgres)
+            finally:
+                pg_drop(args.postgres)
     finally:
         sink.kill()
         sink.wait()

@@ -1,48 +1,41 @@
-"""Benchmark: building every feed from a store of N entries (cold cache, one store read)
-against raw feedgen building as many documents from memory; rebuilds with nothing changed and
-after one new entry (what is written); conditional GETs (304/s) against a bare Starlette
-endpoint serving the same bytes, side by side, several repetitions, medians.
+"""Benchmark: `seriesfeed feeds build` of N entries, each in a process of its own, against a
+raw feedgen script (bench/raw_feeds.py, its own process) that writes the same file set;
+then builds from a new process after one `entries add` and after one title edit, and the
+CLI's own start-up. Every figure is the CPU time (user + system) of the separate process,
+from wait4, beside its wall time; medians over the repetitions, alternating.
 
-    .venv/bin/python bench/feeds.py [--entries 20000] [--repeat 5] [--quick]
+    .venv/bin/python bench/feeds.py [--entries 20000] [--repeat 3] [--quick]
 
-Prints figures; asserts nothing. Every loop is bounded in count and time; only 127.0.0.1.
+The 304 figures are bench/http_304.py's (wrk, outside the server). Prints figures with the
+load average; asserts nothing. Bounded: every process has a time limit; local files only.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import os
-import socket
+import shutil
+import sys
 import tempfile
-import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import uvicorn
-from feedgen.feed import FeedGenerator
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
-
-from seriesfeed import actions
-from seriesfeed.actions.feeds import FeedCache, plan_feeds
-from seriesfeed.config import load_config
-from seriesfeed.importers import ImportBatch, ImportedEntry
-from seriesfeed.models import Author, Entry, Series, SeriesText
-from seriesfeed.publish import publish
-from seriesfeed.store import entries as q
-from seriesfeed.store import open_store
-from seriesfeed.web import create_app
+from procstat import Finished, load_figure, median, run_wait4
 
 ROOT = Path(__file__).resolve().parent.parent
+EXE = str(Path(sys.executable).with_name("seriesfeed"))
 
 
 def make_store(folder: Path, n: int):  # type: ignore[no-untyped-def]
-    (folder / "config.toml").write_text(
-        (ROOT / "config.toml").read_text(encoding="utf-8").replace(
-            "max_entries = 50", "max_entries = 50"), encoding="utf-8")
+    """N entries in 4 series, one in five in Spanish, two authors each (the harness's own
+    process: not measured)."""
+    from seriesfeed import actions
+    from seriesfeed.config import load_config
+    from seriesfeed.importers import ImportBatch, ImportedEntry
+    from seriesfeed.models import Author, Entry, Series, SeriesText
+    from seriesfeed.store import open_store
+
+    (folder / "config.toml").write_text((ROOT / "config.toml").read_text(encoding="utf-8"),
+                                        encoding="utf-8")
     config = load_config(folder / "config.toml", env={})
     store = open_store(config.database.url, config.base_dir)
     start = datetime(2015, 1, 1, tzinfo=UTC)
@@ -58,171 +51,99 @@ def make_store(folder: Path, n: int):  # type: ignore[no-untyped-def]
                                                                Author(f"Second {i % 13}")),
             url=f"https://example.org/{i}/", id=f"tag:example.org,2015:{i}"), i))
     actions.store_batch(store, config, batch, "bench", actions.ImportReport("bench", None))
-    return config, store
+    store.close()
+    return config
 
 
-def raw_feedgen(entries: list[Entry], repeat_docs: int) -> float:
-    started = time.perf_counter()
-    for _ in range(repeat_docs):
-        for kind in ("atom", "rss"):
-            fg = FeedGenerator()
-            fg.id("urn:x")
-            fg.title("T")
-            fg.link(href="https://example.org/", rel="alternate")
-            fg.description("D")
-            fg.language("en")
-            for e in entries:
-                fe = fg.add_entry(order="append")
-                fe.id(e.id)
-                fe.title(e.title)
-                fe.summary(e.summary)
-                fe.link(href=e.url)
-                fe.published(e.published)
-                fe.updated(e.published)
-                for a in e.authors:
-                    fe.author({"name": a.name})
-            fg.atom_str(pretty=True) if kind == "atom" else fg.rss_str(pretty=True)
-    return time.perf_counter() - started
+def files_of(folder: Path) -> tuple[int, int]:
+    found = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    return len(found), sum(p.stat().st_size for p in found)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def checked(done: Finished, what: str) -> Finished:
+    if done.returncode:
+        raise SystemExit(f"{what} failed:\n{done.stdout[-3000:]}")
+    return done
 
 
-def serve(app: object, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                           access_log=False, lifespan="off"))  # type: ignore[arg-type]
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return server
-
-
-def load(port: int, path: str, etag: str | None, clients: int, requests: int,
-         limit_s: float) -> tuple[int, float]:
-    done = [0] * clients
-    stop_at = time.monotonic() + limit_s
-
-    def worker(k: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        headers = {"If-None-Match": etag, "Accept-Encoding": "identity"} if etag else {}
-        for _ in range(requests):
-            if time.monotonic() > stop_at:
-                break
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            done[k] += 1
-        conn.close()
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(done), time.perf_counter() - started
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
-def load_figure() -> str:
-    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+def cpu_line(name: str, runs: list[Finished]) -> str:
+    return (f"{name}: CPU {median([r.cpu for r in runs]):.2f} s median (each: "
+            f"{', '.join(f'{r.cpu:.2f}' for r in runs)}), wall "
+            f"{median([r.wall for r in runs]):.2f} s, peak {max(r.peak_mb for r in runs):.0f} MB")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=20_000)
-    parser.add_argument("--quick", action="store_true", help="small N, short load")
-    parser.add_argument("--repeat", type=int, default=5, help="304/bare repetitions")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="500 entries, one repetition")
     args = parser.parse_args()
     n = 500 if args.quick else args.entries
-    requests = 200 if args.quick else 2000
-    repeat = 2 if args.quick else args.repeat
+    repeat = 1 if args.quick else max(args.repeat, 1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        t0 = time.perf_counter()
-        config, store = make_store(folder, n)
-        print(f"store: {n} entries in {time.perf_counter() - t0:.2f} s ({load_figure()})")
+        config = make_store(folder, n)
+        cfg = str(folder / "config.toml")
+        db = str(config.database.url).removeprefix("sqlite:///")
+        db = db if db.startswith("/") else str(folder / db)
+        languages = list(config.languages)
+        print(f"store: {n} entries; {load_figure()}")
+        colds: list[Finished] = []
+        raws: list[Finished] = []
+        for k in range(repeat):  # alternating, each into a new folder: cold every time
+            colds.append(checked(run_wait4([EXE, "--config", cfg, "feeds", "build", "--out",
+                                            str(folder / f"cold{k}")], 1800), "feeds build"))
+            raws.append(checked(run_wait4(
+                [sys.executable, str(ROOT / "bench" / "raw_feeds.py"), db,
+                 str(folder / f"raw{k}"), str(config.feeds.max_entries), config.public_url,
+                 *languages], 1800), "raw_feeds.py"))
+        ours_files = files_of(folder / "cold0")
+        raw_files = files_of(folder / "raw0")
+        print(f"files: feeds build {ours_files[0]} files, {ours_files[1]:,} bytes; raw feedgen "
+              f"script {raw_files[0]} files, {raw_files[1]:,} bytes"
+              + ("" if ours_files[0] == raw_files[0] else "  (NOT the same count)"))
+        print(cpu_line("full build, cold (`seriesfeed feeds build`, new process)", colds))
+        print(cpu_line("raw feedgen script, the same file set (new process)", raws))
+        cold_cpu = median([r.cpu for r in colds])
+        print(f"ratio full/raw by CPU per build: {cold_cpu / median([r.cpu for r in raws]):.2f}x "
+              f"(target <= 1.5x; {load_figure()})")
+        for k in range(1, repeat):
+            shutil.rmtree(folder / f"cold{k}")
+            shutil.rmtree(folder / f"raw{k}")
 
-        # the feed build from a cold cache: one store read, every feed document
-        t0 = time.perf_counter()
-        feed_docs = plan_feeds(config, store, cache=FeedCache())
-        cold = time.perf_counter() - t0
-        xml = [d for d in feed_docs if d.path.endswith(".xml")]
-        current = [d for d in xml if "/archive/" not in d.path]
-        archives = [d for d in xml if "/archive/" in d.path]
-        with store.read() as conn:
-            sample = q.list_entries(conn, language="en", limit=config.feeds.max_entries)
-            every = q.list_entries(conn)
-        # raw feedgen: as many Atom/RSS documents of the same sizes, from memory
-        raw = raw_feedgen(sample, len(current) // 2)
-        raw += raw_feedgen(every[:config.feeds.max_entries], len(archives) // 2)
-        print(f"raw feedgen, {len(xml)} Atom/RSS documents from memory: {raw:.3f} s")
-        print(f"feed build, cold (one store read; {len(feed_docs)} documents: Atom, RSS, JSON "
-              f"Feed, archives): {cold:.3f} s ({load_figure()})")
-        print(f"ratio full/raw (feed build/raw feedgen): {cold / raw:.2f} (target <= 2)")
-
-        out = folder / "public"
-        t0 = time.perf_counter()
-        report = actions.build_feeds(store, config, out)
-        full = time.perf_counter() - t0
-        print(f"full build_feeds (feeds and series pages, writes; {len(report.written)} files): "
-              f"{full:.3f} s")
-        t0 = time.perf_counter()
-        again = actions.build_feeds(store, config, out)
-        rebuild = time.perf_counter() - t0
-        print(f"rebuild with nothing changed: {rebuild:.3f} s, {len(again.written)} files "
-              f"written ({rebuild / full:.0%} of the full build)")
-        actions.add_entry(store, config, Entry(
-            series="series-1", language="en", title="One more", summary="New.",
-            published=datetime(2030, 1, 1, tzinfo=UTC), authors=(Author("New Author"),),
-            url="https://example.org/new/", id="tag:example.org,2030:new"))
-        t0 = time.perf_counter()
-        docs = plan_feeds(config, store)
-        feeds_only = time.perf_counter() - t0
-        changed = publish(docs, out)
-        print(f"rebuild of the feeds after one new entry: {feeds_only:.3f} s, "
-              f"{len(changed.written)} files written ({', '.join(changed.written)}; "
-              f"{load_figure()})")
-        t0 = time.perf_counter()
-        after = actions.build_feeds(store, config, out)
-        print(f"build_feeds after it (pages too): {time.perf_counter() - t0:.3f} s, "
-              f"{len(after.written)} files written")
-
-        port, bare_port = free_port(), free_port()
-        app_server = serve(create_app(config, store), port)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/feeds/en/atom.xml", headers={"Accept-Encoding": "identity"})
-        first = conn.getresponse()
-        body = first.read()
-        etag = first.getheader("ETag")
-        conn.close()
-        bare = Starlette(routes=[Route("/", lambda r: Response(
-            body, media_type="application/atom+xml"))])  # the same bytes
-        bare_server = serve(bare, bare_port)
-        ours, theirs = [], []
-        for _ in range(repeat):  # side by side, alternating, so drifting load hits both
-            got, secs = load(port, "/feeds/en/atom.xml", etag, 4, requests, 20)
-            ours.append(got / secs)
-            got, secs = load(bare_port, "/", None, 4, requests, 20)
-            theirs.append(got / secs)
-        print(f"conditional GETs (304): {median(ours):.0f}/s median of {repeat} "
-              f"({', '.join(f'{x:.0f}' for x in ours)})")
-        print(f"bare Starlette, the same {len(body)} bytes: {median(theirs):.0f}/s median "
-              f"({', '.join(f'{x:.0f}' for x in theirs)}; {load_figure()})")
-        print(f"ratio 304/bare: {median(ours) / median(theirs):.0%} (target >= 50%)")
-        app_server.should_exit = True
-        bare_server.should_exit = True
-        time.sleep(0.3)
-        store.close()
+        out = str(folder / "cold0")
+        again = checked(run_wait4([EXE, "--config", cfg, "feeds", "build", "--out", out], 600),
+                        "feeds build")
+        print(f"rebuild with nothing changed (new process): CPU {again.cpu:.2f} s "
+              f"({again.cpu / cold_cpu:.0%} of a cold build): {again.stdout.strip()}")
+        added: list[Finished] = []
+        edited: list[Finished] = []
+        for k in range(repeat):
+            checked(run_wait4([EXE, "--config", cfg, "entries", "add", "--series", "series-1",
+                               "--title", f"One more {k}", "--published",
+                               f"{2016 + k}-06-01T12:00:00+00:00", "--byline", "New Author",
+                               "--url", f"https://example.org/new-{k}/"], 300), "entries add")
+            added.append(checked(run_wait4([EXE, "--config", cfg, "feeds", "build", "--out",
+                                            out], 900), "feeds build"))
+            checked(run_wait4([EXE, "--config", cfg, "entries", "add", "--series", "series-1",
+                               "--title", f"One more {k}, its title corrected", "--published",
+                               f"{2016 + k}-06-01T12:00:00+00:00", "--byline", "New Author",
+                               "--url", f"https://example.org/new-{k}/"], 300), "entries add")
+            edited.append(checked(run_wait4([EXE, "--config", cfg, "feeds", "build", "--out",
+                                             out], 900), "feeds build"))
+        for name, runs in (("one `entries add` into a series", added),
+                           ("one title edit", edited)):
+            cpu = median([r.cpu for r in runs])
+            print(f"{cpu_line(f'build from a new process after {name}', runs)}; "
+                  f"{cpu / cold_cpu:.0%} of a cold build's CPU (target <= 10%): "
+                  f"{runs[-1].stdout.strip()}")
+        starts = {"seriesfeed --help": [EXE, "--help"],
+                  "seriesfeed status": [EXE, "--config", cfg, "status"]}
+        for name, argv in starts.items():
+            runs = [checked(run_wait4(argv, 120), name) for _ in range(max(repeat, 3))]
+            print(f"{cpu_line(name, runs)}; {median([r.cpu for r in runs]) / cold_cpu:.1%} of "
+                  "a cold build")
+        print(f"end: {load_figure()}")
 
 
 if __name__ == "__main__":

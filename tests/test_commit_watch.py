@@ -59,3 +59,27 @@ def test_no_stale_304_after_a_commit_by_another_store(store: Store, config: Conf
             assert b"Committed elsewhere" in after.content
     finally:
         other.close()
+
+
+def test_the_probe_answers_at_once_or_not_at_all(store: Store, config: Config) -> None:
+    """The web's event loop asks the probe on every conditional GET: it must never wait,
+    neither for another thread reading the counter nor for a writer holding SQLite's lock;
+    "cannot tell" (None) sends the request to a worker thread instead."""
+    watch = CommitWatch(store)
+    if store.dialect != "sqlite":
+        assert watch.probe() is None
+        return
+    first = watch.probe()
+    assert first is not None and first == watch.counter()
+    with watch.lock:  # another thread is reading the counter
+        assert watch.probe() is None
+    other = open_store(config.database.url, config.base_dir)
+    try:
+        with other.write() as conn:  # a writer holds the lock: the probe still answers
+            conn.exec_driver_sql("SELECT 1")
+            assert watch.probe() == first
+        actions.add_entry(other, config, _entry("From elsewhere"))
+    finally:
+        other.close()
+    assert watch.probe() not in (None, first)
+    watch.close()

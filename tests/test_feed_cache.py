@@ -3,13 +3,16 @@ bytes than a build from nothing, and a new entry changes only the documents that
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from seriesfeed import actions
 from seriesfeed.actions.feeds import FeedCache, plan_feeds
 from seriesfeed.config import Config, load_config
 from seriesfeed.models import Author, Entry
-from seriesfeed.store import Store
+from seriesfeed.store import Store, open_store
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE, ConfigFactory
 
 SLUG = "reflections-on-the-iso-crisis"
@@ -161,3 +164,76 @@ def test_the_piece_key_holds_what_the_local_link_is_made_of() -> None:
         moved = dataclasses.replace(e, **change)  # type: ignore[arg-type]
         assert moved.link("https://s.example", True) != e.link("https://s.example", True)
         assert entry_key(moved, {}) != entry_key(e, {}), change
+
+
+def _cli(config: Path, *args: str) -> str:
+    """``seriesfeed`` in a process of its own: nothing kept in memory between two calls."""
+    proc = subprocess.run([sys.executable, "-m", "seriesfeed", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.startswith(".seriesfeed-")}
+
+
+def test_a_new_process_after_an_edit_changes_exactly_what_shows_it_as_a_cold_build_would(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """The piece cache outlives the process (a manifest beside the built files): a build
+    in a new process after one title edit writes exactly the documents that show the
+    title, and the folder is then byte for byte what a build from nothing writes."""
+    config_path = make_config(database={"url": f"sqlite:///{tmp_path}/store.sqlite3"},
+                              feeds={"max_entries": 3, "out_dir": "var/public"})
+    config = load_config(config_path, env={})
+    _cli(config_path, "import", str(SEED_PAGE))
+    warm, cold = tmp_path / "warm", tmp_path / "cold"
+    _cli(config_path, "feeds", "build", "--out", str(warm))
+    before = _files(warm)
+    assert any("/archive/" in p for p in before) and len(before) > 20
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        oldest = actions.list_entries(store, language="en")[0]
+    finally:
+        store.close()
+    _cli(config_path, "entries", "add", "--series", oldest.series, "--lang", "en",
+         "--title", oldest.title + " (corrected)", "--summary", oldest.summary,
+         "--published", oldest.published.isoformat(), "--url", str(oldest.url))
+    said = _cli(config_path, "feeds", "build", "--out", str(warm))
+    after = _files(warm)
+    changed = {p for p in after if before.get(p) != after[p]}
+    showing = {p for p, body in after.items() if b"(corrected)" in body}
+    # besides those, the documents dated by the newest change among what they cover
+    # (a feed's <updated>, the sitemap's <lastmod>): the edit is that change
+    series = f"feeds/en/{oldest.series}"
+    dated = {"sitemap.xml", "feeds/en/atom.xml", "feeds/en/rss.xml", f"{series}/atom.xml",
+             f"{series}/rss.xml", "feeds/en/feed.json", f"{series}/feed.json"}
+    assert showing <= changed <= showing | dated, (changed ^ showing)
+    assert f"{len(changed)} files written" in said
+    assert any("/archive/" in p for p in changed)  # an archived page, made again
+    _cli(config_path, "feeds", "build", "--out", str(cold))
+    assert after == _files(cold)
+
+
+def test_a_built_file_changed_by_someone_else_is_made_again(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """The manifest is believed only for files still as written (size and time): a page
+    edited or removed by hand is made and written again, not taken as cached."""
+    config_path = make_config(database={"url": f"sqlite:///{tmp_path}/store.sqlite3"},
+                              feeds={"max_entries": 3, "out_dir": "var/public"})
+    _cli(config_path, "import", str(SEED_PAGE))
+    out = tmp_path / "out"
+    _cli(config_path, "feeds", "build", "--out", str(out))
+    built = _files(out)
+    page = next(p for p in built if p.endswith("/index.html") and p.count("/") == 3)
+    archive = next(p for p in built if "/archive/" in p)
+    (out / page).write_bytes(b"<p>defaced</p>")
+    (out / archive).unlink()
+    _cli(config_path, "entries", "add", "--series", "reflections-on-the-iso-crisis",
+         "--title", "A new part", "--published", "2019-06-01")  # so that the build runs
+    _cli(config_path, "feeds", "build", "--out", str(out))
+    rebuilt = _files(out)
+    assert b"defaced" not in rebuilt[page] and archive in rebuilt
+    _cli(config_path, "feeds", "build", "--out", str(tmp_path / "cold"))
+    assert rebuilt == _files(tmp_path / "cold")

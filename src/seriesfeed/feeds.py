@@ -49,6 +49,7 @@ __all__ = [
     "build_atom",
     "build_json_feed",
     "build_rss",
+    "digest",
     "entry_key",
     "full_text",
     "is_fallback_for",
@@ -81,6 +82,18 @@ class FeedDocument:
     media_type: str
     body: bytes
     last_modified: datetime
+    # a digest of every input of the bytes, where the planner has one (archive pages,
+    # article pages): a build into a folder records it beside the file it wrote
+    key: str = ""
+    # planned for a folder whose file already holds the bytes of this ``key``: nothing
+    # was made (``body`` is empty) and nothing is to be written
+    on_disk: bool = False
+
+
+def digest(key: object) -> str:
+    """A digest of a key made of tuples, strings, numbers and dates: equal in every process
+    (their repr is), so a key recorded by one build is compared by the next."""
+    return hashlib.blake2b(repr(key).encode("utf-8"), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -298,7 +311,8 @@ def entry_key(e: Entry, translations: dict[str, list[Translation]]) -> tuple[obj
     # series and slug: the local link (article_pages = "local") is the page under them
     return (e.seq, e.id, e.url, e.title, e.summary, e.content_html, e.published, e.updated,
             e.section, e.language, e.series, e.slug,
-            tuple((a.name, a.kind.value) for a in e.authors),
+            # _value_, not .value: the enum property costs a tenth of a rebuild's keys
+            tuple((a.name, a.kind._value_) for a in e.authors),
             tuple((t.language, t.url) for t in translations.get(e.id or "", ())))
 
 
@@ -321,6 +335,7 @@ class FeedCache:
         self._numbers: dict[tuple[object, ...], int] = {}
         self._next = 0
         self._by_object: dict[int, int] = {}  # id(entry) -> number, for one build
+        self._digests: dict[int, str] = {}  # number -> digest of its full key (any process)
         self._used_pages: set[tuple[object, ...]] = set()
         # the settings a piece depends on (links, full text, languages): set per build, so
         # a process that builds for two configurations never serves one's pieces to the other
@@ -335,9 +350,15 @@ class FeedCache:
             found = self._numbers.get(full)
             if found is None:
                 found = self._numbers[full] = self._next
+                self._digests[found] = digest(full)
                 self._next += 1
             self._by_object[id(e)] = found
         return found
+
+    def digest_of(self, number: int) -> str:
+        """The digest of the entry key numbered ``number``: what a page key recorded on
+        disk holds instead of the number (numbers are this process's own)."""
+        return self._digests[number]
 
     def atom_entry(self, key: int, make: Callable[[], bytes]) -> bytes:
         found = self.atom.get(key)
@@ -362,6 +383,7 @@ class FeedCache:
         """Forget what the last build did not use."""
         used = set(self._by_object.values())
         self._numbers = {k: v for k, v in self._numbers.items() if v in used}
+        self._digests = {k: v for k, v in self._digests.items() if k in used}
         self.atom = {k: v for k, v in self.atom.items() if k in used}
         self.json = {k: v for k, v in self.json.items() if k in used}
         self.pages = {k: v for k, v in self.pages.items() if k in self._used_pages}
@@ -607,12 +629,15 @@ def settings_key(config: Config) -> str:
     return hashlib.sha256(relevant.encode("utf-8")).hexdigest()
 
 
-def plan_feeds(config: Config, site: SiteData,
-               cache: FeedCache | None = None) -> list[FeedDocument]:
+def plan_feeds(config: Config, site: SiteData, cache: FeedCache | None = None,
+               on_disk: dict[str, str] | None = None) -> list[FeedDocument]:
     """Every feed document of the site's data, deterministically.
 
     ``cache`` (by default one per process) keeps entries' pieces and full archive pages
-    between builds, so a rebuild after a new entry rebuilds only what shows it."""
+    between builds, so a rebuild after a new entry rebuilds only what shows it.
+    ``on_disk`` (URL path -> key digest) names the archive pages a folder already holds
+    the bytes of, from an earlier build in any process: those with the same key are not
+    made again (``FeedDocument.on_disk``)."""
     cache = cache if cache is not None else _CACHE
     docs: list[FeedDocument] = []
     n = config.feeds.max_entries
@@ -658,17 +683,26 @@ def plan_feeds(config: Config, site: SiteData,
                 stamp = _newest(chunk, updated)
                 # a full page never changes but for its entries' edits and for the
                 # next-archive link it gains when the page after it appears
-                key = (*where, page, page < pages, tuple(cache.key(e, translations)
-                                                        for e in chunk))
+                numbers = tuple(cache.key(e, translations) for e in chunk)
+                key = (*where, page, page < pages, numbers)
+                # the same key for a build in another process: digests, not numbers
+                stable = "feed " + digest((*where, page, page < pages,
+                                           tuple(cache.digest_of(k) for k in numbers)))
+                paths = (f"{scope.base_path}/archive/{page}.xml",
+                         f"{scope.base_path}/archive/{page}.json")
+                if on_disk and all(on_disk.get(p) == stable for p in paths):
+                    docs.extend(FeedDocument(p, media, b"", stamp, stable, True)
+                                for p, media in zip(paths, (ATOM, JSONFEED), strict=True))
+                    continue
 
                 atom_page = partial(build_atom, config, scope, chunk, translations,
                                     updated=stamp, other_languages=[], archive=(page, pages),
                                     archive_count=pages, cache=cache)
                 json_page = partial(build_json_feed, config, scope, chunk, archive=page,
                                     archive_count=pages, cache=cache, translations=translations)
-                docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.xml", ATOM,
-                                         cache.page(("atom", *key), atom_page), stamp))
-                docs.append(FeedDocument(f"{scope.base_path}/archive/{page}.json", JSONFEED,
-                                         cache.page(("json", *key), json_page), stamp))
+                docs.append(FeedDocument(paths[0], ATOM, cache.page(("atom", *key), atom_page),
+                                         stamp, stable))
+                docs.append(FeedDocument(paths[1], JSONFEED,
+                                         cache.page(("json", *key), json_page), stamp, stable))
         cache.sweep()
     return docs

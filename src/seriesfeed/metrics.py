@@ -12,14 +12,16 @@ import platform
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from seriesfeed import __version__
-from seriesfeed.mailer import Transport
+
+if TYPE_CHECKING:  # the SMTP client is not loaded for a scrape or a command's status
+    from seriesfeed.mailer import Transport
 
 __all__ = [
     "CONTENT_TYPE", "FEED_NOT_MODIFIED", "FEED_REQUESTS", "LOCAL", "SMTP_SECONDS", "SOURCE_POLLS",
@@ -49,8 +51,16 @@ def record_source_poll(source: str, result: str) -> None:
     SOURCE_POLLS.labels(source=source, result=result).inc()
 
 
+# a labelled child per status code, looked up once: labels() costs more than inc() and a
+# conditional GET pays it on every request
+_FEED_CODES: dict[int, Any] = {}
+
+
 def record_feed_request(status: int) -> None:
-    FEED_REQUESTS.labels(code=str(status)).inc()
+    child = _FEED_CODES.get(status)
+    if child is None:
+        child = _FEED_CODES[status] = FEED_REQUESTS.labels(code=str(status))
+    child.inc()
     if status == 304:
         FEED_NOT_MODIFIED.inc()
 

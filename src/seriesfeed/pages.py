@@ -19,6 +19,7 @@ from seriesfeed.feeds import (
     EPOCH,
     HTML,
     FeedDocument,
+    digest,
     entry_key,
     local_pages,
     scopes,
@@ -92,9 +93,11 @@ def _article_ref(config: Config, e: Entry) -> dict[str, str]:
             "name": e.title}
 
 
-def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
+def build_pages(config: Config, site: SiteData,
+                on_disk: dict[str, str] | None = None) -> list[FeedDocument]:
     """The series pages, article pages and language indexes of the site's data (the
-    feeds' same read), then the sitemap and robots.txt that name them."""
+    feeds' same read), then the sitemap and robots.txt that name them; ``on_disk`` as for
+    ``feeds.plan_feeds``: article pages a folder already holds are not rendered again."""
     docs: list[FeedDocument] = []
     everything = site.entries
     translations = translations_for(site, config)
@@ -103,6 +106,9 @@ def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
     for e in everything:
         by_scope.setdefault((e.language, e.series), []).append(e)
     with_fallback(config, everything, translations, by_scope, series_only=True)
+    # each entry's key once per build, as a digest: the series page and the article pages
+    # both need it, and their own keys are then digests of short tuples
+    keys = {id(e): digest(entry_key(e, translations)) for e in everything}
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
     article_scopes: list[tuple[str, str, Series, str]] = []
     by_listing: dict[tuple[str, str], list[Entry]] = {}
@@ -117,6 +123,18 @@ def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
         listed[scope.language].append({"slug": slug, "title": title,
                                        "description": description, "count": len(entries),
                                        "updated": updated})
+        path = f"/{scope.language}/{slug}/"
+        # every input of the page: the settings, the series, and what it lists of each entry
+        key = "series " + digest((settings_key(config), config.digests.catch_up_max,
+                                  scope.language, repr(scope.series), title, description,
+                                  tuple((keys[id(e)], e.part, e.parts,
+                                         e.translation_of)
+                                        for e in entries)))
+        article_scopes.append((scope.language, slug, scope.series, title))
+        by_listing[(scope.language, slug)] = entries
+        if on_disk and on_disk.get(path) == key:  # the folder holds these bytes
+            docs.append(FeedDocument(path, HTML, b"", updated, key, True))
+            continue
         page_url = f"{config.public_url}/{scope.language}/{slug}/"
         data = {"@context": "https://schema.org", "@type": "CreativeWorkSeries",
                 "name": title, "url": page_url, "inLanguage": scope.language,
@@ -137,10 +155,7 @@ def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
             "json_ld": json_ld(data),
             "start_first": _start_first(config, entries),
         })
-        docs.append(FeedDocument(f"/{scope.language}/{slug}/", HTML,
-                                 body.encode("utf-8"), updated))
-        article_scopes.append((scope.language, slug, scope.series, title))
-        by_listing[(scope.language, slug)] = entries
+        docs.append(FeedDocument(path, HTML, body.encode("utf-8"), updated, key))
     for code, series in listed.items():
         body = render_page(config, code, "language.html.j2", {"series": series})
         updated = max((s["updated"] for s in series), default=EPOCH)
@@ -148,7 +163,7 @@ def build_pages(config: Config, site: SiteData) -> list[FeedDocument]:
     with _PAGES.lock:
         for lang, slug, shown, title in article_scopes:
             docs.extend(_article_pages(config, site, shown, lang,
-                                       by_listing[(lang, slug)], title))
+                                       by_listing[(lang, slug)], title, on_disk, keys))
         _PAGES.sweep()
     docs.extend(build_sitemap(config, site))
     docs.append(FeedDocument("/robots.txt", ROBOTS, robots_txt(config).encode("utf-8"),
@@ -212,10 +227,13 @@ def _start_first(config: Config, entries: list[Entry]) -> bool:
 
 
 def _article_pages(config: Config, site: SiteData, series: Series, language: str,
-                   listed: list[Entry], series_title: str) -> list[FeedDocument]:
+                   listed: list[Entry], series_title: str,
+                   on_disk: dict[str, str] | None = None,
+                   keys: dict[int, str] | None = None) -> list[FeedDocument]:
     """One page per entry of the series in ``language`` (fallback entries shown in this
     language's list have their page in their own language); prev and next follow this
-    language's list, so a reader stays in their language."""
+    language's list, so a reader stays in their language. A page whose key ``on_disk``
+    records for its path is not rendered: the folder already holds its bytes."""
     docs: list[FeedDocument] = []
     m = i18n.messages_for(config, language)
     settings = settings_key(config)
@@ -227,12 +245,17 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
         others = _linked(site, e)
         alternates = _alternates(config, site, e)
         key = (settings, config.digests.catch_up_max, language, series.slug, series_title,
-               entry_key(e, {}), e.slug,
+               keys[id(e)] if keys and id(e) in keys else digest(entry_key(e, {})), e.slug,
                e.part, e.parts, _shown(prev), _shown(after),
                tuple(_shown(o) for o in others), tuple(alternates))
+        stable = "page " + digest(key)
+        if on_disk and on_disk.get(e.page_path) == stable:  # the folder has these bytes
+            docs.append(FeedDocument(e.page_path, HTML, b"", e.updated or e.published,
+                                     stable, True))
+            continue
         body = _PAGES.get(key, partial(_article_page, config, series, language, e, prev,
                                        after, others, alternates, series_title, m))
-        docs.append(FeedDocument(e.page_path, HTML, body, e.updated or e.published))
+        docs.append(FeedDocument(e.page_path, HTML, body, e.updated or e.published, stable))
     return docs
 
 

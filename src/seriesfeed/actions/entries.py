@@ -20,7 +20,6 @@ from seriesfeed.importers import FORMATS, ImportBatch, ImportedEntry, ImportSett
 from seriesfeed.importers.bylines import split_byline
 from seriesfeed.importers.csvfmt import dump_csv, lost_series_texts
 from seriesfeed.importers.jsonfmt import MAX_PART, dump_json
-from seriesfeed.importers.parse import parse_file
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.parts import number_parts
 from seriesfeed.store import Connection, Store
@@ -525,6 +524,10 @@ def import_entries(store: Store, config: Config, path: Path, fmt: str | None = N
                    titles: dict[str, str] | None = None) -> ImportReport:
     """Import a file; ``titles`` ({language: title}) names the file's series in languages
     the file does not (a series page gives one title only)."""
+    # here, not at the top: the parsers bring feedparser and defusedxml, which every other
+    # entry verb (and every feed build, through release_due) would load for nothing
+    from seriesfeed.importers.parse import parse_file
+
     batch = parse_file(path, fmt, import_settings(config), series_slug=series_slug)
     title_only: dict[str, set[str]] = {}
     if titles:

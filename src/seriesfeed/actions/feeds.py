@@ -16,7 +16,7 @@ from seriesfeed.feeds import HTML, FeedCache, FeedDocument
 from seriesfeed.feeds import plan_feeds as plan_feed_documents
 from seriesfeed.models import SiteData
 from seriesfeed.pages import build_pages as build_page_documents
-from seriesfeed.publish import PublishReport, etag_of, publish, write_if_changed
+from seriesfeed.publish import PublishReport, etag_of, on_disk, publish, write_if_changed
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
 from seriesfeed.store.watch import CommitWatch
@@ -50,18 +50,29 @@ def build_pages(config: Config, store: Store) -> list[FeedDocument]:
     return build_page_documents(config, site_data(store))
 
 
-def plan_site(store: Store, config: Config) -> list[FeedDocument]:
-    """Every feed document and series page, as bytes, in a stable order."""
+def plan_site(store: Store, config: Config,
+              on_disk: dict[str, str] | None = None) -> list[FeedDocument]:
+    """Every feed document and series page, as bytes, in a stable order; with ``on_disk``
+    (a folder's record, ``publish.on_disk``) the documents it already holds are not made."""
     # read once for both: it is the most expensive part of a build
     site = site_data(store)
-    return plan_feed_documents(config, site) + build_page_documents(config, site)
+    return (plan_feed_documents(config, site, on_disk=on_disk)
+            + build_page_documents(config, site, on_disk))
 
 
 def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
     """Write every feed and page under ``out_dir`` (only files whose bytes changed).
 
     When neither the store nor the settings changed since the last build into ``out_dir``
-    (a stamp file records both), nothing is generated at all."""
+    (a stamp file records both), nothing is generated at all. Otherwise the documents whose
+    inputs did not change since the last build into ``out_dir`` (by any process: its
+    manifest records their keys) are not made again, so a build from a new process after
+    one edit costs about what the edit touches.
+
+    The piece cache lives beside ``out_dir``, not in the store: what it holds is the bytes
+    of the files in ``out_dir`` (the folder is the storage, the manifest the index), whose
+    one owner is the build writing that folder; in the store it would copy every page
+    into the database and be read back whole by every build."""
     release_due(store)
     with store.read() as conn:
         stamp = f"{q.fingerprint(conn)!r} {_settings_digest(config)}"
@@ -71,7 +82,7 @@ def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
             return PublishReport(out_dir, skipped=True)
     except (FileNotFoundError, UnicodeDecodeError):
         pass
-    report = publish(plan_site(store, config), out_dir)
+    report = publish(plan_site(store, config, on_disk(out_dir)), out_dir)
     if report.written:
         notify_hub(config, report.written)
     write_if_changed(stamp_file, stamp.encode("utf-8"))
@@ -99,6 +110,13 @@ class LiveSite:
         self.plan: tuple[int, list[FeedDocument]] = (0, [])
         self._commits = CommitWatch(store)
         self._seen: tuple[int, int] | None = None
+
+    def unchanged(self) -> bool:
+        """True when nothing at all was committed since the current plan was made, asked
+        without waiting (``CommitWatch.probe``): an answer for the event loop. False also
+        when that cannot be told at once; ``current`` then decides."""
+        seen = self._commits.probe()
+        return seen is not None and seen == self._seen and self.fingerprint is not None
 
     def current(self) -> tuple[int, list[FeedDocument]]:
         # read before the fingerprint: a commit between the two is seen by the next call

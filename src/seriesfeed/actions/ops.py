@@ -10,11 +10,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from seriesfeed.actions.bounces import BounceRun
-from seriesfeed.actions.bounces import process as process_bounces
-from seriesfeed.actions.delivery import DrainReport, drain_outbox
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
@@ -35,6 +32,25 @@ from seriesfeed.store import subscribers as sq
 from seriesfeed.store.check import CheckReport
 from seriesfeed.store.check import check_store as _check
 from seriesfeed.store.locks import RunnerLock, SenderLock
+
+if TYPE_CHECKING:
+    from seriesfeed.actions.bounces import BounceRun
+    from seriesfeed.actions.bounces import process as process_bounces
+    from seriesfeed.actions.delivery import DrainReport, drain_outbox
+
+
+def __getattr__(name: str) -> Any:
+    """The drain's and the bounce reader's names, imported on first use: they bring the
+    SMTP client, the renderers and the DSN parser, which `status` or `backup` never need."""
+    if name in ("BounceRun", "process_bounces"):
+        from seriesfeed.actions import bounces
+
+        return bounces.BounceRun if name == "BounceRun" else bounces.process
+    if name in ("DrainReport", "drain_outbox"):
+        from seriesfeed.actions import delivery
+
+        return getattr(delivery, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "BounceRun", "DrainReport", "RetryResult", "Store", "backup_store", "check_store",

@@ -11,7 +11,6 @@ from typing import Any
 from seriesfeed.actions.jobs import plan
 from seriesfeed.actions.nodes import nodes_report
 from seriesfeed.actions.relay import cause, relay_state
-from seriesfeed.actions.sources import failing_sources
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import SeriesfeedError, StoreDamagedError
@@ -132,6 +131,10 @@ def health(config: Config, store: Store) -> Health:
         return Health("down", [f"store: {public(str(exc))}"], None)
     if problems:
         return Health("down", [f"store: damaged: {public(p)}" for p in problems[:5]], None)
+    # here, not at the top: the sources verbs bring the fetcher and importers, which a
+    # `status` command never needs
+    from seriesfeed.actions.sources import failing_sources
+
     try:
         report = status_report(config, store, figures=False)
         failing = failing_sources(store, config)

@@ -12,14 +12,16 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from seriesfeed import actions, i18n, stopping
-from seriesfeed.actions import Store, open_store
+from seriesfeed import actions, stopping
 from seriesfeed.config import Config, load_config
 from seriesfeed.errors import SeriesfeedError
+
+if TYPE_CHECKING:
+    from seriesfeed.actions import Store
 
 __all__ = ["AppContext", "cli", "init", "main", "pass_app", "print_json"]
 
@@ -34,6 +36,8 @@ class AppContext:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from seriesfeed import i18n  # babel: only once a command reads the config
+
             config = load_config(self.config_path)
             i18n.check_languages(config)
             self._config = config
@@ -44,7 +48,7 @@ class AppContext:
         """The store, migrated to the newest schema on first use. A read-only command
         (:data:`READ_ONLY`) never creates it: a missing SQLite file is a one-line error."""
         if self._store is None:
-            self._store = open_store(self.config, create=not _read_only_command())
+            self._store = actions.open_store(self.config, create=not _read_only_command())
             self.cleanups.append(self._store.close)
         return self._store
 

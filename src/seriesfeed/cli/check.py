@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from seriesfeed.actions import ops
+from seriesfeed import actions
 from seriesfeed.cli import AppContext, cli, pass_app
 
 __all__ = ["check"]
@@ -16,10 +16,10 @@ def check(app: AppContext) -> None:
     """Check the store: SQLite's integrity_check and foreign_key_check, the schema revision,
     and a full read of every table (PostgreSQL: the revision and the reads). Exits 1 and
     lists what is wrong when anything is."""
-    report = ops.check_store(app.config)
+    report = actions.ops.check_store(app.config)
     for line in report.passed:
         click.echo(f"ok: {line}")
     for line in report.problems:
         click.echo(f"problem: {line}")
-    ops.verdict(app.config, report)
+    actions.ops.verdict(app.config, report)
     click.echo("ok")

@@ -8,7 +8,6 @@ from datetime import datetime
 import click
 
 from seriesfeed import actions
-from seriesfeed import daemon as daemon_mod
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.logs import setup_logging
@@ -28,6 +27,8 @@ def run(app: AppContext, sender_only: bool, no_web: bool, log_format: str) -> No
 
     Stops cleanly on SIGTERM or SIGINT (work in flight finishes, bounded by
     [schedule] shutdown_timeout) and exits 0."""
+    from seriesfeed import daemon as daemon_mod  # the whole stack: only for this command
+
     setup_logging(log_format, zone=app.config.zone)
     config, store = app.config, app.store
     serve_web = not no_web and not sender_only

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from seriesfeed import actions
-from seriesfeed.actions import sources as sources_mod
-from seriesfeed.actions.entries import FORMATS
+from seriesfeed.actions import FORMATS
 from seriesfeed.cli import AppContext, cli, pass_app, print_json, write_file
 from seriesfeed.errors import ValidationError
 from seriesfeed.models import Entry
@@ -42,11 +41,11 @@ def import_command(app: AppContext, file: str, fmt: str | None,
             raise ValidationError(f"'{item}' is not LANG=TITLE (e.g. es=Mi serie)",
                                   field="--series-title")
         given[code.strip()] = title.strip()
-    if sources_mod.is_url(file):
+    if actions.sources.is_url(file):
         if given:
             raise ValidationError("is for files; name a source's series in other languages "
                                   "with `seriesfeed series set`", field="--series-title")
-        report = sources_mod.import_url(app.store, app.config, file, fmt, series_slug)
+        report = actions.sources.import_url(app.store, app.config, file, fmt, series_slug)
     else:
         report = actions.import_entries(app.store, app.config, Path(file), fmt, series_slug,
                                         given)

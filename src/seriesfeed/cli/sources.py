@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from seriesfeed.actions import sources as sources_mod
+from seriesfeed import actions
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import SeriesfeedError
 
@@ -23,7 +23,7 @@ def sources() -> None:
 @pass_app
 def list_command(app: AppContext, as_json: bool) -> None:
     """Each source: url, schedule, last poll and status, entries added, error, next poll."""
-    found = sources_mod.list_sources(app.store, app.config)
+    found = actions.sources.list_sources(app.store, app.config)
     if as_json:
         print_json(found)
         return
@@ -46,7 +46,7 @@ def list_command(app: AppContext, as_json: bool) -> None:
 @pass_app
 def poll_command(app: AppContext, name: str | None, force: bool) -> None:
     """Poll every source now (or only NAME); exit 1 when one of them failed."""
-    results = asyncio.run(sources_mod.poll_sources(app.store, app.config,
+    results = asyncio.run(actions.sources.poll_sources(app.store, app.config,
                                                    [name] if name else None, force=force))
     if not results:
         click.echo("no sources configured")
@@ -67,7 +67,7 @@ def poll_command(app: AppContext, name: str | None, force: bool) -> None:
 def history_command(app: AppContext, name: str, limit: int, as_json: bool) -> None:
     """NAME's polls, newest first: when, result, HTTP status, entries added and updated,
     error (the newest 1,000 are kept)."""
-    found = sources_mod.source_history(app.store, app.config, name, limit=limit)
+    found = actions.sources.source_history(app.store, app.config, name, limit=limit)
     if as_json:
         print_json(found)
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from seriesfeed import actions
-from seriesfeed.actions import subscriber_admin, subscriber_csv
+from seriesfeed.actions import subscriber_admin
 from seriesfeed.cli import AppContext, cli, pass_app, print_json, write_file
 from seriesfeed.clock import local_time
 from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
@@ -124,7 +124,7 @@ def import_command(app: AppContext, file: Path, send_confirmations: bool,
     status 'confirmed' is for lists whose consent was recorded elsewhere; unsubscribed and
     removed addresses are never resubscribed by an import. Pending rows get a confirmation
     mail only with --send-confirmations."""
-    report = subscriber_csv.import_subscribers(app.store, app.config, file, welcome=welcome)
+    report = actions.subscriber_csv.import_subscribers(app.store, app.config, file, welcome=welcome)
     click.echo(report.summary(str(file)))
     if report.welcomed:
         actions.subscribers.send_welcome(app.store, app.config)
@@ -150,13 +150,13 @@ def export(app: AppContext, out: Path | None) -> None:
     """Export subscribers as CSV (the columns `subscribers import` reads)."""
     if out is None:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        for row in subscriber_csv.export_rows(app.store, app.config):
+        for row in actions.subscriber_csv.export_rows(app.store, app.config):
             writer.writerow(row)
         return
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     count = -1  # the header row is not a subscriber
-    for row in subscriber_csv.export_rows(app.store, app.config):
+    for row in actions.subscriber_csv.export_rows(app.store, app.config):
         writer.writerow(row)
         count += 1
     write_file(out, text.getvalue().encode("utf-8"))

@@ -42,18 +42,19 @@ def create_app(config: Config, store: Store) -> Starlette:
 
     # the console: here under /admin/, unless [admin] listen serves it on its own address
     console = config.admin.enabled and not config.admin.listen
+    feed_routes, page_routes = feeds.routes(config, store)
     routes: list[BaseRoute] = [
+        *feed_routes,  # /feeds/… and /sitemaps/…: the most frequent requests, tried first
+        # before the pages' /{lang}/{slug}/… routes, which would take /admin/… for a page
         *(admin.routes(config, store) if console else []),
         *ops.routes(config, store),  # /healthz and /metrics
         # before the pages' /{lang}/{slug}/… routes: /{lang}/manage/, /{lang}/digests/
         *subscribe.routes(config, store),
-        *feeds.routes(config, store),
+        *page_routes,
     ]
     handlers = {**localized.exception_handlers(config), StoreError: store_failed}
-    # the language first: every endpoint, error page and busy page reads what it decided
-    app = Starlette(routes=routes, middleware=[Middleware(localized.NegotiateLanguage,
-                                                          config=config),
-                                               Middleware(SecurityHeaders),
+    # the language is decided per request on first need (localized.reader_of)
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
                                                *([Middleware(admin.NoStore)] if console
                                                  else []),
                                                Middleware(ops.FeedCounter)],
@@ -68,13 +69,13 @@ def create_app(config: Config, store: Store) -> Starlette:
 
 def create_console_app(config: Config, store: Store) -> Starlette:
     """The console alone, for ``[admin] listen``: its own address, the same security
-    headers, language negotiation and error pages as the public app."""
+    headers and error pages as the public app."""
     from seriesfeed.web import admin, localized
 
     store = store.with_busy_timeout(config.web.store_timeout)
-    app = admin.console_app(config, store, [
-        Middleware(localized.NegotiateLanguage, config=config), Middleware(SecurityHeaders)],
-        localized.exception_handlers(config))
+    # its pages and error pages decide the language on first need, as the public app's do
+    app = admin.console_app(config, store, [Middleware(SecurityHeaders)],
+                            localized.exception_handlers(config))
     app.state.config = config
     app.state.store = store
     weakref.finalize(app, store.close)

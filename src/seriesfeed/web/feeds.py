@@ -3,10 +3,17 @@ ETag, Last-Modified, 304 and gzip.
 
 The documents are rebuilt when the store's fingerprint changes (checked on every request:
 a few aggregates), so a committed change is never answered with a stale 304.
+
+The endpoint is async so that a conditional GET costs no thread-pool hop: on SQLite it asks
+``PRAGMA data_version`` on the event loop through a probe that never waits (no busy
+timeout, no contended lock: a probe that cannot answer at once says so), and only when it
+cannot tell, or something was committed, is the store asked in a worker thread. Each
+document's validators and 304 headers are computed once, when its bytes are planned.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gzip
 import threading
@@ -26,7 +33,8 @@ from seriesfeed.config import Config
 from seriesfeed.web import localized
 
 __all__ = [
-    "CACHE_CONTROL", "Served", "SiteCache", "home", "not_found_page", "routes", "serve",
+    "CACHE_CONTROL", "NotModified", "Served", "SiteCache", "answer", "home", "not_found_page",
+    "routes", "serve",
 ]
 
 CACHE_CONTROL = "public, max-age=300"
@@ -38,10 +46,28 @@ class Served:
     etag: str
     gzipped: bytes
     modified: datetime  # when these bytes were first served, as far as this process knows
+    last_modified: str  # ``modified`` as an HTTP date
+    # the response headers of each variant (identity, gzip), ETag first: the validators a
+    # conditional GET compares and the whole of a 304, computed once per plan
+    identity_headers: dict[str, str]
+    gzip_headers: dict[str, str]
+    # the same, encoded for the wire: a 304 is sent as it is
+    identity_raw: tuple[tuple[bytes, bytes], ...]
+    gzip_raw: tuple[tuple[bytes, bytes], ...]
 
-    @property
-    def last_modified(self) -> str:
-        return format_datetime(self.modified, usegmt=True)
+
+class NotModified(Response):
+    """A 304 whose headers were encoded once, when the document was planned."""
+
+    def __init__(self, raw: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.status_code = 304
+        self.background = None
+        self.body = b""
+        self.raw_headers = list(raw)  # a copy: a middleware may append to it
+
+
+def _raw(headers: dict[str, str]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
 
 
 class SiteCache:
@@ -54,6 +80,15 @@ class SiteCache:
         self.version = 0
         self.docs: dict[str, Served] = {}
         self.started = now_utc().replace(microsecond=0)
+
+    def fresh(self) -> dict[str, Served] | None:
+        """The documents when the store surely has not changed since they were planned,
+        asked without waiting (safe on the event loop); None when that cannot be told at
+        once: then ``current`` (in a thread) decides."""
+        if not self.live.unchanged():
+            return None
+        version = self.live.plan[0]
+        return self.docs if version == self.version else None
 
     def current(self) -> dict[str, Served]:
         version, docs = self.live.current()
@@ -81,11 +116,23 @@ class SiteCache:
             modified = now_utc().replace(microsecond=0)
             if previous is not None:
                 modified = max(modified, previous.modified + timedelta(seconds=1))
-        return Served(doc, etag, gzip.compress(doc.body, mtime=0), modified)
+        last_modified = format_datetime(modified, usegmt=True)
+        headers = {"ETag": etag, "Last-Modified": last_modified,
+                   "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+        hub = self.live.config.websub.hub
+        # WebSub 4: discovery by Link headers, on feeds (not pages, the sitemap, robots.txt)
+        if hub and doc.path.startswith("/feeds/"):
+            headers["Link"] = (f'<{hub}>; rel="hub", '
+                               f'<{self.live.config.public_url}{doc.path}>; rel="self"')
+        zipped = {**headers, "ETag": etag[:-1] + '-gz"'}
+        return Served(doc, etag, gzip.compress(doc.body, mtime=0), modified, last_modified,
+                      headers, zipped, _raw(headers), _raw(zipped))
 
 
 def _not_modified(request: Request, served: Served, etag: str) -> bool:
     inm = request.headers.get("if-none-match")
+    if inm == etag:  # what a cache sends back: the one validator it was given
+        return True
     if inm is not None:
         tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
         return "*" in tags or etag in tags or served.etag in tags
@@ -104,32 +151,30 @@ def not_found_page(config: Config, request: Request) -> HTMLResponse:
     return localized.error_page(config, request, 404)
 
 
-def serve(config: Config, cache: SiteCache, request: Request) -> Response:
+async def serve(config: Config, cache: SiteCache, request: Request) -> Response:
     """A feed or page from memory: 308 to its canonical path, 304, gzip, HEAD."""
-    path = request.url.path
-    docs = cache.current()
+    docs = cache.fresh()
+    if docs is None:  # something was committed, or the probe could not tell: ask the store
+        docs = await asyncio.to_thread(cache.current)
+    return answer(config, docs, request)
+
+
+def answer(config: Config, docs: dict[str, Served], request: Request) -> Response:
+    path = request.scope["path"]  # not request.url: building the whole URL costs a 304 a tenth
     served = docs.get(path) or (docs.get(path + "/") if not path.endswith("/") else None)
     if served is None:
         return not_found_page(config, request)
     if served.doc.path != path:  # /en/slug -> /en/slug/
         return RedirectResponse(served.doc.path, status_code=308)
     gz = "gzip" in request.headers.get("accept-encoding", "").lower()
-    etag = served.etag[:-1] + '-gz"' if gz else served.etag
-    headers = {"ETag": etag, "Last-Modified": served.last_modified,
-               "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
-    hub = config.websub.hub
-    # WebSub 4: discovery by Link headers, on feeds (not pages, the sitemap, robots.txt)
-    if hub and served.doc.path.startswith("/feeds/"):
-        headers["Link"] = (f'<{hub}>; rel="hub", '
-                           f'<{config.public_url}{served.doc.path}>; rel="self"')
-    if _not_modified(request, served, etag):
-        return Response(status_code=304, headers=headers)
-    if gz:
-        headers["Content-Encoding"] = "gzip"
+    headers = served.gzip_headers if gz else served.identity_headers
+    if _not_modified(request, served, headers["ETag"]):
+        return NotModified(served.gzip_raw if gz else served.identity_raw)
     body = served.gzipped if gz else served.doc.body
+    headers = {**headers, "Content-Encoding": "gzip"} if gz else headers
     if request.method == "HEAD":
-        headers["Content-Length"] = str(len(body))
-        return Response(b"", headers=headers, media_type=served.doc.media_type)
+        return Response(b"", headers={**headers, "Content-Length": str(len(body))},
+                        media_type=served.doc.media_type)
     return Response(body, headers=headers, media_type=served.doc.media_type)
 
 
@@ -141,14 +186,18 @@ def home(config: Config, request: Request) -> Response:
                                      "Cache-Control": "private, max-age=0"})
 
 
-def routes(config: Config, store: Store) -> list[BaseRoute]:
+def routes(config: Config, store: Store) -> tuple[list[BaseRoute], list[BaseRoute]]:
+    """The routes under /feeds/ and /sitemaps/ (nothing else lives there: matched first, so a
+    feed request is not tried against every other pattern), and the pages' routes (matched
+    last: their /{lang}/… patterns would catch the other modules' paths)."""
     page = functools.partial(serve, config, SiteCache(config, store))
     methods = ["GET", "HEAD"]
-    return [
+    first: list[BaseRoute] = [Route(path, page, methods=methods)
+                              for path in ("/feeds/{rest:path}", "/sitemaps/{rest:path}")]
+    return first, [
         Route("/", functools.partial(home, config), methods=methods),
         *(Route(path, page, methods=methods)
-          for path in ("/feeds/{rest:path}", "/sitemaps/{rest:path}", "/{lang:str}",
-                       "/{lang:str}/", "/{lang:str}/{slug:str}", "/{lang:str}/{slug:str}/",
-                       "/{lang:str}/{slug:str}/{entry:str}",
+          for path in ("/{lang:str}", "/{lang:str}/", "/{lang:str}/{slug:str}",
+                       "/{lang:str}/{slug:str}/", "/{lang:str}/{slug:str}/{entry:str}",
                        "/{lang:str}/{slug:str}/{entry:str}/")),
     ]

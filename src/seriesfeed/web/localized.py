@@ -1,6 +1,7 @@
-"""Pages in the reader's language: the language a request is in (negotiated once, at the
-edge, by ``NegotiateLanguage``), error pages (400, 403, 404, 405, 413, 429, 500, 503) styled
-like the rest, and the "which address, which series" block of the subscription pages.
+"""Pages in the reader's language: the language a request is in (decided once per request,
+when first needed, by ``reader_of``, and kept on ``request.state``), error pages (400, 403,
+404, 405, 413, 429, 500, 503) styled like the rest, and the "which address, which series"
+block of the subscription pages.
 
 A request's language is the first path segment when it names a configured language
 (``/es/…``, ``/feeds/es/…``), else its ``?lang=`` when that names one (the language switch
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from seriesfeed import i18n
 from seriesfeed.actions.subscribers import shown_address
@@ -27,7 +27,7 @@ from seriesfeed.pages import render_page, series_text
 from seriesfeed.web.security import HEADERS
 
 __all__ = [
-    "ERRORS", "NegotiateLanguage", "Reader", "about", "error_page", "exception_handlers",
+    "ERRORS", "Reader", "about", "error_page", "exception_handlers",
     "language_of", "negotiated_language", "path_language", "reader_of",
 ]
 
@@ -83,26 +83,14 @@ def _read(config: Config, request: Request) -> Reader:
 
 
 def reader_of(config: Config, request: Request) -> Reader:
-    """The request's Reader, as the middleware put it on ``request.state``; a request that
-    did not pass it (an app built without it) is read here, once, the same way."""
+    """The request's Reader, decided on first need and kept on ``request.state`` (shared by
+    every ``Request`` made from the same scope), so the endpoints, the error pages and the
+    busy page all read one decision. Not a middleware: a feed answered from memory never
+    needs it, and deciding it for every request cost a fifth of a 304."""
     found = getattr(request.state, "reader", None)
     if not isinstance(found, Reader):
         found = request.state.reader = _read(config, request)
     return found
-
-
-class NegotiateLanguage:
-    """The one place a request's language is decided: on ``request.state.reader`` for the
-    endpoints, the error pages and the busy page alike (a pure ASGI middleware, so a
-    streamed body passes untouched)."""
-
-    def __init__(self, app: ASGIApp, config: Config) -> None:
-        self.app, self.config = app, config
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            reader_of(self.config, Request(scope))
-        await self.app(scope, receive, send)
 
 
 def language_of(config: Config, request: Request) -> str:
