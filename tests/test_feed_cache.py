@@ -237,3 +237,44 @@ def test_a_built_file_changed_by_someone_else_is_made_again(
     assert b"defaced" not in rebuilt[page] and archive in rebuilt
     _cli(config_path, "feeds", "build", "--out", str(tmp_path / "cold"))
     assert rebuilt == _files(tmp_path / "cold")
+
+
+def test_an_edited_template_remakes_every_page_it_draws(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """An operator's own templates folder (or a new checkout's) is an input of every page:
+    after an edit to the article template and one new entry, every article page is drawn
+    with the new template, as a build from nothing draws it, not only the pages the entry
+    touches."""
+    import shutil
+
+    from seriesfeed.templating import PACKAGE_TEMPLATES
+
+    config_path = make_config(database={"url": f"sqlite:///{tmp_path}/store.sqlite3"},
+                              feeds={"max_entries": 3, "out_dir": "var/public"})
+    shutil.copytree(PACKAGE_TEMPLATES, config_path.parent / "templates")
+    _cli(config_path, "import", str(SEED_PAGE))
+    warm = tmp_path / "warm"
+    _cli(config_path, "feeds", "build", "--out", str(warm))
+    article = config_path.parent / "templates" / "web" / "article.html.j2"
+    text = article.read_text(encoding="utf-8")
+    marker = "<!-- drawn by the edited template -->"
+    assert "{% block content %}" in text
+    article.write_text(text.replace("{% block content %}", "{% block content %}" + marker, 1),
+                       encoding="utf-8")
+    # one title edit (a new part would renumber every page and hide a stale key)
+    store = open_store(load_config(config_path, env={}).database.url, config_path.parent)
+    try:
+        oldest = actions.list_entries(store, language="en")[0]
+    finally:
+        store.close()
+    _cli(config_path, "entries", "add", "--series", oldest.series, "--lang", "en",
+         "--title", oldest.title + " (fixed)", "--summary", oldest.summary,
+         "--published", oldest.published.isoformat(), "--url", str(oldest.url))
+    _cli(config_path, "feeds", "build", "--out", str(warm))
+    pages = {p: body for p, body in _files(warm).items()
+             if p.endswith("/index.html") and p.count("/") == 3}
+    assert len(pages) >= 20
+    stale = [p for p, body in pages.items() if marker.encode() not in body]
+    assert not stale, stale[:5]
+    _cli(config_path, "feeds", "build", "--out", str(tmp_path / "cold"))
+    assert _files(warm) == _files(tmp_path / "cold")

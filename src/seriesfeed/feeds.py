@@ -623,10 +623,29 @@ def with_fallback(config: Config, everything: list[Entry],
 
 
 def settings_key(config: Config) -> str:
-    """What the documents depend on besides the entries (a change rebuilds every piece)."""
+    """What the documents depend on besides the entries (a change rebuilds every piece):
+    the settings, the version, and the templates and message catalogues as they are on
+    disk (an operator's edited template, or a new checkout, changes every page)."""
     relevant = repr((config.public_url, config.site, config.languages, config.feeds,
-                     config.websub, __version__))
+                     config.websub, __version__, _look_files(config)))
     return hashlib.sha256(relevant.encode("utf-8")).hexdigest()
+
+
+def _look_files(config: Config) -> tuple[tuple[str, int, int], ...]:
+    """Each template and catalogue file the pages are made from: (path, size, mtime)."""
+    from seriesfeed.templating import templates_dir  # jinja2: only where pages are made
+
+    folders = [templates_dir(config.resolve("templates")), i18n.LOCALE_DIR,
+               *i18n.catalogue_folders(config)]
+    found = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in (".j2", ".po", ".css", ".html", ".txt") and path.is_file():
+                st = path.stat()
+                found.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(found)
 
 
 def plan_feeds(config: Config, site: SiteData, cache: FeedCache | None = None,

@@ -5,14 +5,12 @@ changed)."""
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
-from seriesfeed import __version__
 from seriesfeed.actions.entries import release_due
 from seriesfeed.config import Config
-from seriesfeed.feeds import HTML, FeedCache, FeedDocument
+from seriesfeed.feeds import HTML, FeedCache, FeedDocument, settings_key
 from seriesfeed.feeds import plan_feeds as plan_feed_documents
 from seriesfeed.models import SiteData
 from seriesfeed.pages import build_pages as build_page_documents
@@ -90,10 +88,8 @@ def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
 
 
 def _settings_digest(config: Config) -> str:
-    """What, besides the store, the built files depend on."""
-    relevant = repr((config.public_url, config.site, config.languages, config.feeds,
-                     config.websub, __version__))
-    return hashlib.sha256(relevant.encode("utf-8")).hexdigest()[:16]
+    """What, besides the store, the built files depend on (templates and catalogues too)."""
+    return settings_key(config)[:16]
 
 
 class LiveSite:
