@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 __all__ = [
+    "CHART_MAX_DAYS", "CHART_MAX_WEEKS", "LISTING_MAX", "OPERATOR_STATUSES",
     "PINNABLE_TEXTS", "Author", "AuthorKind", "Entry", "Frequency", "OutboxKind", "OutboxState",
     "Series", "SeriesText", "SiteData", "Start", "Subscriber", "SubscriberStatus",
 ]
@@ -27,6 +28,15 @@ class SubscriberStatus(StrEnum):
     CONFIRMED = "confirmed"
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
+
+
+# what an operator may set a subscriber's status to (consent brings the rest)
+OPERATOR_STATUSES = (SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED)
+# bounds the CLI states in its options and the verbs enforce (here, so a command's options
+# are known without importing the verb and the store)
+LISTING_MAX = 1000  # one page of a listing: the console shows tens, a script pages on
+CHART_MAX_DAYS = 366
+CHART_MAX_WEEKS = 104
 
 
 class OutboxState(StrEnum):

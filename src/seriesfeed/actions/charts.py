@@ -20,7 +20,7 @@ from typing import Any
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ValidationError
-from seriesfeed.models import SubscriberStatus
+from seriesfeed.models import CHART_MAX_DAYS, CHART_MAX_WEEKS, SubscriberStatus
 from seriesfeed.store import Store
 from seriesfeed.store import charts as chq
 
@@ -29,8 +29,8 @@ __all__ = [
     "polls_per_day", "subscribers_over_time",
 ]
 
-MAX_DAYS = 366
-MAX_WEEKS = 104
+MAX_DAYS = CHART_MAX_DAYS
+MAX_WEEKS = CHART_MAX_WEEKS
 POLL_RESULTS = ("ok", "partial", "unchanged", "error", "gone")  # actions.sources writes these
 BOUNCE_KINDS = ("hard", "complaint")
 

@@ -22,7 +22,14 @@ from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import NotFoundError, SeriesfeedError, ValidationError, check_stored_int
 from seriesfeed.flowlog import subscriber_event
-from seriesfeed.models import Frequency, Start, Subscriber, SubscriberStatus
+from seriesfeed.models import (
+    LISTING_MAX,
+    OPERATOR_STATUSES,
+    Frequency,
+    Start,
+    Subscriber,
+    SubscriberStatus,
+)
 from seriesfeed.store import Connection, Store
 from seriesfeed.store import catch_up as cq
 from seriesfeed.store import entries as eq
@@ -36,7 +43,7 @@ __all__ = [
     "set_status", "show_subscriber", "unsuppress",
 ]
 
-MAX_PAGE = 1000  # one page of a listing: the console shows tens, a script pages on
+MAX_PAGE = LISTING_MAX
 SHOWN_OUTBOX = 100  # a subscriber's newest messages shown; the total says if there are more
 MAX_REASON = 1000
 MAX_SEARCH = 254  # the longest address RFC 5321 lets through (a path of 256 with <>)
@@ -189,7 +196,7 @@ class StatusChange:
 
 
 # what an operator may set from each status (``_refusal`` says why the others are not)
-SETTABLE = (SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED)
+SETTABLE = OPERATOR_STATUSES
 
 
 def _refusal(conn: Connection, sub: Subscriber, status: SubscriberStatus) -> str | None:

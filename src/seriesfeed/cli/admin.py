@@ -8,7 +8,6 @@ import sys
 import click
 
 from seriesfeed import actions
-from seriesfeed.actions import audit
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 
 __all__ = ["admin", "hash_password", "log_command"]
@@ -47,7 +46,7 @@ def log_command(app: AppContext, limit: int, offset: int, action: str | None,
                 as_json: bool) -> None:
     """The audit trail, newest first: who did what, to what, from where, and whether it
     worked (console actions and logins, and the CLI's `subscribers unsuppress|set`)."""
-    found = audit.log(app.store, limit=limit, offset=offset, action=action)
+    found = actions.audit.log(app.store, limit=limit, offset=offset, action=action)
     if as_json:
         print_json([e.to_json(app.config.zone) for e in found])
         return

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import click
 
-from seriesfeed.actions import charts as charts_mod
+from seriesfeed import actions
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
+from seriesfeed.models import CHART_MAX_DAYS, CHART_MAX_WEEKS
 
 __all__ = ["charts"]
 
 
 @cli.command("charts")
-@click.option("--days", type=click.IntRange(1, charts_mod.MAX_DAYS), default=30,
+@click.option("--days", type=click.IntRange(1, CHART_MAX_DAYS), default=30,
               show_default=True, help="Days of the daily charts, today included.")
-@click.option("--weeks", type=click.IntRange(1, charts_mod.MAX_WEEKS), default=12,
+@click.option("--weeks", type=click.IntRange(1, CHART_MAX_WEEKS), default=12,
               show_default=True, help="Weeks of the weekly chart, this week included.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_app
@@ -23,11 +24,11 @@ def charts(app: AppContext, days: int, weeks: int, as_json: bool) -> None:
     day by result (local days and weeks of [site] time_zone)."""
     store, config = app.store, app.config
     found = {
-        "messages_per_day": charts_mod.messages_per_day(store, config, days=days),
-        "bounces_per_week": charts_mod.bounces_per_week(store, config, weeks=weeks),
-        "polls_per_day": charts_mod.polls_per_day(store, config, days=days),
+        "messages_per_day": actions.charts.messages_per_day(store, config, days=days),
+        "bounces_per_week": actions.charts.bounces_per_week(store, config, weeks=weeks),
+        "polls_per_day": actions.charts.polls_per_day(store, config, days=days),
     }
-    over_time = charts_mod.subscribers_over_time(store, config, days=days)
+    over_time = actions.charts.subscribers_over_time(store, config, days=days)
     if as_json:
         print_json({**{k: c.to_json() for k, c in found.items()},
                     "subscribers_over_time": {lang: c.to_json()

@@ -11,10 +11,15 @@ from pathlib import Path
 import click
 
 from seriesfeed import actions
-from seriesfeed.actions import subscriber_admin
 from seriesfeed.cli import AppContext, cli, pass_app, print_json, write_file
 from seriesfeed.clock import local_time
-from seriesfeed.models import Frequency, Subscriber, SubscriberStatus
+from seriesfeed.models import (
+    LISTING_MAX,
+    OPERATOR_STATUSES,
+    Frequency,
+    Subscriber,
+    SubscriberStatus,
+)
 
 __all__ = [
     "add", "export", "import_command", "list_command", "remove", "set_command", "show",
@@ -67,7 +72,7 @@ def add(app: AppContext, email: str, name: str | None, language: str | None, fre
 @click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]))
 @click.option("--language", "--lang", "language", default=None, help="Only this language.")
 @click.option("--frequency", type=click.Choice([f.value for f in Frequency]))
-@click.option("--limit", type=click.IntRange(min=1, max=subscriber_admin.MAX_PAGE),
+@click.option("--limit", type=click.IntRange(min=1, max=LISTING_MAX),
               default=None, help="At most this many (one page; the total is printed).")
 @click.option("--offset", type=click.IntRange(min=0), default=None,
               help="Skip this many first (with --limit: the page's start).")
@@ -77,15 +82,15 @@ def list_command(app: AppContext, search: str | None, status: str | None,
                  language: str | None, frequency: str | None, limit: int | None,
                  offset: int | None, as_json: bool) -> None:
     """List subscribers (oldest first), all or those matching the filters."""
-    chosen = subscriber_admin.filters(search=search, status=status, language=language,
+    chosen = actions.subscriber_admin.filters(search=search, status=status, language=language,
                                       frequency=frequency, languages=app.config.languages)
     total: int | None = None
     if limit is None and offset is None:  # every match, streamed: memory stays flat
         found: Iterable[Subscriber] = actions.subscribers.list_subscribers(
             app.store, None, chosen)
     else:
-        page = subscriber_admin.search_subscribers(
-            app.store, chosen, limit=limit or subscriber_admin.MAX_PAGE, offset=offset or 0)
+        page = actions.subscriber_admin.search_subscribers(
+            app.store, chosen, limit=limit or LISTING_MAX, offset=offset or 0)
         found, total = page.subscribers, page.total
     if as_json:
         print_json([_local(s.to_json(), app) for s in found])
@@ -197,7 +202,7 @@ def remove(app: AppContext, email: str) -> None:
 def show(app: AppContext, who: str, as_json: bool) -> None:
     """Everything stored about WHO (an address in any case, or a subscriber id): status and
     its dates, consent, bounces, series, suppression, and the messages sent to them."""
-    d = subscriber_admin.show_subscriber(app.store, app.config, who)
+    d = actions.subscriber_admin.show_subscriber(app.store, app.config, who)
     if as_json:
         print_json(d.to_json())
         return
@@ -229,13 +234,13 @@ def show(app: AppContext, who: str, as_json: bool) -> None:
 @subscribers.command("set")
 @click.argument("who")
 @click.option("--status", required=True,
-              type=click.Choice([s.value for s in subscriber_admin.SETTABLE]))
+              type=click.Choice([s.value for s in OPERATOR_STATUSES]))
 @pass_app
 def set_command(app: AppContext, who: str, status: str) -> None:
     """Set WHO's status by hand: unsubscribed (from any status), or confirmed (from pending,
     when consent was recorded elsewhere, or from bounced); never confirms a suppressed or an
     unsubscribed address. Recorded in the audit log."""
-    change = subscriber_admin.set_status(app.store, who, status)
+    change = actions.subscriber_admin.set_status(app.store, who, status)
     click.echo(f"{change.email}: {change.before.value} -> {change.after.value}"
                if change.changed else f"{change.email}: already {change.after.value}")
 
@@ -247,6 +252,6 @@ def set_command(app: AppContext, who: str, status: str) -> None:
 def unsuppress(app: AppContext, email: str, reason: str) -> None:
     """Lift EMAIL's suppression so it may subscribe again (with a confirmation); the reason
     is recorded in the audit log (`admin log`)."""
-    done = subscriber_admin.unsuppress(app.store, email, reason)
+    done = actions.subscriber_admin.unsuppress(app.store, email, reason)
     click.echo(f"{done.shown}: suppression ({done.was}) lifted; recorded in the audit log "
                f"(row {done.audit_id})")
