@@ -5,7 +5,8 @@ No script and no library: the SVG is text in the page, so it works with the cons
 strict Content-Security-Policy, prints, and needs nothing fetched. Colours are CSS classes
 (``c0`` … ``c5``) whose light and dark palettes the page defines; the chart's accessible
 name is its title (``role="img"`` + ``aria-labelledby``), and the page shows the same
-numbers in a table beside it.
+numbers in a table beside it. The legend is the page's (HTML beside the chart, colour
+class ``s0`` … ``s5``): a chart scrolled on a phone keeps it in view.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 __all__ = ["Chart", "Series", "bars", "lines", "nice_ceiling"]
 
-WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 48
+WIDTH, HEIGHT = 640, 216
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 24
 PALETTE_SIZE = 6
 
 
@@ -91,17 +92,6 @@ def _x_labels(labels: list[str], centers: list[float]) -> list[str]:
             if i % every == 0 or (i == len(labels) - 1 and len(labels) <= 8)]
 
 
-def _legend(chart: Chart) -> list[str]:
-    out, x = [], LEFT
-    y = HEIGHT - 10
-    for i, s in enumerate(chart.series):
-        out.append(f'<rect class="c{i % PALETTE_SIZE}" x="{x}" y="{y - 9}" width="10" '
-                   f'height="10"/>')
-        out.append(f'<text x="{x + 14}" y="{y}">{escape(s.name)}</text>')
-        x += 26 + 8 * len(s.name)
-    return out
-
-
 def _open(chart: Chart) -> str:
     title_id = f"{chart.id}-title"
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
@@ -133,7 +123,7 @@ def bars(chart: Chart) -> str:
             parts.append(f'<rect class="c{k % PALETTE_SIZE}" x="{x:.1f}" y="{base:.1f}" '
                          f'width="{width:.1f}" height="{h:.1f}"/>')
     parts += ["</g>", '<g class="axis" aria-hidden="true">',
-              *_x_labels(chart.labels, centers), *_legend(chart), "</g></svg>"]
+              *_x_labels(chart.labels, centers), "</g></svg>"]
     return "".join(parts)
 
 
@@ -153,5 +143,5 @@ def lines(chart: Chart) -> str:
         parts += [f'<circle class="c{k % PALETTE_SIZE}" cx="{x:.1f}" cy="{y:.1f}" r="3"/>'
                   for x, y in points]
     parts += ["</g>", '<g class="axis" aria-hidden="true">', *_x_labels(chart.labels, xs),
-              *_legend(chart), "</g></svg>"]
+              "</g></svg>"]
     return "".join(parts)
