@@ -34,13 +34,14 @@ def site(make_config: ConfigFactory, tmp_path: Path,
          server: SourceServer) -> Iterator[Callable[..., tuple[Config, Store]]]:
     opened: list[Store] = []
 
-    def make(**tables: dict[str, Any]) -> tuple[Config, Store]:
+    def make(database: str | None = None, **tables: dict[str, Any]) -> tuple[Config, Store]:
         extra = ""
         for name, values in tables.items():
             values = {"url": server.url(values.pop("path")), **values}
             body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in values.items())
             extra += f"\n[sources.{name}]\n{body}\n"
-        path = make_config(extra, database={"url": f"sqlite:///{tmp_path / 'r.sqlite3'}"})
+        path = make_config(extra, database={
+            "url": database or f"sqlite:///{tmp_path / 'r.sqlite3'}"})
         config = load_config(path, env={})
         store = Store(config.database.url, base_dir=config.base_dir)
         store.migrate()
@@ -711,7 +712,7 @@ def test_a_source_repointed_to_another_feed_on_the_host_never_overwrites_its_ent
 
 def test_an_editors_series_move_committed_while_a_poll_reads_is_not_undone(
         server: SourceServer, site: Callable[..., tuple[Config, Store]], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
     """What decides a poll's writes (each stored entry's series) is read in the poll's
     own write transaction: an editor's move committed right after the poll looked is
     either seen by it or waits for it, and is never overwritten."""
@@ -722,7 +723,7 @@ def test_an_editors_series_move_committed_while_a_poll_reads_is_not_undone(
     feed = [("urn:en:1", "Letter 1", [(None, f"{SITE}/a/")]),
             ("urn:en:2", "Letter 2", [(None, f"{SITE}/b/")])]
     server.routes["/en.xml"] = Route(_atom("en", feed))
-    config, store = site(en={"path": "/en.xml"})
+    config, store = site(database_url, en={"path": "/en.xml"})
     poll(store, config, "en")
     data, _ = actions.export_entries(store, config, "json")
     document = json.loads(data)

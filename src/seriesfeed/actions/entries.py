@@ -299,6 +299,7 @@ def store_batch(store: Store, config: Config, batch: ImportBatch, source: str,
         checked = _checked(config, batch, source)
     now = now_utc()
     with store.write() as conn:
+        q.one_batch_at_a_time(conn)
         if prepare is not None:
             prepare(conn)
             checked = _checked(config, batch, source)

@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from seriesfeed.errors import MAX_STORED_INT, NotFoundError, StoreError
@@ -27,7 +38,8 @@ __all__ = [
     "MOVING", "TEXT_PINS", "Match", "StoredRow", "bump_version", "count_entries", "find_seq",
     "fingerprint",
     "get_entry", "get_series", "list_entries", "list_series", "match_entry", "max_seq",
-    "next_release", "part_numbers", "part_rows", "pinned_holder", "pinned_part", "release_due",
+    "next_release", "one_batch_at_a_time", "part_numbers", "part_rows", "pinned_holder",
+    "pinned_part", "release_due",
     "release_urls", "remove_entry", "restore_url", "save_entry", "series_id", "series_of",
     "set_part", "set_translation", "site_data", "still_moving", "stored_by_id", "sync_hold",
     "translations_of", "unpin_texts", "upsert_series",
@@ -332,6 +344,19 @@ def match_entry(conn: Connection, *, entry_id: str | None, url: str | None) -> M
 # a URL an entry holds for a moment within one transaction, while the entries of one
 # document trade their URLs (never a real link: the scheme is ours)
 MOVING = "urn:seriesfeed:moving:"
+
+
+# the key of the transaction-level advisory lock that imports and polls take on PostgreSQL
+_BATCH_LOCK = 734592
+
+
+def one_batch_at_a_time(conn: Connection) -> None:
+    """PostgreSQL: imports and polls (each one transaction that reads what it will write:
+    which entry is where, in which series, at which URL) run one after another, as SQLite's
+    write lock already makes them; otherwise an editor's move committed between a poll's
+    read and its write is overwritten, and row locks taken in two orders deadlock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BATCH_LOCK})
 
 
 def stored_by_id(conn: Connection, ids: Collection[str]) -> dict[str, tuple[int, str, str]]:
