@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from seriesfeed import emails
 from seriesfeed.config import load_config
+from seriesfeed.errors import ValidationError
 from tests.conftest import ROOT
 from tests.harness.figures import tier
 
@@ -81,3 +82,25 @@ def _compare(name: str | None, text: str, subject: str) -> None:
     assert b"\n" not in fast.replace(b"\r\n", b"") and b"\r" not in fast.replace(b"\r\n", b"")
     assert all(byte < 128 for byte in fast)
     STATS["cases"] += 1
+
+
+def test_a_template_builds_the_same_bytes_each_time_and_refuses_a_bad_header_each_time(
+        ) -> None:
+    # the lines every recipient shares are prepared once per template: a second message
+    # must not reuse the first one's recipient parts, and a header value with a line
+    # break must fail every message (each row alone), not only the first
+    template = emails.fast_template(CONFIG, "Subject " * 20, (("List-Id", "<en.example.org>"),),
+                                    DATE)
+    first = template.build(to_email="a@example.org", to_name="Ana", message_id="<1@x>",
+                           text="t", html="<p>h</p>")
+    second = template.build(to_email="b@example.org", to_name=None, message_id="<2@x>",
+                            text="t", html="<p>h</p>")
+    assert template.build(to_email="a@example.org", to_name="Ana", message_id="<1@x>",
+                          text="t", html="<p>h</p>") == first
+    assert _parse(second)["To"] == "b@example.org" and _parse(second)["Message-ID"] == "<2@x>"
+    assert _parse(first)["List-Id"] == "<en.example.org>"
+    bad = emails.fast_template(CONFIG, "s", (("X-Bad", "a\r\nBcc: evil@example.org"),), DATE)
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            bad.build(to_email="a@example.org", to_name=None, message_id="<3@x>", text="t",
+                      html="h")

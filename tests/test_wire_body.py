@@ -33,3 +33,13 @@ def test_a_bare_cr_or_lf_is_left_to_aiosmtplib(lines: list[bytes], bad: bytes) -
 
 def test_dot_lines_and_the_first_line_are_stuffed() -> None:
     assert wire_body(b".a\r\n..b\r\nc.\r\n.") == b"..a\r\n...b\r\nc.\r\n..\r\n.\r\n"
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b"."]), max_size=16))
+def test_any_mix_of_cr_and_lf_is_judged_as_by_counting_each(pieces: list[bytes]) -> None:
+    # the pairs-and-deletions rule says None exactly when a CR or LF is outside a CRLF
+    # pair, as counting CR, LF and CRLF one by one did ("\r\r\n\n" holds one pair, two bare)
+    message = b"".join(pieces)
+    crlf = message.count(b"\r\n")
+    bare = message.count(b"\r") != crlf or message.count(b"\n") != crlf
+    assert (wire_body(message) is None) == bare

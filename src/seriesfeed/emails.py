@@ -231,23 +231,56 @@ class FastTemplate:
                       per_recipient_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
         """:meth:`build` with the bodies already quoted-printable (``qp_body`` or a
         :class:`seriesfeed.qp.PreparedBody`), so a digest encodes its body once."""
-        lines = [f"From: {self.from_header}", f"To: {format_recipient(to_email, to_name)}",
-                 f"Subject: {self.subject_header}", f"Date: {self.date_header}",
-                 f"Message-ID: {message_id}", "MIME-Version: 1.0"]
-        for key, value in (*self.extra_headers, *per_recipient_headers):
-            if any(c in value for c in "\r\n\0"):
-                raise ValidationError("a header value contains a line break", field=key)
-            lines.append(f"{key}: {value}")
-        lines.append(f'Content-Type: multipart/alternative; boundary="{self.boundary}"')
+        lines = [self._from_line, _fold(f"To: {format_recipient(to_email, to_name)}"),
+                 self._subject_date, _fold(f"Message-ID: {message_id}"),
+                 *self._extra_lines]
+        lines += [_fold(line) for line in _header_lines(per_recipient_headers)]
+        lines.append(self._content_type)
+        # UTF-8 only for an internationalised address (sent with SMTPUTF8, RFC 6532)
+        head = "\r\n".join(lines).encode("utf-8")
+        text_part, html_part, end = self._parts
+        return b"".join([head, text_part, text_qp, html_part, html_qp, end])
+
+    # the lines that are the same for every recipient are checked and folded once per
+    # digest, not once per message (cached_property writes past the frozen dataclass)
+    @functools.cached_property
+    def _from_line(self) -> str:
+        return _fold(f"From: {self.from_header}")
+
+    @functools.cached_property
+    def _subject_date(self) -> str:
+        return "\r\n".join((_fold(f"Subject: {self.subject_header}"),
+                              _fold(f"Date: {self.date_header}")))
+
+    @functools.cached_property
+    def _extra_lines(self) -> tuple[str, ...]:
+        # not cached when a value is bad: each message then fails alone, as before
+        return ("MIME-Version: 1.0",
+                *(_fold(line) for line in _header_lines(self.extra_headers)))
+
+    @functools.cached_property
+    def _content_type(self) -> str:
+        return _fold(f'Content-Type: multipart/alternative; boundary="{self.boundary}"')
+
+    @functools.cached_property
+    def _parts(self) -> tuple[bytes, bytes, bytes]:
         part = ('Content-Type: text/{0}; charset="utf-8"\r\n'
                 "Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        # UTF-8 only for an internationalised address (sent with SMTPUTF8, RFC 6532)
-        head = "\r\n".join(_fold(line) for line in lines).encode("utf-8")
         b = self.boundary.encode("ascii")
         # the CRLF before each boundary belongs to the boundary, not to the part
-        return b"".join([head, b"\r\n\r\n--", b, b"\r\n", part.format("plain").encode(),
-                         text_qp, b"\r\n--", b, b"\r\n", part.format("html").encode(),
-                         html_qp, b"\r\n--", b, b"--\r\n"])
+        return (b"\r\n\r\n--" + b + b"\r\n" + part.format("plain").encode(),
+                b"\r\n--" + b + b"\r\n" + part.format("html").encode(),
+                b"\r\n--" + b + b"--\r\n")
+
+
+def _header_lines(headers: tuple[tuple[str, str], ...]) -> list[str]:
+    """``Key: value`` lines, refusing a value that would break out of its header."""
+    lines = []
+    for key, value in headers:
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise ValidationError("a header value contains a line break", field=key)
+        lines.append(f"{key}: {value}")
+    return lines
 
 
 def _fold(line: str) -> str:

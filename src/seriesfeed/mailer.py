@@ -265,10 +265,12 @@ async def _transaction(client: aiosmtplib.SMTP, message: bytes, sender: str,
 def wire_body(message: bytes) -> bytes | None:
     """``message`` as DATA sends it (dot-stuffed, ending in CRLF, then ``.`` CRLF), or None
     when it has a bare CR or LF (then aiosmtplib's own normalising is needed). Our messages
-    are built with CRLF line endings (policy SMTP), so three counts (C speed) say so, and
-    dot-stuffing is one ``bytes.replace``: no regular expression runs over the body."""
-    crlf = message.count(b"\r\n")
-    if message.count(b"\r") != crlf or message.count(b"\n") != crlf:
+    are built with CRLF line endings (policy SMTP), which two passes at C speed prove, and
+    dot-stuffing is one ``bytes.replace``: no regular expression runs over the body.
+    CRLF pairs never overlap, so every CR and LF is in one exactly when the CRs and LFs
+    number twice the pairs; deleting them (``translate``) and counting the pairs costs
+    half of counting CR, LF and CRLF one by one (``count`` of one byte is not memchr)."""
+    if len(message) - len(message.translate(None, b"\r\n")) != 2 * message.count(b"\r\n"):
         return None
     body = (b"." + message if message.startswith(b".") else message).replace(b"\r\n.",
                                                                            b"\r\n..")
