@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +27,11 @@ from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE
 from tests.harness import figures
 from tests.harness.axe import audit, axe_source, describe
+from tests.harness.browser import ARGS, CHROMIUM, playwright_or_skip
 from tests.harness.web import live
 from tests.smtp_server import SmtpServer, free_port
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="Playwright for Python is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian chromium is not installed (apt-get install chromium)",
-                allow_module_level=True)
+playwright_api = playwright_or_skip()
 
 pytestmark = pytest.mark.browser
 SERIES = "reflections-on-the-iso-crisis"

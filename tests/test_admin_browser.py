@@ -13,10 +13,8 @@ import asyncio
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,19 +26,12 @@ from seriesfeed.store import Store, open_store
 from seriesfeed.web import create_app
 from tests.conftest import ROOT, SEED_PAGE
 from tests.harness import axe
+from tests.harness.browser import ARGS, CHROMIUM, playwright_or_skip
 from tests.harness.web import live
 from tests.smtp_server import SmtpServer, free_port, start_smtp
 from tests.test_admin import HASH, PASSWORD
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="Playwright for Python is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian chromium is not installed (apt-get install chromium)",
-                allow_module_level=True)
+playwright_api = playwright_or_skip()
 
 AUDITED = ["/admin/", "/admin/outbox", "/admin/digests", "/admin/digests/1",
            "/admin/subscribers", "/admin/subscribers/show?email=bea%40example.org",

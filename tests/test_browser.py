@@ -5,7 +5,6 @@ unsubscribe. Screenshots of each page are saved under the test's tmp_path."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,18 +15,11 @@ from seriesfeed.config import load_config
 from seriesfeed.store import open_store
 from seriesfeed.web import create_app
 from tests.conftest import SEED_PAGE
+from tests.harness.browser import ARGS, CHROMIUM, playwright_or_skip
 from tests.harness.web import live
 from tests.smtp_server import SmtpServer, free_port
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="Playwright for Python is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian chromium is not installed (apt-get install chromium)",
-                allow_module_level=True)
+playwright_api = playwright_or_skip()
 
 
 @pytest.fixture

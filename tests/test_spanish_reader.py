@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -35,17 +34,10 @@ from tests.bilingual import (
     save_screenshot,
     seed_like_quick_start,
 )
+from tests.harness.browser import ARGS, CHROMIUM, playwright_or_skip
 from tests.smtp_server import SmtpServer, free_port
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-playwright_api = pytest.importorskip("playwright.sync_api",
-                                     reason="Playwright for Python is not installed")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Debian chromium is not installed (apt-get install chromium)",
-                allow_module_level=True)
+playwright_api = playwright_or_skip()
 
 pytestmark = pytest.mark.browser
 

@@ -40,10 +40,7 @@ async def login(console: Console, request: Request) -> Response:
             if not cookie or actions.console.login_csrf(config, cookie) is None:
                 cookie = actions.console.new_login_cookie(config)
             return _form(console, request, cookie)
-        if console.cross_site(request):
-            return console.refuse(request, 403, _("This form can only be sent from the "
-                                                  "console's own pages."))
-        data = await console.form(request)
+        data = await console.own_form(request)
         if isinstance(data, Response):
             return data
         cookie = request.cookies.get(LOGIN_COOKIE)

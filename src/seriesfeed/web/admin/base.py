@@ -170,6 +170,14 @@ class Console:
             allowed |= {f"http://{host}".lower(), f"https://{host}".lower()}
         return origin.rstrip("/").lower() not in allowed
 
+    async def own_form(self, request: Request) -> Form | Response:
+        """A POST's fields, when it comes from the console's own pages (else the 403)."""
+        if self.cross_site(request):
+            _ = self.messages(self.language(request))
+            return self.refuse(request, 403, _("This form can only be sent from the "
+                                               "console's own pages."))
+        return await self.form(request)
+
     async def form(self, request: Request) -> Form | Response:
         """The POST's fields, bounded in size and count and in the time they take."""
         length = request.headers.get("content-length")
@@ -236,10 +244,7 @@ def guarded(console: Console, handler: Handler, *, shows: bool = True, takes: bo
                     return console.refuse(request, 405, _("This address only takes a form."),
                                           headers={"Allow": "POST"})
                 return await handler(console, request, operator, None)
-            if console.cross_site(request):
-                return console.refuse(request, 403, _("This form can only be sent from the "
-                                                      "console's own pages."))
-            data = await console.form(request)
+            data = await console.own_form(request)
             if isinstance(data, Response):
                 return data
             if not actions.console.csrf_ok(console.config, operator, data.get("csrf", "")):

@@ -3,6 +3,8 @@ erase, lift a suppression) and the audit log of what operators did."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -63,32 +65,32 @@ def _actor(console: Console, request: Request, operator: Operator) -> audit.Acto
     return audit.Actor(operator.account, operator.session, console.client(request))
 
 
-async def subscriber_status(console: Console, request: Request, operator: Operator,
-                            data: Form | None) -> Response:
-    """The verb records its own audit row (with the change, in one transaction)."""
+async def _change(console: Console, request: Request, operator: Operator, data: Form | None,
+                  verb: Callable[..., Any], field: str, said: str) -> Response:
+    """A change to one subscriber whose verb records its own audit row (with the change,
+    in one transaction): back to their page with what was done or why not."""
     assert data is not None
-    email, status = data.get("email", "")[:320], data.get("status", "")
+    email = data.get("email", "")[:320]
     back = f"/admin/subscribers/show?{urlencode({'email': email})}"
     try:
-        await console.call(subscriber_admin.set_status, console.store, email, status,
+        await console.call(verb, console.store, email, data.get(field, ""),
                            actor=_actor(console, request, operator))
     except SeriesfeedError as exc:
         return console.done(back, "failed", error=str(exc))
-    return console.done(back, "status")
+    return console.done(back, said)
+
+
+async def subscriber_status(console: Console, request: Request, operator: Operator,
+                            data: Form | None) -> Response:
+    return await _change(console, request, operator, data, subscriber_admin.set_status,
+                         "status", "status")
 
 
 async def subscriber_unsuppress(console: Console, request: Request, operator: Operator,
                                 data: Form | None) -> Response:
-    """The verb records its own audit row, with the required reason."""
-    assert data is not None
-    email, reason = data.get("email", "")[:320], data.get("reason", "")
-    back = f"/admin/subscribers/show?{urlencode({'email': email})}"
-    try:
-        await console.call(subscriber_admin.unsuppress, console.store, email, reason,
-                           actor=_actor(console, request, operator))
-    except SeriesfeedError as exc:
-        return console.done(back, "failed", error=str(exc))
-    return console.done(back, "unsuppressed")
+    """The reason is required (the verb says so, and records it)."""
+    return await _change(console, request, operator, data, subscriber_admin.unsuppress,
+                         "reason", "unsuppressed")
 
 
 async def subscriber_erase(console: Console, request: Request, operator: Operator,
