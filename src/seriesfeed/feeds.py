@@ -50,6 +50,7 @@ __all__ = [
     "build_json_feed",
     "build_rss",
     "digest",
+    "entry_digests",
     "entry_key",
     "full_text",
     "is_fallback_for",
@@ -324,7 +325,8 @@ class FeedCache:
     bytes (the entry's content, its translations, the settings), so a hit is always
     right; what a build does not use is dropped after it, so the cache stays the size
     of the store. Each distinct entry key gets a small number, so that page keys (fifty
-    entries each) are cheap to hash."""
+    entries each) are cheap to hash; what a page records on disk holds the entries'
+    digests instead (``entry_digests``: numbers are this process's own)."""
 
     def __init__(self) -> None:
         # one build at a time per cache: the web app and the daemon's job may build at once
@@ -335,7 +337,6 @@ class FeedCache:
         self._numbers: dict[tuple[object, ...], int] = {}
         self._next = 0
         self._by_object: dict[int, int] = {}  # id(entry) -> number, for one build
-        self._digests: dict[int, str] = {}  # number -> digest of its full key (any process)
         self._used_pages: set[tuple[object, ...]] = set()
         # the settings a piece depends on (links, full text, languages): set per build, so
         # a process that builds for two configurations never serves one's pieces to the other
@@ -350,15 +351,9 @@ class FeedCache:
             found = self._numbers.get(full)
             if found is None:
                 found = self._numbers[full] = self._next
-                self._digests[found] = digest(full)
                 self._next += 1
             self._by_object[id(e)] = found
         return found
-
-    def digest_of(self, number: int) -> str:
-        """The digest of the entry key numbered ``number``: what a page key recorded on
-        disk holds instead of the number (numbers are this process's own)."""
-        return self._digests[number]
 
     def atom_entry(self, key: int, make: Callable[[], bytes]) -> bytes:
         found = self.atom.get(key)
@@ -383,7 +378,6 @@ class FeedCache:
         """Forget what the last build did not use."""
         used = set(self._by_object.values())
         self._numbers = {k: v for k, v in self._numbers.items() if v in used}
-        self._digests = {k: v for k, v in self._digests.items() if k in used}
         self.atom = {k: v for k, v in self.atom.items() if k in used}
         self.json = {k: v for k, v in self.json.items() if k in used}
         self.pages = {k: v for k, v in self.pages.items() if k in self._used_pages}
@@ -622,6 +616,15 @@ def with_fallback(config: Config, everything: list[Entry],
                              and (e.language == code or is_fallback_for(code, e, translations))]
 
 
+def entry_digests(site: SiteData, translations: dict[str, list[Translation]]
+                  ) -> dict[int, str]:
+    """Each entry's ``entry_key`` as a digest, by ``id(entry)``: equal in every process, so
+    the keys that pages record on disk can name their entries. Computed once per build for
+    the feeds and the pages together (a digest of each of 20,000 entries is a tenth of a
+    build after one edit); the settings are in each page's own key."""
+    return {id(e): digest(entry_key(e, translations)) for e in site.entries}
+
+
 def settings_key(config: Config) -> str:
     """What the documents depend on besides the entries (a change rebuilds every piece):
     the settings, the version, and the templates and message catalogues as they are on
@@ -649,14 +652,16 @@ def _look_files(config: Config) -> tuple[tuple[str, int, int], ...]:
 
 
 def plan_feeds(config: Config, site: SiteData, cache: FeedCache | None = None,
-               on_disk: dict[str, str] | None = None) -> list[FeedDocument]:
+               on_disk: dict[str, str] | None = None,
+               digests: dict[int, str] | None = None) -> list[FeedDocument]:
     """Every feed document of the site's data, deterministically.
 
     ``cache`` (by default one per process) keeps entries' pieces and full archive pages
     between builds, so a rebuild after a new entry rebuilds only what shows it.
     ``on_disk`` (URL path -> key digest) names the archive pages a folder already holds
     the bytes of, from an earlier build in any process: those with the same key are not
-    made again (``FeedDocument.on_disk``)."""
+    made again (``FeedDocument.on_disk``), nor are the current feeds whose key it records.
+    ``digests``: ``entry_digests`` of the same data, when the caller has them already."""
     cache = cache if cache is not None else _CACHE
     docs: list[FeedDocument] = []
     n = config.feeds.max_entries
@@ -664,6 +669,8 @@ def plan_feeds(config: Config, site: SiteData, cache: FeedCache | None = None,
     # appears in its language's site-wide feed and its series' feed
     everything = site.entries
     translations = translations_for(site, config)
+    if digests is None:
+        digests = entry_digests(site, translations)
     all_scopes = scopes(config, site.series)
     with cache.lock:
         settings = cache.settings = settings_key(config)
@@ -688,31 +695,43 @@ def plan_feeds(config: Config, site: SiteData, cache: FeedCache | None = None,
             atom_current = current + tail if tail else current
             if tail:
                 atom_current.sort(key=lambda e: (e.published, e.seq or 0), reverse=True)
-            docs.append(FeedDocument(scope.base_path + "/atom.xml", ATOM, build_atom(
-                config, scope, atom_current, translations, updated=updated,
-                other_languages=others, archive_count=pages, cache=cache), updated))
-            docs.append(FeedDocument(scope.base_path + "/rss.xml", RSS, build_rss(
-                config, scope, current, translations, updated=updated), updated))
-            docs.append(FeedDocument(scope.base_path + "/feed.json", JSONFEED, build_json_feed(
-                config, scope, atom_current, archive_count=pages, cache=cache,
-                translations=translations), updated))
             where = (settings, scope.base_path, scope.title, scope.description)
+            # every input of the three current documents: most of them are unchanged after
+            # one edit, and making them (feedgen, lxml) was a fifth of such a build
+            now = "current " + digest((*where, updated, pages, others,
+                                       tuple(digests[id(e)] for e in atom_current),
+                                       tuple(digests[id(e)] for e in current)))
+            currents = ((scope.base_path + "/atom.xml", ATOM, partial(
+                build_atom, config, scope, atom_current, translations, updated=updated,
+                other_languages=others, archive_count=pages, cache=cache)),
+                (scope.base_path + "/rss.xml", RSS, partial(
+                    build_rss, config, scope, current, translations, updated=updated)),
+                (scope.base_path + "/feed.json", JSONFEED, partial(
+                    build_json_feed, config, scope, atom_current, archive_count=pages,
+                    cache=cache, translations=translations)))
+            if on_disk and all(on_disk.get(p) == now for p, _, _ in currents):
+                docs.extend(FeedDocument(p, media, b"", updated, now, True)
+                            for p, media, _ in currents)
+            else:
+                docs.extend(FeedDocument(p, media, make(), updated, now)
+                            for p, media, make in currents)
             for page in range(1, pages + 1):
                 chunk = list(reversed(every[(page - 1) * n: page * n]))
                 stamp = _newest(chunk, updated)
                 # a full page never changes but for its entries' edits and for the
                 # next-archive link it gains when the page after it appears
-                numbers = tuple(cache.key(e, translations) for e in chunk)
-                key = (*where, page, page < pages, numbers)
                 # the same key for a build in another process: digests, not numbers
                 stable = "feed " + digest((*where, page, page < pages,
-                                           tuple(cache.digest_of(k) for k in numbers)))
+                                           tuple(digests[id(e)] for e in chunk)))
                 paths = (f"{scope.base_path}/archive/{page}.xml",
                          f"{scope.base_path}/archive/{page}.json")
                 if on_disk and all(on_disk.get(p) == stable for p in paths):
                     docs.extend(FeedDocument(p, media, b"", stamp, stable, True)
                                 for p, media in zip(paths, (ATOM, JSONFEED), strict=True))
                     continue
+                # this process's cache key: numbers, only for a page that is made
+                numbers = tuple(cache.key(e, translations) for e in chunk)
+                key = (*where, page, page < pages, numbers)
 
                 atom_page = partial(build_atom, config, scope, chunk, translations,
                                     updated=stamp, other_languages=[], archive=(page, pages),

@@ -20,6 +20,7 @@ from seriesfeed.feeds import (
     HTML,
     FeedDocument,
     digest,
+    entry_digests,
     entry_key,
     local_pages,
     scopes,
@@ -93,11 +94,12 @@ def _article_ref(config: Config, e: Entry) -> dict[str, str]:
             "name": e.title}
 
 
-def build_pages(config: Config, site: SiteData,
-                on_disk: dict[str, str] | None = None) -> list[FeedDocument]:
+def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None = None,
+                digests: dict[int, str] | None = None) -> list[FeedDocument]:
     """The series pages, article pages and language indexes of the site's data (the
     feeds' same read), then the sitemap and robots.txt that name them; ``on_disk`` as for
-    ``feeds.plan_feeds``: article pages a folder already holds are not rendered again."""
+    ``feeds.plan_feeds``: article pages a folder already holds are not rendered again;
+    ``digests`` too (``feeds.entry_digests``)."""
     docs: list[FeedDocument] = []
     everything = site.entries
     translations = translations_for(site, config)
@@ -108,7 +110,7 @@ def build_pages(config: Config, site: SiteData,
     with_fallback(config, everything, translations, by_scope, series_only=True)
     # each entry's key once per build, as a digest: the series page and the article pages
     # both need it, and their own keys are then digests of short tuples
-    keys = {id(e): digest(entry_key(e, translations)) for e in everything}
+    keys = digests if digests is not None else entry_digests(site, translations)
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
     article_scopes: list[tuple[str, str, Series, str]] = []
     by_listing: dict[tuple[str, str], list[Entry]] = {}
@@ -177,10 +179,16 @@ def _linked(site: SiteData, e: Entry) -> list[Entry]:
             if s in site.linked and site.linked[s].language != e.language]
 
 
-def _alternates(config: Config, site: SiteData, e: Entry) -> list[tuple[str, str]]:
+def _alternates(config: Config, site: SiteData, e: Entry,
+                linked: list[Entry] | None = None) -> list[tuple[str, str]]:
     """(hreflang, URL) of the article in every language it exists in, then x-default:
-    the site's default language's version, else the original."""
-    versions = sorted([e, *_linked(site, e)], key=lambda v: v.language)
+    the site's default language's version, else the original (``linked``: the entry's
+    ``_linked``, when the caller has it)."""
+    others = _linked(site, e) if linked is None else linked
+    if not others:  # most entries: the article itself twice, without sorting or searching
+        url = config.public_url + (e.page_path or "/")
+        return [(e.language, url), ("x-default", url)]
+    versions = sorted([e, *others], key=lambda v: v.language)
     out = [(v.language, config.public_url + (v.page_path or "/")) for v in versions]
     default = next((v for v in versions if v.language == config.site.default_language),
                    None) or next((v for v in versions if v.translation_of is None), e)
@@ -237,25 +245,29 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
     docs: list[FeedDocument] = []
     m = i18n.messages_for(config, language)
     settings = settings_key(config)
+    # what each entry of the list shows as a neighbour, once (each is two pages' neighbour)
+    shown = [_shown(e) for e in listed]
+    last = len(listed) - 1
     for i, e in enumerate(listed):
-        if e.language != language or not e.page_path:
+        path = e.page_path
+        if e.language != language or not path:
             continue
-        prev = listed[i - 1] if i > 0 else None
-        after = listed[i + 1] if i + 1 < len(listed) else None
         others = _linked(site, e)
-        alternates = _alternates(config, site, e)
+        alternates = _alternates(config, site, e, others)
         key = (settings, config.digests.catch_up_max, language, series.slug, series_title,
                keys[id(e)] if keys and id(e) in keys else digest(entry_key(e, {})), e.slug,
-               e.part, e.parts, _shown(prev), _shown(after),
+               e.part, e.parts, shown[i - 1] if i > 0 else (), shown[i + 1] if i < last else (),
                tuple(_shown(o) for o in others), tuple(alternates))
+        prev = listed[i - 1] if i > 0 else None
+        after = listed[i + 1] if i < last else None
         stable = "page " + digest(key)
-        if on_disk and on_disk.get(e.page_path) == stable:  # the folder has these bytes
-            docs.append(FeedDocument(e.page_path, HTML, b"", e.updated or e.published,
+        if on_disk and on_disk.get(path) == stable:  # the folder has these bytes
+            docs.append(FeedDocument(path, HTML, b"", e.updated or e.published,
                                      stable, True))
             continue
         body = _PAGES.get(key, partial(_article_page, config, series, language, e, prev,
                                        after, others, alternates, series_title, m))
-        docs.append(FeedDocument(e.page_path, HTML, body, e.updated or e.published, stable))
+        docs.append(FeedDocument(path, HTML, body, e.updated or e.published, stable))
     return docs
 
 

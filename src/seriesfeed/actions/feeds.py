@@ -10,7 +10,14 @@ from pathlib import Path
 
 from seriesfeed.actions.entries import release_due
 from seriesfeed.config import Config
-from seriesfeed.feeds import HTML, FeedCache, FeedDocument, settings_key
+from seriesfeed.feeds import (
+    HTML,
+    FeedCache,
+    FeedDocument,
+    entry_digests,
+    settings_key,
+    translations_for,
+)
 from seriesfeed.feeds import plan_feeds as plan_feed_documents
 from seriesfeed.models import SiteData
 from seriesfeed.pages import build_pages as build_page_documents
@@ -54,8 +61,10 @@ def plan_site(store: Store, config: Config,
     (a folder's record, ``publish.on_disk``) the documents it already holds are not made."""
     # read once for both: it is the most expensive part of a build
     site = site_data(store)
-    return (plan_feed_documents(config, site, on_disk=on_disk)
-            + build_page_documents(config, site, on_disk))
+    # and each entry's digest once for both (the pages and the archives name entries by it)
+    digests = entry_digests(site, translations_for(site, config))
+    return (plan_feed_documents(config, site, on_disk=on_disk, digests=digests)
+            + build_page_documents(config, site, on_disk, digests))
 
 
 def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
