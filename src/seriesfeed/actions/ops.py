@@ -104,8 +104,10 @@ def _retry(conn: Connection, ids: list[int] | None, digest_id: int | None) -> Re
         return RetryResult(oq.retry_failed(conn, ids, digest_id=digest_id, now=now_utc()), [])
     failed = oq.failed_ids(conn, digest_id)
     blocked = outq.retry_blockers(conn, failed)
+    # another operator's retry may put some of them back first (PostgreSQL reads each
+    # statement afresh): those are skipped, not an error
     queued = oq.retry_failed(conn, [i for i in failed if i not in blocked],
-                             digest_id=digest_id, now=now_utc())
+                             digest_id=digest_id, now=now_utc(), named=False)
     skipped = []
     for row_id in sorted(blocked):
         row = oq.get_outbox(conn, row_id)

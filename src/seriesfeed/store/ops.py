@@ -85,12 +85,14 @@ def get_outbox(conn: Connection, row_id: int) -> OutboxRow | None:
 
 
 def retry_failed(conn: Connection, ids: list[int] | None, *, digest_id: int | None,
-                 now: datetime, check_only: bool = False) -> list[int]:
+                 now: datetime, check_only: bool = False, named: bool = True) -> list[int]:
     """Failed rows back to ``queued`` with the same Message-ID and a fresh set of attempts;
     the note of each row counts the operator's retries. ``ids`` None: every failed row
     (of ``digest_id`` when given). A named row that is missing or not failed is an error
-    and nothing changes (the caller's transaction)."""
-    if ids is not None:
+    and nothing changes (the caller's transaction); ``named`` False: ``ids`` is a list the
+    caller read as failed a moment ago, and a row another retry put back since is skipped.
+    Returns the rows put back."""
+    if ids is not None and named:
         for row_id in ids:
             row = get_outbox(conn, row_id)
             if row is None:
@@ -104,6 +106,8 @@ def retry_failed(conn: Connection, ids: list[int] | None, *, digest_id: int | No
         chosen = list(dict.fromkeys(ids))
         if check_only:  # the named rows are all retriable: the caller's other checks next
             return chosen
+    elif ids is not None:
+        chosen = list(dict.fromkeys(ids))
     else:
         query = select(outbox.c.id).where(outbox.c.state == OutboxState.FAILED.value)
         if digest_id is not None:
@@ -112,7 +116,8 @@ def retry_failed(conn: Connection, ids: list[int] | None, *, digest_id: int | No
     done = []
     for row_id in chosen:
         row = get_outbox(conn, row_id)
-        assert row is not None
+        if row is None:  # gone since the caller read it (its digest was removed)
+            continue
         n = row.operator_retries + 1
         note = f"operator retry {n} at {now.isoformat(timespec='seconds')} (was: " \
                f"{row.last_error or 'failed'})"
