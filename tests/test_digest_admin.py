@@ -22,6 +22,7 @@ from seriesfeed.store.tables import outbox, suppressions
 from seriesfeed.store.tables import subscribers as subscriber_rows
 from tests.conftest import SEED_PAGE, CliResult
 from tests.smtp_server import SmtpServer
+from tests.test_ops_cli import relay_config
 
 Run = Callable[..., CliResult]
 
@@ -29,12 +30,7 @@ Run = Callable[..., CliResult]
 @pytest.fixture
 def world(make_config: Callable[..., Path], database_url: str,
           smtp_server: SmtpServer) -> Iterator[tuple[Path, Config, Store]]:
-    path = make_config(
-        database={"url": database_url},
-        smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none",
-              "connections": 2},
-        web={"host": "127.0.0.1", "port": 8080, "base_url": "https://feeds.example.org"},
-        security={"secret_key": "d" * 32})
+    path = relay_config(make_config, database_url, smtp_server)
     config = load_config(path, env={})
     store = open_store(config.database.url, config.base_dir)
     for email, lang in (("ann@example.org", "en"), ("Gone@hard.example.net", "en"),

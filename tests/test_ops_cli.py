@@ -17,15 +17,21 @@ from tests.conftest import SEED_PAGE, CliResult
 from tests.smtp_server import SmtpServer
 
 
-@pytest.fixture
-def world(make_config: Callable[..., Path], database_url: str,
-          smtp_server: SmtpServer) -> Iterator[tuple[Path, Config, Store]]:
-    path = make_config(
+def relay_config(make_config: Callable[..., Path], database_url: str,
+                 smtp_server: SmtpServer) -> Path:
+    """A config on ``database_url`` whose mail goes to ``smtp_server``."""
+    return make_config(
         database={"url": database_url},
         smtp={"host": smtp_server.host, "port": smtp_server.port, "security": "none",
               "connections": 2},
         web={"host": "127.0.0.1", "port": 8080, "base_url": "https://feeds.example.org"},
         security={"secret_key": "d" * 32})
+
+
+@pytest.fixture
+def world(make_config: Callable[..., Path], database_url: str,
+          smtp_server: SmtpServer) -> Iterator[tuple[Path, Config, Store]]:
+    path = relay_config(make_config, database_url, smtp_server)
     config = load_config(path, env={})
     store = open_store(config.database.url, config.base_dir)
     for email in ("ann@example.org", "Gone@hard.example.net", "cai@example.org"):

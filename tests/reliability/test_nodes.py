@@ -123,6 +123,22 @@ def _one_digest_per_period(store: Store) -> int:
     return len(rows)
 
 
+def _ledger(store: Store) -> tuple[Counter[int], int]:
+    """The store's account of the run (at most one run per slot, one digest per period),
+    then the store closed, whatever the account says."""
+    try:
+        return _fired_once_per_slot(store), _one_digest_per_period(store)
+    finally:
+        store.close()
+
+
+def _each_once(smtp: FaultServer) -> kill.Accounting:
+    """The relay's account: every recipient's digests delivered, none twice."""
+    got = kill.account(smtp.handler.deliveries(), kill.recipients(RECIPIENTS))
+    assert got.lost == 0 and got.duplicates == 0
+    return got
+
+
 def _all_up(config: Config, store: Store, ports: list[int], count: int) -> dict[str, Any]:
     _wait(lambda: all(_get(p, "/healthz")[0] == 200 for p in ports), 45, "every node's web")
     _wait(lambda: (r := _report(config, store))["leader"] is not None
@@ -183,13 +199,8 @@ def test_a_killed_leader_is_replaced_within_the_lease_and_the_next_slot_fires_on
             # is two leases old)
             assert new_pid not in [n["pid"] for n in _report(config, store)["nodes"]]
     finally:
-        try:
-            per_slot = _fired_once_per_slot(store)
-            periods = _one_digest_per_period(store)
-        finally:
-            store.close()
-    got = kill.account(smtp.handler.deliveries(), kill.recipients(RECIPIENTS))
-    assert got.lost == 0 and got.duplicates == 0
+        per_slot, periods = _ledger(store)
+    got = _each_once(smtp)
     figures(nodes=3, lease_s=LEASE, **{"new leader within s": round(took, 2),
                                        "kill to next slot fired s": round(failover, 2),
                                        "SIGTERM to next leader s": round(handed, 2),
@@ -248,13 +259,8 @@ def test_a_leader_frozen_past_its_lease_wakes_fires_nothing_and_steps_down(
             assert final["leader"]["epoch"] == before["leader"]["epoch"] + 1
             assert final["leader"]["node"] != before["leader"]["node"]
     finally:
-        try:
-            per_slot = _fired_once_per_slot(store)
-            periods = _one_digest_per_period(store)
-        finally:
-            store.close()
-    got = kill.account(smtp.handler.deliveries(), kill.recipients(RECIPIENTS))
-    assert got.lost == 0 and got.duplicates == 0
+        per_slot, periods = _ledger(store)
+    _each_once(smtp)
     reason = next(line for line in after_wake.splitlines() if "loses the lead" in line)
     figures(nodes=2, lease_s=LEASE, **{"slots fired": len(per_slot),
                                        "most runs in one slot": 1, "periods": periods,
@@ -303,13 +309,8 @@ def test_rounds_of_kills_and_freezes_never_fire_a_slot_twice(
                 time.sleep(SLOT)
                 report = _report(config, store)
     finally:
-        try:
-            per_slot = _fired_once_per_slot(store)
-            periods = _one_digest_per_period(store)
-        finally:
-            store.close()
-    got = kill.account(smtp.handler.deliveries(), kill.recipients(RECIPIENTS))
-    assert got.lost == 0 and got.duplicates == 0
+        per_slot, periods = _ledger(store)
+    got = _each_once(smtp)
     figures(nodes=3, rounds=6, lease_s=LEASE, **{
         "slowest failover s": round(max(failovers), 2), "slots fired": len(per_slot),
         "most runs in one slot": 1, "periods": periods, "duplicates": got.duplicates})
