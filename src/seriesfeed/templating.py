@@ -17,8 +17,8 @@ import jinja2
 from seriesfeed.errors import ConfigError
 
 __all__ = [
-    "PACKAGE_TEMPLATES", "environment", "localized_template", "render", "template_exists",
-    "templates_dir",
+    "PACKAGE_TEMPLATES", "Template", "environment", "localized_template", "render",
+    "template_exists", "templates_dir",
 ]
 
 # src/seriesfeed/templating.py -> the project root's templates/
@@ -55,9 +55,27 @@ def render(folder: Path, name: str, context: dict[str, Any]) -> str:
     """Render template ``name`` (relative to ``folder``); a missing template is a
     ConfigError naming it."""
     try:
-        return environment(folder).get_template(name).render(**context)
+        return environment(folder).get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:
         raise ConfigError(f"template {folder / name} is missing") from exc
+
+
+class Template:
+    """Template ``name`` (relative to ``folder``) looked up once, for rendering many
+    times (``render`` looks it up on each call); missing, it is the same ConfigError."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder, self.name = folder, name
+        try:
+            self.template = environment(folder).get_template(name)
+        except jinja2.TemplateNotFound as exc:
+            raise ConfigError(f"template {folder / name} is missing") from exc
+
+    def render(self, context: dict[str, Any]) -> str:
+        try:
+            return self.template.render(context)
+        except jinja2.TemplateNotFound as exc:  # the one it extends
+            raise ConfigError(f"template {self.folder / self.name} is missing") from exc
 
 
 def template_exists(folder: Path, name: str) -> bool:
