@@ -60,18 +60,34 @@ def target_path(out_dir: Path, url_path: str) -> Path:
 
 def write_if_changed(path: Path, body: bytes) -> bool:
     """Atomically replace ``path`` with ``body`` unless it already holds those bytes."""
-    try:
-        if path.read_bytes() == body:
-            return False
-    except FileNotFoundError:
-        pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(body)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    return _write_if_changed(os.fspath(path), body)
+
+
+def _write_if_changed(path: str, body: bytes) -> bool:
+    """``write_if_changed`` for a path whose folder exists, in plain ``os`` calls: a
+    file of another size is not read, and a missing one costs a ``stat``, not an open
+    that raises. (Through pathlib and buffered files this was most of the user CPU of
+    writing 20,000 pages; the fsync stays: each file is on disk before it is renamed.)"""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        size = -1
+    if size == len(body):
+        with open(path, "rb") as fh:
+            if fh.read() == body:
+                return False
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
     return True
 
 
@@ -158,6 +174,7 @@ def publish(documents: list[FeedDocument], out_dir: Path) -> PublishReport:
     files: dict[str, list[object]] = {}
     try:
         targets = _Targets(out_dir)
+        made: set[Path] = set()
         for doc in documents:
             if doc.on_disk:  # planned as unchanged: its file holds these bytes
                 report.unchanged += 1
@@ -165,7 +182,11 @@ def publish(documents: list[FeedDocument], out_dir: Path) -> PublishReport:
                     files[doc.path] = old[doc.path]
                 continue
             target = targets(doc.path)
-            if write_if_changed(target, doc.body):
+            folder = target.parent
+            if folder not in made:  # once per folder: most hold one page
+                folder.mkdir(parents=True, exist_ok=True)
+                made.add(folder)
+            if _write_if_changed(os.fspath(target), doc.body):
                 report.written.append(doc.path)
             else:
                 report.unchanged += 1
