@@ -1,5 +1,6 @@
 """What the cheaper cold build must still do: templates write what stock Jinja writes
-(templating's own escaping path), json_ld is json.dumps(indent=1)'s text, and a template
+(templating's own escaping path), json_ld is json.dumps(indent=1)'s text, Atom entries
+built with lxml are the ones feedgen made, and a template
 override added between two builds in one process is used by the second (the article
 pages find their template once per run, not once per process)."""
 
@@ -7,14 +8,20 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import pytest
+from lxml import etree
 from markupsafe import Markup
 
+from seriesfeed import feeds
 from seriesfeed.actions.feeds import plan_site
-from seriesfeed.config import load_config
+from seriesfeed.config import Config, load_config
+from seriesfeed.feeds import Translation
+from seriesfeed.models import Author, AuthorKind, Entry
 from seriesfeed.pages import json_ld
 from seriesfeed.store import Store
 from seriesfeed.templating import PACKAGE_TEMPLATES, environment
@@ -99,3 +106,43 @@ def test_an_override_added_between_builds_is_used_by_the_next(
     assert all(b"<title>OVERRIDDEN</title>" in after[p] for p in spanish)
     english = [p for p in after if p.startswith("/en/") and p.count("/") == 4]
     assert english and all(after[p] == before[p] for p in english)
+
+
+def _feedgen_fragment(config: Config, e: Entry,
+                      translations: dict[str, list[Translation]]) -> bytes:
+    """The Atom entry as it was made before: through feedgen's FeedEntry."""
+    fe = feeds._Entry()
+    feeds._fill_entry(fe, config, e, translations, rss=False)
+    return etree.tostring(fe.atom_entry(), pretty_print=True, encoding="UTF-8")
+
+
+@pytest.mark.parametrize(("pages", "content"), [("publisher", "full"), ("local", "summary")])
+def test_atom_entries_are_the_ones_feedgen_made(make_config: ConfigFactory, pages: str,
+                                                content: str) -> None:
+    path = make_config(feeds={"max_entries": 50, "out_dir": "var/public", "content": content})
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        'article_pages = "publisher"', f'article_pages = "{pages}"', 1), encoding="utf-8")
+    config = load_config(path, env={})
+    assert (config.site.article_pages, config.feeds.content) == (pages, content)
+    rng = random.Random(11)
+    texts = ["Plain title", "A <b>bold</b> claim", "Tom &amp; Jerry", "a < b", "", "  ",
+             "\x00\x0b", "Línea con acentos — y «comillas»", "tab\there\nnewline",
+             "&#39; entity", "<!-- comment -->", "x" * 300]
+    names = ["Ann Author", "", " ", "From SW", "Zoë <z@example.org>", "\x07"]
+    start = datetime(2019, 3, 26, 4, 0, tzinfo=UTC)
+    for i in range(400):
+        authors = tuple(Author(rng.choice(names), rng.choice(list(AuthorKind)))
+                        for _ in range(rng.randrange(4)))
+        e = Entry(series="s", language=rng.choice(["en", "es", "pt-BR"]),
+                  title=rng.choice(texts), summary=rng.choice(texts),
+                  published=start + timedelta(hours=i, microseconds=rng.choice([0, 5])),
+                  authors=authors, section=rng.choice([None, "", "Analysis", "\x01", "a <i>"]),
+                  content_html=rng.choice([None, "", "<p>Body &amp; more</p>", "\x02"]),
+                  url=f"https://example.org/{i}/", id=f"tag:example.org,2019:{i}",
+                  updated=rng.choice([None, start + timedelta(days=i)]), seq=i + 1,
+                  slug=rng.choice([None, f"entry-{i}"]))
+        translations = {e.id or "": [Translation(lang, f"https://example.org/{lang}/{i}/",
+                                                 f"tag:x,{lang}")
+                                     for lang in rng.sample(["fr", "de", ""], rng.randrange(3))]}
+        assert feeds._atom_fragment(config, e, translations) == \
+            _feedgen_fragment(config, e, translations), e
