@@ -129,3 +129,4 @@ def test_a_real_digest_is_built_proven_and_goes_out_as_scanned(store: Store,
             rendered)
         assert type(data) is Wire
         assert wire_body(data) == _aiosmtplib(bytes(data))
+
