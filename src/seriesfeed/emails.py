@@ -217,9 +217,33 @@ class Wire(bytes):
     when no line begins with a dot. The SMTP transport sends it without scanning the whole
     message again (two C passes and a copy over every 20 KB digest, more than the rest of
     building it). Anything that makes new bytes of it (a DKIM signature in front, a slice,
-    a join) makes plain bytes, which are checked as before."""
+    a join) makes plain bytes, which are checked as before.
 
-    stuffed: bytes | None = None
+    Only :meth:`FastTemplate.build_wire` can make one (it holds ``_PROVEN``): a Wire made
+    of any other bytes would go out unscanned. It is read-only, and a copy or a pickle of
+    it is plain bytes (proven here, not wherever it is loaded again)."""
+
+    stuffed: bytes | None
+
+    def __new__(cls, data: bytes, stuffed: bytes | None = None, *,
+                proof: object = None) -> Wire:
+        if proof is not _PROVEN:
+            raise TypeError("a Wire is made only by FastTemplate.build_wire, which proves it")
+        wire = super().__new__(cls, data)
+        object.__setattr__(wire, "stuffed", stuffed)
+        return wire
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Wire is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a Wire is read-only")
+
+    def __reduce__(self) -> tuple[type[bytes], tuple[bytes]]:
+        return bytes, (bytes(self),)
+
+
+_PROVEN = object()  # build_wire's alone: see Wire
 
 
 @dataclass(frozen=True)
@@ -260,11 +284,11 @@ class FastTemplate:
         pieces = [head, text_part, text[0], html_part, html[0], end]
         if not (self._parts_proven and crlf_only(head) and dot_stuffed(head) is None):
             return b"".join(pieces)
-        wire = Wire(b"".join(pieces))
+        stuffed = None
         if text[1] is not None or html[1] is not None:
-            wire.stuffed = b"".join([head, text_part, text[1] or text[0], html_part,
-                                     html[1] or html[0], end])
-        return wire
+            stuffed = b"".join([head, text_part, text[1] or text[0], html_part,
+                                html[1] or html[0], end])
+        return Wire(b"".join(pieces), stuffed, proof=_PROVEN)
 
     def _head(self, to_email: str, to_name: str | None, message_id: str,
               per_recipient_headers: tuple[tuple[str, str], ...]) -> bytes:
