@@ -8,15 +8,31 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
 import copy
+import email
+import email.policy
+import mailbox
 import pickle
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 
+from seriesfeed import emails, messages, tokens
+from seriesfeed.config import Config, load_config
 from seriesfeed.emails import FastTemplate, Wire
-from seriesfeed.mailer import wire_body
+from seriesfeed.mailer import MaildirTransport, SigningTransport, SmtpPool, wire_body
+from seriesfeed.metrics import TimedTransport
+from seriesfeed.models import Entry, Series, SeriesText
 from seriesfeed.qp import PreparedBody
+from tests.smtp_server import BoundController, Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKERS = ("@@UNSUB@@", "@@PREFS@@")
@@ -80,4 +96,248 @@ def test_only_build_wire_calls_wire_in_the_source() -> None:
     assert callers == [("emails.py", "build_wire")]
 
 
-_ = asyncio  # used below
+
+# -- real servers: aiosmtpd behind a proxy that keeps every byte the client wrote ---------
+
+@dataclass
+class Relay:
+    port: int
+    recorder: Recorder
+    streams: list[bytearray]  # what each connection's client wrote, in order
+
+    def data_payloads(self) -> list[bytes]:
+        """Each DATA's bytes as written (dot-stuffed, up to and with the final '.')."""
+        out = []
+        for stream in self.streams:
+            rest = bytes(stream)
+            while b"DATA\r\n" in rest:
+                rest = rest.split(b"DATA\r\n", 1)[1]
+                end = rest.index(b"\r\n.\r\n") + 5 if not rest.startswith(b".\r\n") else 3
+                out.append(rest[:end])
+                rest = rest[end:]
+        return out
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[BoundController, Recorder]]:
+    recorder = Recorder()
+    controller = BoundController(recorder, hostname="127.0.0.1", port=0, enable_SMTPUTF8=True)
+    controller.start()
+    try:
+        yield controller, recorder
+    finally:
+        controller.stop()
+
+
+async def _proxy(target: int, streams: list[bytearray],
+                 handlers: list[asyncio.Task[None]]) -> asyncio.Server:
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   keep: bytearray | None) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                if keep is not None:
+                    keep.extend(chunk)
+                writer.write(chunk)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)  # type: ignore[arg-type]
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
+        streams.append(bytearray())
+        await asyncio.gather(pump(reader, up_writer, streams[-1]),
+                             pump(up_reader, writer, None), return_exceptions=True)
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def _both_ways(relay: tuple[BoundController, Recorder], message: bytes, to: str,
+               sender: str = "news@example.org", wrap: bool = False) -> Relay:
+    """``message`` through the pool (a Wire goes unscanned), then ``bytes(message)`` through
+    aiosmtplib's own ``send`` (its ``data()``), each on a connection of its own."""
+    controller, recorder = relay
+    streams: list[bytearray] = []
+
+    async def go() -> None:
+        handlers: list[asyncio.Task[None]] = []
+        server = await _proxy(int(controller.port), streams, handlers)
+        port = server.sockets[0].getsockname()[1]
+        pool = SmtpPool(host="127.0.0.1", port=port, security="none", connections=1,
+                        timeout=10)
+        transport = TimedTransport(pool) if wrap else pool
+        try:
+            await transport.send(message, sender=sender, recipients=[to])
+        finally:
+            await transport.aclose()
+        options = [*(["SMTPUTF8"] if not (to + sender).isascii() else []),
+                   *(["BODY=8BITMIME"] if not message.isascii() else [])]
+        await aiosmtplib.send(bytes(message), sender=sender, recipients=[to],
+                              hostname="127.0.0.1", port=port, use_tls=False,
+                              start_tls=False, timeout=10, mail_options=options)
+        await asyncio.wait_for(asyncio.gather(*handlers), 10)  # both sessions said QUIT
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(go())
+    recorder.wait_for(2)
+    return Relay(int(controller.port), recorder, streams)
+
+
+def _same_on_the_wire(sent: Relay) -> tuple[bytes, bytes]:
+    pool_data, aio_data = sent.data_payloads()
+    assert pool_data == aio_data  # byte for byte what aiosmtplib's data() writes
+    first, second = (m.data for m in sent.recorder.messages[-2:])
+    assert first == second  # and what the server took from each
+    return pool_data, first
+
+
+def _parsed(data: bytes) -> EmailMessage:
+    # UTF-8 headers (RFC 6532) when an address needs them: read them as such
+    parsed = email.message_from_bytes(data, policy=email.policy.default) if data.isascii() \
+        else email.message_from_string(data.decode("utf-8"), policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+# -- hostile digests, sent for real ----------------------------------------------------------
+
+HOSTILE = ["\r", "\n.", ".\r\n", ".", "\r\n.\r\n", "\0", "\u2028", "\u0085",
+           "x" * 3000, "\n.\n", "..", "\r\r\n", "\n\n.\n\n", ".\n.\n.", "\u202e",
+           "=", " \n", "\t.", "SERIESFEED-UNSUBSCRIBE-URL", ".SERIESFEED-PREFERENCES-URL",
+           "<p>.</p>\n<p>\r.</p>", "x" * 75 + ".", "x" * 76 + "\n.x"]
+HEADERS = {"from", "to", "subject", "date", "message-id", "mime-version", "list-id",
+           "content-language", "list-unsubscribe-post", "list-unsubscribe", "feedback-id",
+           "content-type"}
+
+
+def _site(make_config: Callable[..., Path], tmp_path: Path, extra: str = "",
+          **sections: dict[str, object]) -> Config:
+    mail = {"from": "Digest <digest@example.org>", "maildir": "var/maildir"}
+    mail.update(sections.pop("mail", {}))  # type: ignore[arg-type]
+    return load_config(make_config(extra, mail=mail, security={"secret_key": "s" * 32},
+                                   **sections), env={})
+
+
+def _entries(config: Config, texts: list[str], language: str = "en") -> list[Entry]:
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    return [Entry(series="s", language=language, title=f"{t}title{t}", summary=f"{t}sum{t}",
+                  published=when, content_html=f"<p>{t}</p>{t}<pre>{t}</pre>",
+                  url=f"https://example.org/{n}", part=n + 1, parts=len(texts) + 1)
+            for n, t in enumerate(texts)]
+
+
+def _digest(config: Config, entries: list[Entry], *, to: str = "reader@example.org",
+            name: str | None = "Ana", catch_up: bool = False, title: str = "Series",
+            subscriber_id: int = 7, language: str = "en") -> bytes:
+    rendered = messages.render_digest_mail(
+        config, language, entries, {"s": Series("s", {language: SeriesText(title)})}, {},
+        catch_up=catch_up)
+    assert rendered is not None
+    key = tokens.ensure_secret_key(config)
+    return messages.digest_message(config, key, messages.Recipient(
+        subscriber_id, to, name, f"<digest.1.{subscriber_id}@example.org>", 1, language),
+        rendered)
+
+
+def _check_arrived(data: bytes, to: str) -> EmailMessage:
+    """One message, its own headers only, a single recipient, every line CRLF-ended."""
+    parsed = _parsed(data)
+    assert {k.lower() for k in parsed.keys()} == HEADERS
+    assert [a.addr_spec for a in parsed["To"].addresses] == [to]
+    assert parsed.is_multipart() and len(parsed.get_payload()) == 2  # type: ignore[arg-type]
+    assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    return parsed
+
+
+@pytest.mark.parametrize("catch_up", [False, True])
+def test_hostile_entries_go_out_as_aiosmtplib_sends_them(
+        make_config: Callable[..., Path], tmp_path: Path, relay: tuple[BoundController, Recorder],
+        catch_up: bool) -> None:
+    config = _site(make_config, tmp_path)
+    data = _digest(config, _entries(config, HOSTILE), catch_up=catch_up)
+    assert type(data) is Wire and data.stuffed is not None  # the unscanned path, dots in it
+    wire, arrived = _same_on_the_wire(_both_ways(relay, data, "reader@example.org"))
+    assert arrived == bytes(data)
+    parsed = _check_arrived(arrived, "reader@example.org")
+    text = parsed.get_payload()[0].get_content()  # type: ignore[index]
+    assert "\r" not in text.replace("\r\n", "") and "\n.\n" in text.replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("name", [".", "..", ".Ana.", "Ana\r\nBcc: x@evil.example",
+                                  "Ana\nBcc: x@evil.example", "\u202eanA", "עֲנָה",
+                                  "=?UTF-8?Q?=0D=0ABcc:_x@evil.example?=", "a\u2028b\u0085c",
+                                  "x" * 500, "Ana <x@evil.example>, y@evil.example"])
+@pytest.mark.parametrize("to", ["reader@example.org", "léa@example.org", "阿@例え.example"])
+def test_hostile_names_and_utf8_addresses(make_config: Callable[..., Path], tmp_path: Path,
+                                          relay: tuple[BoundController, Recorder],
+                                          name: str, to: str) -> None:
+    config = _site(make_config, tmp_path)
+    data = _digest(config, _entries(config, [".", "\r\n.\r\n"]), to=to, name=name)
+    assert type(data) is Wire
+    _wire, arrived = _same_on_the_wire(_both_ways(relay, data, to))
+    parsed = _check_arrived(arrived, to)
+    shown = parsed["To"].addresses[0].display_name
+    assert "\n" not in shown and "\r" not in shown and "@" not in shown
+
+
+@pytest.mark.parametrize("sender", ['"..News.." <news@example.org>', "Ünïcødé · Новости "
+                                    "<news@example.org>", ".@example.org",
+                                    "news@xn--exmple-cua.org",
+                                    "=?UTF-8?Q?a=0D=0AX:_y?= <n@example.org>"])
+@pytest.mark.parametrize("site", ["العربية", "中文的系列", "हिन्दी", "Новости мировой политики",
+                                  "Ελληνικά " * 20, ".", "..x"])
+def test_odd_senders_and_site_titles_in_other_scripts(
+        make_config: Callable[..., Path], tmp_path: Path,
+        relay: tuple[BoundController, Recorder], sender: str, site: str) -> None:
+    """A site title in another script names the list (List-Id, RFC 2047): a long one is
+    folded into several encoded words, which must not stop every digest from being built."""
+    config = _site(make_config, tmp_path, mail={"from": sender,
+                                                "unsubscribe_mailto": "un.sub@example.org"},
+                   site={"title": site, "url": "https://example.org"})
+    data = _digest(config, _entries(config, ["."]), title=site)
+    assert type(data) is Wire
+    envelope = emails.sender_address(config).addr_spec
+    _wire, arrived = _same_on_the_wire(_both_ways(relay, data, "reader@example.org",
+                                                  sender=envelope))
+    parsed = _check_arrived(arrived, "reader@example.org")
+    assert "mailto:un.sub@example.org?subject=unsubscribe%20" in str(parsed["List-Unsubscribe"])
+    label = emails.safe_display_name(f"{emails.safe_display_name(site) or 'seriesfeed'} digest")
+    assert str(parsed["List-Id"]) == f"{label} <digest.{emails.message_domain(config)}>"
+
+
+@pytest.mark.parametrize("title", ["\r\n.\r\nBcc: x@evil.example", ".", "\n\nX: y",
+                                   "a\u2028b\u0085c\0d", "=?UTF-8?Q?=0D=0ABcc:_x@evil.example?=",
+                                   "t" * 1200, "Заголовок серии " * 12])
+def test_a_publishers_series_title_stays_in_the_subject(
+        make_config: Callable[..., Path], tmp_path: Path,
+        relay: tuple[BoundController, Recorder], title: str) -> None:
+    """The series' title (the publisher's feed) is the subject and the heading."""
+    config = _site(make_config, tmp_path)
+    data = _digest(config, _entries(config, ["."]), title=title)
+    assert type(data) is Wire
+    _wire, arrived = _same_on_the_wire(_both_ways(relay, data, "reader@example.org"))
+    parsed = _check_arrived(arrived, "reader@example.org")
+    assert "\n" not in str(parsed["Subject"]) and "\r" not in str(parsed["Subject"])
+
+
+def test_operator_templates_with_dot_lines_and_carriage_returns(
+        make_config: Callable[..., Path], tmp_path: Path,
+        relay: tuple[BoundController, Recorder]) -> None:
+    config = _site(make_config, tmp_path)
+    folder = config.resolve("templates")
+    shutil.copytree(ROOT / "templates", folder)
+    (folder / "email" / "digest.txt.j2").write_text(
+        ".\n..{{ heading }}\r\n.{{ unsubscribe_url }}\r.\n{% for e in entries %}.{{ e.title }}"
+        "\r{{ e.summary }}\n.\n{% endfor %}.{{ preferences_url }}\r\n.", encoding="utf-8")
+    (folder / "email" / "digest.html.j2").write_text(
+        ".<p>\r{{ unsubscribe_url }}</p>\n.\n{% for e in entries %}.{{ e.content_html|safe }}"
+        "\r\n{% endfor %}\r.{{ preferences_url }}.", encoding="utf-8")
+    data = _digest(config, _entries(config, HOSTILE[:8]))
+    assert type(data) is Wire and data.stuffed is not None
+    wire, arrived = _same_on_the_wire(_both_ways(relay, data, "reader@example.org", wrap=True))
+    assert wire.count(b"\r\n..") >= 4
+    _check_arrived(arrived, "reader@example.org")

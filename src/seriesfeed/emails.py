@@ -182,12 +182,24 @@ def message_bytes(msg: EmailMessage) -> bytes:
     return msg.as_bytes(policy=SMTP_POLICY.clone(utf8=True) if utf8 else SMTP_POLICY)
 
 
-def encode_header_value(value: str) -> str:
-    """RFC 2047 (UTF-8, Q or B as shorter) only when the value is not plain ASCII."""
+# the longest word a header line keeps whole: "Subject: " and it stay within RFC 5321's
+# 998 octets a line (a relay refuses a longer line with a 5xx that names no one)
+_LONGEST_WORD = 900
+
+
+def encode_header_value(value: str, *, folded: bool = True) -> str:
+    """RFC 2047 (UTF-8, Q or B as shorter) only when the value is not plain ASCII, holds
+    ``=?`` (text that a reader would otherwise decode as an encoded word of its own: a
+    publisher's "=?UTF-8?Q?=0D=0ABcc:...?=" title would read as a line break and a
+    header) or a word too long for one line (encoded words split it). ``folded=False``:
+    the encoded words on one line, a space apart, for a caller that checks a value has no
+    line break and folds it itself (List-Id)."""
     value = clean_line(value)
-    if value.isascii():
+    if value.isascii() and "=?" not in value and \
+            all(len(word) <= _LONGEST_WORD for word in value.split(" ")):
         return value
-    return Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    encoded = Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    return encoded if folded else encoded.replace("\r\n ", " ")
 
 
 def format_recipient(email: str, name: str | None) -> str:
