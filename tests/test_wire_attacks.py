@@ -28,6 +28,7 @@ import pytest
 from seriesfeed import emails, messages, tokens
 from seriesfeed.config import Config, load_config
 from seriesfeed.emails import FastTemplate, Wire
+from seriesfeed.errors import ValidationError
 from seriesfeed.mailer import MaildirTransport, SigningTransport, SmtpPool, wire_body
 from seriesfeed.metrics import TimedTransport
 from seriesfeed.models import Entry, Series, SeriesText
@@ -245,7 +246,7 @@ def _digest(config: Config, entries: list[Entry], *, to: str = "reader@example.o
 def _check_arrived(data: bytes, to: str) -> EmailMessage:
     """One message, its own headers only, a single recipient, every line CRLF-ended."""
     parsed = _parsed(data)
-    assert {k.lower() for k in parsed.keys()} == HEADERS
+    assert {k.lower() for k in parsed} == HEADERS
     assert [a.addr_spec for a in parsed["To"].addresses] == [to]
     assert parsed.is_multipart() and len(parsed.get_payload()) == 2  # type: ignore[arg-type]
     assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
@@ -260,7 +261,7 @@ def test_hostile_entries_go_out_as_aiosmtplib_sends_them(
     config = _site(make_config, tmp_path)
     data = _digest(config, _entries(config, HOSTILE), catch_up=catch_up)
     assert type(data) is Wire and data.stuffed is not None  # the unscanned path, dots in it
-    wire, arrived = _same_on_the_wire(_both_ways(relay, data, "reader@example.org"))
+    _wire, arrived = _same_on_the_wire(_both_ways(relay, data, "reader@example.org"))
     assert arrived == bytes(data)
     parsed = _check_arrived(arrived, "reader@example.org")
     text = parsed.get_payload()[0].get_content()  # type: ignore[index]
@@ -341,3 +342,149 @@ def test_operator_templates_with_dot_lines_and_carriage_returns(
     wire, arrived = _same_on_the_wire(_both_ways(relay, data, "reader@example.org", wrap=True))
     assert wire.count(b"\r\n..") >= 4
     _check_arrived(arrived, "reader@example.org")
+
+
+# -- what must still be scanned: signed digests, every other mail ---------------------------
+
+@pytest.fixture
+def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
+                   capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return key, der
+
+
+def test_a_signed_digest_is_plain_bytes_scanned_and_verifies(
+        make_config: Callable[..., Path], tmp_path: Path,
+        relay: tuple[BoundController, Recorder], dkim_key: tuple[Path, bytes]) -> None:
+    import dkim
+
+    key, der = dkim_key
+    config = _site(make_config, tmp_path, mail={"dkim_key": str(key), "dkim_selector": "sf",
+                                                "dkim_domain": "example.org"})
+    signer = emails.dkim_signer(config)
+    assert signer is not None
+    data = _digest(config, _entries(config, HOSTILE[:10]), name=".Ana")
+    assert type(data) is Wire
+    signed = signer.sign(data)
+    assert type(signed) is bytes and signed.endswith(bytes(data))
+    assert wire_body(signed) == wire_body(bytes(signed))  # the scanning path
+
+    async def through_the_signing_transport() -> None:
+        pool = SmtpPool(host="127.0.0.1", port=int(relay[0].port), security="none",
+                        connections=1, timeout=10)
+        transport = TimedTransport(SigningTransport(pool, signer))
+        try:
+            await transport.send(data, sender="digest@example.org",
+                                 recipients=["reader@example.org"])
+        finally:
+            await transport.aclose()
+
+    asyncio.run(through_the_signing_transport())
+    raw = relay[1].wait_for(1)[0].data
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"sf._domainkey.example.org."
+        return b"v=DKIM1; k=rsa; p=" + base64.b64encode(der)
+
+    assert raw.endswith(bytes(data)) and dkim.verify(raw, dnsfunc=dns)
+    assert {k.lower() for k in _parsed(raw)} == HEADERS | {"dkim-signature"}
+    _check_arrived(bytes(data), "reader@example.org")
+
+
+def test_confirm_welcome_and_manage_mails_are_plain_bytes(
+        make_config: Callable[..., Path], tmp_path: Path,
+        relay: tuple[BoundController, Recorder]) -> None:
+    config = _site(make_config, tmp_path, site={"title": ".Сайт =?x?=", "url":
+                                                "https://example.org"})
+    key = tokens.ensure_secret_key(config)
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    mails = [
+        messages.confirmation_message(config, key, 5, "léa@example.org", "en", when,
+                                      "<confirm.5@example.org>", (".", "\r\n.\r\n")),
+        messages.welcome_message(config, key, 5, "léa@example.org", "<welcome.5@example.org>",
+                                 messages.Welcome("en", messages.Frequency.DAILY,
+                                                  [(".", "https://example.org/.")], when, 2)),
+        messages.manage_message(config, key, 5, "léa@example.org", "en",
+                                "<manage.5@example.org>")]
+    for mail in mails:
+        assert type(mail) is bytes
+        _same_on_the_wire(_both_ways(relay, mail, "léa@example.org"))
+
+
+def test_a_wire_into_a_maildir_is_the_message_as_bytes_would_be(tmp_path: Path,
+                                                                 make_config: Callable[..., Path]
+                                                                 ) -> None:
+    config = _site(make_config, tmp_path)
+    data = _digest(config, _entries(config, HOSTILE[:6]))
+    assert type(data) is Wire and data.stuffed is not None
+    stored = []
+    for n, message in enumerate((data, bytes(data))):
+        box = tmp_path / f"md{n}"
+        transport = TimedTransport(MaildirTransport(box))
+        asyncio.run(transport.send(message, sender="d@example.org",
+                                   recipients=["reader@example.org"]))
+        (name,) = list((box / "new").iterdir())
+        stored.append(name.read_bytes())
+        assert len(mailbox.Maildir(str(box), create=False)) == 1
+    assert stored[0] == stored[1] == bytes(data).replace(b"\r\n", b"\n")  # never stuffed
+
+
+# -- tokens: the short path against json.dumps, for what callers pass and more ---------------
+
+@pytest.mark.parametrize("subscriber", [0, 1, 2**63 - 1, 2**63, -1, -(2**63), 10**40])
+@pytest.mark.parametrize("now", [0, 1.99, 1_800_000_000.5, -5.5])
+def test_every_purpose_signs_the_json_payload_and_reads_back(subscriber: int,
+                                                             now: float) -> None:
+    import hashlib
+    import hmac
+    import json
+
+    key = b"k" * 32
+    for purpose in tokens.Purpose:
+        payload = json.dumps({"s": subscriber, "t": int(now), "b": ""},
+                             separators=(",", ":")).encode()
+        mac = hmac.new(hmac.digest(key, f"seriesfeed/{purpose.value}".encode(), "sha256"),
+                       payload, hashlib.sha256).digest()
+        token = tokens.make_token(key, purpose, subscriber, now=now)
+        assert token == f"{tokens._b64(payload)}.{tokens._b64(mac)}"
+        assert tokens.read_token(key, purpose, token, now=now).subscriber_id == subscriber
+        for other in tokens.Purpose:  # a token of one purpose is no other's
+            if other is not purpose:
+                with pytest.raises(ValidationError):
+                    tokens.read_token(key, other, token, now=now)
+        with pytest.raises(ValidationError):  # nor another key's
+            tokens.read_token(b"j" * 32, purpose, token, now=now)
+
+
+def test_ints_of_other_types_and_bound_values_take_json_dumps() -> None:
+    import enum
+    import json
+
+    class Id(enum.IntEnum):
+        SEVEN = 7
+
+    key = b"k" * 32
+    for subscriber, expected in ((True, "true"), (Id.SEVEN, "7")):
+        token = tokens.make_token(key, tokens.Purpose.PREFERENCES, subscriber, now=10)
+        payload = tokens._unb64(token.split(".")[0])
+        assert json.loads(payload)["s"] == json.loads(expected)
+    token = tokens.make_token(key, tokens.Purpose.UNDO, 3, bound="2026-12-07T20:00:00+00:00\u2028é",
+                              now=10)
+    assert tokens.read_token(key, tokens.Purpose.UNDO, token, now=10).bound == \
+        "2026-12-07T20:00:00+00:00\u2028é"
+
+
+def test_the_shared_keyed_hmac_gives_each_thread_its_own_token() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = b"t" * 32
+    expected = {n: tokens.make_token(key, tokens.Purpose.UNSUBSCRIBE, n, now=n) for n in
+                range(2000)}
+    with ThreadPoolExecutor(8) as pool:
+        got = dict(zip(expected, pool.map(
+            lambda n: tokens.make_token(key, tokens.Purpose.UNSUBSCRIBE, n, now=n), expected),
+            strict=True))
+    assert got == expected
