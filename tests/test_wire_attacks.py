@@ -24,6 +24,9 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from seriesfeed import emails, messages, tokens
 from seriesfeed.config import Config, load_config
@@ -488,3 +491,90 @@ def test_the_shared_keyed_hmac_gives_each_thread_its_own_token() -> None:
             lambda n: tokens.make_token(key, tokens.Purpose.UNSUBSCRIBE, n, now=n), expected),
             strict=True))
     assert got == expected
+
+
+# -- the whole path: a hostile publisher's import, subscribers, send_digests, a real relay -----
+
+def test_send_digests_of_a_hostile_import_through_a_real_relay(
+        make_config: Callable[..., Path], tmp_path: Path,
+        relay: tuple[BoundController, Recorder]) -> None:
+    """What the daemon does: every message of the digest arrives intact, as the message
+    ``digest_message`` builds (proven, so sent unscanned) would be sent by aiosmtplib."""
+    import json
+
+    from seriesfeed import actions
+    from seriesfeed.models import Frequency
+    from seriesfeed.store import open_store
+
+    controller, recorder = relay
+    config = _site(make_config, tmp_path, database={"url": f"sqlite:///{tmp_path / 's.db'}"},
+                   smtp={"host": "127.0.0.1", "port": int(controller.port),
+                         "security": "none"},
+                   mail={"unsubscribe_mailto": "un.sub@example.org"},
+                   site={"title": "Новости мировой политики", "url": "https://example.org"})
+    feed = {"format": "seriesfeed/1", "series": [{"slug": "s", "texts": {"en": {
+        "title": ".=?UTF-8?Q?=0D=0ABcc:_x@evil.example?=\r\n.\r\n", "description": "."}}}],
+        "entries": [{"id": f"tag:example.org,2026:{n}", "series": "s", "language": "en",
+                     "title": f"{t[:400]}T{t[:400]}", "summary": f"{t}S{t}",
+                     "content_html": f"<p>{t}</p><pre>{t}</pre>",
+                     "url": f"https://example.org/{n}", "published":
+                     f"2026-11-{n + 1:02d}T00:00:00+00:00"}
+                    for n, t in enumerate(HOSTILE[:20])]}
+    source = tmp_path / "feed.json"
+    source.write_text(json.dumps(feed), encoding="utf-8")
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        names = [".", "..Ana..", "Ana\u202eX", "Léa\u2028", None]
+        for n, name in enumerate(names):
+            actions.subscribers.add_subscriber(store, config, f"r{n}@example.org",
+                                               name=name, confirmed=True, frequency="daily")
+        actions.subscribers.add_subscriber(store, config, "ünï@example.org", confirmed=True,
+                                           frequency="daily")
+        actions.import_entries(store, config, source)
+        asyncio.run(actions.send_digests(store, config, frequency=Frequency.DAILY,
+                                         scheduled=False))
+    finally:
+        store.close()
+    arrived = recorder.wait_for(len(names) + 1)
+    assert sorted(m.recipients[0] for m in arrived) == sorted(
+        [f"r{n}@example.org" for n in range(len(names))] + ["ünï@example.org"])
+    for got in arrived:
+        parsed = _check_arrived(got.data, got.recipients[0])
+        assert "\n" not in str(parsed["Subject"]) and "Bcc" not in parsed
+        text = parsed.get_payload()[0].get_content()  # type: ignore[index]
+        assert "\n.\n" in text.replace("\r\n", "\n")  # the lone dots arrived as lines
+
+
+# -- any mix of the hostile pieces: the proven message is the scanned one ----------------------
+
+_PIECES = st.lists(st.sampled_from([*HOSTILE, "a", " ", "é", "中", ".a", "<b>.</b>"]),
+                   max_size=8).map("".join)
+
+
+@pytest.fixture(scope="module")
+def fuzz_config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    folder = tmp_path_factory.mktemp("fuzz")
+    text = (ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        'unsubscribe_mailto = ""', 'unsubscribe_mailto = "un.sub@example.org"')
+    (folder / "config.toml").write_text(text + '\n', encoding="utf-8")
+    return load_config(folder / "config.toml", env={"SERIESFEED_SECURITY_SECRET_KEY": "s" * 32})
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(_PIECES, min_size=1, max_size=3), title=_PIECES,
+       name=st.one_of(st.none(), _PIECES), catch_up=st.booleans(),
+       subscriber=st.sampled_from([1, 2**63 - 1]),
+       to=st.sampled_from(["r@example.org", "ü@example.org"]))
+def test_any_hostile_digest_is_built_proven_and_sent_as_scanned(
+        fuzz_config: Config, texts: list[str], title: str, name: str | None,
+        catch_up: bool, subscriber: int, to: str) -> None:
+    data = _digest(fuzz_config, _entries(fuzz_config, texts), to=to, name=name,
+                   title=title or "T", catch_up=catch_up, subscriber_id=subscriber)
+    assert type(data) is Wire
+    plain = bytes(data)
+    aio = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(plain)) + b".\r\n"
+    assert wire_body(data) == wire_body(plain) == aio
+    assert plain.count(b"\n") == plain.count(b"\r\n") == plain.count(b"\r")
+    assert max(len(line) for line in plain.split(b"\r\n")) <= 998
+    _check_arrived(plain, to)
