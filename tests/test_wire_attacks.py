@@ -578,3 +578,63 @@ def test_any_hostile_digest_is_built_proven_and_sent_as_scanned(
     assert plain.count(b"\n") == plain.count(b"\r\n") == plain.count(b"\r")
     assert max(len(line) for line in plain.split(b"\r\n")) <= 998
     _check_arrived(plain, to)
+
+
+# -- digest test-send: build_message, plain bytes, the publisher's title in its Subject ---------
+
+INJECTING = "=?UTF-8?Q?=0D=0ABcc:_x@evil.example?="
+
+
+def test_a_test_copy_of_a_hostile_publishers_digest_adds_no_header(
+        make_config: Callable[..., Path], tmp_path: Path,
+        relay: tuple[BoundController, Recorder]) -> None:
+    """``digest test-send`` writes the digest's subject (the series' title, from the
+    publisher's feed) through the email package, whose header parser on Python 3.11.7
+    decodes an encoded CRLF inside it and writes it raw (CVE-2024-6923): a Bcc header."""
+    import json
+
+    from seriesfeed import actions
+    from seriesfeed.actions.digests import send_test_copy
+    from seriesfeed.store import open_store
+
+    controller, recorder = relay
+    config = _site(make_config, tmp_path, database={"url": f"sqlite:///{tmp_path / 't.db'}"},
+                   smtp={"host": "127.0.0.1", "port": int(controller.port),
+                         "security": "none"})
+    feed = {"format": "seriesfeed/1", "series": [{"slug": "s", "texts": {"en": {
+        "title": f"News {INJECTING}", "description": "."}}}],
+        "entries": [{"id": "tag:example.org,2026:1", "series": "s", "language": "en",
+                     "title": f"T {INJECTING}", "summary": ".", "url": "https://example.org/1",
+                     "published": "2026-11-01T00:00:00+00:00"}]}
+    source = tmp_path / "feed.json"
+    source.write_text(json.dumps(feed), encoding="utf-8")
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        actions.import_entries(store, config, source)
+        sent = send_test_copy(store, config, language="en", to="op@example.org")
+    finally:
+        store.close()
+    (got,) = recorder.wait_for(1)
+    assert got.recipients == ["op@example.org"]
+    head = got.data.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in head and b"\r\nbcc:" not in head.lower()
+    assert INJECTING in sent.subject
+    assert "Bcc" not in got.message
+    assert str(got.message["Subject"]) == \
+        f"[test] News {INJECTING}: 1 new article".replace("=?", "= ?")
+
+
+@pytest.mark.parametrize("subject", [f"Confirm {INJECTING}", f"Новости {INJECTING} " * 5,
+                                     f"{INJECTING}{INJECTING}", "=?utf-8?b?DQpCY2M6IHg=?="])
+def test_no_subject_given_to_the_email_package_becomes_a_header(subject: str) -> None:
+    """Confirm, welcome and manage mails name the site (the operator's title, or a
+    catalogue's words) in their subject, through the same ``build_message``."""
+    msg = emails.build_message(sender="a@example.org", to_email="b@example.org",
+                               to_name=None, subject=subject, text=".", html=None,
+                               message_id="<a@example.org>")
+    data = emails.message_bytes(msg)
+    parsed = _parsed(data)
+    assert sorted(parsed) == sorted(["From", "To", "Subject", "Date", "Message-ID",
+                                     "MIME-Version", "Content-Type",
+                                     "Content-Transfer-Encoding"])
+    assert "\r" not in str(parsed["Subject"]) and "\n" not in str(parsed["Subject"])

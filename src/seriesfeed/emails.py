@@ -154,7 +154,11 @@ def build_message(*, sender: str | Address, to_email: str, to_name: str | None, 
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = sender
     msg["To"] = _address(to_email, to_name)
-    msg["Subject"] = clean_line(subject)
+    # text that looks like an encoded word (a publisher's title in a test copy's subject)
+    # is decoded by the email package's header parser, and on Python 3.11.7 a CR LF in it
+    # is written out raw (CVE-2024-6923), as are encoded words given to it, when it folds
+    # them again: so, as in names, no "=?" is left to decode
+    msg["Subject"] = clean_line(subject).replace("=?", "= ?")
     msg["Date"] = format_datetime(date or now_utc())
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
