@@ -638,3 +638,22 @@ def test_no_subject_given_to_the_email_package_becomes_a_header(subject: str) ->
                                      "MIME-Version", "Content-Type",
                                      "Content-Transfer-Encoding"])
     assert "\r" not in str(parsed["Subject"]) and "\n" not in str(parsed["Subject"])
+
+
+@pytest.mark.parametrize("text", ["", ".", "\r", "\r\n.\r\n", ".{{ unsubscribe_url }}",
+                                  "{{ unsubscribe_url }}", "{{ preferences_url }}\r.",
+                                  "." * 2000, "{% for e in entries %}{{ e.title }}{% endfor %}"])
+def test_operator_templates_reduced_to_almost_nothing(
+        make_config: Callable[..., Path], tmp_path: Path, text: str,
+        relay: tuple[BoundController, Recorder]) -> None:
+    """An override of the text part alone (no HTML template: an empty HTML part), each
+    holding at most a line or two, a lone dot, a marker without a line break after it."""
+    config = _site(make_config, tmp_path)
+    folder = config.resolve("templates")
+    shutil.copytree(ROOT / "templates", folder)
+    (folder / "email" / "digest.txt.j2").write_text(text, encoding="utf-8")
+    (folder / "email" / "digest.html.j2").unlink()
+    data = _digest(config, _entries(config, [".", "\r\n.\r\n"]))
+    assert type(data) is Wire
+    _same_on_the_wire(_both_ways(relay, data, "reader@example.org"))
+    _check_arrived(bytes(data), "reader@example.org")
