@@ -152,8 +152,12 @@ async def _proxy(target: int, streams: list[bytearray],
         handlers.append(task)  # type: ignore[arg-type]
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target)
         streams.append(bytearray())
-        await asyncio.gather(pump(reader, up_writer, streams[-1]),
-                             pump(up_reader, writer, None), return_exceptions=True)
+        try:
+            await asyncio.gather(pump(reader, up_writer, streams[-1]),
+                                 pump(up_reader, writer, None), return_exceptions=True)
+        finally:
+            writer.close()
+            up_writer.close()
 
     return await asyncio.start_server(handle, "127.0.0.1", 0)
 
@@ -173,17 +177,22 @@ def _both_ways(relay: tuple[BoundController, Recorder], message: bytes, to: str,
                         timeout=10)
         transport = TimedTransport(pool) if wrap else pool
         try:
-            await transport.send(message, sender=sender, recipients=[to])
-        finally:
-            await transport.aclose()
-        options = [*(["SMTPUTF8"] if not (to + sender).isascii() else []),
-                   *(["BODY=8BITMIME"] if not message.isascii() else [])]
-        await aiosmtplib.send(bytes(message), sender=sender, recipients=[to],
-                              hostname="127.0.0.1", port=port, use_tls=False,
-                              start_tls=False, timeout=10, mail_options=options)
-        await asyncio.wait_for(asyncio.gather(*handlers), 10)  # both sessions said QUIT
-        server.close()
-        await server.wait_closed()
+            try:
+                await transport.send(message, sender=sender, recipients=[to])
+            finally:
+                await transport.aclose()
+            options = [*(["SMTPUTF8"] if not (to + sender).isascii() else []),
+                       *(["BODY=8BITMIME"] if not message.isascii() else [])]
+            await aiosmtplib.send(bytes(message), sender=sender, recipients=[to],
+                                  hostname="127.0.0.1", port=port, use_tls=False,
+                                  start_tls=False, timeout=10, mail_options=options)
+            await asyncio.wait_for(asyncio.gather(*handlers), 10)  # both said QUIT
+        finally:  # a refused message too: no socket left open for a later test to see
+            for task in handlers:
+                task.cancel()
+            await asyncio.gather(*handlers, return_exceptions=True)
+            server.close()
+            await server.wait_closed()
 
     asyncio.run(go())
     recorder.wait_for(2)
