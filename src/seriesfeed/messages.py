@@ -110,8 +110,11 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
     template = emails.fast_template(config, subject, (
         # the list's name in the list's language; its id stays one per site
         # (RFC 2919 allows an encoded phrase: "Boletín" must not make the mail 8-bit)
-        ("List-Id", f"{emails.encode_header_value(emails.safe_display_name(label) or 'Digest')}"
-                    f" <digest.{emails.message_domain(config)}>"),
+        # (unfolded: a long label in another script is several encoded words, which a
+        # line break between them would make a value every message is refused for)
+        ("List-Id", emails.encode_header_value(emails.safe_display_name(label) or "Digest",
+                                               folded=False)
+         + f" <digest.{emails.message_domain(config)}>"),
         ("Content-Language", language),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
     markers = (UNSUBSCRIBE, PREFERENCES)
