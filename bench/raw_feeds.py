@@ -491,7 +491,7 @@ nav.parts{margin:2rem 0;padding:1rem 0;border-top:1px solid var(--rule);border-b
 .content img,.content video{max-width:100%;height:auto}.summary{font-size:1.1rem}
 @media print{header.site,form,nav.parts,.cta{display:none}body{max-width:none;color:#000;background:#fff;font-family:Georgia,serif}a{color:#000}a[rel=external]::after{content:" (" attr(href) ")"}}
 @media (prefers-reduced-motion:reduce){*{transition:none!important;animation:none!important;scroll-behavior:auto!important}}
-"""
+"""  # noqa: E501 - the stylesheet of templates/web/base.html.j2, line for line
 
 
 class Skeleton:
@@ -706,12 +706,14 @@ def language_page(site: Site, skeleton: Skeleton, lang: Lang,
                 f"</a> · <a href=\"{public}/feeds/{code}/rss.xml\">RSS</a> · <a href=\""
                 f"{public}/feeds/{code}/feed.json\">JSON Feed</a>\n"
                 f"{other_languages(site, lang, '')}</p>\n")
+    def articles(count: int) -> str:
+        return lang.words.ngettext("{n} article", "{n} articles", count).format(n=count)
+
     for slug, title, description, count in listed:
         s = esc(slug)
         main.append(f"<article>\n<h2><a href=\"{public}/{code}/{s}/\">{esc(title)}</a></h2>\n"
                     + (f"<p>{esc(description)}</p>\n" if description else "")
-                    + f"<p class=\"note\">"
-                    f"{esc(lang.words.ngettext('{n} article', '{n} articles', count).format(n=count))}"
+                    + f"<p class=\"note\">{esc(articles(count))}"
                     f" · <a href=\"{public}/feeds/{code}/{s}/atom.xml\">Atom</a> · <a href=\""
                     f"{public}/feeds/{code}/{s}/rss.xml\">RSS</a> · <a href=\"{public}/feeds/"
                     f"{code}/{s}/feed.json\">JSON Feed</a></p>\n</article>\n")
