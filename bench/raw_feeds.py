@@ -41,7 +41,8 @@ import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
@@ -52,6 +53,7 @@ from babel import Locale
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -216,29 +218,35 @@ def read(db: str) -> tuple[list[Item], dict[str, dict[str, tuple[str, str]]]]:
 
 # -- words in a language ----------------------------------------------------------------
 
+@cache
+def list_patterns(locale: str) -> dict[str, str]:
+    return {k: str(v) for k, v in Locale.parse(locale).list_patterns["standard"].items()}
+
+
 def byline(names: list[str], locale: str) -> str:
     """CLDR's list pattern, the two-item one for the last join (no serial comma)."""
     if len(names) < 2:
         return names[0] if names else ""
-    patterns = Locale.parse(locale).list_patterns["standard"]
+    patterns = list_patterns(locale)
     head = patterns["start"].format(names[0], names[1]) if len(names) > 2 else names[0]
     for name in names[2:-1]:
         head = patterns["middle"].format(head, name)
-    return str(patterns["2"].format(head, names[-1]))
+    return patterns["2"].format(head, names[-1])
 
 
 class Dates:
     """Long dates in the site's zone, each day formatted once."""
 
     def __init__(self, site: Site, locale: str) -> None:
-        self.zone, self.locale, self.seen = site.zone, Locale.parse(locale), {}  # type: ignore[var-annotated]
+        self.zone, self.locale = site.zone, Locale.parse(locale)
+        self.seen: dict[date, str] = {}
 
     def __call__(self, value: datetime) -> str:
         day = value.astimezone(self.zone).date()
         found = self.seen.get(day)
         if found is None:
-            found = self.seen[day] = format_date(day, format="long", locale=self.locale)
-        return str(found)
+            found = self.seen[day] = str(format_date(day, format="long", locale=self.locale))
+        return found
 
 
 def json_ld(data: dict[str, Any]) -> str:
@@ -297,8 +305,6 @@ def links(fg: FeedGenerator, site: Site, scope: Scope, self_url: str, self_type:
 
 def atom_entry(e: Item) -> bytes:
     """One ``<entry>``, made once and put in every document that lists the entry."""
-    from feedgen.entry import FeedEntry
-
     fe = FeedEntry()
     fe.id(e.id)
     fe.title(e.title)
