@@ -39,7 +39,6 @@ import os
 import sqlite3
 import sys
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -523,11 +522,12 @@ class Skeleton:
                         self.bottom)).encode()
 
 
-def form(lang: Lang, slug: str, start_first: bool) -> str:
-    """The subscribe form of series and article pages."""
+def form(site: Site, lang: Lang, slug: str, start_first: bool) -> str:
+    """The subscribe form of series and article pages (the same for every page of a series
+    but for its checked start)."""
     _ = lang.words.gettext
     first, new = (" checked", "") if start_first else ("", " checked")
-    return (f'<form method="post" action="{{public}}/subscribe" id="subscribe">\n'
+    return (f'<form method="post" action="{esc(site.public)}/subscribe" id="subscribe">\n'
             f"<h2>{esc(_('Get new articles by email'))}</h2>\n"
             f'<input type="hidden" name="language" value="{esc(lang.code)}">\n'
             f'<input type="hidden" name="series" value="{esc(slug)}">\n'
@@ -613,13 +613,13 @@ def series_page(site: Site, skeleton: Skeleton, lang: Lang, slug: str, title: st
     if not entries:
         main.append(f"<p>{esc(_('No articles yet.'))}</p>\n")
     start_first = max((e.parts for e in entries), default=0) < site.catch_up_max
-    main.append(form(lang, slug, start_first).replace("{public}", esc(public)))
+    main.append(form(site, lang, slug, start_first))
     return skeleton.page(f"{t} — {esc(skeleton.site_title)}", head, "".join(main))
 
 
 def article_page(site: Site, skeleton: Skeleton, lang: Lang, slug: str, series_title: str,
                  e: Item, prev: Item | None, after: Item | None, dates: Dates,
-                 forms: Callable[[bool], str]) -> bytes:
+                 forms: dict[bool, str]) -> bytes:
     _ = lang.words.gettext
     public, code = site.public, lang.code
     series_url = f"{public}/{code}/{slug}/"
@@ -686,7 +686,7 @@ def article_page(site: Site, skeleton: Skeleton, lang: Lang, slug: str, series_t
             main.append(f'<p><a href="{esc(public + other.path)}" rel="{rel}"{hreflang}>'
                         f"{esc(_(words_).format(title=other.title))}</a></p>\n")
     main.append("</nav>\n")
-    main.append(forms(e.parts < site.catch_up_max))
+    main.append(forms[e.parts < site.catch_up_max])
     return skeleton.page(f"{ti} — {st}", "".join(head), "".join(main))
 
 
@@ -743,15 +743,14 @@ def pages(site: Site, items: list[Item], series: dict[str, dict[str, tuple[str, 
             write(out, f"{lang.code}/{slug}/index.html",
                   series_page(site, skeleton, lang, slug, title, description, entries, dates),
                   totals)
-            forms = {first: form(lang, slug, first).replace("{public}", esc(site.public))
-                     for first in (True, False)}
+            forms = {first: form(site, lang, slug, first) for first in (True, False)}
             last = len(entries) - 1
             for i, e in enumerate(entries):
                 write(out, f"{lang.code}/{slug}/{e.slug}/index.html",
                       article_page(site, skeleton, lang, slug, title, e,
                                    entries[i - 1] if i > 0 else None,
-                                   entries[i + 1] if i < last else None, dates,
-                                   forms.__getitem__), totals)
+                                   entries[i + 1] if i < last else None, dates, forms),
+                      totals)
         write(out, f"{lang.code}/index.html", language_page(site, skeleton, lang, listed),
               totals)
 
