@@ -17,14 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
 
-__all__ = ["MANIFEST", "PublishReport", "etag_of", "on_disk", "publish", "target_path",
-           "write_if_changed"]
+__all__ = ["MANIFEST", "PublishReport", "etag_of", "on_disk", "publish", "reader",
+           "target_path", "write_if_changed"]
 
 MANIFEST = ".seriesfeed-manifest.json"
 _FORMAT = 1
@@ -39,12 +40,14 @@ class PublishReport:
     out_dir: Path
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
+    spliced: int = 0  # of ``written``: made from the earlier file, not rendered
     skipped: bool = False  # nothing changed since the last build: nothing generated
 
     def __str__(self) -> str:
         if self.skipped:
             return f"nothing changed since the last build in {self.out_dir}"
-        return (f"{len(self.written)} files written, {self.unchanged} unchanged "
+        spliced = f" ({self.spliced} spliced)" if self.spliced else ""
+        return (f"{len(self.written)} files written{spliced}, {self.unchanged} unchanged "
                 f"in {self.out_dir}")
 
 
@@ -110,6 +113,20 @@ class _Targets:
         return self._folder(folder, url_path) / name
 
 
+def reader(out_dir: Path) -> Callable[[str], bytes | None]:
+    """The bytes of the file a document's URL path has in ``out_dir`` (None when there is
+    none or it cannot be read): what a planner splices a changed page from."""
+    targets = _Targets(out_dir)
+
+    def read(url_path: str) -> bytes | None:
+        try:
+            return targets(url_path).read_bytes()
+        except (OSError, SeriesfeedError):
+            return None
+
+    return read
+
+
 def _stat(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -167,6 +184,7 @@ def publish(documents: list[FeedDocument], out_dir: Path) -> PublishReport:
             target = targets(doc.path)
             if write_if_changed(target, doc.body):
                 report.written.append(doc.path)
+                report.spliced += doc.spliced
             else:
                 report.unchanged += 1
             if doc.key:
