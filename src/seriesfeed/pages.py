@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, cast
 from xml.sax.saxutils import escape, quoteattr
 
@@ -252,8 +252,9 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
     reads (``_respliced``), not rendered."""
     docs: list[FeedDocument] = []
     m = i18n.messages_for(config, language)
-    labels = cast(Callable[[int | None, int | None], str],
-                  i18n.template_functions(config, language)["part_label"])
+    # each (part, count)'s label once: a splice needs the old and the new of every page
+    labels = lru_cache(maxsize=None)(cast(Callable[[int | None, int | None], str],
+                                          i18n.template_functions(config, language)["part_label"]))
     settings = settings_key(config)
     # what each entry of the list shows as a neighbour, once (each is two pages' neighbour)
     shown = [_shown(e) for e in listed]
@@ -281,11 +282,12 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
                 docs.append(FeedDocument(path, HTML, b"", stamp, stable, True))
                 continue
             if recorded is not None and previous is not None and recorded.startswith(head):
+                old = previous(path)
                 spliced = _respliced(config.digests.catch_up_max, recorded[len(head):], e,
-                                     labels, previous(path))
-                if spliced is not None:
+                                     labels, old)
+                if spliced is not None:  # marked only when it differs: written unread
                     docs.append(FeedDocument(path, HTML, spliced, stamp, stable,
-                                             spliced=True))
+                                             spliced=spliced != old))
                     continue
         key = (*base, e.part, e.parts)
         body = _PAGES.get(key, partial(_article_page, config, series, language, e, prev,

@@ -25,7 +25,7 @@ from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
 
 __all__ = ["MANIFEST", "PublishReport", "etag_of", "on_disk", "publish", "reader",
-           "target_path", "write_if_changed"]
+           "still_written", "target_path", "write_if_changed"]
 
 MANIFEST = ".seriesfeed-manifest.json"
 _FORMAT = 1
@@ -61,13 +61,15 @@ def target_path(out_dir: Path, url_path: str) -> Path:
     return target
 
 
-def write_if_changed(path: Path, body: bytes) -> bool:
-    """Atomically replace ``path`` with ``body`` unless it already holds those bytes."""
-    try:
-        if path.read_bytes() == body:
-            return False
-    except FileNotFoundError:
-        pass
+def write_if_changed(path: Path, body: bytes, *, differs: bool = False) -> bool:
+    """Atomically replace ``path`` with ``body`` unless it already holds those bytes
+    (``differs``: the caller knows it does not; the file is not read)."""
+    if not differs:
+        try:
+            if path.read_bytes() == body:
+                return False
+        except FileNotFoundError:
+            pass
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("wb") as fh:
@@ -148,10 +150,17 @@ def _read_manifest(out_dir: Path) -> dict[str, list[object]]:
 
 def on_disk(out_dir: Path) -> dict[str, str]:
     """URL path -> key of the documents whose file in ``out_dir`` is still the one an
-    earlier build wrote (same size and modification time as recorded). Plain strings and
-    one ``stat`` per file: this runs over every page of the site on every build."""
+    earlier build wrote (same size and modification time as recorded)."""
+    return {path: str(record[0]) for path, record in still_written(out_dir).items()}
+
+
+def still_written(out_dir: Path) -> dict[str, list[object]]:
+    """URL path -> manifest record (key, size, mtime) of the documents whose file in
+    ``out_dir`` is still the one an earlier build wrote. Plain strings and one ``stat``
+    per file: this runs over every page of the site on every build; ``publish`` takes it
+    back, so the manifest is read once per build."""
     root = os.fspath(out_dir)
-    found: dict[str, str] = {}
+    found: dict[str, list[object]] = {}
     for path, record in _read_manifest(out_dir).items():
         if not (isinstance(record, list) and len(record) == 3 and isinstance(record[0], str)):
             continue
@@ -165,13 +174,19 @@ def on_disk(out_dir: Path) -> dict[str, str]:
         except OSError:
             continue
         if (st.st_size, st.st_mtime_ns) == (record[1], record[2]):
-            found[path] = record[0]
+            found[path] = record
     return found
 
 
-def publish(documents: list[FeedDocument], out_dir: Path) -> PublishReport:
+def publish(documents: list[FeedDocument], out_dir: Path,
+            recorded: dict[str, list[object]] | None = None) -> PublishReport:
+    """Write ``documents`` under ``out_dir`` and its manifest; ``recorded``: the
+    ``still_written`` records the documents were planned against (read again when not
+    given), whose entries the documents planned as on disk keep."""
     report = PublishReport(out_dir)
-    old = _read_manifest(out_dir) if any(d.on_disk for d in documents) else {}
+    if recorded is None and any(d.on_disk for d in documents):
+        recorded = _read_manifest(out_dir)
+    old = recorded or {}
     files: dict[str, list[object]] = {}
     try:
         targets = _Targets(out_dir)
@@ -182,7 +197,7 @@ def publish(documents: list[FeedDocument], out_dir: Path) -> PublishReport:
                     files[doc.path] = old[doc.path]
                 continue
             target = targets(doc.path)
-            if write_if_changed(target, doc.body):
+            if write_if_changed(target, doc.body, differs=doc.spliced):
                 report.written.append(doc.path)
                 report.spliced += doc.spliced
             else:

@@ -25,9 +25,9 @@ from seriesfeed.pages import build_pages as build_page_documents
 from seriesfeed.publish import (
     PublishReport,
     etag_of,
-    on_disk,
     publish,
     reader,
+    still_written,
     write_if_changed,
 )
 from seriesfeed.store import Store
@@ -100,7 +100,9 @@ def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
             return PublishReport(out_dir, skipped=True)
     except (FileNotFoundError, UnicodeDecodeError):
         pass
-    report = publish(plan_site(store, config, on_disk(out_dir), reader(out_dir)), out_dir)
+    recorded = still_written(out_dir)
+    keys = {path: str(record[0]) for path, record in recorded.items()}
+    report = publish(plan_site(store, config, keys, reader(out_dir)), out_dir, recorded)
     if report.written:
         notify_hub(config, report.written)
     write_if_changed(stamp_file, stamp.encode("utf-8"))
