@@ -15,7 +15,7 @@ from seriesfeed import actions
 from seriesfeed.config import load_config
 from seriesfeed.models import Entry
 from seriesfeed.store import open_store
-from tests.conftest import SEED_PAGE, ConfigFactory
+from tests.conftest import EXAMPLE_JSON, SEED_PAGE, ConfigFactory
 
 SLUG = "reflections-on-the-iso-crisis"
 
@@ -151,6 +151,24 @@ def test_a_body_quoting_its_own_label_and_position_is_rendered_not_spliced(
     assert quoting in changed
     # rendered: the new page, its neighbours (one of them the quoting page), nothing else
     assert spliced == len(changed) - 3, (written, spliced, len(changed))
+
+
+def test_an_edited_translation_gives_the_bytes_of_a_cold_build(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """A list whose entries did not change keeps its pages without a key worked out for
+    each: its digest holds what every page shows of the entries' translations too, which
+    may be in another list (another language)."""
+    site = Site(make_config(database={"url": f"sqlite:///{tmp_path}/store.sqlite3"},
+                            site={"article_pages": "local"},
+                            feeds={"max_entries": 3, "out_dir": "var/public"}), tmp_path)
+    _cli(site.config_path, "import", str(EXAMPLE_JSON))
+    site.rebuilt()
+    es = next(e for e in _entries(site.config_path)
+              if e.language == "es" and e.translation_of is not None)
+    _cli(site.config_path, "entries", "set", str(es.id), "--title", "Título corregido")
+    _, spliced, changed = site.rebuilt()
+    assert any(p.startswith("es/") for p in changed), changed
+    assert spliced == 0
 
 
 def test_the_label_is_escaped_as_the_template_escapes_it() -> None:

@@ -115,7 +115,7 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
     # both need it, and their own keys are then digests of short tuples
     keys = digests if digests is not None else entry_digests(site, translations)
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
-    article_scopes: list[tuple[str, str, Series, str]] = []
+    article_scopes: list[tuple[str, str, Series, str, str]] = []
     by_listing: dict[tuple[str, str], list[Entry]] = {}
     for scope in all_scopes:
         if scope.series is None:
@@ -135,7 +135,13 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
                                   tuple((keys[id(e)], e.part, e.parts,
                                          e.translation_of)
                                         for e in entries)))
-        article_scopes.append((scope.language, slug, scope.series, title))
+        # and of its article pages: the same, and the translations each page names (which
+        # may be outside the list); recorded in each page's key, so a build after an edit
+        # elsewhere knows every page of this list unchanged without a key per page
+        linked = tuple((e.seq, tuple(_shown(o) for o in _linked(site, e)))
+                       for e in entries if e.seq in site.links)
+        article_scopes.append((scope.language, slug, scope.series, title,
+                               digest((key, linked))[:16]))
         by_listing[(scope.language, slug)] = entries
         if on_disk and on_disk.get(path) == key:  # the folder holds these bytes
             docs.append(FeedDocument(path, HTML, b"", updated, key, True))
@@ -166,10 +172,10 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
         updated = max((s["updated"] for s in series), default=EPOCH)
         docs.append(FeedDocument(f"/{code}/", HTML, body.encode("utf-8"), updated))
     with _PAGES.lock:
-        for lang, slug, shown, title in article_scopes:
+        for lang, slug, shown, title, listing in article_scopes:
             docs.extend(_article_pages(config, site, shown, lang,
                                        by_listing[(lang, slug)], title, on_disk, keys,
-                                       previous))
+                                       previous, listing))
         _PAGES.sweep()
     docs.extend(build_sitemap(config, site))
     docs.append(FeedDocument("/robots.txt", ROBOTS, robots_txt(config).encode("utf-8"),
@@ -243,14 +249,18 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
                    on_disk: dict[str, str] | None = None,
                    keys: dict[int, str] | None = None,
                    previous: Callable[[str], bytes | None] | None = None,
+                   listing: str = "",
                    ) -> list[FeedDocument]:
     """One page per entry of the series in ``language`` (fallback entries shown in this
     language's list have their page in their own language); prev and next follow this
     language's list, so a reader stays in their language. A page whose key ``on_disk``
     records for its path is not rendered: the folder already holds its bytes; one whose
     recorded key differs only in the part numbers is spliced from the file ``previous``
-    reads (``_respliced``), not rendered."""
+    reads (``_respliced``), not rendered. ``listing``: a digest of every input of every
+    page of this list (``build_pages``), ending each page's key: a page whose recorded key
+    ends with it is on disk as it is, without its own key worked out."""
     docs: list[FeedDocument] = []
+    tail = f" {listing}" if listing else ""
     m = i18n.messages_for(config, language)
     # each (part, count)'s label once: a splice needs the old and the new of every page
     labels = lru_cache(maxsize=None)(cast(Callable[[int | None, int | None], str],
@@ -262,6 +272,11 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
     for i, e in enumerate(listed):
         path = e.page_path
         if e.language != language or not path:
+            continue
+        recorded = on_disk.get(path) if on_disk else None
+        if tail and recorded is not None and recorded.endswith(tail):  # the list's same
+            docs.append(FeedDocument(path, HTML, b"", e.updated or e.published, recorded,
+                                     True))
             continue
         others = _linked(site, e)
         alternates = _alternates(config, site, e, others)
@@ -275,9 +290,8 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
         after = listed[i + 1] if i < last else None
         stamp = e.updated or e.published
         head = "page " + digest(base) + " "
-        stable = f"{head}{e.part} {e.parts}"
-        if on_disk:
-            recorded = on_disk.get(path)
+        stable = f"{head}{e.part} {e.parts}{tail}"
+        if recorded is not None:
             if recorded == stable:  # the folder has these bytes
                 docs.append(FeedDocument(path, HTML, b"", stamp, stable, True))
                 continue
@@ -315,7 +329,7 @@ def _respliced(catch_up_max: int, recorded: str, e: Entry,
                label: Callable[[int | None, int | None], str],
                old: bytes | None) -> bytes | None:
     """An article page's new bytes from its earlier file ``old``, when only its part
-    numbers changed (``recorded``: the old page key's "PART PARTS"): the part label
+    numbers changed (``recorded``: the old page key's "PART PARTS ..."): the part label
     ``<span class="part">`` and the JSON-LD ``"position"`` replaced, each only where it
     occurs exactly once (and the position inside the JSON-LD script). None when that
     cannot be told for sure (a body quoting the very text, a template without them, a part
@@ -323,7 +337,7 @@ def _respliced(catch_up_max: int, recorded: str, e: Entry,
     if old is None or not e.part or not e.parts:
         return None
     try:
-        was_part, was_parts = (int(v) for v in recorded.split(" "))
+        was_part, was_parts = (int(v) for v in recorded.split(" ")[:2])
     except ValueError:  # "None", or a key of another shape
         return None
     if was_part <= 0 or was_parts <= 0:
