@@ -292,10 +292,14 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
         head = "page " + digest(base) + " "
         stable = f"{head}{e.part} {e.parts}{tail}"
         if recorded is not None:
-            if recorded == stable:  # the folder has these bytes
+            # the folder has these bytes: the same key, or the same but for the list's
+            # digest (another page of the list changed; the record takes the new one)
+            same = recorded.startswith(head) and \
+                recorded[len(head):].split(" ")[:2] == [str(e.part), str(e.parts)]
+            if recorded == stable or same:
                 docs.append(FeedDocument(path, HTML, b"", stamp, stable, True))
                 continue
-            if recorded is not None and previous is not None and recorded.startswith(head):
+            if previous is not None and recorded.startswith(head):
                 old = previous(path)
                 spliced = _respliced(config.digests.catch_up_max, recorded[len(head):], e,
                                      labels, old)

@@ -193,8 +193,8 @@ def publish(documents: list[FeedDocument], out_dir: Path,
         for doc in documents:
             if doc.on_disk:  # planned as unchanged: its file holds these bytes
                 report.unchanged += 1
-                if doc.path in old:
-                    files[doc.path] = old[doc.path]
+                if doc.path in old:  # under the key it was planned with (the same bytes)
+                    files[doc.path] = [doc.key or old[doc.path][0], *old[doc.path][1:]]
                 continue
             target = targets(doc.path)
             if write_if_changed(target, doc.body, differs=doc.spliced):
