@@ -169,6 +169,14 @@ def test_an_edited_translation_gives_the_bytes_of_a_cold_build(
     _, spliced, changed = site.rebuilt()
     assert any(p.startswith("es/") for p in changed), changed
     assert spliced == 0
+    # the pages kept as they were took their list's new digest: an add in the middle
+    # then splices them from those records
+    en = [e for e in _entries(site.config_path) if e.language == "en"]
+    _cli(site.config_path, "entries", "add", "--series", SLUG, "--title", "Inserted",
+         "--published", (en[len(en) // 2].published + timedelta(hours=1)).isoformat(),
+         "--url", "https://example.org/inserted")
+    _, spliced, changed = site.rebuilt()
+    assert spliced >= len(changed) // 2 > 0, (spliced, len(changed))
 
 
 def test_the_label_is_escaped_as_the_template_escapes_it() -> None:
