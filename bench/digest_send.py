@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from procstat import cpu_of
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SINK_LIMIT = 0.5  # of one core
@@ -472,15 +474,19 @@ def pg_senders(n: int, port: int, total: int, url: str, processes: int) -> None:
                                    "--sender-only", "--no-web"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for _ in range(processes)]
+        cpu_start: tuple[float, float] | None = None  # senders', PostgreSQL's at the first mark
         try:
             deadline = time.monotonic() + 900
             while time.monotonic() < deadline:
                 with engine.connect() as conn:
                     left = conn.execute(text(
                         "SELECT count(*) FROM outbox WHERE state <> 'sent'")).scalar_one()
+                if cpu_start is None and left < n:
+                    cpu_start = (sum(cpu_of(p.pid) for p in procs), postgres_cpu())
                 if not left:
                     break
                 time.sleep(0.2)
+            cpu_end = (sum(cpu_of(p.pid) for p in procs), postgres_cpu())
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM)
@@ -499,6 +505,32 @@ def pg_senders(n: int, port: int, total: int, url: str, processes: int) -> None:
               f"{sent / span:.0f} msgs/s ({sent} sent in {span:.1f} s from first to last "
               f"mark; {wall:.1f} s with start-up; sink {(after - before) / wall:.0%} of a "
               f"core, {count1 - count0} accepted; {load_figure()})")
+        if cpu_start is not None:
+            # the CPU every message costs the machine while sending (start-up left out):
+            # flat per message as processes are added means no coordination overhead, and
+            # their sum against the cores says what limits the rate
+            senders, database = cpu_end[0] - cpu_start[0], cpu_end[1] - cpu_start[1]
+            print(f"  CPU per message while sending: senders {senders / sent * 1e6:.0f} µs "
+                  f"(all {processes} together), PostgreSQL {database / sent * 1e6:.0f} µs; "
+                  f"senders + PostgreSQL used {(senders + database) / span:.2f} of "
+                  f"{os.cpu_count()} cores")
+
+
+def postgres_cpu() -> float:
+    """CPU seconds so far of every PostgreSQL server process on this machine (the
+    benchmark's connections' backends among them; 0 where /proc cannot tell)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm", encoding="ascii") as f:
+                if f.read().strip() not in ("postgres", "postmaster"):
+                    continue
+            total += cpu_of(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return total
 
 
 def main() -> None:

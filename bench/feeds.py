@@ -1,10 +1,21 @@
 """Benchmark: `seriesfeed feeds build` of N entries, each in a process of its own, against a
-raw feedgen script (bench/raw_feeds.py, its own process) that writes the same file set;
-then builds from a new process after one `entries add` and after one title edit, and the
-CLI's own start-up. Every figure is the CPU time (user + system) of the separate process,
-from wait4, beside its wall time; medians over the repetitions, alternating.
+raw feedgen script (bench/raw_feeds.py, its own process) that writes the same files, byte
+for byte; then builds from a new process after one `entries add` and after one title
+edit, and the CLI's own start-up. Every figure is the CPU time (user + system) of the
+separate process, from wait4, beside its wall time; medians over the repetitions,
+alternating.
 
     .venv/bin/python bench/feeds.py [--entries 20000] [--repeat 3] [--quick]
+    .venv/bin/python bench/feeds.py --check [--entries 300]
+
+After the cold runs the two folders are compared file by file (sorted relative paths,
+bytes; the dot-files, ours' manifest and stamp, left out): a baseline that writes less
+measures nothing, so the ratio is printed only when they are byte-identical, and otherwise
+the first differing files with a short diff. Nothing is normalised: both take every date
+from the store (a feed's updated and lastBuildDate are its newest entry's change, the
+sitemap's lastmod each page's), none from the clock. ``--check`` builds a small store and
+only compares (exit 1 on a difference): tests/test_bench_raw.py runs it, so a template
+change that the baseline does not follow fails the suite.
 
 The 304 figures are bench/http_304.py's (wrk, outside the server). Prints figures with the
 load average; asserts nothing. Bounded: every process has a time limit; local files only.
@@ -13,6 +24,7 @@ load average; asserts nothing. Bounded: every process has a time limit; local fi
 from __future__ import annotations
 
 import argparse
+import difflib
 import shutil
 import sys
 import tempfile
@@ -60,6 +72,66 @@ def files_of(folder: Path) -> tuple[int, int]:
     return len(found), sum(p.stat().st_size for p in found)
 
 
+def compare(ours: Path, raw: Path, *, shown: int = 3) -> list[str]:
+    """Empty when both folders hold the same files (dot-files left out) with the same bytes;
+    else lines naming the first differing files, each with a short diff."""
+    def listing(folder: Path) -> list[str]:
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
+    mine, theirs = listing(ours), listing(raw)
+    problems = [f"only in feeds build: {p}" for p in sorted(set(mine) - set(theirs))][:shown]
+    problems += [f"only in the raw script: {p}" for p in sorted(set(theirs) - set(mine))
+                 ][:shown]
+    differing = 0
+    for relative in sorted(set(mine) & set(theirs)):
+        a, b = (ours / relative).read_bytes(), (raw / relative).read_bytes()
+        if a == b:
+            continue
+        differing += 1
+        if differing > shown:
+            continue
+        lines_a = a.decode("utf-8", "replace").splitlines()
+        lines_b = b.decode("utf-8", "replace").splitlines()
+        first = next((i for i, (x, y) in enumerate(zip(lines_a, lines_b, strict=False))
+                      if x != y), min(len(lines_a), len(lines_b)))
+        diff = difflib.unified_diff(lines_a[first:first + 3], lines_b[first:first + 3],
+                                    f"feeds build/{relative}", f"raw/{relative}",
+                                    lineterm="", n=0)
+        problems.append(f"differs: {relative} (from line {first + 1}; {len(a)} against "
+                        f"{len(b)} bytes)")
+        problems.extend(f"    {line[:300]}" for line in diff)
+    if differing > shown:
+        problems.append(f"... {differing - shown} more differing files")
+    return problems
+
+
+def report_comparison(ours: Path, raw: Path) -> bool:
+    """Print "byte-identical: N files" or what differs; True when identical."""
+    problems = compare(ours, raw)
+    if problems:
+        print("NOT byte-identical: the raw script does not write what feeds build writes")
+        for line in problems:
+            print(line)
+        return False
+    print(f"byte-identical: {files_of(ours)[0]} files")
+    return True
+
+
+def check(entries: int) -> int:
+    """A small store, one build by each, compared: 0 when byte-identical, else 1."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_store(folder, entries)
+        cfg = str(folder / "config.toml")
+        checked(run_wait4([EXE, "--config", cfg, "feeds", "build", "--out",
+                           str(folder / "ours")], 600), "feeds build")
+        checked(run_wait4([sys.executable, str(ROOT / "bench" / "raw_feeds.py"), cfg,
+                           str(folder / "raw")], 600), "raw_feeds.py")
+        print(f"store: {entries} entries")
+        return 0 if report_comparison(folder / "ours", folder / "raw") else 1
+
+
 def checked(done: Finished, what: str) -> Finished:
     if done.returncode:
         raise SystemExit(f"{what} failed:\n{done.stdout[-3000:]}")
@@ -77,16 +149,18 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="500 entries, one repetition")
+    parser.add_argument("--check", action="store_true",
+                        help="only compare both folders of a small store (default 300 "
+                             "entries); exit 1 when they differ")
     args = parser.parse_args()
+    if args.check:
+        raise SystemExit(check(300 if "--entries" not in sys.argv else args.entries))
     n = 500 if args.quick else args.entries
     repeat = 1 if args.quick else max(args.repeat, 1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        config = make_store(folder, n)
+        make_store(folder, n)
         cfg = str(folder / "config.toml")
-        db = str(config.database.url).removeprefix("sqlite:///")
-        db = db if db.startswith("/") else str(folder / db)
-        languages = list(config.languages)
         print(f"store: {n} entries; {load_figure()}")
         colds: list[Finished] = []
         raws: list[Finished] = []
@@ -94,19 +168,23 @@ def main() -> None:
             colds.append(checked(run_wait4([EXE, "--config", cfg, "feeds", "build", "--out",
                                             str(folder / f"cold{k}")], 1800), "feeds build"))
             raws.append(checked(run_wait4(
-                [sys.executable, str(ROOT / "bench" / "raw_feeds.py"), db,
-                 str(folder / f"raw{k}"), str(config.feeds.max_entries), config.public_url,
-                 *languages], 1800), "raw_feeds.py"))
+                [sys.executable, str(ROOT / "bench" / "raw_feeds.py"), cfg,
+                 str(folder / f"raw{k}")], 1800), "raw_feeds.py"))
         ours_files = files_of(folder / "cold0")
         raw_files = files_of(folder / "raw0")
         print(f"files: feeds build {ours_files[0]} files, {ours_files[1]:,} bytes; raw feedgen "
               f"script {raw_files[0]} files, {raw_files[1]:,} bytes"
               + ("" if ours_files[0] == raw_files[0] else "  (NOT the same count)"))
+        identical = report_comparison(folder / "cold0", folder / "raw0")
         print(cpu_line("full build, cold (`seriesfeed feeds build`, new process)", colds))
         print(cpu_line("raw feedgen script, the same file set (new process)", raws))
         cold_cpu = median([r.cpu for r in colds])
-        print(f"ratio full/raw by CPU per build: {cold_cpu / median([r.cpu for r in raws]):.2f}x "
-              f"(target <= 1.5x; {load_figure()})")
+        if identical:
+            print(f"ratio full/raw by CPU per build: "
+                  f"{cold_cpu / median([r.cpu for r in raws]):.2f}x "
+                  f"(target <= 1.5x; {load_figure()})")
+        else:  # a baseline that writes something else measures nothing
+            print("ratio full/raw: not printed, the folders differ (see above)")
         for k in range(1, repeat):
             shutil.rmtree(folder / f"cold{k}")
             shutil.rmtree(folder / f"raw{k}")

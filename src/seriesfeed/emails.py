@@ -30,6 +30,7 @@ from seriesfeed import i18n
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import ConfigError, ValidationError
+from seriesfeed.qp import crlf_only, dot_stuffed
 from seriesfeed.templating import localized_template, render, template_exists, templates_dir
 from seriesfeed.text import clean_line
 
@@ -39,6 +40,7 @@ __all__ = [
     "SMTP_POLICY",
     "DkimSigner",
     "FastTemplate",
+    "Wire",
     "build_message",
     "dkim_signer",
     "encode_header_value",
@@ -152,7 +154,11 @@ def build_message(*, sender: str | Address, to_email: str, to_name: str | None, 
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = sender
     msg["To"] = _address(to_email, to_name)
-    msg["Subject"] = clean_line(subject)
+    # text that looks like an encoded word (a publisher's title in a test copy's subject)
+    # is decoded by the email package's header parser, and on Python 3.11.7 a CR LF in it
+    # is written out raw (CVE-2024-6923), as are encoded words given to it, when it folds
+    # them again: so, as in names, no "=?" is left to decode
+    msg["Subject"] = clean_line(subject).replace("=?", "= ?")
     msg["Date"] = format_datetime(date or now_utc())
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
@@ -180,12 +186,24 @@ def message_bytes(msg: EmailMessage) -> bytes:
     return msg.as_bytes(policy=SMTP_POLICY.clone(utf8=True) if utf8 else SMTP_POLICY)
 
 
-def encode_header_value(value: str) -> str:
-    """RFC 2047 (UTF-8, Q or B as shorter) only when the value is not plain ASCII."""
+# the longest word a header line keeps whole: "Subject: " and it stay within RFC 5321's
+# 998 octets a line (a relay refuses a longer line with a 5xx that names no one)
+_LONGEST_WORD = 900
+
+
+def encode_header_value(value: str, *, folded: bool = True) -> str:
+    """RFC 2047 (UTF-8, Q or B as shorter) only when the value is not plain ASCII, holds
+    ``=?`` (text that a reader would otherwise decode as an encoded word of its own: a
+    publisher's "=?UTF-8?Q?=0D=0ABcc:...?=" title would read as a line break and a
+    header) or a word too long for one line (encoded words split it). ``folded=False``:
+    the encoded words on one line, a space apart, for a caller that checks a value has no
+    line break and folds it itself (List-Id)."""
     value = clean_line(value)
-    if value.isascii():
+    if value.isascii() and "=?" not in value and \
+            all(len(word) <= _LONGEST_WORD for word in value.split(" ")):
         return value
-    return Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    encoded = Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    return encoded if folded else encoded.replace("\r\n ", " ")
 
 
 def format_recipient(email: str, name: str | None) -> str:
@@ -206,6 +224,42 @@ def qp_body(text: str) -> bytes:
     """Quoted-printable, CRLF line endings, lines of at most 76 octets."""
     data = _normalise(text).encode("utf-8")
     return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+
+class Wire(bytes):
+    """A message proven, piece by piece as :class:`FastTemplate` built it, to be CRLF-only
+    (no bare CR or LF anywhere: nothing for a relay to read as a line break of its own)
+    and ending in CRLF; ``stuffed`` is the same message dot-stuffed for SMTP DATA, or None
+    when no line begins with a dot. The SMTP transport sends it without scanning the whole
+    message again (two C passes and a copy over every 20 KB digest, more than the rest of
+    building it). Anything that makes new bytes of it (a DKIM signature in front, a slice,
+    a join) makes plain bytes, which are checked as before.
+
+    Only :meth:`FastTemplate.build_wire` can make one (it holds ``_PROVEN``): a Wire made
+    of any other bytes would go out unscanned. It is read-only, and a copy or a pickle of
+    it is plain bytes (proven here, not wherever it is loaded again)."""
+
+    stuffed: bytes | None
+
+    def __new__(cls, data: bytes, stuffed: bytes | None = None, *,
+                proof: object = None) -> Wire:
+        if proof is not _PROVEN:
+            raise TypeError("a Wire is made only by FastTemplate.build_wire, which proves it")
+        wire = super().__new__(cls, data)
+        object.__setattr__(wire, "stuffed", stuffed)
+        return wire
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Wire is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("a Wire is read-only")
+
+    def __reduce__(self) -> tuple[type[bytes], tuple[bytes]]:
+        return bytes, (bytes(self),)
+
+
+_PROVEN = object()  # build_wire's alone: see Wire
 
 
 @dataclass(frozen=True)
@@ -231,15 +285,47 @@ class FastTemplate:
                       per_recipient_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
         """:meth:`build` with the bodies already quoted-printable (``qp_body`` or a
         :class:`seriesfeed.qp.PreparedBody`), so a digest encodes its body once."""
+        head = self._head(to_email, to_name, message_id, per_recipient_headers)
+        text_part, html_part, end = self._parts
+        return b"".join([head, text_part, text_qp, html_part, html_qp, end])
+
+    def build_wire(self, *, to_email: str, to_name: str | None, message_id: str,
+                   text: tuple[bytes, bytes | None], html: tuple[bytes, bytes | None],
+                   per_recipient_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+        """:meth:`build_encoded` with each body as ``PreparedBody.encode_wire`` proved it
+        (its bytes and, when some line begins with a dot, the same stuffed): a
+        :class:`Wire` when the headers are proven too, else plain bytes."""
+        head = self._head(to_email, to_name, message_id, per_recipient_headers)
+        text_part, html_part, end = self._parts
+        pieces = [head, text_part, text[0], html_part, html[0], end]
+        if not (self._parts_proven and crlf_only(head) and dot_stuffed(head) is None):
+            return b"".join(pieces)
+        stuffed = None
+        if text[1] is not None or html[1] is not None:
+            stuffed = b"".join([head, text_part, text[1] or text[0], html_part,
+                                html[1] or html[0], end])
+        return Wire(b"".join(pieces), stuffed, proof=_PROVEN)
+
+    def _head(self, to_email: str, to_name: str | None, message_id: str,
+              per_recipient_headers: tuple[tuple[str, str], ...]) -> bytes:
+        if any(c in message_id for c in "\r\n\0"):
+            raise ValidationError("the Message-ID contains a line break", field="message_id")
         lines = [self._from_line, _fold(f"To: {format_recipient(to_email, to_name)}"),
                  self._subject_date, _fold(f"Message-ID: {message_id}"),
                  *self._extra_lines]
         lines += [_fold(line) for line in _header_lines(per_recipient_headers)]
         lines.append(self._content_type)
         # UTF-8 only for an internationalised address (sent with SMTPUTF8, RFC 6532)
-        head = "\r\n".join(lines).encode("utf-8")
+        return "\r\n".join(lines).encode("utf-8")
+
+    @functools.cached_property
+    def _parts_proven(self) -> bool:
+        """The boundary lines and part headers: CRLF-only, no line begins with a dot, and
+        the last ends the message with CRLF (each body begins a line: after a blank one)."""
         text_part, html_part, end = self._parts
-        return b"".join([head, text_part, text_qp, html_part, html_qp, end])
+        return all(crlf_only(p) and dot_stuffed(p) is None for p in self._parts) and \
+            text_part.endswith(b"\r\n\r\n") and html_part.endswith(b"\r\n\r\n") and \
+            end.endswith(b"\r\n")
 
     # the lines that are the same for every recipient are checked and folded once per
     # digest, not once per message (cached_property writes past the frozen dataclass)

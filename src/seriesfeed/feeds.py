@@ -89,6 +89,10 @@ class FeedDocument:
     # planned for a folder whose file already holds the bytes of this ``key``: nothing
     # was made (``body`` is empty) and nothing is to be written
     on_disk: bool = False
+    # made from the folder's own earlier file by replacing what changed in it (an article
+    # page's part numbers), not rendered, and known to differ from that file: written
+    # without reading it again, and counted apart in the build's report
+    spliced: bool = False
 
 
 def digest(key: object) -> str:

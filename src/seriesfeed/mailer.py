@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import aiosmtplib
 
 from seriesfeed.config import Config
-from seriesfeed.emails import DkimSigner, dkim_signer, message_bytes, sender_address
+from seriesfeed.emails import DkimSigner, Wire, dkim_signer, message_bytes, sender_address
 from seriesfeed.errors import (
     DeliveryError,
     PermanentDeliveryError,
@@ -35,6 +35,7 @@ from seriesfeed.errors import (
     TransientDeliveryError,
     UncertainDeliveryError,
 )
+from seriesfeed.qp import crlf_only
 
 __all__ = [
     "MaildirTransport", "SigningTransport", "SmtpPool", "Transport", "envelope_sender",
@@ -270,7 +271,9 @@ def wire_body(message: bytes) -> bytes | None:
     CRLF pairs never overlap, so every CR and LF is in one exactly when the CRs and LFs
     number twice the pairs; deleting them (``translate``) and counting the pairs costs
     half of counting CR, LF and CRLF one by one (``count`` of one byte is not memchr)."""
-    if len(message) - len(message.translate(None, b"\r\n")) != 2 * message.count(b"\r\n"):
+    if type(message) is Wire:  # proven CRLF-only and ending in CRLF as it was built
+        return (message if message.stuffed is None else message.stuffed) + b".\r\n"
+    if not crlf_only(message):
         return None
     body = (b"." + message if message.startswith(b".") else message).replace(b"\r\n.",
                                                                            b"\r\n..")

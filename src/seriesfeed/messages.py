@@ -110,8 +110,11 @@ def render_digest_mail(config: Config, language: str, found: list[Entry],
     template = emails.fast_template(config, subject, (
         # the list's name in the list's language; its id stays one per site
         # (RFC 2919 allows an encoded phrase: "Boletín" must not make the mail 8-bit)
-        ("List-Id", f"{emails.encode_header_value(emails.safe_display_name(label) or 'Digest')}"
-                    f" <digest.{emails.message_domain(config)}>"),
+        # (unfolded: a long label in another script is several encoded words, which a
+        # line break between them would make a value every message is refused for)
+        ("List-Id", emails.encode_header_value(emails.safe_display_name(label) or "Digest",
+                                               folded=False)
+         + f" <digest.{emails.message_domain(config)}>"),
         ("Content-Language", language),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")))
     markers = (UNSUBSCRIBE, PREFERENCES)
@@ -152,13 +155,19 @@ def digest_message(config: Config, key: bytes, to: Recipient, rendered: Rendered
                         f"?subject=unsubscribe%20{token}>")
     values = {UNSUBSCRIBE: link,
               PREFERENCES: tokens.preferences_link(config, key, to.subscriber_id)}
-    data = rendered.template.build_encoded(
-        to_email=to.email, to_name=to.name, message_id=to.message_id,
-        text_qp=rendered.text_qp.encode(values), html_qp=rendered.html_qp.encode(values),
-        per_recipient_headers=(("List-Unsubscribe", unsubscribe),
-                               # Gmail's feedback loop: digest and list, never the address
-                               ("Feedback-ID", feedback_id(config, to.digest_id,
-                                                           to.language))))
+    headers = (("List-Unsubscribe", unsubscribe),
+               # Gmail's feedback loop: digest and list, never the address
+               ("Feedback-ID", feedback_id(config, to.digest_id, to.language)))
+    text, html = rendered.text_qp.encode_wire(values), rendered.html_qp.encode_wire(values)
+    if text is not None and html is not None:  # proven CRLF-only as built: sent unscanned
+        data = rendered.template.build_wire(to_email=to.email, to_name=to.name,
+                                            message_id=to.message_id, text=text, html=html,
+                                            per_recipient_headers=headers)
+    else:
+        data = rendered.template.build_encoded(
+            to_email=to.email, to_name=to.name, message_id=to.message_id,
+            text_qp=rendered.text_qp.encode(values), html_qp=rendered.html_qp.encode(values),
+            per_recipient_headers=headers)
     return signer.sign(data) if signer else data
 
 

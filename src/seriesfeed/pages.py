@@ -9,9 +9,9 @@ import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
+from functools import lru_cache, partial
 from json.encoder import encode_basestring as _encode_string
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import escape, quoteattr
 
 from seriesfeed import i18n
@@ -167,11 +167,14 @@ def _article_ref(config: Config, e: Entry) -> dict[str, str]:
 
 
 def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None = None,
-                digests: dict[int, str] | None = None) -> list[FeedDocument]:
+                digests: dict[int, str] | None = None,
+                previous: Callable[[str], bytes | None] | None = None,
+                ) -> list[FeedDocument]:
     """The series pages, article pages and language indexes of the site's data (the
     feeds' same read), then the sitemap and robots.txt that name them; ``on_disk`` as for
     ``feeds.plan_feeds``: article pages a folder already holds are not rendered again;
-    ``digests`` too (``feeds.entry_digests``)."""
+    ``digests`` too (``feeds.entry_digests``); ``previous`` reads that folder's file of a
+    path (``publish.reader``), for article pages whose part numbers alone changed."""
     docs: list[FeedDocument] = []
     everything = site.entries
     translations = translations_for(site, config)
@@ -184,7 +187,7 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
     # both need it, and their own keys are then digests of short tuples
     keys = digests if digests is not None else entry_digests(site, translations)
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
-    article_scopes: list[tuple[str, str, Series, str]] = []
+    article_scopes: list[tuple[str, str, Series, str, str]] = []
     by_listing: dict[tuple[str, str], list[Entry]] = {}
     for scope in all_scopes:
         if scope.series is None:
@@ -204,7 +207,13 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
                                   tuple((keys[id(e)], e.part, e.parts,
                                          e.translation_of)
                                         for e in entries)))
-        article_scopes.append((scope.language, slug, scope.series, title))
+        # and of its article pages: the same, and the translations each page names (which
+        # may be outside the list); recorded in each page's key, so a build after an edit
+        # elsewhere knows every page of this list unchanged without a key per page
+        linked = tuple((e.seq, tuple(_shown(o) for o in _linked(site, e)))
+                       for e in entries if e.seq in site.links)
+        article_scopes.append((scope.language, slug, scope.series, title,
+                               digest((key, linked))[:16]))
         by_listing[(scope.language, slug)] = entries
         if on_disk and on_disk.get(path) == key:  # the folder holds these bytes
             docs.append(FeedDocument(path, HTML, b"", updated, key, True))
@@ -235,9 +244,10 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
         updated = max((s["updated"] for s in series), default=EPOCH)
         docs.append(FeedDocument(f"/{code}/", HTML, body.encode("utf-8"), updated))
     with _PAGES.lock:
-        for lang, slug, shown, title in article_scopes:
+        for lang, slug, shown, title, listing in article_scopes:
             docs.extend(_article_pages(config, site, shown, lang,
-                                       by_listing[(lang, slug)], title, on_disk, keys))
+                                       by_listing[(lang, slug)], title, on_disk, keys,
+                                       previous, listing))
         _PAGES.sweep()
     docs.extend(build_sitemap(config, site))
     docs.append(FeedDocument("/robots.txt", ROBOTS, robots_txt(config).encode("utf-8"),
@@ -309,13 +319,24 @@ def _start_first(config: Config, entries: list[Entry]) -> bool:
 def _article_pages(config: Config, site: SiteData, series: Series, language: str,
                    listed: list[Entry], series_title: str,
                    on_disk: dict[str, str] | None = None,
-                   keys: dict[int, str] | None = None) -> list[FeedDocument]:
+                   keys: dict[int, str] | None = None,
+                   previous: Callable[[str], bytes | None] | None = None,
+                   listing: str = "",
+                   ) -> list[FeedDocument]:
     """One page per entry of the series in ``language`` (fallback entries shown in this
     language's list have their page in their own language); prev and next follow this
     language's list, so a reader stays in their language. A page whose key ``on_disk``
-    records for its path is not rendered: the folder already holds its bytes."""
+    records for its path is not rendered: the folder already holds its bytes; one whose
+    recorded key differs only in the part numbers is spliced from the file ``previous``
+    reads (``_respliced``), not rendered. ``listing``: a digest of every input of every
+    page of this list (``build_pages``), ending each page's key: a page whose recorded key
+    ends with it is on disk as it is, without its own key worked out."""
     docs: list[FeedDocument] = []
+    tail = f" {listing}" if listing else ""
     m = i18n.messages_for(config, language)
+    # each (part, count)'s label once: a splice needs the old and the new of every page
+    labels = lru_cache(maxsize=None)(cast(Callable[[int | None, int | None], str],
+                                          i18n.template_functions(config, language)["part_label"]))
     settings = settings_key(config)
     # what each entry of the list shows as a neighbour, once (each is two pages' neighbour)
     shown = [_shown(e) for e in listed]
@@ -324,23 +345,104 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
         path = e.page_path
         if e.language != language or not path:
             continue
+        recorded = on_disk.get(path) if on_disk else None
+        if tail and recorded is not None and recorded.endswith(tail):  # the list's same
+            docs.append(FeedDocument(path, HTML, b"", e.updated or e.published, recorded,
+                                     True))
+            continue
         others = _linked(site, e)
         alternates = _alternates(config, site, e, others)
-        key = (settings, config.digests.catch_up_max, language, series.slug, series_title,
-               keys[id(e)] if keys and id(e) in keys else digest(entry_key(e, {})), e.slug,
-               e.part, e.parts, shown[i - 1] if i > 0 else (), shown[i + 1] if i < last else (),
-               tuple(_shown(o) for o in others), tuple(alternates))
+        # every input but the part numbers, which an add into the series changes on every
+        # page of it: those are recorded beside the digest, so such a page is spliced
+        base = (settings, config.digests.catch_up_max, language, series.slug, series_title,
+                keys[id(e)] if keys and id(e) in keys else digest(entry_key(e, {})), e.slug,
+                shown[i - 1] if i > 0 else (), shown[i + 1] if i < last else (),
+                tuple(_shown(o) for o in others), tuple(alternates))
         prev = listed[i - 1] if i > 0 else None
         after = listed[i + 1] if i < last else None
-        stable = "page " + digest(key)
-        if on_disk and on_disk.get(path) == stable:  # the folder has these bytes
-            docs.append(FeedDocument(path, HTML, b"", e.updated or e.published,
-                                     stable, True))
-            continue
+        stamp = e.updated or e.published
+        head = "page " + digest(base) + " "
+        stable = f"{head}{e.part} {e.parts}{tail}"
+        if recorded is not None:
+            # the folder has these bytes: the same key, or the same but for the list's
+            # digest (another page of the list changed; the record takes the new one)
+            same = recorded.startswith(head) and \
+                recorded[len(head):].split(" ")[:2] == [str(e.part), str(e.parts)]
+            if recorded == stable or same:
+                docs.append(FeedDocument(path, HTML, b"", stamp, stable, True))
+                continue
+            if previous is not None and recorded.startswith(head):
+                old = previous(path)
+                spliced = _respliced(config.digests.catch_up_max, recorded[len(head):], e,
+                                     labels, old)
+                if spliced is not None:  # marked only when it differs: written unread
+                    docs.append(FeedDocument(path, HTML, spliced, stamp, stable,
+                                             spliced=spliced != old))
+                    continue
+        key = (*base, e.part, e.parts)
         body = _PAGES.get(key, partial(_article_page, config, series, language, e, prev,
                                        after, others, alternates, series_title, m))
-        docs.append(FeedDocument(path, HTML, body, e.updated or e.published, stable))
+        docs.append(FeedDocument(path, HTML, body, stamp, stable))
     return docs
+
+
+def _escaped(text: str) -> str:
+    """``text`` as Jinja2's autoescape writes it (markupsafe's five replacements)."""
+    return (text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+            .replace("'", "&#39;").replace('"', "&#34;"))
+
+
+def _label_span(label: Callable[[int | None, int | None], str], part: int,
+                parts: int) -> bytes:
+    """The part label as article.html.j2 writes it."""
+    return f'<span class="part">{_escaped(label(part, parts))}</span>'.encode()
+
+
+_LD_OPEN = b'<script type="application/ld+json">'
+
+
+def _respliced(catch_up_max: int, recorded: str, e: Entry,
+               label: Callable[[int | None, int | None], str],
+               old: bytes | None) -> bytes | None:
+    """An article page's new bytes from its earlier file ``old``, when only its part
+    numbers changed (``recorded``: the old page key's "PART PARTS ..."): the part label
+    ``<span class="part">`` and the JSON-LD ``"position"`` replaced, each only where it
+    occurs exactly once (and the position inside the JSON-LD script). None when that
+    cannot be told for sure (a body quoting the very text, a template without them, a part
+    appearing or going, the subscribe form's default changing): render it instead."""
+    if old is None or not e.part or not e.parts:
+        return None
+    try:
+        was_part, was_parts = (int(v) for v in recorded.split(" ")[:2])
+    except ValueError:  # "None", or a key of another shape
+        return None
+    if was_part <= 0 or was_parts <= 0:
+        return None
+    limit = catch_up_max
+    if (was_parts < limit) != (e.parts < limit):  # _start_first: the form's checked radio
+        return None
+    body = old
+    span, new_span = _label_span(label, was_part, was_parts), _label_span(label, e.part,
+                                                                          e.parts)
+    if span != new_span:
+        if body.count(span) != 1:
+            return None
+        body = body.replace(span, new_span)
+    if was_part != e.part:
+        # json_ld's indent=1: a top-level key on a line of its own, then "," or the end
+        lines = [b'\n "position": %d%s' % (was_part, end) for end in (b",", b"\n")]
+        if sum(body.count(line) for line in lines) != 1:
+            return None
+        line = next(line for line in lines if line in body)
+        at = body.find(line)
+        # inside the JSON-LD script: after its opening tag, with no "</script>" between
+        # (json_ld writes "<" as \u003c, so the script itself holds none)
+        opened = body.rfind(_LD_OPEN, 0, at)
+        if opened < 0 or body.find(b"</script>", opened, at) >= 0:
+            return None
+        body = (body[:at] + b'\n "position": %d' % e.part + line[-1:]
+                + body[at + len(line):])
+    return body
 
 
 def _article_page(config: Config, series: Series, language: str, e: Entry,

@@ -17,14 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
 
-__all__ = ["MANIFEST", "PublishReport", "etag_of", "on_disk", "publish", "target_path",
-           "write_if_changed"]
+__all__ = ["MANIFEST", "PublishReport", "etag_of", "on_disk", "publish", "reader",
+           "still_written", "target_path", "write_if_changed"]
 
 MANIFEST = ".seriesfeed-manifest.json"
 _FORMAT = 1
@@ -39,12 +40,14 @@ class PublishReport:
     out_dir: Path
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
+    spliced: int = 0  # of ``written``: made from the earlier file, not rendered
     skipped: bool = False  # nothing changed since the last build: nothing generated
 
     def __str__(self) -> str:
         if self.skipped:
             return f"nothing changed since the last build in {self.out_dir}"
-        return (f"{len(self.written)} files written, {self.unchanged} unchanged "
+        spliced = f" ({self.spliced} spliced)" if self.spliced else ""
+        return (f"{len(self.written)} files written{spliced}, {self.unchanged} unchanged "
                 f"in {self.out_dir}")
 
 
@@ -58,25 +61,27 @@ def target_path(out_dir: Path, url_path: str) -> Path:
     return target
 
 
-def write_if_changed(path: Path, body: bytes) -> bool:
-    """Atomically replace ``path`` with ``body`` unless it already holds those bytes."""
+def write_if_changed(path: Path, body: bytes, *, differs: bool = False) -> bool:
+    """Atomically replace ``path`` with ``body`` unless it already holds those bytes
+    (``differs``: the caller knows it does not; the file is not read)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return _write_if_changed(os.fspath(path), body)
+    return _write_if_changed(os.fspath(path), body, differs=differs)
 
 
-def _write_if_changed(path: str, body: bytes) -> bool:
+def _write_if_changed(path: str, body: bytes, *, differs: bool = False) -> bool:
     """``write_if_changed`` for a path whose folder exists, in plain ``os`` calls: a
     file of another size is not read, and a missing one costs a ``stat``, not an open
     that raises. (Through pathlib and buffered files this was most of the user CPU of
     writing 20,000 pages; the fsync stays: each file is on disk before it is renamed.)"""
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        size = -1
-    if size == len(body):
-        with open(path, "rb") as fh:
-            if fh.read() == body:
-                return False
+    if not differs:
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            size = -1
+        if size == len(body):
+            with open(path, "rb") as fh:
+                if fh.read() == body:
+                    return False
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
@@ -126,6 +131,20 @@ class _Targets:
         return self._folder(folder, url_path) / name
 
 
+def reader(out_dir: Path) -> Callable[[str], bytes | None]:
+    """The bytes of the file a document's URL path has in ``out_dir`` (None when there is
+    none or it cannot be read): what a planner splices a changed page from."""
+    targets = _Targets(out_dir)
+
+    def read(url_path: str) -> bytes | None:
+        try:
+            return targets(url_path).read_bytes()
+        except (OSError, SeriesfeedError):
+            return None
+
+    return read
+
+
 def _stat(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -147,10 +166,17 @@ def _read_manifest(out_dir: Path) -> dict[str, list[object]]:
 
 def on_disk(out_dir: Path) -> dict[str, str]:
     """URL path -> key of the documents whose file in ``out_dir`` is still the one an
-    earlier build wrote (same size and modification time as recorded). Plain strings and
-    one ``stat`` per file: this runs over every page of the site on every build."""
+    earlier build wrote (same size and modification time as recorded)."""
+    return {path: str(record[0]) for path, record in still_written(out_dir).items()}
+
+
+def still_written(out_dir: Path) -> dict[str, list[object]]:
+    """URL path -> manifest record (key, size, mtime) of the documents whose file in
+    ``out_dir`` is still the one an earlier build wrote. Plain strings and one ``stat``
+    per file: this runs over every page of the site on every build; ``publish`` takes it
+    back, so the manifest is read once per build."""
     root = os.fspath(out_dir)
-    found: dict[str, str] = {}
+    found: dict[str, list[object]] = {}
     for path, record in _read_manifest(out_dir).items():
         if not (isinstance(record, list) and len(record) == 3 and isinstance(record[0], str)):
             continue
@@ -164,13 +190,19 @@ def on_disk(out_dir: Path) -> dict[str, str]:
         except OSError:
             continue
         if (st.st_size, st.st_mtime_ns) == (record[1], record[2]):
-            found[path] = record[0]
+            found[path] = record
     return found
 
 
-def publish(documents: list[FeedDocument], out_dir: Path) -> PublishReport:
+def publish(documents: list[FeedDocument], out_dir: Path,
+            recorded: dict[str, list[object]] | None = None) -> PublishReport:
+    """Write ``documents`` under ``out_dir`` and its manifest; ``recorded``: the
+    ``still_written`` records the documents were planned against (read again when not
+    given), whose entries the documents planned as on disk keep."""
     report = PublishReport(out_dir)
-    old = _read_manifest(out_dir) if any(d.on_disk for d in documents) else {}
+    if recorded is None and any(d.on_disk for d in documents):
+        recorded = _read_manifest(out_dir)
+    old = recorded or {}
     files: dict[str, list[object]] = {}
     try:
         targets = _Targets(out_dir)
@@ -178,16 +210,17 @@ def publish(documents: list[FeedDocument], out_dir: Path) -> PublishReport:
         for doc in documents:
             if doc.on_disk:  # planned as unchanged: its file holds these bytes
                 report.unchanged += 1
-                if doc.path in old:
-                    files[doc.path] = old[doc.path]
+                if doc.path in old:  # under the key it was planned with (the same bytes)
+                    files[doc.path] = [doc.key or old[doc.path][0], *old[doc.path][1:]]
                 continue
             target = targets(doc.path)
             folder = target.parent
             if folder not in made:  # once per folder: most hold one page
                 folder.mkdir(parents=True, exist_ok=True)
                 made.add(folder)
-            if _write_if_changed(os.fspath(target), doc.body):
+            if _write_if_changed(os.fspath(target), doc.body, differs=doc.spliced):
                 report.written.append(doc.path)
+                report.spliced += doc.spliced
             else:
                 report.unchanged += 1
             if doc.key:

@@ -14,7 +14,7 @@ import binascii
 from collections.abc import Mapping
 
 __all__ = [
-    "PreparedBody", "encode_lines", "normalise",
+    "PreparedBody", "crlf_only", "dot_stuffed", "encode_lines", "normalise",
 ]
 
 
@@ -27,6 +27,20 @@ def normalise(body: str) -> str:
 def encode_lines(text: str) -> bytes:
     """Quoted-printable of whole lines (``text`` ends with a line break), CRLF endings."""
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+def crlf_only(data: bytes) -> bool:
+    """Every CR and LF of ``data`` is in a CRLF pair. CRLF pairs never overlap, so that
+    holds exactly when the CRs and LFs number twice the pairs: two passes at C speed."""
+    return len(data) - len(data.translate(None, b"\r\n")) == 2 * data.count(b"\r\n")
+
+
+def dot_stuffed(data: bytes) -> bytes | None:
+    """``data`` (which begins a line) with a dot put before every line that begins with
+    one (RFC 5321 4.5.2), or None when no line does (the bytes go as they are)."""
+    if not data.startswith(b".") and b"\r\n." not in data:
+        return None
+    return (b"." + data if data.startswith(b".") else data).replace(b"\r\n.", b"\r\n..")
 
 
 class PreparedBody:
@@ -51,6 +65,11 @@ class PreparedBody:
                 static.append(line + "\n")
         if static:
             self.pieces.append(encode_lines("".join(static)))
+        # for SMTP: each encoded piece is whole lines, so it can be proven CRLF-only and
+        # dot-stuffed on its own; the pieces shared by every message are done here, once
+        self.stuffed: dict[int, bytes | None] = {
+            n: dot_stuffed(p) for n, p in enumerate(self.pieces)
+            if isinstance(p, bytes) and crlf_only(p)}
 
     def encode(self, values: Mapping[str, str]) -> bytes:
         out: list[bytes] = []
@@ -63,3 +82,30 @@ class PreparedBody:
             if piece or not out:  # an empty open last line after others adds nothing
                 out.append(encode_lines(normalise(piece)))
         return b"".join(out)
+
+    def encode_wire(self, values: Mapping[str, str]) -> tuple[bytes, bytes | None] | None:
+        """:meth:`encode`'s bytes and the same dot-stuffed for SMTP DATA (None when no line
+        begins with a dot), without scanning the shared pieces again; None when a piece is
+        not CRLF-only (never for what :func:`encode_lines` makes: then the caller's
+        transport checks the whole message as before)."""
+        out: list[bytes] = []
+        wire: list[bytes] = []
+        stuffed_any = False
+        for n, piece in enumerate(self.pieces):
+            if isinstance(piece, bytes):
+                if n not in self.stuffed:
+                    return None
+                done = self.stuffed[n]
+            else:
+                for marker, value in values.items():
+                    piece = piece.replace(marker, value)
+                if not piece and out:  # an empty open last line after others adds nothing
+                    continue
+                piece = encode_lines(normalise(piece))
+                if not crlf_only(piece):
+                    return None
+                done = dot_stuffed(piece)
+            out.append(piece)
+            wire.append(piece if done is None else done)
+            stuffed_any = stuffed_any or done is not None
+        return b"".join(out), (b"".join(wire) if stuffed_any else None)

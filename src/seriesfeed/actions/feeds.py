@@ -6,6 +6,7 @@ changed)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from seriesfeed.actions.entries import release_due
@@ -21,7 +22,14 @@ from seriesfeed.feeds import (
 from seriesfeed.feeds import plan_feeds as plan_feed_documents
 from seriesfeed.models import SiteData
 from seriesfeed.pages import build_pages as build_page_documents
-from seriesfeed.publish import PublishReport, etag_of, on_disk, publish, write_if_changed
+from seriesfeed.publish import (
+    PublishReport,
+    etag_of,
+    publish,
+    reader,
+    still_written,
+    write_if_changed,
+)
 from seriesfeed.store import Store
 from seriesfeed.store import entries as q
 from seriesfeed.store.watch import CommitWatch
@@ -56,15 +64,18 @@ def build_pages(config: Config, store: Store) -> list[FeedDocument]:
 
 
 def plan_site(store: Store, config: Config,
-              on_disk: dict[str, str] | None = None) -> list[FeedDocument]:
+              on_disk: dict[str, str] | None = None,
+              previous: Callable[[str], bytes | None] | None = None) -> list[FeedDocument]:
     """Every feed document and series page, as bytes, in a stable order; with ``on_disk``
-    (a folder's record, ``publish.on_disk``) the documents it already holds are not made."""
+    (a folder's record, ``publish.on_disk``) the documents it already holds are not made,
+    and with ``previous`` (``publish.reader`` of that folder) article pages whose part
+    numbers alone changed are spliced from their files instead of rendered."""
     # read once for both: it is the most expensive part of a build
     site = site_data(store)
     # and each entry's digest once for both (the pages and the archives name entries by it)
     digests = entry_digests(site, translations_for(site, config))
     return (plan_feed_documents(config, site, on_disk=on_disk, digests=digests)
-            + build_page_documents(config, site, on_disk, digests))
+            + build_page_documents(config, site, on_disk, digests, previous))
 
 
 def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
@@ -89,7 +100,9 @@ def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
             return PublishReport(out_dir, skipped=True)
     except (FileNotFoundError, UnicodeDecodeError):
         pass
-    report = publish(plan_site(store, config, on_disk(out_dir)), out_dir)
+    recorded = still_written(out_dir)
+    keys = {path: str(record[0]) for path, record in recorded.items()}
+    report = publish(plan_site(store, config, keys, reader(out_dir)), out_dir, recorded)
     if report.written:
         notify_hub(config, report.written)
     write_if_changed(stamp_file, stamp.encode("utf-8"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 
 from seriesfeed.errors import NotFoundError, ValidationError
 from seriesfeed.models import OutboxState, Subscriber, SubscriberStatus
@@ -316,9 +316,13 @@ def reset_hard_bounces(conn: Connection, subscriber_ids: list[int]) -> None:
     """A delivery succeeded: the subscriber's hard-bounce count starts again from 0."""
     ids = sorted({i for i in subscriber_ids if i is not None})
     for start in range(0, len(ids), 500):
-        conn.execute(update(subscribers).where(subscribers.c.id.in_(ids[start:start + 500]),
-                                               subscribers.c.hard_bounces > 0)
-                     .values(hard_bounces=0))
+        conn.execute(_RESET_BOUNCES, {"ids": ids[start:start + 500]})
+
+
+# run after every group of marks: built once, the ids an expanding parameter
+_RESET_BOUNCES = update(subscribers).where(
+    subscribers.c.id.in_(bindparam("ids", expanding=True)),
+    subscribers.c.hard_bounces > 0).values(hard_bounces=0)
 
 
 def suppression_reasons(conn: Connection) -> dict[str, str]:
