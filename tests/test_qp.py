@@ -9,6 +9,12 @@ from seriesfeed.emails import qp_body
 from seriesfeed.qp import PreparedBody
 
 MARKERS = ("@@UNSUB@@", "@@PREFS@@")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
 _piece = st.one_of(
     st.text(max_size=120),
     st.sampled_from([" ", "\t", "\n", "\r\n", "\r", "=", ".", "é", "  \n", "=\n", "x" * 80,
@@ -17,7 +23,10 @@ _piece = st.one_of(
 
 @settings(max_examples=400, deadline=None)
 @given(parts=st.lists(_piece, max_size=30),
-       values=st.tuples(st.text(max_size=300), st.text(max_size=80)))
+       # the values are links: no line breaks (a value beginning with LF after a line
+       # ending in a lone CR would join them into one break in the whole body only)
+       values=st.tuples(st.text(max_size=300).map(_one_line),
+                        st.text(max_size=80).map(_one_line)))
 def test_prepared_body_encodes_like_the_whole_body(parts: list[str],
                                                    values: tuple[str, str]) -> None:
     body = "".join(parts)
