@@ -45,8 +45,9 @@ def dot_stuffed(data: bytes) -> bytes | None:
 
 class PreparedBody:
     """A body whose marker lines are filled in and encoded per message, the rest once.
-    The values are links: one line each (a value beginning with a line feed, after a line
-    that ends in a lone CR, would make one line break where the whole body has two)."""
+    The values are links: one line each, never empty (an empty value, or one beginning
+    with a line feed, right after a lone CR would make two line breaks where the whole
+    body has one)."""
 
     def __init__(self, body: str, markers: tuple[str, ...]) -> None:
         self.markers = markers
