@@ -15,6 +15,7 @@ from seriesfeed import actions
 from seriesfeed.config import load_config
 from seriesfeed.models import Entry
 from seriesfeed.store import open_store
+from seriesfeed.templating import PACKAGE_TEMPLATES
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE, ConfigFactory
 
 SLUG = "reflections-on-the-iso-crisis"
@@ -212,3 +213,50 @@ def test_a_splice_refuses_what_it_cannot_place_for_sure() -> None:
     assert _respliced(19, "3 18", e, label, good) is None  # the form's default changes
     assert _respliced(config, "None None", e, label, good) is None
     assert _respliced(config, "3 18", e, label, None) is None
+
+
+def test_an_operator_template_printing_the_part_numbers_elsewhere_is_rendered_not_spliced(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """The splice replaces the label span and the JSON-LD position, where the shipped
+    template writes the part numbers. An operator's article template may print them
+    anywhere else too (``entry.parts`` in a meta tag, the label in the title): a splice
+    kept those stale, so such pages are rendered, and equal a cold build's."""
+    config_path = make_config(database={"url": f"sqlite:///{tmp_path}/store.sqlite3"},
+                              feeds={"max_entries": 3, "out_dir": "var/public"})
+    folder = config_path.parent / "templates"  # a templates folder beside the config wins
+    (folder / "web").mkdir(parents=True)
+    for template in (PACKAGE_TEMPLATES / "web").glob("*.j2"):
+        text = template.read_text(encoding="utf-8")
+        if template.name == "article.html.j2":
+            text = text.replace("{% block content %}", '{% block content %}\n<p class="of">'
+                                "{{ entry.part }}/{{ entry.parts }}</p>", 1)
+            assert "{{ entry.parts }}" in text
+        (folder / "web" / template.name).write_text(text, encoding="utf-8")
+    site = Site(config_path, tmp_path)
+    en = [e for e in _entries(site.config_path) if e.language == "en"]
+    _cli(site.config_path, "entries", "add", "--series", SLUG, "--title", "Inserted",
+         "--published", (en[len(en) // 2].published + timedelta(hours=1)).isoformat(),
+         "--url", "https://example.org/inserted")
+    written, spliced, changed = site.rebuilt()  # equal to a cold build's, file for file
+    assert spliced == 0 and len(changed) >= 19, (written, spliced, len(changed))
+
+
+def test_the_shipped_article_template_is_known_as_such(tmp_path: Path) -> None:
+    """A copy of the shipped templates splices as they do; one changed byte in the article
+    template or in the one it extends, or a language's own copy, does not."""
+    from seriesfeed.templating import stock_template
+
+    assert stock_template(PACKAGE_TEMPLATES, "web/article.html.j2")
+    (tmp_path / "web").mkdir()
+    for template in (PACKAGE_TEMPLATES / "web").glob("*.j2"):
+        (tmp_path / "web" / template.name).write_bytes(template.read_bytes())
+    assert stock_template(tmp_path, "web/article.html.j2")
+    base = tmp_path / "web" / "base.html.j2"
+    base.write_bytes(base.read_bytes() + b"{{ entry.parts }}")
+    assert not stock_template(tmp_path, "web/article.html.j2")
+    base.write_bytes((PACKAGE_TEMPLATES / "web" / "base.html.j2").read_bytes())
+    (tmp_path / "web" / "es").mkdir()
+    (tmp_path / "web" / "es" / "article.html.j2").write_text(
+        '{% extends "web/article.html.j2" %}', encoding="utf-8")
+    assert not stock_template(tmp_path, "web/es/article.html.j2")
+    assert not stock_template(tmp_path, "web/missing.html.j2")

@@ -30,7 +30,13 @@ from seriesfeed.feeds import (
     with_fallback,
 )
 from seriesfeed.models import AuthorKind, Entry, Series, SiteData
-from seriesfeed.templating import Template, localized_template, render, templates_dir
+from seriesfeed.templating import (
+    Template,
+    localized_template,
+    render,
+    stock_template,
+    templates_dir,
+)
 from seriesfeed.text import sanitize_html
 
 __all__ = ["ROBOTS", "SITEMAP_LIMIT", "XML", "build_pages", "build_sitemap", "json_ld",
@@ -243,11 +249,19 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
         body = render_page(config, code, "language.html.j2", {"series": series})
         updated = max((s["updated"] for s in series), default=EPOCH)
         docs.append(FeedDocument(f"/{code}/", HTML, body.encode("utf-8"), updated))
+    # a splice knows where the shipped article template writes the part numbers, not
+    # where an operator's may: with one, pages whose part numbers changed are rendered
+    splices: dict[str, bool] = {}
+    if previous is not None:
+        folder = templates_dir(config.resolve("templates"))
+        splices = {lang: stock_template(folder, localized_template(folder, "web", lang,
+                                                                   "article.html.j2"))
+                   for lang in {scope[0] for scope in article_scopes}}
     with _PAGES.lock:
         for lang, slug, shown, title, listing in article_scopes:
             docs.extend(_article_pages(config, site, shown, lang,
                                        by_listing[(lang, slug)], title, on_disk, keys,
-                                       previous, listing))
+                                       previous if splices.get(lang) else None, listing))
         _PAGES.sweep()
     docs.extend(build_sitemap(config, site))
     docs.append(FeedDocument("/robots.txt", ROBOTS, robots_txt(config).encode("utf-8"),

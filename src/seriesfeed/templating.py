@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 import markupsafe
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 
 try:  # markupsafe's C escaping, without the Markup object its escape() wraps it in
@@ -27,7 +27,7 @@ from seriesfeed.errors import ConfigError
 
 __all__ = [
     "PACKAGE_TEMPLATES", "Template", "environment", "localized_template", "render",
-    "template_exists", "templates_dir",
+    "stock_template", "template_exists", "templates_dir",
 ]
 
 # src/seriesfeed/templating.py -> the project root's templates/
@@ -107,6 +107,33 @@ class Template:
             return self.template.render(context)
         except jinja2.TemplateNotFound as exc:  # the one it extends
             raise ConfigError(f"template {self.folder / self.name} is missing") from exc
+
+
+def stock_template(folder: Path, name: str) -> bool:
+    """Template ``name`` in ``folder`` and every template it extends, includes or imports
+    are the shipped ones, byte for byte: what a template writes is then known from the
+    shipped text (``pages._respliced`` relies on where the article template writes the part
+    numbers; an operator's template may write them anywhere). False for a template that
+    names another by an expression, or that cannot be read."""
+    seen: set[str] = set()
+    names = [name]
+    while names:
+        name = names.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            text = (folder / name).read_bytes()
+            if text != (PACKAGE_TEMPLATES / name).read_bytes():
+                return False
+            parsed = environment(PACKAGE_TEMPLATES).parse(text.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, jinja2.TemplateSyntaxError):
+            return False
+        for found in meta.find_referenced_templates(parsed):
+            if found is None:
+                return False
+            names.append(found)
+    return True
 
 
 def template_exists(folder: Path, name: str) -> bool:
