@@ -170,7 +170,7 @@ def retry_blockers(conn: Connection, ids: Collection[int]) -> dict[int, str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _due_queries(dialect: str, excluding: bool) -> list[Select[Any]]:
+def _due_queries(dialect: str, excluding: bool) -> tuple[Select[Any], ...]:
     """The four range queries of :func:`_due_rows`, built once per dialect (their values
     are parameters: now, the kinds, the limit and the rows this process holds)."""
     now = bindparam("now", type_=outbox.c.next_at.type)
@@ -190,7 +190,7 @@ def _due_queries(dialect: str, excluding: bool) -> list[Select[Any]]:
         if dialect == "postgresql":
             query = query.with_for_update(skip_locked=True, of=outbox)
         queries.append(query)
-    return queries
+    return tuple(queries)  # shared by every caller (cached): not to be changed
 
 
 # The statements a send runs per batch and per group of marks, built once with their id
