@@ -314,3 +314,104 @@ def test_a_build_killed_midway_then_run_again_gives_a_cold_builds_bytes(
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         site.check()
+
+
+# --- templates, catalogues, languages, numbers -----------------------------------------
+
+FRENCH = """
+[languages.fr]
+name = "Français"
+locale = "fr_FR"
+feed_title = "SocialistWorker.org en français"
+feed_description = "Articles en français de SocialistWorker.org"
+"""
+
+
+def _same_size_edit(path: Path, old: str, new: str) -> None:
+    """Edit ``path`` keeping its size, with its modification time put back."""
+    assert len(old.encode()) == len(new.encode())
+    before = path.stat()
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_template_edited_with_its_time_put_back_is_drawn(make_config: ConfigFactory,
+                                                           tmp_path: Path) -> None:
+    import shutil
+
+    from seriesfeed.templating import PACKAGE_TEMPLATES
+
+    site = Site(make_config, tmp_path)
+    shutil.copytree(PACKAGE_TEMPLATES, site.config_path.parent / "templates")
+    site.check()
+    _same_size_edit(site.config_path.parent / "templates" / "web" / "article.html.j2",
+                    "<h1>", "<h2>")
+    site.check()
+
+
+def test_a_language_added_then_its_catalogue_edited_gives_a_cold_builds_bytes(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import ROOT
+
+    site = Site(make_config, tmp_path)
+    shutil.copytree(ROOT / "tests/data/locale", site.config_path.parent / "locale")
+    text = site.config_path.read_text(encoding="utf-8")
+    site.config_path.write_text(text.replace('catalogues = ""', 'catalogues = "locale"', 1)
+                                + FRENCH, encoding="utf-8")
+    site.check()
+    first = site.en()[0]
+    _cli(site.config_path, "entries", "add", "--series", SLUG, "--lang", "fr",
+         "--title", "Lettre", "--published", first.published.isoformat(),
+         "--url", "https://example.org/fr/lettre")
+    _cli(site.config_path, "entries", "add", "--series", SLUG, "--lang", "fr",
+         "--title", "Deuxième", "--published", (first.published + timedelta(days=1)).isoformat(),
+         "--url", "https://example.org/fr/deux")
+    _cli(site.config_path, "entries", "link", str(first.id), "https://example.org/fr/lettre")
+    site.check()
+    po = site.config_path.parent / "locale/fr/LC_MESSAGES/seriesfeed.po"
+    _same_size_edit(po, 'msgstr[2] "Partie {part} sur {n}"', 'msgstr[2] "Partie {part} de  {n}"')
+    site.check()
+    # CLDR grouping: 12 345 (fr, narrow no-break space), 12.345 (es), 12,345 (en)
+    _cli(site.config_path, "entries", "set", "https://example.org/fr/deux", "--part", "12345")
+    site.check()
+    _cli(site.config_path, "entries", "set", "https://example.org/fr/deux", "--part", "auto")
+    site.check()
+    es = [e for e in _entries(site.config_path) if e.language == "es"]
+    _cli(site.config_path, "entries", "set", str(es[-1].id), "--part", "12345")
+    site.check()
+    _cli(site.config_path, "entries", "set", str(es[-1].id), "--part", "1000")
+    site.check()
+    _cli(site.config_path, "entries", "set", str(site.en()[-1].id), "--part", "100000")
+    site.check()
+    _cli(site.config_path, "entries", "set", str(site.en()[0].id), "--part", "1001")
+    site.check()
+
+
+# --- a full disk -------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_fails_with_one_line_leaves_no_temporary_file_and_recovers(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    site = Site(make_config, tmp_path)
+    size = sum(len(v) for v in _tree(site.warm).values() if isinstance(v, bytes))
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size // 2}", "tmpfs", str(disk)],
+                   check=True)
+    try:
+        out = disk / "public"
+        proc = _run(site.config_path, "feeds", "build", "--out", str(out))
+        assert proc.returncode == 1 and proc.stderr.startswith("Error:"), proc.stderr
+        assert "Traceback" not in proc.stderr
+        left = [p for p in _tree(disk) if p.endswith(".tmp")]
+        assert left == []
+        subprocess.run(["mount", "-o", f"remount,size={size * 4}", str(disk)], check=True)
+        _cli(site.config_path, "feeds", "build", "--out", str(out))
+        assert _tree(out) == site.cold()
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
