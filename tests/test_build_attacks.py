@@ -116,6 +116,8 @@ def test_a_page_edited_by_hand_is_made_again_when_nothing_else_changed(
     """The build stamp says the store and settings are as the last build saw them; it
     does not say the folder is: a defaced page must not survive a build."""
     site = Site(make_config, tmp_path)
+    # untouched, the folder is still taken as it is, without a plan
+    assert "nothing changed since the last build" in site.check()
     page = site.pages()[0]
     (site.warm / page).write_bytes(b"<p>defaced</p>")
     (site.warm / "sitemap.xml").unlink()
