@@ -31,6 +31,7 @@ OWNERS: dict[str, str | tuple[str, ...]] = {
     "alembic": "seriesfeed.store.",
     "feedgen": "seriesfeed.feeds",
     "jinja2": "seriesfeed.templating",
+    "markupsafe": "seriesfeed.templating",  # Jinja's escaping, which templates call
     "css_inline": "seriesfeed.emails",
     "dkim": "seriesfeed.emails",
     "aiosmtplib": "seriesfeed.mailer",

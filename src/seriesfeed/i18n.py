@@ -200,14 +200,27 @@ def template_functions(config: Config, language: str) -> dict[str, object]:
     def local_time(value: datetime) -> str:
         return format_time(value.astimezone(config.zone), locale)
 
+    # a series page prints these for each of its entries, most of them alike: each
+    # distinct value is formatted once per set of functions
+    bylines: dict[tuple[str, ...], str] = {}
+    labels: dict[tuple[int, int], str] = {}
+
     def byline(authors: Iterable[object]) -> str:
-        return format_byline([str(getattr(a, "name", a)) for a in authors], locale)
+        names = tuple(str(getattr(a, "name", a)) for a in authors)
+        found = bylines.get(names)
+        if found is None:
+            found = bylines[names] = format_byline(list(names), locale)
+        return found
 
     def part_label(part: int | None, parts: int | None) -> str:
         if not part or not parts:
             return ""
-        # plural on the total: CLDR forms differ by language ("de 1" / "de 18")
-        return m.ngettext("Part {part} of {n}", "Part {part} of {n}", parts, part=part)
+        found = labels.get((part, parts))
+        if found is None:
+            # plural on the total: CLDR forms differ by language ("de 1" / "de 18")
+            found = labels[(part, parts)] = m.ngettext("Part {part} of {n}",
+                                                       "Part {part} of {n}", parts, part=part)
+        return found
 
     return {"_": m.gettext, "gettext": m.gettext, "ngettext": m.ngettext,
             "pgettext": m.pgettext, "format_date": local_date,

@@ -24,13 +24,19 @@ _SPACE_RUN = re.compile(r"\s+")
 
 def clean_text(value: str) -> str:
     """Return ``value`` with every character XML 1.0 cannot carry removed, a stray BOM
-    dropped and CRLF/CR folded to LF. Applied when text enters the store."""
+    dropped and CRLF/CR folded to LF. Applied when text enters the store (and again by
+    the feeds, for every title, name and summary of every build: printable ASCII, most
+    of it, has nothing to remove and is returned as it is, without the four scans)."""
+    if value.isascii() and value.isprintable():
+        return value
     value = value.replace("\r\n", "\n").replace("\r", "\n").replace(_BOM, "")
     return _ILLEGAL.sub("", value)
 
 
 def clean_line(value: str) -> str:
     """``clean_text`` for one-line fields (titles, names): whitespace runs become one space."""
+    if value.isascii() and value.isprintable() and "  " not in value:
+        return value.strip()  # printable ASCII: its only whitespace is single spaces
     return _SPACE_RUN.sub(" ", clean_text(value)).strip()
 
 
