@@ -417,3 +417,42 @@ def test_a_full_disk_fails_with_one_line_leaves_no_temporary_file_and_recovers(
         assert _tree(out) == site.cold()
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+# --- a long-lived process (the daemon builds in its own process, on a schedule) ---------
+
+
+def test_a_catalogue_edited_under_a_running_process_is_drawn_by_its_next_build(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """The daemon builds in one process for days; the catalogue's file is an input of
+    every page (``settings_key``): its next build must draw the new words, or it records
+    the old ones under the new key and every later build from a new process keeps them."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    site = Site(make_config, tmp_path)
+    shutil.copytree(ROOT / "tests/data/locale", site.config_path.parent / "locale")
+    text = site.config_path.read_text(encoding="utf-8")
+    site.config_path.write_text(text.replace('catalogues = ""', 'catalogues = "locale"', 1)
+                                + FRENCH, encoding="utf-8")
+    first = site.en()[0]
+    for n in range(2):
+        _cli(site.config_path, "entries", "add", "--series", SLUG, "--lang", "fr",
+             "--title", f"Article {n}",
+             "--published", (first.published + timedelta(days=n)).isoformat(),
+             "--url", f"https://example.org/fr/{n}")
+    config = load_config(site.config_path, env={})
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        actions.build_feeds(store, config, site.warm)  # this process: the daemon
+        po = site.config_path.parent / "locale/fr/LC_MESSAGES/seriesfeed.po"
+        po.write_text(po.read_text(encoding="utf-8").replace(
+            'msgstr[2] "Partie {part} sur {n}"', 'msgstr[2] "Article {part} sur {n}"'),
+            encoding="utf-8")
+        actions.build_feeds(store, config, site.warm)  # its next scheduled build
+    finally:
+        store.close()
+    assert b'<span class="part">Article ' in (site.warm / "fr" / SLUG / "article-1" /
+                                             "index.html").read_bytes()
+    site.check()
