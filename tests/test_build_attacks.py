@@ -207,6 +207,30 @@ def test_a_hostile_manifest_is_ignored(make_config: ConfigFactory, tmp_path: Pat
     assert not (tmp_path / "escape").exists()
 
 
+def test_what_a_manifest_records_is_removed_only_while_still_as_written(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """A removed document's file goes; an operator's own file that a (stale or hostile)
+    record names, or another spelling of a kept page's path, never does."""
+    site = Site(make_config, tmp_path)
+    own = site.warm / "assets" / "site.css"
+    own.parent.mkdir()
+    own.write_bytes(b"body{}")
+    kept = site.pages()[0]
+    data = json.loads((site.warm / MANIFEST).read_bytes())
+    st = own.stat()
+    data["files"]["/assets/site.css"] = ["", st.st_size + 1, st.st_mtime_ns, st.st_ino,
+                                         st.st_ctime_ns]
+    record = data["files"]["/" + kept.removesuffix("index.html")]
+    data["files"]["/" + kept.replace("/", "//", 1)] = record
+    (site.warm / MANIFEST).write_text(json.dumps(data), encoding="utf-8")
+    _cli(site.config_path, "entries", "set", str(site.en()[-1].id), "--title", "Fixed")
+    _cli(site.config_path, "feeds", "build", "--out", str(site.warm))
+    assert own.read_bytes() == b"body{}" and (site.warm / kept).is_file()
+    own.unlink()
+    own.parent.rmdir()
+    assert _tree(site.warm) == site.cold()
+
+
 def test_a_manifest_that_claims_every_page_under_a_wrong_key_changes_nothing_wrongly(
         make_config: ConfigFactory, tmp_path: Path) -> None:
     """Records whose key is not the page's (another build's, a stale copy) with the
@@ -235,6 +259,7 @@ def test_a_sequence_of_edits_each_gives_a_cold_builds_bytes(
     site = Site(make_config, tmp_path)
     en = site.en()
     first, middle = en[0], en[len(en) // 2]
+    es_id = str(next(e for e in _entries(site.config_path) if e.language == "es").id)
     body = tmp_path / "body.html"
     # a content body quoting the label and JSON-LD lines of its neighbours' pages
     body.write_text('<p><span class="part">Part 3 of 21</span> and '
@@ -255,6 +280,9 @@ def test_a_sequence_of_edits_each_gives_a_cold_builds_bytes(
         ("entries", "set", "https://example.org/after", "--part", "auto"),
         ("entries", "remove", "https://example.org/before"),
         ("entries", "set", str(first.id), "--title", "Renamed <span class=\"part\">"),
+        # a translation linked, then gone (its page, and its alternates on the original)
+        ("entries", "link", str(en[1].id), es_id),
+        ("entries", "remove", es_id),
     ]
     for step in steps:
         _cli(site.config_path, *step)
