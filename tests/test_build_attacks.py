@@ -419,6 +419,10 @@ def test_a_language_added_then_its_catalogue_edited_gives_a_cold_builds_bytes(
     site.check()
     _cli(site.config_path, "entries", "set", str(site.en()[0].id), "--part", "1001")
     site.check()
+    # and the language taken out of the config again: its pages and feeds go
+    site.config_path.write_text(site.config_path.read_text(encoding="utf-8")
+                                .replace(FRENCH, ""), encoding="utf-8")
+    site.check()
 
 
 # --- a full disk -------------------------------------------------------------------------
