@@ -488,3 +488,25 @@ def test_a_catalogue_edited_under_a_running_process_is_drawn_by_its_next_build(
     assert b'<span class="part">Article ' in (site.warm / "fr" / SLUG / "article-1" /
                                              "index.html").read_bytes()
     site.check()
+
+
+def test_a_template_edited_with_its_time_put_back_under_a_running_process_is_drawn(
+        make_config: ConfigFactory, tmp_path: Path) -> None:
+    """As the catalogue: Jinja reloads a template whose mtime moved; a same-size edit
+    with its mtime put back moves only its change time, which the pages' keys hold."""
+    import shutil
+
+    from seriesfeed.templating import PACKAGE_TEMPLATES
+
+    site = Site(make_config, tmp_path)
+    shutil.copytree(PACKAGE_TEMPLATES, site.config_path.parent / "templates")
+    config = load_config(site.config_path, env={})
+    store = open_store(config.database.url, config.base_dir)
+    try:
+        actions.build_feeds(store, config, site.warm)  # this process: the daemon
+        _same_size_edit(site.config_path.parent / "templates" / "web" / "article.html.j2",
+                        "<h1>", "<h2>")
+        actions.build_feeds(store, config, site.warm)
+    finally:
+        store.close()
+    site.check()
