@@ -325,7 +325,7 @@ def test_two_builds_at_once_then_a_build_give_a_cold_builds_bytes(
         for p in procs:
             _, err = p.communicate(timeout=300)
             assert p.returncode == 0, err
-        assert _tree(site.warm) == site.cold() or True  # the racing builds may lag
+        # each racing build was right for the store it read; the next one for this store
         site.check()
 
 
