@@ -682,8 +682,10 @@ def settings_key(config: Config) -> str:
     return hashlib.sha256(relevant.encode("utf-8")).hexdigest()
 
 
-def _look_files(config: Config) -> tuple[tuple[str, int, int], ...]:
-    """Each template and catalogue file the pages are made from: (path, size, mtime)."""
+def _look_files(config: Config) -> tuple[tuple[str, int, int, int, int], ...]:
+    """Each template and catalogue file the pages are made from: (path, size, mtime,
+    inode, change time); size and mtime alone a same-size edit with ``touch -d`` (or an
+    editor keeping times) puts back, the change time it cannot."""
     from seriesfeed.templating import templates_dir  # jinja2: only where pages are made
 
     folders = [templates_dir(config.resolve("templates")), i18n.LOCALE_DIR,
@@ -695,7 +697,8 @@ def _look_files(config: Config) -> tuple[tuple[str, int, int], ...]:
         for path in sorted(folder.rglob("*")):
             if path.suffix in (".j2", ".po", ".css", ".html", ".txt") and path.is_file():
                 st = path.stat()
-                found.append((str(path), st.st_size, st.st_mtime_ns))
+                found.append((str(path), st.st_size, st.st_mtime_ns, st.st_ino,
+                              st.st_ctime_ns))
     return tuple(found)
 
 

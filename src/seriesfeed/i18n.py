@@ -102,10 +102,26 @@ def catalogue_file(language: str, folders: tuple[Path, ...]) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=64)
 def load_catalogue(language: str, folders: tuple[Path, ...] = ()) -> Catalogue:
-    """Read and compile the language's catalogue (cached: once per process)."""
+    """Read and compile the language's catalogue (cached while its file is unchanged: a
+    long-lived process, the daemon, builds pages after an edit to it, and their keys
+    already hold the edited file's identity, ``feeds.settings_key``)."""
     path = catalogue_file(language, folders)
+    identity: tuple[int, ...] = ()
+    if path is not None:
+        try:
+            st = path.stat()
+            identity = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        except OSError:
+            pass
+    return _compiled(language, path, identity)
+
+
+@lru_cache(maxsize=64)
+def _compiled(language: str, path: Path | None, identity: tuple[int, ...]) -> Catalogue:
+    """``path`` (the language's catalogue file, or None) read and compiled, once per
+    ``identity`` of the file."""
+    del identity  # only the cache's key
     messages: dict[Key, str | tuple[str, ...]] = {}
     if path is not None:
         try:

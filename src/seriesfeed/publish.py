@@ -4,31 +4,47 @@ Each file is written atomically (a temporary file in the same folder, fsync, ren
 only when its bytes changed, so a rebuild with nothing new touches nothing and a reader
 never sees half a file. ETags are a hash of the bytes.
 
-Beside the files, ``.seriesfeed-manifest.json`` records for each document that has a key
-(a digest of every input of its bytes: archive pages, article pages) the key and the
-size and modification time of the file written. The next build, in any process, reads it
-(``on_disk``) and does not make again a document whose key and file are unchanged: the
-folder is the piece cache's storage, the manifest its index. A file changed or removed by
-anyone else no longer matches its record and is made and compared as usual.
+Beside the files, ``.seriesfeed-manifest.json`` records for each document written the
+key (a digest of every input of its bytes: archive pages, article pages; empty for the
+others) and the identity of the file written: size, modification time, inode and change
+time. The next build, in any process, reads it (``on_disk``) and does not make again a
+document whose key and file are unchanged: the folder is the piece cache's storage, the
+manifest its index. A file changed, replaced or removed by anyone else no longer matches
+its record (size and mtime a hand can put back, ``touch -d``; the inode and the change
+time it cannot) and is made and compared as usual; a recorded file that no document
+names any more (a removed entry's page) is removed while it is still as written.
+
+A build holds a lock on the folder (``locked``): two at once would sweep each other's
+temporary files and interleave their records.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import re
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
 
-__all__ = ["MANIFEST", "PublishReport", "etag_of", "on_disk", "publish", "reader",
-           "still_written", "target_path", "write_if_changed"]
+__all__ = ["MANIFEST", "Manifest", "PublishReport", "etag_of", "locked", "on_disk",
+           "publish", "read_manifest", "reader", "still_written", "sweep_temporary",
+           "target_path", "write_if_changed"]
 
 MANIFEST = ".seriesfeed-manifest.json"
-_FORMAT = 1
+# 2: records hold the inode and change time too, and the build's stamp; a format 1
+# manifest (size and mtime only, keyed documents only) is not believed: one full build
+_FORMAT = 2
+_TEMPORARY = re.compile(r"\..+\.\d+\.tmp\Z", re.DOTALL)  # write_if_changed's names
 
 
 def etag_of(body: bytes) -> str:
@@ -61,6 +77,21 @@ def target_path(out_dir: Path, url_path: str) -> Path:
     return target
 
 
+def _held(path: Path) -> bytes | None:
+    """The bytes of ``path`` when it is a file of its own, None when it is missing or a
+    symlink (which a build replaces by a file even when it leads to the same bytes)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+    with open(fd, "rb") as fh:
+        return fh.read()
+
+
 def write_if_changed(path: Path, body: bytes, *, differs: bool = False) -> bool:
     """Atomically replace ``path`` with ``body`` unless it already holds those bytes
     (``differs``: the caller knows it does not; the file is not read)."""
@@ -72,28 +103,64 @@ def _write_if_changed(path: str, body: bytes, *, differs: bool = False) -> bool:
     """``write_if_changed`` for a path whose folder exists, in plain ``os`` calls: a
     file of another size is not read, and a missing one costs a ``stat``, not an open
     that raises. (Through pathlib and buffered files this was most of the user CPU of
-    writing 20,000 pages; the fsync stays: each file is on disk before it is renamed.)"""
+    writing 20,000 pages; the fsync stays: each file is on disk before it is renamed.)
+    Only a file of its own is read and kept: a symlink is replaced by a file even when it
+    leads to the same bytes. A temporary file that cannot be finished (a full disk) is
+    removed, not left beside the file."""
     if not differs:
         try:
-            size = os.stat(path).st_size
+            st = os.lstat(path)
+            size = st.st_size if stat.S_ISREG(st.st_mode) else -1
         except FileNotFoundError:
             size = -1
-        if size == len(body):
-            with open(path, "rb") as fh:
-                if fh.read() == body:
-                    return False
+        if size == len(body) and _held(Path(path)) == body:
+            return False
     folder, name = os.path.split(path)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
-        view = memoryview(body)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return True
+
+
+@contextmanager
+def locked(out_dir: Path) -> Iterator[None]:
+    """Hold the build lock of ``out_dir`` (a flock on the folder itself, so nothing is
+    added to it), waiting for a build that holds it; the folder is made if missing."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # and the lock with it
+
+
+def sweep_temporary(out_dir: Path) -> int:
+    """Remove what ``write_if_changed`` leaves when its process is killed between its
+    write and its rename (``.NAME.PID.tmp``); the caller holds the lock, so none is in
+    use. A walk of the whole folder: only after a build that did not finish."""
+    removed = 0
+    for root, _dirs, files in os.walk(out_dir):
+        for name in files:
+            if _TEMPORARY.match(name):
+                try:
+                    os.unlink(os.path.join(root, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
 
 
 class _Targets:
@@ -145,64 +212,123 @@ def reader(out_dir: Path) -> Callable[[str], bytes | None]:
     return read
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
+def _identity(st: os.stat_result) -> list[object]:
+    """What a record holds of a file: size and mtime, which anyone may set back, and the
+    inode and change time, which only a new file or a change moves (a rename in gives a
+    new inode; an edit, a ``touch -d`` or a chmod a new change time)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+
+def _stat(path: Path) -> list[object] | None:
     try:
-        st = path.stat()
+        st = os.lstat(path)
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns
+    return _identity(st)
 
 
-def _read_manifest(out_dir: Path) -> dict[str, list[object]]:
+def _relative(path: str) -> str | None:
+    """The file a document's URL path is written to, relative to the folder; None for a
+    path no build writes (``..``, ``.``, an empty part, NUL)."""
+    relative = path.lstrip("/")
+    if relative.endswith("/") or not relative:
+        relative += "index.html"
+    if "\0" in relative or any(part in ("", ".", "..") for part in relative.split("/")):
+        return None
+    return relative
+
+
+@dataclass
+class Manifest:
+    """The manifest as read: the stamp of the build that wrote it (``""``: none), and its
+    records, URL path -> [key, size, mtime, inode, ctime], unchecked."""
+    stamp: str = ""
+    files: dict[str, object] = field(default_factory=dict)
+
+
+def read_manifest(out_dir: Path) -> Manifest:
+    """``out_dir``'s manifest, or an empty one when it is missing, not ours or damaged
+    (anything but our JSON, however deep or large, is no manifest)."""
     try:
         data = json.loads((out_dir / MANIFEST).read_bytes())
-    except (OSError, ValueError):
-        return {}
+    except (OSError, ValueError, RecursionError):
+        return Manifest()
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        return {}
-    files = data.get("files")
-    return files if isinstance(files, dict) else {}
+        return Manifest()
+    files, stamp = data.get("files"), data.get("stamp")
+    return Manifest(stamp if isinstance(stamp, str) else "",
+                    files if isinstance(files, dict) else {})
 
 
 def on_disk(out_dir: Path) -> dict[str, str]:
     """URL path -> key of the documents whose file in ``out_dir`` is still the one an
-    earlier build wrote (same size and modification time as recorded)."""
-    return {path: str(record[0]) for path, record in still_written(out_dir).items()}
+    earlier build wrote (the same file, unchanged, as recorded)."""
+    return {path: str(record[0]) for path, record in still_written(out_dir).items()
+            if record[0]}
 
 
-def still_written(out_dir: Path) -> dict[str, list[object]]:
-    """URL path -> manifest record (key, size, mtime) of the documents whose file in
-    ``out_dir`` is still the one an earlier build wrote. Plain strings and one ``stat``
-    per file: this runs over every page of the site on every build; ``publish`` takes it
-    back, so the manifest is read once per build."""
+def still_written(out_dir: Path, manifest: Manifest | None = None) -> dict[str, list[object]]:
+    """URL path -> manifest record (key, size, mtime, inode, ctime) of the documents whose
+    file in ``out_dir`` is still the one an earlier build wrote (``manifest``: read when
+    not given). Plain strings and one ``lstat`` per file: this runs over every page of
+    the site on every build; ``publish`` takes it back, so the manifest is read once per
+    build."""
     root = os.fspath(out_dir)
     found: dict[str, list[object]] = {}
-    for path, record in _read_manifest(out_dir).items():
-        if not (isinstance(record, list) and len(record) == 3 and isinstance(record[0], str)):
+    for path, record in (manifest or read_manifest(out_dir)).files.items():
+        if not (isinstance(record, list) and len(record) == 5 and isinstance(record[0], str)):
             continue
-        relative = path.lstrip("/")
-        if relative.endswith("/") or not relative:
-            relative += "index.html"
-        if "\0" in relative or any(part in (".", "..") for part in relative.split("/")):
+        relative = _relative(path)
+        if relative is None:
             continue  # never a path a build writes
         try:
-            st = os.stat(os.path.join(root, relative))
+            st = os.lstat(os.path.join(root, relative))
         except OSError:
             continue
-        if (st.st_size, st.st_mtime_ns) == (record[1], record[2]):
+        if _identity(st) == record[1:]:
             found[path] = record
     return found
 
 
+def _remove_stale(out_dir: Path, targets: _Targets, stale: dict[str, list[object]],
+                  kept: set[str]) -> None:
+    """Remove the files an earlier build wrote for documents there are no more (a removed
+    entry's page), each only while still as written, then their folders left empty."""
+    folders: set[Path] = set()
+    for path, record in stale.items():
+        relative = _relative(path)
+        if relative is None or os.path.normpath(relative) != relative or relative in kept:
+            continue  # another spelling of a file a document has: never removed
+        try:
+            target = targets(path)
+            if _stat(target) != record[1:]:
+                continue
+            target.unlink()
+        except (OSError, SeriesfeedError):
+            continue
+        folders.add(target.parent)
+    root = targets.root
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+        while folder != root and root in folder.parents:
+            try:
+                folder.rmdir()  # only when empty: nothing of anyone else's goes
+            except OSError:
+                break
+            folder = folder.parent
+
+
 def publish(documents: list[FeedDocument], out_dir: Path,
-            recorded: dict[str, list[object]] | None = None) -> PublishReport:
-    """Write ``documents`` under ``out_dir`` and its manifest; ``recorded``: the
-    ``still_written`` records the documents were planned against (read again when not
-    given), whose entries the documents planned as on disk keep."""
+            recorded: dict[str, list[object]] | None = None, stamp: str = "",
+            ) -> PublishReport:
+    """Write ``documents`` under ``out_dir``, remove the files of recorded documents that
+    are gone, and write its manifest; ``recorded``: the ``still_written`` records the
+    documents were planned against (read again when not given), whose entries the
+    documents planned as on disk keep; ``stamp``: what the manifest says the folder was
+    built from (``build_feeds``)."""
     report = PublishReport(out_dir)
-    if recorded is None and any(d.on_disk for d in documents):
-        recorded = _read_manifest(out_dir)
-    old = recorded or {}
+    if recorded is None:
+        recorded = still_written(out_dir)
+    old = recorded
     files: dict[str, list[object]] = {}
     try:
         targets = _Targets(out_dir)
@@ -223,14 +349,16 @@ def publish(documents: list[FeedDocument], out_dir: Path,
                 report.spliced += doc.spliced
             else:
                 report.unchanged += 1
-            if doc.key:
-                stat = _stat(target)
-                if stat is not None:
-                    files[doc.path] = [doc.key, *stat]
+            identity = _stat(target)
+            if identity is not None:
+                files[doc.path] = [doc.key or "", *identity]
+        kept = {_relative(doc.path) for doc in documents}
+        _remove_stale(out_dir, targets, {p: r for p, r in old.items() if p not in files},
+                      {k for k in kept if k is not None})
         # the index last, after every file it names: a crash before it leaves the old
         # index, whose records no longer match what changed (each is checked by stat)
         write_if_changed(out_dir / MANIFEST, json.dumps(
-            {"format": _FORMAT, "files": files}, separators=(",", ":"),
+            {"format": _FORMAT, "stamp": stamp, "files": files}, separators=(",", ":"),
             sort_keys=True).encode("utf-8"))
     except OSError as exc:
         raise SeriesfeedError(f"cannot write the feeds to {out_dir}: {exc}") from exc

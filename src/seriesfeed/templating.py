@@ -8,6 +8,8 @@ own folder (``email/<lang>/digest.html.j2``, ``web/<lang>/series.html.j2``).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,27 @@ class _CodeGenerator(CodeGenerator):
         self.writeline("from seriesfeed.templating import output_escape as escape")
 
 
+def _identity(filename: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(filename)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns
+
+
+class _Loader(jinja2.FileSystemLoader):
+    """Jinja's file loader, whose templates are up to date while their file's identity
+    (size, mtime, inode, change time) is unchanged, not only its mtime: a same-size edit
+    with its mtime put back moves the pages' keys (``feeds.settings_key``), so a
+    long-lived process (the daemon) must draw it too."""
+
+    def get_source(self, environment: jinja2.Environment, template: str
+                   ) -> tuple[str, str, Callable[[], bool]]:
+        source, filename, _ = super().get_source(environment, template)
+        seen = _identity(filename)
+        return source, filename, lambda: _identity(filename) == seen
+
+
 def _autoescape(name: str | None) -> bool:
     return bool(name) and not str(name).endswith((".txt.j2", ".txt"))
 
@@ -71,7 +94,7 @@ def _autoescape(name: str | None) -> bool:
 @lru_cache(maxsize=8)
 def environment(folder: Path) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=_Loader(str(folder)),
         autoescape=_autoescape,  # noqa: S701 - on for every template but *.txt.j2
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

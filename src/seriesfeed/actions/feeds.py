@@ -25,9 +25,12 @@ from seriesfeed.pages import build_pages as build_page_documents
 from seriesfeed.publish import (
     PublishReport,
     etag_of,
+    locked,
     publish,
+    read_manifest,
     reader,
     still_written,
+    sweep_temporary,
     write_if_changed,
 )
 from seriesfeed.store import Store
@@ -82,10 +85,15 @@ def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
     """Write every feed and page under ``out_dir`` (only files whose bytes changed).
 
     When neither the store nor the settings changed since the last build into ``out_dir``
-    (a stamp file records both), nothing is generated at all. Otherwise the documents whose
-    inputs did not change since the last build into ``out_dir`` (by any process: its
-    manifest records their keys) are not made again, so a build from a new process after
-    one edit costs about what the edit touches.
+    (a stamp file records both, and the manifest too) and every file that build wrote is
+    still as it wrote it (one ``lstat`` each), nothing is generated at all. Otherwise the
+    documents whose inputs did not change since the last build into ``out_dir`` (by any
+    process: its manifest records their keys) are not made again, so a build from a new
+    process after one edit costs about what the edit touches.
+
+    The stamp file is removed before anything is written and written again last: a
+    folder without it was left by a build that did not finish (killed, a full disk), whose
+    temporary files the next build sweeps. Builds into one folder take turns (a lock).
 
     The piece cache lives beside ``out_dir``, not in the store: what it holds is the bytes
     of the files in ``out_dir`` (the folder is the storage, the manifest the index), whose
@@ -95,17 +103,26 @@ def build_feeds(store: Store, config: Config, out_dir: Path) -> PublishReport:
     with store.read() as conn:
         stamp = f"{q.fingerprint(conn)!r} {_settings_digest(config)}"
     stamp_file = out_dir / ".seriesfeed-build"
-    try:
-        if stamp_file.read_text(encoding="utf-8") == stamp:
+    with locked(out_dir):
+        try:
+            stamped: str | None = stamp_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            stamped = None
+        manifest = read_manifest(out_dir)
+        recorded = still_written(out_dir, manifest)
+        # the folder as that build left it: every record's file unchanged (a hand edit,
+        # a removed file, a damaged manifest all fall through to a build)
+        if stamped == stamp == manifest.stamp and len(recorded) == len(manifest.files):
             return PublishReport(out_dir, skipped=True)
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    recorded = still_written(out_dir)
-    keys = {path: str(record[0]) for path, record in recorded.items()}
-    report = publish(plan_site(store, config, keys, reader(out_dir)), out_dir, recorded)
+        if stamped is None:
+            sweep_temporary(out_dir)
+        stamp_file.unlink(missing_ok=True)
+        keys = {path: str(record[0]) for path, record in recorded.items() if record[0]}
+        report = publish(plan_site(store, config, keys, reader(out_dir)), out_dir, recorded,
+                         stamp)
+        write_if_changed(stamp_file, stamp.encode("utf-8"))
     if report.written:
         notify_hub(config, report.written)
-    write_if_changed(stamp_file, stamp.encode("utf-8"))
     return report
 
 
