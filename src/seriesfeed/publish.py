@@ -7,7 +7,7 @@ never sees half a file. ETags are a hash of the bytes.
 Beside the files, ``.seriesfeed-manifest.json`` records for each document written the
 key (a digest of every input of its bytes: archive pages, article pages; empty for the
 others) and the identity of the file written: size, modification time, inode and change
-time. The next build, in any process, reads it (``on_disk``) and does not make again a
+time. The next build, in any process, reads it (``still_written``) and does not make again a
 document whose key and file are unchanged: the folder is the piece cache's storage, the
 manifest its index. A file changed, replaced or removed by anyone else no longer matches
 its record (size and mtime a hand can put back, ``touch -d``; the inode and the change
@@ -36,7 +36,7 @@ from pathlib import Path
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
 
-__all__ = ["MANIFEST", "Manifest", "PublishReport", "etag_of", "locked", "on_disk",
+__all__ = ["MANIFEST", "Manifest", "PublishReport", "etag_of", "locked",
            "publish", "read_manifest", "reader", "still_written", "sweep_temporary",
            "target_path", "write_if_changed"]
 
@@ -258,13 +258,6 @@ def read_manifest(out_dir: Path) -> Manifest:
     files, stamp = data.get("files"), data.get("stamp")
     return Manifest(stamp if isinstance(stamp, str) else "",
                     files if isinstance(files, dict) else {})
-
-
-def on_disk(out_dir: Path) -> dict[str, str]:
-    """URL path -> key of the documents whose file in ``out_dir`` is still the one an
-    earlier build wrote (the same file, unchanged, as recorded)."""
-    return {path: str(record[0]) for path, record in still_written(out_dir).items()
-            if record[0]}
 
 
 def still_written(out_dir: Path, manifest: Manifest | None = None) -> dict[str, list[object]]:
