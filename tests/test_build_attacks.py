@@ -22,21 +22,12 @@ from seriesfeed.config import load_config
 from seriesfeed.models import Entry
 from seriesfeed.store import open_store
 from tests.conftest import SEED_PAGE, ConfigFactory
+from tests.harness.builds import cli as _cli
+from tests.harness.builds import entries as _entries
+from tests.harness.builds import run as _run
 
 SLUG = "reflections-on-the-iso-crisis"
 MANIFEST = ".seriesfeed-manifest.json"
-
-
-def _run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seriesfeed", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=300, check=False)
-
-
-def _cli(config: Path, *args: str) -> str:
-    """``seriesfeed`` in a process of its own: nothing kept in memory between two calls."""
-    proc = _run(config, *args)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def _tree(folder: Path) -> dict[str, object]:
@@ -56,15 +47,6 @@ def _tree(folder: Path) -> dict[str, object]:
             else:
                 out[rel] = path.read_bytes()
     return out
-
-
-def _entries(config_path: Path) -> list[Entry]:
-    config = load_config(config_path, env={})
-    store = open_store(config.database.url, config.base_dir)
-    try:
-        return actions.list_entries(store)
-    finally:
-        store.close()
 
 
 class Site:

@@ -3,8 +3,6 @@ bytes than a build from nothing, and a new entry changes only the documents that
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +12,8 @@ from seriesfeed.config import Config, load_config
 from seriesfeed.models import Author, Entry
 from seriesfeed.store import Store, open_store
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE, ConfigFactory
+from tests.harness.builds import cli as _cli
+from tests.harness.builds import files as _files
 
 SLUG = "reflections-on-the-iso-crisis"
 
@@ -164,19 +164,6 @@ def test_the_piece_key_holds_what_the_local_link_is_made_of() -> None:
         moved = dataclasses.replace(e, **change)  # type: ignore[arg-type]
         assert moved.link("https://s.example", True) != e.link("https://s.example", True)
         assert entry_key(moved, {}) != entry_key(e, {}), change
-
-
-def _cli(config: Path, *args: str) -> str:
-    """``seriesfeed`` in a process of its own: nothing kept in memory between two calls."""
-    proc = subprocess.run([sys.executable, "-m", "seriesfeed", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(".seriesfeed-")}
 
 
 def test_a_new_process_after_an_edit_changes_exactly_what_shows_it_as_a_cold_build_would(

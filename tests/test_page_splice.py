@@ -6,46 +6,22 @@ nothing, and renders only the pages whose other inputs changed."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from seriesfeed import actions
-from seriesfeed.config import load_config
 from seriesfeed.models import Entry
-from seriesfeed.store import open_store
 from seriesfeed.templating import PACKAGE_TEMPLATES
 from tests.conftest import EXAMPLE_JSON, SEED_PAGE, ConfigFactory
+from tests.harness.builds import cli as _cli
+from tests.harness.builds import entries as _entries
+from tests.harness.builds import files as _files
 
 SLUG = "reflections-on-the-iso-crisis"
-
-
-def _cli(config: Path, *args: str) -> str:
-    """``seriesfeed`` in a process of its own: nothing kept in memory between two calls."""
-    proc = subprocess.run([sys.executable, "-m", "seriesfeed", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(".seriesfeed-")}
 
 
 def _articles(files: dict[str, bytes]) -> dict[str, bytes]:
     return {p: body for p, body in files.items()
             if p.endswith("/index.html") and p.count("/") == 3}
-
-
-def _entries(config_path: Path) -> list[Entry]:
-    config = load_config(config_path, env={})
-    store = open_store(config.database.url, config.base_dir)
-    try:
-        return actions.list_entries(store)
-    finally:
-        store.close()
 
 
 class Site:
