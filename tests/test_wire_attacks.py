@@ -15,7 +15,6 @@ import email.policy
 import mailbox
 import pickle
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -357,16 +356,6 @@ def test_operator_templates_with_dot_lines_and_carriage_returns(
 
 
 # -- what must still be scanned: signed digests, every other mail ---------------------------
-
-@pytest.fixture
-def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
-                   capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
-    return key, der
-
 
 def test_a_signed_digest_is_plain_bytes_scanned_and_verifies(
         make_config: Callable[..., Path], tmp_path: Path,

@@ -9,7 +9,6 @@ import json
 import random
 import re
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -327,16 +326,6 @@ def test_mutated_swapped_expired_and_replayed_tokens_are_refused(
     assert accepted == 0
     figures(**{"mutations tried": tried, "accepted": accepted, "purpose swaps": swapped,
                "expired accepted": 0, "replays accepted": 0})
-
-
-@pytest.fixture
-def dkim_key(tmp_path: Path) -> tuple[Path, bytes]:
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
-                   capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
-    return key, der
 
 
 @pytest.mark.serial  # asserts a time bound: run alone (./dev test)
