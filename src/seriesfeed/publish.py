@@ -1,6 +1,7 @@
 """Write feed documents and pages under a folder that mirrors their URL paths.
 
-Each file is written atomically (a temporary file in the same folder, fsync, rename) and
+Each file is written atomically (a temporary file in the same folder, fsync, rename; in
+batches: a batch's temporary files written, then each fsynced, then each renamed) and
 only when its bytes changed, so a rebuild with nothing new touches nothing and a reader
 never sees half a file. ETags are a hash of the bytes.
 
@@ -100,38 +101,95 @@ def write_if_changed(path: Path, body: bytes, *, differs: bool = False) -> bool:
 
 
 def _write_if_changed(path: str, body: bytes, *, differs: bool = False) -> bool:
-    """``write_if_changed`` for a path whose folder exists, in plain ``os`` calls: a
+    """``write_if_changed`` for a path whose folder exists: one file through ``_Batch``."""
+    with _Batch() as batch:
+        started = batch.add(path, body, differs=differs)
+    return started
+
+
+def _holds(path: str, body: bytes) -> bool:
+    """Whether ``path`` is a file of its own holding ``body``, in plain ``os`` calls: a
     file of another size is not read, and a missing one costs a ``stat``, not an open
-    that raises. (Through pathlib and buffered files this was most of the user CPU of
-    writing 20,000 pages; the fsync stays: each file is on disk before it is renamed.)
-    Only a file of its own is read and kept: a symlink is replaced by a file even when it
-    leads to the same bytes. A temporary file that cannot be finished (a full disk) is
-    removed, not left beside the file."""
-    if not differs:
-        try:
-            st = os.lstat(path)
-            size = st.st_size if stat.S_ISREG(st.st_mode) else -1
-        except FileNotFoundError:
-            size = -1
-        if size == len(body) and _held(Path(path)) == body:
-            return False
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    that raises. Only a file of its own counts: a symlink is replaced by a file even
+    when it leads to the same bytes."""
     try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and st.st_size == len(body)
+            and _held(Path(path)) == body)
+
+
+class _Batch:
+    """Files replaced atomically, many at a time: each body goes to a temporary file
+    beside its target (``.NAME.PID.tmp``); ``flush`` then fsyncs every temporary file,
+    and only then renames each over its target. Each file is on disk before it is
+    renamed, as with one file at a time, but the kernel's work for the writes and for
+    the flushes is done in runs (a batch of 128 spent about a third less system time
+    than write, fsync, rename file by file, over 5,000 pages). Plain ``os`` calls:
+    through pathlib and buffered files this was most of the user CPU of writing 20,000
+    pages. A temporary file that cannot be finished (a full disk) or that an error
+    leaves unrenamed is removed, never left beside its file."""
+
+    SIZE = 128  # temporary files open at once, well under any descriptor limit
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, str, str]] = []  # (fd, temporary, target)
+
+    def __enter__(self) -> _Batch:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.flush()
+        else:
+            self.discard()
+
+    def add(self, path: str, body: bytes, *, differs: bool = False) -> bool:
+        """Start replacing ``path`` with ``body``, unless it already holds those bytes
+        (``differs``: the caller knows it does not; the file is not read). True when
+        started; the file is replaced by the next ``flush``."""
+        if not differs and _holds(path, body):
+            return False
+        if any(path == pending for _fd, _tmp, pending in self.pending):
+            self.flush()  # the same file twice: its temporary name too, so one at a time
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        self.pending.append((fd, tmp, path))
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view):]
+        if len(self.pending) >= self.SIZE:
+            self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Put every pending file on disk, then in its place."""
+        pending, self.pending = self.pending, []
         try:
-            view = memoryview(body)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return True
+            for i, (fd, tmp, path) in enumerate(pending):
+                os.fsync(fd)
+                os.close(fd)
+                pending[i] = (-1, tmp, path)
+            for i, (_fd, tmp, path) in enumerate(pending):
+                os.replace(tmp, path)
+                pending[i] = (-1, "", path)
+        except BaseException:
+            self.pending = pending  # what is left: closed and removed
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Close and remove every temporary file not yet renamed."""
+        pending, self.pending = self.pending, []
+        for fd, tmp, _path in pending:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
 
 @contextmanager
@@ -219,7 +277,7 @@ def _identity(st: os.stat_result) -> list[object]:
     return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
 
-def _stat(path: Path) -> list[object] | None:
+def _stat(path: str | Path) -> list[object] | None:
     try:
         st = os.lstat(path)
     except OSError:
@@ -326,23 +384,32 @@ def publish(documents: list[FeedDocument], out_dir: Path,
     try:
         targets = _Targets(out_dir)
         made: set[Path] = set()
-        for doc in documents:
-            if doc.on_disk:  # planned as unchanged: its file holds these bytes
+        started: list[tuple[FeedDocument, str]] = []
+        with _Batch() as batch:
+            for doc in documents:
+                if doc.on_disk:  # planned as unchanged: its file holds these bytes
+                    report.unchanged += 1
+                    if doc.path in old:  # under the key it was planned with (same bytes)
+                        files[doc.path] = [doc.key or old[doc.path][0], *old[doc.path][1:]]
+                    continue
+                target = targets(doc.path)
+                folder = target.parent
+                if folder not in made:  # once per folder: most hold one page
+                    folder.mkdir(parents=True, exist_ok=True)
+                    made.add(folder)
+                path = os.fspath(target)
+                if batch.add(path, doc.body, differs=doc.spliced):
+                    started.append((doc, path))
+                    continue
                 report.unchanged += 1
-                if doc.path in old:  # under the key it was planned with (the same bytes)
-                    files[doc.path] = [doc.key or old[doc.path][0], *old[doc.path][1:]]
-                continue
-            target = targets(doc.path)
-            folder = target.parent
-            if folder not in made:  # once per folder: most hold one page
-                folder.mkdir(parents=True, exist_ok=True)
-                made.add(folder)
-            if _write_if_changed(os.fspath(target), doc.body, differs=doc.spliced):
-                report.written.append(doc.path)
-                report.spliced += doc.spliced
-            else:
-                report.unchanged += 1
-            identity = _stat(target)
+                identity = _stat(target)
+                if identity is not None:
+                    files[doc.path] = [doc.key or "", *identity]
+        # every file in place: what each now is, as the next build will check it
+        for doc, path in started:
+            report.written.append(doc.path)
+            report.spliced += doc.spliced
+            identity = _stat(path)
             if identity is not None:
                 files[doc.path] = [doc.key or "", *identity]
         kept = {_relative(doc.path) for doc in documents}
