@@ -210,9 +210,8 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
         # every input of the page: the settings, the series, and what it lists of each entry
         key = "series " + digest((settings_key(config), config.digests.catch_up_max,
                                   scope.language, repr(scope.series), title, description,
-                                  tuple((keys[id(e)], e.part, e.parts,
-                                         e.translation_of)
-                                        for e in entries)))
+                                  tuple([(keys[id(e)], e.part, e.parts,
+                                          e.translation_of) for e in entries])))
         # and of its article pages: the same, and the translations each page names (which
         # may be outside the list); recorded in each page's key, so a build after an edit
         # elsewhere knows every page of this list unchanged without a key per page
@@ -353,7 +352,16 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
                                           i18n.template_functions(config, language)["part_label"]))
     settings = settings_key(config)
     # what each entry of the list shows as a neighbour, once (each is two pages' neighbour)
-    shown = [_shown(e) for e in listed]
+    # and only for the pages keyed: after a small edit most pages are known unchanged
+    # from the list's digest alone
+    shown: dict[int, tuple[object, ...]] = {}
+
+    def neighbour(j: int) -> tuple[object, ...]:
+        found = shown.get(j)
+        if found is None:
+            found = shown[j] = _shown(listed[j]) if 0 <= j <= last else ()
+        return found
+
     last = len(listed) - 1
     for i, e in enumerate(listed):
         path = e.page_path
@@ -370,7 +378,7 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
         # page of it: those are recorded beside the digest, so such a page is spliced
         base = (settings, config.digests.catch_up_max, language, series.slug, series_title,
                 keys[id(e)] if keys and id(e) in keys else digest(entry_key(e, {})), e.slug,
-                shown[i - 1] if i > 0 else (), shown[i + 1] if i < last else (),
+                neighbour(i - 1), neighbour(i + 1),
                 tuple(_shown(o) for o in others), tuple(alternates))
         prev = listed[i - 1] if i > 0 else None
         after = listed[i + 1] if i < last else None
