@@ -3,9 +3,10 @@ raw feedgen script (bench/raw_feeds.py, its own process) that writes the same fi
 for byte; then builds from a new process after one `entries add` and after one title
 edit, and the CLI's own start-up. Every figure is the CPU time (user + system) of the
 separate process, from wait4, beside its wall time; medians over the repetitions,
-alternating.
+alternating. The package's source is compiled first (bytecode, as an installed package
+has it).
 
-    .venv/bin/python bench/feeds.py [--entries 20000] [--repeat 3] [--quick]
+    .venv/bin/python bench/feeds.py [--entries 20000] [--series 4] [--repeat 3] [--quick]
     .venv/bin/python bench/feeds.py --check [--entries 300]
 
 After the cold runs the two folders are compared file by file (sorted relative paths,
@@ -24,6 +25,7 @@ load average; asserts nothing. Bounded: every process has a time limit; local fi
 from __future__ import annotations
 
 import argparse
+import compileall
 import difflib
 import shutil
 import sys
@@ -37,9 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 EXE = str(Path(sys.executable).with_name("seriesfeed"))
 
 
-def make_store(folder: Path, n: int):  # type: ignore[no-untyped-def]
-    """N entries in 4 series, one in five in Spanish, two authors each (the harness's own
-    process: not measured)."""
+def make_store(folder: Path, n: int, series: int = 4):  # type: ignore[no-untyped-def]
+    """N entries in ``series`` series (4: 5,000 parts each at 20,000 entries, the worst
+    case for an add, which renumbers every page of its series), one in five in Spanish,
+    two authors each (the harness's own process: not measured)."""
     from seriesfeed import actions
     from seriesfeed.config import load_config
     from seriesfeed.importers import ImportBatch, ImportedEntry
@@ -53,11 +56,11 @@ def make_store(folder: Path, n: int):  # type: ignore[no-untyped-def]
     start = datetime(2015, 1, 1, tzinfo=UTC)
     batch = ImportBatch(series=[Series(f"series-{k}", {"en": SeriesText(f"Series {k}", "About"),
                                                         "es": SeriesText(f"Serie {k}", "Sobre")})
-                                for k in range(4)])
+                                for k in range(series)])
     for i in range(n):
         lang = "es" if i % 5 == 0 else "en"
         batch.entries.append(ImportedEntry(Entry(
-            series=f"series-{i % 4}", language=lang, title=f"Article number {i} about things",
+            series=f"series-{i % series}", language=lang, title=f"Article number {i} about things",
             summary="A one-sentence summary of the article, about as long as the seed's. " * 2,
             published=start + timedelta(hours=3 * i), authors=(Author(f"Author {i % 97}"),
                                                                Author(f"Second {i % 13}")),
@@ -147,6 +150,9 @@ def cpu_line(name: str, runs: list[Finished]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--series", type=int, default=4,
+                        help="how many series the entries are spread over (default 4: an "
+                             "add renumbers a quarter of the article pages)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="500 entries, one repetition")
     parser.add_argument("--check", action="store_true",
@@ -155,13 +161,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.check:
         raise SystemExit(check(300 if "--entries" not in sys.argv else args.entries))
+    # as an installed package runs: with PYTHONDONTWRITEBYTECODE set, an editable install
+    # would compile seriesfeed's own modules again in every process (~0.2 s of CPU each)
+    compileall.compile_dir(str(ROOT / "src"), quiet=1)
     n = 500 if args.quick else args.entries
     repeat = 1 if args.quick else max(args.repeat, 1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        make_store(folder, n)
+        make_store(folder, n, args.series)
         cfg = str(folder / "config.toml")
-        print(f"store: {n} entries; {load_figure()}")
+        print(f"store: {n} entries in {args.series} series; {load_figure()}")
         colds: list[Finished] = []
         raws: list[Finished] = []
         for k in range(repeat):  # alternating, each into a new folder: cold every time
