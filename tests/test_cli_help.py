@@ -59,3 +59,15 @@ def test_every_help_text_and_usage_error_is_as_recorded() -> None:
         pytest.skip(f"regenerated {RECORD.name}")
     want = RECORD.read_text(encoding="utf-8")
     assert found.splitlines() == want.splitlines()
+
+
+def test_the_root_group_knows_the_module_of_every_command() -> None:
+    """A command missing from COMMAND_MODULES would be missing from `seriesfeed --help`
+    and unknown to a process that had not imported its module for another reason."""
+    from seriesfeed.cli import COMMAND_MODULES, cli, load_commands
+
+    load_commands()
+    found = {name: command.callback.__module__ if command.callback else "?"
+             for name, command in cli.commands.items() if name != "init"}
+    assert found == {name: f"seriesfeed.cli.{module}" for name, module in
+                     COMMAND_MODULES.items()}
