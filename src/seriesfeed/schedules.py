@@ -13,7 +13,6 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, TypeAlias
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from seriesfeed.config import Config
@@ -41,6 +40,10 @@ class AlarmClock:
     this class, not the daemon."""
 
     def __init__(self, zone: tzinfo) -> None:
+        # here, not at the top: `seriesfeed status` reads the triggers and never runs the
+        # clock, whose scheduler brings the executors and tzlocal
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         self._clock = AsyncIOScheduler(timezone=zone, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
 

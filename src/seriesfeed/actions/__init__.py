@@ -3,7 +3,8 @@ per concern, each owning its transactions. Only the verbs and ``store/`` touch t
 the shells (cli/, web/, the daemon) call these and format what they return, and rendering
 (feeds, pages, messages) takes the plain data a verb read.
 
-- ``entries``: import, add, link, remove, show, list, publish scheduled entries
+- ``entries``: import, add, link, remove, show, list
+- ``releases``: publish the scheduled entries whose time has come
 - ``feeds``: read the site once, plan and build feeds and pages, the rebuild fingerprint
 - ``digests``: record and send digests, preview, dry run, test message
 - ``delivery``: drain the outbox (digests and confirmations): claim, render, send, mark
@@ -17,7 +18,8 @@ the shells (cli/, web/, the daemon) call these and format what they return, and 
 - ``status``: the one status report behind `status`, /healthz and /metrics
 - ``jobs``: the daemon's jobs and their schedules, and the job-run records
 - ``ops``: outbox and digest records, retries (of rows or a digest), backups, store check,
-  migrate, the lock
+  the lock
+- ``opening``: open the store (refusing a missing one to a read-only command), migrate it
 - ``console``: the operator's console: login, sessions, CSRF, lockout, the dashboard's read
 
 Every name here is imported when first used (PEP 562), not with the package: a command
@@ -72,8 +74,6 @@ if TYPE_CHECKING:
         list_series_info,
         localized,
         new_entry,
-        next_release,
-        release_due,
         remove_entry,
         set_entry,
         set_series_text,
@@ -83,7 +83,9 @@ if TYPE_CHECKING:
     )
     from seriesfeed.actions.feeds import LiveSite, build_feeds, fingerprint, plan_feeds, plan_site
     from seriesfeed.actions.jobs import plan as job_plan
-    from seriesfeed.actions.ops import Store, migrate, open_store, runner_lock
+    from seriesfeed.actions.opening import Store, migrate, open_store
+    from seriesfeed.actions.ops import runner_lock
+    from seriesfeed.actions.releases import next_release, release_due
     from seriesfeed.actions.status import Health, check_health, damaged, health, status_report
     from seriesfeed.importers import FORMATS
 
@@ -95,7 +97,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LiveSite": ("seriesfeed.actions.feeds", "LiveSite"),
     "Preview": ("seriesfeed.actions.digests", "Preview"),
     "SeriesInfo": ("seriesfeed.actions.entries", "SeriesInfo"),
-    "Store": ("seriesfeed.actions.ops", "Store"),
+    "Store": ("seriesfeed.actions.opening", "Store"),
     "StoredEntries": ("seriesfeed.actions.entries", "StoredEntries"),
     "add_entry": ("seriesfeed.actions.entries", "add_entry"),
     "audit": ("seriesfeed.actions.audit", None),
@@ -122,16 +124,16 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "list_entries": ("seriesfeed.actions.entries", "list_entries"),
     "list_series_info": ("seriesfeed.actions.entries", "list_series_info"),
     "localized": ("seriesfeed.actions.entries", "localized"),
-    "migrate": ("seriesfeed.actions.ops", "migrate"),
+    "migrate": ("seriesfeed.actions.opening", "migrate"),
     "new_entry": ("seriesfeed.actions.entries", "new_entry"),
-    "next_release": ("seriesfeed.actions.entries", "next_release"),
-    "open_store": ("seriesfeed.actions.ops", "open_store"),
+    "next_release": ("seriesfeed.actions.releases", "next_release"),
+    "open_store": ("seriesfeed.actions.opening", "open_store"),
     "ops": ("seriesfeed.actions.ops", None),
     "plan_feeds": ("seriesfeed.actions.feeds", "plan_feeds"),
     "plan_site": ("seriesfeed.actions.feeds", "plan_site"),
     "preview_digest": ("seriesfeed.actions.digests", "preview_digest"),
     "record_catch_ups": ("seriesfeed.actions.digests", "record_catch_ups"),
-    "release_due": ("seriesfeed.actions.entries", "release_due"),
+    "release_due": ("seriesfeed.actions.releases", "release_due"),
     "remove_entry": ("seriesfeed.actions.entries", "remove_entry"),
     "runner_lock": ("seriesfeed.actions.ops", "runner_lock"),
     "send_digests": ("seriesfeed.actions.digests", "send_digests"),

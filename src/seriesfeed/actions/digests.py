@@ -20,7 +20,7 @@ from datetime import datetime
 
 from seriesfeed import crashpoints, emails, i18n, mailer, tokens
 from seriesfeed.actions.delivery import drain_outbox, render_digest
-from seriesfeed.actions.entries import release_due
+from seriesfeed.actions.releases import release_due
 from seriesfeed.addresses import normalize_email
 from seriesfeed.clock import now_utc
 from seriesfeed.config import Config

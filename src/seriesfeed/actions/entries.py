@@ -18,7 +18,6 @@ from seriesfeed.config import Config
 from seriesfeed.errors import ImportError_, NotFoundError, ValidationError
 from seriesfeed.importers import FORMATS, ImportBatch, ImportedEntry, ImportSettings
 from seriesfeed.importers.bylines import split_byline
-from seriesfeed.importers.csvfmt import dump_csv, lost_series_texts
 from seriesfeed.importers.jsonfmt import MAX_PART, dump_json
 from seriesfeed.models import Author, AuthorKind, Entry, Series, SeriesText
 from seriesfeed.parts import number_parts
@@ -45,8 +44,6 @@ __all__ = [
     "localized",
     "mint_id",
     "new_entry",
-    "next_release",
-    "release_due",
     "remove_entry",
     "series_titles",
     "set_entry",
@@ -526,7 +523,7 @@ def import_entries(store: Store, config: Config, path: Path, fmt: str | None = N
     """Import a file; ``titles`` ({language: title}) names the file's series in languages
     the file does not (a series page gives one title only)."""
     # here, not at the top: the parsers bring feedparser and defusedxml, which every other
-    # entry verb (and every feed build, through release_due) would load for nothing
+    # entry verb would load for nothing
     from seriesfeed.importers.parse import parse_file
 
     batch = parse_file(path, fmt, import_settings(config), series_slug=series_slug)
@@ -628,23 +625,6 @@ def list_entries(store: Store, language: str | None = None,
                               newest_first=False, include_held=True)
 
 
-def release_due(store: Store, now: datetime | None = None) -> int:
-    """Publish the scheduled entries whose time has come; return how many."""
-    now = now or now_utc()
-    with store.read() as conn:
-        due = q.next_release(conn)
-    if due is None or due > now:
-        return 0  # the common case costs one indexed read, no write transaction
-    with store.write() as conn:
-        return len(q.release_due(conn, now))
-
-
-def next_release(store: Store) -> datetime | None:
-    """When the next scheduled entry is due (None: nothing is scheduled)."""
-    with store.read() as conn:
-        return q.next_release(conn)
-
-
 def localized(entry: Entry, config: Config) -> Entry:
     """The entry with its dates in the site's time zone (for output)."""
     zone = config.zone
@@ -662,6 +642,9 @@ def export_entries(store: Store, config: Config, fmt: str,
     """The entries (one series, or all) as JSON or CSV that `import` reads back, and how
     many. CSV carries a series' title only on rows of its language: refused when that
     would drop a series' words."""
+    # here, not at the top: the CSV writer (and the csv module) only for an export
+    from seriesfeed.importers.csvfmt import dump_csv, lost_series_texts
+
     found = [localized(e, config) for e in list_entries(store, None, series_slug)]
     series = [s for s in list_all_series(store) if series_slug is None or s.slug == series_slug]
     if fmt == "csv":

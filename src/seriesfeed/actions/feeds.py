@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from seriesfeed.actions.entries import release_due
+from seriesfeed.actions.releases import release_due
 from seriesfeed.config import Config
 from seriesfeed.feeds import (
     HTML,

@@ -1,7 +1,8 @@
 """Operator verbs: the outbox and digest records, operator retries, backups and restores,
-the store check (without migrating), migrations and the single-runner lock. The drain
-(``actions.delivery``) and bounce processing (``actions.bounces``) are named here too, for
-the shells that run them beside these; the status report is ``actions.status``."""
+the store check (without migrating) and the single-runner lock; opening and migrating the
+store is ``actions.opening``. The drain (``actions.delivery``) and bounce processing
+(``actions.bounces``) are named here too, for the shells that run them beside these; the
+status report is ``actions.status``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seriesfeed.actions.opening import refuse_missing
 from seriesfeed.clock import local_time, now_utc
 from seriesfeed.config import Config
 from seriesfeed.errors import (
@@ -19,13 +21,11 @@ from seriesfeed.errors import (
     LockError,
     NotFoundError,
     StoreDamagedError,
-    StoreError,
     ValidationError,
     check_stored_int,
 )
 from seriesfeed.models import OutboxState
 from seriesfeed.store import Connection, Store, backup
-from seriesfeed.store import open_store as _open
 from seriesfeed.store import ops as oq
 from seriesfeed.store import outbox as outq
 from seriesfeed.store import subscribers as sq
@@ -54,7 +54,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BounceRun", "DrainReport", "RetryResult", "Store", "backup_store", "check_store",
-    "drain_outbox", "list_digests", "list_outbox", "migrate", "open_store", "process_bounces",
+    "drain_outbox", "list_digests", "list_outbox", "process_bounces",
     "restore_store", "retry_digest", "retry_outbox", "runner_lock", "show_digest", "verdict",
 ]
 
@@ -224,7 +224,7 @@ def check_store(config: Config) -> CheckReport:
     it, then :func:`verdict` turns problems into the one-line error."""
     store = Store(config.database.url, base_dir=config.base_dir)
     try:
-        _refuse_missing(store)
+        refuse_missing(store)
         return _check(store)
     finally:
         store.close()
@@ -258,36 +258,3 @@ def runner_lock(store: Store, *, sender_only: bool = False) -> Iterator[None]:
         return
     with RunnerLock(store, shared=store.dialect == "postgresql"):
         yield
-
-
-def open_store(config: Config, *, migrate: bool = True, create: bool = True) -> Store:
-    """The configured store (``[database] url``; a relative SQLite path is read from the
-    config file's folder), upgraded to the newest schema unless ``migrate`` is False.
-    ``create=False`` (the read-only commands) refuses a SQLite file that is not there
-    rather than make a new empty one: a deleted store must not read as an empty, healthy
-    one, and the new file would hide where the real one went. On PostgreSQL the same goes
-    for a database with no schema (a typo in its name, one dropped and made again): it is
-    refused, not migrated."""
-    if not create:
-        probe = Store(config.database.url, base_dir=config.base_dir, make_folder=False)
-        try:
-            _refuse_missing(probe)
-        finally:
-            probe.close()
-    return _open(config.database.url, config.base_dir, migrate=migrate)
-
-
-def _refuse_missing(store: Store) -> None:
-    if store.sqlite_path is not None and str(store.sqlite_path) not in ("", ":memory:") and \
-            not store.sqlite_path.exists():  # connecting would create an empty file
-        raise StoreError(f"there is no store at {store.sqlite_path}: run `seriesfeed init` "
-                         "(or restore a backup there)")
-    if store.sqlite_path is None and store.schema_revision() is None:
-        raise StoreError(f"there is no store in {store.describe()} (the database has no "
-                         "seriesfeed schema): run `seriesfeed init` (or restore a dump there)")
-
-
-def migrate(store: Store) -> tuple[list[str], str | None]:
-    """Bring the schema up to date: the revisions applied, and the one now current."""
-    applied = store.migrate()
-    return applied, store.schema_revision()

@@ -7,6 +7,7 @@ turns a SeriesfeedError into ``Error: <message>`` and an exit code.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -17,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from seriesfeed import actions, stopping
-from seriesfeed.config import Config, load_config
 from seriesfeed.errors import SeriesfeedError
 
 if TYPE_CHECKING:
     from seriesfeed.actions import Store
+    from seriesfeed.config import Config
 
-__all__ = ["AppContext", "cli", "init", "main", "pass_app", "print_json"]
+__all__ = ["COMMAND_MODULES", "AppContext", "cli", "init", "load_commands", "main", "pass_app",
+           "print_json"]
 
 
 @dataclass
@@ -36,7 +38,10 @@ class AppContext:
     @property
     def config(self) -> Config:
         if self._config is None:
-            from seriesfeed import i18n  # babel: only once a command reads the config
+            # here, not at the top: `seriesfeed --help` reads no config (and babel is
+            # only for a command that does)
+            from seriesfeed import i18n
+            from seriesfeed.config import load_config
 
             config = load_config(self.config_path)
             i18n.check_languages(config)
@@ -97,7 +102,44 @@ def write_file(out: Path, data: bytes) -> None:
         raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The module of each command of the root group. A command's module is imported when the
+# command is called, so `feeds build` pays for its own imports and not for the daemon's or
+# the subscriber CSV's; `seriesfeed --help` lists them all, so it imports every one (each
+# imports only click and the lazy verbs at its top). tests/test_cli_help.py checks this
+# map names every command and its text is unchanged.
+COMMAND_MODULES: dict[str, str] = {
+    "admin": "admin", "backup": "ops", "bounces": "ops", "charts": "charts",
+    "check": "check", "digest": "digest", "digests": "ops", "entries": "entries",
+    "feeds": "feeds", "i18n": "catalogues", "import": "entries", "outbox": "ops",
+    "restore": "ops", "run": "daemon", "series": "series", "serve": "feeds",
+    "sources": "sources", "status": "daemon", "subscribers": "subscribers",
+}
+
+
+def load_commands() -> None:
+    """Import every command module (each registers its commands on the root group)."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"seriesfeed.cli.{module}")
+
+
+class _CommandsOnDemand(click.Group):
+    """The root group: a command's module is imported when the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            module = COMMAND_MODULES.get(cmd_name)
+            if module is None:  # a typo: every name known, for click's "Did you mean"
+                load_commands()
+            else:
+                importlib.import_module(f"seriesfeed.cli.{module}")
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_CommandsOnDemand,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               envvar="SERIESFEED_CONFIG", default=None,
               help="config.toml to use (default: ./config.toml; built-in defaults if absent).")
@@ -121,26 +163,6 @@ def init(app: AppContext) -> None:
     applied, revision = actions.migrate(store)
     done = f"applied {', '.join(applied)}" if applied else "already up to date"
     click.echo(f"Store {store.describe()}: schema {revision} ({done}).")
-
-
-def _register() -> None:
-    from seriesfeed.cli import (  # noqa: F401 - registers their commands
-        admin,
-        catalogues,
-        charts,
-        check,
-        daemon,
-        digest,
-        entries,
-        feeds,
-        ops,
-        series,
-        sources,
-        subscribers,
-    )
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import click
 
-from seriesfeed import i18n
 from seriesfeed.cli import AppContext, cli, pass_app
 from seriesfeed.errors import ConfigError
 
@@ -22,6 +21,8 @@ def i18n_group() -> None:
 def check_command(app: AppContext) -> None:
     """Fail on a message of the template (locale/seriesfeed.pot) that a configured
     language's catalogue lacks, or whose plural forms or placeholders are wrong."""
+    from seriesfeed import i18n  # babel: not for `seriesfeed --help`
+
     problems = i18n.check_catalogues(app.config)
     for problem in problems[1:]:
         click.echo(problem, err=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 import click
@@ -10,7 +9,6 @@ import click
 from seriesfeed import actions
 from seriesfeed.cli import AppContext, cli, pass_app, print_json
 from seriesfeed.errors import SeriesfeedError
-from seriesfeed.logs import setup_logging
 
 __all__ = ["run", "status"]
 
@@ -27,7 +25,10 @@ def run(app: AppContext, sender_only: bool, no_web: bool, log_format: str) -> No
 
     Stops cleanly on SIGTERM or SIGINT (work in flight finishes, bounded by
     [schedule] shutdown_timeout) and exits 0."""
+    import asyncio  # here, as the rest: `status` runs no event loop and sets up no log
+
     from seriesfeed import daemon as daemon_mod  # the whole stack: only for this command
+    from seriesfeed.logs import setup_logging
 
     setup_logging(log_format, zone=app.config.zone)
     config, store = app.config, app.store

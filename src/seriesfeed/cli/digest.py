@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from collections.abc import Callable
@@ -94,6 +93,8 @@ def send(app: AppContext, frequency: str | None, dry_run: bool, to: str | None,
     if dry_run:
         click.echo(actions.digest_dry_run(app.store, app.config, freq))
         return
+    import asyncio  # here, not at the top: `seriesfeed --help` imports this module
+
     if not sys.stdout.isatty():
         click.echo(asyncio.run(_send_until_signal(app, freq)))
         return
@@ -113,6 +114,8 @@ async def _send_until_signal(app: AppContext, freq: Frequency | None,
                              progress: Callable[[int, int], None] | None = None) -> str:
     """`digest send` stops like the daemon on SIGTERM or SIGINT (cron, systemd, timeout):
     no new sends, the ones in flight finish, unsent rows are handed back queued."""
+    import asyncio
+
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
@@ -38,6 +37,8 @@ def build(app: AppContext, out: Path | None) -> None:
 @pass_app
 def serve(app: AppContext, host: str | None, port: int | None) -> None:
     """Serve the web app only (feeds, pages, subscribe flow), without the scheduler."""
+    import asyncio  # here, not at the top: `feeds build` runs no event loop
+
     from seriesfeed.web.embedded import serve_forever
 
     # every self link, page link and Link header is built from this config's public_url

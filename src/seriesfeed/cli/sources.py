@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from seriesfeed import actions
@@ -46,6 +44,8 @@ def list_command(app: AppContext, as_json: bool) -> None:
 @pass_app
 def poll_command(app: AppContext, name: str | None, force: bool) -> None:
     """Poll every source now (or only NAME); exit 1 when one of them failed."""
+    import asyncio  # here, not at the top: `seriesfeed --help` imports this module
+
     results = asyncio.run(actions.sources.poll_sources(app.store, app.config,
                                                    [name] if name else None, force=force))
     if not results:

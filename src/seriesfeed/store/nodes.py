@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from seriesfeed.errors import StaleLeaderError
 from seriesfeed.store.tables import leadership, nodes
@@ -126,6 +125,8 @@ def take_lease(conn: Connection, node: str, seconds: float) -> tuple[Lease, Leas
         held = Lease(node, int(renewed.epoch), renewed.expires_at, renewed.taken_at)
         return held, held
     # a store emptied by hand (or by tests) has no row: the first taker puts it back
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # see heartbeat
+
     conn.execute(pg_insert(leadership).values(id=_ROW, epoch=0)
                  .on_conflict_do_nothing(index_elements=["id"]))
     # FOR UPDATE waits for the old epoch's writes in flight (FOR KEY SHARE) to commit
@@ -162,6 +163,10 @@ class NodeRow:
 def heartbeat(conn: Connection, node: str, host: str, pid: int, started_at: datetime,
               forget_after: float) -> None:
     """Say ``node`` is alive now; nodes silent for ``forget_after`` seconds are dropped."""
+    # here, not at the top: every write transaction imports this module (for the fence),
+    # and on SQLite, where nothing here runs, the PostgreSQL dialect cost a command ~30 ms
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
     now = func.clock_timestamp()
     stmt = pg_insert(nodes).values(node_id=node, host=host, pid=pid, started_at=started_at,
                                    heartbeat_at=now)
