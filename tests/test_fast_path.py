@@ -59,6 +59,8 @@ def test_fast_path_equals_the_reference(figures: Callable[..., None]) -> None:
           suppress_health_check=[HealthCheck.too_slow])
 @given(name=NAMES, text=BODIES, subject=st.text(min_size=1, max_size=500))
 @example(name="000000000000000000À¼¼¼¼¼Àଅଅ", text="", subject="0")  # see _decoded
+@example(name=None, text="", subject="=?")  # hypothesis found it: see the Subject comparison
+@example(name=None, text="", subject="=?UTF-8?Q?=0D=0ABcc:_x@evil.example?=")
 def _compare(name: str | None, text: str, subject: str) -> None:
     template = emails.fast_template(CONFIG, subject, (("List-Id", "Digest <digest.example>"),),
                                     date=DATE)
@@ -73,7 +75,13 @@ def _compare(name: str | None, text: str, subject: str) -> None:
     a, b = _parse(fast), _parse(reference)
     for header in ("From", "To", "Subject", "Date", "Message-ID", "List-Id",
                    "List-Unsubscribe"):
-        assert _decoded(fast, header) == _decoded(reference, header), header
+        shown = _decoded(fast, header)
+        if header == "Subject":
+            # build_message breaks every "=?" of a subject (the email package would decode
+            # an encoded word in it: CVE-2024-6923); the fast path encodes it, so a reader
+            # sees it as written
+            shown = shown.replace("=?", "= ?")
+        assert shown == _decoded(reference, header), header
     assert [p.get_content() for p in a.iter_parts()] == [p.get_content() for p in b.iter_parts()]
     assert a.get_all("Bcc") is None and a.get_all("Reply-To") is None
     assert len(a.get_all("To") or []) == 1
