@@ -119,6 +119,8 @@ _ENTRY_COLUMNS = (
     entries.c.url, entries.c.published, entries.c.updated,
     _other.c.id.label("translation_of"), entries.c.slug, entries.c.part,
     entries.c.title_pinned, entries.c.summary_pinned,
+    # what part numbers are worked out from besides the above (part_rows' columns)
+    entries.c.series_id, entries.c.translation_of.label("original_seq"),
 )
 
 
@@ -129,18 +131,25 @@ def _entry_select() -> Select[tuple[object, ...]]:
     )
 
 
-def _load(conn: Connection, query: Select[tuple[object, ...]]) -> list[Entry]:
-    rows: list[Any] = list(conn.execute(query))  # Rows unpack like tuples
+def _load(conn: Connection, query: Select[tuple[object, ...]],
+          part_rows: list[PartRow] | None = None) -> list[Entry]:
+    """The entries ``query`` (an ``_entry_select``) finds; ``part_rows``, when given,
+    receives each one's ``PartRow`` too (the whole site: no second scan for the parts)."""
+    rows: Sequence[Any] = conn.execute(query).all()  # one fetchall; Rows unpack like tuples
     authors = _authors_for(conn, [r[0] for r in rows])
+    if part_rows is not None:
+        part_rows.extend(PartRow(r[0], r[16], r[9], r[17], r[13]) for r in rows)
+    no_authors: tuple[Author, ...] = ()
     # positional: the order of _ENTRY_COLUMNS (a feed build loads every entry)
     found = [
         Entry(seq=seq, id=id_, series=slug, language=language, section=section, title=title,
               summary=summary, content_html=content_html, url=url, published=published,
-              updated=updated, translation_of=translation_of, authors=authors.get(seq, ()),
-              slug=entry_slug_, pinned=pinned,
-              texts_pinned=_texts_pinned(title_pinned, summary_pinned))
+              updated=updated, translation_of=translation_of,
+              authors=authors.get(seq, no_authors), slug=entry_slug_, pinned=pinned,
+              texts_pinned=_texts_pinned(title_pinned, summary_pinned)
+              if title_pinned or summary_pinned else ())
         for (seq, id_, slug, language, section, title, summary, content_html, url, published,
-             updated, translation_of, entry_slug_, pinned, title_pinned, summary_pinned)
+             updated, translation_of, entry_slug_, pinned, title_pinned, summary_pinned, _, _)
         in rows
     ]
     return found
@@ -193,7 +202,10 @@ def _with_parts(conn: Connection, found: list[Entry], *, include_held: bool) -> 
     sids = conn.execute(select(entries.c.series_id).where(
         entries.c.seq.in_([e.seq for e in found[:_CHUNK]])).distinct()).scalars().all() \
         if len(found) <= _CHUNK else None
-    numbers = part_numbers(conn, include_held=include_held, series_ids=sids)
+    return _fill_parts(found, part_numbers(conn, include_held=include_held, series_ids=sids))
+
+
+def _fill_parts(found: list[Entry], numbers: dict[int, tuple[int, int]]) -> list[Entry]:
     for e in found:
         e.part, e.parts = numbers.get(e.seq or -1, (None, None))
     return found
@@ -241,7 +253,7 @@ def _authors_for(conn: Connection, seqs: Sequence[int]) -> dict[int, tuple[Autho
         queries = [select(*columns).where(entry_authors.c.entry_seq.in_(seqs[i:i + _CHUNK]))
                    .order_by(*order) for i in range(0, len(seqs), _CHUNK)]
     for query in queries:
-        for seq, name, kind in conn.execute(query):
+        for seq, name, kind in conn.execute(query).all():
             if wanted is not None and seq not in wanted:
                 continue
             author = made.get((name, kind))
@@ -281,7 +293,14 @@ def list_entries(conn: Connection, *, language: str | None = None,
         query = query.order_by(entries.c.published, entries.c.seq)
     if limit is not None:
         query = query.limit(limit)
-    found = _with_parts(conn, _load(conn, query), include_held=include_held)
+    if (language, series_slug, after_seq, upto_seq, limit) == (None,) * 5:
+        # every entry part_rows would read (held ones left out alike): number them from
+        # the rows just loaded instead of scanning the table again
+        rows: list[PartRow] = []
+        found = _load(conn, query, rows)
+        _fill_parts(found, number_parts(rows))
+    else:
+        found = _with_parts(conn, _load(conn, query), include_held=include_held)
     if include_held:
         held = set(conn.execute(select(held_entries.c.entry_seq)).scalars())
         for e in found:
