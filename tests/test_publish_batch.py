@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
-from seriesfeed.publish import _Batch, publish, read_manifest, still_written
+from seriesfeed.publish import _Batch, _relative, publish, read_manifest, still_written
+from tests.harness.figures import tier
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 COUNT = _Batch.SIZE * 2 + 17  # crosses two batch boundaries
@@ -130,3 +133,21 @@ def test_a_disk_that_fills_in_the_middle_of_a_batch_leaves_no_temporary_file(
         assert _temporaries(out) == []
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def _relative_by_parts(path: str) -> str | None:
+    """``publish._relative`` as it was written first: every part looked at."""
+    relative = path.lstrip("/")
+    if relative.endswith("/") or not relative:
+        relative += "index.html"
+    if "\0" in relative or any(part in ("", ".", "..") for part in relative.split("/")):
+        return None
+    return relative
+
+
+@settings(max_examples=tier(500, 20_000), deadline=None)
+@given(st.lists(st.sampled_from(["", ".", "..", "a", ".well-known", "b.", "..c", "\0", "é"]),
+                max_size=6).map("/".join).flatmap(
+    lambda body: st.sampled_from([body, "/" + body, body + "/", "/" + body + "/"])))
+def test_the_quick_path_check_says_what_looking_at_every_part_says(path: str) -> None:
+    assert _relative(path) == _relative_by_parts(path)

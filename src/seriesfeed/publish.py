@@ -291,9 +291,11 @@ def _relative(path: str) -> str | None:
     relative = path.lstrip("/")
     if relative.endswith("/") or not relative:
         relative += "index.html"
-    if "\0" in relative or any(part in ("", ".", "..") for part in relative.split("/")):
+    # an empty, "." or ".." part needs "//", a leading "." or "/.": most paths have none
+    if ("//" in relative or "/." in relative or relative[0] == ".") and \
+            any(part in ("", ".", "..") for part in relative.split("/")):
         return None
-    return relative
+    return None if "\0" in relative else relative
 
 
 @dataclass
