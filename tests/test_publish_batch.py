@@ -86,6 +86,27 @@ def test_the_same_path_twice_in_one_plan_leaves_the_last_body(tmp_path: Path) ->
     assert _temporaries(out) == []
 
 
+def test_a_path_planned_again_with_the_bytes_already_on_disk_ends_with_those_bytes(
+        tmp_path: Path) -> None:
+    """The second body equals what the file held before the build: it is compared with
+    the first body (pending in the batch), not with the old file, so it is written."""
+    out = tmp_path / "out"
+    path = "/en/s/1/"
+    publish([FeedDocument(path, "text/html", b"old", WHEN, key="a")], out)
+    plan = [FeedDocument(path, "text/html", b"new", WHEN, key="b"),
+            FeedDocument(path, "text/html", b"old", WHEN, key="c")]
+    publish(plan, out)
+    assert (out / "en/s/1/index.html").read_bytes() == b"old"
+    assert read_manifest(out).files[path][0] == "c"
+    assert _temporaries(out) == []
+
+    target = str(out / "en/s/1/index.html")
+    with _Batch() as batch:
+        assert batch.add(target, b"newer")
+        assert batch.add(target, b"old")  # differs from the pending "newer"
+    assert Path(target).read_bytes() == b"old"
+
+
 def test_an_error_midway_leaves_no_temporary_file_and_no_manifest_naming_unwritten_files(
         tmp_path: Path) -> None:
     out = tmp_path / "out"
