@@ -172,8 +172,8 @@ class _Batch:
         try:
             for i, (fd, tmp, path) in enumerate(pending):
                 os.fsync(fd)
+                pending[i] = (-1, tmp, path)  # before close: released even when it fails
                 os.close(fd)
-                pending[i] = (-1, tmp, path)
             for i, (_fd, tmp, path) in enumerate(pending):
                 os.replace(tmp, path)
                 pending[i] = (-1, "", path)
