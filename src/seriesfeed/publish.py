@@ -149,10 +149,12 @@ class _Batch:
         """Start replacing ``path`` with ``body``, unless it already holds those bytes
         (``differs``: the caller knows it does not; the file is not read). True when
         started; the file is replaced by the next ``flush``."""
+        if any(path == pending for _fd, _tmp, pending in self.pending):
+            # the same file twice: its temporary name too, so one at a time; and first,
+            # so that the body is compared with the pending one, not the file it replaces
+            self.flush()
         if not differs and _holds(path, body):
             return False
-        if any(path == pending for _fd, _tmp, pending in self.pending):
-            self.flush()  # the same file twice: its temporary name too, so one at a time
         folder, name = os.path.split(path)
         tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
@@ -170,8 +172,8 @@ class _Batch:
         try:
             for i, (fd, tmp, path) in enumerate(pending):
                 os.fsync(fd)
+                pending[i] = (-1, tmp, path)  # before close: released even when it fails
                 os.close(fd)
-                pending[i] = (-1, tmp, path)
             for i, (_fd, tmp, path) in enumerate(pending):
                 os.replace(tmp, path)
                 pending[i] = (-1, "", path)
