@@ -198,19 +198,31 @@ def test_a_page_replaced_by_a_directory_fails_with_one_line(make_config: ConfigF
 
 # The fast tier keeps one manifest of each way read_manifest turns one away: a ValueError
 # (garbage; not-utf8 and empty raise the same), a RecursionError (deep; deep-files the same,
-# one level down), hostile records (hostile-paths) and a large one (10MB). (Those last two
-# say format 1 while builds write format 2: the format check turns them away before any
-# record is looked at.)
+# one level down), hostile records (hostile-paths) and a large one (10MB), each in the
+# format builds write, so every record is looked at (the format 1 ones, which the format
+# check turns away before any record is read, in the full tier).
 @pytest.mark.parametrize("manifest", [
     b"{not json", pytest.param(b"\xff\xfe", marks=pytest.mark.full),
     pytest.param(b"", marks=pytest.mark.full), b"[" * 200_000 + b"]" * 200_000,
     pytest.param(b'{"format": 1, "files": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
                  marks=pytest.mark.full),
-    json.dumps({"format": 1, "files": {"/../../escape/": ["k", 1, 2], "/etc/passwd": [
-        "k", 3, 4], "/en/": [None, None, None], "/x/": "y", "": [1]}}).encode(),
-    json.dumps({"format": 1, "files": {f"/p{i}/": [f"page {'x' * 64}", i, i]
-                                       for i in range(100_000)}}).encode(),  # ~10 MB
-], ids=["garbage", "not-utf8", "empty", "deep", "deep-files", "hostile-paths", "10MB"])
+    pytest.param(json.dumps({"format": 1, "files": {
+        "/../../escape/": ["k", 1, 2], "/etc/passwd": ["k", 3, 4], "/en/": [None, None, None],
+        "/x/": "y", "": [1]}}).encode(), marks=pytest.mark.full),
+    pytest.param(json.dumps({"format": 1, "files": {f"/p{i}/": [f"page {'x' * 64}", i, i]
+                                                    for i in range(100_000)}}).encode(),
+                 marks=pytest.mark.full),  # ~10 MB
+    # the format builds write, so every record is looked at: paths out of the folder, to
+    # its dot-files, with empty parts; records of every wrong shape; a stamp of the kind
+    json.dumps({"format": 2, "stamp": "(1,) 0123456789abcdef", "files": {
+        "/../../escape/": ["k", 1, 2, 3, 4], "/etc/passwd": ["k", 3, 4, 5, 6],
+        "/en//": ["k", 1, 2, 3, 4], "/./": ["k", 1, 2, 3, 4], "/.seriesfeed-build": [
+            "k", 1, 2, 3, 4], "/en/": [None, None, None, None, None], "/x/": "y", "": [1],
+        "/sitemap.xml": ["", "1", 2, 3, 4], "/robots.txt": [1, 2, 3, 4, 5]}}).encode(),
+    json.dumps({"format": 2, "stamp": "", "files": {
+        f"/p{i}/": [f"page {'x' * 64}", i, i, i, i] for i in range(100_000)}}).encode(),
+], ids=["garbage", "not-utf8", "empty", "deep", "deep-files", "hostile-paths-1", "10MB-1",
+        "hostile-paths", "10MB"])
 def test_a_hostile_manifest_is_ignored(make_config: ConfigFactory, tmp_path: Path,
                                        manifest: bytes) -> None:
     site = Site(make_config, tmp_path)
