@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from seriesfeed import actions
 from seriesfeed.config import load_config
 from seriesfeed.models import Entry
 from seriesfeed.store import open_store
-from tests.conftest import SEED_PAGE, ConfigFactory
+from tests.conftest import ROOT, SEED_PAGE, ConfigFactory
 from tests.harness.builds import cli as _cli
 from tests.harness.builds import entries as _entries
 from tests.harness.builds import run as _run
@@ -61,7 +63,8 @@ class Site:
             feeds={"max_entries": 3, "out_dir": "var/public", "content": "full"}, **sections)
         self.warm = tmp_path / "warm"
         self.colds = 0
-        _cli(self.config_path, "import", str(SEED_PAGE))
+        assert IMPORTED, "the imported_store fixture makes it"
+        shutil.copyfile(IMPORTED[0], tmp_path / "store.sqlite3")
         _cli(self.config_path, "feeds", "build", "--out", str(self.warm))
 
     def cold(self) -> dict[str, object]:
@@ -84,6 +87,27 @@ class Site:
     def en(self) -> list[Entry]:
         return sorted((e for e in _entries(self.config_path) if e.language == "en"),
                       key=lambda e: (e.part or 1 << 30, e.published))
+
+
+IMPORTED: list[Path] = []  # a store the seed series was imported into, for this module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def imported_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``seriesfeed import`` of the seed series once for the module: each Site starts from
+    a copy of that store (the same bytes its own import would write), then builds."""
+    folder = tmp_path_factory.mktemp("imported")
+    config = folder / "config.toml"
+    config.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        'url = "sqlite:///var/seriesfeed.sqlite3"',
+        f'url = "sqlite:///{folder}/store.sqlite3"', 1), encoding="utf-8")
+    assert f"{folder}/store.sqlite3" in config.read_text(encoding="utf-8")
+    _cli(config, "import", str(SEED_PAGE))
+    IMPORTED.append(folder / "store.sqlite3")
+    try:
+        yield
+    finally:
+        IMPORTED.clear()
 
 
 def _diff(a: dict[str, object], b: dict[str, object]) -> list[str]:
@@ -172,14 +196,33 @@ def test_a_page_replaced_by_a_directory_fails_with_one_line(make_config: ConfigF
 # --- the manifest ----------------------------------------------------------------------
 
 
+# The fast tier keeps one manifest of each way read_manifest turns one away: a ValueError
+# (garbage; not-utf8 and empty raise the same), a RecursionError (deep; deep-files the same,
+# one level down), hostile records (hostile-paths) and a large one (10MB), each in the
+# format builds write, so every record is looked at (the format 1 ones, which the format
+# check turns away before any record is read, in the full tier).
 @pytest.mark.parametrize("manifest", [
-    b"{not json", b"\xff\xfe", b"", b"[" * 200_000 + b"]" * 200_000,
-    b'{"format": 1, "files": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-    json.dumps({"format": 1, "files": {"/../../escape/": ["k", 1, 2], "/etc/passwd": [
-        "k", 3, 4], "/en/": [None, None, None], "/x/": "y", "": [1]}}).encode(),
-    json.dumps({"format": 1, "files": {f"/p{i}/": [f"page {'x' * 64}", i, i]
-                                       for i in range(100_000)}}).encode(),  # ~10 MB
-], ids=["garbage", "not-utf8", "empty", "deep", "deep-files", "hostile-paths", "10MB"])
+    b"{not json", pytest.param(b"\xff\xfe", marks=pytest.mark.full),
+    pytest.param(b"", marks=pytest.mark.full), b"[" * 200_000 + b"]" * 200_000,
+    pytest.param(b'{"format": 1, "files": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                 marks=pytest.mark.full),
+    pytest.param(json.dumps({"format": 1, "files": {
+        "/../../escape/": ["k", 1, 2], "/etc/passwd": ["k", 3, 4], "/en/": [None, None, None],
+        "/x/": "y", "": [1]}}).encode(), marks=pytest.mark.full),
+    pytest.param(json.dumps({"format": 1, "files": {f"/p{i}/": [f"page {'x' * 64}", i, i]
+                                                    for i in range(100_000)}}).encode(),
+                 marks=pytest.mark.full),  # ~10 MB
+    # the format builds write, so every record is looked at: paths out of the folder, to
+    # its dot-files, with empty parts; records of every wrong shape; a stamp of the kind
+    json.dumps({"format": 2, "stamp": "(1,) 0123456789abcdef", "files": {
+        "/../../escape/": ["k", 1, 2, 3, 4], "/etc/passwd": ["k", 3, 4, 5, 6],
+        "/en//": ["k", 1, 2, 3, 4], "/./": ["k", 1, 2, 3, 4], "/.seriesfeed-build": [
+            "k", 1, 2, 3, 4], "/en/": [None, None, None, None, None], "/x/": "y", "": [1],
+        "/sitemap.xml": ["", "1", 2, 3, 4], "/robots.txt": [1, 2, 3, 4, 5]}}).encode(),
+    json.dumps({"format": 2, "stamp": "", "files": {
+        f"/p{i}/": [f"page {'x' * 64}", i, i, i, i] for i in range(100_000)}}).encode(),
+], ids=["garbage", "not-utf8", "empty", "deep", "deep-files", "hostile-paths-1", "10MB-1",
+        "hostile-paths", "10MB"])
 def test_a_hostile_manifest_is_ignored(make_config: ConfigFactory, tmp_path: Path,
                                        manifest: bytes) -> None:
     site = Site(make_config, tmp_path)
@@ -351,8 +394,6 @@ def _same_size_edit(path: Path, old: str, new: str) -> None:
 
 def test_a_template_edited_with_its_time_put_back_is_drawn(make_config: ConfigFactory,
                                                            tmp_path: Path) -> None:
-    import shutil
-
     from seriesfeed.templating import PACKAGE_TEMPLATES
 
     site = Site(make_config, tmp_path)
@@ -365,10 +406,6 @@ def test_a_template_edited_with_its_time_put_back_is_drawn(make_config: ConfigFa
 
 def test_a_language_added_then_its_catalogue_edited_gives_a_cold_builds_bytes(
         make_config: ConfigFactory, tmp_path: Path) -> None:
-    import shutil
-
-    from tests.conftest import ROOT
-
     site = Site(make_config, tmp_path)
     shutil.copytree(ROOT / "tests/data/locale", site.config_path.parent / "locale")
     text = site.config_path.read_text(encoding="utf-8")
@@ -441,10 +478,6 @@ def test_a_catalogue_edited_under_a_running_process_is_drawn_by_its_next_build(
     """The daemon builds in one process for days; the catalogue's file is an input of
     every page (``settings_key``): its next build must draw the new words, or it records
     the old ones under the new key and every later build from a new process keeps them."""
-    import shutil
-
-    from tests.conftest import ROOT
-
     site = Site(make_config, tmp_path)
     shutil.copytree(ROOT / "tests/data/locale", site.config_path.parent / "locale")
     text = site.config_path.read_text(encoding="utf-8")
@@ -476,8 +509,6 @@ def test_a_template_edited_with_its_time_put_back_under_a_running_process_is_dra
         make_config: ConfigFactory, tmp_path: Path) -> None:
     """As the catalogue: Jinja reloads a template whose mtime moved; a same-size edit
     with its mtime put back moves only its change time, which the pages' keys hold."""
-    import shutil
-
     from seriesfeed.templating import PACKAGE_TEMPLATES
 
     site = Site(make_config, tmp_path)

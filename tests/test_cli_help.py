@@ -64,9 +64,16 @@ def test_every_help_text_and_usage_error_is_as_recorded() -> None:
 def test_the_root_group_knows_the_module_of_every_command() -> None:
     """A command missing from COMMAND_MODULES would be missing from `seriesfeed --help`
     and unknown to a process that had not imported its module for another reason."""
-    from seriesfeed.cli import COMMAND_MODULES, cli, load_commands
+    import importlib
+    import pkgutil
 
-    load_commands()
+    import seriesfeed.cli
+    from seriesfeed.cli import COMMAND_MODULES, cli
+
+    # every module of the package, not load_commands(): that imports only the modules the
+    # map names, so a new module left out of it would go unseen here too
+    for module in pkgutil.iter_modules(seriesfeed.cli.__path__):
+        importlib.import_module(f"seriesfeed.cli.{module.name}")
     found = {name: command.callback.__module__ if command.callback else "?"
              for name, command in cli.commands.items() if name != "init"}
     assert found == {name: f"seriesfeed.cli.{module}" for name, module in

@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
-from seriesfeed.publish import _Batch, publish, read_manifest, still_written
+from seriesfeed.publish import _Batch, _relative, publish, read_manifest, still_written
+from tests.harness.figures import tier
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 COUNT = _Batch.SIZE * 2 + 17  # crosses two batch boundaries
@@ -86,6 +89,60 @@ def test_the_same_path_twice_in_one_plan_leaves_the_last_body(tmp_path: Path) ->
     assert _temporaries(out) == []
 
 
+def test_a_path_planned_again_with_the_bytes_already_on_disk_ends_with_those_bytes(
+        tmp_path: Path) -> None:
+    """The second body equals what the file held before the build: it is compared with
+    the first body (pending in the batch), not with the old file, so it is written."""
+    out = tmp_path / "out"
+    path = "/en/s/1/"
+    publish([FeedDocument(path, "text/html", b"old", WHEN, key="a")], out)
+    plan = [FeedDocument(path, "text/html", b"new", WHEN, key="b"),
+            FeedDocument(path, "text/html", b"old", WHEN, key="c")]
+    publish(plan, out)
+    assert (out / "en/s/1/index.html").read_bytes() == b"old"
+    assert read_manifest(out).files[path][0] == "c"
+    assert _temporaries(out) == []
+
+    target = str(out / "en/s/1/index.html")
+    with _Batch() as batch:
+        assert batch.add(target, b"newer")
+        assert batch.add(target, b"old")  # differs from the pending "newer"
+    assert Path(target).read_bytes() == b"old"
+
+
+def test_a_descriptor_whose_close_fails_is_not_closed_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """close(2) releases the descriptor even when it reports an error (EIO on a network
+    file system): closing it again in the clean-up could close a descriptor another
+    thread has opened under the same number since."""
+    real_close = os.close
+    closed: list[int] = []
+    failing: list[int] = []
+
+    ours: set[int] = set()
+
+    def close(fd: int) -> None:
+        if fd not in ours:  # another thread's (xdist's channel): left alone
+            real_close(fd)
+            return
+        closed.append(fd)  # every call, also one that fails
+        real_close(fd)
+        if not failing:
+            failing.append(fd)
+            raise OSError(5, "Input/output error")
+
+    targets = [str(tmp_path / f"f{i}") for i in range(3)]
+    with pytest.raises(OSError, match="Input/output"), _Batch() as batch:
+        for target in targets:
+            batch.add(target, b"body")
+        ours.update(fd for fd, _tmp, _path in batch.pending)
+        monkeypatch.setattr(os, "close", close)
+    monkeypatch.undo()
+    assert failing and closed.count(failing[0]) == 1, closed
+    assert len(closed) == 3  # the other two closed once each by the clean-up
+    assert _temporaries(tmp_path) == [] and not any(Path(t).exists() for t in targets)
+
+
 def test_an_error_midway_leaves_no_temporary_file_and_no_manifest_naming_unwritten_files(
         tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -130,3 +187,21 @@ def test_a_disk_that_fills_in_the_middle_of_a_batch_leaves_no_temporary_file(
         assert _temporaries(out) == []
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def _relative_by_parts(path: str) -> str | None:
+    """``publish._relative`` as it was written first: every part looked at."""
+    relative = path.lstrip("/")
+    if relative.endswith("/") or not relative:
+        relative += "index.html"
+    if "\0" in relative or any(part in ("", ".", "..") for part in relative.split("/")):
+        return None
+    return relative
+
+
+@settings(max_examples=tier(500, 20_000), deadline=None)
+@given(st.lists(st.sampled_from(["", ".", "..", "a", ".well-known", "b.", "..c", "\0", "é"]),
+                max_size=6).map("/".join).flatmap(
+    lambda body: st.sampled_from([body, "/" + body, body + "/", "/" + body + "/"])))
+def test_the_quick_path_check_says_what_looking_at_every_part_says(path: str) -> None:
+    assert _relative(path) == _relative_by_parts(path)

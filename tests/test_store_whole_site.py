@@ -143,3 +143,40 @@ def test_site_data_is_the_same_from_either_path(filled: Store) -> None:
         filtered = q.site_data(conn, q.list_entries(conn, limit=EVERYTHING))
     assert whole == filtered
     assert whole.links  # translations linked both ways
+
+
+def test_a_translation_in_another_series_carries_its_originals_number_on_every_path(
+        store: Store) -> None:
+    """`entries link` accepts an original in another series: the translation carries the
+    original's number (README, "Part numbers") whether the read is the whole site, one
+    series or one language, and it is not one of its own series' parts on any of them."""
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    with store.write() as conn:
+        alpha = q.upsert_series(conn, Series("alpha", {"en": SeriesText("A", "")}), NOW)
+        beta = q.upsert_series(conn, Series("beta", {"en": SeriesText("B", ""),
+                                                     "es": SeriesText("b", "")}), NOW)
+        originals = [q.save_entry(conn, _entry("alpha", n, start + timedelta(days=n)),
+                                  alpha, NOW).seq for n in range(3)]
+        for n in range(2):
+            q.save_entry(conn, _entry("beta", n, start + timedelta(days=n)), beta, NOW)
+        # a translation (in beta) of alpha's first part, and one of that translation
+        es = q.save_entry(conn, _entry("beta", 9, start + timedelta(days=9), language="es"),
+                          beta, NOW).seq
+        q.set_translation(conn, es, originals[0])
+        de = q.save_entry(conn, _entry("beta", 10, start + timedelta(days=10),
+                                       language="de"), beta, NOW).seq
+        q.set_translation(conn, de, es)
+    with store.read() as conn:
+        whole = {e.seq: (e.part, e.parts) for e in q.list_entries(conn)}
+        paths = {
+            "series": q.list_entries(conn, series_slug="beta"),
+            "language": q.list_entries(conn, language="es"),
+            "after": q.list_entries(conn, after_seq=originals[-1]),
+            "entry": [q.get_entry(conn, str(de), parts=True)],
+        }
+    assert whole[es] == whole[de] == whole[originals[0]] == (1, 3)
+    for name, found in paths.items():
+        assert {e.seq: (e.part, e.parts) for e in found} == {
+            e.seq: whole[e.seq] for e in found}, name
+    assert {whole[s] for s in whole if s not in originals and s not in (es, de)} == {
+        (1, 2), (2, 2)}  # beta's own parts: two, the translations are not among them

@@ -192,6 +192,9 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
     # each entry's key once per build, as a digest: the series page and the article pages
     # both need it, and their own keys are then digests of short tuples
     keys = digests if digests is not None else entry_digests(site, translations)
+    # once per build, not per page list: it looks at every template and catalogue file
+    # (a millisecond), and a site of 200 series has 400 lists
+    settings = settings_key(config)
     listed: dict[str, list[dict[str, Any]]] = {code: [] for code in config.languages}
     article_scopes: list[tuple[str, str, Series, str, str]] = []
     by_listing: dict[tuple[str, str], list[Entry]] = {}
@@ -208,7 +211,7 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
                                        "updated": updated})
         path = f"/{scope.language}/{slug}/"
         # every input of the page: the settings, the series, and what it lists of each entry
-        key = "series " + digest((settings_key(config), config.digests.catch_up_max,
+        key = "series " + digest((settings, config.digests.catch_up_max,
                                   scope.language, repr(scope.series), title, description,
                                   tuple([(keys[id(e)], e.part, e.parts,
                                           e.translation_of) for e in entries])))
@@ -260,7 +263,8 @@ def build_pages(config: Config, site: SiteData, on_disk: dict[str, str] | None =
         for lang, slug, shown, title, listing in article_scopes:
             docs.extend(_article_pages(config, site, shown, lang,
                                        by_listing[(lang, slug)], title, on_disk, keys,
-                                       previous if splices.get(lang) else None, listing))
+                                       previous if splices.get(lang) else None, listing,
+                                       settings))
         _PAGES.sweep()
     docs.extend(build_sitemap(config, site))
     docs.append(FeedDocument("/robots.txt", ROBOTS, robots_txt(config).encode("utf-8"),
@@ -335,6 +339,7 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
                    keys: dict[int, str] | None = None,
                    previous: Callable[[str], bytes | None] | None = None,
                    listing: str = "",
+                   settings: str | None = None,
                    ) -> list[FeedDocument]:
     """One page per entry of the series in ``language`` (fallback entries shown in this
     language's list have their page in their own language); prev and next follow this
@@ -350,7 +355,8 @@ def _article_pages(config: Config, site: SiteData, series: Series, language: str
     # each (part, count)'s label once: a splice needs the old and the new of every page
     labels = lru_cache(maxsize=None)(cast(Callable[[int | None, int | None], str],
                                           i18n.template_functions(config, language)["part_label"]))
-    settings = settings_key(config)
+    if settings is None:
+        settings = settings_key(config)
     # what each entry of the list shows as a neighbour, once (each is two pages' neighbour)
     # and only for the pages keyed: after a small edit most pages are known unchanged
     # from the list's digest alone

@@ -135,6 +135,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.pending: list[tuple[int, str, str]] = []  # (fd, temporary, target)
+        self.targets: set[str] = set()  # the targets of ``pending``
 
     def __enter__(self) -> _Batch:
         return self
@@ -149,10 +150,9 @@ class _Batch:
         """Start replacing ``path`` with ``body``, unless it already holds those bytes
         (``differs``: the caller knows it does not; the file is not read). True when
         started; the file is replaced by the next ``flush``."""
-        if any(path == pending for _fd, _tmp, pending in self.pending):
-            # the same file twice: its temporary name too, so one at a time; and before
-            # the check below, which must see the earlier body in place, not the file
-            # it will replace (else an unchanged last body lost to the earlier one)
+        if path in self.targets:
+            # the same file twice: its temporary name too, so one at a time; and first,
+            # so that the body is compared with the pending one, not the file it replaces
             self.flush()
         if not differs and _holds(path, body):
             return False
@@ -160,6 +160,7 @@ class _Batch:
         tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
         self.pending.append((fd, tmp, path))
+        self.targets.add(path)
         view = memoryview(body)
         while view:
             view = view[os.write(fd, view):]
@@ -170,11 +171,12 @@ class _Batch:
     def flush(self) -> None:
         """Put every pending file on disk, then in its place."""
         pending, self.pending = self.pending, []
+        self.targets = set()
         try:
             for i, (fd, tmp, path) in enumerate(pending):
                 os.fsync(fd)
+                pending[i] = (-1, tmp, path)  # before close: released even when it fails
                 os.close(fd)
-                pending[i] = (-1, tmp, path)
             for i, (_fd, tmp, path) in enumerate(pending):
                 os.replace(tmp, path)
                 pending[i] = (-1, "", path)
@@ -186,6 +188,7 @@ class _Batch:
     def discard(self) -> None:
         """Close and remove every temporary file not yet renamed."""
         pending, self.pending = self.pending, []
+        self.targets = set()
         for fd, tmp, _path in pending:
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -294,9 +297,11 @@ def _relative(path: str) -> str | None:
     relative = path.lstrip("/")
     if relative.endswith("/") or not relative:
         relative += "index.html"
-    if "\0" in relative or any(part in ("", ".", "..") for part in relative.split("/")):
+    # an empty, "." or ".." part needs "//", a leading "." or "/.": most paths have none
+    if ("//" in relative or "/." in relative or relative[0] == ".") and \
+            any(part in ("", ".", "..") for part in relative.split("/")):
         return None
-    return relative
+    return None if "\0" in relative else relative
 
 
 @dataclass

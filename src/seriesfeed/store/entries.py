@@ -192,8 +192,27 @@ def part_rows(conn: Connection, *, include_held: bool = False,
     if not include_held:
         query = query.where(_public())
     if series_ids is not None:
-        query = query.where(entries.c.series_id.in_(list(series_ids)))
+        query = query.where(entries.c.series_id.in_(_with_originals(conn, series_ids)))
     return [PartRow(*row) for row in conn.execute(query)]
+
+
+def _with_originals(conn: Connection, series_ids: Iterable[int]) -> list[int]:
+    """``series_ids`` and the series of every entry one of theirs translates, through
+    translations of translations: a translation carries its original's number wherever
+    the original is (``entries link`` accepts one in another series), so those rows are
+    read too, as the whole site's read has them."""
+    found = set(series_ids)
+    new = set(found)
+    original = entries.alias("original")
+    while new:
+        query = (select(original.c.series_id).distinct()
+                 .select_from(entries.join(original,
+                                           original.c.seq == entries.c.translation_of))
+                 .where(entries.c.series_id.in_(sorted(new)),
+                        original.c.series_id.notin_(sorted(found))))
+        new = set(conn.execute(query).scalars()) - found
+        found |= new
+    return sorted(found)
 
 
 def _with_parts(conn: Connection, found: list[Entry], *, include_held: bool) -> list[Entry]:
