@@ -27,6 +27,7 @@ def _random_store(store: Store, seed: int) -> None:
                                                     "es": SeriesText(s, "")}), NOW)
                 for s in SLUGS}
         seqs: list[int] = []
+        made: list[Entry] = []
         for n in range(rng.randint(5, 40)):
             slug = rng.choice(SLUGS)
             held = rng.random() < 0.15
@@ -39,6 +40,11 @@ def _random_store(store: Store, seed: int) -> None:
             row = q.save_entry(conn, e, sids[slug], NOW)
             q.sync_hold(conn, row.seq, at, NOW, created=True)
             seqs.append(row.seq)
+            made.append(e)
+        for e in rng.sample(made, k=len(made) // 6):  # moved to another series
+            slug = rng.choice([s for s in SLUGS if s != e.series])
+            e.series = slug
+            q.save_entry(conn, e, sids[slug], NOW)
         for seq in seqs:
             roll = rng.random()
             if roll < 0.3:
