@@ -129,3 +129,34 @@ def _run_as_nobody(tmp_path: Path) -> None:
     proc = build(None)
     assert proc.returncode == 0, proc.stderr
     assert _files(out) == _files(cold)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+@pytest.mark.parametrize("room", ["blocks", "inodes"])
+def test_a_rebuild_that_fits_one_file_at_a_time_fits_in_batches_too(
+        tmp_path: Path, room: str) -> None:
+    """A disk with room for one more file but not for a batch's temporary files: each
+    rename frees the file it replaces, so writing one file at a time (before batches)
+    rebuilt the whole folder there; the batch must not fail where that succeeded."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=100000", "tmpfs",
+                    str(disk)], check=True)
+    try:
+        out = disk / "out"
+        publish(_docs(1), out)
+        if room == "inodes":
+            used = sum(1 for _ in disk.rglob("*")) + 1  # the root too
+            subprocess.run(["mount", "-o", f"remount,nr_inodes={used + 8}", str(disk)],
+                           check=True)
+        else:
+            st = os.statvfs(disk)
+            with open(disk / "filler", "wb") as fh:  # leaves 64 KB: a few pages' worth
+                fh.write(b"\0" * (st.f_bavail * st.f_frsize - 65536))
+        report = publish(_docs(2), out)
+        assert len(report.written) == len(_docs(2))
+        assert _files(out) == {f"en/s/{i}/index.html": d.body
+                               for i, d in enumerate(_docs(2))}
+        assert list(out.rglob("*.tmp")) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
