@@ -129,7 +129,8 @@ class _Batch:
     than write, fsync, rename file by file, over 5,000 pages). Plain ``os`` calls:
     through pathlib and buffered files this was most of the user CPU of writing 20,000
     pages. A temporary file that cannot be finished (a full disk) or that an error
-    leaves unrenamed is removed, never left beside its file."""
+    leaves unrenamed is removed, never left beside its file; a disk with room for one
+    file but not a batch's gets the pending ones put in place first (``add``)."""
 
     SIZE = 128  # temporary files open at once, well under any descriptor limit
 
@@ -156,17 +157,38 @@ class _Batch:
             self.flush()
         if not differs and _holds(path, body):
             return False
-        folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-        self.pending.append((fd, tmp, path))
-        self.targets.add(path)
-        view = memoryview(body)
-        while view:
-            view = view[os.write(fd, view):]
+        try:
+            self._start(path, body)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.pending:
+                raise
+            # room for one file at a time but not for a batch's temporary files: put
+            # the pending ones in place (each rename frees the file it replaces), then
+            # this one alone, as writing file by file did on a nearly full disk
+            self.flush()
+            self._start(path, body)
         if len(self.pending) >= self.SIZE:
             self.flush()
         return True
+
+    def _start(self, path: str, body: bytes) -> None:
+        """Write ``body`` to ``path``'s temporary file, pending; a file that cannot be
+        written whole is removed before the error goes on."""
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view):]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self.pending.append((fd, tmp, path))
+        self.targets.add(path)
 
     def flush(self) -> None:
         """Put every pending file on disk, then in its place."""
