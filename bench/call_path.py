@@ -64,7 +64,10 @@ def main() -> None:
         touched: set[str] = set()
 
         def profile(frame: FrameType, event: str, _: Any) -> None:
-            if event != "call":
+            # a module's body runs when it is first imported (a command loads its module
+            # when it is looked up, its verbs and renderers when they are used): an import,
+            # not a call from the importer
+            if event != "call" or frame.f_code.co_name == "<module>":
                 return
             callee = _module(frame)
             if callee is None:
