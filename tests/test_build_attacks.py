@@ -24,6 +24,7 @@ from seriesfeed.config import load_config
 from seriesfeed.models import Entry
 from seriesfeed.store import open_store
 from tests.conftest import ROOT, SEED_PAGE, ConfigFactory
+from tests.harness.builds import Tmpfs
 from tests.harness.builds import cli as _cli
 from tests.harness.builds import entries as _entries
 from tests.harness.builds import run as _run
@@ -453,21 +454,16 @@ def test_a_full_disk_fails_with_one_line_leaves_no_temporary_file_and_recovers(
     site = Site(make_config, tmp_path)
     size = sum(len(v) for v in _tree(site.warm).values() if isinstance(v, bytes))
     disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size // 2}", "tmpfs", str(disk)],
-                   check=True)
-    try:
+    with Tmpfs(disk, f"size={size // 2}") as fs:
         out = disk / "public"
         proc = _run(site.config_path, "feeds", "build", "--out", str(out))
         assert proc.returncode == 1 and proc.stderr.startswith("Error:"), proc.stderr
         assert "Traceback" not in proc.stderr
         left = [p for p in _tree(disk) if p.endswith(".tmp")]
         assert left == []
-        subprocess.run(["mount", "-o", f"remount,size={size * 4}", str(disk)], check=True)
+        fs.remount(f"size={size * 4}")
         _cli(site.config_path, "feeds", "build", "--out", str(out))
         assert _tree(out) == site.cold()
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 # --- a long-lived process (the daemon builds in its own process, on a schedule) ---------

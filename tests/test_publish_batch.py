@@ -4,7 +4,6 @@ renamed): what a reader, a full disk and a plan with odd paths see of that, on r
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
 from seriesfeed.publish import _Batch, _relative, publish, read_manifest, still_written
+from tests.harness.builds import Tmpfs
 from tests.harness.figures import tier
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -166,13 +166,10 @@ def test_an_error_midway_leaves_no_temporary_file_and_no_manifest_naming_unwritt
 def test_a_disk_that_fills_in_the_middle_of_a_batch_leaves_no_temporary_file(
         tmp_path: Path) -> None:
     disk = tmp_path / "disk"
-    disk.mkdir()
     docs = _docs(1, size=8192)
     # room for about one and a half batches of the plan's files (tmpfs folders take none)
     size = 8192 * (_Batch.SIZE * 3 // 2)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
-                   check=True)
-    try:
+    with Tmpfs(disk, f"size={size}") as fs:
         out = disk / "out"
         with pytest.raises(SeriesfeedError, match="No space left"):
             publish(docs, out)
@@ -181,12 +178,10 @@ def test_a_disk_that_fills_in_the_middle_of_a_batch_leaves_no_temporary_file(
         assert whole, "no batch was renamed before the disk filled"
         assert all((out / d.path.strip("/") / "index.html").read_bytes() == d.body
                    for d in whole)
-        subprocess.run(["mount", "-o", f"remount,size={size * 4}", str(disk)], check=True)
+        fs.remount(f"size={size * 4}")
         report = publish(docs, out)
         assert len(report.written) + report.unchanged == len(docs)
         assert _temporaries(out) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def _relative_by_parts(path: str) -> str | None:

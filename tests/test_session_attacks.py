@@ -18,6 +18,7 @@ from seriesfeed.errors import SeriesfeedError
 from seriesfeed.feeds import FeedDocument
 from seriesfeed.publish import publish, read_manifest
 from tests.conftest import SEED_PAGE
+from tests.harness.builds import Tmpfs
 from tests.harness.builds import cli as _cli
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,10 +59,7 @@ def test_running_out_of_inodes_mid_batch_leaves_no_temporary_file_and_recovers(
     cold = tmp_path / "cold"
     publish(_docs(1), cold)
     disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=400", "tmpfs",
-                    str(disk)], check=True)
-    try:
+    with Tmpfs(disk, "size=64m,nr_inodes=400") as fs:
         out = disk / "out"
         with pytest.raises(SeriesfeedError, match="No space left"):
             publish(_docs(1), out)
@@ -69,12 +67,10 @@ def test_running_out_of_inodes_mid_batch_leaves_no_temporary_file_and_recovers(
         manifest = read_manifest(out).files
         assert all((out / p.strip("/") / "index.html").exists() for p in manifest)
         # inodes again: the build finishes what the failed one left
-        subprocess.run(["mount", "-o", "remount,nr_inodes=100000", str(disk)], check=True)
+        fs.remount("nr_inodes=100000")
         publish(_docs(1), out)
         assert _files(out) == _files(cold)
         assert list(out.rglob("*.tmp")) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
@@ -139,16 +135,12 @@ def test_a_rebuild_that_fits_one_file_at_a_time_fits_in_batches_too(
     rename frees the file it replaces, so writing one file at a time (before batches)
     rebuilt the whole folder there; the batch must not fail where that succeeded."""
     disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=100000", "tmpfs",
-                    str(disk)], check=True)
-    try:
+    with Tmpfs(disk, "size=64m,nr_inodes=100000") as fs:
         out = disk / "out"
         publish(_docs(1), out)
         if room == "inodes":
             used = sum(1 for _ in disk.rglob("*")) + 1  # the root too
-            subprocess.run(["mount", "-o", f"remount,nr_inodes={used + 8}", str(disk)],
-                           check=True)
+            fs.remount(f"nr_inodes={used + 8}")
         else:
             st = os.statvfs(disk)
             with open(disk / "filler", "wb") as fh:  # leaves 64 KB: a few pages' worth
@@ -158,5 +150,3 @@ def test_a_rebuild_that_fits_one_file_at_a_time_fits_in_batches_too(
         assert _files(out) == {f"en/s/{i}/index.html": d.body
                                for i, d in enumerate(_docs(2))}
         assert list(out.rglob("*.tmp")) == []
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)

@@ -38,3 +38,23 @@ def entries(config_path: Path) -> list[Entry]:
         return actions.list_entries(store)
     finally:
         store.close()
+
+
+class Tmpfs:
+    """A small tmpfs mounted at ``folder`` (root only), unmounted on leaving, whatever
+    the test did: ``with Tmpfs(folder, "size=64m") as disk: ... disk.remount("size=1g")``."""
+
+    def __init__(self, folder: Path, options: str) -> None:
+        self.folder, self.options = folder, options
+
+    def __enter__(self) -> Tmpfs:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", self.options, "tmpfs",
+                        str(self.folder)], check=True)
+        return self
+
+    def remount(self, options: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{options}", str(self.folder)], check=True)
+
+    def __exit__(self, *_: object) -> None:
+        subprocess.run(["umount", str(self.folder)], check=False)
