@@ -154,7 +154,8 @@ def main() -> None:
                         help="how many series the entries are spread over (default 4: an "
                              "add renumbers a quarter of the article pages)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="500 entries, one repetition")
+    parser.add_argument("--quick", action="store_true",
+                        help="150 entries, one repetition: a smoke run of every step")
     parser.add_argument("--check", action="store_true",
                         help="only compare both folders of a small store (default 300 "
                              "entries); exit 1 when they differ")
@@ -164,7 +165,7 @@ def main() -> None:
     # as an installed package runs: with PYTHONDONTWRITEBYTECODE set, an editable install
     # would compile seriesfeed's own modules again in every process (~0.2 s of CPU each)
     compileall.compile_dir(str(ROOT / "src"), quiet=1)
-    n = 500 if args.quick else args.entries
+    n = 150 if args.quick else args.entries
     repeat = 1 if args.quick else max(args.repeat, 1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -227,7 +228,8 @@ def main() -> None:
         starts = {"seriesfeed --help": [EXE, "--help"],
                   "seriesfeed status": [EXE, "--config", cfg, "status"]}
         for name, argv in starts.items():
-            runs = [checked(run_wait4(argv, 120), name) for _ in range(max(repeat, 3))]
+            runs = [checked(run_wait4(argv, 120), name)
+                    for _ in range(1 if args.quick else max(repeat, 3))]
             print(f"{cpu_line(name, runs)}; {median([r.cpu for r in runs]) / cold_cpu:.1%} of "
                   "a cold build")
         print(f"end: {load_figure()}")
