@@ -153,6 +153,7 @@ class AddResult:
     subscriber: Subscriber | None
     created: bool
     send_confirmation: bool
+    wrote: bool = False  # a row committed before returning (new or returning address)
 
 
 @subscriber_event("subscribe")  # one log line per event, after the commit
@@ -186,7 +187,7 @@ def add_subscriber(store: Store, config: Config, email: str, *, name: str | None
                 _begin_catch_up(conn, sub.id)
             if confirmed and welcome:
                 _queue_welcome(conn, config, sub, now)
-            return AddResult(sub, True, not confirmed)
+            return AddResult(sub, True, not confirmed, wrote=True)
         if existing.status is SubscriberStatus.UNSUBSCRIBED and resubscribe:
             assert existing.id is not None
             # a fresh consent: what this ask chose, series included
@@ -196,7 +197,7 @@ def add_subscriber(store: Store, config: Config, email: str, *, name: str | None
             existing.status, existing.language, existing.frequency = \
                 SubscriberStatus.PENDING, lang, freq
             existing.series = series
-            return AddResult(existing, False, True)
+            return AddResult(existing, False, True, wrote=True)
         wants_mail = existing.status is SubscriberStatus.PENDING
         return AddResult(existing, False, wants_mail)
 

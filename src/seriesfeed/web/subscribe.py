@@ -39,6 +39,7 @@ from seriesfeed.web.busy import busy_page, visitor_language
 __all__ = [
     "MAX_BODY",
     "MAX_FIELDS",
+    "AnswerPace",
     "Endpoint",
     "RateLimiter",
     "Site",
@@ -77,6 +78,34 @@ class RateLimiter:
         return True
 
 
+class AnswerPace:
+    """Holds every answer to a subscribe POST until the store write of a new address
+    would have finished, so its timing says nothing about the address (S2). Only a new
+    (or returning) address commits a row before the answer; on a disk whose fsync costs
+    milliseconds that alone told a new address from a known one. The hold is 1.5 times
+    a running average of those writes' own durations (at least ``floor``, at most
+    ``ceiling``): known, suppressed and new addresses then leave at the same moment,
+    unless one write is slower than usual, which moves the average for all that follow.
+    In this process, like the rate limiter; each node learns its own disk."""
+
+    def __init__(self, floor: float = 0.002, ceiling: float = 0.5, start: float = 0.02) -> None:
+        self.floor, self.ceiling = floor, ceiling
+        self.write_s = start
+
+    def wrote(self, seconds: float) -> None:
+        """A store write that a new address needed took ``seconds`` (measured from the
+        request's start, as the hold is)."""
+        self.write_s += (seconds - self.write_s) / 8
+
+    def due(self) -> float:
+        return min(self.ceiling, max(self.floor, self.write_s * 1.5))
+
+    async def hold(self, started: float) -> None:
+        left = started + self.due() - time.monotonic()
+        if left > 0:
+            await asyncio.sleep(left)
+
+
 @dataclass
 class Site:
     """The request context every subscribe endpoint gets: the app's config and store, the
@@ -85,6 +114,7 @@ class Site:
     config: Config
     store: Store
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    pace: AnswerPace = field(default_factory=AnswerPace)
 
     @property
     def own_origin(self) -> str:
@@ -237,6 +267,7 @@ async def subscribe(site: Site, request: Request) -> Response:
         _ = i18n.messages_for(config, lang)
     series = tuple(s for s in [data.get("series", "")] if s)
     confirmation: BackgroundTask | None = None
+    started = time.monotonic()
     if not data.get("website"):  # the honeypot: only bots fill it in
         client = request.client.host if request.client else "unknown"
         if not site.limiter.allow(client):
@@ -254,6 +285,8 @@ async def subscribe(site: Site, request: Request) -> Response:
                               if exc.field == "email" else None)
         except SeriesfeedError:
             return site.error(lang, 400)
+        if result.wrote:
+            site.pace.wrote(time.monotonic() - started)
         if result.send_confirmation and result.subscriber is not None:
             confirmation = BackgroundTask(actions.subscribers.send_confirmation, store,
                                           config, result.subscriber)
@@ -264,6 +297,7 @@ async def subscribe(site: Site, request: Request) -> Response:
           "Nothing will be sent until you confirm.")],
         about=await site.about(lang, data.get("email", "").strip()[:320], series, False))
     done.background = confirmation
+    await site.pace.hold(started)
     return done
 
 
