@@ -4,10 +4,13 @@ for every text a column may hold; PostgreSQL keeps the general path."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
@@ -15,8 +18,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.type_api import TypeDecorator
 
+from seriesfeed.errors import StoreDamagedError
 from seriesfeed.store import Store
 from seriesfeed.store.tables import UTCDateTime
+from tests.conftest import SEED_PAGE
 from tests.harness.figures import tier
 
 
@@ -35,6 +40,9 @@ def _outcome(process: Callable[[Any], Any], value: Any) -> tuple[str, object, ob
     try:
         found = process(value)
     except Exception as exc:  # both paths must refuse the same texts the same way
+        # what is no date comes out as one StoreDamagedError, for what the parse found
+        if isinstance(exc, StoreDamagedError) and exc.__cause__ is not None:
+            return ("error", type(exc.__cause__), None)
         return ("error", type(exc), None)
     if found is None:
         return ("none", None, None)
@@ -150,3 +158,23 @@ def test_a_store_reads_back_what_it_wrote_with_and_without_microseconds(
         with store.write() as conn:
             table.drop(conn, checkfirst=True)
         store.close()
+
+
+@pytest.mark.parametrize("damage", ["'the 5th of May'", "42", "x'00ff'", "'2024-13-45 99:00:00'"],
+                         ids=["words", "a number", "a blob", "no such day"])
+def test_a_date_damaged_by_hand_is_one_error_line_naming_it(
+        make_config: Callable[..., Path], run_cli: Callable[..., Any], damage: str) -> None:
+    """A date column edited by hand into something that is no date: every reading command
+    says what it found in one line and exits non-zero, never a traceback."""
+    path = make_config(database={"url": "sqlite:///store.sqlite3"})
+    assert run_cli("--config", path, "import", SEED_PAGE).code == 0
+    with sqlite3.connect(path.parent / "store.sqlite3") as db:
+        db.execute(f"UPDATE entries SET published = {damage} "
+                   "WHERE seq = (SELECT min(seq) FROM entries)")
+    for command in (["entries", "list"], ["feeds", "build", "--out", path.parent / "out"]):
+        done = run_cli("--config", path, *command)
+        assert done.code != 0, (command, done)
+        assert "Traceback" not in done.err + done.out, (command, done)
+        lines = done.err.strip().splitlines()
+        assert len(lines) == 1 and "date" in lines[0], (command, done)
+    assert not (path.parent / "out" / "feeds").exists()

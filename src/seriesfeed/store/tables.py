@@ -27,6 +27,8 @@ from sqlalchemy import (
     false,
 )
 
+from seriesfeed.errors import StoreDamagedError
+
 __all__ = [
     "UTCDateTime", "admin_audit", "admin_login_failures", "admin_sessions", "catch_ups",
     "content_version", "digests", "entries", "entry_authors", "held_entries", "job_runs",
@@ -69,10 +71,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         takes the short path; anything else (an offset, no microseconds, damage) the
         general one, so the datetimes and errors are the same
         (tests/test_store_datetimes.py compares them)."""
-        general = super().result_processor(dialect, coltype)
-        if dialect.name != "sqlite" or general is None:
-            return general
+        composed = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or composed is None:
+            return composed
         parse = datetime.fromisoformat
+
+        def general(value: Any) -> datetime | None:
+            # SQLite stores whatever a hand edit puts in: a word, a number, a blob
+            try:
+                return composed(value)
+            except (ValueError, TypeError, AssertionError, OverflowError) as exc:
+                raise StoreDamagedError(
+                    f"the store holds {str(value)[:60]!r} where a date belongs (a hand "
+                    "edit?): correct that row or restore a backup") from exc
 
         def process(value: Any) -> datetime | None:
             if value is None:
