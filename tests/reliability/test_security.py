@@ -13,6 +13,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,9 +61,12 @@ class Site:
 def site(make_config: Callable[..., Path], tmp_path: Path, request: pytest.FixtureRequest
          ) -> Iterator[Site]:
     smtp = FaultServer.start(tmp_path / "smtp.jsonl", strict=True)
-    extra = getattr(request, "param", {})
+    extra = dict(getattr(request, "param", {}))
+    # {"backend": "postgresql"}: the session's PostgreSQL database instead of a SQLite file
+    url = request.getfixturevalue("pg_url") if extra.pop("backend", None) == "postgresql" \
+        else f"sqlite:///{tmp_path / 'sec.sqlite3'}"
     config = load_config(make_config(
-        database={"url": f"sqlite:///{tmp_path / 'sec.sqlite3'}"},
+        database={"url": url},
         smtp={"host": smtp.host, "port": smtp.port, "security": "none", "connections": 2},
         web={"host": "127.0.0.1", "port": 8080, "base_url": BASE},
         security={"secret_key": "s" * 32}, **extra), env={})
@@ -299,6 +303,59 @@ def test_a_held_store_lock_neither_shows_the_write_nor_slows_later_answers(
     assert statistics.median(after) < 0.25, after
     figures(rounds=rounds, **{"lock held s": 0.7, "new - confirmed ms": round(gap, 2),
                               "answer after ms": round(statistics.median(after) * 1000, 1)})
+
+
+@pytest.mark.catalogue("S2")
+@pytest.mark.parametrize("site", [{}, pytest.param({"backend": "postgresql"},
+                                                   marks=pytest.mark.postgres)],
+                         ids=["sqlite", "postgresql"], indirect=True)
+def test_the_same_address_sent_at_once_gets_one_answer(site: Site) -> None:
+    """A double click, or an attacker sending one address twice at once: on PostgreSQL
+    both requests found no row and both inserted, and the second's unique violation was
+    a 500 that only a new address could get (a known one is a row to lock). Every
+    request gets the one answer; the address is stored once and gets one confirmation."""
+    config, store = site.config, site.store
+    actions.subscribers.add_subscriber(store, config, "known@example.org", confirmed=True)
+    with live(create_app(config, store)) as server:
+        for n, email in enumerate(["twice@example.org", "known@example.org",
+                                   "again@example.org"]):
+            def post(i: int, email: str = email, n: int = n) -> tuple[int, str]:
+                reply = server.request("POST", "/subscribe", source=f"127.0.{n + 3}.{i + 2}",
+                                       form={"email": email, "language": "en",
+                                             "frequency": "daily"})
+                return reply.status, reply.body
+            with ThreadPoolExecutor(12) as pool:
+                answers = set(pool.map(post, range(12)))
+            assert {status for status, _ in answers} == {200}, email
+            assert len(answers) == 1, email
+    assert (_status(site, "twice@example.org"), _status(site, "again@example.org")) == \
+        ("pending", "pending")
+    assert _wait_mail(site, 2) == 2
+    time.sleep(0.5)  # no third (a second confirmation to the same address) follows
+    assert len(site.smtp.handler.messages) == 2
+
+
+@pytest.mark.catalogue("S7")
+@pytest.mark.parametrize("site", [{}, pytest.param({"backend": "postgresql"},
+                                                   marks=pytest.mark.postgres)],
+                         ids=["sqlite", "postgresql"], indirect=True)
+def test_one_pending_address_asked_at_once_gets_one_confirmation(site: Site) -> None:
+    """List-bombing by concurrency: twelve asks for one pending address at once. On
+    PostgreSQL each read the day's slot as free before any had taken it (no row lock),
+    and each queued a confirmation."""
+    config, store = site.config, site.store
+    actions.subscribers.add_subscriber(store, config, "target@example.org")  # pending, no mail
+    with live(create_app(config, store)) as server:
+        def post(i: int) -> int:
+            return server.request("POST", "/subscribe", source=f"127.0.6.{i + 2}", form={
+                "email": "target@example.org", "language": "en", "frequency": "daily"}).status
+        with ThreadPoolExecutor(12) as pool:
+            assert set(pool.map(post, range(12))) == {200}
+    assert _wait_mail(site, 1) == 1
+    time.sleep(0.5)  # no second follows
+    assert len(site.smtp.handler.messages) == 1
+    with store.read() as conn:
+        assert len(list(conn.execute(select(outbox.c.id)))) == 1
 
 
 def _csrf(body: str) -> str:

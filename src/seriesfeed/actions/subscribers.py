@@ -202,12 +202,19 @@ def _add(conn: Connection, config: Config, address: str, *, name: str | None, la
                          status=SubscriberStatus.CONFIRMED if confirmed
                          else SubscriberStatus.PENDING,
                          consent_ip=ip, consent_source=source, start=begins)
-        sub.id = sq.add(conn, sub, now)
-        if confirmed and begins is Start.FIRST:
-            _begin_catch_up(conn, sub.id)
-        if confirmed and welcome:
-            _queue_welcome(conn, config, sub, now)
-        return AddResult(sub, True, not confirmed, wrote=True)
+        added = sq.add(conn, sub, now)
+        if added is not None:
+            sub.id = added
+            if confirmed and begins is Start.FIRST:
+                _begin_catch_up(conn, sub.id)
+            if confirmed and welcome:
+                _queue_welcome(conn, config, sub, now)
+            return AddResult(sub, True, not confirmed, wrote=True)
+        # PostgreSQL: the same address asked twice at once (a double click, someone
+        # probing); the other request stored it first. It is a known address now, as it
+        # would have been a moment later: a 500 here told that it had been new (S2)
+        existing = sq.get(conn, email=address, for_update=True)
+        assert existing is not None  # add() saw it
     if existing.status is SubscriberStatus.UNSUBSCRIBED and resubscribe:
         assert existing.id is not None
         # a fresh consent: what this ask chose, series included
@@ -244,6 +251,10 @@ def queue_confirmation(store: Store, config: Config, sub: Subscriber, now: datet
     the outbox's retries, backoff and Message-ID rules, like a digest."""
     assert sub.id is not None
     with store.write() as conn:
+        # the address's row locked first (PostgreSQL; SQLite's writers take turns anyway):
+        # asks for one address at once then take turns too, and only the first finds the
+        # day's slot free; else each read it free before any took it, and each queued (S7)
+        sq.get(conn, id=sub.id, for_update=True)
         waiting = oq.waiting(conn, OutboxKind.CONFIRM, sub.id)
         if waiting:
             # asked again while one waits for the relay: try that one now, never a second
