@@ -358,6 +358,38 @@ def test_one_pending_address_asked_at_once_gets_one_confirmation(site: Site) -> 
         assert len(list(conn.execute(select(outbox.c.id)))) == 1
 
 
+@pytest.mark.catalogue("S2")
+def test_a_series_that_does_not_exist_gets_every_status_the_same_answer(site: Site) -> None:
+    """The form's ``series`` field is the visitor's to fill. Only a new (or returning)
+    address had its series looked up, so a made-up slug answered 503 (the busy page) for
+    a new address and 200 for a pending, confirmed or removed one: one request told them
+    apart. Every status gets the same refusal, and nothing is stored."""
+    config, store = site.config, site.store
+    actions.subscribers.add_subscriber(store, config, "pending@example.org")
+    actions.subscribers.add_subscriber(store, config, "confirmed@example.org", confirmed=True)
+    actions.subscribers.add_subscriber(store, config, "removed@example.org", confirmed=True)
+    actions.subscribers.remove_subscriber(store, "removed@example.org")
+    answers: dict[str, set[tuple[int, str]]] = {}
+    with live(create_app(config, store)) as server:
+        for i, email in enumerate(["new@example.org", "pending@example.org",
+                                   "confirmed@example.org", "removed@example.org"]):
+            for j, slug in enumerate(["no-such-series", f"{SLUG},no-such-series"]):
+                reply = server.request("POST", "/subscribe", source=f"127.0.8.{2 * i + j + 2}",
+                                       form={"email": email, "language": "en",
+                                             "frequency": "daily", "series": slug})
+                answers.setdefault(slug, set()).add((reply.status, reply.body))
+        # a series that exists is followed (a new address is stored)
+        reply = server.request("POST", "/subscribe", source="127.0.8.30", form={
+            "email": "both@example.org", "language": "en", "frequency": "daily",
+            "series": SLUG})
+        assert reply.status == 200
+    assert all(len(seen) == 1 for seen in answers.values()), \
+        {slug: sorted(status for status, _ in seen) for slug, seen in answers.items()}
+    assert {next(iter(seen))[0] for seen in answers.values()} == {400}
+    assert _status(site, "new@example.org") is None
+    assert _status(site, "both@example.org") == "pending"
+
+
 def _csrf(body: str) -> str:
     match = re.search(r'name="csrf" value="([^"]+)"', body)
     assert match, body[:500]

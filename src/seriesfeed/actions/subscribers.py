@@ -193,6 +193,11 @@ def _add(conn: Connection, config: Config, address: str, *, name: str | None, la
          freq: Frequency, confirmed: bool, source: str, ip: str | None,
          series: tuple[str, ...], resubscribe: bool, begins: Start, welcome: bool,
          now: datetime) -> AddResult:
+    # the series first, whoever the address is: a form's ``series`` is the visitor's to
+    # fill, and looked up only for a new address a made-up slug told new from known (S2)
+    for slug in series:
+        if eq.series_id(conn, slug) is None:
+            raise ValidationError(f"no series '{slug}'", field="series")
     if sq.is_suppressed(conn, address):
         return AddResult(None, False, False)
     existing = sq.get(conn, email=address, for_update=True)
