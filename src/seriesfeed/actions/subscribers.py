@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -154,6 +155,11 @@ class AddResult:
     created: bool
     send_confirmation: bool
     wrote: bool = False  # a row committed before returning (new or returning address)
+    # time.monotonic() once the write transaction held the store's lock, and the seconds
+    # from then to the end of its commit: the part of the answer's time that depends on
+    # the address (S2); the wait for the lock before it is the same for every status
+    began: float = 0.0
+    write_s: float = 0.0
 
 
 @subscriber_event("subscribe")  # one log line per event, after the commit
@@ -173,33 +179,59 @@ def add_subscriber(store: Store, config: Config, email: str, *, name: str | None
     begins = check_start(start)
     now = now_utc()
     with store.write() as conn:
-        if sq.is_suppressed(conn, address):
-            return AddResult(None, False, False)
-        existing = sq.get(conn, email=address, for_update=True)
-        if existing is None:
-            sub = Subscriber(email=address, name=clean_name(name), language=lang,
-                             frequency=freq, series=series,
-                             status=SubscriberStatus.CONFIRMED if confirmed
-                             else SubscriberStatus.PENDING,
-                             consent_ip=ip, consent_source=source, start=begins)
-            sub.id = sq.add(conn, sub, now)
+        # from here the store's write lock is ours: what follows is the cost that
+        # depends on the address (a lock's wait before it is every status's alike)
+        began = time.monotonic()
+        result = _add(conn, config, address, name=name, lang=lang, freq=freq,
+                      confirmed=confirmed, source=source, ip=ip, series=series,
+                      resubscribe=resubscribe, begins=begins, welcome=welcome, now=now)
+    result.began, result.write_s = began, time.monotonic() - began  # the commit included
+    return result
+
+
+def _add(conn: Connection, config: Config, address: str, *, name: str | None, lang: str,
+         freq: Frequency, confirmed: bool, source: str, ip: str | None,
+         series: tuple[str, ...], resubscribe: bool, begins: Start, welcome: bool,
+         now: datetime) -> AddResult:
+    # the series first, whoever the address is: a form's ``series`` is the visitor's to
+    # fill, and looked up only for a new address a made-up slug told new from known (S2)
+    for slug in series:
+        if eq.series_id(conn, slug) is None:
+            raise ValidationError(f"no series '{slug}'", field="series")
+    if sq.is_suppressed(conn, address):
+        return AddResult(None, False, False)
+    existing = sq.get(conn, email=address, for_update=True)
+    if existing is None:
+        sub = Subscriber(email=address, name=clean_name(name), language=lang,
+                         frequency=freq, series=series,
+                         status=SubscriberStatus.CONFIRMED if confirmed
+                         else SubscriberStatus.PENDING,
+                         consent_ip=ip, consent_source=source, start=begins)
+        added = sq.add(conn, sub, now)
+        if added is not None:
+            sub.id = added
             if confirmed and begins is Start.FIRST:
                 _begin_catch_up(conn, sub.id)
             if confirmed and welcome:
                 _queue_welcome(conn, config, sub, now)
             return AddResult(sub, True, not confirmed, wrote=True)
-        if existing.status is SubscriberStatus.UNSUBSCRIBED and resubscribe:
-            assert existing.id is not None
-            # a fresh consent: what this ask chose, series included
-            sq.resubscribe(conn, existing.id, language=lang, frequency=freq,
-                           series_slugs=series, ip=ip, source=source, now=now,
-                           start=begins)
-            existing.status, existing.language, existing.frequency = \
-                SubscriberStatus.PENDING, lang, freq
-            existing.series = series
-            return AddResult(existing, False, True, wrote=True)
-        wants_mail = existing.status is SubscriberStatus.PENDING
-        return AddResult(existing, False, wants_mail)
+        # PostgreSQL: the same address asked twice at once (a double click, someone
+        # probing); the other request stored it first. It is a known address now, as it
+        # would have been a moment later: a 500 here told that it had been new (S2)
+        existing = sq.get(conn, email=address, for_update=True)
+        assert existing is not None  # add() saw it
+    if existing.status is SubscriberStatus.UNSUBSCRIBED and resubscribe:
+        assert existing.id is not None
+        # a fresh consent: what this ask chose, series included
+        sq.resubscribe(conn, existing.id, language=lang, frequency=freq,
+                       series_slugs=series, ip=ip, source=source, now=now,
+                       start=begins)
+        existing.status, existing.language, existing.frequency = \
+            SubscriberStatus.PENDING, lang, freq
+        existing.series = series
+        return AddResult(existing, False, True, wrote=True)
+    wants_mail = existing.status is SubscriberStatus.PENDING
+    return AddResult(existing, False, wants_mail)
 
 
 def _claim_slot(conn: Connection, subscriber_id: int, now: datetime) -> bool:
@@ -224,6 +256,10 @@ def queue_confirmation(store: Store, config: Config, sub: Subscriber, now: datet
     the outbox's retries, backoff and Message-ID rules, like a digest."""
     assert sub.id is not None
     with store.write() as conn:
+        # the address's row locked first (PostgreSQL; SQLite's writers take turns anyway):
+        # asks for one address at once then take turns too, and only the first finds the
+        # day's slot free; else each read it free before any took it, and each queued (S7)
+        sq.get(conn, id=sub.id, for_update=True)
         waiting = oq.waiting(conn, OutboxKind.CONFIRM, sub.id)
         if waiting:
             # asked again while one waits for the relay: try that one now, never a second

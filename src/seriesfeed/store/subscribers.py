@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from seriesfeed.errors import NotFoundError
 from seriesfeed.models import Frequency, Start, Subscriber, SubscriberStatus
@@ -131,8 +132,27 @@ def is_suppressed(conn: Connection, email: str) -> bool:
                         .where(suppressions.c.email_hash == email_hash(email))).first() is not None
 
 
-def add(conn: Connection, sub: Subscriber, now: datetime) -> int:
-    """Insert ``sub`` with its status; a confirmed one starts its digests from now."""
+def add(conn: Connection, sub: Subscriber, now: datetime) -> int | None:
+    """Insert ``sub`` with its status; a confirmed one starts its digests from now. None
+    when the address is stored already. On SQLite writers take turns (BEGIN IMMEDIATE), so
+    a caller's look before is what is there. On PostgreSQL another writer may commit the
+    same address between that look and this insert: the unique key waits for it and then
+    refuses, inside a savepoint, and this transaction goes on (it now sees that row)."""
+    if conn.dialect.name == "sqlite":
+        sid = _insert(conn, sub, now)
+    else:
+        try:
+            with conn.begin_nested():
+                sid = _insert(conn, sub, now)
+        except IntegrityError:
+            if get(conn, email=sub.email) is None:  # another constraint: not ours to hide
+                raise
+            return None
+    set_series(conn, sid, sub.series)
+    return sid
+
+
+def _insert(conn: Connection, sub: Subscriber, now: datetime) -> int:
     confirmed = sub.status is SubscriberStatus.CONFIRMED
     sid = conn.execute(insert(subscribers).values(
         email=sub.email, email_key=email_key(sub.email), name=sub.name, language=sub.language,
@@ -143,7 +163,6 @@ def add(conn: Connection, sub: Subscriber, now: datetime) -> int:
         consent_source=sub.consent_source,
         last_seq=eq.max_seq(conn) if confirmed else 0, hard_bounces=0, start=sub.start.value,
     ).returning(subscribers.c.id)).scalar_one()
-    set_series(conn, sid, sub.series)
     return int(sid)
 
 

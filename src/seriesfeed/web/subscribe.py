@@ -86,15 +86,20 @@ class AnswerPace:
     a running average of those writes' own durations (at least ``floor``, at most
     ``ceiling``): known, suppressed and new addresses then leave at the same moment,
     unless one write is slower than usual, which moves the average for all that follow.
-    In this process, like the rate limiter; each node learns its own disk."""
+    Both the writes and the hold count from the moment the store's write lock was taken,
+    not from the request's start: a wait for another writer's lock (the daemon's, an
+    import's) is every status's alike, and counted in it hid nothing once it passed the
+    ceiling, while it held every answer after it near the ceiling until many new
+    addresses had come. In this process, like the rate limiter; each node learns its own
+    disk."""
 
     def __init__(self, floor: float = 0.002, ceiling: float = 0.5, start: float = 0.02) -> None:
         self.floor, self.ceiling = floor, ceiling
         self.write_s = start
 
     def wrote(self, seconds: float) -> None:
-        """A store write that a new address needed took ``seconds`` (measured from the
-        request's start, as the hold is)."""
+        """A store write that a new address needed took ``seconds`` (from the moment it
+        held the store's write lock to the end of its commit, as the hold counts)."""
         self.write_s += (seconds - self.write_s) / 8
 
     def due(self) -> float:
@@ -286,7 +291,8 @@ async def subscribe(site: Site, request: Request) -> Response:
         except SeriesfeedError:
             return site.error(lang, 400)
         if result.wrote:
-            site.pace.wrote(time.monotonic() - started)
+            site.pace.wrote(result.write_s)
+        started = result.began  # the hold counts from the lock, as the writes do
         if result.send_confirmation and result.subscriber is not None:
             confirmation = BackgroundTask(actions.subscribers.send_confirmation, store,
                                           config, result.subscriber)
