@@ -178,3 +178,30 @@ def test_a_date_damaged_by_hand_is_one_error_line_naming_it(
         lines = done.err.strip().splitlines()
         assert len(lines) == 1 and "date" in lines[0], (command, done)
     assert not (path.parent / "out" / "feeds").exists()
+
+
+def test_a_date_damaged_by_hand_met_by_a_request_makes_healthz_say_so(
+        make_config: Callable[..., Path], run_cli: Callable[..., Any]) -> None:
+    """README: /healthz is ``degraded`` after "a store error met by a request or job in
+    the last minute". The damaged date's error is raised while SQLAlchemy reads a row, not
+    by the database, so it came past the store's own bookkeeping: a feed request answered
+    503 for it while /healthz kept saying ``up``."""
+    from seriesfeed import actions
+    from seriesfeed.config import load_config
+
+    path = make_config(database={"url": "sqlite:///store.sqlite3"})
+    assert run_cli("--config", path, "import", SEED_PAGE).code == 0
+    with sqlite3.connect(path.parent / "store.sqlite3") as db:
+        db.execute("UPDATE entries SET published = 'the 5th of May' "
+                   "WHERE seq = (SELECT min(seq) FROM entries)")
+    config = load_config(path, env={})
+    store = Store(config.database.url, base_dir=path.parent)
+    try:
+        assert actions.health(config, store).state == "up"
+        with pytest.raises(StoreDamagedError):
+            actions.list_entries(store)
+        found = actions.health(config, store)
+        assert found.state == "degraded", (found.state, found.reasons)
+        assert any("where a date belongs" in reason for reason in found.reasons), found.reasons
+    finally:
+        store.close()

@@ -79,7 +79,8 @@ class NotFoundError(StoreError):
 
 
 class StoreDamagedError(StoreError):
-    """The database is corrupt (SQLite "database disk image is malformed")."""
+    """The database is corrupt (SQLite "database disk image is malformed"), or a row holds
+    what its column cannot (a date edited by hand into a word: store/tables.py)."""
 
 
 class StoreTooNewError(StoreError):

@@ -192,6 +192,13 @@ class Store:
             yield
         except IntegrityError:
             raise
+        except StoreDamagedError as exc:
+            # a row SQLAlchemy could not read (a date edited by hand: store/tables.py),
+            # raised past the database's own errors; those from _connect are seen already.
+            # One row: degraded with the reason, not down (every other page still works)
+            if not isinstance(exc.__cause__, DBAPIError):
+                self.trouble.seen(str(exc))
+            raise
         except OperationalError as exc:
             if _is_damage(exc):
                 raise self._damaged(exc) from exc
