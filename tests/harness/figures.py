@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 FIGURES: dict[str, list[tuple[str, dict[str, object]]]] = {}
 OUTCOMES: dict[str, str] = {}
@@ -84,6 +85,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     global FULL
     FULL = bool(config.getoption("--full"))
+    # property tests: the fast tier (every landing's check) draws the same examples each
+    # run, so a landing is never decided by a lucky or unlucky draw; the full tier draws
+    # new ones each run and is where hypothesis explores (its finds become @example lines)
+    settings.register_profile("fast", derandomize=True, database=None)
+    settings.register_profile("full", derandomize=False)
+    settings.load_profile("full" if FULL else "fast")
     config.addinivalue_line("markers", "catalogue(id): a RELIABILITY.md catalogue test")
     config.addinivalue_line("markers", "full: runs only in the full tier (--full)")
 
