@@ -12,11 +12,12 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
@@ -165,6 +166,29 @@ def _slow_inserts(store: Store, ms: float) -> None:
         conn.exec_driver_sql(SLOW_INSERT.format(count=int(ms / 1000 / per_step)))
 
 
+def _shuffled_rounds(kinds: Iterable[str], rounds: int, seed: int
+                     ) -> Iterator[tuple[int, str, str]]:
+    """(round, status, client address) for each ask of a timing test: every status once a
+    round, in an order shuffled per round (a difference that follows the status survives,
+    one that follows the position in the round, what ran just before, averages out), each
+    ask from its own loopback address (the rate limit is per client)."""
+    order = random.Random(seed)
+    source = 2
+    for r in range(rounds):
+        shuffled = list(kinds)
+        order.shuffle(shuffled)
+        for kind in shuffled:
+            yield r, kind, f"127.0.1.{source}"
+            source += 1
+
+
+def _ask(server: Any, r: int, kind: str, source: str) -> Any:
+    """POST the subscribe form for round ``r``'s address of status ``kind``."""
+    email = f"new{r}@example.org" if kind == "new" else f"{kind}@example.org"
+    return server.request("POST", "/subscribe", source=source,
+                          form={"email": email, "language": "en", "frequency": "daily"})
+
+
 @pytest.mark.serial  # asserts a time bound: run alone (./dev test)
 @pytest.mark.catalogue("S2")
 @pytest.mark.parametrize("slower_ms", [0, 20], ids=["this disk", "slow disk"])
@@ -186,7 +210,6 @@ def test_every_status_gets_the_same_answer_in_the_same_time(
                                        ("new", "pending", "confirmed", "unsub", "removed")}
     bodies: dict[str, set[tuple[int, str]]] = {k: set() for k in samples}
     rounds = 20
-    order = random.Random(2)
     # confirmations expected so far: one per new address, and the first ask of the pending
     # and of the unsubscribed address (asking again after unsubscribing is a new consent)
     mails = 0
@@ -205,23 +228,13 @@ def test_every_status_gets_the_same_answer_in_the_same_time(
         raise AssertionError(f"{expected} confirmations did not all leave within 10 s")
 
     with live(create_app(config, store)) as server:
-        source = 2
-        for r in range(rounds):
-            # shuffled per round: a difference that follows the status survives, one that
-            # follows the position in the round (what ran just before) averages out
-            kinds = list(samples)
-            order.shuffle(kinds)
-            for kind in kinds:
-                email = f"new{r}@example.org" if kind == "new" else f"{kind}@example.org"
-                reply = server.request("POST", "/subscribe", source=f"127.0.1.{source}",
-                                       form={"email": email, "language": "en",
-                                             "frequency": "daily"})
-                source += 1
-                samples[kind].append(reply.seconds)
-                bodies[kind].add((reply.status, reply.body))
-                mails += kind == "new" or (kind in ("pending", "unsub")
-                                           and len(samples[kind]) == 1)
-                settle(mails)
+        for r, kind, source in _shuffled_rounds(samples, rounds, seed=2):
+            reply = _ask(server, r, kind, source)
+            samples[kind].append(reply.seconds)
+            bodies[kind].add((reply.status, reply.body))
+            mails += kind == "new" or (kind in ("pending", "unsub")
+                                       and len(samples[kind]) == 1)
+            settle(mails)
     answers = set().union(*bodies.values())
     assert len(answers) == 1, "the answer depends on the address's status"
     assert next(iter(answers))[0] == 200
@@ -255,7 +268,6 @@ def test_a_held_store_lock_neither_shows_the_write_nor_slows_later_answers(
     path = store.sqlite_path
     samples: dict[str, list[float]] = {"new": [], "confirmed": []}
     rounds = 6
-    order = random.Random(5)
 
     def hold_lock(held: threading.Event, seconds: float) -> None:
         conn = sqlite3.connect(path, isolation_level=None)
@@ -268,35 +280,21 @@ def test_a_held_store_lock_neither_shows_the_write_nor_slows_later_answers(
             conn.close()
 
     with live(create_app(config, store)) as server:
-        source = 2
-        for r in range(rounds):
-            kinds = list(samples)
-            order.shuffle(kinds)
-            for kind in kinds:
-                held = threading.Event()
-                holder = threading.Thread(target=hold_lock, args=(held, 0.6))
-                holder.start()
-                try:
-                    assert held.wait(5)
-                    email = f"new{r}@example.org" if kind == "new" else f"{kind}@example.org"
-                    reply = server.request("POST", "/subscribe", source=f"127.0.1.{source}",
-                                           form={"email": email, "language": "en",
-                                                 "frequency": "daily"})
-                finally:
-                    holder.join()
-                source += 1
-                assert reply.status == 200, reply.body[:300]
-                samples[kind].append(reply.seconds)
-                time.sleep(0.1)  # the confirmation's background task leaves meanwhile
+        for r, kind, source in _shuffled_rounds(samples, rounds, seed=5):
+            held = threading.Event()
+            holder = threading.Thread(target=hold_lock, args=(held, 0.6))
+            holder.start()
+            try:
+                assert held.wait(5)
+                reply = _ask(server, r, kind, source)
+            finally:
+                holder.join()
+            assert reply.status == 200, reply.body[:300]
+            samples[kind].append(reply.seconds)
+            time.sleep(0.1)  # the confirmation's background task leaves meanwhile
         # the lock is free again: an answer is held about as long as a write takes
         # (~20 ms here), not the lock's 0.6 s nor the 0.5 s ceiling
-        after = []
-        for _ in range(3):
-            reply = server.request("POST", "/subscribe", source=f"127.0.1.{source}",
-                                   form={"email": "confirmed@example.org", "language": "en",
-                                         "frequency": "daily"})
-            source += 1
-            after.append(reply.seconds)
+        after = [_ask(server, 0, "confirmed", f"127.0.2.{i + 2}").seconds for i in range(3)]
     gap = statistics.median((samples["new"][r] - samples["confirmed"][r]) * 1000
                             for r in range(rounds))
     assert abs(gap) < 5, {k: [round(x * 1000) for x in v] for k, v in samples.items()}
